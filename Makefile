@@ -1,0 +1,48 @@
+# One entry point for every task. `make demo` and `make test` set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := redis-server openjdk-17-jre-headless maven
+
+.PHONY: setup system-packages demo test test-fast lint bench clean
+
+setup: system-packages $(VENV)/.installed .cache/.kafka-libs
+
+# Debian packages the local stack needs: Redis, and Java + Maven for the Kafka broker.
+system-packages:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# The Kafka broker's jars, resolved from Maven Central by deploy/kafka/pom.xml.
+.cache/.kafka-libs: deploy/kafka/pom.xml $(VENV)/.installed
+	$(BIN)/python -m alert_engine.stack libs
+	mkdir -p .cache && touch $@
+
+demo: setup
+	$(BIN)/alert-engine demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check alert_engine tests benchmarks
+	$(BIN)/ruff format --check alert_engine tests benchmarks
+	$(BIN)/mypy alert_engine
+
+clean:
+	rm -rf $(VENV) .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache

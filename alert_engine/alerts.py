@@ -1,0 +1,49 @@
+"""The alert record: what a rule found, written to the `alerts` topic before any delivery."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from alert_engine.events import Stream
+from alert_engine.rules import Severity
+
+
+def alert_id(rule: str, key: str) -> str:
+    """Stable id: the same rule firing for the same key is the same alert, on any worker, at
+    any time. Delivery keys its idempotency records on it, so a re-processed event never alerts
+    twice."""
+    digest = hashlib.blake2b(f"{rule}\x00{key}".encode(), digest_size=10).hexdigest()
+    return f"al-{digest}"
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    rule: str
+    severity: Severity
+    route: str
+    # What the alert is about: the event id for a single-event rule.
+    key: str
+    stream: Stream
+    event: dict[str, Any]
+    values: dict[str, Any]
+    event_time: AwareDatetime
+    fired_at: AwareDatetime
+    ruleset_version: str
+    labels: dict[str, str] = {}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Alert:
+        return cls.model_validate_json(raw)
+
+    def latency_seconds(self, now: datetime) -> float:
+        return (now - self.event_time).total_seconds()

@@ -1,0 +1,163 @@
+"""The Faust application: topics and agents only. Everything done per event lives in `evaluate`
+and `delivery`; rules and clients are built by the caller and passed in.
+
+Each agent yields, once per input record, the records it produces (alerts, dead letters; maybe
+none), and one sink publishes them. Faust awaits the sink before taking the next record and flushes
+the producer before committing offsets, so an input is never committed before its outputs are
+durable in Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import faust
+from faust.types import EventT, StreamT
+
+from alert_engine import deadletter
+from alert_engine.alerts import Alert
+from alert_engine.delivery import Deliverer
+from alert_engine.evaluate import Evaluator
+from alert_engine.events import EventRejected, Stream
+from alert_engine.settings import Settings
+from alert_engine.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record for a dead-letter topic: the original key and value, the reason in headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+Output: TypeAlias = Alert | DeadLetter
+# What an agent yields for one input record; often empty.
+Outputs: TypeAlias = list[Output]
+Outputs: TypeAlias = list[Output]
+
+
+def create_app(
+    settings: Settings, evaluator: Evaluator, deliverer: Deliverer, stats: Stats
+) -> faust.App:
+    kafka = settings.kafka
+    app = faust.App(
+        settings.engine.app_id,
+        broker=kafka.broker_url,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        producer_acks=-1,
+        web_host=settings.web.host,
+        web_port=settings.web.port,
+        autodiscover=False,
+    )
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, partitions=kafka.partitions, key_type=bytes, value_type=bytes)
+
+    topics = {
+        name: topic(name)
+        for name in (
+            kafka.ratings_topic,
+            kafka.interactions_topic,
+            kafka.alerts_topic,
+            kafka.deadletter_topic,
+            kafka.failed_alerts_topic,
+        )
+    }
+
+    async def publish(outputs: Outputs) -> None:
+        for output in outputs:
+            if isinstance(output, Alert):
+                # Keyed by alert id: a re-evaluated event lands on the same alerts partition.
+                await topics[kafka.alerts_topic].send(
+                    key=output.id.encode(), value=output.to_json()
+                )
+            else:
+                await topics[output.topic].send(
+                    key=output.key, value=output.value, headers=output.headers
+                )
+
+    async def evaluate(stream: Stream, events: StreamT[bytes]) -> AsyncIterator[Outputs]:
+        event: EventT[bytes]
+        async for event in events.events():
+            try:
+                outputs: Outputs = list(evaluator.evaluate(stream, event.value))
+            except EventRejected as rejected:
+                message = event.message
+                log.warning(
+                    "dead-lettered %s[%s]@%s: %s",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    rejected,
+                )
+                outputs = [
+                    DeadLetter(
+                        topic=kafka.deadletter_topic,
+                        key=event.key,
+                        value=event.value,
+                        headers=deadletter.headers(
+                            reason=rejected.reason,
+                            detail=rejected.detail,
+                            topic=message.topic,
+                            partition=message.partition,
+                            offset=message.offset,
+                        ),
+                    )
+                ]
+            yield outputs
+
+    @app.agent(topics[kafka.ratings_topic], name="evaluate-ratings", sink=[publish])
+    async def evaluate_ratings(events: StreamT[bytes]) -> AsyncIterator[Outputs]:
+        async for outputs in evaluate(Stream.RATINGS, events):
+            yield outputs
+
+    @app.agent(topics[kafka.interactions_topic], name="evaluate-interactions", sink=[publish])
+    async def evaluate_interactions(events: StreamT[bytes]) -> AsyncIterator[Outputs]:
+        async for outputs in evaluate(Stream.INTERACTIONS, events):
+            yield outputs
+
+    @app.agent(topics[kafka.alerts_topic], name="deliver-alerts", sink=[publish])
+    async def deliver_alerts(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
+        async for raw in records:
+            alert = Alert.from_json(raw)
+            failures = await deliverer.deliver(alert)
+            yield [
+                DeadLetter(
+                    topic=kafka.failed_alerts_topic,
+                    key=alert.id.encode(),
+                    value=raw,
+                    headers=deadletter.headers(
+                        reason="delivery_failed", detail=failure.reason, topic=failure.destination
+                    ),
+                )
+                for failure in failures
+            ]
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "ruleset": evaluator.ruleset.version})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        # Ready once this worker owns partitions and no rebalance is under way.
+        assigned = bool(app.consumer.assignment()) if app.consumer else False
+        is_ready = assigned and not app.rebalancing
+        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+
+    @app.page("/stats")
+    async def stats_view(web: Any, request: Any) -> Any:
+        return web.json({"ruleset": evaluator.ruleset.version, **stats.as_dict()})
+
+    return app

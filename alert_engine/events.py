@@ -1,0 +1,141 @@
+"""The two input streams and their validation at the edge.
+
+Events arrive as JSON bytes. `decode_event` either returns a validated, immutable event or raises
+`EventRejected` with a reason a person can act on; the caller dead-letters the original bytes.
+Validation is strict: `"5"` is not a rating and `true` is not a count. Unknown fields are kept, so
+producers can add context (a customer tier, a store id) and rules can read it before the schema
+names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+# Ids and names are keys in tables, Slack text and Redis keys: bound them.
+ShortText = Annotated[str, Field(min_length=1, max_length=256)]
+# Event time may arrive as an ISO-8601 string or epoch seconds; strict mode alone refuses strings.
+EventTime = Annotated[AwareDatetime, Field(strict=False)]
+
+
+class Stream(StrEnum):
+    RATINGS = "ratings"
+    INTERACTIONS = "interactions"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+class Customer(_Model):
+    id: ShortText
+    name: str | None = Field(default=None, max_length=256)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=64)
+    tier: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(default=None, max_length=64)
+
+
+class Agent(_Model):
+    id: ShortText
+    name: str | None = Field(default=None, max_length=256)
+
+
+class Rating(_Model):
+    """A survey response: the initial rating of a contact, or a follow-up after recovery."""
+
+    id: ShortText
+    rating: int = Field(ge=1, le=5, description="stars, 1-5")
+    nps: int | None = Field(default=None, ge=0, le=10)
+    comment: str | None = Field(default=None, max_length=5000)
+    customer: Customer
+    agent: Agent
+    team: ShortText
+    channel: ShortText
+    interaction_id: str | None = Field(default=None, min_length=1, max_length=256)
+    time: EventTime
+    survey: Literal["initial", "follow_up"] = "initial"
+    alert_id: str | None = Field(default=None, max_length=128)
+
+
+class Interaction(_Model):
+    """A contact handled by an agent: a call, chat or email, with its service figures."""
+
+    id: ShortText
+    agent: Agent
+    team: ShortText
+    queue: ShortText
+    channel: ShortText
+    customer: Customer | None = None
+    wait_seconds: float = Field(ge=0, strict=False)
+    handle_seconds: float = Field(default=0, ge=0, strict=False)
+    hold_seconds: float = Field(default=0, ge=0, strict=False)
+    transfers: int = Field(default=0, ge=0)
+    outcome: str | None = Field(default=None, max_length=64)
+    time: EventTime
+
+
+Event = Rating | Interaction
+
+MODELS: Mapping[Stream, type[Rating] | type[Interaction]] = {
+    Stream.RATINGS: Rating,
+    Stream.INTERACTIONS: Interaction,
+}
+
+
+class EventRejected(Exception):
+    """An input event that cannot be evaluated; `reason` is a short, stable label for counting."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_event(stream: Stream, raw: bytes | None, *, max_bytes: int) -> Event:
+    if raw is None or not raw:
+        raise EventRejected("empty", "the message has no value")
+    if len(raw) > max_bytes:
+        raise EventRejected("too_large", f"{len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventRejected("not_json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise EventRejected("not_object", f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return MODELS[stream].model_validate(data)
+    except ValidationError as exc:
+        raise EventRejected("invalid", describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
+    """`rating: Input should be less than or equal to 5 (got 7); team: Field required`."""
+    parts = []
+    for error in exc.errors(include_url=False)[:limit]:
+        where = ".".join(str(part) for part in error["loc"]) or "event"
+        message = error["msg"]
+        if error["type"] != "missing":
+            message += f" (got {_short_repr(error.get('input'))})"
+        parts.append(f"{where}: {message}")
+    if exc.error_count() > limit:
+        parts.append(f"and {exc.error_count() - limit} more")
+    return "; ".join(parts)
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def event_fields(event: Event) -> dict[str, Any]:
+    """The event as rules see it: plain values, extras included, `stream` added."""
+    fields = event.model_dump()
+    fields["stream"] = (
+        Stream.RATINGS.value if isinstance(event, Rating) else Stream.INTERACTIONS.value
+    )
+    return fields

@@ -1,0 +1,88 @@
+"""Rule conditions in the Common Expression Language (CEL), compiled once when rules load.
+
+CEL is side-effect free, always terminates and has no access to Python: an ops-written condition
+can read an event, never change or escape it. Per event the engine builds one `Activation` and runs
+every compiled program against it; building the activation costs far more than running a program,
+so it happens once per event, not once per rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cel
+from cel.stdlib import STDLIB_FUNCTIONS
+
+# Functions available to conditions beyond CEL's built-ins, by the name a condition calls them
+# with: cel-go's string, math, list and set extensions (`lowerAscii`, `split`, `math.abs`, ...).
+FUNCTIONS: dict[str, Callable[..., Any]] = dict(STDLIB_FUNCTIONS)
+
+
+class ExpressionError(ValueError):
+    """A condition that does not compile; `message` is CEL's own explanation."""
+
+
+class EvaluationError(RuntimeError):
+    """A condition that could not be decided for one event, e.g. it reads a missing field."""
+
+
+class Activation:
+    """The variables one event exposes to conditions, converted to CEL values once."""
+
+    __slots__ = ("context", "fields")
+
+    def __init__(
+        self, fields: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]
+    ) -> None:
+        self.fields = fields
+        # Only the functions some condition calls: registering all of them costs more per event
+        # than running a condition.
+        self.context = cel.Context(dict(fields), dict(functions))
+
+
+@dataclass(frozen=True)
+class Condition:
+    source: str
+    program: Any = field(repr=False, compare=False)
+    variables: tuple[str, ...]
+    functions: tuple[str, ...]
+
+    def evaluate(self, activation: Activation) -> bool:
+        try:
+            result = self.program.execute(activation.context)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise EvaluationError(str(exc)) from None
+        if not isinstance(result, bool):
+            raise EvaluationError(f"condition gave {type(result).__name__}, not a boolean")
+        return result
+
+    def values(self, activation: Activation) -> dict[str, Any]:
+        """The event values the condition read: what made it fire, for the alert."""
+        return {
+            name: activation.fields[name] for name in self.variables if name in activation.fields
+        }
+
+
+def compile_condition(source: str) -> Condition:
+    try:
+        program = cel.compile(source)
+    except (ValueError, RuntimeError) as exc:
+        raise ExpressionError(_clean_cel_message(str(exc))) from None
+    names = tuple(name for name in program.variables() if name not in FUNCTIONS)
+    called = tuple(name for name in program.functions() if name in FUNCTIONS)
+    return Condition(source=source, program=program, variables=names, functions=called)
+
+
+def functions_for(conditions: Iterable[Condition]) -> dict[str, Callable[..., Any]]:
+    return {name: FUNCTIONS[name] for condition in conditions for name in condition.functions}
+
+
+def _clean_cel_message(message: str) -> str:
+    # cel-rust prefixes "Failed to parse expression '<source>': ERROR: <input>:"; the caller
+    # already names the file and key, so keep only the position and the explanation.
+    marker = "ERROR: <input>:"
+    if marker in message:
+        return "syntax error at " + message.split(marker, 1)[1].strip()
+    return message

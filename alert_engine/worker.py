@@ -1,0 +1,36 @@
+"""Assembles a worker from settings: rules, clients and destinations are built here and passed
+to the app."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import faust
+from redis.asyncio import Redis
+
+from alert_engine.app import create_app
+from alert_engine.channels import Destination
+from alert_engine.channels.outbox import OutboxDestination
+from alert_engine.delivery import Deliverer, DeliveryLedger
+from alert_engine.evaluate import Evaluator
+from alert_engine.rules import load_ruleset
+from alert_engine.settings import Settings
+from alert_engine.stats import Stats
+
+
+def configured_routes(settings: Settings) -> Mapping[str, Destination]:
+    """Route name -> destination. Without Slack or email configured, all goes to the outbox."""
+    outbox = OutboxDestination(settings.engine.outbox_path)
+    return {"default": outbox, "outbox": outbox}
+
+
+def build_worker(settings: Settings) -> faust.App:
+    """Raises `RulesetError` before anything connects if the rules do not load."""
+    routes = configured_routes(settings)
+    ruleset = load_ruleset(settings.engine.rules_dir, routes=routes)
+    stats = Stats()
+    evaluator = Evaluator(ruleset, max_event_bytes=settings.engine.max_event_bytes, stats=stats)
+    # from_url connects lazily, inside the worker's event loop.
+    redis = Redis.from_url(settings.redis.url)
+    deliverer = Deliverer(routes, DeliveryLedger(redis, settings.redis.key_prefix), stats=stats)
+    return create_app(settings, evaluator, deliverer, stats)

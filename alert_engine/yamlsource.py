@@ -1,0 +1,82 @@
+"""YAML documents that remember where each value came from: errors name file, line, column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Location:
+    file: Path
+    line: int  # 1-based
+    column: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class YamlError(Exception):
+    def __init__(self, location: Location, message: str) -> None:
+        super().__init__(f"{location}: {message}")
+        self.location = location
+        self.message = message
+
+
+@dataclass(frozen=True)
+class LocatedDocument:
+    file: Path
+    data: Any
+    locations: dict[PathKey, Location] = field(repr=False)
+
+    def locate(self, path: PathKey) -> Location:
+        """The location of `path`, or of its closest ancestor that exists in the document."""
+        for end in range(len(path), -1, -1):
+            found = self.locations.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return Location(self.file, 1, 1)
+
+
+def load_yaml(file: Path, text: str | None = None) -> LocatedDocument:
+    if text is None:
+        text = file.read_text(encoding="utf-8")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return LocatedDocument(file, None, {(): Location(file, 1, 1)})
+        locations: dict[PathKey, Location] = {}
+        _record(node, (), file, locations)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise YamlError(Location(file, line, column), f"invalid YAML: {message}") from None
+    finally:
+        loader.dispose()
+    return LocatedDocument(file, data, locations)
+
+
+def _record(node: yaml.Node, path: PathKey, file: Path, out: dict[PathKey, Location]) -> None:
+    out[path] = Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            if key in seen:
+                # PyYAML silently keeps the last duplicate; a rule author means one of them.
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                )
+            seen.add(key)
+            _record(value_node, (*path, key), file, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record(item, (*path, index), file, out)

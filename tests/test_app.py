@@ -1,0 +1,66 @@
+"""The agents, driven through Faust's test context (no broker), with a real Redis for delivery."""
+
+from pathlib import Path
+
+import pytest
+
+from alert_engine.app import DeadLetter
+from alert_engine.channels.outbox import read_outbox
+from alert_engine.settings import EngineSettings, KafkaSettings, RedisSettings, Settings
+from alert_engine.worker import build_worker
+from tests.factories import encode, rating
+
+
+@pytest.fixture
+def settings(tmp_path: Path, unique: str) -> Settings:
+    return Settings(
+        # Never contacted: the test context replaces the topics with in-memory channels.
+        kafka=KafkaSettings(bootstrap="127.0.0.1:9"),
+        engine=EngineSettings(
+            app_id=f"test-{unique}",
+            rules_dir=Path(__file__).parents[1] / "rules",
+            outbox_path=tmp_path / "outbox.jsonl",
+        ),
+    )
+
+
+async def test_the_rating_agent_yields_an_alert_for_a_one_star_rating(settings):
+    app = build_worker(settings)
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        await agent.put(encode(rating(id="r-1", rating=1)))
+        await agent.put(encode(rating(id="r-2", rating=5)))
+        await agent.put(encode(rating(id="r-3", rating=2)))
+        alerts = [alert for outputs in agent.results.values() for alert in outputs]
+    assert [alert.key for alert in alerts] == ["r-1", "r-3"]
+    assert {alert.rule for alert in alerts} == {"negative-rating"}
+
+
+async def test_the_rating_agent_dead_letters_bad_input_with_its_reason_and_bytes(settings):
+    app = build_worker(settings)
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        await agent.put(b"{oops", key=b"k-1")
+        await agent.put(encode(rating(id="r-4", rating=1)))
+        [first], [second] = agent.results.values()
+    assert isinstance(first, DeadLetter)
+    assert first.topic == settings.kafka.deadletter_topic
+    assert (first.key, first.value) == (b"k-1", b"{oops")
+    assert first.headers["alert-engine.deadletter.reason"] == b"not_json"
+    assert first.headers["alert-engine.deadletter.topic"] == b"ratings"
+    assert second.key == "r-4"
+
+
+async def test_the_delivery_agent_writes_each_alert_to_the_outbox_once(settings, stack, unique):
+    settings = Settings(
+        kafka=settings.kafka,
+        engine=settings.engine,
+        redis=RedisSettings(url=stack.redis_url, key_prefix=f"test-{unique}"),
+    )
+    app = build_worker(settings)
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        await agent.put(encode(rating(id="r-5", rating=1)))
+        [[alert]] = agent.results.values()
+    async with app.agents["deliver-alerts"].test_context(sink=[]) as agent:
+        await agent.put(alert.to_json())
+        await agent.put(alert.to_json())  # redelivered by Kafka after a crash
+    delivered = read_outbox(settings.engine.outbox_path)
+    assert [entry["alert"]["id"] for entry in delivered] == [alert.id]

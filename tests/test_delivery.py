@@ -1,0 +1,102 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from alert_engine.alerts import Alert, alert_id
+from alert_engine.channels import DeliveryError, PermanentDeliveryError
+from alert_engine.delivery import Deliverer, DeliveryLedger, RetryPolicy
+from alert_engine.events import Stream
+from alert_engine.rules import Severity
+
+
+def make_alert(key: str = "r-1", route: str = "team") -> Alert:
+    now = datetime.now(UTC)
+    return Alert(
+        id=alert_id("negative-rating", key),
+        rule="negative-rating",
+        severity=Severity.HIGH,
+        route=route,
+        key=key,
+        stream=Stream.RATINGS,
+        event={"id": key, "rating": 1},
+        values={"rating": 1},
+        event_time=now,
+        fired_at=now,
+        ruleset_version="test",
+    )
+
+
+class Recorder:
+    """A destination that records what it was sent, failing first with the errors given."""
+
+    def __init__(self, name: str = "team", errors: list[Exception] | None = None) -> None:
+        self.name = name
+        self.errors = list(errors or [])
+        self.sent: list[str] = []
+
+    async def send(self, alert: Alert) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(alert.id)
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def deliverer(redis, unique, destination: Recorder, sleeps: list[float], attempts: int = 4):
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    return Deliverer(
+        {destination.name: destination},
+        DeliveryLedger(redis, f"test-{unique}"),
+        retry=RetryPolicy(attempts=attempts, first_delay=0.5, max_delay=4.0),
+        sleep=fake_sleep,
+    )
+
+
+async def test_an_alert_is_delivered_once_even_when_consumed_twice(redis, unique, sleeps):
+    team = Recorder()
+    first_worker = deliverer(redis, unique, team, sleeps)
+    # A second worker (after a rebalance or restart) shares only Redis with the first.
+    second_worker = deliverer(redis, unique, team, sleeps)
+    alert = make_alert()
+    assert await first_worker.deliver(alert) == []
+    assert await second_worker.deliver(alert) == []
+    assert team.sent == [alert.id]
+    assert second_worker.stats.alerts_duplicate["team"] == 1
+
+
+async def test_transient_failures_are_retried_with_backoff_honouring_retry_after(
+    redis, unique, sleeps
+):
+    team = Recorder(errors=[OSError("reset"), DeliveryError("429", retry_after=3.0), OSError("x")])
+    failures = await deliverer(redis, unique, team, sleeps, attempts=4).deliver(make_alert())
+    assert failures == []
+    assert team.sent == [make_alert().id]
+    assert sleeps == [0.5, 3.0, 2.0]
+
+
+async def test_a_delivery_that_keeps_failing_is_handed_back_not_dropped(redis, unique, sleeps):
+    team = Recorder(errors=[OSError("down")] * 3)
+    alert = make_alert()
+    [failure] = await deliverer(redis, unique, team, sleeps, attempts=3).deliver(alert)
+    assert failure.destination == "team"
+    assert "after 3 attempts: down" in failure.reason
+    # Nothing was recorded as delivered: a replay of the dead letter delivers it.
+    assert await deliverer(redis, unique, team, sleeps).deliver(alert) == []
+    assert team.sent == [alert.id]
+
+
+async def test_a_permanent_error_is_not_retried(redis, unique, sleeps):
+    team = Recorder(errors=[PermanentDeliveryError("channel_not_found")])
+    [failure] = await deliverer(redis, unique, team, sleeps).deliver(make_alert())
+    assert failure.reason == "permanent: channel_not_found"
+    assert sleeps == []
+
+
+async def test_an_alert_for_an_unknown_route_fails_visibly(redis, unique, sleeps):
+    [failure] = await deliverer(redis, unique, Recorder(), sleeps).deliver(make_alert(route="x"))
+    assert failure.reason == "no destination named 'x'"

@@ -1,0 +1,77 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alert_engine.alerts import alert_id
+from alert_engine.evaluate import Evaluator
+from alert_engine.events import EventRejected, Stream
+from alert_engine.rules import load_ruleset
+from tests.factories import encode, interaction, rating
+
+RULES = {
+    "negative.yaml": "name: negative-rating\nsource: ratings\ncondition: rating <= 2\n",
+    "angry.yaml": (
+        "name: angry-comment\nsource: ratings\n"
+        "condition: rating == 3 && comment.lowerAscii().contains('rude')\nseverity: medium\n"
+    ),
+    "wait.yaml": "name: long-wait\nsource: interactions\ncondition: wait_seconds > 60.0\n",
+}
+FIXED_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def evaluator(tmp_path: Path) -> Evaluator:
+    for name, text in RULES.items():
+        (tmp_path / name).write_text(text)
+    return Evaluator(load_ruleset(tmp_path), max_event_bytes=65536, clock=lambda: FIXED_NOW)
+
+
+def test_a_one_star_rating_becomes_an_alert_with_the_values_that_fired_it(evaluator):
+    [alert] = evaluator.evaluate(Stream.RATINGS, encode(rating(id="r-9", rating=1)))
+    assert alert.rule == "negative-rating"
+    assert alert.key == "r-9"
+    assert alert.values == {"rating": 1}
+    assert alert.event["customer"]["name"] == "Jordan Lee"
+    assert alert.fired_at == FIXED_NOW
+    assert alert.ruleset_version == evaluator.ruleset.version
+
+
+def test_a_five_star_rating_raises_nothing(evaluator):
+    assert evaluator.evaluate(Stream.RATINGS, encode(rating(rating=5))) == []
+
+
+def test_the_alert_id_is_the_same_for_the_same_rule_and_event(evaluator):
+    raw = encode(rating(id="r-42", rating=2))
+    first = evaluator.evaluate(Stream.RATINGS, raw)[0]
+    again = evaluator.evaluate(Stream.RATINGS, raw)[0]
+    assert first.id == again.id == alert_id("negative-rating", "r-42")
+    assert alert_id("negative-rating", "r-43") != first.id
+    assert alert_id("other-rule", "r-42") != first.id
+
+
+def test_rules_only_see_their_own_stream(evaluator):
+    [alert] = evaluator.evaluate(Stream.INTERACTIONS, encode(interaction(wait_seconds=95)))
+    assert alert.rule == "long-wait"
+    assert evaluator.evaluate(Stream.INTERACTIONS, encode(interaction(wait_seconds=5))) == []
+
+
+def test_string_functions_in_conditions(evaluator):
+    [alert] = evaluator.evaluate(Stream.RATINGS, encode(rating(rating=3, comment="RUDE agent")))
+    assert alert.rule == "angry-comment"
+    assert alert.values == {"comment": "RUDE agent", "rating": 3}
+
+
+def test_a_missing_field_means_no_match_and_is_counted_not_a_crash(evaluator):
+    # `comment` is optional: null for this event, and the angry-comment rule cannot read it.
+    found = evaluator.evaluate(Stream.RATINGS, encode(rating(rating=3, comment=None)))
+    assert found == []
+    assert evaluator.stats.rule_misses["angry-comment"] == 1
+
+
+def test_rejected_events_are_counted_by_reason(evaluator):
+    for raw in (b"nope", encode(rating(rating=9)), encode(rating(rating=9))):
+        with pytest.raises(EventRejected):
+            evaluator.evaluate(Stream.RATINGS, raw)
+    assert evaluator.stats.events_rejected == {"not_json": 1, "invalid": 2}
+    assert evaluator.stats.events_in["ratings"] == 3

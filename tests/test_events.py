@@ -1,0 +1,68 @@
+import pytest
+
+from alert_engine.events import EventRejected, Interaction, Rating, Stream, decode_event
+from tests.factories import encode, interaction, rating
+
+LIMIT = 4096
+
+
+def decode(stream: Stream, raw: bytes | None):
+    return decode_event(stream, raw, max_bytes=LIMIT)
+
+
+def test_a_valid_rating_decodes_with_nested_fields_and_event_time():
+    event = decode(Stream.RATINGS, encode(rating(rating=2, comment="slow")))
+    assert isinstance(event, Rating)
+    assert event.rating == 2
+    assert event.customer.id == "c-1"
+    assert event.time.tzinfo is not None
+
+
+def test_a_valid_interaction_decodes():
+    event = decode(Stream.INTERACTIONS, encode(interaction(wait_seconds=25)))
+    assert isinstance(event, Interaction)
+    assert event.wait_seconds == 25.0
+
+
+def test_unknown_fields_are_kept_for_rules_to_read():
+    event = decode(Stream.RATINGS, encode(rating(store="SF-01")))
+    assert event.model_dump()["store"] == "SF-01"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "detail"),
+    [
+        (b"", "empty", "no value"),
+        (None, "empty", "no value"),
+        (b"{not json", "not_json", ""),
+        (b"[1, 2]", "not_object", "list"),
+        (encode(rating(rating=7)), "invalid", "rating: Input should be less than or equal to 5"),
+        (encode(rating(rating=0)), "invalid", "rating: Input should be greater than or equal to 1"),
+        (
+            encode(rating(rating="1")),
+            "invalid",
+            "rating: Input should be a valid integer (got '1')",
+        ),
+        (encode(rating(rating=True)), "invalid", "rating: Input should be a valid integer"),
+        (encode(rating(nps=11)), "invalid", "nps: Input should be less than or equal to 10"),
+        (encode(rating(time="2026-01-01T10:00:00")), "invalid", "time: Input should have timezone"),
+        (encode(rating(time="yesterday")), "invalid", "time:"),
+        (
+            encode({k: v for k, v in rating().items() if k != "team"}),
+            "invalid",
+            "team: Field required",
+        ),
+        (encode(rating(customer={"name": "x"})), "invalid", "customer.id: Field required"),
+        (b"{" + b'"pad": "' + b"x" * LIMIT + b'"}', "too_large", "the limit is 4096"),
+    ],
+)
+def test_bad_events_are_rejected_with_a_reason_and_a_readable_detail(raw, reason, detail):
+    with pytest.raises(EventRejected) as caught:
+        decode(Stream.RATINGS, raw)
+    assert caught.value.reason == reason
+    assert detail in caught.value.detail
+
+
+def test_an_interaction_with_a_negative_wait_is_rejected():
+    with pytest.raises(EventRejected, match="wait_seconds"):
+        decode(Stream.INTERACTIONS, encode(interaction(wait_seconds=-1)))

@@ -1,0 +1,128 @@
+from pathlib import Path
+
+import pytest
+
+from alert_engine.events import Stream
+from alert_engine.rules import RulesetError, Severity, load_ruleset
+
+GOOD = """\
+name: negative-rating
+source: ratings
+condition: rating <= 2
+severity: high
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def problems_of(directory: Path, **kwargs) -> list[str]:
+    with pytest.raises(RulesetError) as caught:
+        load_ruleset(directory, **kwargs)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_the_shipped_rules_load():
+    ruleset = load_ruleset(Path(__file__).parents[1] / "rules")
+    assert ruleset.get("negative-rating") is not None
+
+
+def test_a_rule_file_loads_into_a_versioned_ruleset(tmp_path):
+    write(tmp_path, "neg.yaml", GOOD)
+    ruleset = load_ruleset(tmp_path)
+    rule = ruleset.get("negative-rating")
+    assert rule is not None
+    assert rule.spec.severity is Severity.HIGH
+    assert ruleset.by_stream[Stream.RATINGS] == (rule,)
+    assert ruleset.by_stream[Stream.INTERACTIONS] == ()
+    # The version names the content: the same rules give the same version, a change a new one.
+    assert load_ruleset(tmp_path).version == ruleset.version
+    write(tmp_path, "neg.yaml", GOOD.replace("<= 2", "<= 1"))
+    assert load_ruleset(tmp_path).version != ruleset.version
+
+
+def test_several_rules_in_one_file(tmp_path):
+    write(
+        tmp_path,
+        "many.yml",
+        "rules:\n  - " + GOOD.replace("\n", "\n    ").rstrip() + "\n"
+        "  - name: long-wait\n    source: interactions\n    condition: wait_seconds > 20.0\n",
+    )
+    assert [rule.name for rule in load_ruleset(tmp_path).rules] == ["long-wait", "negative-rating"]
+
+
+def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
+    file = write(tmp_path, "neg.yaml", GOOD + "  \nseverty: low\n")
+    assert problems_of(tmp_path) == [
+        f"{file}:6:10: unknown key 'severty' (allowed: name, description, source, condition, "
+        "severity, route, enabled, labels)"
+    ]
+
+
+def test_a_condition_that_does_not_compile_points_at_the_condition(tmp_path):
+    file = write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "rating <= "))
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(f"{file}:3:12: condition does not compile: syntax error at 1:10")
+
+
+def test_a_condition_reading_an_unknown_field_is_rejected(tmp_path):
+    write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "ratng <= 2"))
+    [problem] = problems_of(tmp_path)
+    assert "unknown field(s) ratng of stream ratings" in problem
+
+
+def test_comprehension_variables_are_not_mistaken_for_fields(tmp_path):
+    write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "'[1, 2].exists(x, x == rating)'"))
+    assert load_ruleset(tmp_path).get("negative-rating") is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            GOOD.replace("ratings", "tweets"),
+            "2:9: source: Input should be 'ratings' or 'interactions'",
+        ),
+        (GOOD.replace("high", "urgent"), "4:11: severity: Input should be"),
+        (GOOD.replace("negative-rating", "Negative Rating"), "1:7: name: String should match"),
+        ("source: ratings\ncondition: rating < 2\n", "1:1: missing required key 'name'"),
+        ("- just\n- a list\n", "1:1: a rule file must be a mapping"),
+        ("name: [unclosed\n", "invalid YAML"),
+        (GOOD + "name: again\n", "5:1: invalid YAML: duplicate key 'name'"),
+    ],
+)
+def test_bad_rule_files_are_rejected_with_file_line_and_message(tmp_path, text, expected):
+    file = write(tmp_path, "bad.yaml", text)
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(str(file))
+    assert expected in problem
+
+
+def test_every_problem_in_every_file_is_reported_at_once(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("high", "urgent"))
+    write(tmp_path, "b.yaml", GOOD.replace("rating <= 2", "rating <"))
+    write(tmp_path, "c.yaml", GOOD)
+    problems = problems_of(tmp_path)
+    assert len(problems) == 2
+    assert "a.yaml:4" in problems[0]
+    assert "b.yaml:3" in problems[1]
+
+
+def test_duplicate_rule_names_are_rejected(tmp_path):
+    first = write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "b.yaml", GOOD)
+    [problem] = problems_of(tmp_path)
+    assert f"duplicate rule name 'negative-rating' (first defined at {first}:1:1)" in problem
+
+
+def test_a_route_to_an_unconfigured_destination_is_rejected(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "route: pagers\n")
+    [problem] = problems_of(tmp_path, routes={"default", "outbox"})
+    assert "unknown destination 'pagers' (configured: default, outbox)" in problem
+
+
+def test_a_missing_rules_directory_is_a_problem_not_a_crash(tmp_path):
+    assert "rules directory not found" in problems_of(tmp_path / "nope")[0]

@@ -1,0 +1,333 @@
+"""The local stack against real processes: a Kafka broker from the jar cache and redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from alert_engine import stack
+from alert_engine.stack import (
+    ENV_KAFKA_BOOTSTRAP,
+    ENV_REDIS_URL,
+    Endpoints,
+    KafkaBroker,
+    LocalStack,
+    RedisServer,
+    StackError,
+    endpoints_from_env,
+    running_stack,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _children() -> set[int]:
+    """Pids of this process's live children (Linux /proc)."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            pids.update(int(pid) for pid in (task / "children").read_text().split())
+        except FileNotFoundError:  # the thread ended while we looked
+            continue
+    return pids
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    # An orphan waits as a zombie until init reaps it, which a container's init may never do.
+    return "\nState:\tZ" in status
+
+
+def _wait_gone(pids: list[int], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not all(_process_gone(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _port_free(port: int) -> bool:
+    # SO_REUSEADDR as every server sets it: a closed server's TIME_WAIT sockets do not count.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            return False
+    return True
+
+
+def _port_of(address: str) -> int:
+    match = re.search(r":(\d+)", address.rsplit("@", 1)[-1])
+    assert match, address
+    return int(match.group(1))
+
+
+async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=b"k")
+    finally:
+        await producer.stop()
+
+
+async def _consume_one(bootstrap: str, topic: str) -> bytes | None:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        message = await asyncio.wait_for(consumer.getone(), timeout=30)
+        await consumer.commit()
+        value: bytes | None = message.value
+        return value
+    finally:
+        await consumer.stop()
+
+
+def test_kafka_version_matches_pom() -> None:
+    pom = (REPO_ROOT / "deploy" / "kafka" / "pom.xml").read_text()
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert match and match.group(1) == stack.KAFKA_VERSION
+
+
+@pytest.mark.integration
+def test_local_stack_round_trip() -> None:
+    topic = f"stack-{uuid.uuid4().hex[:8]}"
+    local = LocalStack()
+    with local as endpoints:
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", endpoints.kafka_bootstrap)
+        assert re.fullmatch(r"redis://127\.0\.0\.1:\d+/0", endpoints.redis_url)
+        assert endpoints.as_env() == {
+            ENV_KAFKA_BOOTSTRAP: endpoints.kafka_bootstrap,
+            ENV_REDIS_URL: endpoints.redis_url,
+        }
+        pids = [local.kafka.pid, local.redis.pid]
+        assert all(pid is not None and pid in _children() for pid in pids)
+        ports = [_port_of(endpoints.kafka_bootstrap), _port_of(endpoints.redis_url)]
+
+        asyncio.run(_produce(endpoints.kafka_bootstrap, topic, b"hello"))
+        assert asyncio.run(_consume_one(endpoints.kafka_bootstrap, topic)) == b"hello"
+
+        client = redis.Redis.from_url(endpoints.redis_url)
+        try:
+            client.set("stack:key", "value")
+            assert client.get("stack:key") == b"value"
+        finally:
+            client.close()
+        assert (local.workdir / "kafka.log").stat().st_size > 0
+
+    assert all(pid is not None and _process_gone(pid) for pid in pids)
+    assert all(_port_free(port) for port in ports)
+    assert not local.workdir.exists()
+    local.stop()  # idempotent
+
+
+@pytest.mark.integration
+def test_killed_servers_restart_on_same_address_with_their_data(tmp_path: Path) -> None:
+    topic = f"restart-{uuid.uuid4().hex[:8]}"
+    kafka = KafkaBroker(tmp_path)
+    cache = RedisServer(tmp_path)
+    try:
+        cache.start()
+        kafka.start()
+        bootstrap, url = kafka.bootstrap, cache.url
+        asyncio.run(_produce(bootstrap, topic, b"survives"))
+        client = redis.Redis.from_url(url)
+        client.set("stack:durable", "yes")
+        client.close()
+
+        pids = [kafka.pid, cache.pid]
+        kafka.kill()
+        cache.kill()
+        assert all(pid is not None and _process_gone(pid) for pid in pids)
+        assert not kafka.is_running() and not cache.is_running()
+
+        cache.start()
+        kafka.start()
+        assert (kafka.bootstrap, cache.url) == (bootstrap, url)
+        assert asyncio.run(_consume_one(bootstrap, topic)) == b"survives"
+        client = redis.Redis.from_url(url)
+        assert client.get("stack:durable") == b"yes"
+        client.close()
+    finally:
+        kafka.stop()
+        cache.stop()
+    kafka.stop()  # both are no-ops once stopped
+    cache.kill()
+
+
+def test_endpoints_from_env_needs_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_KAFKA_BOOTSTRAP, raising=False)
+    monkeypatch.setenv(ENV_REDIS_URL, "redis://cache.internal:6400/1")
+    assert endpoints_from_env() is None
+    monkeypatch.setenv(ENV_KAFKA_BOOTSTRAP, "broker-a:9092,broker-b:9092")
+    assert endpoints_from_env() == Endpoints(
+        "broker-a:9092,broker-b:9092", "redis://cache.internal:6400/1"
+    )
+
+
+def test_running_stack_uses_env_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(ENV_KAFKA_BOOTSTRAP, "127.0.0.1:1")
+    monkeypatch.setenv(ENV_REDIS_URL, "redis://127.0.0.1:2/0")
+    before = _children()
+    started = time.monotonic()
+    with running_stack(tmp_path / "unused") as endpoints:
+        assert endpoints == Endpoints("127.0.0.1:1", "redis://127.0.0.1:2/0")
+        assert _children() == before
+    assert time.monotonic() - started < 1.0
+    assert not (tmp_path / "unused").exists()
+
+
+@pytest.mark.integration
+def test_broker_that_dies_at_start_raises_with_its_log(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        KafkaBroker(tmp_path, heap_mb=0)
+    # A 1 MB heap passes our check but the JVM refuses it at once: a real start-up failure.
+    broker = KafkaBroker(tmp_path, heap_mb=1)
+    started = time.monotonic()
+    with pytest.raises(StackError) as failure:
+        broker.start(timeout=60)
+    message = str(failure.value)
+    assert "exited during start-up" in message
+    assert str(tmp_path / "kafka.log") in message
+    assert "Too small maximum heap" in message
+    assert time.monotonic() - started < 30
+    assert not broker.is_running() and broker.pid is None
+    broker.stop()
+
+
+def test_missing_libs_dir_raises(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-libs"
+    with pytest.raises(StackError, match="no Kafka jars"):
+        KafkaBroker(tmp_path, libs_dir=missing).start()
+    assert not (tmp_path / "kafka-data").exists()
+
+
+def test_libs_command_prints_cached_dir() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "alert_engine.stack", "libs"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    libs = Path(done.stdout.strip())
+    assert libs == stack.kafka_libs_dir()
+    assert any(libs.glob("kafka_2.13-*.jar"))
+
+
+@pytest.mark.integration
+def test_up_command_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
+    workdir = tmp_path / "up"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alert_engine.stack", "up", "--workdir", str(workdir)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stdout() -> None:
+        for line in proc.stdout or ():
+            lines.put(line)
+
+    # A reader thread, because a pipe read cannot time out and a hung start must fail the test.
+    threading.Thread(target=read_stdout, daemon=True).start()
+    try:
+        exports: dict[str, str] = {}
+        while len(exports) < 2:
+            try:
+                line = lines.get(timeout=120)
+            except queue.Empty:
+                pytest.fail(f"`up` printed no endpoints in 120s; exit code {proc.poll()}")
+            key, _, value = line.strip().removeprefix("export ").partition("=")
+            exports[key] = value
+        assert set(exports) == {ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL}
+
+        client = redis.Redis.from_url(exports[ENV_REDIS_URL])
+        assert client.ping()
+        client.close()
+        server_pids = [
+            int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        ]
+        assert len(server_pids) == 2
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert all(_process_gone(pid) for pid in server_pids)
+        assert _port_free(_port_of(exports[ENV_KAFKA_BOOTSTRAP]))
+        assert (workdir / "kafka.log").is_file()  # an explicit workdir is kept
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from alert_engine.stack import LocalStack
+stack = LocalStack()
+stack.start()
+print(stack.kafka.pid, stack.redis.pid, stack.workdir, flush=True)
+if sys.argv[1] == "exit":
+    sys.exit(0)  # no stop(): atexit must clean up
+time.sleep(600)
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_servers_do_not_outlive_their_caller(how: str) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT, how],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        kafka_pid, redis_pid, workdir = proc.stdout.readline().split()
+        pids = [int(kafka_pid), int(redis_pid)]
+        assert not any(_process_gone(pid) for pid in pids)
+        if how == "sigkill":
+            proc.kill()
+        proc.wait(timeout=60)
+        assert _wait_gone(pids)
+        if how == "exit":
+            assert proc.returncode == 0
+            assert not Path(workdir).exists()
+        else:  # nothing was left to remove it
+            shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
