@@ -41,7 +41,6 @@ class DeadLetter:
 Output: TypeAlias = Alert | DeadLetter
 # What an agent yields for one input record; often empty.
 Outputs: TypeAlias = list[Output]
-Outputs: TypeAlias = list[Output]
 
 
 def create_app(
