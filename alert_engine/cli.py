@@ -31,14 +31,19 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     """
     import faust
 
+    from alert_engine.producer import ensure_topics
     from alert_engine.worker import build_worker
 
     engine = EngineSettings() if rules_dir is None else EngineSettings(rules_dir=rules_dir)
+    settings = Settings(engine=engine)
     try:
-        app = build_worker(Settings(engine=engine))
+        app = build_worker(settings)
     except RulesetError as exc:
         _print_problems(exc)
         sys.exit(2)
+    # Before Faust subscribes: a broker that auto-creates topics would give them its own default
+    # partition count, and the partition count bounds how many workers can share the load.
+    asyncio.run(ensure_topics(settings.kafka))
     faust.Worker(app, loglevel=loglevel.upper()).execute_from_commandline()
 
 

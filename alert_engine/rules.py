@@ -225,7 +225,10 @@ def _validation_problems(
         where = ".".join(str(part) for part in loc)
         if error["type"] == "extra_forbidden":
             allowed = ", ".join(RuleSpec.model_fields)
-            message = f"unknown key {where!r} (allowed: {allowed})"
+            yield Problem(
+                document.locate_key((*path, *loc)), f"unknown key {where!r} (allowed: {allowed})"
+            )
+            continue
         elif error["type"] == "missing":
             message = f"missing required key {where!r}"
             yield Problem(document.locate(path), message)

@@ -25,6 +25,10 @@ class KafkaSettings(BaseSettings):
     failed_alerts_topic: str = "alerts.failed"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # How long the group waits for a silent worker before its partitions move to another. Faust's
+    # default is 60 s; a crashed worker's alerts would wait that long.
+    session_timeout: float = Field(default=10.0, gt=0)
+    heartbeat_interval: float = Field(default=2.0, gt=0)
 
     @field_validator("bootstrap")
     @classmethod

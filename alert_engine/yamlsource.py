@@ -33,6 +33,8 @@ class LocatedDocument:
     file: Path
     data: Any
     locations: dict[PathKey, Location] = field(repr=False)
+    # Where each mapping key itself stands, for errors about the key rather than its value.
+    key_locations: dict[PathKey, Location] = field(repr=False, default_factory=dict)
 
     def locate(self, path: PathKey) -> Location:
         """The location of `path`, or of its closest ancestor that exists in the document."""
@@ -41,6 +43,9 @@ class LocatedDocument:
             if found is not None:
                 return found
         return Location(self.file, 1, 1)
+
+    def locate_key(self, path: PathKey) -> Location:
+        return self.key_locations.get(path) or self.locate(path)
 
 
 def load_yaml(file: Path, text: str | None = None) -> LocatedDocument:
@@ -52,7 +57,8 @@ def load_yaml(file: Path, text: str | None = None) -> LocatedDocument:
         if node is None:
             return LocatedDocument(file, None, {(): Location(file, 1, 1)})
         locations: dict[PathKey, Location] = {}
-        _record(node, (), file, locations)
+        key_locations: dict[PathKey, Location] = {}
+        _record(node, (), file, locations, key_locations)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -61,11 +67,17 @@ def load_yaml(file: Path, text: str | None = None) -> LocatedDocument:
         raise YamlError(Location(file, line, column), f"invalid YAML: {message}") from None
     finally:
         loader.dispose()
-    return LocatedDocument(file, data, locations)
+    return LocatedDocument(file, data, locations, key_locations)
 
 
-def _record(node: yaml.Node, path: PathKey, file: Path, out: dict[PathKey, Location]) -> None:
-    out[path] = Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+def _record(
+    node: yaml.Node,
+    path: PathKey,
+    file: Path,
+    out: dict[PathKey, Location],
+    keys_out: dict[PathKey, Location],
+) -> None:
+    out[path] = _location(file, node)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
@@ -76,7 +88,12 @@ def _record(node: yaml.Node, path: PathKey, file: Path, out: dict[PathKey, Locat
                     problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
                 )
             seen.add(key)
-            _record(value_node, (*path, key), file, out)
+            keys_out[(*path, key)] = _location(file, key_node)
+            _record(value_node, (*path, key), file, out, keys_out)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record(item, (*path, index), file, out)
+            _record(item, (*path, index), file, out, keys_out)
+
+
+def _location(file: Path, node: yaml.Node) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)

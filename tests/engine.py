@@ -1,0 +1,91 @@
+"""A real worker process on the session's Kafka and Redis, with topics of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from alert_engine.channels.outbox import read_outbox
+from alert_engine.producer import ensure_topics, produce_lines
+from alert_engine.settings import KafkaSettings
+from alert_engine.stack import Endpoints
+from alert_engine.workerprocess import WorkerProcess
+
+RULES_DIR = Path(__file__).parents[1] / "rules"
+
+
+class Engine:
+    def __init__(self, stack: Endpoints, unique: str, workdir: Path, rules_dir: Path = RULES_DIR):
+        self.kafka = KafkaSettings(
+            bootstrap=stack.kafka_bootstrap,
+            ratings_topic=f"ratings-{unique}",
+            interactions_topic=f"interactions-{unique}",
+            alerts_topic=f"alerts-{unique}",
+            deadletter_topic=f"deadletter-{unique}",
+            failed_alerts_topic=f"alerts-failed-{unique}",
+            partitions=2,
+        )
+        self.outbox = workdir / "outbox.jsonl"
+        self.env = {
+            **stack.as_env(),
+            "ALERT_ENGINE_APP_ID": f"test-{unique}",
+            "ALERT_ENGINE_RULES_DIR": str(rules_dir),
+            "ALERT_ENGINE_OUTBOX_PATH": str(self.outbox),
+            "ALERT_ENGINE_REDIS_KEY_PREFIX": f"test-{unique}",
+            **{
+                f"ALERT_ENGINE_KAFKA_{name.upper()}": str(value)
+                for name, value in self.kafka.model_dump().items()
+                if name != "bootstrap"
+            },
+        }
+        self.workdir = workdir
+        asyncio.run(ensure_topics(self.kafka))
+
+    def worker(self, name: str = "worker") -> WorkerProcess:
+        return WorkerProcess(self.env, self.workdir / f"{name}.log")
+
+    def produce(self, topic: str, values: list[bytes]) -> None:
+        asyncio.run(produce_lines(self.kafka.bootstrap, topic, values))
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return [entry["alert"] for entry in read_outbox(self.outbox)]  # type: ignore[misc]
+
+    def wait_for(self, what: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not what():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {timeout} s; delivered: {self.delivered()}")
+            time.sleep(0.05)
+
+    def consume(self, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
+        return asyncio.run(self._consume(topic, count, timeout))
+
+    async def _consume(self, topic: str, count: int, within: float) -> list[Any]:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=self.kafka.bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        records: list[Any] = []
+        try:
+            deadline = time.monotonic() + within
+            while len(records) < count and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for partition_records in batch.values():
+                    records.extend(partition_records)
+        finally:
+            await consumer.stop()
+        return records
+
+
+def alert_keys(alerts: list[dict[str, Any]]) -> list[str]:
+    return sorted(str(alert["key"]) for alert in alerts)
+
+
+def encode_all(events: list[dict[str, Any]]) -> list[bytes]:
+    return [orjson.dumps(event) for event in events]
