@@ -36,7 +36,7 @@ class Stats:
             "destination",
         )
         self.alerts_failed = metered_counter(
-            r, "alerts_failed", "Alerts given up on and dead-lettered, by destination", "destination"
+            r, "alerts_failed", "Alerts given up on (dead-lettered), by destination", "destination"
         )
         self.delivery_latency = delivery_latency_histogram(r)
 

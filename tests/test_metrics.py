@@ -43,10 +43,12 @@ def test_metrics_count_events_rules_deliveries_and_latency(stack, unique, tmp_pa
         )
         engine.wait_for(lambda: len(engine.delivered()) >= 1)
         engine.wait_for(
-            lambda: scrape(worker.url).get(
-                ("alert_engine_events_rejected_total", (("reason", "not_json"),))
+            lambda: (
+                scrape(worker.url).get(
+                    ("alert_engine_events_rejected_total", (("reason", "not_json"),))
+                )
+                == 1.0
             )
-            == 1.0
         )
         metrics = scrape(worker.url)
         with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
