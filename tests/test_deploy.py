@@ -1,4 +1,4 @@
-"""The deployment files: valid YAML, the objects operations rely on, and settings the worker knows."""
+"""The deployment files: valid YAML, the objects operations need, settings the worker knows."""
 
 from pathlib import Path
 
