@@ -49,4 +49,4 @@ lint: setup
 	$(BIN)/mypy alert_engine
 
 clean:
-	rm -rf $(VENV) .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis
