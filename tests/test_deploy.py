@@ -109,3 +109,7 @@ def test_the_rules_config_map_is_the_rules_directory_and_loads_as_mounted(tmp_pa
 def test_the_compose_file_is_valid_yaml_with_the_stack():
     compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
     assert set(compose["services"]) >= {"kafka", "redis", "worker"}
+    worker = compose["services"]["worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert set(worker["environment"]) <= known_env_names()
+    assert "--appendonly" in compose["services"]["redis"]["command"]
