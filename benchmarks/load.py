@@ -95,6 +95,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def events_in(worker: WorkerProcess) -> int:
     with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
         return int(sum(json.loads(response.read())["events_in"].values()))
@@ -169,12 +175,18 @@ def run(rate: int, duration: float, backlog: int, partitions: int, workdir: Path
                 finally:
                     sampler.cancel()
 
+            cpu_before, wall_before = cpu_seconds(worker.process.pid), time.monotonic()
             sent = asyncio.run(both())
+            worker_cpu = (cpu_seconds(worker.process.pid) - cpu_before) / (
+                time.monotonic() - wall_before
+            )
             expected = len(range(0, sent, NEGATIVE_EVERY))
             deadline = time.monotonic() + 60
             while len(read_outbox(outbox)) < expected and time.monotonic() < deadline:
                 time.sleep(0.5)
             time.sleep(1.0)
+            # All of it processed by now: the worker's CPU time per event, whatever it had to wait.
+            cpu_per_event = (cpu_seconds(worker.process.pid) - cpu_before) / events_in(worker)
         finally:
             worker.stop()
     entries = read_outbox(outbox)
@@ -215,6 +227,9 @@ def run(rate: int, duration: float, backlog: int, partitions: int, workdir: Path
             "p50": round(percentile(to_delivered, 0.50) * 1000, 1),
             "p99": round(percentile(to_delivered, 0.99) * 1000, 1),
         },
+        "worker_cpu_share_of_one_core": round(worker_cpu, 2),
+        "worker_cpu_ms_per_event": round(cpu_per_event * 1000, 3),
+        "load_average_1m_at_end": os.getloadavg()[0],
         "worker_rss_mb": [(round(t), round(mb, 1)) for t, mb in memory],
     }
 
