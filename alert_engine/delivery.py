@@ -153,6 +153,7 @@ class Deliverer:
             try:
                 return await call()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.stats.ledger_unavailable[type(exc).__name__] += 1
                 delay = min(LEDGER_MAX_DELAY, LEDGER_FIRST_DELAY * 2.0 ** min(attempt - 1, 16))
                 log.warning(
                     "delivery ledger unreachable for %s (attempt %d), retrying in %.1fs: %s",

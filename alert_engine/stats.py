@@ -38,6 +38,12 @@ class Stats:
         self.alerts_failed = metered_counter(
             r, "alerts_failed", "Alerts given up on (dead-lettered), by destination", "destination"
         )
+        self.ledger_unavailable = metered_counter(
+            r,
+            "ledger_unavailable",
+            "Delivery-ledger calls that found Redis unreachable (delivery waits), by error",
+            "error",
+        )
         self.delivery_latency = delivery_latency_histogram(r)
 
     def observe_delivery(self, destination: str, latency_seconds: float) -> None:
@@ -54,4 +60,5 @@ class Stats:
             "alerts_delivered": dict(self.alerts_delivered),
             "alerts_duplicate": dict(self.alerts_duplicate),
             "alerts_failed": dict(self.alerts_failed),
+            "ledger_unavailable": dict(self.ledger_unavailable),
         }

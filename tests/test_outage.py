@@ -28,6 +28,7 @@ async def test_delivery_waits_for_an_unreachable_ledger_then_delivers_once(redis
     assert await deliverer.deliver(alert) == []
     assert destination.sent == [alert.id]  # sent only once Redis answered "not delivered"
     assert sleeps == [0.1, 0.2, 0.4]
+    assert sum(stats.ledger_unavailable.values()) == 3  # on /metrics for an ops alert
 
     # Consumed again: the record written after Redis came back stops a second send.
     assert await deliverer.deliver(alert) == []
