@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server openjdk-17-jre-headless maven
 
-.PHONY: setup system-packages demo test test-fast lint bench clean
+.PHONY: setup system-packages demo test test-faults test-fast lint bench clean
 
 setup: system-packages $(VENV)/.installed .cache/.kafka-libs
 
@@ -39,10 +39,14 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# The long fault tests (worker SIGKILL, broker and Redis restarts mid-stream), with their figures.
+test-faults: setup
+	$(BIN)/python -m pytest -m slow -s -v
+
 lint: setup
 	$(BIN)/ruff check alert_engine tests benchmarks
 	$(BIN)/ruff format --check alert_engine tests benchmarks
 	$(BIN)/mypy alert_engine
 
 clean:
-	rm -rf $(VENV) .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -22,6 +22,7 @@ from alert_engine.alerts import Alert
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
+from alert_engine.metrics import serve_metrics
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 
@@ -62,6 +63,8 @@ def create_app(
         web_port=settings.web.port,
         autodiscover=False,
     )
+
+    serve_metrics(app, stats.registry)
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, partitions=kafka.partitions, key_type=bytes, value_type=bytes)

@@ -31,6 +31,7 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     """
     import faust
 
+    from alert_engine.logs import logging_config, secrets_of
     from alert_engine.producer import ensure_topics
     from alert_engine.worker import build_worker
 
@@ -44,7 +45,11 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     # Before Faust subscribes: a broker that auto-creates topics would give them its own default
     # partition count, and the partition count bounds how many workers can share the load.
     asyncio.run(ensure_topics(settings.kafka))
-    faust.Worker(app, loglevel=loglevel.upper()).execute_from_commandline()
+    faust.Worker(
+        app,
+        loglevel=loglevel.upper(),
+        logging_config=logging_config(settings.log.format, loglevel, secrets_of(settings)),
+    ).execute_from_commandline()
 
 
 @main.group()

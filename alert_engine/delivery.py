@@ -9,12 +9,16 @@ is already recorded is skipped.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
@@ -25,6 +29,11 @@ log = logging.getLogger(__name__)
 
 # Long enough to outlive any redelivery of the alert from Kafka (topic retention is 7 days).
 LEDGER_TTL_SECONDS = 30 * 24 * 3600
+# While Redis is unreachable the ledger is asked again after these delays (doubling, capped).
+LEDGER_FIRST_DELAY = 0.1
+LEDGER_MAX_DELAY = 2.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,9 @@ class Deliverer:
         return failures
 
     async def _deliver_to(self, alert: Alert, destination: Destination) -> Failure | None:
-        if await self.ledger.is_delivered(alert.id, destination.name):
+        if await self._ledger_answer(
+            lambda: self.ledger.is_delivered(alert.id, destination.name), alert
+        ):
             self.stats.alerts_duplicate[destination.name] += 1
             return None
         for attempt in range(1, self.retry.attempts + 1):
@@ -121,10 +132,38 @@ class Deliverer:
                 )
                 await self.sleep(delay)
             else:
-                await self.ledger.record(alert.id, destination.name)
-                self.stats.alerts_delivered[destination.name] += 1
+                await self._until_recorded(alert, destination.name)
+                self.stats.observe_delivery(
+                    destination.name, alert.latency_seconds(datetime.now(UTC))
+                )
                 return None
         raise AssertionError("unreachable: the last attempt returns")
+
+    async def _until_recorded(self, alert: Alert, destination: str) -> None:
+        await self._ledger_answer(lambda: self.ledger.record(alert.id, destination), alert)
+
+    async def _ledger_answer(self, call: Callable[[], Awaitable[_T]], alert: Alert) -> _T:
+        """The ledger's answer, waiting for Redis as long as it takes.
+
+        Never guess while Redis is unreachable: taking an error for "not delivered" would send
+        the alert twice, and letting it escape would end the agent's iteration, which acks the
+        alert's offset and loses it. Meanwhile later alerts wait in Kafka, which keeps them.
+        """
+        for attempt in itertools.count(1):
+            try:
+                return await call()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.stats.ledger_unavailable[type(exc).__name__] += 1
+                delay = min(LEDGER_MAX_DELAY, LEDGER_FIRST_DELAY * 2.0 ** min(attempt - 1, 16))
+                log.warning(
+                    "delivery ledger unreachable for %s (attempt %d), retrying in %.1fs: %s",
+                    alert.id,
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await self.sleep(delay)
+        raise AssertionError("unreachable: the loop only ends by returning")
 
     def _failed(self, alert: Alert, destination: str, reason: str) -> Failure:
         self.stats.alerts_failed[destination] += 1

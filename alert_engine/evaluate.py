@@ -50,6 +50,7 @@ class Evaluator:
         activation = Activation(event_fields(event), self.ruleset.functions[stream])
         found: list[Match] = []
         for rule in self.ruleset.by_stream[stream]:
+            self.stats.rule_evaluations[rule.name] += 1
             try:
                 matched = rule.condition.evaluate(activation)
             except EvaluationError:

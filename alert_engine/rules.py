@@ -125,7 +125,11 @@ def load_ruleset(directory: Path, *, routes: Iterable[str] | None = None) -> Rul
     files = sorted(
         path
         for path in directory.rglob("*")
-        if path.suffix in RULE_FILE_SUFFIXES and path.is_file() and not path.name.startswith(".")
+        if path.suffix in RULE_FILE_SUFFIXES
+        and path.is_file()
+        # Hidden files and directories are skipped: a Kubernetes ConfigMap volume holds each file
+        # twice, once in a hidden `..<timestamp>` directory.
+        and not any(part.startswith(".") for part in path.relative_to(directory).parts)
     )
     return load_rule_files(files, routes=routes)
 

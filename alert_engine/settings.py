@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, TypeAlias
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,16 @@ class EngineSettings(BaseSettings):
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
 
 
+LogFormat: TypeAlias = Literal["text", "json"]
+
+
+class LogSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_LOG_", frozen=True)
+
+    # json: one object per line (time, level, logger, message, fields) for log pipelines.
+    format: LogFormat = "text"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The components' settings, read together from one environment."""
@@ -79,3 +90,4 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     web: WebSettings = field(default_factory=WebSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    log: LogSettings = field(default_factory=LogSettings)

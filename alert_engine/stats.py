@@ -1,20 +1,64 @@
-"""In-process counters of what the worker saw and did, served on the worker's web server."""
+"""What the worker saw and did: the counters the hot path increments.
+
+One source of truth for `/stats` (JSON, per-worker totals) and `/metrics` (Prometheus): each
+counter is a `MeteredCounter`, so an increment updates both.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from prometheus_client import CollectorRegistry
+
+from alert_engine.metrics import delivery_latency_histogram, metered_counter
 
 
-@dataclass
 class Stats:
-    events_in: Counter[str] = field(default_factory=Counter)
-    events_rejected: Counter[str] = field(default_factory=Counter)
-    rule_matches: Counter[str] = field(default_factory=Counter)
-    rule_misses: Counter[str] = field(default_factory=Counter)
-    alerts_delivered: Counter[str] = field(default_factory=Counter)
-    alerts_duplicate: Counter[str] = field(default_factory=Counter)
-    alerts_failed: Counter[str] = field(default_factory=Counter)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_in = metered_counter(r, "events_in", "Events read, by stream", "stream")
+        self.events_rejected = metered_counter(
+            r, "events_rejected", "Events dead-lettered, by reason", "reason"
+        )
+        self.rule_evaluations = metered_counter(
+            r, "rule_evaluations", "Conditions evaluated, by rule", "rule"
+        )
+        self.rule_matches = metered_counter(r, "rule_matches", "Conditions that held", "rule")
+        self.rule_misses = metered_counter(
+            r, "rule_misses", "Conditions that read a field the event lacks", "rule"
+        )
+        self.alerts_delivered = metered_counter(
+            r, "alerts_delivered", "Alerts delivered, by destination", "destination"
+        )
+        self.alerts_duplicate = metered_counter(
+            r,
+            "alerts_duplicate",
+            "Alerts consumed again but already delivered (skipped), by destination",
+            "destination",
+        )
+        self.alerts_failed = metered_counter(
+            r, "alerts_failed", "Alerts given up on (dead-lettered), by destination", "destination"
+        )
+        self.ledger_unavailable = metered_counter(
+            r,
+            "ledger_unavailable",
+            "Delivery-ledger calls that found Redis unreachable (delivery waits), by error",
+            "error",
+        )
+        self.delivery_latency = delivery_latency_histogram(r)
+
+    def observe_delivery(self, destination: str, latency_seconds: float) -> None:
+        self.alerts_delivered[destination] += 1
+        self.delivery_latency.labels(destination).observe(max(0.0, latency_seconds))
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {name: dict(counter) for name, counter in vars(self).items()}
+        return {
+            "events_in": dict(self.events_in),
+            "events_rejected": dict(self.events_rejected),
+            "rule_evaluations": dict(self.rule_evaluations),
+            "rule_matches": dict(self.rule_matches),
+            "rule_misses": dict(self.rule_misses),
+            "alerts_delivered": dict(self.alerts_delivered),
+            "alerts_duplicate": dict(self.alerts_duplicate),
+            "alerts_failed": dict(self.alerts_failed),
+            "ledger_unavailable": dict(self.ledger_unavailable),
+        }

@@ -51,7 +51,16 @@ class LocatedDocument:
 def load_yaml(file: Path, text: str | None = None) -> LocatedDocument:
     if text is None:
         text = file.read_text(encoding="utf-8")
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # A control character: PyYAML refuses the text before parsing, with an offset only.
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        raise YamlError(
+            Location(file, line, column),
+            f"invalid YAML: character #x{exc.character:04x} {exc.reason}",
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -21,7 +21,14 @@ RULES_DIR = Path(__file__).parents[1] / "rules"
 
 
 class Engine:
-    def __init__(self, stack: Endpoints, unique: str, workdir: Path, rules_dir: Path = RULES_DIR):
+    def __init__(
+        self,
+        stack: Endpoints,
+        unique: str,
+        workdir: Path,
+        rules_dir: Path = RULES_DIR,
+        partitions: int = 2,
+    ):
         self.kafka = KafkaSettings(
             bootstrap=stack.kafka_bootstrap,
             ratings_topic=f"ratings-{unique}",
@@ -29,7 +36,7 @@ class Engine:
             alerts_topic=f"alerts-{unique}",
             deadletter_topic=f"deadletter-{unique}",
             failed_alerts_topic=f"alerts-failed-{unique}",
-            partitions=2,
+            partitions=partitions,
         )
         self.outbox = workdir / "outbox.jsonl"
         self.env = {

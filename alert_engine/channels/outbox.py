@@ -4,6 +4,8 @@ any Slack or email account."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,9 +15,19 @@ from alert_engine.alerts import Alert
 
 
 class OutboxDestination:
+    """Appends each alert once, even across crashes and several workers on one file.
+
+    The delivery ledger in Redis is written after a destination accepts an alert, so a worker
+    killed in between would have the alert delivered again. Here the file itself is the record:
+    under an exclusive lock, a send first reads what other writers appended since this one last
+    looked, and skips an alert id already in the file.
+    """
+
     def __init__(self, path: Path, name: str = "outbox") -> None:
         self.name = name
         self.path = path
+        self._seen: set[str] = set()
+        self._read_up_to = 0
 
     async def send(self, alert: Alert) -> None:
         line = orjson.dumps(
@@ -25,12 +37,33 @@ class OutboxDestination:
                 "alert": alert.model_dump(mode="json"),
             }
         )
-        await asyncio.to_thread(self._append, line + b"\n")
+        await asyncio.to_thread(self._append_once, alert.id, line + b"\n")
 
-    def _append(self, line: bytes) -> None:
+    def _append_once(self, alert_id: str, line: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as out:
-            out.write(line)
+        with self.path.open("a+b") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            try:
+                self._catch_up(out)
+                if alert_id in self._seen:
+                    return
+                # One write of a whole line, so a killed writer leaves no partial line behind.
+                out.write(line)
+                out.flush()
+                self._seen.add(alert_id)
+                self._read_up_to = out.tell()
+            finally:
+                fcntl.flock(out, fcntl.LOCK_UN)
+
+    def _catch_up(self, out: io.BufferedRandom) -> None:
+        out.seek(self._read_up_to)
+        new = out.read()
+        complete = new[: new.rfind(b"\n") + 1]
+        for entry in complete.splitlines():
+            if entry.strip():
+                self._seen.add(str(orjson.loads(entry)["alert"]["id"]))
+        self._read_up_to += len(complete)
+        out.seek(0, 2)
 
 
 def read_outbox(path: Path) -> list[dict[str, object]]:

@@ -1,0 +1,78 @@
+"""Prometheus metrics scraped from a real worker's web server after a few events."""
+
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.engine import Engine, encode_all
+from tests.factories import rating
+
+pytestmark = pytest.mark.integration
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_events_rules_deliveries_and_latency(stack, unique, tmp_path):
+    engine = Engine(stack, unique, tmp_path)
+    worker = engine.worker().start()
+    try:
+        two_seconds_ago = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+        engine.produce(
+            engine.kafka.ratings_topic,
+            [
+                *encode_all(
+                    [
+                        rating(id="r-neg", rating=1, time=two_seconds_ago),
+                        rating(id="r-pos", rating=5),
+                    ]
+                ),
+                b"not json",
+            ],
+        )
+        engine.wait_for(lambda: len(engine.delivered()) >= 1)
+        engine.wait_for(
+            lambda: (
+                scrape(worker.url).get(
+                    ("alert_engine_events_rejected_total", (("reason", "not_json"),))
+                )
+                == 1.0
+            )
+        )
+        metrics = scrape(worker.url)
+        with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
+            stats = orjson.loads(response.read())
+    finally:
+        worker.stop()
+
+    def value(name: str, **labels: str) -> float:
+        return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("alert_engine_events_in_total", stream="ratings") == 3
+    assert value("alert_engine_rule_evaluations_total", rule="negative-rating") == 2
+    assert value("alert_engine_rule_matches_total", rule="negative-rating") == 1
+    assert value("alert_engine_alerts_delivered_total", destination="outbox") == 1
+    assert value("alert_engine_alerts_failed_total", destination="outbox") == 0
+    # The event claimed to be 2 s old: its latency lands above the 1 s bucket, within 10 s.
+    latency = "alert_engine_delivery_latency_seconds"
+    assert value(f"{latency}_count", destination="outbox") == 1
+    assert value(f"{latency}_bucket", destination="outbox", le="1.0") == 0
+    assert value(f"{latency}_bucket", destination="outbox", le="10.0") == 1
+    assert 2.0 <= value(f"{latency}_sum", destination="outbox") < 10.0
+    # Faust's own sensor shares the endpoint.
+    assert value("faust_messages_received_total") >= 4  # 3 events and 1 alert
+    # /stats reads the same counters.
+    assert stats["events_in"] == {"ratings": 3}
+    assert stats["events_rejected"] == {"not_json": 1}
+    assert stats["alerts_delivered"] == {"outbox": 1}

@@ -1,0 +1,57 @@
+"""Two workers in one consumer group share a 4-partition topic, and hand partitions over when one
+stops (SIGTERM) or dies (SIGKILL): every expected alert exactly once."""
+
+import time
+from collections import Counter
+
+import pytest
+
+from tests.engine import Engine, encode_all
+from tests.factories import rating
+
+pytestmark = pytest.mark.integration
+
+
+def negative_every_fifth(start: int, count: int) -> list[dict]:
+    return [rating(id=f"r-{n}", rating=1 if n % 5 == 0 else 4) for n in range(start, start + count)]
+
+
+def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_duplicate(
+    stack, unique, tmp_path
+):
+    engine = Engine(stack, unique, tmp_path, partitions=4)
+    batches = [negative_every_fifth(n * 200, 200) for n in range(4)]
+    expected = sorted(e["id"] for batch in batches for e in batch if e["rating"] == 1)
+
+    def delivered_count() -> int:
+        return len(engine.delivered())
+
+    # Each start() returns once that worker owns partitions: both are in the group.
+    first = engine.worker("first").start()
+    second = engine.worker("second").start()
+    restarted = None
+    try:
+        engine.produce(engine.kafka.ratings_topic, encode_all(batches[0]))
+        engine.wait_for(lambda: delivered_count() >= 10, timeout=60)
+        first.stop()  # SIGTERM mid-stream: a clean hand-over of its partitions
+        engine.produce(engine.kafka.ratings_topic, encode_all(batches[1]))
+        engine.wait_for(lambda: delivered_count() >= 80, timeout=90)
+
+        restarted = engine.worker("first-again").start()
+        engine.produce(engine.kafka.ratings_topic, encode_all(batches[2]))
+        engine.wait_for(lambda: delivered_count() >= 90, timeout=60)
+        second.kill()  # SIGKILL mid-stream: its partitions move after the session timeout
+        engine.produce(engine.kafka.ratings_topic, encode_all(batches[3]))
+
+        engine.wait_for(lambda: delivered_count() >= len(expected), timeout=120)
+        time.sleep(2.0)  # anything delivered twice would land by now
+        keys = [str(alert["key"]) for alert in engine.delivered()]
+    finally:
+        for worker in (first, second, restarted):
+            if worker is not None:
+                worker.stop()
+
+    duplicates = {key: n for key, n in Counter(keys).items() if n > 1}
+    assert duplicates == {}
+    assert sorted(keys) == expected
+    assert len(expected) == 160
