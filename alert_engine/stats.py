@@ -15,6 +15,10 @@ class Stats:
     alerts_delivered: Counter[str] = field(default_factory=Counter)
     alerts_duplicate: Counter[str] = field(default_factory=Counter)
     alerts_failed: Counter[str] = field(default_factory=Counter)
+    alerts_held_out: Counter[str] = field(default_factory=Counter)
+    cases_in: Counter[str] = field(default_factory=Counter)
+    surveys_sent: Counter[str] = field(default_factory=Counter)
+    surveys_answered: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {name: dict(counter) for name, counter in vars(self).items()}
