@@ -28,6 +28,8 @@ from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream, describe_validation_error
+from alert_engine.followup import report
+from alert_engine.followup.outcomes import DIMENSIONS, CaseFacts
 from alert_engine.followup.service import Answered, FollowupService
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
@@ -295,6 +297,16 @@ def _add_followup(
                     stats.surveys_answered[str(result.rating["rating"])] += 1
                     result = result.page
             return self.html(result.html, status=result.status, headers=_PAGE_HEADERS)
+
+    @app.page("/dashboard")
+    async def dashboard(web: Any, request: Any) -> Any:
+        by = request.query.get("by", "team")
+        if by not in DIMENSIONS:
+            by = "team"
+        rows = await followup.facts.all()
+        cases = [case for case in map(CaseFacts.parse, rows) if case is not None]
+        html = report.dashboard(cases, by, company=settings.followup.company)
+        return web.html(html, headers={"Cache-Control": "no-store"})
 
 
 # Survey pages carry a token in their URL: keep it out of caches and referrers.

@@ -19,6 +19,7 @@ from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState
 from alert_engine.followup.schedule import as_text
+from alert_engine.settings import RedisSettings
 
 # Outcome facts are kept for a year: enough for week-over-week and year-ago figures.
 FACTS_TTL_SECONDS = 366 * 24 * 3600
@@ -100,6 +101,16 @@ class OutcomeFacts:
             for row in rows
             if row
         ]
+
+
+async def load_cases(settings: RedisSettings) -> list[CaseFacts]:
+    """Every case with facts in the Redis `settings` name."""
+    redis = Redis.from_url(settings.url)
+    try:
+        rows = await OutcomeFacts(redis, settings.key_prefix).all()
+    finally:
+        await redis.aclose()
+    return [case for case in map(CaseFacts.parse, rows) if case is not None]
 
 
 # --------------------------------------------------------------------------- the figures

@@ -14,7 +14,7 @@ from alert_engine.followup.tokens import TokenProblem
 
 MAX_COMMENT = 2000
 
-_templates = Environment(
+templates = Environment(
     loader=PackageLoader("alert_engine.followup", "templates"),
     autoescape=select_autoescape(["html"], default_for_string=True, default=False),
     trim_blocks=True,
@@ -78,7 +78,7 @@ def survey_page(
     form: Mapping[str, str] | None = None,
 ) -> str:
     form = form or {}
-    return _templates.get_template("survey.html").render(
+    return templates.get_template("survey.html").render(
         company=company,
         name=customer_name,
         team=team,
@@ -92,14 +92,14 @@ def survey_page(
 
 
 def thanks_page(*, company: str, answer: Answer) -> str:
-    return _templates.get_template("thanks.html").render(
+    return templates.get_template("thanks.html").render(
         company=company, rating=answer.rating, comment=answer.comment
     )
 
 
 def refused_page(*, company: str, reason: str) -> str:
     heading, message = REFUSALS[reason]
-    return _templates.get_template("refused.html").render(
+    return templates.get_template("refused.html").render(
         company=company, heading=heading, message=message
     )
 
@@ -115,8 +115,8 @@ def email_bodies(
         "link": link,
         "expires": expires.strftime("%d %B %Y"),
     }
-    text = _templates.get_template("email.txt").render(**context)
-    html = _templates.get_template("email.html").render(**context)
+    text = templates.get_template("email.txt").render(**context)
+    html = templates.get_template("email.html").render(**context)
     return text, html
 
 
