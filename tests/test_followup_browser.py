@@ -12,7 +12,7 @@ from playwright.sync_api import sync_playwright
 
 from alert_engine.cases import CaseState
 from tests.engine import Engine
-from tests.followup_factories import case, make_alert
+from tests.followup_factories import case, followup_engine, make_alert
 from tests.test_followup_schedule import read_emails
 
 pytestmark = pytest.mark.integration
@@ -39,19 +39,7 @@ def chromium() -> str:
 
 @pytest.fixture
 def engine(stack, unique, tmp_path) -> Engine:
-    engine = Engine(stack, unique, tmp_path)
-    engine.surveys = tmp_path / "surveys.jsonl"
-    engine.env.update(
-        {
-            "ALERT_ENGINE_FOLLOWUP_DELAY_SECONDS": "1",
-            "ALERT_ENGINE_FOLLOWUP_QUIET_START": "00:00",
-            "ALERT_ENGINE_FOLLOWUP_QUIET_END": "00:00",
-            "ALERT_ENGINE_FOLLOWUP_POLL_SECONDS": "0.2",
-            "ALERT_ENGINE_FOLLOWUP_OUTBOX_PATH": str(engine.surveys),
-            "ALERT_ENGINE_FOLLOWUP_TOKEN_SECRET": "browser-test-secret",
-        }
-    )
-    return engine
+    return followup_engine(stack, unique, tmp_path)
 
 
 def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):

@@ -10,8 +10,7 @@ from redis.asyncio import Redis
 from alert_engine.cases import CaseState
 from alert_engine.stack import RedisServer
 from tests.engine import Engine
-from tests.followup_factories import case, make_alert
-from tests.test_followup_browser import engine  # noqa: F401  (the fixture)
+from tests.followup_factories import case, followup_engine, make_alert
 from tests.test_followup_schedule import NOW, Clock, read_emails, service
 
 pytestmark = pytest.mark.integration
@@ -60,7 +59,12 @@ def test_a_killed_redis_restarted_from_its_append_only_file_loses_and_repeats_no
     assert sorted(email["alert_id"] for email in emails) == sorted(alert.id for alert in alerts)
 
 
-def test_a_worker_killed_before_the_survey_is_due_leaves_it_to_the_next_worker(engine):  # noqa: F811
+@pytest.fixture
+def engine(stack, unique, tmp_path) -> Engine:
+    return followup_engine(stack, unique, tmp_path)
+
+
+def test_a_worker_killed_before_the_survey_is_due_leaves_it_to_the_next_worker(engine):
     engine.env["ALERT_ENGINE_FOLLOWUP_DELAY_SECONDS"] = "4"
     first = engine.worker("first").start()
     alert = make_alert("r-restart", customer={"id": "c-5", "email": "c5@x.test"})
