@@ -75,8 +75,8 @@ def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):
                 assert page.get_by_label("5 stars").is_checked()
                 page.get_by_label("Anything else you want to tell us?").fill("Much better now.")
                 page.get_by_role("button", name="Send my answer").focus()
-                page.keyboard.press("Enter")
-                page.wait_for_load_state()
+                with page.expect_navigation():
+                    page.keyboard.press("Enter")
                 assert page.get_by_role("heading").inner_text() == "Thank you!"
                 assert "5 stars" in page.content()
 
