@@ -36,6 +36,7 @@ class Rerating(BaseModel):
 
     rating: int = Field(ge=1, le=5)
     previous_rating: int | None = Field(default=None, ge=1, le=5)
+    nps: int | None = Field(default=None, ge=0, le=10)
     rating_id: str
     comment: str | None = None
 

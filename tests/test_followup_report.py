@@ -19,9 +19,10 @@ from tests.test_followup_schedule import NOW, Clock, read_emails, service
 async def answer_latest(followup, tmp_path, stars: int, nps: int) -> None:
     link = read_emails(tmp_path / "surveys.jsonl")[-1]["link"]
     token = urlsplit(link).path.removeprefix("/survey/")
-    assert isinstance(
-        await followup.answer(token, {"rating": str(stars), "nps": str(nps)}), Answered
-    )
+    answered = await followup.answer(token, {"rating": str(stars), "nps": str(nps)})
+    assert isinstance(answered, Answered)
+    # Published to the cases topic, whose agent records it:
+    await followup.on_case(answered.case)
 
 
 async def test_the_loop_records_what_the_report_shows(redis, unique, tmp_path, stack):

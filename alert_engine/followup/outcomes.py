@@ -82,6 +82,14 @@ class OutcomeFacts:
             await self.record(case.alert_id, {"resolution": "", "resolved_at": ""})
         elif case.state is CaseState.HOLDOUT:
             await self.record(case.alert_id, {"holdout": 1})
+        elif case.state is CaseState.RERATED and case.rerating is not None:
+            answer: dict[str, str | int | float] = {
+                "followup_rating": case.rerating.rating,
+                "answered_at": case.at.isoformat(),
+            }
+            if case.rerating.nps is not None:
+                answer["followup_nps"] = case.rerating.nps
+            await self.record(case.alert_id, answer)
 
     async def alert_json(self, alert_id: str) -> bytes | None:
         value = await self.redis.hget(redis_keys.outcome(self.prefix, alert_id), "alert")

@@ -243,7 +243,8 @@ class FollowupService:
         return opened if isinstance(opened, Page) else self._form_page(opened, token)
 
     async def answer(self, token: str, form: Mapping[str, str]) -> Answered | Page:
-        """Records the answer once; the caller publishes it, or calls `release` if it cannot."""
+        """Takes the answer once; the caller publishes it, or calls `release` if it cannot. The
+        outcome facts learn of it from the published `rerated` case record."""
         opened = await self._open(token)
         if isinstance(opened, Page):
             return opened
@@ -267,17 +268,10 @@ class FollowupService:
             rerating=Rerating(
                 rating=answer.rating,
                 previous_rating=initial if isinstance(initial, int) else None,
+                nps=answer.nps,
                 rating_id=str(rating["id"]),
                 comment=answer.comment,
             ),
-        )
-        await self.facts.record(
-            opened.alert_id,
-            {
-                "followup_rating": answer.rating,
-                "followup_nps": answer.nps if answer.nps is not None else "",
-                "answered_at": now.isoformat(),
-            },
         )
         page = Page(200, pages.thanks_page(company=self.settings.company, answer=answer))
         return Answered(page=page, rating=rating, case=case, survey_id=opened.survey_id)
