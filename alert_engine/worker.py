@@ -43,5 +43,8 @@ def build_worker(settings: Settings) -> faust.App:
         OutboxMailer(settings.followup.outbox_path),
         public_url=settings.followup.public_url
         or f"http://{settings.web.host}:{settings.web.port}",
+        rule_policies={
+            rule.name: rule.spec.followup for rule in ruleset.rules if rule.spec.followup
+        },
     )
     return create_app(settings, evaluator, deliverer, stats, followup)

@@ -173,3 +173,22 @@ async def test_a_survey_whose_send_failed_is_sent_when_its_claim_expires(
     clock.now += timedelta(seconds=25)
     assert await followup.send_due() == 1
     assert len(read_emails(tmp_path / "surveys.jsonl")) == 1
+
+
+async def test_a_rules_own_policy_sets_the_delay_or_turns_the_survey_off(
+    redis, unique, tmp_path, clock
+):
+    from alert_engine.rules import FollowupPolicy
+
+    followup = service(redis, unique, tmp_path, clock)
+    followup.rule_policies = {
+        "negative-rating": FollowupPolicy(delay=timedelta(hours=3)),
+        "angry-comment": FollowupPolicy(enabled=False),
+    }
+    slow = make_alert("r-policy")
+    await followup.on_case(case(slow, CaseState.RESOLVED_FOLLOWUP, at=NOW))
+    assert await followup.schedule.due_at(slow.id) == NOW + timedelta(hours=3)
+
+    off = make_alert("r-off").model_copy(update={"id": "al-off", "rule": "angry-comment"})
+    await followup.on_case(case(off, CaseState.RESOLVED_FOLLOWUP, at=NOW))
+    assert await followup.schedule.due_at(off.id) is None

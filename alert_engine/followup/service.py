@@ -30,6 +30,7 @@ from alert_engine.followup.schedule import (
 )
 from alert_engine.followup.timing import QuietHours, customer_zone, is_holdout, send_time
 from alert_engine.followup.tokens import InvalidToken, sign, verify
+from alert_engine.rules import FollowupPolicy
 from alert_engine.settings import FollowupSettings
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,12 @@ class FollowupService:
         mailer: SurveyMailer,
         *,
         public_url: str,
+        rule_policies: Mapping[str, FollowupPolicy] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
+        # Rule name -> the rule's own follow-up policy, where it has one.
+        self.rule_policies = rule_policies or {}
         self.redis = redis
         self.prefix = prefix
         self.mailer = mailer
@@ -110,11 +114,18 @@ class FollowupService:
         )
 
     async def _schedule(self, alert: Alert, *, resolved_at: datetime, holdout: bool) -> None:
+        policy = self.rule_policies.get(alert.rule)
+        if policy is not None and not policy.enabled:
+            log.info("no follow-up for %s: rule %s has follow-up disabled", alert.id, alert.rule)
+            return
+        delay = timedelta(seconds=self.settings.delay_seconds)
+        if policy is not None and policy.delay is not None:
+            delay = policy.delay
         customer = alert.event.get("customer")
         zone_name = customer.get("timezone") if isinstance(customer, dict) else None
         due = send_time(
             resolved_at,
-            timedelta(seconds=self.settings.delay_seconds),
+            delay,
             self.quiet,
             customer_zone(zone_name, self.settings.default_timezone),
         )
