@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from alert_engine.cases import CaseState
+from alert_engine.deadletter import read_headers
 from tests.engine import Engine
 from tests.followup_factories import case, followup_engine, make_alert
 from tests.test_followup_schedule import read_emails
@@ -52,6 +53,8 @@ def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):
     worker = engine.worker().start()
     try:
         resolved = case(alert, CaseState.RESOLVED_FOLLOWUP, at=datetime.now(UTC))
+        # A record the worker cannot read is dead-lettered and does not hold up the next one.
+        engine.produce(engine.kafka.cases_topic, [b'{"alert_id": "al-x", "state": "lost"}'])
         engine.produce(engine.kafka.cases_topic, [resolved.to_json()])
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 1, timeout=30)
         [email] = read_emails(engine.surveys)
@@ -103,6 +106,9 @@ def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):
         cases = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, count=2)]
         [rerated] = [c for c in cases if c["state"] == "rerated"]
         assert rerated["rerating"]["rating"] == 5 and rerated["rerating"]["previous_rating"] == 1
+
+        [dead] = engine.consume(engine.kafka.deadletter_topic, count=1)
+        assert read_headers(dead.headers)["reason"] == "invalid"
 
         # The worker's own cases agent records the answer: the dashboard shows the uplift.
         def dashboard() -> str:
