@@ -87,3 +87,28 @@ def test_a_worker_killed_before_the_survey_is_due_leaves_it_to_the_next_worker(e
         assert email["alert_id"] == alert.id
     finally:
         second.stop()
+
+
+def test_a_worker_rides_out_a_redis_restart_and_sends_the_survey_once(engine, tmp_path):
+    server = RedisServer(tmp_path / "own-redis")
+    server.start()
+    engine.env["ALERT_ENGINE_REDIS_URL"] = server.url
+    worker = engine.worker().start()
+    try:
+        server.kill()
+        # Consumed while Redis is down: the case waits for Redis, it is not skipped.
+        alert = make_alert("r-redis-down", customer={"id": "c-6", "email": "c6@x.test"})
+        engine.produce(
+            engine.kafka.cases_topic,
+            [case(alert, CaseState.RESOLVED_FOLLOWUP, at=datetime.now(UTC)).to_json()],
+        )
+        time.sleep(2.0)
+        assert read_emails(engine.surveys) == []
+        server.start()
+        engine.wait_for(lambda: len(read_emails(engine.surveys)) >= 1, timeout=30)
+        time.sleep(1.5)
+        [email] = read_emails(engine.surveys)
+        assert email["alert_id"] == alert.id
+    finally:
+        worker.stop()
+        server.stop()
