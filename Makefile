@@ -4,18 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server openjdk-17-jre-headless maven
+APT_PACKAGES := redis-server openjdk-17-jre-headless maven chromium
 
 .PHONY: setup system-packages demo test test-faults test-fast lint bench clean
 
 setup: system-packages $(VENV)/.installed .cache/.kafka-libs
 
-# Debian packages the local stack needs: Redis, and Java + Maven for the Kafka broker.
+# Debian packages the local stack needs: Redis, and Java + Maven for the Kafka broker; Chromium
+# for the survey page's browser test.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

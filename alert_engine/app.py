@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeAlias
 
 import faust
@@ -19,9 +20,12 @@ from faust.types import EventT, StreamT
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
+from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
+from alert_engine.followup.retry import until_done
+from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
@@ -39,13 +43,17 @@ class DeadLetter:
     headers: dict[str, bytes]
 
 
-Output: TypeAlias = Alert | DeadLetter
+Output: TypeAlias = Alert | CaseEvent | DeadLetter
 # What an agent yields for one input record; often empty.
 Outputs: TypeAlias = list[Output]
 
 
 def create_app(
-    settings: Settings, evaluator: Evaluator, deliverer: Deliverer, stats: Stats
+    settings: Settings,
+    evaluator: Evaluator,
+    deliverer: Deliverer,
+    stats: Stats,
+    followup: FollowupService | None = None,
 ) -> faust.App:
     kafka = settings.kafka
     app = faust.App(
@@ -77,6 +85,7 @@ def create_app(
             kafka.alerts_topic,
             kafka.deadletter_topic,
             kafka.failed_alerts_topic,
+            kafka.cases_topic,
         )
     }
 
@@ -86,6 +95,10 @@ def create_app(
                 # Keyed by alert id: a re-evaluated event lands on the same alerts partition.
                 await topics[kafka.alerts_topic].send(
                     key=output.id.encode(), value=output.to_json()
+                )
+            elif isinstance(output, CaseEvent):
+                await topics[kafka.cases_topic].send(
+                    key=output.alert_id.encode(), value=output.to_json()
                 )
             else:
                 await topics[output.topic].send(
@@ -136,6 +149,13 @@ def create_app(
     async def deliver_alerts(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
         async for raw in records:
             alert = Alert.from_json(raw)
+            if followup is not None:
+                holdout = await until_done(partial(followup.on_alert, alert))
+                if holdout is not None:
+                    # Held out of recovery: recorded and surveyed, not delivered for action.
+                    stats.alerts_held_out[alert.rule] += 1
+                    yield [holdout]
+                    continue
             failures = await deliverer.deliver(alert)
             yield [
                 DeadLetter(
@@ -148,6 +168,11 @@ def create_app(
                 )
                 for failure in failures
             ]
+
+    if followup is not None:
+        from alert_engine.followup.agents import add_followup
+
+        add_followup(app, settings, followup, topics[kafka.cases_topic], publish, stats)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:

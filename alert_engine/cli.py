@@ -96,6 +96,24 @@ def demo(workdir: Path, keep_running: bool) -> None:
     sys.exit(run_demo(workdir, keep_running=keep_running))
 
 
+@main.command()
+@click.option(
+    "--by",
+    type=click.Choice(["team", "agent", "rule", "week"]),
+    default="team",
+    show_default=True,
+    help="One row per team, agent, rule or ISO week of the alert.",
+)
+def report(by: str) -> None:
+    """Print the recovery outcome figures: alerts, time to claim, follow-ups, rating uplift."""
+    from alert_engine.followup.outcomes import load_cases
+    from alert_engine.followup.report import table
+    from alert_engine.settings import RedisSettings
+
+    cases = asyncio.run(load_cases(RedisSettings()))
+    click.echo(table(cases, by))
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def stack(args: tuple[str, ...]) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import os
 import shutil
 import time
+import urllib.parse
+import urllib.request
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +16,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from alert_engine.alerts import Alert
+from alert_engine.cases import CaseEvent, CaseState, Rerating
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.followup.outcomes import load_cases
+from alert_engine.followup.report import table
 from alert_engine.producer import ensure_topics
-from alert_engine.settings import KafkaSettings
+from alert_engine.settings import KafkaSettings, RedisSettings
 from alert_engine.stack import running_stack
 from alert_engine.workerprocess import WorkerProcess
 
@@ -59,6 +65,11 @@ def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -
             "ALERT_ENGINE_OUTBOX_PATH": str(outbox),
             "ALERT_ENGINE_RULES_DIR": os.environ.get("ALERT_ENGINE_RULES_DIR", "rules"),
             "ALERT_ENGINE_APP_ID": "alert-engine-demo",
+            # The follow-up survey seconds after a case is resolved, at any hour.
+            "ALERT_ENGINE_FOLLOWUP_DELAY_SECONDS": "2",
+            "ALERT_ENGINE_FOLLOWUP_QUIET_START": "00:00",
+            "ALERT_ENGINE_FOLLOWUP_QUIET_END": "00:00",
+            "ALERT_ENGINE_FOLLOWUP_OUTBOX_PATH": str(workdir / "surveys.jsonl"),
         }
         kafka = KafkaSettings(bootstrap=endpoints.kafka_bootstrap)
         asyncio.run(ensure_topics(kafka))
@@ -74,11 +85,15 @@ def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -
                 f"slowest alert {max(latencies, default=0.0):.2f} s after its rating."
             )
             _say(f"Alerts as delivered: {outbox}")
+            _say("\nThe recovery team resolves each case with follow-up; the customers answer:\n")
+            answered = asyncio.run(
+                close_the_loop(kafka, outbox, workdir / "surveys.jsonl", endpoints.redis_url)
+            )
             if keep_running:
                 _say("Kafka, Redis and the worker keep running; press Ctrl-C to stop.")
                 while True:
                     time.sleep(3600)
-            return 0 if seen == expected else 1
+            return 0 if seen == expected and answered == expected else 1
         except KeyboardInterrupt:
             return 0
         finally:
@@ -132,7 +147,11 @@ def _rating(
         "id": f"r-{1000 + number}",
         "rating": stars,
         "comment": comment or None,
-        "customer": {"id": f"c-{zlib.crc32(customer.encode()) % 10_000:04d}", "name": customer},
+        "customer": {
+            "id": f"c-{zlib.crc32(customer.encode()) % 10_000:04d}",
+            "name": customer,
+            "email": f"{customer.split()[0].lower()}@example.com",
+        },
         "agent": {"id": agent.lower().replace(" ", "."), "name": agent},
         "team": team,
         "channel": channel,
@@ -154,3 +173,68 @@ async def _wait_for_alert(outbox: Path, event_id: str, within: float) -> dict[st
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+# What the demo's customers answer to the follow-up survey, by the stars they gave at first.
+FOLLOW_UP_STARS = {1: 4, 2: 5}
+
+
+async def close_the_loop(kafka: KafkaSettings, outbox: Path, surveys: Path, redis_url: str) -> int:
+    """Claim and resolve every alert's case, answer each survey as its customer would, print the
+    outcome; returns how many follow-ups were answered."""
+    alerts = [Alert.model_validate(entry["alert"]) for entry in read_outbox(outbox)]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for alert in alerts:
+            for previous, state in (
+                (CaseState.OPEN, CaseState.CLAIMED),
+                (CaseState.CLAIMED, CaseState.RESOLVED_FOLLOWUP),
+            ):
+                case = CaseEvent(
+                    alert_id=alert.id,
+                    state=state,
+                    previous_state=previous,
+                    actor="demo-recovery-team",
+                    at=datetime.now(UTC),
+                    alert=alert,
+                )
+                await producer.send_and_wait(
+                    kafka.cases_topic, case.to_json(), key=alert.id.encode()
+                )
+            _say(f"  ✔ case {alert.id} ({alert.key}) claimed and resolved with follow-up")
+    finally:
+        await producer.stop()
+
+    answered = 0
+    deadline = time.monotonic() + 30
+    while answered < len(alerts) and time.monotonic() < deadline:
+        emails = read_outbox(surveys)
+        for email in emails[answered:]:
+            alert = next(alert for alert in alerts if alert.id == email["alert_id"])
+            before = int(alert.event["rating"])
+            stars = FOLLOW_UP_STARS.get(before, 5)
+            status = await asyncio.to_thread(_answer, str(email["link"]), stars)
+            _say(
+                f"  ✉ survey emailed to {email['to']}; answered {stars}★ (HTTP {status}): "
+                f"{Rerating(rating=stars, previous_rating=before, rating_id='-').summary()}"
+            )
+            answered += 1
+        await asyncio.sleep(0.2)
+
+    # The worker records the answers as it consumes them from the cases topic.
+    deadline = time.monotonic() + 10
+    cases = await load_cases(RedisSettings(url=redis_url))
+    while sum(case.answered for case in cases) < answered and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        cases = await load_cases(RedisSettings(url=redis_url))
+    _say("\nOutcome by team (`alert-engine report`):\n")
+    _say(table(cases, "team"))
+    return answered
+
+
+def _answer(link: str, stars: int) -> int:
+    body = urllib.parse.urlencode({"rating": stars, "comment": "Thanks for calling back."})
+    with urllib.request.urlopen(link, data=body.encode(), timeout=10) as response:
+        status: int = response.status
+        return status

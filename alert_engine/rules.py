@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +45,17 @@ class Severity(StrEnum):
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)]
 
 
+class FollowupPolicy(BaseModel):
+    """A rule's follow-up survey policy; what it leaves out comes from the follow-up settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # False: cases of this rule never get a follow-up survey, even when resolved with follow-up.
+    enabled: bool = True
+    # After resolve time: seconds, `HH:MM:SS` or an ISO 8601 duration (`P1D`, `PT24H`).
+    delay: timedelta | None = Field(default=None, ge=timedelta(0))
+
+
 class RuleSpec(BaseModel):
     """A rule as written by ops; unknown keys are errors, so a typo never silently does nothing."""
 
@@ -57,6 +69,7 @@ class RuleSpec(BaseModel):
     route: Annotated[str, Field(min_length=1, max_length=100)] = "default"
     enabled: bool = True
     labels: dict[str, str] = Field(default_factory=dict)
+    followup: FollowupPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +241,8 @@ def _validation_problems(
         loc = tuple(error["loc"])
         where = ".".join(str(part) for part in loc)
         if error["type"] == "extra_forbidden":
-            allowed = ", ".join(RuleSpec.model_fields)
+            model = FollowupPolicy if loc[:1] == ("followup",) else RuleSpec
+            allowed = ", ".join(model.model_fields)
             yield Problem(
                 document.locate_key((*path, *loc)), f"unknown key {where!r} (allowed: {allowed})"
             )

@@ -7,10 +7,12 @@ frozen: a worker reads its configuration once at start and passes it down, never
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Literal, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +26,8 @@ class KafkaSettings(BaseSettings):
     deadletter_topic: str = "deadletter"
     # Alerts whose delivery failed for good, with the error; `alert-engine deadletter` replays them.
     failed_alerts_topic: str = "alerts.failed"
+    # Case state changes (claimed, resolved, ...), one JSON record per change keyed by alert id.
+    cases_topic: str = "cases"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # How long the group waits for a silent worker before its partitions move to another. Faust's
@@ -82,6 +86,48 @@ class LogSettings(BaseSettings):
     format: LogFormat = "text"
 
 
+class FollowupSettings(BaseSettings):
+    """The follow-up survey policy: when a survey is sent after a case is resolved, and to whom."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_FOLLOWUP_", frozen=True)
+
+    # After resolve time; 24 hours by default, seconds in the demo.
+    delay_seconds: float = Field(default=24 * 3600, ge=0)
+    # No survey is sent between these local times of the customer (start == end: no quiet hours).
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    # For customers without a (known) `timezone`.
+    default_timezone: str = "UTC"
+    # A customer who got a survey within this period gets no second one.
+    suppression_seconds: float = Field(default=30 * 24 * 3600, ge=0)
+    # Share of eligible alerts held out of recovery contact (still surveyed): measures the lift.
+    holdout_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    # How long a survey link works.
+    token_ttl_seconds: float = Field(default=14 * 24 * 3600, gt=0)
+    # Signs survey links. Unset: a random secret is created once in Redis and shared by workers.
+    token_secret: SecretStr | None = None
+    # Where customers reach the worker's web server; unset: http://{web host}:{web port}.
+    public_url: str | None = None
+    # How often a worker looks for due surveys.
+    poll_seconds: float = Field(default=1.0, gt=0)
+    # A claimed survey not marked sent within this time is claimed again (its sender died).
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # Surveys go here when no email service is configured.
+    outbox_path: Path = Path(".outbox/surveys.jsonl")
+    sender: str = "feedback@example.com"
+    # Signs the survey emails and pages.
+    company: str = "Customer Care"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name)") from None
+        return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The components' settings, read together from one environment."""
@@ -91,3 +137,4 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    followup: FollowupSettings = field(default_factory=FollowupSettings)

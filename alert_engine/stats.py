@@ -44,6 +44,14 @@ class Stats:
             "Delivery-ledger calls that found Redis unreachable (delivery waits), by error",
             "error",
         )
+        self.alerts_held_out = metered_counter(
+            r, "alerts_held_out", "Alerts held out of recovery contact (surveyed only)", "rule"
+        )
+        self.cases_in = metered_counter(r, "cases_in", "Case state changes read, by state", "state")
+        self.surveys_sent = metered_counter(r, "surveys_sent", "Follow-up surveys sent", "channel")
+        self.surveys_answered = metered_counter(
+            r, "surveys_answered", "Follow-up surveys answered, by stars", "rating"
+        )
         self.delivery_latency = delivery_latency_histogram(r)
 
     def observe_delivery(self, destination: str, latency_seconds: float) -> None:
@@ -61,4 +69,8 @@ class Stats:
             "alerts_duplicate": dict(self.alerts_duplicate),
             "alerts_failed": dict(self.alerts_failed),
             "ledger_unavailable": dict(self.ledger_unavailable),
+            "alerts_held_out": dict(self.alerts_held_out),
+            "cases_in": dict(self.cases_in),
+            "surveys_sent": dict(self.surveys_sent),
+            "surveys_answered": dict(self.surveys_answered),
         }

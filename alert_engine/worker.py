@@ -13,6 +13,8 @@ from alert_engine.channels import Destination
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.delivery import Deliverer, DeliveryLedger
 from alert_engine.evaluate import Evaluator
+from alert_engine.followup.mailer import OutboxMailer
+from alert_engine.followup.service import FollowupService
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
@@ -33,4 +35,16 @@ def build_worker(settings: Settings) -> faust.App:
     # from_url connects lazily, inside the worker's event loop.
     redis = Redis.from_url(settings.redis.url)
     deliverer = Deliverer(routes, DeliveryLedger(redis, settings.redis.key_prefix), stats=stats)
-    return create_app(settings, evaluator, deliverer, stats)
+    followup = FollowupService(
+        settings.followup,
+        redis,
+        settings.redis.key_prefix,
+        # TODO(issue 4): the SendGrid mailer when an API key is configured.
+        OutboxMailer(settings.followup.outbox_path),
+        public_url=settings.followup.public_url
+        or f"http://{settings.web.host}:{settings.web.port}",
+        rule_policies={
+            rule.name: rule.spec.followup for rule in ruleset.rules if rule.spec.followup
+        },
+    )
+    return create_app(settings, evaluator, deliverer, stats, followup)

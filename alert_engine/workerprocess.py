@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -54,6 +55,12 @@ class WorkerProcess:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """The worker's `/stats` counters."""
+        with urllib.request.urlopen(self.url + "/stats", timeout=5) as response:
+            stats: dict[str, dict[str, int]] = json.loads(response.read())
+            return stats
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -36,6 +36,7 @@ class Engine:
             alerts_topic=f"alerts-{unique}",
             deadletter_topic=f"deadletter-{unique}",
             failed_alerts_topic=f"alerts-failed-{unique}",
+            cases_topic=f"cases-{unique}",
             partitions=partitions,
         )
         self.outbox = workdir / "outbox.jsonl"

@@ -58,7 +58,7 @@ def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
     file = write(tmp_path, "neg.yaml", GOOD + "  \nseverty: low\n")
     assert problems_of(tmp_path) == [
         f"{file}:6:1: unknown key 'severty' (allowed: name, description, source, condition, "
-        "severity, route, enabled, labels)"
+        "severity, route, enabled, labels, followup)"
     ]
 
 
@@ -126,3 +126,26 @@ def test_a_route_to_an_unconfigured_destination_is_rejected(tmp_path):
 
 def test_a_missing_rules_directory_is_a_problem_not_a_crash(tmp_path):
     assert "rules directory not found" in problems_of(tmp_path / "nope")[0]
+
+
+def test_a_rule_may_carry_its_follow_up_policy(tmp_path):
+    from datetime import timedelta
+
+    write(tmp_path, "neg.yaml", GOOD + "followup:\n  delay: PT2H\n")
+    write(tmp_path, "b.yaml", GOOD.replace("negative-rating", "b") + "followup:\n  enabled: no\n")
+    ruleset = load_ruleset(tmp_path)
+    neg, other = ruleset.get("negative-rating"), ruleset.get("b")
+    assert neg is not None and neg.spec.followup is not None
+    assert neg.spec.followup.delay == timedelta(hours=2)
+    assert other is not None and other.spec.followup is not None
+    assert other.spec.followup.enabled is False
+
+
+def test_a_typo_in_a_follow_up_policy_is_reported_with_its_line(tmp_path):
+    write(tmp_path, "neg.yaml", GOOD + "followup:\n  delai: 3600\n")
+    write(tmp_path, "b.yaml", GOOD.replace("negative-rating", "b") + "followup:\n  delay: -5\n")
+    [bad_delay, typo] = problems_of(tmp_path)
+    assert typo.startswith(f"{tmp_path / 'neg.yaml'}:6:3: unknown key 'followup.delai'")
+    assert "(allowed: enabled, delay)" in typo
+    assert bad_delay.startswith(f"{tmp_path / 'b.yaml'}:6:")
+    assert "followup.delay" in bad_delay

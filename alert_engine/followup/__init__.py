@@ -1,0 +1,6 @@
+"""The closed loop: follow-up surveys after recovery, and the measured outcome.
+
+`timing` computes when a survey goes out, `schedule` keeps the schedule durable in Redis,
+`tokens` signs the survey links, `survey` serves the survey pages, `mailer` sends the emails,
+`service` ties them to the `cases` topic, and `outcomes` folds the facts into figures.
+"""

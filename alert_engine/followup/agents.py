@@ -1,0 +1,143 @@
+"""The follow-up loop's agents, timer and pages on the Faust app (added by `create_app` when a
+`FollowupService` is given): case records schedule surveys, a timer sends the due ones, the survey
+pages take answers and the dashboard shows the outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import faust
+import faust.web
+import orjson
+from faust.types import EventT, StreamT
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from alert_engine import deadletter
+from alert_engine.app import DeadLetter, Outputs
+from alert_engine.cases import CaseEvent
+from alert_engine.events import describe_validation_error
+from alert_engine.followup import report
+from alert_engine.followup.outcomes import DIMENSIONS, CaseFacts
+from alert_engine.followup.retry import until_done
+from alert_engine.followup.service import Answered, FollowupService
+from alert_engine.settings import Settings
+from alert_engine.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+def add_followup(
+    app: faust.App,
+    settings: Settings,
+    followup: FollowupService,
+    cases_topic: faust.TopicT,
+    publish: Callable[[Outputs], Awaitable[None]],
+    stats: Stats,
+) -> None:
+    """The closed loop: case records schedule surveys, a timer sends them, pages take answers."""
+    kafka = settings.kafka
+
+    @app.agent(cases_topic, name="followup-cases", sink=[publish])
+    async def follow_up_cases(events: StreamT[bytes]) -> AsyncIterator[Outputs]:
+        event: EventT[bytes]
+        async for event in events.events():
+            try:
+                case = CaseEvent.from_json(event.value)
+            except ValidationError as exc:
+                message = event.message
+                yield [
+                    DeadLetter(
+                        topic=kafka.deadletter_topic,
+                        key=event.key,
+                        value=event.value,
+                        headers=deadletter.headers(
+                            reason="invalid",
+                            detail=describe_validation_error(exc),
+                            topic=message.topic,
+                            partition=message.partition,
+                            offset=message.offset,
+                        ),
+                    )
+                ]
+                continue
+            await until_done(partial(followup.on_case, case))
+            stats.cases_in[case.state.value] += 1
+            yield []
+
+    @app.timer(settings.followup.poll_seconds, name="followup-send")  # type: ignore[untyped-decorator]
+    async def send_followups() -> None:
+        try:
+            sent = await followup.send_due()
+        except (RedisError, OSError) as exc:
+            log.warning("cannot look for due follow-ups: %s", exc)
+            return
+        stats.surveys_sent["email"] += sent
+
+    async def publish_answer(answered: Answered) -> None:
+        producer = app.producer
+        await producer.send_and_wait(
+            kafka.ratings_topic,
+            str(answered.rating["id"]).encode(),
+            orjson.dumps(answered.rating),
+            None,
+            None,
+            None,
+        )
+        await producer.send_and_wait(
+            kafka.cases_topic,
+            answered.case.alert_id.encode(),
+            answered.case.to_json(),
+            None,
+            None,
+            None,
+        )
+
+    @app.page("/survey/{token}")
+    class SurveyPage(faust.web.View):
+        async def get(self, request: Any, token: str) -> Any:
+            try:
+                page = await followup.survey_form(token)
+            except (RedisError, OSError):
+                page = followup.unavailable()
+            return self.html(page.html, status=page.status, headers=_PAGE_HEADERS)
+
+        async def post(self, request: Any, token: str) -> Any:
+            form = {name: str(value) for name, value in (await request.post()).items()}
+            try:
+                result = await followup.answer(token, form)
+            except (RedisError, OSError):
+                result = followup.unavailable()
+            if isinstance(result, Answered):
+                try:
+                    await publish_answer(result)
+                except Exception:
+                    log.exception("cannot publish the answer to survey %s", result.survey_id)
+                    await followup.release(result.survey_id)
+                    result = followup.unavailable()
+                else:
+                    stats.surveys_answered[str(result.rating["rating"])] += 1
+                    result = result.page
+            return self.html(result.html, status=result.status, headers=_PAGE_HEADERS)
+
+    @app.page("/dashboard")
+    async def dashboard(web: Any, request: Any) -> Any:
+        by = request.query.get("by", "team")
+        if by not in DIMENSIONS:
+            by = "team"
+        rows = await followup.facts.all()
+        cases = [case for case in map(CaseFacts.parse, rows) if case is not None]
+        html = report.dashboard(cases, by, company=settings.followup.company)
+        return web.html(html, headers={"Cache-Control": "no-store"})
+
+
+# Survey pages carry a token in their URL: keep it out of caches and referrers.
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}

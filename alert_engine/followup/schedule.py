@@ -1,0 +1,161 @@
+"""The durable follow-up schedule in Redis.
+
+A sorted set holds each scheduled alert's due time, a hash its survey. Sending claims due entries
+atomically (a Lua script moves their score to a lease deadline), so two workers never claim the
+same survey; a sender that dies leaves its claim to expire and another worker claims it again.
+A settled survey gets a per-alert marker, which makes scheduling it again a no-op. With Redis's
+append-only file (the stack and the deploy config turn it on) all of it survives a Redis restart.
+
+Known gap, as for alert delivery: a worker that dies after the mail service accepted a survey and
+before the marker was written sends that survey once more when the claim expires.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+from redis.asyncio import Redis
+
+from alert_engine import redis_keys
+
+# Settled markers outlive any replay of the cases topic (7 days' retention) by far.
+DONE_TTL_SECONDS = 180 * 24 * 3600
+
+_SCHEDULE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+_CANCEL = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return removed
+"""
+
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local claimed = {}
+for _, id in ipairs(ids) do
+  local payload = redis.call('HGET', KEYS[2], id)
+  if payload then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
+    table.insert(claimed, payload)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return claimed
+"""
+
+_SETTLE = """
+redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[3]))
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class Settled(StrEnum):
+    SENT = "sent"
+    SUPPRESSED = "suppressed"
+    NO_EMAIL = "no_email"
+
+
+class ScheduledSurvey(BaseModel):
+    """What a survey needs once due: who gets it and what the answer will be about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    survey_id: str
+    due_at: AwareDatetime
+    resolved_at: AwareDatetime
+    rule: str
+    # The original event's customer, agent, team, channel, interaction and rating, as they were.
+    event: dict[str, Any]
+    holdout: bool = False
+
+    @property
+    def customer(self) -> dict[str, Any]:
+        customer = self.event.get("customer")
+        return customer if isinstance(customer, dict) else {}
+
+
+def new_survey_id() -> str:
+    """Opaque and unguessable: the only thing a survey link carries."""
+    return "sv-" + secrets.token_urlsafe(16)
+
+
+class FollowupSchedule:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._schedule = redis.register_script(_SCHEDULE)
+        self._cancel = redis.register_script(_CANCEL)
+        self._claim = redis.register_script(_CLAIM)
+        self._settle = redis.register_script(_SETTLE)
+
+    def _keys(self, alert_id: str) -> list[str]:
+        return [
+            redis_keys.followup_due(self.prefix),
+            redis_keys.followup_payloads(self.prefix),
+            redis_keys.followup_done(self.prefix, alert_id),
+        ]
+
+    async def schedule(self, survey: ScheduledSurvey) -> bool:
+        """False if the alert is already scheduled or settled: scheduling twice is once."""
+        added = await self._schedule(
+            keys=self._keys(survey.alert_id),
+            args=[survey.alert_id, survey.due_at.timestamp(), survey.model_dump_json()],
+        )
+        return bool(added)
+
+    async def cancel(self, alert_id: str) -> bool:
+        """False if nothing was scheduled (or it is already settled)."""
+        return bool(await self._cancel(keys=self._keys(alert_id)[:2], args=[alert_id]))
+
+    async def claim_due(
+        self, now: datetime, *, lease_seconds: float, limit: int = 100
+    ) -> list[ScheduledSurvey]:
+        """Surveys due at `now`, each claimed for `lease_seconds` by this caller alone."""
+        payloads = await self._claim(
+            keys=self._keys("")[:2],
+            args=[now.timestamp(), now.timestamp() + lease_seconds, limit],
+        )
+        return [ScheduledSurvey.model_validate_json(payload) for payload in payloads]
+
+    async def settle(self, alert_id: str, how: Settled) -> None:
+        await self._settle(keys=self._keys(alert_id), args=[alert_id, how.value, DONE_TTL_SECONDS])
+
+    async def settled(self, alert_id: str) -> Settled | None:
+        value = await self.redis.get(redis_keys.followup_done(self.prefix, alert_id))
+        return Settled(as_text(value)) if value else None
+
+    async def due_at(self, alert_id: str) -> datetime | None:
+        score = await self.redis.zscore(redis_keys.followup_due(self.prefix), alert_id)
+        return None if score is None else datetime.fromtimestamp(score, UTC)
+
+    async def pending(self) -> int:
+        return int(await self.redis.zcard(redis_keys.followup_due(self.prefix)))
+
+    async def suppress_customer(self, customer_id: str, alert_id: str, seconds: float) -> bool:
+        """True if this alert may survey the customer: no survey for another alert within
+        `seconds`. Asking again for the same alert (a retried send) is still true."""
+        if seconds <= 0:
+            return True
+        key = redis_keys.followup_suppressed(self.prefix, customer_id)
+        if await self.redis.set(key, alert_id, nx=True, px=int(seconds * 1000)):
+            return True
+        holder = await self.redis.get(key)
+        return holder is not None and as_text(holder) == alert_id
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,67 @@
+"""Case records and alerts for the follow-up tests, shaped as the recovery workflow sends them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alert_engine.alerts import Alert, alert_id
+from alert_engine.cases import CaseEvent, CaseState
+from alert_engine.events import Stream
+from alert_engine.rules import Severity
+from alert_engine.stack import Endpoints
+from tests.engine import Engine
+from tests.factories import rating
+
+
+def make_alert(key: str = "r-1", fired_at: datetime | None = None, **event: Any) -> Alert:
+    fired_at = fired_at or datetime.now(UTC)
+    source = rating(id=key, **event)
+    return Alert(
+        id=alert_id("negative-rating", key),
+        rule="negative-rating",
+        severity=Severity.HIGH,
+        route="default",
+        key=key,
+        stream=Stream.RATINGS,
+        event=source,
+        values={"rating": source["rating"]},
+        event_time=fired_at,
+        fired_at=fired_at,
+        ruleset_version="test",
+    )
+
+
+def case(
+    alert: Alert,
+    state: CaseState,
+    at: datetime | None = None,
+    previous: CaseState = CaseState.CLAIMED,
+    actor: str = "U123",
+) -> CaseEvent:
+    return CaseEvent(
+        alert_id=alert.id,
+        state=state,
+        previous_state=previous,
+        actor=actor,
+        at=at or datetime.now(UTC),
+        alert=alert,
+    )
+
+
+def followup_engine(stack: Endpoints, unique: str, tmp_path: Path) -> Engine:
+    """A worker environment whose surveys are due a second after resolve, at any hour."""
+    engine = Engine(stack, unique, tmp_path)
+    engine.surveys = tmp_path / "surveys.jsonl"  # type: ignore[attr-defined]
+    engine.env.update(
+        {
+            "ALERT_ENGINE_FOLLOWUP_DELAY_SECONDS": "1",
+            "ALERT_ENGINE_FOLLOWUP_QUIET_START": "00:00",
+            "ALERT_ENGINE_FOLLOWUP_QUIET_END": "00:00",
+            "ALERT_ENGINE_FOLLOWUP_POLL_SECONDS": "0.2",
+            "ALERT_ENGINE_FOLLOWUP_OUTBOX_PATH": str(tmp_path / "surveys.jsonl"),
+            "ALERT_ENGINE_FOLLOWUP_TOKEN_SECRET": "browser-test-secret",
+        }
+    )
+    return engine

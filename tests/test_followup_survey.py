@@ -1,0 +1,137 @@
+"""The survey pages behind the emailed link, on the session's real Redis."""
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+
+from alert_engine.cases import CaseState
+from alert_engine.events import Stream, decode_event
+from alert_engine.followup.service import Answered
+from tests.followup_factories import case, make_alert
+from tests.test_followup_schedule import NOW, Clock, read_emails, service
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+async def sent_survey(followup, clock, tmp_path, **event) -> str:
+    alert = make_alert("r-1", rating=1, **event)
+    await followup.facts.record_alert(alert)
+    await followup.on_case(case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW))
+    clock.now = NOW + timedelta(hours=1)
+    assert await followup.send_due() == 1
+    [email] = read_emails(tmp_path / "surveys.jsonl")
+    return urlsplit(email["link"]).path.removeprefix("/survey/")
+
+
+async def test_an_answer_is_recorded_once_and_becomes_a_follow_up_rating(
+    redis, unique, tmp_path, clock
+):
+    followup = service(redis, unique, tmp_path, clock)
+    token = await sent_survey(followup, clock, tmp_path)
+    form = await followup.survey_form(token)
+    assert form.status == 200
+    assert 'name="rating" value="5"' in form.html
+
+    answered = await followup.answer(token, {"rating": "4", "nps": "9", "comment": "Sorted!"})
+    assert isinstance(answered, Answered)
+    assert answered.page.status == 200 and "Thank you" in answered.page.html
+    # A valid `ratings` event, about the same customer, agent, team and channel.
+    event = decode_event(Stream.RATINGS, followup_bytes(answered.rating), max_bytes=65536)
+    assert (event.rating, event.nps, event.comment) == (4, 9, "Sorted!")
+    assert event.survey == "follow_up"
+    assert event.alert_id == make_alert("r-1").id
+    assert (event.customer.id, event.agent.id, event.team, event.channel) == (
+        "c-1",
+        "a-7",
+        "orders",
+        "chat",
+    )
+    assert event.id != "r-1"
+    assert answered.case.state is CaseState.RERATED
+    assert answered.case.rerating is not None
+    assert answered.case.rerating.summary() == "Customer re-rated 4★ (was 1★)"
+
+    # The link is used up: the form and a second answer are refused.
+    again = await followup.answer(token, {"rating": "1"})
+    assert not isinstance(again, Answered)
+    assert again.status == 410 and "already answered" in again.html
+    assert (await followup.survey_form(token)).status == 410
+
+
+def followup_bytes(record) -> bytes:
+    import orjson
+
+    return orjson.dumps(record)
+
+
+async def test_a_released_answer_can_be_sent_again(redis, unique, tmp_path, clock):
+    followup = service(redis, unique, tmp_path, clock)
+    token = await sent_survey(followup, clock, tmp_path)
+    answered = await followup.answer(token, {"rating": "5"})
+    assert isinstance(answered, Answered)
+    await followup.release(answered.survey_id)  # publishing it to Kafka failed
+    assert isinstance(await followup.answer(token, {"rating": "5"}), Answered)
+
+
+async def test_expired_and_forged_links_show_a_clear_page_and_record_nothing(
+    redis, unique, tmp_path, clock
+):
+    followup = service(redis, unique, tmp_path, clock, token_ttl_seconds=3600)
+    token = await sent_survey(followup, clock, tmp_path)
+    survey_id, expiry, signature = token.split(".")
+    forged = f"{survey_id}.{int(expiry) + 99999}.{signature}"
+    page = await followup.answer(forged, {"rating": "5"})
+    assert not isinstance(page, Answered)
+    assert page.status == 404 and "not valid" in page.html
+
+    clock.now += timedelta(hours=1)
+    page = await followup.answer(token, {"rating": "5"})
+    assert not isinstance(page, Answered)
+    assert page.status == 410 and "closed" in page.html
+    facts = await followup.facts.all()
+    assert "followup_rating" not in facts[0]
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({}, "choose from 1 to 5 stars"),
+        ({"rating": "6"}, "choose from 1 to 5 stars"),
+        ({"rating": "five"}, "choose from 1 to 5 stars"),
+        ({"rating": "3", "nps": "11"}, "from 0 to 10"),
+        ({"rating": "3", "comment": "x" * 2001}, "under 2000 characters"),
+    ],
+)
+async def test_an_invalid_answer_shows_the_form_again_with_the_problem(
+    redis, unique, tmp_path, clock, form, message
+):
+    followup = service(redis, unique, tmp_path, clock)
+    token = await sent_survey(followup, clock, tmp_path)
+    page = await followup.answer(token, form)
+    assert not isinstance(page, Answered)
+    assert page.status == 400 and message in page.html
+    # Nothing was used up: a valid answer is still taken.
+    assert isinstance(await followup.answer(token, {"rating": "3"}), Answered)
+
+
+async def test_customer_text_is_escaped_everywhere(redis, unique, tmp_path, clock):
+    followup = service(redis, unique, tmp_path, clock)
+    token = await sent_survey(
+        followup,
+        clock,
+        tmp_path,
+        customer={"id": "c-x", "name": "<script>alert(1)</script>", "email": "x@y.test"},
+        team='orders"><img src=x>',
+    )
+    form = await followup.survey_form(token)
+    assert "<script>alert(1)" not in form.html and "&lt;script&gt;" in form.html
+    assert "<img src=x>" not in form.html
+    html = read_emails(tmp_path / "surveys.jsonl")[0]["html"]
+    assert "<script>" not in html
+    answered = await followup.answer(token, {"rating": "2", "comment": "</p><b>bold</b>"})
+    assert isinstance(answered, Answered)
+    assert "<b>bold</b>" not in answered.page.html and "&lt;b&gt;bold" in answered.page.html
