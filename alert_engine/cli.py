@@ -32,12 +32,16 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     import faust
 
     from alert_engine.producer import ensure_topics
+    from alert_engine.routing import RoutingError
     from alert_engine.worker import build_worker
 
     engine = EngineSettings() if rules_dir is None else EngineSettings(rules_dir=rules_dir)
     settings = Settings(engine=engine)
     try:
         app = build_worker(settings)
+    except RoutingError as exc:
+        _print_problems(exc, "the routing was not loaded")
+        sys.exit(2)
     except RulesetError as exc:
         _print_problems(exc)
         sys.exit(2)
@@ -62,6 +66,56 @@ def rules_check(directory: Path) -> None:
         _print_problems(exc)
         sys.exit(1)
     click.echo(f"{len(ruleset.rules)} rule(s) OK, ruleset version {ruleset.version}")
+
+
+@main.group()
+def routes() -> None:
+    """Check the routing tree and see where an alert would go."""
+
+
+def _routing_file(file: Path | None) -> Path:
+    file = file or EngineSettings().routing_file
+    if file is None:
+        raise click.UsageError("give --file or set ALERT_ENGINE_ROUTING_FILE")
+    return file
+
+
+@routes.command("check")
+@click.option("--file", "file", type=click.Path(path_type=Path), help="The routing file.")
+def routes_check(file: Path | None) -> None:
+    """Validate the routing file; list each problem with file, line and column."""
+    from alert_engine.routing import load_routing
+
+    path = _routing_file(file)
+    try:
+        routing = load_routing(path)
+    except RulesetError as exc:
+        _print_problems(exc, "the routing was not loaded")
+        sys.exit(1)
+    click.echo(f"{path}: OK, {len(routing.destinations)} destination(s)")
+
+
+@routes.command("test")
+@click.option("--file", "file", type=click.Path(path_type=Path), help="The routing file.")
+@click.option("--event", "event_json", help="The alert's event as a JSON object.")
+@click.argument("fields", nargs=-1)
+def routes_test(file: Path | None, event_json: str | None, fields: tuple[str, ...]) -> None:
+    """Show the route path and destinations an example alert takes.
+
+    FIELDS are `name=value` pairs: `rule`, `severity`, `route`, `labels.NAME`, or event fields by
+    dotted path (`team=orders customer.tier=gold`).
+    """
+    from alert_engine.routing import describe, example_alert, load_routing
+
+    try:
+        routing = load_routing(_routing_file(file))
+        alert = example_alert(event_json, fields)
+    except RulesetError as exc:
+        _print_problems(exc, "the routing was not loaded")
+        sys.exit(1)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(describe(routing.match(alert), routing.destinations))
 
 
 @main.command()
@@ -100,10 +154,10 @@ def stack(args: tuple[str, ...]) -> None:
     sys.exit(local_stack.main(list(args)))
 
 
-def _print_problems(exc: RulesetError) -> None:
+def _print_problems(exc: RulesetError, outcome: str = "the rules were not loaded") -> None:
     for problem in exc.problems:
         click.echo(f"{problem}", err=True)
-    click.echo(f"{len(exc.problems)} problem(s); the rules were not loaded", err=True)
+    click.echo(f"{len(exc.problems)} problem(s); {outcome}", err=True)
 
 
 if __name__ == "__main__":

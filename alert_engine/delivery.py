@@ -18,7 +18,13 @@ from redis.asyncio import Redis
 
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
-from alert_engine.channels import DeliveryError, Destination, PermanentDeliveryError
+from alert_engine.channels import (
+    DeliveryError,
+    Destination,
+    PermanentDeliveryError,
+    Reconcilable,
+)
+from alert_engine.routing import Routing
 from alert_engine.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,16 @@ class DeliveryLedger:
             await self.redis.exists(redis_keys.delivered(self.prefix, alert_id, destination))
         )
 
+    async def mark_attempt(self, alert_id: str, destination: str) -> bool:
+        """Note that a send is starting; True if one was started before (and not recorded)."""
+        previous = await self.redis.set(
+            redis_keys.attempted(self.prefix, alert_id, destination),
+            datetime.now(UTC).isoformat(),
+            ex=LEDGER_TTL_SECONDS,
+            get=True,
+        )
+        return previous is not None
+
     async def record(self, alert_id: str, destination: str) -> None:
         await self.redis.set(
             redis_keys.delivered(self.prefix, alert_id, destination),
@@ -74,25 +90,36 @@ class Deliverer:
         stats: Stats | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        routing: Routing | None = None,
     ) -> None:
         self.destinations = destinations
+        # Without a routing tree, a rule's `route:` names its one destination.
+        self.routing = routing
         self.ledger = ledger
         self.stats = stats or Stats()
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
 
-    def destinations_for(self, alert: Alert) -> list[Destination]:
-        destination = self.destinations.get(alert.route)
-        return [destination] if destination is not None else []
+    def destination_names(self, alert: Alert) -> list[str]:
+        if self.routing is None:
+            return [alert.route]
+        return self.routing.destinations_for(alert)
 
-    async def deliver(self, alert: Alert) -> list[Failure]:
-        """Deliver to every destination of the alert's route; returns those that failed for good."""
-        targets = self.destinations_for(alert)
-        if not targets:
-            return [self._failed(alert, alert.route, f"no destination named {alert.route!r}")]
+    async def deliver(self, alert: Alert, only: str | None = None) -> list[Failure]:
+        """Deliver to every destination the alert routes to (or just `only`, for a replay);
+        returns those that failed for good."""
+        names = [only] if only is not None else self.destination_names(alert)
+        if not names:
+            return [self._failed(alert, alert.route, "the route has no destinations")]
         failures = []
-        for destination in targets:
-            failure = await self._deliver_to(alert, destination)
+        for name in names:
+            destination = self.destinations.get(name)
+            if destination is None:
+                failure: Failure | None = self._failed(
+                    alert, name, f"no destination named {name!r}"
+                )
+            else:
+                failure = await self._deliver_to(alert, destination)
             if failure is not None:
                 failures.append(failure)
         return failures
@@ -101,8 +128,20 @@ class Deliverer:
         if await self.ledger.is_delivered(alert.id, destination.name):
             self.stats.alerts_duplicate[destination.name] += 1
             return None
+        # Set when an earlier send may have gone through unrecorded (its worker died, or it timed
+        # out): a destination that can look is asked before sending again.
+        maybe_sent = await self.ledger.mark_attempt(alert.id, destination.name)
         for attempt in range(1, self.retry.attempts + 1):
             try:
+                if (
+                    maybe_sent
+                    and isinstance(destination, Reconcilable)
+                    and await destination.already_sent(alert)
+                ):
+                    await self.ledger.record(alert.id, destination.name)
+                    self.stats.alerts_duplicate[destination.name] += 1
+                    return None
+                maybe_sent = True
                 await destination.send(alert)
             except PermanentDeliveryError as exc:
                 return self._failed(alert, destination.name, f"permanent: {exc}")

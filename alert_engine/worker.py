@@ -1,9 +1,7 @@
-"""Assembles a worker from settings: rules, clients and destinations are built here and passed
-to the app."""
+"""Assembles a worker from settings: rules, routing, clients and destinations are built here and
+passed to the app."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import faust
 from redis.asyncio import Redis
@@ -11,26 +9,63 @@ from redis.asyncio import Redis
 from alert_engine.app import create_app
 from alert_engine.channels import Destination
 from alert_engine.channels.outbox import OutboxDestination
+from alert_engine.channels.slack import SlackDestination, make_client
 from alert_engine.delivery import Deliverer, DeliveryLedger
 from alert_engine.evaluate import Evaluator
+from alert_engine.presentation import LinkTemplates
+from alert_engine.routing import Routing, SlackSpec, default_routing, load_routing
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 
 
-def configured_routes(settings: Settings) -> Mapping[str, Destination]:
-    """Route name -> destination. Without Slack or email configured, all goes to the outbox."""
-    outbox = OutboxDestination(settings.engine.outbox_path)
-    return {"default": outbox, "outbox": outbox}
+def configured_routing(settings: Settings) -> Routing:
+    """Raises `RoutingError` if the routing file has problems."""
+    if settings.engine.routing_file is None:
+        return default_routing()
+    return load_routing(settings.engine.routing_file)
+
+
+def link_templates(settings: Settings) -> LinkTemplates:
+    return LinkTemplates(settings.engine.customer_url, settings.engine.interaction_url)
+
+
+def build_destinations(routing: Routing, settings: Settings) -> dict[str, Destination]:
+    """One destination per name in the routing file. A Slack or email destination whose account
+    is not configured delivers to the local outbox under its own name instead."""
+    links = link_templates(settings)
+    slack_token = settings.slack.bot_token
+    slack_client = (
+        make_client(
+            slack_token.get_secret_value(), settings.slack.api_url, settings.slack.max_retries
+        )
+        if slack_token is not None
+        else None
+    )
+    destinations: dict[str, Destination] = {}
+    for name, spec in routing.destinations.items():
+        if isinstance(spec, SlackSpec) and slack_client is not None:
+            destinations[name] = SlackDestination(name, spec.channel, slack_client, links)
+        else:
+            destinations[name] = OutboxDestination(settings.engine.outbox_path, name=name)
+    return destinations
 
 
 def build_worker(settings: Settings) -> faust.App:
-    """Raises `RulesetError` before anything connects if the rules do not load."""
-    routes = configured_routes(settings)
-    ruleset = load_ruleset(settings.engine.rules_dir, routes=routes)
+    """Raises `RulesetError` (or `RoutingError`) before anything connects if the rules or the
+    routing do not load."""
+    routing = configured_routing(settings)
+    destinations = build_destinations(routing, settings)
+    # A rule's `route:` is a field the routing tree may match on, not a destination name.
+    ruleset = load_ruleset(settings.engine.rules_dir)
     stats = Stats()
     evaluator = Evaluator(ruleset, max_event_bytes=settings.engine.max_event_bytes, stats=stats)
     # from_url connects lazily, inside the worker's event loop.
     redis = Redis.from_url(settings.redis.url)
-    deliverer = Deliverer(routes, DeliveryLedger(redis, settings.redis.key_prefix), stats=stats)
+    deliverer = Deliverer(
+        destinations,
+        DeliveryLedger(redis, settings.redis.key_prefix),
+        stats=stats,
+        routing=routing,
+    )
     return create_app(settings, evaluator, deliverer, stats)

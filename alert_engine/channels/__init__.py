@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from alert_engine.alerts import Alert
 
@@ -13,6 +13,14 @@ class Destination(Protocol):
 
     async def send(self, alert: Alert) -> None:
         """Deliver or raise; raising `PermanentDeliveryError` means retrying cannot help."""
+
+
+@runtime_checkable
+class Reconcilable(Protocol):
+    """A destination that can tell whether it already holds an alert, for the case where a worker
+    died after sending and before recording the delivery: asked only then, before a resend."""
+
+    async def already_sent(self, alert: Alert) -> bool: ...
 
 
 class DeliveryError(Exception):

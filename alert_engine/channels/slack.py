@@ -1,0 +1,211 @@
+"""Slack: alerts posted with slack_sdk's async client, as Block Kit messages built from its models
+(so Slack's size limits are checked before sending) with Claim / Resolve buttons.
+
+Customer text is data, never markup: it goes into `plain_text` objects (never parsed for mentions,
+links or formatting) with control characters removed, and `&`, `<`, `>` escaped as Slack requires.
+The only mrkdwn in a message is what the engine writes itself (links from configured templates).
+
+Each post carries the alert id in its message metadata, so that after a crash between posting and
+recording the delivery, `already_sent` finds the message in the channel instead of posting again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.metadata import Metadata
+from slack_sdk.web.async_client import AsyncWebClient
+
+from alert_engine.alerts import Alert
+from alert_engine.channels import DeliveryError, PermanentDeliveryError
+from alert_engine.presentation import AlertView, LinkTemplates
+
+METADATA_EVENT = "alert_engine_alert"
+ACTIONS_BLOCK_ID = "alert-engine-actions"
+# Errors that the same request will always get: retrying cannot help.
+PERMANENT_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "missing_scope",
+    "invalid_blocks",
+    "invalid_metadata_format",
+    "msg_too_long",
+    "no_permission",
+}
+
+
+def slack_text(text: str) -> str:
+    """Slack's three control characters escaped; the rest is shown as is."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str) -> PlainTextObject:
+    return PlainTextObject(text=slack_text(text), emoji=False)
+
+
+class Action:
+    CLAIM = "claim"
+    RESOLVED_FOLLOWUP = "resolved_followup"
+    RESOLVED_NO_FOLLOWUP = "resolved_no_followup"
+    NOT_ACTIONABLE = "not_actionable"
+
+
+BUTTONS = (
+    (Action.CLAIM, "Claim", "primary"),
+    (Action.RESOLVED_FOLLOWUP, "Resolved \u2013 send follow-up", None),
+    (Action.RESOLVED_NO_FOLLOWUP, "Resolved \u2013 no follow-up", None),
+    (Action.NOT_ACTIONABLE, "Not actionable", "danger"),
+)
+
+
+def action_buttons(alert_id: str, allowed: set[str] | None = None) -> ActionsBlock:
+    return ActionsBlock(
+        block_id=ACTIONS_BLOCK_ID,
+        elements=[
+            ButtonElement(text=label, action_id=action, value=alert_id, style=style)
+            for action, label, style in BUTTONS
+            if allowed is None or action in allowed
+        ],
+    )
+
+
+def alert_blocks(view: AlertView) -> list[Block]:
+    blocks: list[Block] = [HeaderBlock(text=plain(view.title))]
+    facts = view.facts()
+    # A section holds at most 10 fields.
+    for start in range(0, len(facts), 10):
+        blocks.append(
+            SectionBlock(
+                fields=[plain(f"{label}: {value}") for label, value in facts[start : start + 10]]
+            )
+        )
+    if view.comment:
+        blocks.append(SectionBlock(text=plain(f"“{view.comment}”")))
+    links = [
+        f"<{url}|{label}>"
+        for url, label in ((view.customer_url, "Customer"), (view.interaction_url, "Interaction"))
+        if url
+    ]
+    if links:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="  ·  ".join(links))]))
+    blocks.append(DividerBlock())
+    blocks.append(action_buttons(view.alert_id))
+    return blocks
+
+
+def fallback_text(view: AlertView) -> str:
+    """The notification text (and what screen readers read)."""
+    parts = [view.title, view.customer, view.comment]
+    return slack_text(" · ".join(part for part in parts if part))[:3000]
+
+
+def retry_handlers(max_retries: int) -> list[Any]:
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
+        AsyncServerErrorRetryHandler(max_retry_count=max_retries),
+        AsyncConnectionErrorRetryHandler(max_retry_count=max_retries),
+    ]
+
+
+def make_client(token: str, base_url: str, max_retries: int = 2) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=token, base_url=base_url, timeout=15, retry_handlers=retry_handlers(max_retries)
+    )
+
+
+def delivery_error(exc: SlackApiError) -> Exception:
+    """A Slack error as the delivery layer's: retry later (with Retry-After) or give up."""
+    status = exc.response.status_code
+    code = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+    if status == 429:
+        retry_after = exc.response.headers.get("retry-after") or exc.response.headers.get(
+            "Retry-After"
+        )
+        seconds = float(retry_after[0] if isinstance(retry_after, list) else retry_after or 1)
+        return DeliveryError(
+            f"slack rate limited (429), retry after {seconds}s", retry_after=seconds
+        )
+    if code in PERMANENT_ERRORS:
+        return PermanentDeliveryError(f"slack: {code}")
+    return DeliveryError(f"slack: HTTP {status} {code or ''}".strip())
+
+
+class SlackDestination:
+    def __init__(
+        self, name: str, channel: str, client: AsyncWebClient, links: LinkTemplates | None = None
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        self.client = client
+        self.links = links or LinkTemplates()
+
+    def message(self, alert: Alert) -> dict[str, Any]:
+        view = AlertView.of(alert, self.links)
+        return {
+            "channel": self.channel,
+            "text": fallback_text(view),
+            "blocks": alert_blocks(view),
+            "metadata": Metadata(event_type=METADATA_EVENT, event_payload={"alert_id": alert.id}),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+
+    async def send(self, alert: Alert) -> None:
+        await self._call(self.client.chat_postMessage(**self.message(alert)))
+
+    async def already_sent(self, alert: Alert) -> bool:
+        """Whether the channel holds a message for this alert (posted before a crash)."""
+        oldest = (alert.fired_at - timedelta(minutes=1)).timestamp()
+        cursor = None
+        while True:
+            response = await self._call(
+                self.client.conversations_history(
+                    channel=self.channel,
+                    oldest=f"{oldest:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            )
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if (
+                    metadata.get("event_type") == METADATA_EVENT
+                    and (metadata.get("event_payload") or {}).get("alert_id") == alert.id
+                ):
+                    return True
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return False
+
+    async def _call(self, request: Any) -> Any:
+        try:
+            return await request
+        except SlackApiError as exc:
+            raise delivery_error(exc) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(f"slack: {type(exc).__name__}: {exc}") from exc
