@@ -11,3 +11,8 @@ def delivered(prefix: str, alert_id: str, destination: str) -> str:
 def attempted(prefix: str, alert_id: str, destination: str) -> str:
     """Set before each send: found without `delivered`, a send may have happened unrecorded."""
     return f"{prefix}:attempted:{alert_id}:{destination}"
+
+
+def case(prefix: str, alert_id: str) -> str:
+    """A hash: the case state of an alert (claimed, resolved...) and who changed it when."""
+    return f"{prefix}:case:{alert_id}"

@@ -23,6 +23,8 @@ class KafkaSettings(BaseSettings):
     deadletter_topic: str = "deadletter"
     # Alerts whose delivery failed for good, with the error; `alert-engine deadletter` replays them.
     failed_alerts_topic: str = "alerts.failed"
+    # Every change of an alert's case (claimed, resolved...), JSON keyed by alert id.
+    cases_topic: str = "cases"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # How long the group waits for a silent worker before its partitions move to another. Faust's

@@ -7,9 +7,10 @@ import faust
 from redis.asyncio import Redis
 
 from alert_engine.app import create_app
+from alert_engine.cases import CaseChange, CaseStore
 from alert_engine.channels import Destination
 from alert_engine.channels.outbox import OutboxDestination
-from alert_engine.channels.slack import SlackDestination, make_client
+from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
 from alert_engine.delivery import Deliverer, DeliveryLedger
 from alert_engine.evaluate import Evaluator
 from alert_engine.presentation import LinkTemplates
@@ -17,6 +18,7 @@ from alert_engine.routing import Routing, SlackSpec, default_routing, load_routi
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
+from alert_engine.web import register_views
 
 
 def configured_routing(settings: Settings) -> Routing:
@@ -68,4 +70,30 @@ def build_worker(settings: Settings) -> faust.App:
         stats=stats,
         routing=routing,
     )
-    return create_app(settings, evaluator, deliverer, stats)
+    app = create_app(settings, evaluator, deliverer, stats)
+    cases_topic = app.topic(
+        settings.kafka.cases_topic,
+        partitions=settings.kafka.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+
+    async def publish_case(change: CaseChange) -> None:
+        # Awaited until the broker has it: a click is only answered once its record is durable.
+        sent = await cases_topic.send(key=change.alert_id.encode(), value=change.to_json())
+        await sent
+
+    secret = settings.slack.signing_secret
+    slack_client = next(
+        (d.client for d in destinations.values() if isinstance(d, SlackDestination)), None
+    )
+    register_views(
+        app,
+        CaseStore(redis, settings.redis.key_prefix),
+        publish_case,
+        signing_secret=secret.get_secret_value() if secret is not None else None,
+        slack_updates=SlackCaseUpdates(slack_client) if slack_client is not None else None,
+        outbox_path=settings.engine.outbox_path,
+        links=link_templates(settings),
+    )
+    return app

@@ -11,6 +11,7 @@ recording the delivery, `already_sent` finds the message in the channel instead 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ from slack_sdk.models.metadata import Metadata
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alert_engine.alerts import Alert
+from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseState, allowed_actions
 from alert_engine.channels import DeliveryError, PermanentDeliveryError
 from alert_engine.presentation import AlertView, LinkTemplates
 
@@ -67,30 +69,73 @@ def plain(text: str) -> PlainTextObject:
     return PlainTextObject(text=slack_text(text), emoji=False)
 
 
-class Action:
-    CLAIM = "claim"
-    RESOLVED_FOLLOWUP = "resolved_followup"
-    RESOLVED_NO_FOLLOWUP = "resolved_no_followup"
-    NOT_ACTIONABLE = "not_actionable"
-
-
 BUTTONS = (
-    (Action.CLAIM, "Claim", "primary"),
-    (Action.RESOLVED_FOLLOWUP, "Resolved \u2013 send follow-up", None),
-    (Action.RESOLVED_NO_FOLLOWUP, "Resolved \u2013 no follow-up", None),
-    (Action.NOT_ACTIONABLE, "Not actionable", "danger"),
+    (CaseAction.CLAIM, "Claim", "primary"),
+    (CaseAction.RESOLVED_FOLLOWUP, "Resolved \u2013 send follow-up", None),
+    (CaseAction.RESOLVED_NO_FOLLOWUP, "Resolved \u2013 no follow-up", None),
+    (CaseAction.NOT_ACTIONABLE, "Not actionable", "danger"),
 )
+STATUS_BLOCK_ID = "alert-engine-status"
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
-def action_buttons(alert_id: str, allowed: set[str] | None = None) -> ActionsBlock:
+def action_buttons(alert_id: str, allowed: set[CaseAction] | None = None) -> ActionsBlock:
     return ActionsBlock(
         block_id=ACTIONS_BLOCK_ID,
         elements=[
-            ButtonElement(text=label, action_id=action, value=alert_id, style=style)
+            ButtonElement(text=label, action_id=action.value, value=alert_id, style=style)
             for action, label, style in BUTTONS
             if allowed is None or action in allowed
         ],
     )
+
+
+def status_line(change: CaseChange) -> str:
+    line = f"{LABELS[change.state]} by {change.user_name} at {change.at:%H:%M} UTC"
+    if change.claimed_by and change.state is not CaseState.CLAIMED:
+        line += f" (claimed by {change.claimed_by})"
+    return line
+
+
+def updated_blocks(
+    blocks: list[dict[str, Any]], alert_id: str, change: CaseChange
+) -> list[dict[str, Any]]:
+    """The original message's blocks with its status and the buttons still allowed."""
+    kept = [
+        block
+        for block in blocks
+        if block.get("block_id") not in (ACTIONS_BLOCK_ID, STATUS_BLOCK_ID)
+    ]
+    kept.append(
+        ContextBlock(block_id=STATUS_BLOCK_ID, elements=[plain(status_line(change))]).to_dict()
+    )
+    allowed = allowed_actions(change.state)
+    if allowed:
+        kept.append(action_buttons(alert_id, allowed).to_dict())
+    return kept
+
+
+class SlackCaseUpdates:
+    """Shows a case change in Slack: the original message updated, and a reply in its thread."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def show(
+        self, channel: str, ts: str, blocks: list[dict[str, Any]], change: CaseChange
+    ) -> None:
+        new_blocks = updated_blocks(blocks, change.alert_id, change)
+        await self.client.chat_update(
+            channel=channel, ts=ts, blocks=new_blocks, text=slack_text(status_line(change))
+        )
+        who = (
+            f"<@{change.user_id}>"
+            if SLACK_USER_ID.match(change.user_id)
+            else slack_text(change.user_name)
+        )
+        await self.client.chat_postMessage(
+            channel=channel, thread_ts=ts, text=f"{LABELS[change.state]} by {who}"
+        )
 
 
 def alert_blocks(view: AlertView) -> list[Block]:

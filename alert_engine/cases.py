@@ -1,0 +1,172 @@
+"""Cases: what the recovery team did about an alert, from a click on Claim or Resolve.
+
+    open ──claim──> claimed ──resolved_followup / resolved_no_followup / not_actionable──> closed
+      └──────────────resolved_followup / resolved_no_followup / not_actionable─────────────┘
+
+The state lives in Redis and changes atomically (one Lua script), so two people clicking at once,
+or a click Slack delivers twice, change it once: a click that is not a valid transition from the
+current state changes nothing. Each change is also published as a `CaseChange` record (to the
+`cases` topic) for follow-up surveys and the outcome report.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+from redis.asyncio import Redis
+
+from alert_engine import redis_keys
+
+CASE_TTL_SECONDS = 90 * 24 * 3600
+
+
+class CaseState(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED_FOLLOWUP = "resolved_followup"
+    RESOLVED_NO_FOLLOWUP = "resolved_no_followup"
+    NOT_ACTIONABLE = "not_actionable"
+
+
+class CaseAction(StrEnum):
+    CLAIM = "claim"
+    RESOLVED_FOLLOWUP = "resolved_followup"
+    RESOLVED_NO_FOLLOWUP = "resolved_no_followup"
+    NOT_ACTIONABLE = "not_actionable"
+
+
+CLOSED = {CaseState.RESOLVED_FOLLOWUP, CaseState.RESOLVED_NO_FOLLOWUP, CaseState.NOT_ACTIONABLE}
+# The state each action leads to, and the states it may be taken from.
+TRANSITIONS: dict[CaseAction, tuple[CaseState, set[CaseState]]] = {
+    CaseAction.CLAIM: (CaseState.CLAIMED, {CaseState.OPEN}),
+    CaseAction.RESOLVED_FOLLOWUP: (
+        CaseState.RESOLVED_FOLLOWUP,
+        {CaseState.OPEN, CaseState.CLAIMED},
+    ),
+    CaseAction.RESOLVED_NO_FOLLOWUP: (
+        CaseState.RESOLVED_NO_FOLLOWUP,
+        {CaseState.OPEN, CaseState.CLAIMED},
+    ),
+    CaseAction.NOT_ACTIONABLE: (CaseState.NOT_ACTIONABLE, {CaseState.OPEN, CaseState.CLAIMED}),
+}
+
+LABELS = {
+    CaseState.OPEN: "Open",
+    CaseState.CLAIMED: "Claimed",
+    CaseState.RESOLVED_FOLLOWUP: "Resolved, follow-up survey to be sent",
+    CaseState.RESOLVED_NO_FOLLOWUP: "Resolved, no follow-up",
+    CaseState.NOT_ACTIONABLE: "Not actionable",
+}
+
+
+def allowed_actions(state: CaseState) -> set[CaseAction]:
+    return {action for action, (_, sources) in TRANSITIONS.items() if state in sources}
+
+
+class CaseChange(BaseModel):
+    """One change of a case's state: the record on the `cases` topic (JSON, keyed by alert id)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: str
+    action: CaseAction
+    previous_state: CaseState
+    state: CaseState
+    user_id: str
+    user_name: str
+    at: AwareDatetime
+    # Where the click came from: `slack` or `outbox`.
+    source: str
+    claimed_by: str | None = None
+    claimed_at: AwareDatetime | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class Case(BaseModel):
+    alert_id: str
+    state: CaseState = CaseState.OPEN
+    claimed_by: str | None = None
+    claimed_at: AwareDatetime | None = None
+    closed_by: str | None = None
+    closed_at: AwareDatetime | None = None
+
+
+# KEYS[1] the case hash. ARGV: new state, allowed states (comma-separated), user, time, is claim.
+# Returns the previous state if the transition was made, or false.
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'state') or 'open'
+local allowed = false
+for state in string.gmatch(ARGV[2], '[^,]+') do
+  if state == current then allowed = true end
+end
+if not allowed then return false end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'claimed_by', ARGV[3], 'claimed_at', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'closed_by', ARGV[3], 'closed_at', ARGV[4])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return current
+"""
+
+
+class CaseStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._transition = redis.register_script(_TRANSITION)
+
+    async def get(self, alert_id: str) -> Case:
+        raw = await self.redis.hgetall(redis_keys.case(self.prefix, alert_id))
+        fields = {_text(key): _text(value) for key, value in raw.items()}
+        return Case.model_validate({"alert_id": alert_id, **fields})
+
+    async def apply(
+        self,
+        alert_id: str,
+        action: CaseAction,
+        *,
+        user_id: str,
+        user_name: str,
+        source: str,
+        at: datetime | None = None,
+    ) -> CaseChange | None:
+        """The change made, or None when the action is not valid from the current state."""
+        at = at or datetime.now(UTC)
+        target, sources = TRANSITIONS[action]
+        previous = await self._transition(
+            keys=[redis_keys.case(self.prefix, alert_id)],
+            args=[
+                target.value,
+                ",".join(sorted(sources)),
+                user_id,
+                at.isoformat(),
+                "1" if action is CaseAction.CLAIM else "0",
+                CASE_TTL_SECONDS,
+            ],
+        )
+        if previous is None:
+            return None
+        case = await self.get(alert_id)
+        return CaseChange(
+            alert_id=alert_id,
+            action=action,
+            previous_state=CaseState(_text(previous)),
+            state=target,
+            user_id=user_id,
+            user_name=user_name,
+            at=at,
+            source=source,
+            claimed_by=case.claimed_by,
+            claimed_at=case.claimed_at,
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
