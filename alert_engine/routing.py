@@ -39,8 +39,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alert_engine.alerts import Alert
+from alert_engine.channels.email import EmailTemplates
 from alert_engine.events import Stream
 from alert_engine.rules import Problem, RulesetError
+from alert_engine.templates import MessageTemplate, TemplateProblem
 from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
 
 DestinationName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
@@ -54,7 +56,6 @@ class RoutingError(RulesetError):
 class OutboxSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["outbox"]
-    template: str | None = None
 
 
 class SlackSpec(BaseModel):
@@ -62,14 +63,17 @@ class SlackSpec(BaseModel):
     type: Literal["slack"]
     # A channel id (C0123...) or name; chat.postMessage accepts both.
     channel: Annotated[str, Field(min_length=1, max_length=80)]
-    template: str | None = None
 
 
 class EmailSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["email"]
     to: Annotated[list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]], Field(min_length=1)]
-    template: str | None = None
+    # Jinja2 templates (sandboxed): the subject inline, the bodies as files relative to the
+    # routing file. Each has a built-in default.
+    subject: str | None = None
+    text_template: Path | None = None
+    html_template: Path | None = None
 
 
 DestinationSpec = Annotated[OutboxSpec | SlackSpec | EmailSpec, Field(discriminator="type")]
@@ -183,6 +187,8 @@ class RouteMatch:
 class Routing:
     root: Route
     destinations: Mapping[str, DestinationSpec] = field(default_factory=dict)
+    # Compiled email templates by destination name, for those that name any.
+    email_templates: Mapping[str, EmailTemplates] = field(default_factory=dict)
 
     def match(self, alert: Alert) -> list[RouteMatch]:
         return _walk(self.root, alert, ())
@@ -228,9 +234,42 @@ def routing_from(document: LocatedDocument) -> Routing:
         raise RoutingError(list(_validation_problems(document, exc))) from None
     problems: list[Problem] = []
     root = _build(spec.route, ("route",), "root", None, spec, document, problems)
+    templates = _email_templates(spec, document, problems)
     if problems:
         raise RoutingError(problems)
-    return Routing(root, spec.destinations)
+    return Routing(root, spec.destinations, templates)
+
+
+def _email_templates(
+    spec: RoutingSpec, document: LocatedDocument, problems: list[Problem]
+) -> dict[str, EmailTemplates]:
+    compiled: dict[str, EmailTemplates] = {}
+    for name, destination in spec.destinations.items():
+        if not isinstance(destination, EmailSpec):
+            continue
+        try:
+            subject = (
+                MessageTemplate(destination.subject, name=f"{name}.subject", html=False)
+                if destination.subject
+                else None
+            )
+            text, html = (
+                MessageTemplate.from_file(document.file.parent / path, html=is_html)
+                if path is not None
+                else None
+                for path, is_html in (
+                    (destination.text_template, False),
+                    (destination.html_template, True),
+                )
+            )
+        except TemplateProblem as exc:
+            where = document.locate(("destinations", name))
+            if exc.file != f"{name}.subject":
+                where = Location(Path(exc.file), exc.line, 1)
+            problems.append(Problem(where, exc.message))
+            continue
+        compiled[name] = EmailTemplates(subject, text, html)
+    return compiled
 
 
 def _validation_problems(document: LocatedDocument, exc: ValidationError) -> Iterable[Problem]:

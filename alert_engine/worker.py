@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import faust
 from redis.asyncio import Redis
+from sendgrid import SendGridAPIClient
 
 from alert_engine.app import create_app
 from alert_engine.cases import CaseChange, CaseStore
 from alert_engine.channels import Destination
+from alert_engine.channels.email import EmailDestination
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
 from alert_engine.delivery import Deliverer, DeliveryLedger
 from alert_engine.evaluate import Evaluator
 from alert_engine.presentation import LinkTemplates
-from alert_engine.routing import Routing, SlackSpec, default_routing, load_routing
+from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
@@ -45,9 +47,24 @@ def build_destinations(routing: Routing, settings: Settings) -> dict[str, Destin
         else None
     )
     destinations: dict[str, Destination] = {}
+    sendgrid_key = settings.sendgrid.api_key
+    sendgrid_client = (
+        SendGridAPIClient(api_key=sendgrid_key.get_secret_value(), host=settings.sendgrid.host)
+        if sendgrid_key is not None
+        else None
+    )
     for name, spec in routing.destinations.items():
         if isinstance(spec, SlackSpec) and slack_client is not None:
             destinations[name] = SlackDestination(name, spec.channel, slack_client, links)
+        elif isinstance(spec, EmailSpec) and sendgrid_client is not None:
+            destinations[name] = EmailDestination(
+                name,
+                spec.to,
+                sendgrid_client,
+                settings.sendgrid.sender,
+                templates=routing.email_templates.get(name),
+                links=links,
+            )
         else:
             destinations[name] = OutboxDestination(settings.engine.outbox_path, name=name)
     return destinations

@@ -179,3 +179,27 @@ def test_routes_check_rejects_a_broken_file_with_its_line(tmp_path):
     result = CliRunner().invoke(main, ["routes", "check", "--file", str(path)])
     assert result.exit_code == 1
     assert f"{path}:3:" in result.output and "unknown destination 'slack'" in result.output
+
+
+def test_email_templates_are_compiled_at_load_and_errors_name_the_template_line(tmp_path):
+    (tmp_path / "leads.txt.j2").write_text("Alert\n{{ alert.title }\n")
+    (tmp_path / "leads.html.j2").write_text("<p>{{ alert.comment }}</p>\n")
+    body = """\
+destinations:
+  leads: {type: email, to: [a@example.com], text_template: leads.txt.j2, html_template: %s}
+route:
+  destinations: [leads]
+"""
+    with pytest.raises(RoutingError) as raised:
+        load_routing(write(tmp_path, body % "leads.html.j2"))
+    [problem] = raised.value.problems
+    assert str(problem).startswith(f"{tmp_path / 'leads.txt.j2'}:2:1: template syntax error")
+
+    (tmp_path / "leads.txt.j2").write_text("Alert: {{ alert.title }}\n")
+    routing = load_routing(write(tmp_path, body % "leads.html.j2"))
+    templates = routing.email_templates["leads"]
+    from alert_engine.presentation import AlertView
+
+    view = AlertView.of(alert(comment="<i>x</i>"))
+    assert templates.text.render(view) == "Alert: 1★ rating: negative-rating [high]\n"
+    assert templates.html.render(view) == "<p>&lt;i&gt;x&lt;/i&gt;</p>"
