@@ -143,3 +143,21 @@ def test_a_worker_killed_between_posting_and_recording_does_not_post_twice(engin
         assert len(ids) == len(set(ids)) == 2
     finally:
         restarted.stop()
+
+
+def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_posted_once(
+    engine, slack
+):
+    worker = engine.worker().start()
+    try:
+        slack.fail_next(3, 429, retry_after=1)
+        slack.fail_next(4, 500)
+        ids = [f"r-storm-{n}" for n in range(5)]
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id=i) for i in ids]))
+        wait_until(lambda: len(slack.posts()) == len(ids), timeout=90)
+        time.sleep(1.0)
+        assert slack.failures == []
+        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        assert len(posted) == len(set(posted)) == len(ids)
+    finally:
+        worker.stop()
