@@ -161,3 +161,31 @@ def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_post
         assert len(posted) == len(set(posted)) == len(ids)
     finally:
         worker.stop()
+
+
+def test_failed_deliveries_are_listed_and_replayed_once_the_cause_is_fixed(engine, slack, tmp_path):
+    from click.testing import CliRunner
+
+    from alert_engine.cli import main
+
+    (tmp_path / "routing.yaml").write_text(ROUTING.replace("C0RECOVERY", "C0LATER"))
+    worker = engine.worker().start()
+    try:
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-lost")]))
+        [record] = engine.consume(engine.kafka.failed_alerts_topic, 1)
+        assert slack.posts() == []
+
+        listed = CliRunner().invoke(main, ["deadletter", "list"], env=engine.env)
+        assert listed.exit_code == 0, listed.output
+        assert record.key.decode() in listed.output
+        assert "recovery  permanent: slack: channel_not_found" in listed.output
+
+        slack.channels.add("C0LATER")  # someone invited the bot to the channel
+        for _ in range(2):  # replaying twice still posts once
+            replayed = CliRunner().invoke(main, ["deadletter", "replay"], env=engine.env)
+            assert replayed.output.strip() == f"replayed 1 alert(s) to {engine.kafka.alerts_topic}"
+        wait_until(lambda: len(slack.posts("C0LATER")) == 1)
+        time.sleep(1.0)
+        assert len(slack.posts("C0LATER")) == 1
+    finally:
+        worker.stop()
