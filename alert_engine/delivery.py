@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -24,6 +24,7 @@ from alert_engine.channels import (
     PermanentDeliveryError,
     Reconcilable,
 )
+from alert_engine.escalation import Escalations, is_escalated
 from alert_engine.routing import Routing
 from alert_engine.stats import Stats
 
@@ -91,10 +92,14 @@ class Deliverer:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         routing: Routing | None = None,
+        escalations: Escalations | None = None,
+        escalate_after: Callable[[Alert], timedelta | None] | None = None,
     ) -> None:
         self.destinations = destinations
         # Without a routing tree, a rule's `route:` names its one destination.
         self.routing = routing
+        self.escalations = escalations
+        self.escalate_after = escalate_after
         self.ledger = ledger
         self.stats = stats or Stats()
         self.retry = retry or RetryPolicy()
@@ -111,6 +116,7 @@ class Deliverer:
         names = [only] if only is not None else self.destination_names(alert)
         if not names:
             return [self._failed(alert, alert.route, "the route has no destinations")]
+        await self._schedule_escalation(alert)
         failures = []
         for name in names:
             destination = self.destinations.get(name)
@@ -124,13 +130,22 @@ class Deliverer:
                 failures.append(failure)
         return failures
 
+    async def _schedule_escalation(self, alert: Alert) -> None:
+        if self.escalations is None or self.escalate_after is None or is_escalated(alert):
+            return
+        after = self.escalate_after(alert)
+        if after is not None:
+            await self.escalations.schedule(alert, after)
+
     async def _deliver_to(self, alert: Alert, destination: Destination) -> Failure | None:
-        if await self.ledger.is_delivered(alert.id, destination.name):
+        # An escalation of an alert is a delivery of its own, even to the same destination.
+        record_as = f"{destination.name}:escalated" if is_escalated(alert) else destination.name
+        if await self.ledger.is_delivered(alert.id, record_as):
             self.stats.alerts_duplicate[destination.name] += 1
             return None
         # Set when an earlier send may have gone through unrecorded (its worker died, or it timed
         # out): a destination that can look is asked before sending again.
-        maybe_sent = await self.ledger.mark_attempt(alert.id, destination.name)
+        maybe_sent = await self.ledger.mark_attempt(alert.id, record_as)
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 if (
@@ -138,7 +153,7 @@ class Deliverer:
                     and isinstance(destination, Reconcilable)
                     and await destination.already_sent(alert)
                 ):
-                    await self.ledger.record(alert.id, destination.name)
+                    await self.ledger.record(alert.id, record_as)
                     self.stats.alerts_duplicate[destination.name] += 1
                     return None
                 maybe_sent = True
@@ -160,7 +175,7 @@ class Deliverer:
                 )
                 await self.sleep(delay)
             else:
-                await self.ledger.record(alert.id, destination.name)
+                await self.ledger.record(alert.id, record_as)
                 self.stats.alerts_delivered[destination.name] += 1
                 return None
         raise AssertionError("unreachable: the last attempt returns")

@@ -90,6 +90,8 @@ class AlertView:
         title = f"{alert.rule} [{alert.severity.value}]"
         if stars:
             title = f"{rating}★ rating: {title}"
+        if alert.labels.get("escalated") == "true":
+            title = f"Escalated, nobody claimed it: {title}"
         return cls(
             alert_id=alert.id,
             title=clean_text(title, 150),

@@ -16,3 +16,13 @@ def attempted(prefix: str, alert_id: str, destination: str) -> str:
 def case(prefix: str, alert_id: str) -> str:
     """A hash: the case state of an alert (claimed, resolved...) and who changed it when."""
     return f"{prefix}:case:{alert_id}"
+
+
+def escalations_due(prefix: str) -> str:
+    """A sorted set: alert ids scored by the time their escalation is due."""
+    return f"{prefix}:escalation:due"
+
+
+def escalation_alerts(prefix: str) -> str:
+    """A hash: alert id -> the alert's JSON, for alerts with an escalation pending."""
+    return f"{prefix}:escalation:alerts"

@@ -19,6 +19,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,6 +58,9 @@ class RuleSpec(BaseModel):
     route: Annotated[str, Field(min_length=1, max_length=100)] = "default"
     enabled: bool = True
     labels: dict[str, str] = Field(default_factory=dict)
+    # An alert nobody claimed (or closed) within this time goes again through the routing tree
+    # with the label `escalated=true`: seconds, or ISO 8601 (`PT15M`).
+    escalate_after: timedelta | None = Field(default=None, gt=timedelta(0))
 
 
 @dataclass(frozen=True)

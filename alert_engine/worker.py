@@ -3,17 +3,22 @@ passed to the app."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import faust
 from redis.asyncio import Redis
 from sendgrid import SendGridAPIClient
 
+from alert_engine import deadletter
+from alert_engine.alerts import Alert
 from alert_engine.app import create_app
-from alert_engine.cases import CaseChange, CaseStore
+from alert_engine.cases import CaseChange, CaseState, CaseStore
 from alert_engine.channels import Destination
 from alert_engine.channels.email import EmailDestination
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
 from alert_engine.delivery import Deliverer, DeliveryLedger
+from alert_engine.escalation import Escalations, escalated
 from alert_engine.evaluate import Evaluator
 from alert_engine.presentation import LinkTemplates
 from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
@@ -81,24 +86,53 @@ def build_worker(settings: Settings) -> faust.App:
     evaluator = Evaluator(ruleset, max_event_bytes=settings.engine.max_event_bytes, stats=stats)
     # from_url connects lazily, inside the worker's event loop.
     redis = Redis.from_url(settings.redis.url)
+    escalations = Escalations(redis, settings.redis.key_prefix)
+
+    def escalate_after(alert: Alert) -> timedelta | None:
+        rule = ruleset.get(alert.rule)
+        return rule.spec.escalate_after if rule is not None else None
+
     deliverer = Deliverer(
         destinations,
         DeliveryLedger(redis, settings.redis.key_prefix),
         stats=stats,
         routing=routing,
+        escalations=escalations,
+        escalate_after=escalate_after,
     )
     app = create_app(settings, evaluator, deliverer, stats)
-    cases_topic = app.topic(
-        settings.kafka.cases_topic,
-        partitions=settings.kafka.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
+    cases = CaseStore(redis, settings.redis.key_prefix)
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name, partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
+        )
+
+    cases_topic = topic(settings.kafka.cases_topic)
+    failed_topic = topic(settings.kafka.failed_alerts_topic)
 
     async def publish_case(change: CaseChange) -> None:
+        # Someone acted on the alert: it no longer escalates.
+        await escalations.cancel(change.alert_id)
         # Awaited until the broker has it: a click is only answered once its record is durable.
         sent = await cases_topic.send(key=change.alert_id.encode(), value=change.to_json())
         await sent
+
+    @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
+    async def send_due_escalations() -> None:
+        for alert in await escalations.take_due(datetime.now(UTC)):
+            if (await cases.get(alert.id)).state is CaseState.OPEN:
+                for failure in await deliverer.deliver(escalated(alert)):
+                    await failed_topic.send(
+                        key=alert.id.encode(),
+                        value=escalated(alert).to_json(),
+                        headers=deadletter.headers(
+                            reason="delivery_failed",
+                            detail=failure.reason,
+                            topic=failure.destination,
+                        ),
+                    )
+            await escalations.cancel(alert.id)
 
     secret = settings.slack.signing_secret
     slack_client = next(
@@ -106,7 +140,7 @@ def build_worker(settings: Settings) -> faust.App:
     )
     register_views(
         app,
-        CaseStore(redis, settings.redis.key_prefix),
+        cases,
         publish_case,
         signing_secret=secret.get_secret_value() if secret is not None else None,
         slack_updates=SlackCaseUpdates(slack_client) if slack_client is not None else None,

@@ -109,7 +109,7 @@ async def test_an_alert_shows_everything_needed_to_act(slack, redis, unique):
     assert {b["value"] for b in actions["elements"]} == {alert.id}
     assert message.metadata == {
         "event_type": "alert_engine_alert",
-        "event_payload": {"alert_id": alert.id},
+        "event_payload": {"alert_id": alert.id, "escalated": False},
     }
 
 

@@ -9,7 +9,8 @@ import orjson
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.engine import Engine, encode_all
+from alert_engine.alerts import alert_id
+from tests.engine import RULES_DIR, Engine, encode_all
 from tests.factories import rating
 from tests.slack_standin import TOKEN, SlackStandIn
 
@@ -33,9 +34,13 @@ def slack():
 
 @pytest.fixture
 def engine(stack, unique, tmp_path, slack) -> Engine:
-    engine = Engine(stack, unique, tmp_path)
+    return slack_engine(stack, unique, tmp_path, slack, ROUTING)
+
+
+def slack_engine(stack, unique, tmp_path, slack, routing_text, rules_dir=RULES_DIR) -> Engine:
+    engine = Engine(stack, unique, tmp_path, rules_dir)
     routing = tmp_path / "routing.yaml"
-    routing.write_text(ROUTING)
+    routing.write_text(routing_text)
     engine.env.update(
         {
             "ALERT_ENGINE_ROUTING_FILE": str(routing),
@@ -189,3 +194,48 @@ def test_failed_deliveries_are_listed_and_replayed_once_the_cause_is_fixed(engin
         assert len(slack.posts("C0LATER")) == 1
     finally:
         worker.stop()
+
+
+ESCALATING_ROUTING = """\
+destinations:
+  recovery: {type: slack, channel: C0RECOVERY}
+  leads: {type: slack, channel: C0ESCALATE}
+route:
+  destinations: [recovery]
+  routes:
+    - matchers: ["escalated = true"]
+      destinations: [leads]
+"""
+
+
+def test_an_unclaimed_alert_escalates_even_across_a_restart_and_a_claimed_one_does_not(
+    stack, unique, tmp_path, slack
+):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = (RULES_DIR / "negative-rating.yaml").read_text()
+    (rules / "negative-rating.yaml").write_text(rule + "escalate_after: 8\n")
+    engine = slack_engine(stack, unique, tmp_path, slack, ESCALATING_ROUTING, rules)
+    first = engine.worker("first").start()
+    engine.produce(
+        engine.kafka.ratings_topic, encode_all([rating(id="r-claimed"), rating(id="r-ignored")])
+    )
+    wait_until(lambda: len(slack.posts("C0RECOVERY")) == 2)
+    by_id = {m.metadata["event_payload"]["alert_id"]: m for m in slack.posts("C0RECOVERY")}
+    claimed = by_id[alert_id("negative-rating", "r-claimed")]
+    assert click(first, claimed, "claim") == 200
+    first.kill()  # the escalation timer lives in Redis, not in the worker
+
+    second = engine.worker("second").start()
+    try:
+        wait_until(lambda: len(slack.posts("C0ESCALATE")) == 1, timeout=30)
+        time.sleep(2.0)
+        [escalation] = slack.posts("C0ESCALATE")
+        assert escalation.metadata["event_payload"] == {
+            "alert_id": alert_id("negative-rating", "r-ignored"),
+            "escalated": True,
+        }
+        assert "Escalated, nobody claimed it" in escalation.text
+        assert len(slack.posts("C0RECOVERY")) == 2
+    finally:
+        second.stop()

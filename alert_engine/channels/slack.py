@@ -39,6 +39,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseState, allowed_actions
 from alert_engine.channels import DeliveryError, PermanentDeliveryError
+from alert_engine.escalation import is_escalated
 from alert_engine.presentation import AlertView, LinkTemplates
 
 METADATA_EVENT = "alert_engine_alert"
@@ -214,7 +215,10 @@ class SlackDestination:
             "channel": self.channel,
             "text": fallback_text(view),
             "blocks": alert_blocks(view),
-            "metadata": Metadata(event_type=METADATA_EVENT, event_payload={"alert_id": alert.id}),
+            "metadata": Metadata(
+                event_type=METADATA_EVENT,
+                event_payload={"alert_id": alert.id, "escalated": is_escalated(alert)},
+            ),
             "unfurl_links": False,
             "unfurl_media": False,
         }
@@ -238,9 +242,11 @@ class SlackDestination:
             )
             for message in response.get("messages") or []:
                 metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
                 if (
                     metadata.get("event_type") == METADATA_EVENT
-                    and (metadata.get("event_payload") or {}).get("alert_id") == alert.id
+                    and payload.get("alert_id") == alert.id
+                    and bool(payload.get("escalated")) == is_escalated(alert)
                 ):
                     return True
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
