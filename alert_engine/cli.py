@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -116,6 +119,99 @@ def routes_test(file: Path | None, event_json: str | None, fields: tuple[str, ..
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(describe(routing.match(alert), routing.destinations))
+
+
+@main.group()
+def silence() -> None:
+    """Mute alerts matching some matchers until an end time (stored in Redis)."""
+
+
+def _silences() -> Any:
+    from redis.asyncio import Redis
+
+    from alert_engine.settings import RedisSettings
+    from alert_engine.silences import SilenceStore
+
+    settings = RedisSettings()
+    return SilenceStore(Redis.from_url(settings.url), settings.key_prefix)
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if match is None:
+        raise click.BadParameter(f"expected a duration like 30m, 2h or 1d, got {text!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+@silence.command("add")
+@click.option(
+    "-m",
+    "--matcher",
+    "matchers",
+    multiple=True,
+    required=True,
+    help="`field OP value` as in the routing file (repeatable; all must match).",
+)
+@click.option("--for", "duration", default="2h", show_default=True, help="30m, 2h, 1d...")
+@click.option("--by", "created_by", default=lambda: os.environ.get("USER", "unknown"))
+@click.option("--comment", default="")
+def silence_add(matchers: tuple[str, ...], duration: str, created_by: str, comment: str) -> None:
+    """Add a silence."""
+    ends_at = datetime.now(UTC) + _duration(duration)
+
+    async def add() -> Any:
+        store = _silences()
+        try:
+            return await store.add(list(matchers), ends_at, created_by=created_by, comment=comment)
+        finally:
+            await store.redis.aclose()
+
+    try:
+        added = asyncio.run(add())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--matcher") from None
+    click.echo(f"{added.id} until {added.ends_at:%Y-%m-%d %H:%M} UTC: {', '.join(added.matchers)}")
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include silences that ended.")
+def silence_list(show_all: bool) -> None:
+    """List active silences."""
+
+    async def read() -> list[Any]:
+        store = _silences()
+        try:
+            return list(await store.all())
+        finally:
+            await store.redis.aclose()
+
+    now = datetime.now(UTC)
+    for item in asyncio.run(read()):
+        if show_all or item.is_active(now):
+            state = "active" if item.is_active(now) else "ended"
+            click.echo(
+                f"{item.id}  {state}  until {item.ends_at:%Y-%m-%d %H:%M} UTC  "
+                f"{', '.join(item.matchers)}  by {item.created_by}  {item.comment}".rstrip()
+            )
+
+
+@silence.command("expire")
+@click.argument("silence_id")
+def silence_expire(silence_id: str) -> None:
+    """End a silence now."""
+
+    async def expire() -> bool:
+        store = _silences()
+        try:
+            return bool(await store.expire(silence_id))
+        finally:
+            await store.redis.aclose()
+
+    if not asyncio.run(expire()):
+        click.echo(f"no silence {silence_id}", err=True)
+        sys.exit(1)
+    click.echo(f"{silence_id} ended")
 
 
 @main.group()

@@ -25,7 +25,9 @@ from alert_engine.channels import (
     Reconcilable,
 )
 from alert_engine.escalation import Escalations, is_escalated
+from alert_engine.inhibition import Inhibitor
 from alert_engine.routing import Routing
+from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,16 @@ class Deliverer:
         routing: Routing | None = None,
         escalations: Escalations | None = None,
         escalate_after: Callable[[Alert], timedelta | None] | None = None,
+        silences: SilenceStore | None = None,
+        inhibitor: Inhibitor | None = None,
     ) -> None:
         self.destinations = destinations
         # Without a routing tree, a rule's `route:` names its one destination.
         self.routing = routing
         self.escalations = escalations
         self.escalate_after = escalate_after
+        self.silences = silences
+        self.inhibitor = inhibitor
         self.ledger = ledger
         self.stats = stats or Stats()
         self.retry = retry or RetryPolicy()
@@ -113,6 +119,8 @@ class Deliverer:
     async def deliver(self, alert: Alert, only: str | None = None) -> list[Failure]:
         """Deliver to every destination the alert routes to (or just `only`, for a replay);
         returns those that failed for good."""
+        if only is None and await self._muted(alert):
+            return []
         names = [only] if only is not None else self.destination_names(alert)
         if not names:
             return [self._failed(alert, alert.route, "the route has no destinations")]
@@ -129,6 +137,21 @@ class Deliverer:
             if failure is not None:
                 failures.append(failure)
         return failures
+
+    async def _muted(self, alert: Alert) -> bool:
+        if self.silences is not None:
+            silence = await self.silences.silencing(alert)
+            if silence is not None:
+                self.stats.alerts_silenced[silence.id] += 1
+                log.info("%s silenced by %s", alert.id, silence.id)
+                return True
+        if self.inhibitor is not None:
+            rule = await self.inhibitor.inhibiting_rule(alert)
+            if rule is not None:
+                self.stats.alerts_inhibited[f"inhibit_rules[{rule}]"] += 1
+                log.info("%s inhibited by inhibit_rules[%d]", alert.id, rule)
+                return True
+        return False
 
     async def _schedule_escalation(self, alert: Alert) -> None:
         if self.escalations is None or self.escalate_after is None or is_escalated(alert):

@@ -26,3 +26,14 @@ def escalations_due(prefix: str) -> str:
 def escalation_alerts(prefix: str) -> str:
     """A hash: alert id -> the alert's JSON, for alerts with an escalation pending."""
     return f"{prefix}:escalation:alerts"
+
+
+def silences(prefix: str) -> str:
+    """A hash: silence id -> the silence's JSON (matchers, end time, who and why)."""
+    return f"{prefix}:silences"
+
+
+def inhibiting(prefix: str, rule: int, values: str) -> str:
+    """Set, with a time to live, while an alert that mutes others (inhibition rule `rule`) is
+    active for these `equal` values."""
+    return f"{prefix}:inhibiting:{rule}:{values}"

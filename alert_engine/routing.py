@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -89,11 +89,41 @@ class RouteSpec(BaseModel):
     routes: list[RouteSpec] = Field(default_factory=list)
 
 
+class InhibitRuleSpec(BaseModel):
+    """While an alert matching `source_matchers` is active (for `active_for` after it fired),
+    alerts matching `target_matchers` with the same values of the `equal` fields are muted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source_matchers: list[str] = Field(min_length=1)
+    target_matchers: list[str] = Field(min_length=1)
+    equal: list[str] = Field(default_factory=list)
+    active_for: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0))
+
+
 class RoutingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     destinations: dict[DestinationName, DestinationSpec]
     route: RouteSpec
+    inhibit_rules: list[InhibitRuleSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InhibitRule:
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+    active_for: timedelta
+
+    def is_source(self, alert: Alert) -> bool:
+        return all(matcher.matches(alert) for matcher in self.source)
+
+    def is_target(self, alert: Alert) -> bool:
+        return all(matcher.matches(alert) for matcher in self.target)
+
+    def values(self, alert: Alert) -> str:
+        return "\x1f".join(field_value(alert, name) for name in self.equal)
 
 
 class Op(StrEnum):
@@ -189,6 +219,7 @@ class Routing:
     destinations: Mapping[str, DestinationSpec] = field(default_factory=dict)
     # Compiled email templates by destination name, for those that name any.
     email_templates: Mapping[str, EmailTemplates] = field(default_factory=dict)
+    inhibit_rules: tuple[InhibitRule, ...] = ()
 
     def match(self, alert: Alert) -> list[RouteMatch]:
         return _walk(self.root, alert, ())
@@ -235,9 +266,29 @@ def routing_from(document: LocatedDocument) -> Routing:
     problems: list[Problem] = []
     root = _build(spec.route, ("route",), "root", None, spec, document, problems)
     templates = _email_templates(spec, document, problems)
+    inhibit_rules = []
+    for index, rule in enumerate(spec.inhibit_rules):
+        compiled: dict[str, tuple[Matcher, ...]] = {}
+        for side in ("source_matchers", "target_matchers"):
+            matchers = []
+            for position, text in enumerate(getattr(rule, side)):
+                try:
+                    matchers.append(Matcher.parse(text))
+                except ValueError as exc:
+                    where = document.locate(("inhibit_rules", index, side, position))
+                    problems.append(Problem(where, str(exc)))
+            compiled[side] = tuple(matchers)
+        inhibit_rules.append(
+            InhibitRule(
+                compiled["source_matchers"],
+                compiled["target_matchers"],
+                tuple(rule.equal),
+                rule.active_for,
+            )
+        )
     if problems:
         raise RoutingError(problems)
-    return Routing(root, spec.destinations, templates)
+    return Routing(root, spec.destinations, templates, tuple(inhibit_rules))
 
 
 def _email_templates(

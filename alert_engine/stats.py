@@ -15,6 +15,9 @@ class Stats:
     alerts_delivered: Counter[str] = field(default_factory=Counter)
     alerts_duplicate: Counter[str] = field(default_factory=Counter)
     alerts_failed: Counter[str] = field(default_factory=Counter)
+    # By silence id / by inhibition rule: alerts muted rather than delivered.
+    alerts_silenced: Counter[str] = field(default_factory=Counter)
+    alerts_inhibited: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {name: dict(counter) for name, counter in vars(self).items()}

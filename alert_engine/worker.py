@@ -20,10 +20,12 @@ from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make
 from alert_engine.delivery import Deliverer, DeliveryLedger
 from alert_engine.escalation import Escalations, escalated
 from alert_engine.evaluate import Evaluator
+from alert_engine.inhibition import Inhibitor
 from alert_engine.presentation import LinkTemplates
 from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
+from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
 from alert_engine.web import register_views
 
@@ -99,6 +101,8 @@ def build_worker(settings: Settings) -> faust.App:
         routing=routing,
         escalations=escalations,
         escalate_after=escalate_after,
+        silences=SilenceStore(redis, settings.redis.key_prefix),
+        inhibitor=Inhibitor(redis, settings.redis.key_prefix, routing.inhibit_rules),
     )
     app = create_app(settings, evaluator, deliverer, stats)
     cases = CaseStore(redis, settings.redis.key_prefix)
