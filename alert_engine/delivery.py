@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from redis.asyncio import Redis
 
@@ -21,10 +22,14 @@ from alert_engine.alerts import Alert
 from alert_engine.channels import (
     DeliveryError,
     Destination,
+    Digest,
+    DigestDestination,
     PermanentDeliveryError,
     Reconcilable,
+    ReconcilableDigest,
 )
 from alert_engine.escalation import Escalations, is_escalated
+from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
 from alert_engine.routing import Routing
 from alert_engine.silences import SilenceStore
@@ -98,6 +103,7 @@ class Deliverer:
         escalate_after: Callable[[Alert], timedelta | None] | None = None,
         silences: SilenceStore | None = None,
         inhibitor: Inhibitor | None = None,
+        groups: Groups | None = None,
     ) -> None:
         self.destinations = destinations
         # Without a routing tree, a rule's `route:` names its one destination.
@@ -106,6 +112,7 @@ class Deliverer:
         self.escalate_after = escalate_after
         self.silences = silences
         self.inhibitor = inhibitor
+        self.groups = groups
         self.ledger = ledger
         self.stats = stats or Stats()
         self.retry = retry or RetryPolicy()
@@ -116,15 +123,30 @@ class Deliverer:
             return [alert.route]
         return self.routing.destinations_for(alert)
 
+    async def _route(self, alert: Alert) -> tuple[list[str], bool]:
+        """The destinations to deliver to now, and whether the alert joined a group (to go out
+        in a digest later)."""
+        if self.routing is None:
+            return [alert.route], False
+        names: dict[str, None] = {}
+        grouped = False
+        for match in self.routing.match(alert):
+            if match.grouping is not None and self.groups is not None:
+                await self.groups.add(alert, match, datetime.now(UTC))
+                grouped = True
+            else:
+                names.update(dict.fromkeys(match.destinations))
+        return list(names), grouped
+
     async def deliver(self, alert: Alert, only: str | None = None) -> list[Failure]:
         """Deliver to every destination the alert routes to (or just `only`, for a replay);
         returns those that failed for good."""
         if only is None and await self._muted(alert):
             return []
-        names = [only] if only is not None else self.destination_names(alert)
-        if not names:
-            return [self._failed(alert, alert.route, "the route has no destinations")]
+        names, grouped = ([only], False) if only is not None else await self._route(alert)
         await self._schedule_escalation(alert)
+        if not names and not grouped:
+            return [self._failed(alert, alert.route, "the route has no destinations")]
         failures = []
         for name in names:
             destination = self.destinations.get(name)
@@ -163,47 +185,96 @@ class Deliverer:
     async def _deliver_to(self, alert: Alert, destination: Destination) -> Failure | None:
         # An escalation of an alert is a delivery of its own, even to the same destination.
         record_as = f"{destination.name}:escalated" if is_escalated(alert) else destination.name
-        if await self.ledger.is_delivered(alert.id, record_as):
-            self.stats.alerts_duplicate[destination.name] += 1
+        check = destination.already_sent if isinstance(destination, Reconcilable) else None
+        return await self._attempt(
+            alert.id, record_as, destination.name, lambda: destination.send(alert), check, alert
+        )
+
+    async def deliver_digest(self, digest: Digest) -> list[Failure]:
+        """Deliver one message for a group of alerts to each destination of their route; a
+        destination that cannot show digests gets the alerts one by one."""
+        failures = []
+        for name in digest.destinations:
+            destination = self.destinations.get(name)
+            failure: Failure | None
+            if destination is None:
+                failure = Failure(name, f"no destination named {name!r}")
+            elif isinstance(destination, DigestDestination):
+                failure = await self._attempt(
+                    digest.id,
+                    name,
+                    name,
+                    partial(destination.send_digest, digest),
+                    _digest_check(destination, digest),
+                    digest.alerts[0],
+                )
+            else:
+                failure = None
+                for alert in digest.alerts:
+                    failure = await self._deliver_to(alert, destination) or failure
+            if failure is not None:
+                failures.append(failure)
+        return failures
+
+    async def _attempt(
+        self,
+        item_id: str,
+        record_as: str,
+        name: str,
+        send: Callable[[], Awaitable[None]],
+        already_sent: Callable[[Alert], Awaitable[bool]] | None,
+        alert: Alert,
+    ) -> Failure | None:
+        if await self.ledger.is_delivered(item_id, record_as):
+            self.stats.alerts_duplicate[name] += 1
             return None
         # Set when an earlier send may have gone through unrecorded (its worker died, or it timed
         # out): a destination that can look is asked before sending again.
-        maybe_sent = await self.ledger.mark_attempt(alert.id, record_as)
+        maybe_sent = await self.ledger.mark_attempt(item_id, record_as)
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                if (
-                    maybe_sent
-                    and isinstance(destination, Reconcilable)
-                    and await destination.already_sent(alert)
-                ):
-                    await self.ledger.record(alert.id, record_as)
-                    self.stats.alerts_duplicate[destination.name] += 1
+                if maybe_sent and already_sent is not None and await already_sent(alert):
+                    await self.ledger.record(item_id, record_as)
+                    self.stats.alerts_duplicate[name] += 1
                     return None
                 maybe_sent = True
-                await destination.send(alert)
+                await send()
             except PermanentDeliveryError as exc:
-                return self._failed(alert, destination.name, f"permanent: {exc}")
+                return self._failed(item_id, name, f"permanent: {exc}")
             except (DeliveryError, OSError, TimeoutError) as exc:
                 retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
                 if attempt == self.retry.attempts:
-                    return self._failed(alert, destination.name, f"after {attempt} attempts: {exc}")
+                    return self._failed(item_id, name, f"after {attempt} attempts: {exc}")
                 delay = self.retry.delay(attempt, retry_after)
                 log.warning(
                     "delivery of %s to %s failed (attempt %d), retrying in %.1fs: %s",
-                    alert.id,
-                    destination.name,
+                    item_id,
+                    name,
                     attempt,
                     delay,
                     exc,
                 )
                 await self.sleep(delay)
             else:
-                await self.ledger.record(alert.id, record_as)
-                self.stats.alerts_delivered[destination.name] += 1
+                await self.ledger.record(item_id, record_as)
+                self.stats.alerts_delivered[name] += 1
                 return None
         raise AssertionError("unreachable: the last attempt returns")
 
-    def _failed(self, alert: Alert, destination: str, reason: str) -> Failure:
+    def _failed(self, item: Alert | str, destination: str, reason: str) -> Failure:
         self.stats.alerts_failed[destination] += 1
-        log.error("giving up delivery of %s to %s: %s", alert.id, destination, reason)
+        item_id = item.id if isinstance(item, Alert) else item
+        log.error("giving up delivery of %s to %s: %s", item_id, destination, reason)
         return Failure(destination, reason)
+
+
+def _digest_check(
+    destination: Destination, digest: Digest
+) -> Callable[[Alert], Awaitable[bool]] | None:
+    if not isinstance(destination, ReconcilableDigest):
+        return None
+
+    async def check(_: Alert) -> bool:
+        return await destination.digest_sent(digest)
+
+    return check

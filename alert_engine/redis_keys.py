@@ -37,3 +37,23 @@ def inhibiting(prefix: str, rule: int, values: str) -> str:
     """Set, with a time to live, while an alert that mutes others (inhibition rule `rule`) is
     active for these `equal` values."""
     return f"{prefix}:inhibiting:{rule}:{values}"
+
+
+def groups_due(prefix: str) -> str:
+    """A sorted set: group ids scored by the time their digest is due."""
+    return f"{prefix}:groups:due"
+
+
+def group_meta(prefix: str) -> str:
+    """A hash: group id -> its route, `group_by` values, destinations and interval (JSON)."""
+    return f"{prefix}:groups:meta"
+
+
+def group_alerts(prefix: str, group_id: str) -> str:
+    """A hash: alert id -> alert JSON, the alerts waiting in a group."""
+    return f"{prefix}:group:{group_id}:alerts"
+
+
+def group_sent(prefix: str, group_id: str) -> str:
+    """When the group's last digest went out (epoch seconds)."""
+    return f"{prefix}:group:{group_id}:sent"

@@ -87,6 +87,12 @@ class RouteSpec(BaseModel):
     destinations: list[DestinationName] | None = None
     continue_: bool = Field(default=False, alias="continue")
     routes: list[RouteSpec] = Field(default_factory=list)
+    # Alerts of this route with the same values of these fields go out as one digest message:
+    # the first waits `group_wait` for others, later ones at most every `group_interval`.
+    # Inherited by child routes; `group_by: []` turns grouping off again.
+    group_by: list[str] | None = None
+    group_wait: timedelta | None = Field(default=None, ge=timedelta(0))
+    group_interval: timedelta | None = Field(default=None, gt=timedelta(0))
 
 
 class InhibitRuleSpec(BaseModel):
@@ -194,12 +200,20 @@ def field_value(alert: Alert, name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Grouping:
+    by: tuple[str, ...]
+    wait: timedelta
+    interval: timedelta
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     matchers: tuple[Matcher, ...]
     destinations: tuple[str, ...]
     continue_: bool
     children: tuple[Route, ...]
+    grouping: Grouping | None = None
 
     def matches(self, alert: Alert) -> bool:
         return all(matcher.matches(alert) for matcher in self.matchers)
@@ -211,6 +225,7 @@ class RouteMatch:
 
     path: tuple[str, ...]
     destinations: tuple[str, ...]
+    grouping: Grouping | None = None
 
 
 @dataclass(frozen=True)
@@ -240,7 +255,7 @@ def _walk(route: Route, alert: Alert, parent: tuple[str, ...]) -> list[RouteMatc
             found.extend(_walk(child, alert, path))
             if not child.continue_:
                 break
-    return found or [RouteMatch(path, route.destinations)]
+    return found or [RouteMatch(path, route.destinations, route.grouping)]
 
 
 def default_routing() -> Routing:
@@ -346,6 +361,7 @@ def _build(
     routing: RoutingSpec,
     document: LocatedDocument,
     problems: list[Problem],
+    parent_grouping: Grouping | None = None,
 ) -> Route:
     matchers: list[Matcher] = []
     for index, text in enumerate(spec.matchers):
@@ -370,6 +386,23 @@ def _build(
                     f"unknown destination {name!r} (defined: {known})",
                 )
             )
+    grouping = parent_grouping
+    if spec.group_by is not None:
+        grouping = (
+            Grouping(
+                tuple(spec.group_by),
+                spec.group_wait if spec.group_wait is not None else timedelta(seconds=30),
+                spec.group_interval if spec.group_interval is not None else timedelta(minutes=5),
+            )
+            if spec.group_by
+            else None
+        )
+    elif grouping is not None and (spec.group_wait is not None or spec.group_interval is not None):
+        grouping = Grouping(
+            grouping.by,
+            spec.group_wait if spec.group_wait is not None else grouping.wait,
+            spec.group_interval if spec.group_interval is not None else grouping.interval,
+        )
     name = spec.name or default_name
     children = tuple(
         _build(
@@ -380,17 +413,25 @@ def _build(
             routing,
             document,
             problems,
+            grouping,
         )
         for index, child in enumerate(spec.routes)
     )
-    return Route(name, tuple(matchers), destinations, spec.continue_, children)
+    return Route(name, tuple(matchers), destinations, spec.continue_, children, grouping)
 
 
 def describe(matches: Sequence[RouteMatch], destinations: Mapping[str, DestinationSpec]) -> str:
     """Human-readable result of routing one alert, for `alert-engine routes test`."""
     lines = []
     for found in matches:
-        lines.append(" > ".join(found.path))
+        grouped = ""
+        if found.grouping is not None:
+            grouped = (
+                f"  (grouped by {', '.join(found.grouping.by)}: wait "
+                f"{found.grouping.wait.total_seconds():g}s, interval "
+                f"{found.grouping.interval.total_seconds():g}s)"
+            )
+        lines.append(" > ".join(found.path) + grouped)
         for name in found.destinations:
             spec = destinations.get(name)
             lines.append(f"  {name}: {_destination_summary(spec)}")

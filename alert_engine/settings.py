@@ -76,7 +76,7 @@ class EngineSettings(BaseSettings):
     # Links shown with an alert: `{customer_id}`, `{interaction_id}`, `{agent_id}`, `{rating_id}`.
     customer_url: str | None = None
     interaction_url: str | None = None
-    # Seconds between checks for escalations that are due.
+    # Seconds between checks for escalations and digests that are due.
     escalation_check_interval: float = Field(default=1.0, gt=0)
 
 

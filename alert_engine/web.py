@@ -27,7 +27,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseStore, allowed_actions
-from alert_engine.channels.outbox import read_outbox
+from alert_engine.channels.outbox import outbox_alerts, read_outbox
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
 from alert_engine.presentation import AlertView, LinkTemplates
 
@@ -102,22 +102,25 @@ def register_views(
             entries = read_outbox(outbox_path)[-OUTBOX_PAGE_LIMIT:]
             cards = []
             for entry in reversed(entries):
-                alert = Alert.model_validate(entry["alert"])
-                case = await cases.get(alert.id)
-                cards.append(
-                    {
-                        "destination": entry.get("destination"),
-                        "delivered_at": entry.get("delivered_at"),
-                        "view": AlertView.of(alert, links),
-                        "state": LABELS[case.state],
-                        "case": case,
-                        "buttons": [
-                            (action.value, label)
-                            for action, label, _ in BUTTONS
-                            if action in allowed_actions(case.state)
-                        ],
-                    }
-                )
+                digest = entry.get("digest")
+                for raw in outbox_alerts(entry):
+                    alert = Alert.model_validate(raw)
+                    case = await cases.get(alert.id)
+                    cards.append(
+                        {
+                            "digest": digest,
+                            "destination": entry.get("destination"),
+                            "delivered_at": entry.get("delivered_at"),
+                            "view": AlertView.of(alert, links),
+                            "state": LABELS[case.state],
+                            "case": case,
+                            "buttons": [
+                                (action.value, label)
+                                for action, label, _ in BUTTONS
+                                if action in allowed_actions(case.state)
+                            ],
+                        }
+                    )
             return self.html(page.render(cards=cards, token=token))
 
     @app.page("/outbox/act")
@@ -164,7 +167,10 @@ first, as they would look. Acting as:
 <input form="" id="user" value="demo user" aria-label="your name"></p>
 {% for card in cards %}
 <div class="card">
-<div class="meta">to <b>{{ card.destination }}</b> at {{ card.delivered_at }}</div>
+<div class="meta">to <b>{{ card.destination }}</b> at {{ card.delivered_at }}
+{% if card.digest %} · in a digest of {{ card.digest.route }}
+{% for name, value in card.digest.group.items() %} {{ name }}={{ value }}{% endfor %}{% endif %}
+</div>
 <h2>{{ card.view.title }}</h2>
 <dl>{% for label, value in card.view.facts() %}<dt>{{ label }}</dt><dd>{{ value }}</dd>{% endfor %}
 </dl>

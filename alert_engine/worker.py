@@ -17,9 +17,10 @@ from alert_engine.channels import Destination
 from alert_engine.channels.email import EmailDestination
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
-from alert_engine.delivery import Deliverer, DeliveryLedger
+from alert_engine.delivery import Deliverer, DeliveryLedger, Failure
 from alert_engine.escalation import Escalations, escalated
 from alert_engine.evaluate import Evaluator
+from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
 from alert_engine.presentation import LinkTemplates
 from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
@@ -89,6 +90,7 @@ def build_worker(settings: Settings) -> faust.App:
     # from_url connects lazily, inside the worker's event loop.
     redis = Redis.from_url(settings.redis.url)
     escalations = Escalations(redis, settings.redis.key_prefix)
+    groups = Groups(redis, settings.redis.key_prefix)
 
     def escalate_after(alert: Alert) -> timedelta | None:
         rule = ruleset.get(alert.rule)
@@ -103,6 +105,7 @@ def build_worker(settings: Settings) -> faust.App:
         escalate_after=escalate_after,
         silences=SilenceStore(redis, settings.redis.key_prefix),
         inhibitor=Inhibitor(redis, settings.redis.key_prefix, routing.inhibit_rules),
+        groups=groups,
     )
     app = create_app(settings, evaluator, deliverer, stats)
     cases = CaseStore(redis, settings.redis.key_prefix)
@@ -127,16 +130,25 @@ def build_worker(settings: Settings) -> faust.App:
         for alert in await escalations.take_due(datetime.now(UTC)):
             if (await cases.get(alert.id)).state is CaseState.OPEN:
                 for failure in await deliverer.deliver(escalated(alert)):
-                    await failed_topic.send(
-                        key=alert.id.encode(),
-                        value=escalated(alert).to_json(),
-                        headers=deadletter.headers(
-                            reason="delivery_failed",
-                            detail=failure.reason,
-                            topic=failure.destination,
-                        ),
-                    )
+                    await dead_letter(escalated(alert), failure)
             await escalations.cancel(alert.id)
+
+    @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
+    async def send_due_digests() -> None:
+        for digest in await groups.take_due(datetime.now(UTC)):
+            for failure in await deliverer.deliver_digest(digest):
+                for alert in digest.alerts:
+                    await dead_letter(alert, failure)
+            await groups.sent(digest, datetime.now(UTC))
+
+    async def dead_letter(alert: Alert, failure: Failure) -> None:
+        await failed_topic.send(
+            key=alert.id.encode(),
+            value=alert.to_json(),
+            headers=deadletter.headers(
+                reason="delivery_failed", detail=failure.reason, topic=failure.destination
+            ),
+        )
 
     secret = settings.slack.signing_secret
     slack_client = next(

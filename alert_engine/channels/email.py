@@ -17,7 +17,7 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
 
 from alert_engine.alerts import Alert
-from alert_engine.channels import DeliveryError, PermanentDeliveryError
+from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
 from alert_engine.presentation import AlertView, LinkTemplates
 from alert_engine.templates import (
     DEFAULT_HTML,
@@ -77,8 +77,31 @@ class EmailDestination:
         mail.custom_arg = CustomArg("alert_id", alert.id, p=0)
         return mail
 
+    def digest_message(self, digest: Digest) -> Mail:
+        views = [AlertView.of(alert, self.links) for alert in digest.alerts]
+        try:
+            texts = [self.templates.text.render(view) for view in views]
+            htmls = [self.templates.html.render(view) for view in views]
+        except TemplateError as exc:
+            raise PermanentDeliveryError(f"template of {self.name} failed: {exc}") from exc
+        group = ", ".join(f"{name}={value}" for name, value in digest.group.items())
+        mail = Mail(
+            from_email=self.sender,
+            to_emails=self.recipients,
+            subject=f"{len(views)} alerts: {group or digest.route}"[:900],
+            plain_text_content="\n-----\n\n".join(texts),
+            html_content="<hr>".join(htmls),
+        )
+        mail.custom_arg = CustomArg("digest_id", digest.id, p=0)
+        return mail
+
+    async def send_digest(self, digest: Digest) -> None:
+        await self._send(self.digest_message(digest))
+
     async def send(self, alert: Alert) -> None:
-        mail = self.message(alert)
+        await self._send(self.message(alert))
+
+    async def _send(self, mail: Mail) -> None:
         try:
             response: Any = await asyncio.to_thread(self.client.send, mail)
         except HTTPError as exc:

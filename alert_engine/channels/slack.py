@@ -12,6 +12,7 @@ recording the delivery, `already_sent` finds the message in the channel instead 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -38,12 +39,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseState, allowed_actions
-from alert_engine.channels import DeliveryError, PermanentDeliveryError
+from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
 from alert_engine.escalation import is_escalated
 from alert_engine.presentation import AlertView, LinkTemplates
 
 METADATA_EVENT = "alert_engine_alert"
-ACTIONS_BLOCK_ID = "alert-engine-actions"
+# Block ids carry the alert id: a digest message holds the buttons of several alerts.
+ACTIONS_BLOCK = "actions:"
 # Errors that the same request will always get: retrying cannot help.
 PERMANENT_ERRORS = {
     "channel_not_found",
@@ -76,13 +78,14 @@ BUTTONS = (
     (CaseAction.RESOLVED_NO_FOLLOWUP, "Resolved \u2013 no follow-up", None),
     (CaseAction.NOT_ACTIONABLE, "Not actionable", "danger"),
 )
-STATUS_BLOCK_ID = "alert-engine-status"
+STATUS_BLOCK = "status:"
+DIGEST_SHOWN = 10
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
 def action_buttons(alert_id: str, allowed: set[CaseAction] | None = None) -> ActionsBlock:
     return ActionsBlock(
-        block_id=ACTIONS_BLOCK_ID,
+        block_id=ACTIONS_BLOCK + alert_id,
         elements=[
             ButtonElement(text=label, action_id=action.value, value=alert_id, style=style)
             for action, label, style in BUTTONS
@@ -101,19 +104,24 @@ def status_line(change: CaseChange) -> str:
 def updated_blocks(
     blocks: list[dict[str, Any]], alert_id: str, change: CaseChange
 ) -> list[dict[str, Any]]:
-    """The original message's blocks with its status and the buttons still allowed."""
-    kept = [
-        block
-        for block in blocks
-        if block.get("block_id") not in (ACTIONS_BLOCK_ID, STATUS_BLOCK_ID)
-    ]
-    kept.append(
-        ContextBlock(block_id=STATUS_BLOCK_ID, elements=[plain(status_line(change))]).to_dict()
-    )
+    """The original message's blocks with the alert's status and the buttons still allowed, in
+    place of its buttons (or its earlier status)."""
     allowed = allowed_actions(change.state)
-    if allowed:
-        kept.append(action_buttons(alert_id, allowed).to_dict())
-    return kept
+    status = ContextBlock(
+        block_id=STATUS_BLOCK + alert_id, elements=[plain(status_line(change))]
+    ).to_dict()
+    updated = []
+    for block in blocks:
+        block_id = block.get("block_id")
+        if block_id == STATUS_BLOCK + alert_id:
+            continue
+        if block_id == ACTIONS_BLOCK + alert_id:
+            updated.append(status)
+            if allowed:
+                updated.append(action_buttons(alert_id, allowed).to_dict())
+        else:
+            updated.append(block)
+    return updated
 
 
 class SlackCaseUpdates:
@@ -160,6 +168,25 @@ def alert_blocks(view: AlertView) -> list[Block]:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="  ·  ".join(links))]))
     blocks.append(DividerBlock())
     blocks.append(action_buttons(view.alert_id))
+    return blocks
+
+
+def digest_blocks(digest: Digest, views: list[AlertView]) -> list[Block]:
+    group = ", ".join(f"{name}={value}" for name, value in digest.group.items())
+    blocks: list[Block] = [
+        HeaderBlock(text=plain(f"{len(views)} alerts · {group or digest.route}"[:150]))
+    ]
+    for view in views[:DIGEST_SHOWN]:
+        facts = " · ".join(value for _, value in view.facts()[:6])
+        text = f"{view.title}\n{facts}"
+        if view.comment:
+            text += f"\n“{view.comment[:500]}”"
+        blocks.append(SectionBlock(text=plain(text[:3000])))
+        blocks.append(action_buttons(view.alert_id))
+    if len(views) > DIGEST_SHOWN:
+        blocks.append(
+            ContextBlock(elements=[plain(f"and {len(views) - DIGEST_SHOWN} more in this group")])
+        )
     return blocks
 
 
@@ -226,8 +253,39 @@ class SlackDestination:
     async def send(self, alert: Alert) -> None:
         await self._call(self.client.chat_postMessage(**self.message(alert)))
 
+    async def send_digest(self, digest: Digest) -> None:
+        views = [AlertView.of(alert, self.links) for alert in digest.alerts]
+        await self._call(
+            self.client.chat_postMessage(
+                channel=self.channel,
+                text=slack_text(f"{len(views)} alerts: " + "; ".join(v.title for v in views))[
+                    :3000
+                ],
+                blocks=digest_blocks(digest, views),
+                metadata=Metadata(
+                    event_type=METADATA_EVENT, event_payload={"digest_id": digest.id}
+                ),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        )
+
+    async def digest_sent(self, digest: Digest) -> bool:
+        return await self._find(
+            digest.alerts[0], lambda payload: payload.get("digest_id") == digest.id
+        )
+
     async def already_sent(self, alert: Alert) -> bool:
         """Whether the channel holds a message for this alert (posted before a crash)."""
+        return await self._find(
+            alert,
+            lambda payload: (
+                payload.get("alert_id") == alert.id
+                and bool(payload.get("escalated")) == is_escalated(alert)
+            ),
+        )
+
+    async def _find(self, alert: Alert, wanted: Callable[[dict[str, Any]], bool]) -> bool:
         oldest = (alert.fired_at - timedelta(minutes=1)).timestamp()
         cursor = None
         while True:
@@ -243,11 +301,7 @@ class SlackDestination:
             for message in response.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == METADATA_EVENT
-                    and payload.get("alert_id") == alert.id
-                    and bool(payload.get("escalated")) == is_escalated(alert)
-                ):
+                if metadata.get("event_type") == METADATA_EVENT and wanted(payload):
                     return True
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
