@@ -130,3 +130,48 @@ def test_a_template_syntax_error_names_file_and_line():
     with pytest.raises(TemplateProblem) as raised:
         MessageTemplate("Hello\n{{ alert.title }\n", name="leads.txt.j2", html=False)
     assert str(raised.value).startswith("leads.txt.j2:2: template syntax error")
+
+
+@pytest.mark.integration
+def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(sendgrid, stack, unique, tmp_path):
+    import json
+    import urllib.request
+
+    from tests.engine import Engine, encode_all
+
+    engine = Engine(stack, unique, tmp_path)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "destinations:\n"
+        "  leads: {type: email, to: [leads@example.com], subject: 'Call {{ alert.customer }}'}\n"
+        "route:\n  destinations: [leads]\n"
+    )
+    engine.env.update(
+        {
+            "ALERT_ENGINE_ROUTING_FILE": str(routing),
+            "ALERT_ENGINE_SENDGRID_API_KEY": "SG.test-key",
+            "ALERT_ENGINE_SENDGRID_HOST": sendgrid.url,
+        }
+    )
+    # The mock is shared by this module's tests: read only what this test adds to its log.
+    log_start = len(sendgrid.log_path.read_text())
+    worker = engine.worker().start()
+    try:
+        comments = ["<b>bad</b>", "Ça ne va pas 😡", "line\nbreak\x00"]
+        engine.produce(
+            engine.kafka.ratings_topic,
+            encode_all([rating(id=f"r-mail-{n}", comment=c) for n, c in enumerate(comments)]),
+        )
+
+        def stats():
+            with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
+                return json.loads(response.read())
+
+        engine.wait_for(lambda: stats()["alerts_delivered"].get("leads") == len(comments))
+        assert stats()["alerts_failed"] == {}
+        assert not engine.delivered()  # nothing fell back to the outbox
+        log = sendgrid.log_path.read_text()[log_start:]
+        assert log.count('Responding with "202"') >= len(comments)
+        assert "Violation" not in log
+    finally:
+        worker.stop()
