@@ -63,6 +63,9 @@ class SlackSpec(BaseModel):
     type: Literal["slack"]
     # A channel id (C0123...) or name; chat.postMessage accepts both.
     channel: Annotated[str, Field(min_length=1, max_length=80)]
+    # A Jinja2 template (sandboxed) for a line shown under the title and as the notification
+    # text, e.g. "{{ alert.team }}: call {{ alert.customer }} back". Shown as plain text.
+    template: str | None = None
 
 
 class EmailSpec(BaseModel):
@@ -235,6 +238,7 @@ class Routing:
     # Compiled email templates by destination name, for those that name any.
     email_templates: Mapping[str, EmailTemplates] = field(default_factory=dict)
     inhibit_rules: tuple[InhibitRule, ...] = ()
+    slack_templates: Mapping[str, MessageTemplate] = field(default_factory=dict)
 
     def match(self, alert: Alert) -> list[RouteMatch]:
         return _walk(self.root, alert, ())
@@ -281,6 +285,16 @@ def routing_from(document: LocatedDocument) -> Routing:
     problems: list[Problem] = []
     root = _build(spec.route, ("route",), "root", None, spec, document, problems)
     templates = _email_templates(spec, document, problems)
+    slack_templates = {}
+    for name, destination in spec.destinations.items():
+        if isinstance(destination, SlackSpec) and destination.template is not None:
+            try:
+                slack_templates[name] = MessageTemplate(
+                    destination.template, name=f"{name}.template", html=False
+                )
+            except TemplateProblem as exc:
+                where = document.locate(("destinations", name, "template"))
+                problems.append(Problem(where, exc.message))
     inhibit_rules = []
     for index, rule in enumerate(spec.inhibit_rules):
         compiled: dict[str, tuple[Matcher, ...]] = {}
@@ -303,7 +317,7 @@ def routing_from(document: LocatedDocument) -> Routing:
         )
     if problems:
         raise RoutingError(problems)
-    return Routing(root, spec.destinations, templates, tuple(inhibit_rules))
+    return Routing(root, spec.destinations, templates, tuple(inhibit_rules), slack_templates)
 
 
 def _email_templates(

@@ -63,7 +63,9 @@ def build_destinations(routing: Routing, settings: Settings) -> dict[str, Destin
     )
     for name, spec in routing.destinations.items():
         if isinstance(spec, SlackSpec) and slack_client is not None:
-            destinations[name] = SlackDestination(name, spec.channel, slack_client, links)
+            destinations[name] = SlackDestination(
+                name, spec.channel, slack_client, links, routing.slack_templates.get(name)
+            )
         elif isinstance(spec, EmailSpec) and sendgrid_client is not None:
             destinations[name] = EmailDestination(
                 name,

@@ -203,3 +203,22 @@ route:
     view = AlertView.of(alert(comment="<i>x</i>"))
     assert templates.text.render(view) == "Alert: 1★ rating: negative-rating [high]\n"
     assert templates.html.render(view) == "<p>&lt;i&gt;x&lt;/i&gt;</p>"
+
+
+def test_a_slack_template_with_a_syntax_error_is_reported_at_its_line(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+destinations:
+  team:
+    type: slack
+    channel: C0TEAM
+    template: "{{ alert.team "
+route:
+  destinations: [team]
+""",
+    )
+    with pytest.raises(RoutingError) as raised:
+        load_routing(path)
+    [problem] = raised.value.problems
+    assert str(problem).startswith(f"{path}:5:15: template syntax error")

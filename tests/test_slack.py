@@ -183,3 +183,33 @@ async def test_an_unknown_channel_fails_for_good_without_retrying(slack, redis, 
     [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
     assert failure.reason == "permanent: slack: channel_not_found"
     assert slack.calls == ["chat.postMessage"]
+
+
+async def test_an_ops_template_adds_a_plain_text_line_and_cannot_reach_internals(
+    slack, redis, unique
+):
+    from alert_engine.templates import MessageTemplate
+
+    line = MessageTemplate(
+        "{{ alert.team }}: call {{ alert.customer }} back", name="recovery.template", html=False
+    )
+    dest = SlackDestination(
+        "recovery", "C0RECOVERY", make_client(TOKEN, slack.base_url), template=line
+    )
+    hostile = make_alert(customer={"id": "c-1", "name": "<!channel> Eve"})
+    assert await deliverer(redis, unique, dest).deliver(hostile, only="recovery") == []
+    [message] = slack.posts()
+    assert message.text == "orders: call &lt;!channel&gt; Eve back"
+    assert message.blocks[1]["text"] == {
+        "type": "plain_text",
+        "text": "orders: call &lt;!channel&gt; Eve back",
+        "emoji": False,
+    }
+
+    sneaky = MessageTemplate(
+        "{{ alert.facts.__class__.__mro__ }}", name="recovery.template", html=False
+    )
+    dest.template = sneaky
+    [failure] = await deliverer(redis, unique, dest).deliver(make_alert("r-2"), only="recovery")
+    assert failure.reason.startswith("permanent: template of recovery failed")
+    assert len(slack.posts()) == 1

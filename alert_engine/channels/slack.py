@@ -41,7 +41,8 @@ from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseState, allowed_actions
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
 from alert_engine.escalation import is_escalated
-from alert_engine.presentation import AlertView, LinkTemplates
+from alert_engine.presentation import AlertView, LinkTemplates, clean_text
+from alert_engine.templates import MessageTemplate, TemplateError
 
 METADATA_EVENT = "alert_engine_alert"
 # Block ids carry the alert id: a digest message holds the buttons of several alerts.
@@ -147,8 +148,10 @@ class SlackCaseUpdates:
         )
 
 
-def alert_blocks(view: AlertView) -> list[Block]:
+def alert_blocks(view: AlertView, note: str | None = None) -> list[Block]:
     blocks: list[Block] = [HeaderBlock(text=plain(view.title))]
+    if note:
+        blocks.append(SectionBlock(text=plain(note)))
     facts = view.facts()
     # A section holds at most 10 fields.
     for start in range(0, len(facts), 10):
@@ -229,19 +232,31 @@ def delivery_error(exc: SlackApiError) -> Exception:
 
 class SlackDestination:
     def __init__(
-        self, name: str, channel: str, client: AsyncWebClient, links: LinkTemplates | None = None
+        self,
+        name: str,
+        channel: str,
+        client: AsyncWebClient,
+        links: LinkTemplates | None = None,
+        template: MessageTemplate | None = None,
     ) -> None:
         self.name = name
         self.channel = channel
         self.client = client
         self.links = links or LinkTemplates()
+        self.template = template
 
     def message(self, alert: Alert) -> dict[str, Any]:
         view = AlertView.of(alert, self.links)
+        note = None
+        if self.template is not None:
+            try:
+                note = clean_text(self.template.render(view), 2000).strip() or None
+            except TemplateError as exc:
+                raise PermanentDeliveryError(f"template of {self.name} failed: {exc}") from exc
         return {
             "channel": self.channel,
-            "text": fallback_text(view),
-            "blocks": alert_blocks(view),
+            "text": slack_text(note)[:3000] if note else fallback_text(view),
+            "blocks": alert_blocks(view, note),
             "metadata": Metadata(
                 event_type=METADATA_EVENT,
                 event_payload={"alert_id": alert.id, "escalated": is_escalated(alert)},
