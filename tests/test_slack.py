@@ -213,3 +213,10 @@ async def test_an_ops_template_adds_a_plain_text_line_and_cannot_reach_internals
     [failure] = await deliverer(redis, unique, dest).deliver(make_alert("r-2"), only="recovery")
     assert failure.reason.startswith("permanent: template of recovery failed")
     assert len(slack.posts()) == 1
+
+
+async def test_a_revoked_token_fails_for_good(slack, redis, unique):
+    dest = SlackDestination("recovery", "C0RECOVERY", make_client("xoxb-revoked", slack.base_url))
+    [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
+    assert failure.reason == "permanent: slack: invalid_auth"
+    assert slack.posts() == []
