@@ -75,11 +75,12 @@ async def read_failed(kafka: KafkaSettings, wait: float = 10.0) -> list[FailedAl
 
 
 async def replay(kafka: KafkaSettings, alerts: list[FailedAlert]) -> int:
-    """Send each alert (once, however often it failed) back to the alerts topic."""
-    unique = {alert.alert_id: alert for alert in alerts}
+    """Send each alert (once, however often it failed) back to the alerts topic. An alert and
+    its escalation are different records, and both go back."""
+    unique = {alert.value: alert for alert in alerts}
     return await produce_lines(
         kafka.bootstrap,
         kafka.alerts_topic,
-        [alert.value for alert in unique.values()],
-        keys=[alert_id.encode() for alert_id in unique],
+        list(unique),
+        keys=[alert.alert_id.encode() for alert in unique.values()],
     )
