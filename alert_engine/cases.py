@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from alert_engine import redis_keys
+from alert_engine.alerts import Alert
 
 CASE_TTL_SECONDS = 90 * 24 * 3600
 
@@ -75,6 +77,8 @@ class CaseChange(BaseModel):
     action: CaseAction
     previous_state: CaseState
     state: CaseState
+    # Who acted, for people: the Slack user name, or the name typed on the outbox page.
+    actor: str
     user_id: str
     user_name: str
     at: AwareDatetime
@@ -82,6 +86,8 @@ class CaseChange(BaseModel):
     source: str
     claimed_by: str | None = None
     claimed_at: AwareDatetime | None = None
+    # The alert the case is about (as delivered), for consumers that need its event.
+    alert: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -89,6 +95,7 @@ class CaseChange(BaseModel):
 
 class Case(BaseModel):
     alert_id: str
+    alert: str | None = None
     state: CaseState = CaseState.OPEN
     claimed_by: str | None = None
     claimed_at: AwareDatetime | None = None
@@ -121,6 +128,14 @@ class CaseStore:
         self.redis = redis
         self.prefix = prefix
         self._transition = redis.register_script(_TRANSITION)
+
+    async def remember(self, alert: Alert) -> None:
+        """Keep the alert with its case (once), so case changes can carry it."""
+        key = redis_keys.case(self.prefix, alert.id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "alert", alert.to_json())
+            pipe.expire(key, CASE_TTL_SECONDS)
+            await pipe.execute()
 
     async def get(self, alert_id: str) -> Case:
         raw = await self.redis.hgetall(redis_keys.case(self.prefix, alert_id))
@@ -159,12 +174,14 @@ class CaseStore:
             action=action,
             previous_state=CaseState(_text(previous)),
             state=target,
+            actor=user_name or user_id,
             user_id=user_id,
             user_name=user_name,
             at=at,
             source=source,
             claimed_by=case.claimed_by,
             claimed_at=case.claimed_at,
+            alert=orjson.loads(case.alert) if case.alert else None,
         )
 
 

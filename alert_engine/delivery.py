@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
+from alert_engine.cases import CaseStore
 from alert_engine.channels import (
     DeliveryError,
     Destination,
@@ -104,6 +105,7 @@ class Deliverer:
         silences: SilenceStore | None = None,
         inhibitor: Inhibitor | None = None,
         groups: Groups | None = None,
+        cases: CaseStore | None = None,
     ) -> None:
         self.destinations = destinations
         # Without a routing tree, a rule's `route:` names its one destination.
@@ -113,6 +115,7 @@ class Deliverer:
         self.silences = silences
         self.inhibitor = inhibitor
         self.groups = groups
+        self.cases = cases
         self.ledger = ledger
         self.stats = stats or Stats()
         self.retry = retry or RetryPolicy()
@@ -144,6 +147,8 @@ class Deliverer:
         if only is None and await self._muted(alert):
             return []
         names, grouped = ([only], False) if only is not None else await self._route(alert)
+        if self.cases is not None and not is_escalated(alert):
+            await self.cases.remember(alert)
         await self._schedule_escalation(alert)
         if not names and not grouped:
             return [self._failed(alert, alert.route, "the route has no destinations")]

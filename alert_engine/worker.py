@@ -93,6 +93,7 @@ def build_worker(settings: Settings) -> faust.App:
     redis = Redis.from_url(settings.redis.url)
     escalations = Escalations(redis, settings.redis.key_prefix)
     groups = Groups(redis, settings.redis.key_prefix)
+    cases = CaseStore(redis, settings.redis.key_prefix)
 
     def escalate_after(alert: Alert) -> timedelta | None:
         rule = ruleset.get(alert.rule)
@@ -108,9 +109,9 @@ def build_worker(settings: Settings) -> faust.App:
         silences=SilenceStore(redis, settings.redis.key_prefix),
         inhibitor=Inhibitor(redis, settings.redis.key_prefix, routing.inhibit_rules),
         groups=groups,
+        cases=cases,
     )
     app = create_app(settings, evaluator, deliverer, stats)
-    cases = CaseStore(redis, settings.redis.key_prefix)
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(

@@ -70,5 +70,6 @@ def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, u
             ("claimed", "Ana", "outbox"),
             ("resolved_no_followup", "Bo", "outbox"),
         ]
+        assert [r["alert"]["id"] for r in records] == [alert["id"]] * 2
     finally:
         worker.stop()

@@ -121,6 +121,9 @@ def test_clicks_claim_and_resolve_an_alert_and_forged_ones_are_rejected(engine, 
             ("resolved_followup", "resolved_followup", "U0BO"),
         ]
         assert records[1]["claimed_by"] == "U0ANA"
+        assert [r["actor"] for r in records] == ["u0ana", "u0bo"]
+        # Each record carries the alert it is about, as delivered.
+        assert {r["alert"]["key"] for r in records} == {"r-click"}
         assert records[1]["alert_id"] == message.metadata["event_payload"]["alert_id"]
     finally:
         worker.stop()
