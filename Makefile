@@ -4,20 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server openjdk-17-jre-headless maven chromium
+APT_PACKAGES := redis-server openjdk-17-jre-headless maven chromium nodejs npm
 
 .PHONY: setup system-packages demo test test-faults test-fast lint bench clean
 
-setup: system-packages $(VENV)/.installed .cache/.kafka-libs
+setup: system-packages $(VENV)/.installed .cache/.kafka-libs node_modules/.installed
 
-# Debian packages the local stack needs: Redis, and Java + Maven for the Kafka broker; Chromium
-# for the survey page's browser test.
+# Debian packages the local stack needs: Redis, Java + Maven for the Kafka broker, Node.js for
+# the test tools, and Chromium for the survey page's browser test.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -35,6 +36,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m alert_engine.stack libs
 	mkdir -p .cache && touch $@
 
+# Test tools from npm, pinned by package-lock.json: Prism mocks SendGrid's API contract.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: setup
 	$(BIN)/alert-engine demo
 
@@ -51,4 +57,4 @@ lint: setup
 	$(BIN)/mypy alert_engine
 
 clean:
-	rm -rf $(VENV) .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -33,12 +36,16 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
 
     from alert_engine.logs import logging_config, secrets_of
     from alert_engine.producer import ensure_topics
+    from alert_engine.routing import RoutingError
     from alert_engine.worker import build_worker
 
     engine = EngineSettings() if rules_dir is None else EngineSettings(rules_dir=rules_dir)
     settings = Settings(engine=engine)
     try:
         app = build_worker(settings)
+    except RoutingError as exc:
+        _print_problems(exc, "the routing was not loaded")
+        sys.exit(2)
     except RulesetError as exc:
         _print_problems(exc)
         sys.exit(2)
@@ -67,6 +74,179 @@ def rules_check(directory: Path) -> None:
         _print_problems(exc)
         sys.exit(1)
     click.echo(f"{len(ruleset.rules)} rule(s) OK, ruleset version {ruleset.version}")
+
+
+@main.group()
+def routes() -> None:
+    """Check the routing tree and see where an alert would go."""
+
+
+def _routing_file(file: Path | None) -> Path:
+    file = file or EngineSettings().routing_file
+    if file is None:
+        raise click.UsageError("give --file or set ALERT_ENGINE_ROUTING_FILE")
+    return file
+
+
+@routes.command("check")
+@click.option("--file", "file", type=click.Path(path_type=Path), help="The routing file.")
+def routes_check(file: Path | None) -> None:
+    """Validate the routing file; list each problem with file, line and column."""
+    from alert_engine.routing import load_routing
+
+    path = _routing_file(file)
+    try:
+        routing = load_routing(path)
+    except RulesetError as exc:
+        _print_problems(exc, "the routing was not loaded")
+        sys.exit(1)
+    click.echo(f"{path}: OK, {len(routing.destinations)} destination(s)")
+
+
+@routes.command("test")
+@click.option("--file", "file", type=click.Path(path_type=Path), help="The routing file.")
+@click.option("--event", "event_json", help="The alert's event as a JSON object.")
+@click.argument("fields", nargs=-1)
+def routes_test(file: Path | None, event_json: str | None, fields: tuple[str, ...]) -> None:
+    """Show the route path and destinations an example alert takes.
+
+    FIELDS are `name=value` pairs: `rule`, `severity`, `route`, `labels.NAME`, or event fields by
+    dotted path (`team=orders customer.tier=gold`).
+    """
+    from alert_engine.routing import describe, example_alert, load_routing
+
+    try:
+        routing = load_routing(_routing_file(file))
+        alert = example_alert(event_json, fields)
+    except RulesetError as exc:
+        _print_problems(exc, "the routing was not loaded")
+        sys.exit(1)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(describe(routing.match(alert), routing.destinations))
+
+
+@main.group()
+def silence() -> None:
+    """Mute alerts matching some matchers until an end time (stored in Redis)."""
+
+
+def _silences() -> Any:
+    from redis.asyncio import Redis
+
+    from alert_engine.settings import RedisSettings
+    from alert_engine.silences import SilenceStore
+
+    settings = RedisSettings()
+    return SilenceStore(Redis.from_url(settings.url), settings.key_prefix)
+
+
+def _duration(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if match is None:
+        raise click.BadParameter(f"expected a duration like 30m, 2h or 1d, got {text!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+@silence.command("add")
+@click.option(
+    "-m",
+    "--matcher",
+    "matchers",
+    multiple=True,
+    required=True,
+    help="`field OP value` as in the routing file (repeatable; all must match).",
+)
+@click.option("--for", "duration", default="2h", show_default=True, help="30m, 2h, 1d...")
+@click.option("--by", "created_by", default=lambda: os.environ.get("USER", "unknown"))
+@click.option("--comment", default="")
+def silence_add(matchers: tuple[str, ...], duration: str, created_by: str, comment: str) -> None:
+    """Add a silence."""
+    ends_at = datetime.now(UTC) + _duration(duration)
+
+    async def add() -> Any:
+        store = _silences()
+        try:
+            return await store.add(list(matchers), ends_at, created_by=created_by, comment=comment)
+        finally:
+            await store.redis.aclose()
+
+    try:
+        added = asyncio.run(add())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--matcher") from None
+    click.echo(f"{added.id} until {added.ends_at:%Y-%m-%d %H:%M} UTC: {', '.join(added.matchers)}")
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include silences that ended.")
+def silence_list(show_all: bool) -> None:
+    """List active silences."""
+
+    async def read() -> list[Any]:
+        store = _silences()
+        try:
+            return list(await store.all())
+        finally:
+            await store.redis.aclose()
+
+    now = datetime.now(UTC)
+    for item in asyncio.run(read()):
+        if show_all or item.is_active(now):
+            state = "active" if item.is_active(now) else "ended"
+            click.echo(
+                f"{item.id}  {state}  until {item.ends_at:%Y-%m-%d %H:%M} UTC  "
+                f"{', '.join(item.matchers)}  by {item.created_by}  {item.comment}".rstrip()
+            )
+
+
+@silence.command("expire")
+@click.argument("silence_id")
+def silence_expire(silence_id: str) -> None:
+    """End a silence now."""
+
+    async def expire() -> bool:
+        store = _silences()
+        try:
+            return bool(await store.expire(silence_id))
+        finally:
+            await store.redis.aclose()
+
+    if not asyncio.run(expire()):
+        click.echo(f"no silence {silence_id}", err=True)
+        sys.exit(1)
+    click.echo(f"{silence_id} ended")
+
+
+@main.group()
+def deadletter() -> None:
+    """Alerts whose delivery failed for good (the `alerts.failed` topic)."""
+
+
+@deadletter.command("list")
+def deadletter_list() -> None:
+    """List failed deliveries: alert, destination, time and error."""
+    from alert_engine.failed import read_failed
+
+    failed = asyncio.run(read_failed(KafkaSettings()))
+    for item in failed:
+        click.echo(f"{item.time}  {item.alert_id}  {item.destination}  {item.reason}")
+    click.echo(f"{len(failed)} failed delivery(ies)")
+
+
+@deadletter.command("replay")
+@click.option("--alert", "alert_ids", multiple=True, help="Only this alert id (repeatable).")
+def deadletter_replay(alert_ids: tuple[str, ...]) -> None:
+    """Send failed alerts back for delivery; destinations that already have them are skipped."""
+    from alert_engine.failed import read_failed, replay
+
+    kafka = KafkaSettings()
+    failed = asyncio.run(read_failed(kafka))
+    if alert_ids:
+        failed = [item for item in failed if item.alert_id in alert_ids]
+    count = asyncio.run(replay(kafka, failed))
+    click.echo(f"replayed {count} alert(s) to {kafka.alerts_topic}")
 
 
 @main.command()
@@ -123,10 +303,10 @@ def stack(args: tuple[str, ...]) -> None:
     sys.exit(local_stack.main(list(args)))
 
 
-def _print_problems(exc: RulesetError) -> None:
+def _print_problems(exc: RulesetError, outcome: str = "the rules were not loaded") -> None:
     for problem in exc.problems:
         click.echo(f"{problem}", err=True)
-    click.echo(f"{len(exc.problems)} problem(s); the rules were not loaded", err=True)
+    click.echo(f"{len(exc.problems)} problem(s); {outcome}", err=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from redis.asyncio import Redis
@@ -22,7 +23,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
-from alert_engine.channels import DeliveryError, Destination, PermanentDeliveryError
+from alert_engine.cases import CaseStore
+from alert_engine.channels import (
+    DeliveryError,
+    Destination,
+    Digest,
+    DigestDestination,
+    PermanentDeliveryError,
+    Reconcilable,
+    ReconcilableDigest,
+)
+from alert_engine.escalation import Escalations, is_escalated
+from alert_engine.grouping import Groups
+from alert_engine.inhibition import Inhibitor
+from alert_engine.routing import Routing
+from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -58,6 +73,16 @@ class DeliveryLedger:
             await self.redis.exists(redis_keys.delivered(self.prefix, alert_id, destination))
         )
 
+    async def mark_attempt(self, alert_id: str, destination: str) -> bool:
+        """Note that a send is starting; True if one was started before (and not recorded)."""
+        previous = await self.redis.set(
+            redis_keys.attempted(self.prefix, alert_id, destination),
+            datetime.now(UTC).isoformat(),
+            ex=LEDGER_TTL_SECONDS,
+            get=True,
+        )
+        return previous is not None
+
     async def record(self, alert_id: str, destination: str) -> None:
         await self.redis.set(
             redis_keys.delivered(self.prefix, alert_id, destination),
@@ -83,66 +108,178 @@ class Deliverer:
         stats: Stats | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        routing: Routing | None = None,
+        escalations: Escalations | None = None,
+        escalate_after: Callable[[Alert], timedelta | None] | None = None,
+        silences: SilenceStore | None = None,
+        inhibitor: Inhibitor | None = None,
+        groups: Groups | None = None,
+        cases: CaseStore | None = None,
     ) -> None:
         self.destinations = destinations
+        # Without a routing tree, a rule's `route:` names its one destination.
+        self.routing = routing
+        self.escalations = escalations
+        self.escalate_after = escalate_after
+        self.silences = silences
+        self.inhibitor = inhibitor
+        self.groups = groups
+        self.cases = cases
         self.ledger = ledger
         self.stats = stats or Stats()
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
 
-    def destinations_for(self, alert: Alert) -> list[Destination]:
-        destination = self.destinations.get(alert.route)
-        return [destination] if destination is not None else []
+    def destination_names(self, alert: Alert) -> list[str]:
+        if self.routing is None:
+            return [alert.route]
+        return self.routing.destinations_for(alert)
 
-    async def deliver(self, alert: Alert) -> list[Failure]:
-        """Deliver to every destination of the alert's route; returns those that failed for good."""
-        targets = self.destinations_for(alert)
-        if not targets:
-            return [self._failed(alert, alert.route, f"no destination named {alert.route!r}")]
+    async def _route(self, alert: Alert) -> tuple[list[str], bool]:
+        """The destinations to deliver to now, and whether the alert joined a group (to go out
+        in a digest later)."""
+        if self.routing is None:
+            return [alert.route], False
+        names: dict[str, None] = {}
+        grouped = False
+        for match in self.routing.match(alert):
+            if match.grouping is not None and self.groups is not None:
+                await self.groups.add(alert, match, datetime.now(UTC))
+                grouped = True
+            else:
+                names.update(dict.fromkeys(match.destinations))
+        return list(names), grouped
+
+    async def deliver(self, alert: Alert, only: str | None = None) -> list[Failure]:
+        """Deliver to every destination the alert routes to (or just `only`, for a replay);
+        returns those that failed for good."""
+        if only is None and await self._muted(alert):
+            return []
+        names, grouped = ([only], False) if only is not None else await self._route(alert)
+        if self.cases is not None and not is_escalated(alert):
+            await self.cases.remember(alert)
+        await self._schedule_escalation(alert)
+        if not names and not grouped:
+            return [self._failed(alert, alert.route, "the route has no destinations")]
         failures = []
-        for destination in targets:
-            failure = await self._deliver_to(alert, destination)
+        for name in names:
+            destination = self.destinations.get(name)
+            if destination is None:
+                failure: Failure | None = self._failed(
+                    alert, name, f"no destination named {name!r}"
+                )
+            else:
+                failure = await self._deliver_to(alert, destination)
             if failure is not None:
                 failures.append(failure)
         return failures
 
+    async def _muted(self, alert: Alert) -> bool:
+        if self.silences is not None:
+            silence = await self.silences.silencing(alert)
+            if silence is not None:
+                self.stats.alerts_silenced[silence.id] += 1
+                log.info("%s silenced by %s", alert.id, silence.id)
+                return True
+        if self.inhibitor is not None:
+            rule = await self.inhibitor.inhibiting_rule(alert)
+            if rule is not None:
+                self.stats.alerts_inhibited[f"inhibit_rules[{rule}]"] += 1
+                log.info("%s inhibited by inhibit_rules[%d]", alert.id, rule)
+                return True
+        return False
+
+    async def _schedule_escalation(self, alert: Alert) -> None:
+        if self.escalations is None or self.escalate_after is None or is_escalated(alert):
+            return
+        after = self.escalate_after(alert)
+        if after is not None:
+            await self.escalations.schedule(alert, after)
+
     async def _deliver_to(self, alert: Alert, destination: Destination) -> Failure | None:
-        if await self._ledger_answer(
-            lambda: self.ledger.is_delivered(alert.id, destination.name), alert
-        ):
-            self.stats.alerts_duplicate[destination.name] += 1
+        # An escalation of an alert is a delivery of its own, even to the same destination.
+        record_as = f"{destination.name}:escalated" if is_escalated(alert) else destination.name
+        check = destination.already_sent if isinstance(destination, Reconcilable) else None
+        return await self._attempt(
+            alert.id, record_as, destination.name, lambda: destination.send(alert), check, alert
+        )
+
+    async def deliver_digest(self, digest: Digest) -> list[Failure]:
+        """Deliver one message for a group of alerts to each destination of their route; a
+        destination that cannot show digests gets the alerts one by one."""
+        failures = []
+        for name in digest.destinations:
+            destination = self.destinations.get(name)
+            failure: Failure | None
+            if destination is None:
+                failure = Failure(name, f"no destination named {name!r}")
+            elif isinstance(destination, DigestDestination):
+                failure = await self._attempt(
+                    digest.id,
+                    name,
+                    name,
+                    partial(destination.send_digest, digest),
+                    _digest_check(destination, digest),
+                    digest.alerts[0],
+                )
+            else:
+                failure = None
+                for alert in digest.alerts:
+                    failure = await self._deliver_to(alert, destination) or failure
+            if failure is not None:
+                failures.append(failure)
+        return failures
+
+    async def _attempt(
+        self,
+        item_id: str,
+        record_as: str,
+        name: str,
+        send: Callable[[], Awaitable[None]],
+        already_sent: Callable[[Alert], Awaitable[bool]] | None,
+        alert: Alert,
+    ) -> Failure | None:
+        if await self._ledger_answer(lambda: self.ledger.is_delivered(item_id, record_as), item_id):
+            self.stats.alerts_duplicate[name] += 1
             return None
+        # Set when an earlier send may have gone through unrecorded (its worker died, or it timed
+        # out): a destination that can look is asked before sending again.
+        maybe_sent = await self._ledger_answer(
+            lambda: self.ledger.mark_attempt(item_id, record_as), item_id
+        )
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                await destination.send(alert)
+                if maybe_sent and already_sent is not None and await already_sent(alert):
+                    await self._ledger_answer(
+                        lambda: self.ledger.record(item_id, record_as), item_id
+                    )
+                    self.stats.alerts_duplicate[name] += 1
+                    return None
+                maybe_sent = True
+                await send()
             except PermanentDeliveryError as exc:
-                return self._failed(alert, destination.name, f"permanent: {exc}")
+                return self._failed(item_id, name, f"permanent: {exc}")
             except (DeliveryError, OSError, TimeoutError) as exc:
                 retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
                 if attempt == self.retry.attempts:
-                    return self._failed(alert, destination.name, f"after {attempt} attempts: {exc}")
+                    return self._failed(item_id, name, f"after {attempt} attempts: {exc}")
                 delay = self.retry.delay(attempt, retry_after)
                 log.warning(
                     "delivery of %s to %s failed (attempt %d), retrying in %.1fs: %s",
-                    alert.id,
-                    destination.name,
+                    item_id,
+                    name,
                     attempt,
                     delay,
                     exc,
                 )
                 await self.sleep(delay)
             else:
-                await self._until_recorded(alert, destination.name)
-                self.stats.observe_delivery(
-                    destination.name, alert.latency_seconds(datetime.now(UTC))
-                )
+                await self._ledger_answer(lambda: self.ledger.record(item_id, record_as), item_id)
+                self.stats.observe_delivery(name, alert.latency_seconds(datetime.now(UTC)))
                 return None
         raise AssertionError("unreachable: the last attempt returns")
 
-    async def _until_recorded(self, alert: Alert, destination: str) -> None:
-        await self._ledger_answer(lambda: self.ledger.record(alert.id, destination), alert)
-
-    async def _ledger_answer(self, call: Callable[[], Awaitable[_T]], alert: Alert) -> _T:
+    async def _ledger_answer(self, call: Callable[[], Awaitable[_T]], item_id: str) -> _T:
         """The ledger's answer, waiting for Redis as long as it takes.
 
         Never guess while Redis is unreachable: taking an error for "not delivered" would send
@@ -157,7 +294,7 @@ class Deliverer:
                 delay = min(LEDGER_MAX_DELAY, LEDGER_FIRST_DELAY * 2.0 ** min(attempt - 1, 16))
                 log.warning(
                     "delivery ledger unreachable for %s (attempt %d), retrying in %.1fs: %s",
-                    alert.id,
+                    item_id,
                     attempt,
                     delay,
                     exc,
@@ -165,7 +302,20 @@ class Deliverer:
                 await self.sleep(delay)
         raise AssertionError("unreachable: the loop only ends by returning")
 
-    def _failed(self, alert: Alert, destination: str, reason: str) -> Failure:
+    def _failed(self, item: Alert | str, destination: str, reason: str) -> Failure:
         self.stats.alerts_failed[destination] += 1
-        log.error("giving up delivery of %s to %s: %s", alert.id, destination, reason)
+        item_id = item.id if isinstance(item, Alert) else item
+        log.error("giving up delivery of %s to %s: %s", item_id, destination, reason)
         return Failure(destination, reason)
+
+
+def _digest_check(
+    destination: Destination, digest: Digest
+) -> Callable[[Alert], Awaitable[bool]] | None:
+    if not isinstance(destination, ReconcilableDigest):
+        return None
+
+    async def check(_: Alert) -> bool:
+        return await destination.digest_sent(digest)
+
+    return check

@@ -85,6 +85,11 @@ def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -
                 f"slowest alert {max(latencies, default=0.0):.2f} s after its rating."
             )
             _say(f"Alerts as delivered: {outbox}")
+            _say(
+                f"Alerts as the recovery team sees them, with working Claim / Resolve buttons: "
+                f"{worker.url}/outbox"
+                + ("" if keep_running else " (run `alert-engine demo --keep-running` to click)")
+            )
             _say("\nThe recovery team resolves each case with follow-up; the customers answer:\n")
             answered = asyncio.run(
                 close_the_loop(kafka, outbox, workdir / "surveys.jsonl", endpoints.redis_url)

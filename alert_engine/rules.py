@@ -70,6 +70,9 @@ class RuleSpec(BaseModel):
     enabled: bool = True
     labels: dict[str, str] = Field(default_factory=dict)
     followup: FollowupPolicy | None = None
+    # An alert nobody claimed (or closed) within this time goes again through the routing tree
+    # with the label `escalated=true`: seconds, or ISO 8601 (`PT15M`).
+    escalate_after: timedelta | None = Field(default=None, gt=timedelta(0))
 
 
 @dataclass(frozen=True)

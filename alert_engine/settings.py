@@ -74,6 +74,36 @@ class EngineSettings(BaseSettings):
     # Events larger than this are dead-lettered unread: a survey answer is a few hundred bytes,
     # and an unbounded comment is a memory and Slack-limit hazard.
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    # The routing tree (see `alert_engine.routing`); without one, every alert goes to the outbox.
+    routing_file: Path | None = None
+    # Links shown with an alert: `{customer_id}`, `{interaction_id}`, `{agent_id}`, `{rating_id}`.
+    customer_url: str | None = None
+    interaction_url: str | None = None
+    # Seconds between checks for escalations and digests that are due.
+    escalation_check_interval: float = Field(default=1.0, gt=0)
+
+
+class SlackSettings(BaseSettings):
+    """Without a bot token, Slack destinations deliver to the local outbox instead."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_SLACK_", frozen=True)
+
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    # Retries inside slack_sdk (429 with Retry-After, 500/503, connection errors) per attempt;
+    # the delivery layer retries again on top with its own backoff.
+    max_retries: int = Field(default=2, ge=0)
+
+
+class SendGridSettings(BaseSettings):
+    """Without an API key, email destinations deliver to the local outbox instead."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_SENDGRID_", frozen=True)
+
+    api_key: SecretStr | None = None
+    host: str = "https://api.sendgrid.com"
+    sender: str = "alerts@example.com"
 
 
 LogFormat: TypeAlias = Literal["text", "json"]
@@ -138,3 +168,5 @@ class Settings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     log: LogSettings = field(default_factory=LogSettings)
     followup: FollowupSettings = field(default_factory=FollowupSettings)
+    slack: SlackSettings = field(default_factory=SlackSettings)
+    sendgrid: SendGridSettings = field(default_factory=SendGridSettings)

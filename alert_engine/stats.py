@@ -52,6 +52,13 @@ class Stats:
         self.surveys_answered = metered_counter(
             r, "surveys_answered", "Follow-up surveys answered, by stars", "rating"
         )
+        # By silence id / by inhibition rule: alerts muted rather than delivered.
+        self.alerts_silenced = metered_counter(
+            r, "alerts_silenced", "Alerts muted by a silence, by silence id", "silence"
+        )
+        self.alerts_inhibited = metered_counter(
+            r, "alerts_inhibited", "Alerts muted by an inhibition rule, by rule", "inhibition"
+        )
         self.delivery_latency = delivery_latency_histogram(r)
 
     def observe_delivery(self, destination: str, latency_seconds: float) -> None:
@@ -73,4 +80,6 @@ class Stats:
             "cases_in": dict(self.cases_in),
             "surveys_sent": dict(self.surveys_sent),
             "surveys_answered": dict(self.surveys_answered),
+            "alerts_silenced": dict(self.alerts_silenced),
+            "alerts_inhibited": dict(self.alerts_inhibited),
         }

@@ -1,45 +1,123 @@
-"""Assembles a worker from settings: rules, clients and destinations are built here and passed
-to the app."""
+"""Assembles a worker from settings: rules, routing, clients and destinations are built here and
+passed to the app."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 import faust
 from redis.asyncio import Redis
+from sendgrid import SendGridAPIClient
 
+from alert_engine import deadletter
+from alert_engine.alerts import Alert
 from alert_engine.app import create_app
+from alert_engine.cases import CaseChange, CaseState, CaseStore
 from alert_engine.channels import Destination
+from alert_engine.channels.email import EmailDestination
 from alert_engine.channels.outbox import OutboxDestination
-from alert_engine.delivery import Deliverer, DeliveryLedger
+from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
+from alert_engine.delivery import Deliverer, DeliveryLedger, Failure
+from alert_engine.escalation import Escalations, escalated
 from alert_engine.evaluate import Evaluator
 from alert_engine.followup.mailer import OutboxMailer
 from alert_engine.followup.service import FollowupService
+from alert_engine.grouping import Groups
+from alert_engine.inhibition import Inhibitor
+from alert_engine.presentation import LinkTemplates
+from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
+from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
+from alert_engine.web import register_views
 
 
-def configured_routes(settings: Settings) -> Mapping[str, Destination]:
-    """Route name -> destination. Without Slack or email configured, all goes to the outbox."""
-    outbox = OutboxDestination(settings.engine.outbox_path)
-    return {"default": outbox, "outbox": outbox}
+def configured_routing(settings: Settings) -> Routing:
+    """Raises `RoutingError` if the routing file has problems."""
+    if settings.engine.routing_file is None:
+        return default_routing()
+    return load_routing(settings.engine.routing_file)
+
+
+def link_templates(settings: Settings) -> LinkTemplates:
+    return LinkTemplates(settings.engine.customer_url, settings.engine.interaction_url)
+
+
+def build_destinations(routing: Routing, settings: Settings) -> dict[str, Destination]:
+    """One destination per name in the routing file. A Slack or email destination whose account
+    is not configured delivers to the local outbox under its own name instead."""
+    links = link_templates(settings)
+    slack_token = settings.slack.bot_token
+    slack_client = (
+        make_client(
+            slack_token.get_secret_value(), settings.slack.api_url, settings.slack.max_retries
+        )
+        if slack_token is not None
+        else None
+    )
+    destinations: dict[str, Destination] = {}
+    sendgrid_key = settings.sendgrid.api_key
+    sendgrid_client = (
+        SendGridAPIClient(api_key=sendgrid_key.get_secret_value(), host=settings.sendgrid.host)
+        if sendgrid_key is not None
+        else None
+    )
+    for name, spec in routing.destinations.items():
+        if isinstance(spec, SlackSpec) and slack_client is not None:
+            destinations[name] = SlackDestination(
+                name, spec.channel, slack_client, links, routing.slack_templates.get(name)
+            )
+        elif isinstance(spec, EmailSpec) and sendgrid_client is not None:
+            destinations[name] = EmailDestination(
+                name,
+                spec.to,
+                sendgrid_client,
+                settings.sendgrid.sender,
+                templates=routing.email_templates.get(name),
+                links=links,
+            )
+        else:
+            destinations[name] = OutboxDestination(settings.engine.outbox_path, name=name)
+    return destinations
 
 
 def build_worker(settings: Settings) -> faust.App:
-    """Raises `RulesetError` before anything connects if the rules do not load."""
-    routes = configured_routes(settings)
-    ruleset = load_ruleset(settings.engine.rules_dir, routes=routes)
+    """Raises `RulesetError` (or `RoutingError`) before anything connects if the rules or the
+    routing do not load."""
+    routing = configured_routing(settings)
+    destinations = build_destinations(routing, settings)
+    # A rule's `route:` is a field the routing tree may match on, not a destination name.
+    ruleset = load_ruleset(settings.engine.rules_dir)
     stats = Stats()
     evaluator = Evaluator(ruleset, max_event_bytes=settings.engine.max_event_bytes, stats=stats)
     # from_url connects lazily, inside the worker's event loop.
     redis = Redis.from_url(settings.redis.url)
-    deliverer = Deliverer(routes, DeliveryLedger(redis, settings.redis.key_prefix), stats=stats)
+    escalations = Escalations(redis, settings.redis.key_prefix)
+    groups = Groups(redis, settings.redis.key_prefix)
+    cases = CaseStore(redis, settings.redis.key_prefix)
+
+    def escalate_after(alert: Alert) -> timedelta | None:
+        rule = ruleset.get(alert.rule)
+        return rule.spec.escalate_after if rule is not None else None
+
+    deliverer = Deliverer(
+        destinations,
+        DeliveryLedger(redis, settings.redis.key_prefix),
+        stats=stats,
+        routing=routing,
+        escalations=escalations,
+        escalate_after=escalate_after,
+        silences=SilenceStore(redis, settings.redis.key_prefix),
+        inhibitor=Inhibitor(redis, settings.redis.key_prefix, routing.inhibit_rules),
+        groups=groups,
+        cases=cases,
+    )
     followup = FollowupService(
         settings.followup,
         redis,
         settings.redis.key_prefix,
-        # TODO(issue 4): the SendGrid mailer when an API key is configured.
+        # TODO(issue 5): a SendGrid survey mailer when an API key is configured.
         OutboxMailer(settings.followup.outbox_path),
         public_url=settings.followup.public_url
         or f"http://{settings.web.host}:{settings.web.port}",
@@ -47,4 +125,59 @@ def build_worker(settings: Settings) -> faust.App:
             rule.name: rule.spec.followup for rule in ruleset.rules if rule.spec.followup
         },
     )
-    return create_app(settings, evaluator, deliverer, stats, followup)
+    app = create_app(settings, evaluator, deliverer, stats, followup)
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name, partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
+        )
+
+    cases_topic = topic(settings.kafka.cases_topic)
+    failed_topic = topic(settings.kafka.failed_alerts_topic)
+
+    async def publish_case(change: CaseChange) -> None:
+        # Someone acted on the alert: it no longer escalates.
+        await escalations.cancel(change.alert_id)
+        # Awaited until the broker has it: a click is only answered once its record is durable.
+        sent = await cases_topic.send(key=change.alert_id.encode(), value=change.to_json())
+        await sent
+
+    @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
+    async def send_due_escalations() -> None:
+        for alert in await escalations.take_due(datetime.now(UTC)):
+            if (await cases.get(alert.id)).state is CaseState.OPEN:
+                for failure in await deliverer.deliver(escalated(alert)):
+                    await dead_letter(escalated(alert), failure)
+            await escalations.cancel(alert.id)
+
+    @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
+    async def send_due_digests() -> None:
+        for digest in await groups.take_due(datetime.now(UTC)):
+            for failure in await deliverer.deliver_digest(digest):
+                for alert in digest.alerts:
+                    await dead_letter(alert, failure)
+            await groups.sent(digest, datetime.now(UTC))
+
+    async def dead_letter(alert: Alert, failure: Failure) -> None:
+        await failed_topic.send(
+            key=alert.id.encode(),
+            value=alert.to_json(),
+            headers=deadletter.headers(
+                reason="delivery_failed", detail=failure.reason, topic=failure.destination
+            ),
+        )
+
+    secret = settings.slack.signing_secret
+    slack_client = next(
+        (d.client for d in destinations.values() if isinstance(d, SlackDestination)), None
+    )
+    register_views(
+        app,
+        cases,
+        publish_case,
+        signing_secret=secret.get_secret_value() if secret is not None else None,
+        slack_updates=SlackCaseUpdates(slack_client) if slack_client is not None else None,
+        outbox_path=settings.engine.outbox_path,
+        links=link_templates(settings),
+    )
+    return app

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from alert_engine.channels.outbox import read_outbox
+from alert_engine.channels.outbox import outbox_alerts, read_outbox
 from alert_engine.producer import ensure_topics, produce_lines
 from alert_engine.settings import KafkaSettings
 from alert_engine.stack import Endpoints
@@ -62,7 +62,7 @@ class Engine:
         asyncio.run(produce_lines(self.kafka.bootstrap, topic, values))
 
     def delivered(self) -> list[dict[str, Any]]:
-        return [entry["alert"] for entry in read_outbox(self.outbox)]  # type: ignore[misc]
+        return [alert for entry in read_outbox(self.outbox) for alert in outbox_alerts(entry)]
 
     def wait_for(self, what: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -58,7 +58,7 @@ def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
     file = write(tmp_path, "neg.yaml", GOOD + "  \nseverty: low\n")
     assert problems_of(tmp_path) == [
         f"{file}:6:1: unknown key 'severty' (allowed: name, description, source, condition, "
-        "severity, route, enabled, labels, followup)"
+        "severity, route, enabled, labels, followup, escalate_after)"
     ]
 
 

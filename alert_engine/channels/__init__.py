@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from alert_engine.alerts import Alert
 
@@ -13,6 +14,42 @@ class Destination(Protocol):
 
     async def send(self, alert: Alert) -> None:
         """Deliver or raise; raising `PermanentDeliveryError` means retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Several alerts of one group (same route, same `group_by` values), sent as one message."""
+
+    id: str
+    group_id: str
+    route: str
+    group: dict[str, str]
+    destinations: tuple[str, ...]
+    alerts: tuple[Alert, ...]
+
+
+@runtime_checkable
+class DigestDestination(Protocol):
+    """A destination that can show a group of alerts as one message."""
+
+    name: str
+
+    async def send_digest(self, digest: Digest) -> None: ...
+
+
+@runtime_checkable
+class Reconcilable(Protocol):
+    """A destination that can tell whether it already holds an alert, for the case where a worker
+    died after sending and before recording the delivery: asked only then, before a resend."""
+
+    async def already_sent(self, alert: Alert) -> bool: ...
+
+
+@runtime_checkable
+class ReconcilableDigest(Protocol):
+    """As `Reconcilable`, for digests."""
+
+    async def digest_sent(self, digest: Digest) -> bool: ...
 
 
 class DeliveryError(Exception):

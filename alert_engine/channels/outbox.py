@@ -8,10 +8,13 @@ import fcntl
 import io
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from alert_engine.alerts import Alert
+from alert_engine.channels import Digest
+from alert_engine.escalation import is_escalated
 
 
 class OutboxDestination:
@@ -37,7 +40,18 @@ class OutboxDestination:
                 "alert": alert.model_dump(mode="json"),
             }
         )
-        await asyncio.to_thread(self._append_once, alert.id, line + b"\n")
+        await asyncio.to_thread(self._append_once, _delivery_id(alert), line + b"\n")
+
+    async def send_digest(self, digest: Digest) -> None:
+        line = orjson.dumps(
+            {
+                "destination": self.name,
+                "delivered_at": datetime.now(UTC).isoformat(),
+                "digest": {"id": digest.id, "route": digest.route, "group": digest.group},
+                "alerts": [alert.model_dump(mode="json") for alert in digest.alerts],
+            }
+        )
+        await asyncio.to_thread(self._append_once, digest.id, line + b"\n")
 
     def _append_once(self, alert_id: str, line: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,12 +75,29 @@ class OutboxDestination:
         complete = new[: new.rfind(b"\n") + 1]
         for entry in complete.splitlines():
             if entry.strip():
-                self._seen.add(str(orjson.loads(entry)["alert"]["id"]))
+                self._seen.add(_entry_id(orjson.loads(entry)))
         self._read_up_to += len(complete)
         out.seek(0, 2)
 
 
-def read_outbox(path: Path) -> list[dict[str, object]]:
+def _delivery_id(alert: Alert) -> str:
+    # An escalation is a delivery of its own, even of the same alert to the same outbox.
+    return f"{alert.id}:escalated" if is_escalated(alert) else alert.id
+
+
+def _entry_id(entry: dict[str, Any]) -> str:
+    """The id an entry was appended once for: its alert's, or its digest's."""
+    if "alert" in entry:
+        return _delivery_id(Alert.model_validate(entry["alert"]))
+    return str(entry["digest"]["id"])
+
+
+def outbox_alerts(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alerts of an outbox entry: one, or those of a digest."""
+    return [entry["alert"]] if "alert" in entry else list(entry.get("alerts", []))
+
+
+def read_outbox(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]

@@ -1,0 +1,196 @@
+"""The worker's web pages for people: Slack's interactivity endpoint and the local outbox.
+
+- `POST /slack/interactions`: Slack sends button clicks here. Only requests signed with the app's
+  signing secret within the last five minutes are accepted; anything else gets 401.
+- `GET /outbox`: every message delivered to the local outbox, as it would look, with working
+  Claim / Resolve buttons (`POST /outbox/act`). For a local demo: the form carries a per-worker
+  token, and a cross-site request (a foreign Origin) is refused.
+
+Both go through the same `CaseStore`, so a case changes the same way whichever button was used.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import faust
+import orjson
+from faust.web import Request, Response, View
+from jinja2 import Environment
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+
+from alert_engine.alerts import Alert
+from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseStore, allowed_actions
+from alert_engine.channels.outbox import outbox_alerts, read_outbox
+from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
+from alert_engine.presentation import AlertView, LinkTemplates
+
+log = logging.getLogger(__name__)
+
+PublishCase = Callable[[CaseChange], Awaitable[None]]
+OUTBOX_PAGE_LIMIT = 200
+ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
+
+
+def register_views(
+    app: faust.App,
+    cases: CaseStore,
+    publish_case: PublishCase,
+    *,
+    signing_secret: str | None,
+    slack_updates: SlackCaseUpdates | None,
+    outbox_path: Path,
+    links: LinkTemplates,
+) -> None:
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
+
+    @app.page("/slack/interactions")
+    class SlackInteractions(View):
+        async def post(self, request: Request) -> Response:
+            body = await request.read()
+            timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+            signature = request.headers.get("X-Slack-Signature", "")
+            if (
+                verifier is None
+                or not timestamp.isdigit()
+                or not verifier.is_valid(body, timestamp, signature)
+            ):
+                return self.error(401, "invalid signature")
+            form = dict(await request.post())
+            try:
+                payload = orjson.loads(form.get("payload", ""))
+                [action] = payload["actions"]
+                alert_id = str(action["value"])
+                case_action = CaseAction(action["action_id"])
+                user = payload["user"]
+                channel = payload["channel"]["id"]
+                message = payload["message"]
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                return self.error(400, "not a block action this app sent")
+            change = await cases.apply(
+                alert_id,
+                case_action,
+                user_id=str(user.get("id", "")),
+                user_name=str(user.get("name") or user.get("username") or user.get("id", "")),
+                source="slack",
+            )
+            if change is not None:
+                await publish_case(change)
+                if slack_updates is not None:
+                    try:
+                        await slack_updates.show(
+                            channel, message["ts"], message.get("blocks") or [], change
+                        )
+                    except SlackApiError as exc:
+                        # The case changed and is recorded; only its display in Slack lags.
+                        log.warning("cannot update the Slack message of %s: %s", alert_id, exc)
+            # Slack shows an error to the user unless it gets 200 within 3 seconds.
+            return self.text("")
+
+    token = secrets.token_urlsafe(24)
+    page = Environment(autoescape=True).from_string(OUTBOX_PAGE)
+
+    @app.page("/outbox")
+    class OutboxPage(View):
+        async def get(self, request: Request) -> Response:
+            entries = read_outbox(outbox_path)[-OUTBOX_PAGE_LIMIT:]
+            cards = []
+            for entry in reversed(entries):
+                digest = entry.get("digest")
+                for raw in outbox_alerts(entry):
+                    alert = Alert.model_validate(raw)
+                    case = await cases.get(alert.id)
+                    cards.append(
+                        {
+                            "digest": digest,
+                            "destination": entry.get("destination"),
+                            "delivered_at": entry.get("delivered_at"),
+                            "view": AlertView.of(alert, links),
+                            "state": LABELS[case.state],
+                            "case": case,
+                            "buttons": [
+                                (action.value, label)
+                                for action, label, _ in BUTTONS
+                                if action in allowed_actions(case.state)
+                            ],
+                        }
+                    )
+            return self.html(page.render(cards=cards, token=token))
+
+    @app.page("/outbox/act")
+    class OutboxAct(View):
+        async def post(self, request: Request) -> Response:
+            origin = request.headers.get("Origin")
+            if origin and urlsplit(origin).netloc != request.headers.get("Host"):
+                return self.error(403, "cross-site request")
+            form = dict(await request.post())
+            if not secrets.compare_digest(str(form.get("token", "")), token):
+                return self.error(403, "stale or missing form token; reload the page")
+            alert_id = str(form.get("alert_id", ""))
+            try:
+                action = CaseAction(str(form.get("action", "")))
+            except ValueError:
+                return self.error(400, "unknown action")
+            if not ALERT_ID.match(alert_id):
+                return self.error(400, "unknown alert")
+            name = str(form.get("user", "")).strip()[:80] or "outbox user"
+            change = await cases.apply(
+                alert_id, action, user_id=f"outbox:{name}", user_name=name, source="outbox"
+            )
+            if change is not None:
+                await publish_case(change)
+            return self.text("", status=303, headers={"Location": "/outbox"})
+
+
+OUTBOX_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Outbox · alert-engine</title>
+<meta http-equiv="refresh" content="10">
+<style>
+body{font-family:system-ui,sans-serif;background:#f4f4f6;margin:0;padding:1.5rem;color:#1d1c1d}
+.card{background:#fff;border-radius:8px;padding:1rem 1.2rem;margin:0 0 1rem;max-width:46rem;
+box-shadow:0 1px 3px #0002}
+h2{font-size:1.05rem;margin:.2rem 0 .6rem}.meta{color:#616061;font-size:.8rem}
+dl{display:grid;grid-template-columns:8rem 1fr;gap:.2rem .8rem;margin:.4rem 0}dt{color:#616061}
+blockquote{border-left:4px solid #ddd;margin:.6rem 0;padding:.2rem .8rem;white-space:pre-wrap}
+.state{font-weight:600}button{margin:.2rem .3rem 0 0;padding:.35rem .7rem;border-radius:4px;
+border:1px solid #bbb;background:#fff;cursor:pointer}button.claim{background:#007a5a;color:#fff}
+</style></head><body>
+<h1>Outbox</h1>
+<p class="meta">Alerts delivered to destinations without a Slack or SendGrid account, newest
+first, as they would look. Acting as:
+<input form="" id="user" value="demo user" aria-label="your name"></p>
+{% for card in cards %}
+<div class="card">
+<div class="meta">to <b>{{ card.destination }}</b> at {{ card.delivered_at }}
+{% if card.digest %} · in a digest of {{ card.digest.route }}
+{% for name, value in card.digest.group.items() %} {{ name }}={{ value }}{% endfor %}{% endif %}
+</div>
+<h2>{{ card.view.title }}</h2>
+<dl>{% for label, value in card.view.facts() %}<dt>{{ label }}</dt><dd>{{ value }}</dd>{% endfor %}
+</dl>
+{% if card.view.comment %}<blockquote>{{ card.view.comment }}</blockquote>{% endif %}
+{% if card.view.customer_url %}<a href="{{ card.view.customer_url }}">Customer</a>{% endif %}
+{% if card.view.interaction_url %}
+<a href="{{ card.view.interaction_url }}">Interaction</a>{% endif %}
+<p class="state">{{ card.state }}{% if card.case.claimed_by %}
+(claimed by {{ card.case.claimed_by.removeprefix("outbox:") }}){% endif %}</p>
+{% if card.buttons %}
+<form method="post" action="/outbox/act" onsubmit="this.user.value=
+document.getElementById('user').value">
+<input type="hidden" name="token" value="{{ token }}">
+<input type="hidden" name="alert_id" value="{{ card.view.alert_id }}">
+<input type="hidden" name="user" value="">
+{% for action, label in card.buttons %}
+<button name="action" value="{{ action }}" class="{{ action }}">{{ label }}</button>
+{% endfor %}
+</form>{% endif %}
+</div>
+{% else %}<p>No alerts yet.</p>{% endfor %}
+</body></html>
+"""

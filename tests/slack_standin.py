@@ -1,0 +1,226 @@
+"""A stand-in for Slack's Web API on loopback, for the real slack_sdk client to talk to.
+
+It checks what Slack checks for the methods the engine calls (bearer token, channel, required
+arguments, Block Kit size limits, metadata shape) and keeps the messages, so tests can see what a
+channel would show. It can be told to fail: answer 429 with Retry-After, or 500, for N requests;
+and it can run a hook after storing a post and before answering (to kill a worker right there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+TOKEN = "xoxb-test-token"
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    metadata: dict[str, Any] | None
+    thread_ts: str | None = None
+    updates: int = 0
+
+
+@dataclass
+class SlackStandIn:
+    channels: set[str] = field(default_factory=lambda: {"C0RECOVERY", "C0ESCALATE"})
+    messages: list[Message] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    after_post: Callable[[Message], None] | None = None
+    port: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def fail_next(self, count: int, status: int, retry_after: int | None = None) -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        with self._lock:
+            self.failures.extend([(status, headers)] * count)
+
+    def posts(self, channel: str | None = None) -> list[Message]:
+        """Top-level messages (not thread replies)."""
+        with self._lock:
+            return [
+                m
+                for m in self.messages
+                if m.thread_ts is None and (channel is None or m.channel == channel)
+            ]
+
+    def replies(self, ts: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self.messages if m.thread_ts == ts]
+
+    # --- the API -------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        with self._lock:
+            self.calls.append(method)
+            failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            status, headers = failure
+            error = "ratelimited" if status == 429 else "internal_error"
+            return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            error = "not_authed" if "Authorization" not in request.headers else "invalid_auth"
+            return self._error(error)
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                args.update(orjson.loads(await request.read()))
+            else:
+                args.update(dict(await request.post()))
+        handler = {
+            "chat.postMessage": self._post,
+            "chat.update": self._update,
+            "conversations.history": self._history,
+        }.get(method)
+        if handler is None:
+            return self._error("unknown_method")
+        return await handler(args)
+
+    def _error(self, error: str) -> web.Response:
+        # Slack answers API errors with HTTP 200 and ok=false.
+        return web.json_response({"ok": False, "error": error})
+
+    def _check_content(self, args: dict[str, Any]) -> str | None:
+        if args.get("channel") not in self.channels:
+            return "channel_not_found"
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            blocks = orjson.loads(blocks)
+            args["blocks"] = blocks
+        if not args.get("text") and not blocks:
+            return "no_text"
+        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50):
+            return "invalid_blocks"
+        if len(args.get("text") or "") > 40_000:
+            return "msg_too_long"
+        return None
+
+    async def _post(self, args: dict[str, Any]) -> web.Response:
+        error = self._check_content(args)
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            metadata = orjson.loads(metadata)
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("event_type"), str)
+            and isinstance(metadata.get("event_payload"), dict)
+        ):
+            error = error or "invalid_metadata_format"
+        if error:
+            return self._error(error)
+        thread_ts = args.get("thread_ts")
+        with self._lock:
+            if thread_ts is not None and not any(m.ts == thread_ts for m in self.messages):
+                return self._error("thread_not_found")
+            message = Message(
+                channel=args["channel"],
+                ts=f"{int(time.time())}.{next(self._clock):06d}",
+                text=args.get("text") or "",
+                blocks=args.get("blocks") or [],
+                metadata=metadata,
+                thread_ts=thread_ts,
+            )
+            self.messages.append(message)
+        if self.after_post is not None and thread_ts is None:
+            await asyncio.to_thread(self.after_post, message)
+        return web.json_response(
+            {"ok": True, "channel": message.channel, "ts": message.ts, "message": {}}
+        )
+
+    async def _update(self, args: dict[str, Any]) -> web.Response:
+        error = self._check_content(args)
+        if error:
+            return self._error(error)
+        with self._lock:
+            found = next(
+                (
+                    m
+                    for m in self.messages
+                    if m.ts == args.get("ts") and m.channel == args["channel"]
+                ),
+                None,
+            )
+            if found is None:
+                return self._error("message_not_found")
+            found.text = args.get("text") or found.text
+            found.blocks = args.get("blocks") or found.blocks
+            found.updates += 1
+        return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts})
+
+    async def _history(self, args: dict[str, Any]) -> web.Response:
+        channel = args.get("channel")
+        if channel not in self.channels:
+            return self._error("channel_not_found")
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        with self._lock:
+            found = [
+                m
+                for m in reversed(self.messages)
+                if m.channel == channel and m.thread_ts is None and float(m.ts) >= oldest
+            ]
+        return web.json_response(
+            {
+                "ok": True,
+                "has_more": False,
+                "messages": [
+                    {
+                        "type": "message",
+                        "ts": m.ts,
+                        "text": m.text,
+                        **({"metadata": m.metadata} if with_metadata and m.metadata else {}),
+                    }
+                    for m in found
+                ],
+            }
+        )
+
+    # --- running -------------------------------------------------------------------------------
+
+    def start(self) -> SlackStandIn:
+        started = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/api/{method}", self.handle)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            started.set()
+
+        def run() -> None:
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("the Slack stand-in did not start")
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -1,0 +1,177 @@
+from datetime import UTC, datetime
+
+import pytest
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Mail
+
+from alert_engine.alerts import Alert, alert_id
+from alert_engine.channels import PermanentDeliveryError
+from alert_engine.channels.email import EmailDestination, EmailTemplates
+from alert_engine.events import Stream
+from alert_engine.presentation import LinkTemplates
+from alert_engine.rules import Severity
+from alert_engine.templates import MessageTemplate, TemplateProblem
+from tests.factories import rating
+from tests.sendgrid_mock import PrismMock
+
+
+@pytest.fixture(scope="module")
+def sendgrid(tmp_path_factory):
+    mock = PrismMock(tmp_path_factory.mktemp("prism")).start()
+    yield mock
+    mock.stop()
+
+
+class RecordingClient(SendGridAPIClient):
+    """The real client, keeping the status of every answer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.statuses: list[int] = []
+
+    def send(self, message):
+        try:
+            response = super().send(message)
+        except HTTPError as exc:
+            self.statuses.append(exc.status_code)
+            raise
+        self.statuses.append(response.status_code)
+        return response
+
+
+def make_alert(key: str = "r-1", **event) -> Alert:
+    now = datetime.now(UTC)
+    return Alert(
+        id=alert_id("negative-rating", key),
+        rule="negative-rating",
+        severity=Severity.CRITICAL,
+        route="default",
+        key=key,
+        stream=Stream.RATINGS,
+        event=rating(id=key, **event),
+        values={"rating": 1},
+        event_time=now,
+        fired_at=now,
+        ruleset_version="test",
+    )
+
+
+def destination(client, **kwargs) -> EmailDestination:
+    return EmailDestination(
+        "leads",
+        ["lead-one@example.com", "lead-two@example.com"],
+        client,
+        "alerts@example.com",
+        links=LinkTemplates(customer="https://crm.example.com/c/{customer_id}"),
+        **kwargs,
+    )
+
+
+async def test_every_email_is_accepted_by_sendgrids_contract(sendgrid):
+    client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
+    dest = destination(client)
+    alerts = [
+        make_alert("r-plain"),
+        make_alert("r-hostile", comment='<script>x</script> <!channel> *bold* "quotes" \x07'),
+        make_alert("r-no-comment", comment=None, nps=None),
+        make_alert("r-unicode", comment="Très déçu 😡 " * 50, customer={"id": "c/9 x"}),
+    ]
+    for alert in alerts:
+        await dest.send(alert)
+    assert client.statuses == [202] * len(alerts)
+
+
+def test_an_email_has_text_and_html_with_customer_text_escaped():
+    dest = destination(SendGridAPIClient(api_key="SG.unused"))
+    mail = dest.message(make_alert(comment="<b>loud</b> & <a href='x'>link</a>")).get()
+    [personalization] = mail["personalizations"]
+    assert [to["email"] for to in personalization["to"]] == [
+        "lead-one@example.com",
+        "lead-two@example.com",
+    ]
+    assert mail["subject"] == "1★ rating: negative-rating [critical] · Jordan Lee"
+    contents = {part["type"]: part["value"] for part in mail["content"]}
+    assert "<b>loud</b> & <a href='x'>link</a>" in contents["text/plain"]
+    assert (
+        "&lt;b&gt;loud&lt;/b&gt; &amp; &lt;a href=&#39;x&#39;&gt;link&lt;/a&gt;"
+        in (contents["text/html"])
+    )
+    assert "<b>loud</b>" not in contents["text/html"]
+    assert 'href="https://crm.example.com/c/c-1"' in contents["text/html"]
+    assert personalization["custom_args"] == {"alert_id": make_alert().id}
+
+
+async def test_the_mock_rejects_what_breaks_the_contract(sendgrid):
+    # A control: the mock does check. An email without a recipient is refused with 400.
+    client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
+    broken = Mail(from_email="alerts@example.com", subject="x", plain_text_content="x")
+    with pytest.raises(HTTPError):
+        client.send(broken)
+    unauthenticated = RecordingClient(api_key="SG.x", host=sendgrid.url)
+    unauthenticated.client.request_headers.pop("Authorization")
+    with pytest.raises(HTTPError):
+        unauthenticated.send(destination(unauthenticated).message(make_alert()))
+    assert client.statuses == [400] and unauthenticated.statuses == [401]
+
+
+def test_a_template_cannot_reach_python_internals():
+    sneaky = MessageTemplate(
+        "{{ alert.facts.__class__.__mro__[1].__subclasses__() }}", name="t", html=False
+    )
+    dest = destination(
+        SendGridAPIClient(api_key="SG.unused"), templates=EmailTemplates(text=sneaky)
+    )
+    with pytest.raises(PermanentDeliveryError, match="template of leads failed"):
+        dest.message(make_alert())
+
+
+def test_a_template_syntax_error_names_file_and_line():
+    with pytest.raises(TemplateProblem) as raised:
+        MessageTemplate("Hello\n{{ alert.title }\n", name="leads.txt.j2", html=False)
+    assert str(raised.value).startswith("leads.txt.j2:2: template syntax error")
+
+
+@pytest.mark.integration
+def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(sendgrid, stack, unique, tmp_path):
+    import json
+    import urllib.request
+
+    from tests.engine import Engine, encode_all
+
+    engine = Engine(stack, unique, tmp_path)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "destinations:\n"
+        "  leads: {type: email, to: [leads@example.com], subject: 'Call {{ alert.customer }}'}\n"
+        "route:\n  destinations: [leads]\n"
+    )
+    engine.env.update(
+        {
+            "ALERT_ENGINE_ROUTING_FILE": str(routing),
+            "ALERT_ENGINE_SENDGRID_API_KEY": "SG.test-key",
+            "ALERT_ENGINE_SENDGRID_HOST": sendgrid.url,
+        }
+    )
+    # The mock is shared by this module's tests: read only what this test adds to its log.
+    log_start = len(sendgrid.log_path.read_text())
+    worker = engine.worker().start()
+    try:
+        comments = ["<b>bad</b>", "Ça ne va pas 😡", "line\nbreak\x00"]
+        engine.produce(
+            engine.kafka.ratings_topic,
+            encode_all([rating(id=f"r-mail-{n}", comment=c) for n, c in enumerate(comments)]),
+        )
+
+        def stats():
+            with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
+                return json.loads(response.read())
+
+        engine.wait_for(lambda: stats()["alerts_delivered"].get("leads") == len(comments))
+        assert stats()["alerts_failed"] == {}
+        assert not engine.delivered()  # nothing fell back to the outbox
+        log = sendgrid.log_path.read_text()[log_start:]
+        assert log.count('Responding with "202"') >= len(comments)
+        assert "Violation" not in log
+    finally:
+        worker.stop()

@@ -1,0 +1,222 @@
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from alert_engine.alerts import Alert, alert_id
+from alert_engine.channels.slack import SlackDestination, make_client
+from alert_engine.delivery import Deliverer, DeliveryLedger, RetryPolicy
+from alert_engine.events import Stream
+from alert_engine.presentation import LinkTemplates
+from alert_engine.rules import Severity
+from tests.factories import rating
+from tests.slack_standin import TOKEN, SlackStandIn
+
+
+@pytest.fixture
+def slack():
+    standin = SlackStandIn().start()
+    yield standin
+    standin.stop()
+
+
+def make_alert(key: str = "r-1", **event) -> Alert:
+    now = datetime.now(UTC)
+    return Alert(
+        id=alert_id("negative-rating", key),
+        rule="negative-rating",
+        severity=Severity.HIGH,
+        route="default",
+        key=key,
+        stream=Stream.RATINGS,
+        event=rating(id=key, **event),
+        values={"rating": 1},
+        event_time=now,
+        fired_at=now,
+        ruleset_version="test",
+    )
+
+
+def destination(slack: SlackStandIn, channel: str = "C0RECOVERY", **links) -> SlackDestination:
+    return SlackDestination(
+        "recovery", channel, make_client(TOKEN, slack.base_url), LinkTemplates(**links)
+    )
+
+
+def deliverer(redis, unique, dest, attempts=6):
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    return Deliverer(
+        {dest.name: dest},
+        DeliveryLedger(redis, f"test-{unique}"),
+        retry=RetryPolicy(attempts=attempts, first_delay=0.01, max_delay=0.05),
+        sleep=no_sleep,
+        routing=None,
+    )
+
+
+def texts(blocks) -> list[str]:
+    """Every text Slack would render from the blocks, with its type."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") in ("plain_text", "mrkdwn") and "text" in node:
+                found.append(f"{node['type']}:{node['text']}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return found
+
+
+async def test_an_alert_shows_everything_needed_to_act(slack, redis, unique):
+    dest = destination(
+        slack,
+        customer="https://crm.example.com/customers/{customer_id}",
+        interaction="https://cc.example.com/interactions/{interaction_id}",
+    )
+    alert = make_alert(customer={"id": "c 42/x", "name": "Jordan Lee", "tier": "gold"})
+    assert await deliverer(redis, unique, dest).deliver(alert, only="recovery") == []
+    [message] = slack.posts("C0RECOVERY")
+    rendered = "\n".join(texts(message.blocks))
+    for expected in (
+        "★☆☆☆☆",
+        "NPS: 2/10",
+        "Nobody called me back.",
+        "Agent: Priya Nair",
+        "Team: orders",
+        "Channel: chat",
+        "Customer: Jordan Lee (gold)",
+        "Rule: negative-rating",
+        "rating=1",
+        # Ids from events are quoted: they cannot change the link.
+        "<https://crm.example.com/customers/c%2042%2Fx|Customer>",
+        "<https://cc.example.com/interactions/i-1|Interaction>",
+    ):
+        assert expected in rendered, rendered
+    [actions] = [block for block in message.blocks if block["type"] == "actions"]
+    assert [b["text"]["text"] for b in actions["elements"]] == [
+        "Claim",
+        "Resolved \u2013 send follow-up",
+        "Resolved \u2013 no follow-up",
+        "Not actionable",
+    ]
+    assert {b["value"] for b in actions["elements"]} == {alert.id}
+    assert message.metadata == {
+        "event_type": "alert_engine_alert",
+        "event_payload": {"alert_id": alert.id, "escalated": False},
+    }
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "<!channel> call me NOW",
+        "hey <@U123> look",
+        "see <https://x|bank> for details",
+        "*bold* _it_ ~strike~ `code`",
+        "bell\x07 and\x1b[31m escape\u202e reversed",
+    ],
+)
+async def test_hostile_comments_render_as_plain_text(slack, redis, unique, comment):
+    alert = make_alert(comment=comment, customer={"id": "c-1", "name": "<!here> *Eve*"})
+    assert await deliverer(redis, unique, destination(slack)).deliver(alert, only="recovery") == []
+    [message] = slack.posts()
+    payload = json.dumps(message.blocks, ensure_ascii=False) + message.text
+    # Nothing Slack would parse as a mention, link or special command is left.
+    for raw in ("<!channel>", "<!here>", "<@U123>", "<https://x|bank>"):
+        assert raw not in payload
+    for control in ("\x07", "\x1b", "\u202e"):
+        assert control not in payload
+    # Customer text only ever sits in plain_text objects, which Slack never formats.
+    customer_texts = [
+        t
+        for t in texts(message.blocks)
+        if "Eve" in t
+        or "call me" in t
+        or "look" in t
+        or "details" in t
+        or "bold" in t
+        or "escape" in t
+    ]
+    assert customer_texts and all(t.startswith("plain_text:") for t in customer_texts)
+    if comment.startswith("*bold*"):
+        assert any("*bold* _it_ ~strike~ `code`" in t for t in customer_texts)
+
+
+async def test_rate_limits_and_server_errors_are_retried_until_slack_recovers(slack, redis, unique):
+    slack.fail_next(2, 429, retry_after=1)
+    slack.fail_next(5, 500)
+    dest = destination(slack)
+    alerts = [make_alert(key=f"r-{n}") for n in range(3)]
+    d = deliverer(redis, unique, dest, attempts=8)
+    for alert in alerts:
+        assert await d.deliver(alert, only="recovery") == []
+    assert sorted(m.metadata["event_payload"]["alert_id"] for m in slack.posts()) == sorted(
+        a.id for a in alerts
+    )
+    # Every injected failure was met, and still each alert was posted exactly once.
+    assert slack.failures == []
+    assert len(slack.posts()) == 3
+
+
+async def test_an_alert_posted_before_a_crash_is_found_not_posted_again(slack, redis, unique):
+    dest = destination(slack)
+    alert = make_alert()
+    ledger = DeliveryLedger(redis, f"test-{unique}")
+    # A worker marked the attempt and posted, then died before recording the delivery.
+    await ledger.mark_attempt(alert.id, dest.name)
+    await dest.send(alert)
+    assert await deliverer(redis, unique, dest).deliver(alert, only="recovery") == []
+    assert len(slack.posts()) == 1
+    assert "conversations.history" in slack.calls
+    assert await ledger.is_delivered(alert.id, dest.name)
+
+
+async def test_an_unknown_channel_fails_for_good_without_retrying(slack, redis, unique):
+    dest = destination(slack, channel="C0NOWHERE")
+    [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
+    assert failure.reason == "permanent: slack: channel_not_found"
+    assert slack.calls == ["chat.postMessage"]
+
+
+async def test_an_ops_template_adds_a_plain_text_line_and_cannot_reach_internals(
+    slack, redis, unique
+):
+    from alert_engine.templates import MessageTemplate
+
+    line = MessageTemplate(
+        "{{ alert.team }}: call {{ alert.customer }} back", name="recovery.template", html=False
+    )
+    dest = SlackDestination(
+        "recovery", "C0RECOVERY", make_client(TOKEN, slack.base_url), template=line
+    )
+    hostile = make_alert(customer={"id": "c-1", "name": "<!channel> Eve"})
+    assert await deliverer(redis, unique, dest).deliver(hostile, only="recovery") == []
+    [message] = slack.posts()
+    assert message.text == "orders: call &lt;!channel&gt; Eve back"
+    assert message.blocks[1]["text"] == {
+        "type": "plain_text",
+        "text": "orders: call &lt;!channel&gt; Eve back",
+        "emoji": False,
+    }
+
+    sneaky = MessageTemplate(
+        "{{ alert.facts.__class__.__mro__ }}", name="recovery.template", html=False
+    )
+    dest.template = sneaky
+    [failure] = await deliverer(redis, unique, dest).deliver(make_alert("r-2"), only="recovery")
+    assert failure.reason.startswith("permanent: template of recovery failed")
+    assert len(slack.posts()) == 1
+
+
+async def test_a_revoked_token_fails_for_good(slack, redis, unique):
+    dest = SlackDestination("recovery", "C0RECOVERY", make_client("xoxb-revoked", slack.base_url))
+    [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
+    assert failure.reason == "permanent: slack: invalid_auth"
+    assert slack.posts() == []

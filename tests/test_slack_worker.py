@@ -1,0 +1,244 @@
+"""A real `alert-engine worker` posting to the Slack stand-in and taking clicks from "Slack"."""
+
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import orjson
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from alert_engine.alerts import alert_id
+from tests.engine import RULES_DIR, Engine, encode_all
+from tests.factories import rating
+from tests.slack_standin import TOKEN, SlackStandIn
+
+pytestmark = pytest.mark.integration
+
+SIGNING_SECRET = "test-signing-secret"
+ROUTING = """\
+destinations:
+  recovery: {type: slack, channel: C0RECOVERY}
+route:
+  destinations: [recovery]
+"""
+
+
+@pytest.fixture
+def slack():
+    standin = SlackStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def engine(stack, unique, tmp_path, slack) -> Engine:
+    return slack_engine(stack, unique, tmp_path, slack, ROUTING)
+
+
+def slack_engine(stack, unique, tmp_path, slack, routing_text, rules_dir=RULES_DIR) -> Engine:
+    engine = Engine(stack, unique, tmp_path, rules_dir)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(routing_text)
+    engine.env.update(
+        {
+            "ALERT_ENGINE_ROUTING_FILE": str(routing),
+            "ALERT_ENGINE_SLACK_BOT_TOKEN": TOKEN,
+            "ALERT_ENGINE_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "ALERT_ENGINE_SLACK_API_URL": slack.base_url,
+        }
+    )
+    return engine
+
+
+def wait_until(what, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.05)
+
+
+def click(worker, message, action: str, *, secret=SIGNING_SECRET, age: float = 0, user="U0ANA"):
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "name": user.lower()},
+        "channel": {"id": message.channel},
+        "message": {"ts": message.ts, "blocks": message.blocks},
+        "actions": [{"action_id": action, "value": message.metadata["event_payload"]["alert_id"]}],
+    }
+    body = urllib.parse.urlencode({"payload": orjson.dumps(payload).decode()}).encode()
+    timestamp = str(int(time.time() - age))
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if secret is not None:
+        headers["X-Slack-Request-Timestamp"] = timestamp
+        headers["X-Slack-Signature"] = SignatureVerifier(secret).generate_signature(
+            timestamp=timestamp, body=body
+        )
+    request = urllib.request.Request(worker.url + "/slack/interactions", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_clicks_claim_and_resolve_an_alert_and_forged_ones_are_rejected(engine, slack):
+    worker = engine.worker().start()
+    try:
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-click")]))
+        wait_until(lambda: len(slack.posts()) == 1)
+        [message] = slack.posts()
+
+        assert click(worker, message, "claim", secret=None) == 401
+        assert click(worker, message, "claim", secret="not-the-secret") == 401
+        assert click(worker, message, "claim", age=6 * 60) == 401
+        assert message.updates == 0
+
+        assert click(worker, message, "claim") == 200
+        assert message.updates == 1
+        status = [b for b in message.blocks if b.get("block_id", "").startswith("status:")]
+        assert status[0]["elements"][0]["text"].startswith("Claimed by u0ana at ")
+        [buttons] = [b for b in message.blocks if b["type"] == "actions"]
+        assert "claim" not in [e["action_id"] for e in buttons["elements"]]
+        assert [r.text for r in slack.replies(message.ts)] == ["Claimed by <@U0ANA>"]
+
+        # Clicked again (or Slack retrying the request): nothing changes.
+        assert click(worker, message, "claim", user="U0BO") == 200
+        assert message.updates == 1 and len(slack.replies(message.ts)) == 1
+
+        assert click(worker, message, "resolved_followup", user="U0BO") == 200
+        assert message.updates == 2
+        assert [r.text for r in slack.replies(message.ts)][-1] == (
+            "Resolved, follow-up survey to be sent by <@U0BO>"
+        )
+        assert not [b for b in message.blocks if b["type"] == "actions"]
+
+        records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 2)]
+        assert [(r["action"], r["state"], r["user_id"]) for r in records] == [
+            ("claim", "claimed", "U0ANA"),
+            ("resolved_followup", "resolved_followup", "U0BO"),
+        ]
+        assert records[1]["claimed_by"] == "U0ANA"
+        assert [r["actor"] for r in records] == ["u0ana", "u0bo"]
+        # Each record carries the alert it is about, as delivered.
+        assert {r["alert"]["key"] for r in records} == {"r-click"}
+        assert records[1]["alert_id"] == message.metadata["event_payload"]["alert_id"]
+    finally:
+        worker.stop()
+
+
+def test_a_worker_killed_between_posting_and_recording_does_not_post_twice(engine, slack):
+    worker = engine.worker("first")
+    # The worker dies right after Slack stored the message, before it hears back.
+    slack.after_post = lambda message: worker.kill()
+    worker.start()
+    engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-crash")]))
+    wait_until(lambda: worker.process is not None and worker.process.poll() is not None)
+    assert len(slack.posts()) == 1
+
+    slack.after_post = None
+    restarted = engine.worker("second").start()
+    try:
+        # The restarted worker re-reads the alert (its offset was never committed), finds the
+        # message in the channel and records it instead of posting again.
+        wait_until(lambda: "conversations.history" in slack.calls, timeout=60)
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-after")]))
+        wait_until(lambda: len(slack.posts()) == 2)
+        time.sleep(1.0)
+        ids = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        assert len(ids) == len(set(ids)) == 2
+    finally:
+        restarted.stop()
+
+
+def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_posted_once(
+    engine, slack
+):
+    worker = engine.worker().start()
+    try:
+        slack.fail_next(3, 429, retry_after=1)
+        slack.fail_next(4, 500)
+        ids = [f"r-storm-{n}" for n in range(5)]
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id=i) for i in ids]))
+        wait_until(lambda: len(slack.posts()) == len(ids), timeout=90)
+        time.sleep(1.0)
+        assert slack.failures == []
+        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        assert len(posted) == len(set(posted)) == len(ids)
+    finally:
+        worker.stop()
+
+
+def test_failed_deliveries_are_listed_and_replayed_once_the_cause_is_fixed(engine, slack, tmp_path):
+    from click.testing import CliRunner
+
+    from alert_engine.cli import main
+
+    (tmp_path / "routing.yaml").write_text(ROUTING.replace("C0RECOVERY", "C0LATER"))
+    worker = engine.worker().start()
+    try:
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-lost")]))
+        [record] = engine.consume(engine.kafka.failed_alerts_topic, 1)
+        assert slack.posts() == []
+
+        listed = CliRunner().invoke(main, ["deadletter", "list"], env=engine.env)
+        assert listed.exit_code == 0, listed.output
+        assert record.key.decode() in listed.output
+        assert "recovery  permanent: slack: channel_not_found" in listed.output
+
+        slack.channels.add("C0LATER")  # someone invited the bot to the channel
+        for _ in range(2):  # replaying twice still posts once
+            replayed = CliRunner().invoke(main, ["deadletter", "replay"], env=engine.env)
+            assert replayed.output.strip() == f"replayed 1 alert(s) to {engine.kafka.alerts_topic}"
+        wait_until(lambda: len(slack.posts("C0LATER")) == 1)
+        time.sleep(1.0)
+        assert len(slack.posts("C0LATER")) == 1
+    finally:
+        worker.stop()
+
+
+ESCALATING_ROUTING = """\
+destinations:
+  recovery: {type: slack, channel: C0RECOVERY}
+  leads: {type: slack, channel: C0ESCALATE}
+route:
+  destinations: [recovery]
+  routes:
+    - matchers: ["escalated = true"]
+      destinations: [leads]
+"""
+
+
+def test_an_unclaimed_alert_escalates_even_across_a_restart_and_a_claimed_one_does_not(
+    stack, unique, tmp_path, slack
+):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = (RULES_DIR / "negative-rating.yaml").read_text()
+    (rules / "negative-rating.yaml").write_text(rule + "escalate_after: 8\n")
+    engine = slack_engine(stack, unique, tmp_path, slack, ESCALATING_ROUTING, rules)
+    first = engine.worker("first").start()
+    engine.produce(
+        engine.kafka.ratings_topic, encode_all([rating(id="r-claimed"), rating(id="r-ignored")])
+    )
+    wait_until(lambda: len(slack.posts("C0RECOVERY")) == 2)
+    by_id = {m.metadata["event_payload"]["alert_id"]: m for m in slack.posts("C0RECOVERY")}
+    claimed = by_id[alert_id("negative-rating", "r-claimed")]
+    assert click(first, claimed, "claim") == 200
+    first.kill()  # the escalation timer lives in Redis, not in the worker
+
+    second = engine.worker("second").start()
+    try:
+        wait_until(lambda: len(slack.posts("C0ESCALATE")) == 1, timeout=30)
+        time.sleep(2.0)
+        [escalation] = slack.posts("C0ESCALATE")
+        assert escalation.metadata["event_payload"] == {
+            "alert_id": alert_id("negative-rating", "r-ignored"),
+            "escalated": True,
+        }
+        assert "Escalated, nobody claimed it" in escalation.text
+        assert len(slack.posts("C0RECOVERY")) == 2
+    finally:
+        second.stop()
