@@ -3,10 +3,14 @@ passed to the app."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import faust
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sendgrid import SendGridAPIClient
 
 from alert_engine import deadletter
@@ -31,6 +35,8 @@ from alert_engine.settings import Settings
 from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
 from alert_engine.web import register_views
+
+log = logging.getLogger(__name__)
 
 
 def configured_routing(settings: Settings) -> Routing:
@@ -144,19 +150,23 @@ def build_worker(settings: Settings) -> faust.App:
 
     @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
     async def send_due_escalations() -> None:
-        for alert in await escalations.take_due(datetime.now(UTC)):
-            if (await cases.get(alert.id)).state is CaseState.OPEN:
-                for failure in await deliverer.deliver(escalated(alert)):
-                    await dead_letter(escalated(alert), failure)
-            await escalations.cancel(alert.id)
+        # Redis down: try again at the next tick. A taken escalation is leased, not removed, so
+        # one interrupted here is taken again when its lease ends.
+        with _redis_outage_logged("escalations"):
+            for alert in await escalations.take_due(datetime.now(UTC)):
+                if (await cases.get(alert.id)).state is CaseState.OPEN:
+                    for failure in await deliverer.deliver(escalated(alert)):
+                        await dead_letter(escalated(alert), failure)
+                await escalations.cancel(alert.id)
 
     @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
     async def send_due_digests() -> None:
-        for digest in await groups.take_due(datetime.now(UTC)):
-            for failure in await deliverer.deliver_digest(digest):
-                for alert in digest.alerts:
-                    await dead_letter(alert, failure)
-            await groups.sent(digest, datetime.now(UTC))
+        with _redis_outage_logged("digests"):
+            for digest in await groups.take_due(datetime.now(UTC)):
+                for failure in await deliverer.deliver_digest(digest):
+                    for alert in digest.alerts:
+                        await dead_letter(alert, failure)
+                await groups.sent(digest, datetime.now(UTC))
 
     async def dead_letter(alert: Alert, failure: Failure) -> None:
         await failed_topic.send(
@@ -181,3 +191,13 @@ def build_worker(settings: Settings) -> faust.App:
         links=link_templates(settings),
     )
     return app
+
+
+@contextmanager
+def _redis_outage_logged(what: str) -> Iterator[None]:
+    """A timer's tick that finds Redis unreachable is skipped, not the worker crashed: Faust stops
+    the whole app when a timer raises."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        log.warning("cannot check due %s, Redis unreachable: %s", what, exc)
