@@ -1,7 +1,11 @@
 """Where an event becomes alerts: decode, validate, run every rule of its stream, build alerts.
 
-Pure and synchronous, so the live agent, `alert-engine rules test` and the replay backtest all run
-exactly this code.
+Pure and synchronous, so the live agents, `alert-engine rules test` and the replay backtest all run
+exactly this code. Filters decide on one event (`matches`). Windowed rules take two steps, because
+a window's state must live on the partition of its group key: `regroup` names the group keys an
+event belongs to (live, the event is re-sent to the windows topic once per key), and `windowed`
+updates that key's windows in a `WindowStore` and fires a rule the first time its condition holds
+in a window.
 """
 
 from __future__ import annotations
@@ -9,18 +13,40 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.events import Event, EventRejected, Stream, decode_event, event_fields
 from alert_engine.expressions import Activation, EvaluationError
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
+from alert_engine.windows.definitions import window_ranges
+from alert_engine.windows.store import WindowStore, state_key
+
+MAX_KEY_LENGTH = 256
 
 
 @dataclass(frozen=True)
 class Match:
     rule: Rule
     values: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Regroup:
+    """The event belongs to group `key` of the windowed rules grouped by `grouping`."""
+
+    stream: Stream
+    grouping: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    alerts: list[Alert]
+    regroups: list[Regroup]
 
 
 class Evaluator:
@@ -36,6 +62,9 @@ class Evaluator:
         self.max_event_bytes = max_event_bytes
         self.stats = stats or Stats()
         self.clock = clock
+        # The latest event time seen per (stream, partition): windows that ended more than their
+        # grace before it take no more events.
+        self.watermarks: dict[tuple[Stream, int], float] = {}
 
     def decode(self, stream: Stream, raw: bytes | None) -> Event:
         """Raises `EventRejected`; counts what came in and what was rejected."""
@@ -46,8 +75,13 @@ class Evaluator:
             self.stats.events_rejected[exc.reason] += 1
             raise
 
-    def matches(self, stream: Stream, event: Event) -> list[Match]:
-        activation = Activation(event_fields(event), self.ruleset.functions[stream])
+    def activation(self, stream: Stream, event: Event) -> Activation:
+        return Activation(event_fields(event), self.ruleset.functions[stream])
+
+    def matches(
+        self, stream: Stream, event: Event, activation: Activation | None = None
+    ) -> list[Match]:
+        activation = activation or self.activation(stream, event)
         found: list[Match] = []
         for rule in self.ruleset.by_stream[stream]:
             try:
@@ -61,32 +95,204 @@ class Evaluator:
                 found.append(Match(rule, rule.condition.values(activation)))
         return found
 
-    def alerts(self, stream: Stream, event: Event) -> list[Alert]:
-        matches = self.matches(stream, event)
+    def alerts(
+        self, stream: Stream, event: Event, activation: Activation | None = None
+    ) -> list[Alert]:
+        matches = self.matches(stream, event, activation)
         if not matches:
             return []
         fired_at = self.clock()
         fields = event.model_dump(mode="json")
         return [
-            Alert(
-                id=alert_id(match.rule.name, event.id),
-                rule=match.rule.name,
-                severity=match.rule.spec.severity,
-                route=match.rule.spec.route,
-                key=event.id,
-                stream=stream,
-                event=fields,
-                values={name: _jsonable(value) for name, value in match.values.items()},
-                event_time=event.time,
-                fired_at=fired_at,
-                ruleset_version=self.ruleset.version,
-                labels=match.rule.spec.labels,
-            )
+            self._alert(match.rule, stream, event.id, fields, match.values, event, fired_at)
             for match in matches
         ]
 
+    def regroup(self, stream: Stream, activation: Activation) -> list[Regroup]:
+        """The group keys of the event for every grouping its stream's windowed rules use."""
+        found = []
+        for grouping, expression in self.ruleset.groupings[stream].items():
+            try:
+                value = expression.value(activation)
+            except EvaluationError:
+                value = None
+            if value is None:
+                for rule in self.ruleset.windowed[stream][grouping]:
+                    self.stats.rule_misses[rule.name] += 1
+                continue
+            key = value if isinstance(value, str) else orjson.dumps(value).decode()
+            found.append(Regroup(stream, grouping, key[:MAX_KEY_LENGTH]))
+        return found
+
+    def process(self, stream: Stream, raw: bytes | None) -> Outcome:
+        """One input event: the filter alerts, and the group keys for the windowed rules."""
+        event = self.decode(stream, raw)
+        activation = self.activation(stream, event)
+        return Outcome(self.alerts(stream, event, activation), self.regroup(stream, activation))
+
     def evaluate(self, stream: Stream, raw: bytes | None) -> list[Alert]:
-        return self.alerts(stream, self.decode(stream, raw))
+        """The filter rules' alerts for one input event."""
+        return self.process(stream, raw).alerts
+
+    def evaluate_all(
+        self, stream: Stream, raw: bytes | None, store: WindowStore, partition: int = 0
+    ) -> list[Alert]:
+        """Filters and windowed rules in one step, on one store: for replays and rule tests."""
+        event = self.decode(stream, raw)
+        activation = self.activation(stream, event)
+        alerts = self.alerts(stream, event, activation)
+        for group in self.regroup(stream, activation):
+            alerts.extend(
+                self.windowed(group, event, store, partition=partition, activation=activation)
+            )
+        return alerts
+
+    def windowed(
+        self,
+        group: Regroup,
+        event: Event,
+        store: WindowStore,
+        *,
+        partition: int = 0,
+        activation: Activation | None = None,
+    ) -> list[Alert]:
+        """Add the event to the windows of its group key; alerts of rules that now hold."""
+        stream = group.stream
+        activation = activation or self.activation(stream, event)
+        timestamp = event.time.timestamp()
+        mark = (stream, partition)
+        watermark = max(self.watermarks.get(mark, timestamp), timestamp)
+        self.watermarks[mark] = watermark
+        alerts: list[Alert] = []
+        for rule in self.ruleset.windowed[stream].get(group.grouping, ()):
+            alert = self._add_to_windows(
+                rule, stream, group.key, event, activation, store, watermark
+            )
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
+
+    def _add_to_windows(
+        self,
+        rule: Rule,
+        stream: Stream,
+        key: str,
+        event: Event,
+        activation: Activation,
+        store: WindowStore,
+        watermark: float,
+    ) -> Alert | None:
+        windowed = rule.windowed
+        assert windowed is not None
+        try:
+            if windowed.where is not None and not windowed.where.evaluate(activation):
+                return None
+            values = [aggregate.read(activation) for aggregate in windowed.aggregates]
+        except EvaluationError:
+            self.stats.rule_misses[rule.name] += 1
+            return None
+        shape = windowed.shape
+        grace = windowed.window.grace
+        skey = state_key(rule.name, key)
+        fired: Alert | None = None
+        for window in window_ranges(store.window(shape), event.time.timestamp()):
+            if window[1] + grace < watermark:
+                self.stats.late_events[rule.name] += 1
+                continue
+            state = store.get(shape, skey, window)
+            if state is None:
+                state = {
+                    "n": 0,
+                    "a": [aggregate.kind.initial() for aggregate in windowed.aggregates],
+                    "fired": False,
+                }
+            try:
+                state["a"] = [
+                    aggregate.step(current, value)
+                    for aggregate, current, value in zip(
+                        windowed.aggregates, state["a"], values, strict=True
+                    )
+                ]
+            except EvaluationError:
+                # A value of the wrong type (text where a number belongs): not counted.
+                self.stats.rule_misses[rule.name] += 1
+                return fired
+            state["n"] += 1
+            if not state["fired"] and state["n"] >= windowed.min_sample:
+                results = self._results(rule, state)
+                if self._holds(rule, key, results):
+                    state["fired"] = True
+                    if fired is None:
+                        fired = self._window_alert(rule, stream, key, window, results, event)
+            store.set(shape, skey, window, state)
+        return fired
+
+    def _results(self, rule: Rule, state: dict[str, Any]) -> dict[str, Any]:
+        assert rule.windowed is not None
+        return {
+            aggregate.name: aggregate.result(current)
+            for aggregate, current in zip(rule.windowed.aggregates, state["a"], strict=True)
+        }
+
+    def _holds(self, rule: Rule, key: str, results: dict[str, Any]) -> bool:
+        activation = Activation({**results, "key": key}, self.ruleset.window_functions)
+        try:
+            return rule.condition.evaluate(activation)
+        except EvaluationError:
+            # e.g. an average over no values yet (null): the condition cannot hold.
+            self.stats.rule_misses[rule.name] += 1
+            return False
+
+    def _window_alert(
+        self,
+        rule: Rule,
+        stream: Stream,
+        key: str,
+        window: tuple[float, float],
+        results: dict[str, Any],
+        event: Event,
+    ) -> Alert:
+        assert rule.windowed is not None
+        self.stats.rule_matches[rule.name] += 1
+        start = datetime.fromtimestamp(window[0], UTC)
+        end = datetime.fromtimestamp(window[0] + rule.windowed.window.size, UTC)
+        values = {**results, "window_start": start, "window_end": end}
+        return self._alert(
+            rule,
+            stream,
+            key,
+            event.model_dump(mode="json"),
+            values,
+            event,
+            self.clock(),
+            id_key=f"{key}@{int(window[0])}",
+        )
+
+    def _alert(
+        self,
+        rule: Rule,
+        stream: Stream,
+        key: str,
+        fields: dict[str, Any],
+        values: dict[str, object],
+        event: Event,
+        fired_at: datetime,
+        id_key: str | None = None,
+    ) -> Alert:
+        return Alert(
+            id=alert_id(rule.name, id_key or key),
+            rule=rule.name,
+            severity=rule.spec.severity,
+            route=rule.spec.route,
+            key=key,
+            stream=stream,
+            event=fields,
+            values={name: _jsonable(value) for name, value in values.items()},
+            event_time=event.time,
+            fired_at=fired_at,
+            ruleset_version=self.ruleset.version,
+            labels=rule.spec.labels,
+        )
 
 
 def _jsonable(value: object) -> object:

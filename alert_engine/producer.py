@@ -27,6 +27,7 @@ async def ensure_topics(kafka: KafkaSettings, names: Iterable[str] | None = None
             kafka.alerts_topic,
             kafka.deadletter_topic,
             kafka.failed_alerts_topic,
+            kafka.windows_topic,
         ]
     )
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)

@@ -15,6 +15,7 @@ listing every problem with its file, line and column, so a running worker keeps 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -24,10 +25,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from faust.windows import HoppingWindow
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alert_engine.events import MODELS, Stream
-from alert_engine.expressions import Condition, ExpressionError, compile_condition, functions_for
+from alert_engine.expressions import (
+    Condition,
+    Expression,
+    ExpressionError,
+    compile_condition,
+    compile_expression,
+    functions_for,
+)
+from alert_engine.windows.aggregations import Aggregate, AggregateError, compile_aggregate
+from alert_engine.windows.definitions import WindowSpec
 from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -42,6 +53,10 @@ class Severity(StrEnum):
 
 
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)]
+AggregateName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
+Source = Annotated[str, Field(min_length=1, max_length=4000)]
+# Names a windowed rule's condition reads besides its aggregates.
+WINDOW_VARIABLES = ("key",)
 
 
 class RuleSpec(BaseModel):
@@ -57,6 +72,38 @@ class RuleSpec(BaseModel):
     route: Annotated[str, Field(min_length=1, max_length=100)] = "default"
     enabled: bool = True
     labels: dict[str, str] = Field(default_factory=dict)
+    # Windowed rules: events passing `where` are grouped by `group_by` into windows, aggregated,
+    # and `condition` reads the aggregates (and `key`) once `min_sample` events are in.
+    where: Source | None = None
+    group_by: Source | None = None
+    window: WindowSpec | None = None
+    aggregates: dict[AggregateName, Source] | None = None
+    min_sample: int = Field(default=1, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _windowed_parts_together(self) -> RuleSpec:
+        windowed = ("group_by", "window", "aggregates")
+        given = [name for name in windowed if getattr(self, name) is not None]
+        if given and len(given) < len(windowed):
+            missing = ", ".join(name for name in windowed if name not in given)
+            raise ValueError(
+                f"a windowed rule needs group_by, window and aggregates; missing {missing}"
+            )
+        if not given:
+            extra = [name for name in ("where", "min_sample") if name in self.model_fields_set]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only apply to windowed rules (with a window)")
+        if self.aggregates is not None:
+            if not self.aggregates:
+                raise ValueError("aggregates must name at least one aggregate")
+            clash = sorted(set(self.aggregates) & set(WINDOW_VARIABLES))
+            if clash:
+                raise ValueError(f"aggregate name(s) {', '.join(clash)} are reserved")
+        return self
+
+    @property
+    def is_windowed(self) -> bool:
+        return self.window is not None
 
 
 @dataclass(frozen=True)
@@ -75,10 +122,32 @@ class RulesetError(Exception):
 
 
 @dataclass(frozen=True)
+class Windowed:
+    """A windowed rule's compiled parts."""
+
+    group_by: Expression
+    where: Condition | None
+    aggregates: tuple[Aggregate, ...]
+    window: WindowSpec
+    min_sample: int
+
+    @property
+    def shape(self) -> str:
+        return self.window.shape
+
+    def expressions(self) -> Iterable[Condition | Expression]:
+        yield self.group_by
+        if self.where is not None:
+            yield self.where
+        yield from (agg.argument for agg in self.aggregates if agg.argument is not None)
+
+
+@dataclass(frozen=True)
 class Rule:
     spec: RuleSpec
     condition: Condition
     location: Location
+    windowed: Windowed | None = None
 
     @property
     def name(self) -> str:
@@ -92,6 +161,14 @@ class Ruleset:
     by_stream: dict[Stream, tuple[Rule, ...]] = field(repr=False)
     # The extension functions the rules of each stream call, registered once per event.
     functions: dict[Stream, dict[str, Callable[..., Any]]] = field(repr=False)
+    # Windowed rules of each stream by grouping expression: an event is repartitioned once per
+    # grouping, whatever the number of rules sharing it.
+    windowed: dict[Stream, dict[str, tuple[Rule, ...]]] = field(repr=False)
+    groupings: dict[Stream, dict[str, Expression]] = field(repr=False)
+    # Window shape -> (a window of that shape, the longest grace of the rules using it).
+    shapes: dict[str, tuple[WindowSpec, float]] = field(repr=False)
+    # Functions the windowed rules' conditions over aggregates call.
+    window_functions: dict[str, Callable[..., Any]] = field(repr=False)
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> Ruleset:
@@ -99,17 +176,57 @@ class Ruleset:
         digest = hashlib.sha256(
             orjson.dumps([rule.spec.model_dump(mode="json") for rule in ordered])
         ).hexdigest()[:12]
+        enabled = [rule for rule in ordered if rule.spec.enabled]
         by_stream = {
             stream: tuple(
-                rule for rule in ordered if rule.spec.source is stream and rule.spec.enabled
+                rule for rule in enabled if rule.spec.source is stream and rule.windowed is None
             )
             for stream in Stream
         }
+        windowed: dict[Stream, dict[str, tuple[Rule, ...]]] = {stream: {} for stream in Stream}
+        groupings: dict[Stream, dict[str, Expression]] = {stream: {} for stream in Stream}
+        shapes: dict[str, tuple[WindowSpec, float]] = {}
+        for rule in enabled:
+            if rule.windowed is None:
+                continue
+            group = rule.windowed.group_by
+            stream_rules = windowed[rule.spec.source]
+            stream_rules[group.source] = (*stream_rules.get(group.source, ()), rule)
+            groupings[rule.spec.source][group.source] = group
+            spec, grace = shapes.get(rule.windowed.shape, (rule.windowed.window, 0.0))
+            shapes[rule.windowed.shape] = (spec, max(grace, rule.windowed.window.grace))
         functions = {
-            stream: functions_for(rule.condition for rule in rules)
+            stream: functions_for(
+                [
+                    *(rule.condition for rule in rules),
+                    *(
+                        expression
+                        for group in windowed[stream].values()
+                        for rule in group
+                        if rule.windowed is not None
+                        for expression in rule.windowed.expressions()
+                    ),
+                ]
+            )
             for stream, rules in by_stream.items()
         }
-        return cls(rules=ordered, version=digest, by_stream=by_stream, functions=functions)
+        window_functions = functions_for(
+            rule.condition for rule in enabled if rule.windowed is not None
+        )
+        return cls(
+            rules=ordered,
+            version=digest,
+            by_stream=by_stream,
+            functions=functions,
+            windowed=windowed,
+            groupings=groupings,
+            shapes=shapes,
+            window_functions=window_functions,
+        )
+
+    def windows(self) -> dict[str, HoppingWindow]:
+        """A Faust window for each window shape the rules use, by shape name."""
+        return {shape: spec.faust_window(grace) for shape, (spec, grace) in self.shapes.items()}
 
     def get(self, name: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
@@ -183,27 +300,106 @@ def _rules_in(document: LocatedDocument) -> tuple[list[Rule], list[Problem]]:
         except ExpressionError as exc:
             problems.append(Problem(condition_location, f"condition does not compile: {exc}"))
             continue
-        unknown = _unknown_fields(spec.source, condition)
-        if unknown:
-            known = ", ".join(sorted(_stream_fields(spec.source)))
-            problems.append(
-                Problem(
-                    condition_location,
-                    f"condition reads unknown field(s) {', '.join(unknown)} "
-                    f"of stream {spec.source.value} (known: {known})",
-                )
-            )
+        windowed, windowed_problems = _compile_windowed(document, path, spec)
+        if windowed_problems:
+            problems.extend(windowed_problems)
             continue
-        rules.append(Rule(spec=spec, condition=condition, location=document.locate(path)))
+        if windowed is not None:
+            known_names = {agg.name for agg in windowed.aggregates} | set(WINDOW_VARIABLES)
+            unknown = _unknown_names(condition, known_names)
+            if unknown:
+                problems.append(
+                    Problem(
+                        condition_location,
+                        f"condition reads {', '.join(unknown)}, which is not an aggregate of "
+                        f"this rule (a windowed rule's condition reads its aggregates: "
+                        f"{', '.join(sorted(known_names))})",
+                    )
+                )
+                continue
+        else:
+            problem = _field_problem(spec.source, condition, "condition", condition_location)
+            if problem is not None:
+                problems.append(problem)
+                continue
+        rules.append(
+            Rule(spec=spec, condition=condition, location=document.locate(path), windowed=windowed)
+        )
     return rules, problems
+
+
+def _compile_windowed(
+    document: LocatedDocument, path: PathKey, spec: RuleSpec
+) -> tuple[Windowed | None, list[Problem]]:
+    if spec.window is None or spec.group_by is None or spec.aggregates is None:
+        return None, []
+    problems: list[Problem] = []
+
+    def expression(key: PathKey, source: str, what: str, *, condition: bool) -> Any:
+        where = document.locate((*path, *key))
+        try:
+            compiled = compile_condition(source) if condition else compile_expression(source)
+        except ExpressionError as exc:
+            problems.append(Problem(where, f"{what} does not compile: {exc}"))
+            return None
+        problem = _field_problem(spec.source, compiled, what, where)
+        if problem is not None:
+            problems.append(problem)
+            return None
+        return compiled
+
+    group_by = expression(("group_by",), spec.group_by, "group_by", condition=False)
+    where = (
+        expression(("where",), spec.where, "where", condition=True)
+        if spec.where is not None
+        else None
+    )
+    aggregates: list[Aggregate] = []
+    for name, source in spec.aggregates.items():
+        location = document.locate((*path, "aggregates", name))
+        try:
+            aggregate = compile_aggregate(name, source)
+        except AggregateError as exc:
+            problems.append(Problem(location, f"aggregate {name!r}: {exc}"))
+            continue
+        if aggregate.argument is not None:
+            problem = _field_problem(
+                spec.source, aggregate.argument, f"aggregate {name!r}", location
+            )
+            if problem is not None:
+                problems.append(problem)
+                continue
+        aggregates.append(aggregate)
+    if problems:
+        return None, problems
+    return Windowed(
+        group_by=group_by,
+        where=where,
+        aggregates=tuple(aggregates),
+        window=spec.window,
+        min_sample=spec.min_sample,
+    ), []
+
+
+def _field_problem(
+    stream: Stream, expression: Condition | Expression, what: str, where: Location
+) -> Problem | None:
+    unknown = _unknown_names(expression, _stream_fields(stream))
+    if not unknown:
+        return None
+    known = ", ".join(sorted(_stream_fields(stream)))
+    return Problem(
+        where,
+        f"{what} reads unknown field(s) {', '.join(unknown)} "
+        f"of stream {stream.value} (known: {known})",
+    )
 
 
 def _stream_fields(stream: Stream) -> set[str]:
     return set(MODELS[stream].model_fields) | {"stream"}
 
 
-def _unknown_fields(stream: Stream, condition: Condition) -> list[str]:
-    known = _stream_fields(stream)
+def _unknown_names(condition: Condition | Expression, known: set[str]) -> list[str]:
     # Names bound inside comprehensions (`x` in `tags.exists(x, ...)`) are reported as variables
     # too; they are not event fields, so they only count when used outside such a macro.
     bound = set(_comprehension_variables(condition.source))
@@ -224,9 +420,13 @@ def _validation_problems(
         loc = tuple(error["loc"])
         where = ".".join(str(part) for part in loc)
         if error["type"] == "extra_forbidden":
-            allowed = ", ".join(RuleSpec.model_fields)
+            model = WindowSpec if loc[:1] == ("window",) else RuleSpec
+            allowed = list(model.model_fields)
+            guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f"did you mean {guess[0]!r}? " if guess else ""
             yield Problem(
-                document.locate_key((*path, *loc)), f"unknown key {where!r} (allowed: {allowed})"
+                document.locate_key((*path, *loc)),
+                f"unknown key {where!r} ({hint}allowed: {', '.join(allowed)})",
             )
             continue
         elif error["type"] == "missing":
@@ -234,7 +434,8 @@ def _validation_problems(
             yield Problem(document.locate(path), message)
             continue
         else:
-            message = f"{where}: {error['msg']}"
+            text = error["msg"].removeprefix("Value error, ")
+            message = f"{where}: {text}" if where else text
         yield Problem(document.locate((*path, *loc)), message)
 
 

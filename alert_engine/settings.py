@@ -23,6 +23,9 @@ class KafkaSettings(BaseSettings):
     deadletter_topic: str = "deadletter"
     # Alerts whose delivery failed for good, with the error; `alert-engine deadletter` replays them.
     failed_alerts_topic: str = "alerts.failed"
+    # Events re-keyed by the group key of windowed rules, so that a key's window state lives on
+    # one partition (an internal topic, like the tables' changelogs).
+    windows_topic: str = "windows"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # How long the group waits for a silent worker before its partitions move to another. Faust's

@@ -12,6 +12,8 @@ class Stats:
     events_rejected: Counter[str] = field(default_factory=Counter)
     rule_matches: Counter[str] = field(default_factory=Counter)
     rule_misses: Counter[str] = field(default_factory=Counter)
+    # Events that came after their window's grace period, by windowed rule: not counted.
+    late_events: Counter[str] = field(default_factory=Counter)
     alerts_delivered: Counter[str] = field(default_factory=Counter)
     alerts_duplicate: Counter[str] = field(default_factory=Counter)
     alerts_failed: Counter[str] = field(default_factory=Counter)

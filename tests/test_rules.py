@@ -57,8 +57,9 @@ def test_several_rules_in_one_file(tmp_path):
 def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
     file = write(tmp_path, "neg.yaml", GOOD + "  \nseverty: low\n")
     assert problems_of(tmp_path) == [
-        f"{file}:6:1: unknown key 'severty' (allowed: name, description, source, condition, "
-        "severity, route, enabled, labels)"
+        f"{file}:6:1: unknown key 'severty' (did you mean 'severity'? allowed: name, "
+        "description, source, condition, severity, route, enabled, labels, where, group_by, "
+        "window, aggregates, min_sample)"
     ]
 
 
