@@ -64,6 +64,28 @@ def rules_check(directory: Path) -> None:
     click.echo(f"{len(ruleset.rules)} rule(s) OK, ruleset version {ruleset.version}")
 
 
+@rules.command("schema")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("rules.schema.json"),
+    show_default=True,
+    help="Where to write the schema; `-` for stdout.",
+)
+def rules_schema(output: Path) -> None:
+    """Write the JSON Schema of rule files, for editors with a YAML language server."""
+    import json
+
+    from alert_engine.rules import rule_file_schema
+
+    text = json.dumps(rule_file_schema(), indent=2, sort_keys=True) + "\n"
+    if str(output) == "-":
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}")
+
+
 @main.command()
 @click.argument("topic", type=click.Choice([stream.value for stream in Stream]))
 @click.argument("events", type=click.File("rb"), default="-")

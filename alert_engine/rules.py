@@ -232,6 +232,32 @@ class Ruleset:
         return next((rule for rule in self.rules if rule.name == name), None)
 
 
+SCHEMA_ID = "https://alert-engine.example/rules.schema.json"
+
+
+def rule_file_schema() -> dict[str, Any]:
+    """The JSON Schema of a rule file (one rule, or several under `rules:`), for editors."""
+    rule = RuleSpec.model_json_schema(mode="validation")
+    definitions = rule.pop("$defs", {})
+    definitions["Rule"] = rule
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "alert_engine rule file",
+        "description": "One alert rule, or several under `rules:`. See docs/rules.md.",
+        "$defs": definitions,
+        "oneOf": [
+            {"$ref": "#/$defs/Rule"},
+            {
+                "type": "object",
+                "properties": {"rules": {"type": "array", "items": {"$ref": "#/$defs/Rule"}}},
+                "required": ["rules"],
+                "additionalProperties": False,
+            },
+        ],
+    }
+
+
 def load_ruleset(directory: Path, *, routes: Iterable[str] | None = None) -> Ruleset:
     """Every rule file below `directory` (sorted, recursively), or every problem found in them.
 

@@ -127,3 +127,22 @@ def test_a_route_to_an_unconfigured_destination_is_rejected(tmp_path):
 
 def test_a_missing_rules_directory_is_a_problem_not_a_crash(tmp_path):
     assert "rules directory not found" in problems_of(tmp_path / "nope")[0]
+
+
+def test_the_committed_json_schema_is_up_to_date():
+    import json
+
+    from alert_engine.rules import rule_file_schema
+
+    committed = json.loads((Path(__file__).parents[1] / "rules.schema.json").read_text())
+    assert committed == rule_file_schema(), "run `alert-engine rules schema` and commit it"
+
+
+def test_the_shipped_rules_validate_against_the_json_schema_structure():
+    from alert_engine.rules import rule_file_schema
+
+    # The schema names every key a rule may have, with the rule's own required keys.
+    rule = rule_file_schema()["$defs"]["Rule"]
+    assert set(rule["required"]) == {"name", "source", "condition"}
+    assert rule["additionalProperties"] is False
+    assert "window" in rule["properties"] and "aggregates" in rule["properties"]
