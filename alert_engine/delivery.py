@@ -49,6 +49,24 @@ class DeliveryLedger:
             await self.redis.exists(redis_keys.delivered(self.prefix, alert_id, destination))
         )
 
+    async def claim_throttle(self, alert: Alert) -> bool:
+        """True if `alert` may be delivered: it is the first of its rule and throttle key in the
+        period (the claim is atomic across workers), or it is that first alert again."""
+        if alert.throttle is None:
+            return True
+        key = redis_keys.throttle(self.prefix, alert.rule, alert.throttle.key)
+        claimed = await self.redis.set(
+            key, alert.id, nx=True, px=max(1, int(alert.throttle.seconds * 1000))
+        )
+        if claimed:
+            return True
+        holder = await self.redis.get(key)
+        if holder is None:
+            # Expired between the two calls: the period is over, so this alert may claim it.
+            return await self.claim_throttle(alert)
+        held_by = holder.decode() if isinstance(holder, bytes) else str(holder)
+        return held_by == alert.id
+
     async def record(self, alert_id: str, destination: str) -> None:
         await self.redis.set(
             redis_keys.delivered(self.prefix, alert_id, destination),
@@ -87,6 +105,10 @@ class Deliverer:
 
     async def deliver(self, alert: Alert) -> list[Failure]:
         """Deliver to every destination of the alert's route; returns those that failed for good."""
+        if not await self.ledger.claim_throttle(alert):
+            self.stats.alerts_throttled[alert.rule] += 1
+            log.info("throttled %s: %s already alerted for %s", alert.id, alert.rule, alert.key)
+            return []
         targets = self.destinations_for(alert)
         if not targets:
             return [self._failed(alert, alert.route, f"no destination named {alert.route!r}")]

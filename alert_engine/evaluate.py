@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from alert_engine.alerts import Alert, alert_id
+from alert_engine.alerts import Alert, Throttle, alert_id
 from alert_engine.events import Event, EventRejected, Stream, decode_event, event_fields
 from alert_engine.expressions import Activation, EvaluationError
 from alert_engine.rules import Rule, Ruleset
@@ -98,13 +98,16 @@ class Evaluator:
     def alerts(
         self, stream: Stream, event: Event, activation: Activation | None = None
     ) -> list[Alert]:
+        activation = activation or self.activation(stream, event)
         matches = self.matches(stream, event, activation)
         if not matches:
             return []
         fired_at = self.clock()
         fields = event.model_dump(mode="json")
         return [
-            self._alert(match.rule, stream, event.id, fields, match.values, event, fired_at)
+            self._alert(
+                match.rule, stream, event.id, fields, match.values, event, fired_at, activation
+            )
             for match in matches
         ]
 
@@ -223,7 +226,9 @@ class Evaluator:
                 if self._holds(rule, key, results):
                     state["fired"] = True
                     if fired is None:
-                        fired = self._window_alert(rule, stream, key, window, results, event)
+                        fired = self._window_alert(
+                            rule, stream, key, window, results, event, activation
+                        )
             store.set(shape, skey, window, state)
         return fired
 
@@ -251,6 +256,7 @@ class Evaluator:
         window: tuple[float, float],
         results: dict[str, Any],
         event: Event,
+        activation: Activation,
     ) -> Alert:
         assert rule.windowed is not None
         self.stats.rule_matches[rule.name] += 1
@@ -265,6 +271,7 @@ class Evaluator:
             values,
             event,
             self.clock(),
+            activation,
             id_key=f"{key}@{int(window[0])}",
         )
 
@@ -277,6 +284,7 @@ class Evaluator:
         values: dict[str, object],
         event: Event,
         fired_at: datetime,
+        activation: Activation,
         id_key: str | None = None,
     ) -> Alert:
         return Alert(
@@ -292,7 +300,21 @@ class Evaluator:
             fired_at=fired_at,
             ruleset_version=self.ruleset.version,
             labels=rule.spec.labels,
+            throttle=self._throttle(rule, key, activation),
         )
+
+    def _throttle(self, rule: Rule, key: str, activation: Activation) -> Throttle | None:
+        if rule.spec.throttle is None:
+            return None
+        throttle_key = key
+        if rule.throttle_key is not None:
+            try:
+                value = rule.throttle_key.value(activation)
+            except EvaluationError:
+                value = None
+            if value is not None:
+                throttle_key = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return Throttle(key=throttle_key[:MAX_KEY_LENGTH], seconds=rule.spec.throttle.period)
 
 
 def _jsonable(value: object) -> object:

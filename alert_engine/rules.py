@@ -38,7 +38,7 @@ from alert_engine.expressions import (
     functions_for,
 )
 from alert_engine.windows.aggregations import Aggregate, AggregateError, compile_aggregate
-from alert_engine.windows.definitions import WindowSpec
+from alert_engine.windows.definitions import Duration, WindowSpec
 from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -53,10 +53,22 @@ class Severity(StrEnum):
 
 
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)]
-AggregateName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 Source = Annotated[str, Field(min_length=1, max_length=4000)]
+AggregateName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 # Names a windowed rule's condition reads besides its aggregates.
 WINDOW_VARIABLES = ("key",)
+
+
+class ThrottleSpec(BaseModel):
+    """`throttle: {period: 1h, key: customer.id}`: at most one alert per rule and key per period.
+
+    The key is a CEL expression over the event; without one it is the alert's key (the group key
+    of a windowed rule, the event id of a filter)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: Duration
+    key: Source | None = None
 
 
 class RuleSpec(BaseModel):
@@ -79,6 +91,7 @@ class RuleSpec(BaseModel):
     window: WindowSpec | None = None
     aggregates: dict[AggregateName, Source] | None = None
     min_sample: int = Field(default=1, ge=1, le=1_000_000)
+    throttle: ThrottleSpec | None = None
 
     @model_validator(mode="after")
     def _windowed_parts_together(self) -> RuleSpec:
@@ -148,6 +161,7 @@ class Rule:
     condition: Condition
     location: Location
     windowed: Windowed | None = None
+    throttle_key: Expression | None = None
 
     @property
     def name(self) -> str:
@@ -199,6 +213,11 @@ class Ruleset:
             stream: functions_for(
                 [
                     *(rule.condition for rule in rules),
+                    *(
+                        rule.throttle_key
+                        for rule in enabled
+                        if rule.spec.source is stream and rule.throttle_key is not None
+                    ),
                     *(
                         expression
                         for group in windowed[stream].values()
@@ -330,6 +349,18 @@ def _rules_in(document: LocatedDocument) -> tuple[list[Rule], list[Problem]]:
         if windowed_problems:
             problems.extend(windowed_problems)
             continue
+        throttle_key = None
+        if spec.throttle is not None and spec.throttle.key is not None:
+            where = document.locate((*path, "throttle", "key"))
+            try:
+                throttle_key = compile_expression(spec.throttle.key)
+            except ExpressionError as exc:
+                problems.append(Problem(where, f"throttle key does not compile: {exc}"))
+                continue
+            problem = _field_problem(spec.source, throttle_key, "throttle key", where)
+            if problem is not None:
+                problems.append(problem)
+                continue
         if windowed is not None:
             known_names = {agg.name for agg in windowed.aggregates} | set(WINDOW_VARIABLES)
             unknown = _unknown_names(condition, known_names)
@@ -349,7 +380,13 @@ def _rules_in(document: LocatedDocument) -> tuple[list[Rule], list[Problem]]:
                 problems.append(problem)
                 continue
         rules.append(
-            Rule(spec=spec, condition=condition, location=document.locate(path), windowed=windowed)
+            Rule(
+                spec=spec,
+                condition=condition,
+                location=document.locate(path),
+                windowed=windowed,
+                throttle_key=throttle_key,
+            )
         )
     return rules, problems
 
@@ -446,7 +483,8 @@ def _validation_problems(
         loc = tuple(error["loc"])
         where = ".".join(str(part) for part in loc)
         if error["type"] == "extra_forbidden":
-            model = WindowSpec if loc[:1] == ("window",) else RuleSpec
+            nested: dict[Any, type[BaseModel]] = {"window": WindowSpec, "throttle": ThrottleSpec}
+            model = nested.get(loc[0], RuleSpec) if len(loc) > 1 else RuleSpec
             allowed = list(model.model_fields)
             guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             hint = f"did you mean {guess[0]!r}? " if guess else ""

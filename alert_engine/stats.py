@@ -17,6 +17,9 @@ class Stats:
     alerts_delivered: Counter[str] = field(default_factory=Counter)
     alerts_duplicate: Counter[str] = field(default_factory=Counter)
     alerts_failed: Counter[str] = field(default_factory=Counter)
+    # Alerts not delivered because their rule already alerted for the same key within its
+    # throttle period, by rule.
+    alerts_throttled: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {name: dict(counter) for name, counter in vars(self).items()}

@@ -90,3 +90,14 @@ def test_sentiment_scores_comments_and_treats_a_missing_comment_as_neutral(tmp_p
     assert evaluator.evaluate(Stream.RATINGS, encode(fine)) == []
     assert evaluator.evaluate(Stream.RATINGS, encode(empty)) == []
     assert evaluator.stats.rule_misses["negative-comment"] == 0
+
+
+def test_a_throttled_rule_puts_its_throttle_key_and_period_on_the_alert(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "name: negative-rating\nsource: ratings\ncondition: rating <= 2\n"
+        "throttle: {period: 1h, key: customer.id}\n"
+    )
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    [alert] = evaluator.evaluate(Stream.RATINGS, encode(rating(customer={"id": "c-9"})))
+    assert alert.throttle is not None
+    assert (alert.throttle.key, alert.throttle.seconds) == ("c-9", 3600.0)
