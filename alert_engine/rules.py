@@ -119,6 +119,44 @@ class RuleSpec(BaseModel):
         return self.window is not None
 
 
+class RuleDefaults(BaseModel):
+    """`_defaults.yaml` in the rules directory: values every rule gets unless it sets its own.
+
+    `labels` are merged (a rule's own win); `grace` and `min_sample` apply to windowed rules.
+    A rule opts out of a default throttle with `throttle: null`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: Severity | None = None
+    route: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    enabled: bool | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    throttle: ThrottleSpec | None = None
+    grace: Duration | None = None
+    min_sample: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    def apply(self, entry: Any) -> Any:
+        if not isinstance(entry, dict):
+            return entry
+        merged = dict(entry)
+        for name in ("severity", "route", "enabled"):
+            value = getattr(self, name)
+            if value is not None:
+                merged.setdefault(name, value.value if isinstance(value, Severity) else value)
+        own_labels = entry.get("labels")
+        if self.labels and (own_labels is None or isinstance(own_labels, dict)):
+            merged["labels"] = {**self.labels, **(own_labels or {})}
+        if self.throttle is not None and "throttle" not in entry:
+            merged["throttle"] = self.throttle.model_dump(exclude_none=True)
+        window = entry.get("window")
+        if isinstance(window, dict):
+            if self.grace is not None:
+                merged["window"] = {"grace": self.grace, **window}
+            if self.min_sample is not None:
+                merged.setdefault("min_sample", self.min_sample)
+        return merged
+
+
 @dataclass(frozen=True)
 class Problem:
     location: Location
@@ -284,17 +322,62 @@ def load_ruleset(directory: Path, *, routes: Iterable[str] | None = None) -> Rul
     """
     if not directory.is_dir():
         raise RulesetError([Problem(Location(directory, 1, 1), "rules directory not found")])
+    # Files starting with `_` are not rules: `_defaults.yaml` holds the defaults.
     files = sorted(
         path
         for path in directory.rglob("*")
-        if path.suffix in RULE_FILE_SUFFIXES and path.is_file() and not path.name.startswith(".")
+        if path.suffix in RULE_FILE_SUFFIXES
+        and path.is_file()
+        and not path.name.startswith((".", "_"))
     )
-    return load_rule_files(files, routes=routes)
+    defaults_file = next(
+        (directory / name for name in DEFAULTS_FILES if (directory / name).is_file()), None
+    )
+    return load_rule_files(files, routes=routes, defaults_file=defaults_file)
 
 
-def load_rule_files(files: Iterable[Path], *, routes: Iterable[str] | None = None) -> Ruleset:
+DEFAULTS_FILES = ("_defaults.yaml", "_defaults.yml")
+
+
+def load_defaults(file: Path) -> RuleDefaults:
+    """Raises `RulesetError` with the defaults file's own lines."""
+    try:
+        document = load_yaml(file)
+    except YamlError as exc:
+        raise RulesetError([Problem(exc.location, exc.message)]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesetError([Problem(Location(file, 1, 1), f"cannot read: {exc}")]) from None
+    try:
+        return RuleDefaults.model_validate(document.data or {})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            where = ".".join(str(part) for part in loc)
+            if error["type"] == "extra_forbidden":
+                allowed = ", ".join(RuleDefaults.model_fields)
+                message = f"unknown key {where!r} in defaults (allowed: {allowed})"
+                problems.append(Problem(document.locate_key(loc), message))
+            else:
+                text = error["msg"].removeprefix("Value error, ")
+                problems.append(Problem(document.locate(loc), f"{where}: {text}"))
+        raise RulesetError(problems) from None
+
+
+def load_rule_files(
+    files: Iterable[Path],
+    *,
+    routes: Iterable[str] | None = None,
+    defaults_file: Path | None = None,
+) -> Ruleset:
     problems: list[Problem] = []
     rules: list[Rule] = []
+    defaults = RuleDefaults()
+    if defaults_file is not None:
+        try:
+            defaults = load_defaults(defaults_file)
+        except RulesetError as exc:
+            problems.extend(exc.problems)
     for file in files:
         try:
             document = load_yaml(file)
@@ -304,7 +387,7 @@ def load_rule_files(files: Iterable[Path], *, routes: Iterable[str] | None = Non
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(Location(file, 1, 1), f"cannot read rule file: {exc}"))
             continue
-        file_rules, file_problems = _rules_in(document)
+        file_rules, file_problems = _rules_in(document, defaults)
         rules.extend(file_rules)
         problems.extend(file_problems)
 
@@ -314,7 +397,9 @@ def load_rule_files(files: Iterable[Path], *, routes: Iterable[str] | None = Non
     return Ruleset.of(rules)
 
 
-def _rules_in(document: LocatedDocument) -> tuple[list[Rule], list[Problem]]:
+def _rules_in(
+    document: LocatedDocument, defaults: RuleDefaults
+) -> tuple[list[Rule], list[Problem]]:
     data = document.data
     if isinstance(data, dict) and set(data) == {"rules"}:
         entries = data["rules"]
@@ -335,7 +420,7 @@ def _rules_in(document: LocatedDocument) -> tuple[list[Rule], list[Problem]]:
     problems: list[Problem] = []
     for path, entry in located:
         try:
-            spec = RuleSpec.model_validate(entry)
+            spec = RuleSpec.model_validate(defaults.apply(entry))
         except ValidationError as exc:
             problems.extend(_validation_problems(document, path, exc))
             continue
