@@ -94,7 +94,7 @@ def rules_test(rule: str, event_files: tuple[Path, ...], rules_dir: Path) -> Non
         click.echo(f"no rule named {rule!r} in {rules_dir}", err=True)
         sys.exit(1)
     max_bytes = EngineSettings().max_event_bytes
-    verdicts = try_rule(found, ruleset, read_events(event_files), max_event_bytes=max_bytes)
+    verdicts = try_rule(found, read_events(event_files), max_event_bytes=max_bytes)
     for verdict in verdicts:
         label = (
             verdict.outcome.upper() if verdict.outcome in ("match", "alert") else verdict.outcome
