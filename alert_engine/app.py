@@ -22,6 +22,7 @@ from alert_engine.alerts import Alert
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator, Regroup
 from alert_engine.events import EventRejected, Stream, decode_event
+from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 from alert_engine.windows.store import TableWindowStore
@@ -61,7 +62,11 @@ Outputs: TypeAlias = list[Output]
 
 
 def create_app(
-    settings: Settings, evaluator: Evaluator, deliverer: Deliverer, stats: Stats
+    settings: Settings,
+    evaluator: Evaluator,
+    deliverer: Deliverer,
+    stats: Stats,
+    reloader: RulesReloader | None = None,
 ) -> faust.App:
     kafka = settings.kafka
     app = faust.App(
@@ -107,6 +112,15 @@ def create_app(
         for shape, window in evaluator.ruleset.windows().items()
     }
     store = TableWindowStore({shape: wrapper.table for shape, wrapper in tables.items()})
+
+    if reloader is not None and settings.engine.rules_reload_seconds > 0:
+        # Tables cannot be added to a running app: a reload needing a new shape is refused.
+        reloader.window_shapes = set(tables)
+
+        async def reload_rules() -> None:
+            reloader.check()
+
+        app.timer(interval=settings.engine.rules_reload_seconds, name="reload-rules")(reload_rules)
 
     async def publish(outputs: Outputs) -> None:
         for output in outputs:
@@ -213,6 +227,9 @@ def create_app(
 
     @app.page("/stats")
     async def stats_view(web: Any, request: Any) -> Any:
-        return web.json({"ruleset": evaluator.ruleset.version, **stats.as_dict()})
+        problems = reloader.problems if reloader is not None else []
+        return web.json(
+            {"ruleset": evaluator.ruleset.version, "ruleset_problems": problems, **stats.as_dict()}
+        )
 
     return app

@@ -167,7 +167,7 @@ def _verdict(
 
 def _latest_window(store: MemoryWindowStore, rule: Rule, key: str, timestamp: float) -> str:
     assert rule.windowed is not None
-    wanted = state_key(rule.name, key)
+    wanted = state_key(rule.state_id, key)
     entries = [
         (window, state)
         for (_, skey, window), state in store.data.items()

@@ -196,7 +196,7 @@ class Evaluator:
             return None
         shape = windowed.shape
         grace = windowed.window.grace
-        skey = state_key(rule.name, key)
+        skey = state_key(rule.state_id, key)
         fired: Alert | None = None
         for window in window_ranges(store.window(shape), event.time.timestamp()):
             if window[1] + grace < watermark:

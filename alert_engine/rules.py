@@ -16,6 +16,7 @@ listing every problem with its file, line and column, so a running worker keeps 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -204,6 +205,13 @@ class Rule:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @functools.cached_property
+    def state_id(self) -> str:
+        """Names the rule's window state: a rule changed by a reload starts with fresh windows
+        instead of reading aggregates it no longer computes."""
+        digest = hashlib.sha256(orjson.dumps(self.spec.model_dump(mode="json"))).hexdigest()
+        return f"{self.name}@{digest[:8]}"
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class EngineSettings(BaseSettings):
     # Events larger than this are dead-lettered unread: a survey answer is a few hundred bytes,
     # and an unbounded comment is a memory and Slack-limit hazard.
     max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    # How often a worker looks for changed rule files; 0 turns hot reload off.
+    rules_reload_seconds: float = Field(default=5.0, ge=0)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from alert_engine.channels import Destination
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.delivery import Deliverer, DeliveryLedger
 from alert_engine.evaluate import Evaluator
+from alert_engine.reload import RulesReloader
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
@@ -33,4 +34,5 @@ def build_worker(settings: Settings) -> faust.App:
     # from_url connects lazily, inside the worker's event loop.
     redis = Redis.from_url(settings.redis.url)
     deliverer = Deliverer(routes, DeliveryLedger(redis, settings.redis.key_prefix), stats=stats)
-    return create_app(settings, evaluator, deliverer, stats)
+    reloader = RulesReloader(settings.engine.rules_dir, evaluator, routes=routes)
+    return create_app(settings, evaluator, deliverer, stats, reloader)

@@ -29,6 +29,7 @@ class Engine:
             alerts_topic=f"alerts-{unique}",
             deadletter_topic=f"deadletter-{unique}",
             failed_alerts_topic=f"alerts-failed-{unique}",
+            windows_topic=f"windows-{unique}",
             partitions=2,
         )
         self.outbox = workdir / "outbox.jsonl"
