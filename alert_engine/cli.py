@@ -33,7 +33,7 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     import faust
 
     from alert_engine.producer import ensure_topics
-    from alert_engine.worker import build_worker
+    from alert_engine.worker import build_worker, changelog_topics
 
     engine = EngineSettings() if rules_dir is None else EngineSettings(rules_dir=rules_dir)
     settings = Settings(engine=engine)
@@ -44,7 +44,7 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
         sys.exit(2)
     # Before Faust subscribes: a broker that auto-creates topics would give them its own default
     # partition count, and the partition count bounds how many workers can share the load.
-    asyncio.run(ensure_topics(settings.kafka))
+    asyncio.run(ensure_topics(settings.kafka, extra=changelog_topics(app)))
     faust.Worker(app, loglevel=loglevel.upper()).execute_from_commandline()
 
 

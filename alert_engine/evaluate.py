@@ -19,10 +19,10 @@ import orjson
 
 from alert_engine.alerts import Alert, Throttle, alert_id
 from alert_engine.events import Event, EventRejected, Stream, decode_event, event_fields
-from alert_engine.expressions import Activation, EvaluationError
+from alert_engine.expressions import Activation, Condition, EvaluationError, Expression
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
-from alert_engine.windows.definitions import window_ranges
+from alert_engine.windows.definitions import WindowRange, window_ranges
 from alert_engine.windows.store import WindowStore, state_key
 
 MAX_KEY_LENGTH = 256
@@ -161,16 +161,18 @@ class Evaluator:
     ) -> list[Alert]:
         """Add the event to the windows of its group key; alerts of rules that now hold."""
         stream = group.stream
+        self.stats.windowed_in[stream.value] += 1
         activation = activation or self.activation(stream, event)
         timestamp = event.time.timestamp()
         mark = (stream, partition)
         watermark = max(self.watermarks.get(mark, timestamp), timestamp)
         self.watermarks[mark] = watermark
         alerts: list[Alert] = []
+        # Rules of one grouping often share window shapes, filters and aggregate arguments:
+        # each is computed once per event.
+        cache = _EventCache(activation, timestamp, store)
         for rule in self.ruleset.windowed[stream].get(group.grouping, ()):
-            alert = self._add_to_windows(
-                rule, stream, group.key, event, activation, store, watermark
-            )
+            alert = self._add_to_windows(rule, stream, group.key, event, cache, watermark)
             if alert is not None:
                 alerts.append(alert)
         return alerts
@@ -181,16 +183,19 @@ class Evaluator:
         stream: Stream,
         key: str,
         event: Event,
-        activation: Activation,
-        store: WindowStore,
+        cache: _EventCache,
         watermark: float,
     ) -> Alert | None:
         windowed = rule.windowed
         assert windowed is not None
+        activation, store = cache.activation, cache.store
         try:
-            if windowed.where is not None and not windowed.where.evaluate(activation):
+            if windowed.where is not None and not cache.value(windowed.where):
                 return None
-            values = [aggregate.read(activation) for aggregate in windowed.aggregates]
+            values = [
+                cache.value(aggregate.argument) if aggregate.argument is not None else None
+                for aggregate in windowed.aggregates
+            ]
         except EvaluationError:
             self.stats.rule_misses[rule.name] += 1
             return None
@@ -198,7 +203,7 @@ class Evaluator:
         grace = windowed.window.grace
         skey = state_key(rule.state_id, key)
         fired: Alert | None = None
-        for window in window_ranges(store.window(shape), event.time.timestamp()):
+        for window in cache.ranges(shape):
             if window[1] + grace < watermark:
                 self.stats.late_events[rule.name] += 1
                 continue
@@ -315,6 +320,43 @@ class Evaluator:
             if value is not None:
                 throttle_key = value if isinstance(value, str) else orjson.dumps(value).decode()
         return Throttle(key=throttle_key[:MAX_KEY_LENGTH], seconds=rule.spec.throttle.period)
+
+
+class _EventCache:
+    """What the windowed rules of one event share: window ranges per shape, expression values."""
+
+    __slots__ = ("_ranges", "_values", "activation", "store", "timestamp")
+
+    def __init__(self, activation: Activation, timestamp: float, store: WindowStore) -> None:
+        self.activation = activation
+        self.timestamp = timestamp
+        self.store = store
+        self._ranges: dict[str, list[WindowRange]] = {}
+        self._values: dict[str, Any] = {}
+
+    def ranges(self, shape: str) -> list[WindowRange]:
+        found = self._ranges.get(shape)
+        if found is None:
+            found = self._ranges[shape] = window_ranges(self.store.window(shape), self.timestamp)
+        return found
+
+    def value(self, expression: Condition | Expression) -> Any:
+        """The expression's value for the event; raises `EvaluationError` each time it fails."""
+        if expression.source in self._values:
+            value = self._values[expression.source]
+        else:
+            try:
+                value = (
+                    expression.evaluate(self.activation)
+                    if isinstance(expression, Condition)
+                    else expression.value(self.activation)
+                )
+            except EvaluationError as exc:
+                value = exc
+            self._values[expression.source] = value
+        if isinstance(value, EvaluationError):
+            raise value
+        return value
 
 
 def _jsonable(value: object) -> object:

@@ -183,7 +183,7 @@ class Windowed:
     window: WindowSpec
     min_sample: int
 
-    @property
+    @functools.cached_property
     def shape(self) -> str:
         return self.window.shape
 

@@ -14,6 +14,8 @@ class Stats:
     rule_misses: Counter[str] = field(default_factory=Counter)
     # Events that came after their window's grace period, by windowed rule: not counted.
     late_events: Counter[str] = field(default_factory=Counter)
+    # Events taken by the windowed agent, by stream (once per group key of the event).
+    windowed_in: Counter[str] = field(default_factory=Counter)
     alerts_delivered: Counter[str] = field(default_factory=Counter)
     alerts_duplicate: Counter[str] = field(default_factory=Counter)
     alerts_failed: Counter[str] = field(default_factory=Counter)

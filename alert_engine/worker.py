@@ -36,3 +36,21 @@ def build_worker(settings: Settings) -> faust.App:
     deliverer = Deliverer(routes, DeliveryLedger(redis, settings.redis.key_prefix), stats=stats)
     reloader = RulesReloader(settings.engine.rules_dir, evaluator, routes=routes)
     return create_app(settings, evaluator, deliverer, stats, reloader)
+
+
+def changelog_topics(app: faust.App) -> dict[str, dict[str, str]]:
+    """The tables' changelog topics and their configuration, to create before the worker starts.
+
+    Left to Faust, they are created as the worker starts, and until the consumer's metadata knows
+    their partitions the windowed agent crashes on a partition-count check and is restarted."""
+    topics = {}
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        policies = [
+            name for name, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on
+        ]
+        configs = {"cleanup.policy": ",".join(policies) or "compact"}
+        if topic.retention:
+            configs["retention.ms"] = str(int(topic.retention * 1000))
+        topics[topic.get_topic_name()] = configs
+    return topics
