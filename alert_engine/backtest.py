@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +108,12 @@ def replay(ruleset: Ruleset, records: Iterable[Record], *, max_event_bytes: int)
 
 
 def _report_key(alert: Alert) -> str:
-    # A filter's key is the event id; the customer, agent or team says more about the noise.
+    # A filter's key is the event id; its throttle key or customer says more about the noise.
     if alert.throttle is not None:
         return alert.throttle.key
+    customer = alert.event.get("customer")
+    if alert.key == alert.event.get("id") and isinstance(customer, dict) and "id" in customer:
+        return f"customer {customer['id']}"
     return alert.key
 
 
@@ -175,12 +178,13 @@ def _latest_window(store: MemoryWindowStore, rule: Rule, key: str, timestamp: fl
     ]
     if not entries:
         return f"key={key} not counted (`where` is false, or the event came too late)"
-    window, state = max(entries, key=lambda entry: entry[0])
+    # The oldest window holding the event: with hopping windows, the one that has seen the most.
+    window, state = min(entries, key=lambda entry: entry[0])
     results = {
         aggregate.name: aggregate.result(current)
         for aggregate, current in zip(rule.windowed.aggregates, state["a"], strict=True)
     }
-    start = datetime.fromtimestamp(window[0]).astimezone().isoformat(timespec="minutes")
+    start = datetime.fromtimestamp(window[0], UTC).isoformat(timespec="minutes")
     return f"key={key} window from {start}: {_show(results)}"
 
 

@@ -8,6 +8,7 @@ so it happens once per event, not once per rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,11 +95,26 @@ def compile_expression(source: str) -> Expression:
     return Expression(source=source, program=program, variables=names, functions=called)
 
 
+# A regular expression given as a literal: `comment.matches('...')`.
+_REGEX_LITERAL = re.compile(r"""matches\(\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\s*\)""")
+
+
 def _compile(source: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
     try:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as exc:
         raise ExpressionError(_clean_cel_message(str(exc))) from None
+    # CEL's regular expressions are RE2-style (linear time, no catastrophic backtracking), but an
+    # invalid one only fails when an event reaches it: try each literal now.
+    for literal in _REGEX_LITERAL.findall(source):
+        try:
+            cel.compile(f"''.matches({literal})").execute(cel.Context({}, {}))
+        except (ValueError, RuntimeError) as exc:
+            detail = str(exc).split("regex parse error:", 1)[-1].strip()
+            detail = " ".join(detail.split()).removesuffix(
+                " Check function arguments and their types."
+            )
+            raise ExpressionError(f"invalid regular expression {literal}: {detail}") from None
     names = tuple(name for name in program.variables() if name not in FUNCTIONS)
     called = tuple(name for name in program.functions() if name in FUNCTIONS)
     return program, names, called

@@ -189,3 +189,10 @@ def test_a_bad_defaults_file_is_reported_with_its_own_line(tmp_path):
     problems = sorted(problems_of(tmp_path))
     assert problems[0].startswith(f"{defaults}:2:1: unknown key 'severtiy' in defaults")
     assert problems[1] == f"{defaults}:3:8: grace: a duration must be greater than zero"
+
+
+def test_an_invalid_regular_expression_is_an_error_at_load_not_at_run_time(tmp_path):
+    file = write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "comment.matches('(refund')"))
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(f"{file}:3:12: condition does not compile: invalid regular")
+    assert "unclosed group" in problem
