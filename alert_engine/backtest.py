@@ -170,11 +170,11 @@ def _verdict(
 
 def _latest_window(store: MemoryWindowStore, rule: Rule, key: str, timestamp: float) -> str:
     assert rule.windowed is not None
-    wanted = state_key(rule.state_id, key)
+    wanted = state_key(rule.windowed.group_by.source, key)
     entries = [
-        (window, state)
-        for (_, skey, window), state in store.data.items()
-        if skey == wanted and window[0] <= timestamp <= window[1]
+        (window, bucket[rule.state_id])
+        for (_, skey, window), bucket in store.data.items()
+        if skey == wanted and window[0] <= timestamp <= window[1] and rule.state_id in bucket
     ]
     if not entries:
         return f"key={key} not counted (`where` is false, or the event came too late)"

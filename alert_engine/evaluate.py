@@ -18,7 +18,14 @@ from typing import Any
 import orjson
 
 from alert_engine.alerts import Alert, Throttle, alert_id
-from alert_engine.events import Event, EventRejected, Stream, decode_event, event_fields
+from alert_engine.events import (
+    Event,
+    EventRejected,
+    Rating,
+    Stream,
+    decode_event,
+    event_fields,
+)
 from alert_engine.expressions import Activation, Condition, EvaluationError, Expression
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
@@ -26,6 +33,10 @@ from alert_engine.windows.definitions import WindowRange, window_ranges
 from alert_engine.windows.store import WindowStore, state_key
 
 MAX_KEY_LENGTH = 256
+# The grouping of ratings and interactions re-keyed by interaction id for join rules.
+JOIN_GROUPING = "join:interaction"
+# Events kept per interaction id and side: bounds the state of an id that is reused by mistake.
+MAX_JOIN_WAITING = 100
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,31 @@ class Evaluator:
                 continue
             key = value if isinstance(value, str) else orjson.dumps(value).decode()
             found.append(Regroup(stream, grouping, key[:MAX_KEY_LENGTH]))
+        join_key = self._join_key(stream, activation)
+        if join_key is not None:
+            found.append(Regroup(stream, JOIN_GROUPING, join_key[:MAX_KEY_LENGTH]))
+        return found
+
+    def _join_key(self, stream: Stream, activation: Activation) -> str | None:
+        """The interaction id, if a join rule may need this event: every interaction, and the
+        ratings that meet some join rule's own condition."""
+        if not self.ruleset.joins:
+            return None
+        if stream is Stream.INTERACTIONS:
+            return str(activation.fields["id"])
+        interaction_id = activation.fields.get("interaction_id")
+        if interaction_id is None:
+            return None
+        return str(interaction_id) if self._joining_rules(activation) else None
+
+    def _joining_rules(self, activation: Activation) -> list[Rule]:
+        found = []
+        for rule in self.ruleset.joins:
+            try:
+                if rule.condition.evaluate(activation):
+                    found.append(rule)
+            except EvaluationError:
+                self.stats.rule_misses[rule.name] += 1
         return found
 
     def process(self, stream: Stream, raw: bytes | None) -> Outcome:
@@ -167,14 +203,17 @@ class Evaluator:
         mark = (stream, partition)
         watermark = max(self.watermarks.get(mark, timestamp), timestamp)
         self.watermarks[mark] = watermark
+        if group.grouping == JOIN_GROUPING:
+            return self._join(group, event, store, activation)
         alerts: list[Alert] = []
         # Rules of one grouping often share window shapes, filters and aggregate arguments:
         # each is computed once per event.
-        cache = _EventCache(activation, timestamp, store)
+        cache = _EventCache(activation, timestamp, store, state_key(group.grouping, group.key))
         for rule in self.ruleset.windowed[stream].get(group.grouping, ()):
             alert = self._add_to_windows(rule, stream, group.key, event, cache, watermark)
             if alert is not None:
                 alerts.append(alert)
+        cache.write_back()
         return alerts
 
     def _add_to_windows(
@@ -188,7 +227,7 @@ class Evaluator:
     ) -> Alert | None:
         windowed = rule.windowed
         assert windowed is not None
-        activation, store = cache.activation, cache.store
+        activation = cache.activation
         try:
             if windowed.where is not None and not cache.value(windowed.where):
                 return None
@@ -201,13 +240,13 @@ class Evaluator:
             return None
         shape = windowed.shape
         grace = windowed.window.grace
-        skey = state_key(rule.state_id, key)
         fired: Alert | None = None
         for window in cache.ranges(shape):
             if window[1] + grace < watermark:
                 self.stats.late_events[rule.name] += 1
                 continue
-            state = store.get(shape, skey, window)
+            bucket = cache.bucket(shape, window)
+            state = bucket.get(rule.state_id)
             if state is None:
                 state = {
                     "n": 0,
@@ -234,8 +273,85 @@ class Evaluator:
                         fired = self._window_alert(
                             rule, stream, key, window, results, event, activation
                         )
-            store.set(shape, skey, window, state)
+            bucket[rule.state_id] = state
         return fired
+
+    def _join(
+        self, group: Regroup, event: Event, store: WindowStore, activation: Activation
+    ) -> list[Alert]:
+        """Keep the event for its partner (up to the longest `within` of the join rules) and
+        pair it with partners already kept: a rating with its interaction, either order."""
+        shape = self.ruleset.join_shape
+        if shape is None:
+            return []
+        window = store.window(shape)
+        timestamp = event.time.timestamp()
+        skey = state_key(JOIN_GROUPING, group.key)
+        own = window_ranges(window, timestamp)[0]
+        state = store.get(shape, skey, own) or {"ratings": [], "interactions": []}
+        fields = event.model_dump(mode="json")
+        side = "ratings" if group.stream is Stream.RATINGS else "interactions"
+        kept: dict[str, Any]
+        if group.stream is Stream.RATINGS:
+            rules = [rule.name for rule in self._joining_rules(activation)]
+            if not rules:
+                return []
+            kept = {"event": fields, "time": timestamp, "rules": rules}
+        else:
+            kept = {"event": fields, "time": timestamp}
+        waiting = state[side]
+        if len(waiting) < MAX_JOIN_WAITING and all(
+            item["event"]["id"] != event.id for item in waiting
+        ):
+            state[side] = [*state[side], kept]
+            store.set(shape, skey, own, state)
+        nearby: list[dict[str, Any]] = []
+        for moment in (timestamp - window.size, timestamp, timestamp + window.size):
+            found = store.get(shape, skey, window_ranges(window, moment)[0])
+            if found is not None:
+                nearby.extend(found["interactions" if side == "ratings" else "ratings"])
+        pairs = (
+            [(kept, other) for other in nearby]
+            if side == "ratings"
+            else [(other, kept) for other in nearby]
+        )
+        alerts = []
+        for rating, interaction in pairs:
+            for name in rating["rules"]:
+                alert = self._paired(name, rating, interaction)
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts
+
+    def _paired(
+        self, name: str, rating: dict[str, Any], interaction: dict[str, Any]
+    ) -> Alert | None:
+        rule = self.ruleset.get(name)
+        if rule is None or rule.join_condition is None or rule.spec.join is None:
+            return None  # the rule went away in a reload
+        if abs(rating["time"] - interaction["time"]) > rule.spec.join.within:
+            return None
+        joined = Activation({"interaction": interaction["event"]}, self.ruleset.window_functions)
+        try:
+            if not rule.join_condition.evaluate(joined):
+                return None
+        except EvaluationError:
+            self.stats.rule_misses[rule.name] += 1
+            return None
+        self.stats.rule_matches[rule.name] += 1
+        event = Rating.model_validate(rating["event"])
+        activation = self.activation(Stream.RATINGS, event)
+        values = {**rule.condition.values(activation), "interaction": interaction["event"]}
+        return self._alert(
+            rule,
+            Stream.RATINGS,
+            event.id,
+            rating["event"],
+            values,
+            event,
+            self.clock(),
+            activation,
+        )
 
     def _results(self, rule: Rule, state: dict[str, Any]) -> dict[str, Any]:
         assert rule.windowed is not None
@@ -323,16 +439,36 @@ class Evaluator:
 
 
 class _EventCache:
-    """What the windowed rules of one event share: window ranges per shape, expression values."""
+    """What the windowed rules of one event and group key share: window ranges per shape,
+    expression values, and the window state.
 
-    __slots__ = ("_ranges", "_values", "activation", "store", "timestamp")
+    The state of all rules of one grouping, key, window shape and window is one store entry (rule
+    state id -> state), read once and written once per event: a table write is a changelog
+    message, and their number per event then grows with window shapes, not with rules."""
 
-    def __init__(self, activation: Activation, timestamp: float, store: WindowStore) -> None:
+    __slots__ = ("_buckets", "_ranges", "_values", "activation", "key", "store", "timestamp")
+
+    def __init__(
+        self, activation: Activation, timestamp: float, store: WindowStore, key: str
+    ) -> None:
         self.activation = activation
         self.timestamp = timestamp
         self.store = store
+        self.key = key
         self._ranges: dict[str, list[WindowRange]] = {}
         self._values: dict[str, Any] = {}
+        self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
+
+    def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
+        found = self._buckets.get((shape, window))
+        if found is None:
+            stored = self.store.get(shape, self.key, window)
+            found = self._buckets[(shape, window)] = dict(stored) if stored else {}
+        return found
+
+    def write_back(self) -> None:
+        for (shape, window), bucket in self._buckets.items():
+            self.store.set(shape, self.key, window, bucket)
 
     def ranges(self, shape: str) -> list[WindowRange]:
         found = self._ranges.get(shape)

@@ -56,6 +56,8 @@ class Severity(StrEnum):
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)]
 Source = Annotated[str, Field(min_length=1, max_length=4000)]
 AggregateName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
+# The window shape of the table that holds ratings and interactions waiting for each other.
+JOIN_SHAPE_PREFIX = "join-"
 # Names a windowed rule's condition reads besides its aggregates.
 WINDOW_VARIABLES = ("key",)
 
@@ -70,6 +72,17 @@ class ThrottleSpec(BaseModel):
 
     period: Duration
     key: Source | None = None
+
+
+class JoinSpec(BaseModel):
+    """`join: {within: 2h, condition: interaction.transfers >= 3}` on a ratings rule: the rating
+    alerts only if its interaction (`interaction_id`), arriving before or after it with event
+    times at most `within` apart, meets `condition` (CEL over `interaction`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    within: Duration
+    condition: Source
 
 
 class RuleSpec(BaseModel):
@@ -93,9 +106,14 @@ class RuleSpec(BaseModel):
     aggregates: dict[AggregateName, Source] | None = None
     min_sample: int = Field(default=1, ge=1, le=1_000_000)
     throttle: ThrottleSpec | None = None
+    join: JoinSpec | None = None
 
     @model_validator(mode="after")
     def _windowed_parts_together(self) -> RuleSpec:
+        if self.join is not None and self.source is not Stream.RATINGS:
+            raise ValueError("join is for ratings rules: a rating joined with its interaction")
+        if self.join is not None and self.window is not None:
+            raise ValueError("a rule has either a window or a join, not both")
         windowed = ("group_by", "window", "aggregates")
         given = [name for name in windowed if getattr(self, name) is not None]
         if given and len(given) < len(windowed):
@@ -201,6 +219,8 @@ class Rule:
     location: Location
     windowed: Windowed | None = None
     throttle_key: Expression | None = None
+    # A join rule's condition over the joined interaction.
+    join_condition: Condition | None = None
 
     @property
     def name(self) -> str:
@@ -227,8 +247,14 @@ class Ruleset:
     groupings: dict[Stream, dict[str, Expression]] = field(repr=False)
     # Window shape -> (a window of that shape, the longest grace of the rules using it).
     shapes: dict[str, tuple[WindowSpec, float]] = field(repr=False)
-    # Functions the windowed rules' conditions over aggregates call.
+    # Functions the windowed rules' conditions over aggregates (and join conditions) call.
     window_functions: dict[str, Callable[..., Any]] = field(repr=False)
+    # Ratings rules joined with their interaction.
+    joins: tuple[Rule, ...] = field(default=(), repr=False)
+
+    @property
+    def join_shape(self) -> str | None:
+        return next((shape for shape in self.shapes if shape.startswith(JOIN_SHAPE_PREFIX)), None)
 
     @classmethod
     def of(cls, rules: Iterable[Rule]) -> Ruleset:
@@ -239,10 +265,16 @@ class Ruleset:
         enabled = [rule for rule in ordered if rule.spec.enabled]
         by_stream = {
             stream: tuple(
-                rule for rule in enabled if rule.spec.source is stream and rule.windowed is None
+                rule
+                for rule in enabled
+                if rule.spec.source is stream
+                and rule.windowed is None
+                and rule.join_condition is None
             )
             for stream in Stream
         }
+        joins = tuple(rule for rule in enabled if rule.join_condition is not None)
+        join_within = max((rule.spec.join.within for rule in joins if rule.spec.join), default=0.0)
         windowed: dict[Stream, dict[str, tuple[Rule, ...]]] = {stream: {} for stream in Stream}
         groupings: dict[Stream, dict[str, Expression]] = {stream: {} for stream in Stream}
         shapes: dict[str, tuple[WindowSpec, float]] = {}
@@ -255,6 +287,9 @@ class Ruleset:
             groupings[rule.spec.source][group.source] = group
             spec, grace = shapes.get(rule.windowed.shape, (rule.windowed.window, 0.0))
             shapes[rule.windowed.shape] = (spec, max(grace, rule.windowed.window.grace))
+        if joins:
+            join_window = WindowSpec(size=join_within)
+            shapes[f"{JOIN_SHAPE_PREFIX}{join_window.shape}"] = (join_window, 0.0)
         functions = {
             stream: functions_for(
                 [
@@ -276,7 +311,10 @@ class Ruleset:
             for stream, rules in by_stream.items()
         }
         window_functions = functions_for(
-            rule.condition for rule in enabled if rule.windowed is not None
+            [
+                *(rule.condition for rule in enabled if rule.windowed is not None),
+                *(rule.join_condition for rule in joins if rule.join_condition is not None),
+            ]
         )
         return cls(
             rules=ordered,
@@ -287,6 +325,7 @@ class Ruleset:
             groupings=groupings,
             shapes=shapes,
             window_functions=window_functions,
+            joins=joins,
         )
 
     def windows(self) -> dict[str, HoppingWindow]:
@@ -442,6 +481,24 @@ def _rules_in(
         if windowed_problems:
             problems.extend(windowed_problems)
             continue
+        join_condition = None
+        if spec.join is not None:
+            where = document.locate((*path, "join", "condition"))
+            try:
+                join_condition = compile_condition(spec.join.condition)
+            except ExpressionError as exc:
+                problems.append(Problem(where, f"join condition does not compile: {exc}"))
+                continue
+            unknown = _unknown_names(join_condition, {"interaction"})
+            if unknown:
+                problems.append(
+                    Problem(
+                        where,
+                        f"join condition reads {', '.join(unknown)}: it reads the joined "
+                        "interaction as `interaction` (e.g. interaction.transfers >= 3)",
+                    )
+                )
+                continue
         throttle_key = None
         if spec.throttle is not None and spec.throttle.key is not None:
             where = document.locate((*path, "throttle", "key"))
@@ -479,6 +536,7 @@ def _rules_in(
                 location=document.locate(path),
                 windowed=windowed,
                 throttle_key=throttle_key,
+                join_condition=join_condition,
             )
         )
     return rules, problems
@@ -576,7 +634,11 @@ def _validation_problems(
         loc = tuple(error["loc"])
         where = ".".join(str(part) for part in loc)
         if error["type"] == "extra_forbidden":
-            nested: dict[Any, type[BaseModel]] = {"window": WindowSpec, "throttle": ThrottleSpec}
+            nested: dict[Any, type[BaseModel]] = {
+                "window": WindowSpec,
+                "throttle": ThrottleSpec,
+                "join": JoinSpec,
+            }
             model = nested.get(loc[0], RuleSpec) if len(loc) > 1 else RuleSpec
             allowed = list(model.model_fields)
             guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)

@@ -91,6 +91,7 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
         ("agent.id", "a-7"),
         ("channel", "chat"),
         ("customer.id", "c-1"),
+        ("join:interaction", "i-1"),  # the 1-star rating may join its interaction
         ("team", "orders"),
     ]
     assert all(output.value == raw for output in outputs if isinstance(output, Regrouped))

@@ -164,3 +164,36 @@ def test_a_customer_rating_negatively_twice_within_seven_days_alerts(engine):
     [alert] = settle(engine, "repeat-negative-customer", twice, 1)
     assert alert["values"]["negatives"] == 2
     assert fired(engine, "repeat-negative-customer", once) == []
+
+
+def test_a_low_rating_joined_with_a_hard_interaction_alerts_whichever_comes_first(engine):
+    before, after, easy = name("i"), name("i"), name("i")
+    engine.produce(
+        engine.kafka.interactions_topic,
+        encode_all(
+            [
+                interaction(id=before, hold_seconds=600.0, time=seconds_ago(600)),
+                interaction(id=easy, hold_seconds=5.0, transfers=0, time=seconds_ago(600)),
+            ]
+        ),
+    )
+    first, second, third = name("r"), name("r"), name("r")
+    engine.produce(
+        engine.kafka.ratings_topic,
+        encode_all(
+            [
+                rating(id=first, rating=1, interaction_id=before, time=seconds_ago(60)),
+                rating(id=second, rating=2, interaction_id=after, time=seconds_ago(60)),
+                rating(id=third, rating=1, interaction_id=easy, time=seconds_ago(60)),
+            ]
+        ),
+    )
+    [alert] = settle(engine, "low-rating-after-hard-call", first, 1)
+    assert alert["values"]["interaction"]["hold_seconds"] == 600.0
+    engine.produce(
+        engine.kafka.interactions_topic,
+        encode_all([interaction(id=after, transfers=4, time=seconds_ago(300))]),
+    )
+    [alert] = settle(engine, "low-rating-after-hard-call", second, 1)
+    assert alert["values"]["interaction"]["transfers"] == 4
+    assert fired(engine, "low-rating-after-hard-call", third) == []

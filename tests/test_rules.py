@@ -59,7 +59,7 @@ def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
     assert problems_of(tmp_path) == [
         f"{file}:6:1: unknown key 'severty' (did you mean 'severity'? allowed: name, "
         "description, source, condition, severity, route, enabled, labels, where, group_by, "
-        "window, aggregates, min_sample, throttle)"
+        "window, aggregates, min_sample, throttle, join)"
     ]
 
 

@@ -44,12 +44,14 @@ def test_window_state_and_the_fired_mark_survive_a_worker_restart(stack, unique,
         )
 
     worker = engine.worker("first").start()
-    # Four low ratings for a-1 (one short of the minimum sample); a-2 alone would not fire.
-    engine.produce(engine.kafka.ratings_topic, ratings("a-1", [1, 2, 1, 2], 0))
-    engine.produce(engine.kafka.ratings_topic, ratings("a-2", [1], 0))
-    time.sleep(3.0)  # let the first worker aggregate and write its changelog
-    assert engine.delivered() == []
-    worker.stop()
+    try:
+        # Four low ratings for a-1 (one short of the minimum sample); a-2 alone would not fire.
+        engine.produce(engine.kafka.ratings_topic, ratings("a-1", [1, 2, 1, 2], 0))
+        engine.produce(engine.kafka.ratings_topic, ratings("a-2", [1], 0))
+        time.sleep(3.0)  # let the first worker aggregate and write its changelog
+        assert engine.delivered() == []
+    finally:
+        worker.stop()
 
     restarted = engine.worker("second").start()
     try:
