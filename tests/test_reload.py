@@ -70,10 +70,13 @@ def test_a_running_worker_reloads_changed_rules(stack, unique, tmp_path):
     engine = Engine(stack, unique, tmp_path, rules_dir=rules)
     engine.env["ALERT_ENGINE_RULES_RELOAD_SECONDS"] = "0.5"
     worker = engine.worker().start()
+    other = engine.worker("other").start()
     try:
         before = stats(worker)["ruleset"]
         rewrite(rule, TWO_STARS)
         engine.wait_for(lambda: stats(worker)["ruleset"] != before, timeout=20)
+        # Every worker reads the same files: both end on the same version.
+        engine.wait_for(lambda: stats(other)["ruleset"] == stats(worker)["ruleset"], timeout=20)
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-two", rating=2)]))
         engine.wait_for(lambda: len(engine.delivered()) >= 1)
 
@@ -84,5 +87,7 @@ def test_a_running_worker_reloads_changed_rules(stack, unique, tmp_path):
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-two-again", rating=2)]))
         engine.wait_for(lambda: len(engine.delivered()) >= 2)
         assert sorted(alert["key"] for alert in engine.delivered()) == ["r-two", "r-two-again"]
+        assert stats(other)["ruleset"] == after
     finally:
+        other.stop()
         worker.stop()
