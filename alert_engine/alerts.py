@@ -21,6 +21,15 @@ def alert_id(rule: str, key: str) -> str:
     return f"al-{digest}"
 
 
+class Throttle(BaseModel):
+    """At most one delivered alert per rule and `key` every `seconds`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    seconds: float
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -37,6 +46,7 @@ class Alert(BaseModel):
     fired_at: AwareDatetime
     ruleset_version: str
     labels: dict[str, str] = {}
+    throttle: Throttle | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

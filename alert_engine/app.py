@@ -22,13 +22,15 @@ from alert_engine import deadletter
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
-from alert_engine.evaluate import Evaluator
-from alert_engine.events import EventRejected, Stream
+from alert_engine.evaluate import Evaluator, Regroup
+from alert_engine.events import EventRejected, Stream, decode_event
 from alert_engine.followup.retry import until_done
 from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
+from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
+from alert_engine.windows.store import TableWindowStore
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,23 @@ class DeadLetter:
     headers: dict[str, bytes]
 
 
-Output: TypeAlias = Alert | CaseEvent | DeadLetter
+@dataclass(frozen=True)
+class Regrouped:
+    """An input event re-sent to the windows topic, keyed by one of its group keys."""
+
+    group: Regroup
+    value: bytes | None
+
+    def key(self) -> bytes:
+        return f"{self.group.stream.value}\x00{self.group.grouping}\x00{self.group.key}".encode()
+
+    @staticmethod
+    def parse_key(key: bytes) -> Regroup:
+        stream, grouping, group_key = key.decode().split("\x00", 2)
+        return Regroup(Stream(stream), grouping, group_key)
+
+
+Output: TypeAlias = Alert | CaseEvent | DeadLetter | Regrouped
 # What an agent yields for one input record; often empty.
 Outputs: TypeAlias = list[Output]
 
@@ -54,6 +72,7 @@ def create_app(
     deliverer: Deliverer,
     stats: Stats,
     followup: FollowupService | None = None,
+    reloader: RulesReloader | None = None,
 ) -> faust.App:
     kafka = settings.kafka
     app = faust.App(
@@ -86,8 +105,31 @@ def create_app(
             kafka.deadletter_topic,
             kafka.failed_alerts_topic,
             kafka.cases_topic,
+            kafka.windows_topic,
         )
     }
+    # One Faust windowed table per window shape the rules use (memory store, changelog-backed):
+    # keys are (rule and group key, window), values the aggregates' state and the fired mark.
+    tables = {
+        shape: app.Table(
+            f"window-{shape}",
+            default=None,
+            schema=faust.Schema(key_serializer="json", value_serializer="json"),
+            partitions=kafka.partitions,
+            help=f"windowed rules' state, windows of {shape}",
+        ).using_window(window)
+        for shape, window in evaluator.ruleset.windows().items()
+    }
+    store = TableWindowStore({shape: wrapper.table for shape, wrapper in tables.items()})
+
+    if reloader is not None and settings.engine.rules_reload_seconds > 0:
+        # Tables cannot be added to a running app: a reload needing a new shape is refused.
+        reloader.window_shapes = set(tables)
+
+        async def reload_rules() -> None:
+            reloader.check()
+
+        app.timer(interval=settings.engine.rules_reload_seconds, name="reload-rules")(reload_rules)
 
     async def publish(outputs: Outputs) -> None:
         for output in outputs:
@@ -100,6 +142,8 @@ def create_app(
                 await topics[kafka.cases_topic].send(
                     key=output.alert_id.encode(), value=output.to_json()
                 )
+            elif isinstance(output, Regrouped):
+                await topics[kafka.windows_topic].send(key=output.key(), value=output.value)
             else:
                 await topics[output.topic].send(
                     key=output.key, value=output.value, headers=output.headers
@@ -109,7 +153,11 @@ def create_app(
         event: EventT[bytes]
         async for event in events.events():
             try:
-                outputs: Outputs = list(evaluator.evaluate(stream, event.value))
+                outcome = evaluator.process(stream, event.value)
+                outputs: Outputs = [
+                    *outcome.alerts,
+                    *(Regrouped(group, event.value) for group in outcome.regroups),
+                ]
             except EventRejected as rejected:
                 message = event.message
                 log.warning(
@@ -144,6 +192,23 @@ def create_app(
     async def evaluate_interactions(events: StreamT[bytes]) -> AsyncIterator[Outputs]:
         async for outputs in evaluate(Stream.INTERACTIONS, events):
             yield outputs
+
+    @app.agent(topics[kafka.windows_topic], name="evaluate-windows", sink=[publish])
+    async def evaluate_windows(events: StreamT[bytes]) -> AsyncIterator[Outputs]:
+        # Runs on the partition of the group key, where that key's window state lives.
+        event: EventT[bytes]
+        async for event in events.events():
+            try:
+                group = Regrouped.parse_key(event.key or b"")
+                decoded = decode_event(
+                    group.stream, event.value, max_bytes=evaluator.max_event_bytes
+                )
+            except (EventRejected, ValueError):
+                # Validated before it was re-sent: only a foreign producer could get here.
+                log.warning("unreadable record on the windows topic at %s", event.message.offset)
+                yield []
+                continue
+            yield list(evaluator.windowed(group, decoded, store, partition=event.message.partition))
 
     @app.agent(topics[kafka.alerts_topic], name="deliver-alerts", sink=[publish])
     async def deliver_alerts(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
@@ -187,6 +252,9 @@ def create_app(
 
     @app.page("/stats")
     async def stats_view(web: Any, request: Any) -> Any:
-        return web.json({"ruleset": evaluator.ruleset.version, **stats.as_dict()})
+        problems = reloader.problems if reloader is not None else []
+        return web.json(
+            {"ruleset": evaluator.ruleset.version, "ruleset_problems": problems, **stats.as_dict()}
+        )
 
     return app

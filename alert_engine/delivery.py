@@ -83,6 +83,24 @@ class DeliveryLedger:
         )
         return previous is not None
 
+    async def claim_throttle(self, alert: Alert) -> bool:
+        """True if `alert` may be delivered: it is the first of its rule and throttle key in the
+        period (the claim is atomic across workers), or it is that first alert again."""
+        if alert.throttle is None:
+            return True
+        key = redis_keys.throttle(self.prefix, alert.rule, alert.throttle.key)
+        claimed = await self.redis.set(
+            key, alert.id, nx=True, px=max(1, int(alert.throttle.seconds * 1000))
+        )
+        if claimed:
+            return True
+        holder = await self.redis.get(key)
+        if holder is None:
+            # Expired between the two calls: the period is over, so this alert may claim it.
+            return await self.claim_throttle(alert)
+        held_by = holder.decode() if isinstance(holder, bytes) else str(holder)
+        return held_by == alert.id
+
     async def record(self, alert_id: str, destination: str) -> None:
         await self.redis.set(
             redis_keys.delivered(self.prefix, alert_id, destination),
@@ -154,6 +172,10 @@ class Deliverer:
         """Deliver to every destination the alert routes to (or just `only`, for a replay);
         returns those that failed for good."""
         if only is None and await self._muted(alert):
+            return []
+        if not await self._ledger_answer(lambda: self.ledger.claim_throttle(alert), alert.id):
+            self.stats.alerts_throttled[alert.rule] += 1
+            log.info("throttled %s: %s already alerted for %s", alert.id, alert.rule, alert.key)
             return []
         names, grouped = ([only], False) if only is not None else await self._route(alert)
         if self.cases is not None and not is_escalated(alert):

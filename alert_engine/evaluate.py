@@ -1,7 +1,11 @@
 """Where an event becomes alerts: decode, validate, run every rule of its stream, build alerts.
 
-Pure and synchronous, so the live agent, `alert-engine rules test` and the replay backtest all run
-exactly this code.
+Pure and synchronous, so the live agents, `alert-engine rules test` and the replay backtest all run
+exactly this code. Filters decide on one event (`matches`). Windowed rules take two steps, because
+a window's state must live on the partition of its group key: `regroup` names the group keys an
+event belongs to (live, the event is re-sent to the windows topic once per key), and `windowed`
+updates that key's windows in a `WindowStore` and fires a rule the first time its condition holds
+in a window.
 """
 
 from __future__ import annotations
@@ -9,18 +13,51 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from alert_engine.alerts import Alert, alert_id
-from alert_engine.events import Event, EventRejected, Stream, decode_event, event_fields
-from alert_engine.expressions import Activation, EvaluationError
+import orjson
+
+from alert_engine.alerts import Alert, Throttle, alert_id
+from alert_engine.events import (
+    Event,
+    EventRejected,
+    Rating,
+    Stream,
+    decode_event,
+    event_fields,
+)
+from alert_engine.expressions import Activation, Condition, EvaluationError, Expression
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
+from alert_engine.windows.definitions import WindowRange, window_ranges
+from alert_engine.windows.store import WindowStore, state_key
+
+MAX_KEY_LENGTH = 256
+# The grouping of ratings and interactions re-keyed by interaction id for join rules.
+JOIN_GROUPING = "join:interaction"
+# Events kept per interaction id and side: bounds the state of an id that is reused by mistake.
+MAX_JOIN_WAITING = 100
 
 
 @dataclass(frozen=True)
 class Match:
     rule: Rule
     values: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Regroup:
+    """The event belongs to group `key` of the windowed rules grouped by `grouping`."""
+
+    stream: Stream
+    grouping: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    alerts: list[Alert]
+    regroups: list[Regroup]
 
 
 class Evaluator:
@@ -36,6 +73,9 @@ class Evaluator:
         self.max_event_bytes = max_event_bytes
         self.stats = stats or Stats()
         self.clock = clock
+        # The latest event time seen per (stream, partition): windows that ended more than their
+        # grace before it take no more events.
+        self.watermarks: dict[tuple[Stream, int], float] = {}
 
     def decode(self, stream: Stream, raw: bytes | None) -> Event:
         """Raises `EventRejected`; counts what came in and what was rejected."""
@@ -46,8 +86,13 @@ class Evaluator:
             self.stats.events_rejected[exc.reason] += 1
             raise
 
-    def matches(self, stream: Stream, event: Event) -> list[Match]:
-        activation = Activation(event_fields(event), self.ruleset.functions[stream])
+    def activation(self, stream: Stream, event: Event) -> Activation:
+        return Activation(event_fields(event), self.ruleset.functions[stream])
+
+    def matches(
+        self, stream: Stream, event: Event, activation: Activation | None = None
+    ) -> list[Match]:
+        activation = activation or self.activation(stream, event)
         found: list[Match] = []
         for rule in self.ruleset.by_stream[stream]:
             self.stats.rule_evaluations[rule.name] += 1
@@ -62,32 +107,393 @@ class Evaluator:
                 found.append(Match(rule, rule.condition.values(activation)))
         return found
 
-    def alerts(self, stream: Stream, event: Event) -> list[Alert]:
-        matches = self.matches(stream, event)
+    def alerts(
+        self, stream: Stream, event: Event, activation: Activation | None = None
+    ) -> list[Alert]:
+        activation = activation or self.activation(stream, event)
+        matches = self.matches(stream, event, activation)
         if not matches:
             return []
         fired_at = self.clock()
         fields = event.model_dump(mode="json")
         return [
-            Alert(
-                id=alert_id(match.rule.name, event.id),
-                rule=match.rule.name,
-                severity=match.rule.spec.severity,
-                route=match.rule.spec.route,
-                key=event.id,
-                stream=stream,
-                event=fields,
-                values={name: _jsonable(value) for name, value in match.values.items()},
-                event_time=event.time,
-                fired_at=fired_at,
-                ruleset_version=self.ruleset.version,
-                labels=match.rule.spec.labels,
+            self._alert(
+                match.rule, stream, event.id, fields, match.values, event, fired_at, activation
             )
             for match in matches
         ]
 
+    def regroup(self, stream: Stream, activation: Activation) -> list[Regroup]:
+        """The group keys of the event for every grouping its stream's windowed rules use."""
+        found = []
+        for grouping, expression in self.ruleset.groupings[stream].items():
+            try:
+                value = expression.value(activation)
+            except EvaluationError:
+                value = None
+            if value is None:
+                for rule in self.ruleset.windowed[stream][grouping]:
+                    self.stats.rule_misses[rule.name] += 1
+                continue
+            key = value if isinstance(value, str) else orjson.dumps(value).decode()
+            found.append(Regroup(stream, grouping, key[:MAX_KEY_LENGTH]))
+        join_key = self._join_key(stream, activation)
+        if join_key is not None:
+            found.append(Regroup(stream, JOIN_GROUPING, join_key[:MAX_KEY_LENGTH]))
+        return found
+
+    def _join_key(self, stream: Stream, activation: Activation) -> str | None:
+        """The interaction id, if a join rule may need this event: every interaction, and the
+        ratings that meet some join rule's own condition."""
+        if not self.ruleset.joins:
+            return None
+        if stream is Stream.INTERACTIONS:
+            return str(activation.fields["id"])
+        interaction_id = activation.fields.get("interaction_id")
+        if interaction_id is None:
+            return None
+        return str(interaction_id) if self._joining_rules(activation) else None
+
+    def _joining_rules(self, activation: Activation) -> list[Rule]:
+        found = []
+        for rule in self.ruleset.joins:
+            try:
+                if rule.condition.evaluate(activation):
+                    found.append(rule)
+            except EvaluationError:
+                self.stats.rule_misses[rule.name] += 1
+        return found
+
+    def process(self, stream: Stream, raw: bytes | None) -> Outcome:
+        """One input event: the filter alerts, and the group keys for the windowed rules."""
+        event = self.decode(stream, raw)
+        activation = self.activation(stream, event)
+        return Outcome(self.alerts(stream, event, activation), self.regroup(stream, activation))
+
     def evaluate(self, stream: Stream, raw: bytes | None) -> list[Alert]:
-        return self.alerts(stream, self.decode(stream, raw))
+        """The filter rules' alerts for one input event."""
+        return self.process(stream, raw).alerts
+
+    def evaluate_all(
+        self, stream: Stream, raw: bytes | None, store: WindowStore, partition: int = 0
+    ) -> list[Alert]:
+        """Filters and windowed rules in one step, on one store: for replays and rule tests."""
+        event = self.decode(stream, raw)
+        activation = self.activation(stream, event)
+        alerts = self.alerts(stream, event, activation)
+        for group in self.regroup(stream, activation):
+            alerts.extend(
+                self.windowed(group, event, store, partition=partition, activation=activation)
+            )
+        return alerts
+
+    def windowed(
+        self,
+        group: Regroup,
+        event: Event,
+        store: WindowStore,
+        *,
+        partition: int = 0,
+        activation: Activation | None = None,
+    ) -> list[Alert]:
+        """Add the event to the windows of its group key; alerts of rules that now hold."""
+        stream = group.stream
+        self.stats.windowed_in[stream.value] += 1
+        activation = activation or self.activation(stream, event)
+        timestamp = event.time.timestamp()
+        mark = (stream, partition)
+        watermark = max(self.watermarks.get(mark, timestamp), timestamp)
+        self.watermarks[mark] = watermark
+        if group.grouping == JOIN_GROUPING:
+            return self._join(group, event, store, activation)
+        alerts: list[Alert] = []
+        # Rules of one grouping often share window shapes, filters and aggregate arguments:
+        # each is computed once per event.
+        cache = _EventCache(activation, timestamp, store, state_key(group.grouping, group.key))
+        for rule in self.ruleset.windowed[stream].get(group.grouping, ()):
+            alert = self._add_to_windows(rule, stream, group.key, event, cache, watermark)
+            if alert is not None:
+                alerts.append(alert)
+        cache.write_back()
+        return alerts
+
+    def _add_to_windows(
+        self,
+        rule: Rule,
+        stream: Stream,
+        key: str,
+        event: Event,
+        cache: _EventCache,
+        watermark: float,
+    ) -> Alert | None:
+        windowed = rule.windowed
+        assert windowed is not None
+        activation = cache.activation
+        try:
+            if windowed.where is not None and not cache.value(windowed.where):
+                return None
+            values = [
+                cache.value(aggregate.argument) if aggregate.argument is not None else None
+                for aggregate in windowed.aggregates
+            ]
+        except EvaluationError:
+            self.stats.rule_misses[rule.name] += 1
+            return None
+        shape = windowed.shape
+        grace = windowed.window.grace
+        fired: Alert | None = None
+        for window in cache.ranges(shape):
+            if window[1] + grace < watermark:
+                self.stats.late_events[rule.name] += 1
+                continue
+            bucket = cache.bucket(shape, window)
+            state = bucket.get(rule.state_id)
+            if state is None:
+                state = {
+                    "n": 0,
+                    "a": [aggregate.kind.initial() for aggregate in windowed.aggregates],
+                    "fired": False,
+                }
+            try:
+                state["a"] = [
+                    aggregate.step(current, value)
+                    for aggregate, current, value in zip(
+                        windowed.aggregates, state["a"], values, strict=True
+                    )
+                ]
+            except EvaluationError:
+                # A value of the wrong type (text where a number belongs): not counted.
+                self.stats.rule_misses[rule.name] += 1
+                return fired
+            state["n"] += 1
+            if not state["fired"] and state["n"] >= windowed.min_sample:
+                results = self._results(rule, state)
+                if self._holds(rule, key, results):
+                    state["fired"] = True
+                    if fired is None:
+                        fired = self._window_alert(
+                            rule, stream, key, window, results, event, activation
+                        )
+            bucket[rule.state_id] = state
+        return fired
+
+    def _join(
+        self, group: Regroup, event: Event, store: WindowStore, activation: Activation
+    ) -> list[Alert]:
+        """Keep the event for its partner (up to the longest `within` of the join rules) and
+        pair it with partners already kept: a rating with its interaction, either order."""
+        shape = self.ruleset.join_shape
+        if shape is None:
+            return []
+        window = store.window(shape)
+        timestamp = event.time.timestamp()
+        skey = state_key(JOIN_GROUPING, group.key)
+        own = window_ranges(window, timestamp)[0]
+        state = store.get(shape, skey, own) or {"ratings": [], "interactions": []}
+        fields = event.model_dump(mode="json")
+        side = "ratings" if group.stream is Stream.RATINGS else "interactions"
+        kept: dict[str, Any]
+        if group.stream is Stream.RATINGS:
+            rules = [rule.name for rule in self._joining_rules(activation)]
+            if not rules:
+                return []
+            kept = {"event": fields, "time": timestamp, "rules": rules}
+        else:
+            kept = {"event": fields, "time": timestamp}
+        waiting = state[side]
+        if len(waiting) < MAX_JOIN_WAITING and all(
+            item["event"]["id"] != event.id for item in waiting
+        ):
+            state[side] = [*state[side], kept]
+            store.set(shape, skey, own, state)
+        nearby: list[dict[str, Any]] = []
+        for moment in (timestamp - window.size, timestamp, timestamp + window.size):
+            found = store.get(shape, skey, window_ranges(window, moment)[0])
+            if found is not None:
+                nearby.extend(found["interactions" if side == "ratings" else "ratings"])
+        pairs = (
+            [(kept, other) for other in nearby]
+            if side == "ratings"
+            else [(other, kept) for other in nearby]
+        )
+        alerts = []
+        for rating, interaction in pairs:
+            for name in rating["rules"]:
+                alert = self._paired(name, rating, interaction)
+                if alert is not None:
+                    alerts.append(alert)
+        return alerts
+
+    def _paired(
+        self, name: str, rating: dict[str, Any], interaction: dict[str, Any]
+    ) -> Alert | None:
+        rule = self.ruleset.get(name)
+        if rule is None or rule.join_condition is None or rule.spec.join is None:
+            return None  # the rule went away in a reload
+        if abs(rating["time"] - interaction["time"]) > rule.spec.join.within:
+            return None
+        joined = Activation({"interaction": interaction["event"]}, self.ruleset.window_functions)
+        try:
+            if not rule.join_condition.evaluate(joined):
+                return None
+        except EvaluationError:
+            self.stats.rule_misses[rule.name] += 1
+            return None
+        self.stats.rule_matches[rule.name] += 1
+        event = Rating.model_validate(rating["event"])
+        activation = self.activation(Stream.RATINGS, event)
+        values = {**rule.condition.values(activation), "interaction": interaction["event"]}
+        return self._alert(
+            rule,
+            Stream.RATINGS,
+            event.id,
+            rating["event"],
+            values,
+            event,
+            self.clock(),
+            activation,
+        )
+
+    def _results(self, rule: Rule, state: dict[str, Any]) -> dict[str, Any]:
+        assert rule.windowed is not None
+        return {
+            aggregate.name: aggregate.result(current)
+            for aggregate, current in zip(rule.windowed.aggregates, state["a"], strict=True)
+        }
+
+    def _holds(self, rule: Rule, key: str, results: dict[str, Any]) -> bool:
+        activation = Activation({**results, "key": key}, self.ruleset.window_functions)
+        try:
+            return rule.condition.evaluate(activation)
+        except EvaluationError:
+            # e.g. an average over no values yet (null): the condition cannot hold.
+            self.stats.rule_misses[rule.name] += 1
+            return False
+
+    def _window_alert(
+        self,
+        rule: Rule,
+        stream: Stream,
+        key: str,
+        window: tuple[float, float],
+        results: dict[str, Any],
+        event: Event,
+        activation: Activation,
+    ) -> Alert:
+        assert rule.windowed is not None
+        self.stats.rule_matches[rule.name] += 1
+        start = datetime.fromtimestamp(window[0], UTC)
+        end = datetime.fromtimestamp(window[0] + rule.windowed.window.size, UTC)
+        values = {**results, "window_start": start, "window_end": end}
+        return self._alert(
+            rule,
+            stream,
+            key,
+            event.model_dump(mode="json"),
+            values,
+            event,
+            self.clock(),
+            activation,
+            id_key=f"{key}@{int(window[0])}",
+        )
+
+    def _alert(
+        self,
+        rule: Rule,
+        stream: Stream,
+        key: str,
+        fields: dict[str, Any],
+        values: dict[str, object],
+        event: Event,
+        fired_at: datetime,
+        activation: Activation,
+        id_key: str | None = None,
+    ) -> Alert:
+        return Alert(
+            id=alert_id(rule.name, id_key or key),
+            rule=rule.name,
+            severity=rule.spec.severity,
+            route=rule.spec.route,
+            key=key,
+            stream=stream,
+            event=fields,
+            values={name: _jsonable(value) for name, value in values.items()},
+            event_time=event.time,
+            fired_at=fired_at,
+            ruleset_version=self.ruleset.version,
+            labels=rule.spec.labels,
+            throttle=self._throttle(rule, key, activation),
+        )
+
+    def _throttle(self, rule: Rule, key: str, activation: Activation) -> Throttle | None:
+        if rule.spec.throttle is None:
+            return None
+        throttle_key = key
+        if rule.throttle_key is not None:
+            try:
+                value = rule.throttle_key.value(activation)
+            except EvaluationError:
+                value = None
+            if value is not None:
+                throttle_key = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return Throttle(key=throttle_key[:MAX_KEY_LENGTH], seconds=rule.spec.throttle.period)
+
+
+class _EventCache:
+    """What the windowed rules of one event and group key share: window ranges per shape,
+    expression values, and the window state.
+
+    The state of all rules of one grouping, key, window shape and window is one store entry (rule
+    state id -> state), read once and written once per event: a table write is a changelog
+    message, and their number per event then grows with window shapes, not with rules."""
+
+    __slots__ = ("_buckets", "_ranges", "_values", "activation", "key", "store", "timestamp")
+
+    def __init__(
+        self, activation: Activation, timestamp: float, store: WindowStore, key: str
+    ) -> None:
+        self.activation = activation
+        self.timestamp = timestamp
+        self.store = store
+        self.key = key
+        self._ranges: dict[str, list[WindowRange]] = {}
+        self._values: dict[str, Any] = {}
+        self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
+
+    def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
+        found = self._buckets.get((shape, window))
+        if found is None:
+            stored = self.store.get(shape, self.key, window)
+            found = self._buckets[(shape, window)] = dict(stored) if stored else {}
+        return found
+
+    def write_back(self) -> None:
+        for (shape, window), bucket in self._buckets.items():
+            self.store.set(shape, self.key, window, bucket)
+
+    def ranges(self, shape: str) -> list[WindowRange]:
+        found = self._ranges.get(shape)
+        if found is None:
+            found = self._ranges[shape] = window_ranges(self.store.window(shape), self.timestamp)
+        return found
+
+    def value(self, expression: Condition | Expression) -> Any:
+        """The expression's value for the event; raises `EvaluationError` each time it fails."""
+        if expression.source in self._values:
+            value = self._values[expression.source]
+        else:
+            try:
+                value = (
+                    expression.evaluate(self.activation)
+                    if isinstance(expression, Condition)
+                    else expression.value(self.activation)
+                )
+            except EvaluationError as exc:
+                value = exc
+            self._values[expression.source] = value
+        if isinstance(value, EvaluationError):
+            raise value
+        return value
 
 
 def _jsonable(value: object) -> object:

@@ -8,6 +8,7 @@ so it happens once per event, not once per rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,12 @@ from typing import Any
 import cel
 from cel.stdlib import STDLIB_FUNCTIONS
 
+from alert_engine.sentiment import sentiment
+
 # Functions available to conditions beyond CEL's built-ins, by the name a condition calls them
-# with: cel-go's string, math, list and set extensions (`lowerAscii`, `split`, `math.abs`, ...).
-FUNCTIONS: dict[str, Callable[..., Any]] = dict(STDLIB_FUNCTIONS)
+# with: cel-go's string, math, list and set extensions (`lowerAscii`, `split`, `math.abs`, ...),
+# and `sentiment(text)`, VADER's compound score from -1 (negative) to 1 (positive).
+FUNCTIONS: dict[str, Callable[..., Any]] = {**STDLIB_FUNCTIONS, "sentiment": sentiment}
 
 
 class ExpressionError(ValueError):
@@ -65,17 +69,58 @@ class Condition:
         }
 
 
+@dataclass(frozen=True)
+class Expression:
+    """A CEL expression giving any value: a grouping key (`agent.id`), an aggregate's argument."""
+
+    source: str
+    program: Any = field(repr=False, compare=False)
+    variables: tuple[str, ...]
+    functions: tuple[str, ...]
+
+    def value(self, activation: Activation) -> Any:
+        try:
+            return self.program.execute(activation.context)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise EvaluationError(str(exc)) from None
+
+
 def compile_condition(source: str) -> Condition:
+    program, names, called = _compile(source)
+    return Condition(source=source, program=program, variables=names, functions=called)
+
+
+def compile_expression(source: str) -> Expression:
+    program, names, called = _compile(source)
+    return Expression(source=source, program=program, variables=names, functions=called)
+
+
+# A regular expression given as a literal: `comment.matches('...')`.
+_REGEX_LITERAL = re.compile(r"""matches\(\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\s*\)""")
+
+
+def _compile(source: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
     try:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as exc:
         raise ExpressionError(_clean_cel_message(str(exc))) from None
+    # CEL's regular expressions are RE2-style (linear time, no catastrophic backtracking), but an
+    # invalid one only fails when an event reaches it: try each literal now.
+    for literal in _REGEX_LITERAL.findall(source):
+        try:
+            cel.compile(f"''.matches({literal})").execute(cel.Context({}, {}))
+        except (ValueError, RuntimeError) as exc:
+            detail = str(exc).split("regex parse error:", 1)[-1].strip()
+            detail = " ".join(detail.split()).removesuffix(
+                " Check function arguments and their types."
+            )
+            raise ExpressionError(f"invalid regular expression {literal}: {detail}") from None
     names = tuple(name for name in program.variables() if name not in FUNCTIONS)
     called = tuple(name for name in program.functions() if name in FUNCTIONS)
-    return Condition(source=source, program=program, variables=names, functions=called)
+    return program, names, called
 
 
-def functions_for(conditions: Iterable[Condition]) -> dict[str, Callable[..., Any]]:
+def functions_for(conditions: Iterable[Condition | Expression]) -> dict[str, Callable[..., Any]]:
     return {name: FUNCTIONS[name] for condition in conditions for name in condition.functions}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -12,7 +12,12 @@ from aiokafka.errors import TopicAlreadyExistsError
 from alert_engine.settings import KafkaSettings
 
 
-async def ensure_topics(kafka: KafkaSettings, names: Iterable[str] | None = None) -> None:
+async def ensure_topics(
+    kafka: KafkaSettings,
+    names: Iterable[str] | None = None,
+    *,
+    extra: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
     """Create the engine's topics with the configured partition count, if they do not exist.
 
     Done before any worker starts, so the broker never auto-creates them with its own default
@@ -28,15 +33,22 @@ async def ensure_topics(kafka: KafkaSettings, names: Iterable[str] | None = None
             kafka.deadletter_topic,
             kafka.failed_alerts_topic,
             kafka.cases_topic,
+            kafka.windows_topic,
         ]
     )
+    # Topics the engine's tables use, with their configuration (name -> topic configs).
+    extra = extra or {}
+    wanted.extend(name for name in extra if name not in wanted)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
-                name, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor
+                name,
+                num_partitions=kafka.partitions,
+                replication_factor=kafka.replication_factor,
+                topic_configs=dict(extra.get(name, {})),
             )
             for name in wanted
             if name not in existing

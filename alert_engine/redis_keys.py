@@ -102,3 +102,9 @@ def group_alerts(prefix: str, group_id: str) -> str:
 def group_sent(prefix: str, group_id: str) -> str:
     """When the group's last digest went out (epoch seconds)."""
     return f"{prefix}:group:{group_id}:sent"
+
+
+def throttle(prefix: str, rule: str, key: str) -> str:
+    """Held by the first alert of a rule and key for the throttle period; its value is that
+    alert's id, so the same alert redelivered after a crash still goes through."""
+    return f"{prefix}:throttle:{rule}:{key}"

@@ -28,6 +28,9 @@ class KafkaSettings(BaseSettings):
     failed_alerts_topic: str = "alerts.failed"
     # Case state changes (claimed, resolved, ...), one JSON record per change keyed by alert id.
     cases_topic: str = "cases"
+    # Events re-keyed by the group key of windowed rules, so that a key's window state lives on
+    # one partition (an internal topic, like the tables' changelogs).
+    windows_topic: str = "windows"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # How long the group waits for a silent worker before its partitions move to another. Faust's
@@ -81,6 +84,8 @@ class EngineSettings(BaseSettings):
     interaction_url: str | None = None
     # Seconds between checks for escalations and digests that are due.
     escalation_check_interval: float = Field(default=1.0, gt=0)
+    # How often a worker looks for changed rule files; 0 turns hot reload off.
+    rules_reload_seconds: float = Field(default=5.0, ge=0)
 
 
 class SlackSettings(BaseSettings):

@@ -59,6 +59,19 @@ class Stats:
         self.alerts_inhibited = metered_counter(
             r, "alerts_inhibited", "Alerts muted by an inhibition rule, by rule", "inhibition"
         )
+        # Events that came after their window's grace period, by windowed rule: not counted.
+        self.late_events = metered_counter(
+            r, "late_events", "Events after their window's grace period, by rule", "rule"
+        )
+        # Events taken by the windowed agent, by stream (once per group key of the event).
+        self.windowed_in = metered_counter(
+            r, "windowed_in", "Events taken by the windowed agent, by stream", "stream"
+        )
+        # Alerts not delivered because their rule already alerted for the same key within its
+        # throttle period, by rule.
+        self.alerts_throttled = metered_counter(
+            r, "alerts_throttled", "Alerts held back by their rule's throttle, by rule", "rule"
+        )
         self.delivery_latency = delivery_latency_histogram(r)
 
     def observe_delivery(self, destination: str, latency_seconds: float) -> None:
@@ -82,4 +95,7 @@ class Stats:
             "surveys_answered": dict(self.surveys_answered),
             "alerts_silenced": dict(self.alerts_silenced),
             "alerts_inhibited": dict(self.alerts_inhibited),
+            "late_events": dict(self.late_events),
+            "windowed_in": dict(self.windowed_in),
+            "alerts_throttled": dict(self.alerts_throttled),
         }

@@ -29,6 +29,7 @@ from alert_engine.followup.service import FollowupService
 from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
 from alert_engine.presentation import LinkTemplates
+from alert_engine.reload import RulesReloader
 from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
@@ -104,7 +105,8 @@ def build_worker(settings: Settings) -> faust.App:
     cases = CaseStore(redis, settings.redis.key_prefix)
 
     def escalate_after(alert: Alert) -> timedelta | None:
-        rule = ruleset.get(alert.rule)
+        # The rules in force now: hot reload may have replaced those the worker started with.
+        rule = evaluator.ruleset.get(alert.rule)
         return rule.spec.escalate_after if rule is not None else None
 
     deliverer = Deliverer(
@@ -131,7 +133,8 @@ def build_worker(settings: Settings) -> faust.App:
             rule.name: rule.spec.followup for rule in ruleset.rules if rule.spec.followup
         },
     )
-    app = create_app(settings, evaluator, deliverer, stats, followup)
+    reloader = RulesReloader(settings.engine.rules_dir, evaluator)
+    app = create_app(settings, evaluator, deliverer, stats, followup, reloader)
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(
@@ -201,3 +204,21 @@ def _redis_outage_logged(what: str) -> Iterator[None]:
         yield
     except (RedisError, OSError) as exc:
         log.warning("cannot check due %s, Redis unreachable: %s", what, exc)
+
+
+def changelog_topics(app: faust.App) -> dict[str, dict[str, str]]:
+    """The tables' changelog topics and their configuration, to create before the worker starts.
+
+    Left to Faust, they are created as the worker starts, and until the consumer's metadata knows
+    their partitions the windowed agent crashes on a partition-count check and is restarted."""
+    topics = {}
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        policies = [
+            name for name, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on
+        ]
+        configs = {"cleanup.policy": ",".join(policies) or "compact"}
+        if topic.retention:
+            configs["retention.ms"] = str(int(topic.retention * 1000))
+        topics[topic.get_topic_name()] = configs
+    return topics

@@ -38,6 +38,7 @@ class Engine:
             failed_alerts_topic=f"alerts-failed-{unique}",
             cases_topic=f"cases-{unique}",
             partitions=partitions,
+            windows_topic=f"windows-{unique}",
         )
         self.outbox = workdir / "outbox.jsonl"
         self.env = {

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from alert_engine.app import DeadLetter
+from alert_engine.app import DeadLetter, Regrouped
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.settings import EngineSettings, KafkaSettings, RedisSettings, Settings
 from alert_engine.worker import build_worker
@@ -13,12 +13,17 @@ from tests.factories import encode, rating
 
 @pytest.fixture
 def settings(tmp_path: Path, unique: str) -> Settings:
+    # Only the 1-2 star filter: these tests look at one agent's outputs one by one.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shipped = Path(__file__).parents[1] / "rules" / "negative-rating.yaml"
+    (rules / "negative-rating.yaml").write_text(shipped.read_text())
     return Settings(
         # Never contacted: the test context replaces the topics with in-memory channels.
         kafka=KafkaSettings(bootstrap="127.0.0.1:9"),
         engine=EngineSettings(
             app_id=f"test-{unique}",
-            rules_dir=Path(__file__).parents[1] / "rules",
+            rules_dir=rules,
             outbox_path=tmp_path / "outbox.jsonl",
         ),
     )
@@ -64,3 +69,29 @@ async def test_the_delivery_agent_writes_each_alert_to_the_outbox_once(settings,
         await agent.put(alert.to_json())  # redelivered by Kafka after a crash
     delivered = read_outbox(settings.engine.outbox_path)
     assert [entry["alert"]["id"] for entry in delivered] == [alert.id]
+
+
+async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_topic(settings):
+    shipped = Path(__file__).parents[1] / "rules"
+    settings = Settings(
+        kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
+    )
+    app = build_worker(settings)
+    raw = encode(rating(id="r-1", rating=1, team="orders", agent={"id": "a-7"}))
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        await agent.put(raw)
+        [outputs] = agent.results.values()
+    regrouped = sorted(
+        (output.group.grouping, output.group.key)
+        for output in outputs
+        if isinstance(output, Regrouped)
+    )
+    # One record per grouping of the shipped windowed rules, whatever the number of rules.
+    assert regrouped == [
+        ("agent.id", "a-7"),
+        ("channel", "chat"),
+        ("customer.id", "c-1"),
+        ("join:interaction", "i-1"),  # the 1-star rating may join its interaction
+        ("team", "orders"),
+    ]
+    assert all(output.value == raw for output in outputs if isinstance(output, Regrouped))

@@ -100,3 +100,40 @@ async def test_a_permanent_error_is_not_retried(redis, unique, sleeps):
 async def test_an_alert_for_an_unknown_route_fails_visibly(redis, unique, sleeps):
     [failure] = await deliverer(redis, unique, Recorder(), sleeps).deliver(make_alert(route="x"))
     assert failure.reason == "no destination named 'x'"
+
+
+async def test_a_throttled_rule_delivers_one_alert_per_key_and_period_across_workers(
+    redis, unique, sleeps
+):
+    from alert_engine.alerts import Throttle
+
+    team = Recorder()
+    first_worker = deliverer(redis, unique, team, sleeps)
+    second_worker = deliverer(redis, unique, team, sleeps)
+    hour = Throttle(key="c-1", seconds=3600)
+    first = make_alert("r-1").model_copy(update={"throttle": hour})
+    second = make_alert("r-2").model_copy(update={"throttle": hour})
+    other_customer = make_alert("r-3").model_copy(
+        update={"throttle": Throttle(key="c-2", seconds=3600)}
+    )
+    assert await first_worker.deliver(first) == []
+    assert await second_worker.deliver(second) == []  # same rule and key, other worker
+    assert await second_worker.deliver(first) == []  # the first alert redelivered: not throttled
+    assert await first_worker.deliver(other_customer) == []
+    assert team.sent == [first.id, other_customer.id]
+    assert second_worker.stats.alerts_throttled["negative-rating"] == 1
+
+
+async def test_the_throttle_ends_after_its_period(redis, unique, sleeps):
+    import asyncio
+
+    from alert_engine.alerts import Throttle
+
+    team = Recorder()
+    worker = deliverer(redis, unique, team, sleeps)
+    brief = Throttle(key="c-1", seconds=0.2)
+    await worker.deliver(make_alert("r-1").model_copy(update={"throttle": brief}))
+    await worker.deliver(make_alert("r-2").model_copy(update={"throttle": brief}))
+    await asyncio.sleep(0.3)
+    await worker.deliver(make_alert("r-3").model_copy(update={"throttle": brief}))
+    assert team.sent == [alert_id("negative-rating", "r-1"), alert_id("negative-rating", "r-3")]

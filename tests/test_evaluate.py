@@ -75,3 +75,29 @@ def test_rejected_events_are_counted_by_reason(evaluator):
             evaluator.evaluate(Stream.RATINGS, raw)
     assert evaluator.stats.events_rejected == {"not_json": 1, "invalid": 2}
     assert evaluator.stats.events_in["ratings"] == 3
+
+
+def test_sentiment_scores_comments_and_treats_a_missing_comment_as_neutral(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "name: negative-comment\nsource: ratings\n"
+        "condition: rating == 3 && sentiment(comment) < -0.4\n"
+    )
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    angry = rating(id="r-angry", rating=3, comment="Rude, useless agent. Terrible, awful service.")
+    fine = rating(id="r-fine", rating=3, comment="It was fine, thanks.")
+    empty = rating(id="r-empty", rating=3, comment=None)
+    assert [a.key for a in evaluator.evaluate(Stream.RATINGS, encode(angry))] == ["r-angry"]
+    assert evaluator.evaluate(Stream.RATINGS, encode(fine)) == []
+    assert evaluator.evaluate(Stream.RATINGS, encode(empty)) == []
+    assert evaluator.stats.rule_misses["negative-comment"] == 0
+
+
+def test_a_throttled_rule_puts_its_throttle_key_and_period_on_the_alert(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "name: negative-rating\nsource: ratings\ncondition: rating <= 2\n"
+        "throttle: {period: 1h, key: customer.id}\n"
+    )
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    [alert] = evaluator.evaluate(Stream.RATINGS, encode(rating(customer={"id": "c-9"})))
+    assert alert.throttle is not None
+    assert (alert.throttle.key, alert.throttle.seconds) == ("c-9", 3600.0)

@@ -59,6 +59,9 @@ def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
     assert problems_of(tmp_path) == [
         f"{file}:6:1: unknown key 'severty' (allowed: name, description, source, condition, "
         "severity, route, enabled, labels, followup, escalate_after)"
+        f"{file}:6:1: unknown key 'severty' (did you mean 'severity'? allowed: name, "
+        "description, source, condition, severity, route, enabled, labels, where, group_by, "
+        "window, aggregates, min_sample, throttle, join)"
     ]
 
 
@@ -149,3 +152,72 @@ def test_a_typo_in_a_follow_up_policy_is_reported_with_its_line(tmp_path):
     assert "(allowed: enabled, delay)" in typo
     assert bad_delay.startswith(f"{tmp_path / 'b.yaml'}:6:")
     assert "followup.delay" in bad_delay
+
+
+def test_the_committed_json_schema_is_up_to_date():
+    import json
+
+    from alert_engine.rules import rule_file_schema
+
+    committed = json.loads((Path(__file__).parents[1] / "rules.schema.json").read_text())
+    assert committed == rule_file_schema(), "run `alert-engine rules schema` and commit it"
+
+
+def test_the_shipped_rules_validate_against_the_json_schema_structure():
+    from alert_engine.rules import rule_file_schema
+
+    # The schema names every key a rule may have, with the rule's own required keys.
+    rule = rule_file_schema()["$defs"]["Rule"]
+    assert set(rule["required"]) == {"name", "source", "condition"}
+    assert rule["additionalProperties"] is False
+    assert "window" in rule["properties"] and "aggregates" in rule["properties"]
+
+
+def test_defaults_apply_to_every_rule_and_a_rule_overrides_them(tmp_path):
+    write(
+        tmp_path,
+        "_defaults.yaml",
+        "severity: low\nroute: outbox\nlabels: {program: recovery, tier: all}\n"
+        "throttle: {period: 1h}\ngrace: 5m\nmin_sample: 3\n",
+    )
+    write(tmp_path, "plain.yaml", "name: plain\nsource: ratings\ncondition: rating <= 2\n")
+    write(
+        tmp_path,
+        "own.yaml",
+        "name: own\nsource: ratings\ncondition: rating <= 1\nseverity: critical\n"
+        "labels: {tier: gold}\nthrottle: null\n",
+    )
+    write(
+        tmp_path,
+        "windowed.yaml",
+        "name: windowed\nsource: ratings\ngroup_by: team\nwindow: {size: 1h}\n"
+        "aggregates: {n: count()}\ncondition: n > 1\n",
+    )
+    ruleset = load_ruleset(tmp_path)
+    plain, own, windowed = (ruleset.get(name) for name in ("plain", "own", "windowed"))
+    assert plain is not None and own is not None and windowed is not None
+    assert plain.spec.severity is Severity.LOW
+    assert plain.spec.route == "outbox"
+    assert plain.spec.throttle is not None and plain.spec.throttle.period == 3600
+    assert plain.spec.window is None  # grace and min_sample only reach windowed rules
+    assert own.spec.severity is Severity.CRITICAL
+    assert own.spec.labels == {"program": "recovery", "tier": "gold"}
+    assert own.spec.throttle is None
+    assert windowed.spec.window is not None and windowed.spec.window.grace == 300
+    assert windowed.spec.min_sample == 3
+    assert len(ruleset.rules) == 3  # the defaults file is not a rule
+
+
+def test_a_bad_defaults_file_is_reported_with_its_own_line(tmp_path):
+    defaults = write(tmp_path, "_defaults.yaml", "severity: high\nsevertiy: low\ngrace: 0s\n")
+    write(tmp_path, "neg.yaml", GOOD)
+    problems = sorted(problems_of(tmp_path))
+    assert problems[0].startswith(f"{defaults}:2:1: unknown key 'severtiy' in defaults")
+    assert problems[1] == f"{defaults}:3:8: grace: a duration must be greater than zero"
+
+
+def test_an_invalid_regular_expression_is_an_error_at_load_not_at_run_time(tmp_path):
+    file = write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "comment.matches('(refund')"))
+    [problem] = problems_of(tmp_path)
+    assert problem.startswith(f"{file}:3:12: condition does not compile: invalid regular")
+    assert "unclosed group" in problem

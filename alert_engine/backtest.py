@@ -1,0 +1,199 @@
+"""`rules test` and `replay`: run rules on a file of events with the live engine's `Evaluator`.
+
+Window state lives in a `MemoryWindowStore` and time is the events' own `time`, so a replay of a
+day of history places events in the same windows, with the same grace and the same "fire once per
+window", as the live agents did or would have.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from alert_engine.alerts import Alert
+from alert_engine.evaluate import Evaluator
+from alert_engine.events import Event, EventRejected, Stream, decode_event
+from alert_engine.expressions import EvaluationError
+from alert_engine.rules import Rule, Ruleset
+from alert_engine.stats import Stats
+from alert_engine.windows.store import MemoryWindowStore, state_key
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of an events file."""
+
+    source: str  # file:line
+    stream: Stream | None
+    raw: bytes
+
+
+def read_events(paths: Iterable[Path], stream: Stream | None = None) -> Iterator[Record]:
+    """Lines of JSON events; the stream of each is `stream`, or guessed from its fields."""
+    for path in paths:
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                raw = line.strip()
+                if raw:
+                    yield Record(f"{path}:{number}", stream or guess_stream(raw), raw)
+
+
+def guess_stream(raw: bytes) -> Stream | None:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and "rating" in data:
+        return Stream.RATINGS
+    if isinstance(data, dict) and "wait_seconds" in data:
+        return Stream.INTERACTIONS
+    return None
+
+
+@dataclass
+class RuleReport:
+    alerts: int = 0
+    throttled: int = 0
+    per_day: Counter[str] = field(default_factory=Counter)
+    keys: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class ReplayReport:
+    events: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    rules: dict[str, RuleReport] = field(default_factory=dict)
+    stats: Stats = field(default_factory=Stats)
+
+
+def replay(ruleset: Ruleset, records: Iterable[Record], *, max_event_bytes: int) -> ReplayReport:
+    """Every alert the rule set would have raised on `records`, in event-time order; throttles
+    are applied by event time as the live delivery would."""
+    report = ReplayReport(rules={rule.name: RuleReport() for rule in ruleset.rules})
+    decoded: list[tuple[float, int, Stream, bytes]] = []
+    for index, record in enumerate(records):
+        report.events += 1
+        if record.stream is None:
+            report.rejected["unknown_stream"] += 1
+            continue
+        try:
+            event = decode_event(record.stream, record.raw, max_bytes=max_event_bytes)
+        except EventRejected as exc:
+            report.rejected[exc.reason] += 1
+            continue
+        decoded.append((event.time.timestamp(), index, record.stream, record.raw))
+    decoded.sort()
+    evaluator = Evaluator(ruleset, max_event_bytes=max_event_bytes, stats=report.stats)
+    store = MemoryWindowStore(ruleset.windows())
+    throttled_until: dict[tuple[str, str], float] = {}
+    for timestamp, _, stream, raw in decoded:
+        for alert in evaluator.evaluate_all(stream, raw, store):
+            rule = report.rules[alert.rule]
+            if alert.throttle is not None:
+                mark = (alert.rule, alert.throttle.key)
+                if throttled_until.get(mark, float("-inf")) > timestamp:
+                    rule.throttled += 1
+                    continue
+                throttled_until[mark] = timestamp + alert.throttle.seconds
+            rule.alerts += 1
+            rule.per_day[alert.event_time.date().isoformat()] += 1
+            rule.keys[_report_key(alert)] += 1
+    return report
+
+
+def _report_key(alert: Alert) -> str:
+    # A filter's key is the event id; its throttle key or customer says more about the noise.
+    if alert.throttle is not None:
+        return alert.throttle.key
+    customer = alert.event.get("customer")
+    if alert.key == alert.event.get("id") and isinstance(customer, dict) and "id" in customer:
+        return f"customer {customer['id']}"
+    return alert.key
+
+
+@dataclass(frozen=True)
+class Verdict:
+    source: str
+    event_id: str | None
+    outcome: str  # match | no | miss | rejected | alert | counted
+    detail: str
+
+
+def try_rule(rule: Rule, records: Iterable[Record], *, max_event_bytes: int) -> list[Verdict]:
+    """For each event: did `rule` match, and the values that decided it."""
+    single = Ruleset.of([rule])
+    evaluator = Evaluator(single, max_event_bytes=max_event_bytes)
+    store = MemoryWindowStore(single.windows())
+    verdicts = []
+    for record in records:
+        if record.stream is not None and record.stream is not rule.spec.source:
+            continue  # an event of the other stream
+        record = Record(record.source, rule.spec.source, record.raw)
+        try:
+            event = decode_event(rule.spec.source, record.raw, max_bytes=max_event_bytes)
+        except EventRejected as exc:
+            verdicts.append(Verdict(record.source, None, "rejected", str(exc)))
+            continue
+        verdicts.append(_verdict(evaluator, store, rule, record, event))
+    return verdicts
+
+
+def _verdict(
+    evaluator: Evaluator, store: MemoryWindowStore, rule: Rule, record: Record, event: Event
+) -> Verdict:
+    stream = rule.spec.source
+    activation = evaluator.activation(stream, event)
+    if rule.windowed is None:
+        values = _show(rule.condition.values(activation))
+        try:
+            matched = rule.condition.evaluate(activation)
+        except EvaluationError as exc:
+            return Verdict(record.source, event.id, "miss", f"{values}  ({exc})")
+        return Verdict(record.source, event.id, "match" if matched else "no", values)
+    alerts = evaluator.evaluate_all(stream, record.raw, store)
+    if alerts:
+        [alert] = alerts
+        return Verdict(record.source, event.id, "alert", f"key={alert.key} {_show(alert.values)}")
+    if evaluator.stats.rule_misses[rule.name]:
+        evaluator.stats.rule_misses.clear()
+        return Verdict(record.source, event.id, "miss", "a field the rule reads is missing")
+    [group] = evaluator.regroup(stream, activation)
+    latest = _latest_window(store, rule, group.key, event.time.timestamp())
+    return Verdict(record.source, event.id, "counted", latest)
+
+
+def _latest_window(store: MemoryWindowStore, rule: Rule, key: str, timestamp: float) -> str:
+    assert rule.windowed is not None
+    wanted = state_key(rule.windowed.group_by.source, key)
+    entries = [
+        (window, bucket[rule.state_id])
+        for (_, skey, window), bucket in store.data.items()
+        if skey == wanted and window[0] <= timestamp <= window[1] and rule.state_id in bucket
+    ]
+    if not entries:
+        return f"key={key} not counted (`where` is false, or the event came too late)"
+    # The oldest window holding the event: with hopping windows, the one that has seen the most.
+    window, state = min(entries, key=lambda entry: entry[0])
+    results = {
+        aggregate.name: aggregate.result(current)
+        for aggregate, current in zip(rule.windowed.aggregates, state["a"], strict=True)
+    }
+    start = datetime.fromtimestamp(window[0], UTC).isoformat(timespec="minutes")
+    return f"key={key} window from {start}: {_show(results)}"
+
+
+def _show(values: dict[str, Any]) -> str:
+    return " ".join(f"{name}={_short(value)}" for name, value in values.items())
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,7 @@
+"""Windowed rules: window definitions, aggregations and the state store, each in its own module.
+
+- `definitions`: durations (`15m`, `1h`, `7d`) and window shapes (tumbling, hopping, grace).
+- `aggregations`: the named aggregates (`count()`, `avg(rating)`, ...), compiled once at load and
+  updated incrementally, one step per event.
+- `store`: where window state lives: a Faust windowed table live, a dict in a replay.
+"""

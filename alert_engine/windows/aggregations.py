@@ -1,0 +1,145 @@
+"""Named aggregates of a windowed rule, compiled once at load and updated one event at a time.
+
+    aggregates:
+      responses: count()
+      negatives: count_if(rating <= 2)
+      average: avg(rating)
+      customers: distinct(customer.id)
+      score: nps(nps)
+
+Each aggregate keeps a small JSON-able state (it travels through the Faust table's changelog) and
+updates it in O(1) per event; `distinct` keeps the set of values it has seen. An event for which
+the argument is null or missing leaves the aggregate as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alert_engine.expressions import (
+    Activation,
+    EvaluationError,
+    Expression,
+    ExpressionError,
+    compile_expression,
+)
+
+State = Any
+# The most values `distinct` remembers per window: bounds memory; the count saturates there.
+DISTINCT_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One aggregate function: its empty state, how an event's value updates it, its result."""
+
+    initial: Callable[[], State]
+    add: Callable[[State, Any], State]
+    result: Callable[[State], Any]
+    takes_argument: bool = True
+    numeric: bool = True
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EvaluationError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _same(state: Any) -> Any:
+    return state
+
+
+def _add_if(count: int, hit: Any) -> int:
+    if not isinstance(hit, bool):
+        raise EvaluationError(f"count_if needs a condition, got {type(hit).__name__}")
+    return count + 1 if hit else count
+
+
+def _add_distinct(state: list[Any], value: Any) -> list[Any]:
+    if value not in state and len(state) < DISTINCT_LIMIT:
+        state.append(value)
+    return state
+
+
+def _add_nps(state: list[int], value: Any) -> list[int]:
+    score = _number(value)
+    if not 0 <= score <= 10:
+        raise EvaluationError(f"an NPS answer is 0-10, got {value!r}")
+    promoters, detractors, answers = state
+    return [promoters + (score >= 9), detractors + (score <= 6), answers + 1]
+
+
+KINDS: dict[str, Kind] = {
+    "count": Kind(lambda: 0, lambda n, _: n + 1, lambda n: n, takes_argument=False),
+    "count_if": Kind(lambda: 0, _add_if, lambda n: n, numeric=False),
+    "sum": Kind(lambda: 0.0, lambda s, v: s + _number(v), lambda s: s),
+    "avg": Kind(
+        lambda: [0.0, 0],
+        lambda s, v: [s[0] + _number(v), s[1] + 1],
+        lambda s: s[0] / s[1] if s[1] else None,
+    ),
+    "min": Kind(lambda: None, lambda s, v: _number(v) if s is None else min(s, _number(v)), _same),
+    "max": Kind(lambda: None, lambda s, v: _number(v) if s is None else max(s, _number(v)), _same),
+    "distinct": Kind(lambda: [], _add_distinct, len, numeric=False),
+    "nps": Kind(
+        lambda: [0, 0, 0],
+        _add_nps,
+        lambda s: (s[0] - s[1]) * 100.0 / s[2] if s[2] else None,
+    ),
+}
+
+_CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$", re.DOTALL)
+
+
+class AggregateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    name: str
+    function: str
+    kind: Kind
+    argument: Expression | None
+    source: str
+
+    def read(self, activation: Activation) -> Any:
+        """The event's value for this aggregate; raises `EvaluationError` if it cannot be read."""
+        return None if self.argument is None else self.argument.value(activation)
+
+    def step(self, state: State, value: Any) -> State:
+        """The state after one more event with `value`; a null value (an optional field left
+        empty) changes nothing."""
+        if value is None and self.argument is not None:
+            return state
+        return self.kind.add(state, value)
+
+    def result(self, state: State) -> Any:
+        return self.kind.result(state)
+
+
+def compile_aggregate(name: str, source: str) -> Aggregate:
+    match = _CALL.match(source)
+    if match is None:
+        raise AggregateError(
+            f"expected a call such as count(), avg(rating) or count_if(rating <= 2), got {source!r}"
+        )
+    function, argument = match.group(1), match.group(2).strip()
+    kind = KINDS.get(function)
+    if kind is None:
+        raise AggregateError(f"unknown aggregate {function!r} (known: {', '.join(sorted(KINDS))})")
+    if not kind.takes_argument:
+        if argument:
+            raise AggregateError(f"{function}() takes no argument")
+        return Aggregate(name, function, kind, None, source)
+    if not argument:
+        raise AggregateError(f"{function}(...) needs an argument, e.g. {function}(rating)")
+    try:
+        expression = compile_expression(argument)
+    except ExpressionError as exc:
+        raise AggregateError(f"argument of {function} does not compile: {exc}") from None
+    return Aggregate(name, function, kind, expression, source)

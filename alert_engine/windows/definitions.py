@@ -1,0 +1,124 @@
+"""Durations and window shapes for windowed rules.
+
+A window is tumbling (`size` only) or hopping (`size` and a smaller `step`). Event time comes from
+the event's `time`; an event may arrive up to `grace` after its window ended and still count.
+Window ranges are computed by Faust's own window classes, so the live tables and a replay place
+an event in exactly the same windows.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from faust.windows import HoppingWindow
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+# Beyond this, window state and the "already fired" marks would outlive any sensible question.
+MAX_DURATION_SECONDS = 90 * 86400
+
+
+def parse_duration(value: object) -> float:
+    """`15m`, `1h`, `7d`, `30s`, `2w` (or a number of seconds) -> seconds; zero is refused."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("expected a duration such as 15m, 1h or 7d")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"expected a duration such as 15m, 1h or 7d, got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError("expected a duration such as 15m, 1h or 7d")
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"a duration may be at most {MAX_DURATION_SECONDS // 86400} days")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+# Seconds, written as `15m` in YAML and in the JSON Schema.
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "a duration: 30s, 15m, 1h, 7d, 2w (or seconds)",
+        }
+    ),
+]
+
+
+class WindowSpec(BaseModel):
+    """`window: {size: 30m}` (tumbling) or `window: {size: 1h, step: 5m, grace: 2m}` (hopping)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: Duration
+    step: Duration | None = None
+    grace: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _step_fits(self) -> WindowSpec:
+        if self.step is not None:
+            if self.step > self.size:
+                raise ValueError("step must not be larger than size")
+            if self.size % self.step:
+                raise ValueError("size must be a whole multiple of step")
+            if self.size / self.step > 1000:
+                raise ValueError("size/step gives more than 1000 windows per event")
+        if self.size != int(self.size) or (self.step or 1) != int(self.step or 1):
+            raise ValueError("size and step must be whole seconds")
+        return self
+
+    @property
+    def hop(self) -> float:
+        return self.step if self.step is not None else self.size
+
+    @property
+    def kind(self) -> str:
+        return "tumbling" if self.hop == self.size else "hopping"
+
+    @property
+    def shape(self) -> str:
+        """A name for windows of this size and step: one Faust table holds all of them."""
+        name = f"{format_duration(self.size)}"
+        return name if self.kind == "tumbling" else f"{name}-every-{format_duration(self.hop)}"
+
+    def faust_window(self, grace: float) -> HoppingWindow:
+        # Faust drops a window's keys once its end is `expires` behind the clock; the window must
+        # outlive the longest grace of the rules that share the table.
+        return HoppingWindow(self.size, self.hop, expires=grace + max(60.0, self.hop))
+
+
+WindowRange = tuple[float, float]
+
+
+def window_ranges(window: HoppingWindow, timestamp: float) -> list[WindowRange]:
+    """Every window containing `timestamp` (one when tumbling), oldest first."""
+    return [(float(start), float(end)) for start, end in window.ranges(timestamp)]

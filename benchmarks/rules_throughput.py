@@ -1,0 +1,208 @@
+"""Throughput of one worker with 10, 100 and 1,000 rules against a bare Faust agent.
+
+    .venv/bin/python benchmarks/rules_throughput.py [--events 20000] [--rules 10,100,1000]
+
+Starts the local Kafka broker and Redis (or uses ALERT_ENGINE_KAFKA_BOOTSTRAP and
+ALERT_ENGINE_REDIS_URL), writes the same ratings to a fresh topic per run, then starts one worker
+on it: first a bare agent that only decodes and counts, then `alert-engine worker` with generated
+rule sets (80% filters, 20% windowed rules on Faust windowed tables). The rate is events per
+second from the first event the worker counted to the last one, including the windowed agent's
+work on the re-keyed events. Results are printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from alert_engine.events import Stream
+from alert_engine.producer import ensure_topics, produce_lines
+from alert_engine.rules import load_ruleset
+from alert_engine.settings import KafkaSettings
+from alert_engine.stack import Endpoints, running_stack
+from alert_engine.workerprocess import free_port
+
+BENCH_DIR = Path(__file__).parent
+TEAMS, AGENTS, CHANNELS = 10, 50, 4
+WINDOWED_PERCENT = int(os.environ.get("BENCH_WINDOWED_PERCENT", "20"))
+
+
+def make_events(count: int) -> list[bytes]:
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    events = []
+    for n in range(count):
+        events.append(
+            orjson.dumps(
+                {
+                    "id": f"r-{n}",
+                    "rating": rng.choices([1, 2, 3, 4, 5], weights=[2, 3, 10, 35, 50])[0],
+                    "nps": rng.randint(0, 10),
+                    "comment": rng.choice([None, "Quick and friendly.", "Waited far too long."]),
+                    "customer": {"id": f"c-{rng.randint(0, 5000)}", "tier": "gold"},
+                    "agent": {"id": f"a-{rng.randint(0, AGENTS - 1)}"},
+                    "team": f"team-{rng.randint(0, TEAMS - 1)}",
+                    "channel": f"ch-{rng.randint(0, CHANNELS - 1)}",
+                    "time": (now + timedelta(milliseconds=n)).isoformat(),
+                }
+            )
+        )
+    return events
+
+
+def write_rules(directory: Path, count: int) -> None:
+    """80% filters of a few conditions each, 20% windowed rules over three groupings."""
+    directory.mkdir(parents=True)
+    windowed = count * WINDOWED_PERCENT // 100
+    groupings = ["agent.id", "team", "channel"]
+    windows = ["{size: 15m}", "{size: 1h}", "{size: 30m}", "{size: 1h, step: 15m}"]
+    rules = []
+    for i in range(count - windowed):
+        rules.append(
+            {
+                "name": f"filter-{i}",
+                "source": "ratings",
+                "condition": f"rating == 1 && team == 'team-{i}' && "
+                f"(comment == null || !comment.contains('thanks {i}'))",
+            }
+        )
+    text = "rules:\n" + "".join(
+        f"  - name: {r['name']}\n    source: ratings\n    condition: {json.dumps(r['condition'])}\n"
+        for r in rules
+    )
+    for i in range(windowed):
+        text += (
+            f"  - name: windowed-{i}\n    source: ratings\n"
+            f"    group_by: {groupings[i % len(groupings)]}\n"
+            f"    window: {windows[i % len(windows)]}\n"
+            "    aggregates: {n: count(), average: avg(rating), "
+            f"low: count_if(rating <= {i % 3 + 1})}}\n"
+            f"    min_sample: 5\n    condition: average < 1.0 && low > {1000 + i}\n"
+        )
+    (directory / "generated.yaml").write_text(text)
+
+
+def stats(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def run_worker(
+    command: list[str], env: dict[str, str], log: Path, total: int, windowed: int
+) -> float:
+    """Start a worker on pre-produced events; events/s from its first counted event to the last."""
+    port = free_port()
+    env = {**os.environ, **env, "ALERT_ENGINE_WEB_PORT": str(port)}
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 600
+        first: tuple[float, int] | None = None
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited: {log.read_text()[-3000:]}")
+            try:
+                current = stats(port)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            seen = current["events_in"].get("ratings", 0)
+            regrouped = current["windowed_in"].get("ratings", 0)
+            now = time.monotonic()
+            if first is None and seen > 0:
+                first = (now, seen)
+            if os.environ.get("BENCH_VERBOSE"):
+                print(f"  {now:.1f} events {seen} windowed {regrouped}", flush=True)
+            if seen >= total and regrouped >= windowed and first is not None:
+                return (total - first[1]) / (now - first[0])
+            time.sleep(0.05)
+        raise RuntimeError("the worker did not finish within 600 s")
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rules", default="10,100,1000")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.rules.split(",")]
+    events = make_events(args.events)
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    with running_stack(work / "stack") as endpoints:
+        results: list[tuple[str, float]] = []
+        rate = scenario(endpoints, work, events, None)
+        results.append(("bare agent (decode + count)", rate))
+        print(f"bare agent: {rate:,.0f} events/s", flush=True)
+        for size in sizes:
+            rate = scenario(endpoints, work, events, size)
+            results.append((f"{size} rules", rate))
+            print(f"{size} rules: {rate:,.0f} events/s", flush=True)
+    bare = results[0][1]
+    print(f"\n{len(events):,} ratings, 1 worker, 4 partitions")
+    print(f"{'run':<30}{'events/s':>12}{'vs bare':>10}")
+    for name, rate in results:
+        print(f"{name:<30}{rate:>12,.0f}{rate / bare:>10.0%}")
+    return 0
+
+
+def scenario(endpoints: Endpoints, work: Path, events: list[bytes], rules: int | None) -> float:
+    unique = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(
+        bootstrap=endpoints.kafka_bootstrap,
+        ratings_topic=f"ratings-{unique}",
+        interactions_topic=f"interactions-{unique}",
+        alerts_topic=f"alerts-{unique}",
+        deadletter_topic=f"deadletter-{unique}",
+        failed_alerts_topic=f"alerts-failed-{unique}",
+        windows_topic=f"windows-{unique}",
+        partitions=4,
+    )
+    asyncio.run(ensure_topics(kafka))
+    asyncio.run(produce_lines(kafka.bootstrap, kafka.ratings_topic, events))
+    env = {
+        **endpoints.as_env(),
+        "ALERT_ENGINE_APP_ID": f"bench-{unique}",
+        "BENCH_APP_ID": f"bench-{unique}",
+        "ALERT_ENGINE_REDIS_KEY_PREFIX": f"bench-{unique}",
+        "ALERT_ENGINE_OUTBOX_PATH": str(work / f"outbox-{unique}.jsonl"),
+        "ALERT_ENGINE_RULES_RELOAD_SECONDS": "0",
+        **{
+            f"ALERT_ENGINE_KAFKA_{name.upper()}": str(value)
+            for name, value in kafka.model_dump().items()
+            if name != "bootstrap"
+        },
+    }
+    log = work / f"worker-{unique}.log"
+    if rules is None:
+        command = [sys.executable, str(BENCH_DIR / "bare_agent.py"), "worker", "-l", "warning"]
+        return run_worker(command, env, log, len(events), 0)
+    rules_dir = work / f"rules-{unique}"
+    write_rules(rules_dir, rules)
+    groupings = len(load_ruleset(rules_dir).groupings[Stream.RATINGS])
+    env["ALERT_ENGINE_RULES_DIR"] = str(rules_dir)
+    command = [sys.executable, "-m", "alert_engine.cli", "worker", "--loglevel", "warning"]
+    return run_worker(command, env, log, len(events), len(events) * groupings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Hot reload of the rules directory while a worker runs."""
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from alert_engine.evaluate import Evaluator
+from alert_engine.events import Stream
+from alert_engine.reload import RulesReloader
+from alert_engine.rules import load_ruleset
+from tests.engine import Engine, encode_all
+from tests.factories import encode, rating
+
+ONE_STAR = "name: negative-rating\nsource: ratings\ncondition: rating <= 1\n"
+TWO_STARS = ONE_STAR.replace("<= 1", "<= 2")
+
+
+def rewrite(path: Path, text: str) -> None:
+    path.write_text(text)
+    # Some file systems keep mtimes in whole seconds; the size alone may not change either.
+    stamp = time.time_ns() + 1_000_000_000
+    os.utime(path, ns=(stamp, stamp))
+
+
+def test_a_changed_rule_set_is_swapped_in_and_a_broken_one_refused(tmp_path):
+    rule = tmp_path / "neg.yaml"
+    rule.write_text(ONE_STAR)
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    reloader = RulesReloader(tmp_path, evaluator, window_shapes=set())
+    first = evaluator.ruleset.version
+    assert not reloader.check()  # nothing changed
+
+    rewrite(rule, TWO_STARS)
+    assert reloader.check()
+    assert evaluator.ruleset.version != first
+    assert evaluator.evaluate(Stream.RATINGS, encode(rating(rating=2)))
+
+    second = evaluator.ruleset.version
+    rewrite(rule, TWO_STARS.replace("rating <= 2", "rating <="))
+    assert not reloader.check()
+    assert evaluator.ruleset.version == second
+    assert reloader.problems and "neg.yaml:3:12: condition does not compile" in reloader.problems[0]
+
+    rewrite(
+        tmp_path / "window.yaml",
+        "name: w\nsource: ratings\ngroup_by: team\nwindow: {size: 1h}\n"
+        "aggregates: {n: count()}\ncondition: n > 1\n",
+    )
+    rewrite(rule, TWO_STARS)
+    assert not reloader.check()  # a new window shape needs a table: refused, old rules stay
+    assert "window shape(s) 1h are new" in reloader.problems[0]
+    assert evaluator.ruleset.version == second
+
+
+def stats(worker) -> dict:
+    with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.integration
+def test_a_running_worker_reloads_changed_rules(stack, unique, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule = rules / "neg.yaml"
+    rule.write_text(ONE_STAR)
+    engine = Engine(stack, unique, tmp_path, rules_dir=rules)
+    engine.env["ALERT_ENGINE_RULES_RELOAD_SECONDS"] = "0.5"
+    worker = engine.worker().start()
+    other = engine.worker("other").start()
+    try:
+        before = stats(worker)["ruleset"]
+        rewrite(rule, TWO_STARS)
+        engine.wait_for(lambda: stats(worker)["ruleset"] != before, timeout=20)
+        # Every worker reads the same files: both end on the same version.
+        engine.wait_for(lambda: stats(other)["ruleset"] == stats(worker)["ruleset"], timeout=20)
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-two", rating=2)]))
+        engine.wait_for(lambda: len(engine.delivered()) >= 1)
+
+        after = stats(worker)["ruleset"]
+        rewrite(rule, "name: [broken\n")
+        engine.wait_for(lambda: stats(worker)["ruleset_problems"] != [], timeout=20)
+        assert stats(worker)["ruleset"] == after
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-two-again", rating=2)]))
+        engine.wait_for(lambda: len(engine.delivered()) >= 2)
+        assert sorted(alert["key"] for alert in engine.delivered()) == ["r-two", "r-two-again"]
+        assert stats(other)["ruleset"] == after
+    finally:
+        other.stop()
+        worker.stop()

@@ -1,0 +1,234 @@
+"""Windowed rules through the Evaluator with an in-memory store: the code the live agent runs."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from alert_engine.alerts import alert_id
+from alert_engine.evaluate import Evaluator
+from alert_engine.events import Stream
+from alert_engine.rules import RulesetError, load_ruleset
+from alert_engine.windows.definitions import parse_duration
+from alert_engine.windows.store import MemoryWindowStore
+from tests.factories import encode, interaction, rating
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+AGENT_AVERAGE = """\
+name: agent-low-average
+source: ratings
+group_by: agent.id
+window: {size: 1h}
+aggregates:
+  responses: count()
+  average: avg(rating)
+min_sample: 5
+condition: average < 3.0
+"""
+
+
+def load(tmp_path: Path, **files: str) -> tuple[Evaluator, MemoryWindowStore]:
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    ruleset = load_ruleset(tmp_path)
+    return Evaluator(ruleset, max_event_bytes=65536), MemoryWindowStore(ruleset.windows())
+
+
+def feed(evaluator, store, stream, events):
+    return [
+        alert for event in events for alert in evaluator.evaluate_all(stream, encode(event), store)
+    ]
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def test_a_windowed_rule_fires_once_when_its_condition_first_holds(tmp_path):
+    evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
+    scores = [2, 3, 1, 4, 2, 1, 1]  # after 5: avg 2.4 -> fires; later events in the window do not
+    events = [
+        rating(id=f"r-{n}", rating=score, agent={"id": "a-1"}, time=at(n))
+        for n, score in enumerate(scores)
+    ]
+    [alert] = feed(evaluator, store, Stream.RATINGS, events)
+    assert alert.rule == "agent-low-average"
+    assert alert.key == "a-1"
+    assert alert.values["responses"] == 5
+    assert alert.values["average"] == pytest.approx(2.4)
+    assert alert.values["window_start"] == "2026-11-23T12:00:00+00:00"
+    assert alert.values["window_end"] == "2026-11-23T13:00:00+00:00"
+    assert alert.event["id"] == "r-4"
+    assert alert.id == alert_id("agent-low-average", f"a-1@{int(T0.timestamp())}")
+
+
+def test_groups_are_kept_apart_and_min_sample_is_respected(tmp_path):
+    evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
+    events = [
+        rating(id=f"r-{n}", rating=1, agent={"id": f"a-{n % 2}"}, time=at(n)) for n in range(9)
+    ]
+    # a-0 gets 5 ratings (n = 0, 2, 4, 6, 8), a-1 only 4.
+    [alert] = feed(evaluator, store, Stream.RATINGS, events)
+    assert alert.key == "a-0"
+
+
+def test_the_next_window_can_fire_again(tmp_path):
+    evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
+    events = [rating(id=f"r-{n}", rating=1, time=at(n * 5)) for n in range(24)]  # two hours
+    alerts = feed(evaluator, store, Stream.RATINGS, events)
+    assert [alert.values["window_start"] for alert in alerts] == [
+        "2026-11-23T12:00:00+00:00",
+        "2026-11-23T13:00:00+00:00",
+    ]
+
+
+TEAM_NEGATIVES = """\
+name: team-negatives
+source: ratings
+where: rating <= 2
+group_by: team
+window: {size: 15m, step: 5m, grace: 2m}
+aggregates:
+  negatives: count()
+condition: negatives > 3
+"""
+
+
+def test_hopping_windows_alert_once_per_event_even_when_several_windows_hold(tmp_path):
+    evaluator, store = load(tmp_path, rule=TEAM_NEGATIVES)
+    events = [rating(id=f"r-{n}", rating=1, time=at(1 + n * 0.5)) for n in range(6)]
+    events.insert(2, rating(id="r-good", rating=5, time=at(1.5)))  # filtered out by `where`
+    alerts = feed(evaluator, store, Stream.RATINGS, events)
+    # The 4th negative makes all three overlapping windows hold at once: one alert, for the
+    # oldest; the 5th and 6th find every window already fired.
+    assert [alert.event["id"] for alert in alerts] == ["r-3"]
+    assert alerts[0].values["window_start"] == (T0 - timedelta(minutes=10)).isoformat()
+    assert alerts[0].values["negatives"] == 4
+
+
+def test_late_events_count_within_grace_and_are_dropped_after_it(tmp_path):
+    evaluator, store = load(tmp_path, rule=TEAM_NEGATIVES.replace("step: 5m, ", ""))
+    events = [rating(id=f"r-{n}", rating=1, time=at(n)) for n in range(3)]  # window 12:00-12:15
+    events.append(rating(id="r-next", rating=1, time=at(16)))  # next window; 12:00 has 1 min grace
+    events.append(rating(id="r-late-ok", rating=1, time=at(14)))  # 12:00-12:15 -> 4 negatives
+    assert [alert.event["id"] for alert in feed(evaluator, store, Stream.RATINGS, events)] == [
+        "r-late-ok"
+    ]
+    evaluator, store = load(tmp_path, rule=TEAM_NEGATIVES.replace("step: 5m, ", ""))
+    events[3] = rating(id="r-much-later", rating=1, time=at(18))  # 3 min after 12:15: too late
+    assert feed(evaluator, store, Stream.RATINGS, events) == []
+    assert evaluator.stats.late_events["team-negatives"] == 1
+
+
+EVERY_AGGREGATE = """\
+name: everything
+source: interactions
+group_by: queue
+window: {size: 1d}
+aggregates:
+  calls: count()
+  fast: count_if(wait_seconds <= 20.0)
+  waited: sum(wait_seconds)
+  average_wait: avg(wait_seconds)
+  shortest: min(wait_seconds)
+  longest: max(wait_seconds)
+  agents: distinct(agent.id)
+min_sample: 4
+condition: calls >= 4
+"""
+
+
+def test_every_aggregate_is_computed(tmp_path):
+    evaluator, store = load(tmp_path, rule=EVERY_AGGREGATE)
+    waits = [5.0, 30.0, 20.0, 45.0]
+    events = [
+        interaction(id=f"i-{n}", wait_seconds=w, agent={"id": f"a-{n % 3}"}, time=at(n))
+        for n, w in enumerate(waits)
+    ]
+    [alert] = feed(evaluator, store, Stream.INTERACTIONS, events)
+    assert alert.values | {"window_start": None, "window_end": None} == {
+        "calls": 4,
+        "fast": 2,
+        "waited": 100.0,
+        "average_wait": 25.0,
+        "shortest": 5.0,
+        "longest": 45.0,
+        "agents": 3,
+        "window_start": None,
+        "window_end": None,
+    }
+
+
+def test_nps_ignores_ratings_without_an_nps_answer(tmp_path):
+    rule = """\
+name: channel-nps
+source: ratings
+group_by: channel
+window: {size: 1d}
+aggregates:
+  answers: count()
+  score: nps(nps)
+condition: answers >= 5 && score < 0.0
+"""
+    evaluator, store = load(tmp_path, rule=rule)
+    answers = [10, 9, 3, None, 6]  # 2 promoters, 2 detractors of 4 answers -> 0; then one more
+    events = [rating(id=f"r-{n}", nps=v, rating=4, time=at(n)) for n, v in enumerate(answers)]
+    assert feed(evaluator, store, Stream.RATINGS, events) == []
+    [alert] = feed(evaluator, store, Stream.RATINGS, [rating(id="r-9", nps=0, time=at(9))])
+    assert alert.values["score"] == pytest.approx(-20.0)
+
+
+def test_an_event_without_the_grouping_field_is_a_counted_miss(tmp_path):
+    rule = AGENT_AVERAGE.replace("agent.id", "customer.tier")
+    evaluator, store = load(tmp_path, rule=rule)
+    assert feed(evaluator, store, Stream.RATINGS, [rating(rating=1)]) == []  # no tier
+    assert evaluator.stats.rule_misses["agent-low-average"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1h", 3600.0),
+        ("15m", 900.0),
+        ("7d", 604800.0),
+        ("30s", 30.0),
+        (90, 90.0),
+    ],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("{size: 1h}", "{size: 0m}"), "4:16: window.size: a duration must be greater than zero"),
+        (("{size: 1h}", "{size: -5m}"), "expected a duration such as 15m"),
+        (("{size: 1h}", "{size: 1h, step: 2h}"), "step must not be larger than size"),
+        (("{size: 1h}", "{size: 1h, stp: 5m}"), "unknown key 'window.stp' (did you mean 'step'?"),
+        (("avg(rating)", "median(rating)"), "7:12: aggregate 'average': unknown aggregate"),
+        (("avg(rating)", "avg(ratng)"), "reads unknown field(s) ratng"),
+        (("avg(rating)", "avg(rating <)"), "argument of avg does not compile"),
+        (("average < 3.0", "rating < 3"), "reads rating, which is not an aggregate of this rule"),
+        (("group_by: agent.id\n", ""), "needs group_by, window and aggregates; missing group_by"),
+        (("agent.id", "agent.idd"), None),  # nested keys of an object are not checked at load
+    ],
+)
+def test_bad_windowed_rules_are_rejected_at_load(tmp_path, change, expected):
+    (tmp_path / "bad.yaml").write_text(AGENT_AVERAGE.replace(*change))
+    if expected is None:
+        load_ruleset(tmp_path)
+        return
+    with pytest.raises(RulesetError) as caught:
+        load_ruleset(tmp_path)
+    [problem] = [str(problem) for problem in caught.value.problems]
+    assert expected in problem
+
+
+def test_where_and_min_sample_belong_to_windowed_rules_only(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "name: x\nsource: ratings\ncondition: rating <= 2\nmin_sample: 3\n"
+    )
+    with pytest.raises(RulesetError, match="min_sample only apply to windowed rules"):
+        load_ruleset(tmp_path)
