@@ -19,6 +19,7 @@ from sendgrid.helpers.mail import CustomArg, Mail
 from alert_engine.alerts import Alert
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
 from alert_engine.presentation import AlertView, LinkTemplates
+from alert_engine.settings import SendGridSettings
 from alert_engine.templates import (
     DEFAULT_HTML,
     DEFAULT_SUBJECT,
@@ -26,6 +27,23 @@ from alert_engine.templates import (
     MessageTemplate,
     TemplateError,
 )
+
+
+def sendgrid_client(settings: SendGridSettings) -> SendGridAPIClient | None:
+    """The SendGrid client for the configured account, or None when no API key is set."""
+    if settings.api_key is None:
+        return None
+    return SendGridAPIClient(api_key=settings.api_key.get_secret_value(), host=settings.host)
+
+
+async def send_mail(client: SendGridAPIClient, mail: Mail) -> None:
+    """Send one email; raises `DeliveryError` (retry later) or `PermanentDeliveryError`."""
+    try:
+        response: Any = await asyncio.to_thread(client.send, mail)
+    except HTTPError as exc:
+        raise _delivery_error(exc) from exc
+    if response.status_code != 202:
+        raise DeliveryError(f"sendgrid answered {response.status_code}")
 
 
 class EmailTemplates:
@@ -102,12 +120,7 @@ class EmailDestination:
         await self._send(self.message(alert))
 
     async def _send(self, mail: Mail) -> None:
-        try:
-            response: Any = await asyncio.to_thread(self.client.send, mail)
-        except HTTPError as exc:
-            raise _delivery_error(exc) from exc
-        if response.status_code != 202:
-            raise DeliveryError(f"sendgrid answered {response.status_code}")
+        await send_mail(self.client, mail)
 
 
 def _delivery_error(exc: HTTPError) -> Exception:
