@@ -237,3 +237,20 @@ def test_surveys_go_through_sendgrid_only_when_an_api_key_is_configured(tmp_path
     assert isinstance(survey_mailer(unconfigured), OutboxMailer)
     configured = Settings(followup=followup, sendgrid=SendGridSettings(api_key=SecretStr("SG.key")))
     assert isinstance(survey_mailer(configured), SendGridMailer)
+
+
+async def test_a_survey_is_retried_while_the_account_is_refused_and_rejected_when_the_email_is(
+    sendgrid,
+):
+    from alert_engine.channels import DeliveryError
+
+    unauthenticated = RecordingClient(api_key="SG.x", host=sendgrid.url)
+    unauthenticated.client.request_headers.pop("Authorization")
+    with pytest.raises(DeliveryError):  # retried later, not given up
+        await SendGridMailer(unauthenticated).send(survey_email("Jordan", "orders"))
+    client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
+    for address in ("a b@example.com", "not an address"):
+        with pytest.raises(PermanentDeliveryError):
+            await SendGridMailer(client).send(survey_email("Jordan", "orders", to=address))
+    # The second never leaves: the library cannot make an address of it.
+    assert unauthenticated.statuses == [401] and client.statuses == [400]

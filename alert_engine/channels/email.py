@@ -123,6 +123,15 @@ class EmailDestination:
         await send_mail(self.client, mail)
 
 
+class SendGridRefused(PermanentDeliveryError):
+    """SendGrid refused the request (4xx other than 429); `status` tells the account's problems
+    (401, 403) from the email's own (400, 413)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _delivery_error(exc: HTTPError) -> Exception:
     status = exc.status_code
     body = exc.body.decode(errors="replace")[:300] if isinstance(exc.body, bytes) else exc.body
@@ -130,4 +139,4 @@ def _delivery_error(exc: HTTPError) -> Exception:
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
         seconds = float(retry_after) if retry_after and str(retry_after).isdigit() else None
         return DeliveryError(f"sendgrid: HTTP {status}", retry_after=seconds)
-    return PermanentDeliveryError(f"sendgrid: HTTP {status}: {body}")
+    return SendGridRefused(f"sendgrid: HTTP {status}: {body}", status)

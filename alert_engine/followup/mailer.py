@@ -17,7 +17,8 @@ import orjson
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Mail
 
-from alert_engine.channels.email import send_mail, sendgrid_client
+from alert_engine.channels import DeliveryError, PermanentDeliveryError
+from alert_engine.channels.email import SendGridRefused, send_mail, sendgrid_client
 from alert_engine.settings import Settings
 
 
@@ -35,7 +36,8 @@ class SurveyEmail:
 
 class SurveyMailer(Protocol):
     async def send(self, email: SurveyEmail) -> None:
-        """Send or raise; the survey is retried when its claim expires."""
+        """Send or raise; the survey is retried when its claim expires, except after a
+        `PermanentDeliveryError` (the email can never be sent): it is settled as rejected."""
 
 
 class OutboxMailer:
@@ -57,20 +59,33 @@ class SendGridMailer:
         self.client = client
 
     def message(self, email: SurveyEmail) -> Mail:
-        mail = Mail(
-            from_email=email.sender,
-            to_emails=email.to,
-            subject=email.subject,
-            plain_text_content=email.text,
-            html_content=email.html,
-        )
+        try:
+            mail = Mail(
+                from_email=email.sender,
+                to_emails=email.to,
+                subject=email.subject,
+                plain_text_content=email.text,
+                html_content=email.html,
+            )
+            mail.get()  # where the library parses the address
+        except (KeyError, ValueError) as exc:
+            # The library's address parser gives up on it: no request could ever be sent.
+            raise PermanentDeliveryError("not an address SendGrid can send to") from exc
         # Which survey an email (or a bounce of it) belongs to; never the link's token.
         mail.custom_arg = CustomArg("alert_id", email.alert_id, p=0)
         mail.custom_arg = CustomArg("survey_id", email.survey_id, p=0)
         return mail
 
     async def send(self, email: SurveyEmail) -> None:
-        await send_mail(self.client, self.message(email))
+        """Raises `PermanentDeliveryError` only for an email SendGrid will never take (the
+        survey is then settled as rejected); a problem of the account (a revoked key, 401 or
+        403) is retried until someone fixes it, losing no survey."""
+        try:
+            await send_mail(self.client, self.message(email))
+        except SendGridRefused as exc:
+            if exc.status in (401, 403):
+                raise DeliveryError(str(exc)) from exc
+            raise
 
 
 def survey_mailer(settings: Settings) -> SurveyMailer:
