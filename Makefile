@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server openjdk-17-jre-headless maven chromium nodejs npm
 
-.PHONY: setup system-packages demo test test-faults test-fast lint bench clean
+.PHONY: setup system-packages demo test test-faults test-fast lint bench clean k8s-rules
 
 setup: system-packages $(VENV)/.installed .cache/.kafka-libs node_modules/.installed
 
@@ -55,6 +55,10 @@ lint: setup
 	$(BIN)/ruff check alert_engine tests benchmarks
 	$(BIN)/ruff format --check alert_engine tests benchmarks
 	$(BIN)/mypy alert_engine
+
+# The Kubernetes rules ConfigMap, generated from rules/.
+k8s-rules: setup
+	$(BIN)/python deploy/k8s/render_rules_configmap.py
 
 clean:
 	rm -rf $(VENV) node_modules .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

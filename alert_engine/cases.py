@@ -5,9 +5,11 @@
 
 The state lives in Redis and changes atomically (one Lua script), so two people clicking at once,
 or a click Slack delivers twice, change it once: a click that is not a valid transition from the
-current state changes nothing. Each change is published as a `CaseChange` record to the `cases`
-topic (keyed by alert id); the follow-up scheduler and the outcome figures read those records as
-`CaseEvent`s. `rerated` and `holdout` records are produced by the follow-up side.
+current state changes nothing, and neither does a click on an alert the store was never given
+(`CaseStore.remember`, at first delivery). Every record on the `cases` topic (JSON, keyed by alert
+id) is a `CaseEvent`: clicks produce them here, the follow-up side produces `rerated` and
+`holdout` ones, and the follow-up scheduler, the outcome figures and the Slack thread replies read
+them all with the same model.
 """
 
 from __future__ import annotations
@@ -56,30 +58,6 @@ class Rerating(BaseModel):
         return f"Customer re-rated {self.rating}★{was}"
 
 
-class CaseEvent(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    alert_id: str = Field(min_length=1, max_length=128)
-    state: CaseState
-    previous_state: CaseState | None = None
-    actor: str = Field(default="", max_length=256)
-    at: AwareDatetime
-    alert: Alert
-    rerating: Rerating | None = None
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> CaseEvent:
-        return cls.model_validate_json(raw)
-
-    @property
-    def customer(self) -> dict[str, Any]:
-        customer = self.alert.event.get("customer")
-        return customer if isinstance(customer, dict) else {}
-
-
 class CaseAction(StrEnum):
     CLAIM = "claim"
     RESOLVED_FOLLOWUP = "resolved_followup"
@@ -115,29 +93,40 @@ def allowed_actions(state: CaseState) -> set[CaseAction]:
     return {action for action, (_, sources) in TRANSITIONS.items() if state in sources}
 
 
-class CaseChange(BaseModel):
-    """One change of a case's state: the record on the `cases` topic (JSON, keyed by alert id)."""
+class CaseEvent(BaseModel):
+    """One record of the `cases` topic: a change of a case's state (a click), or what the
+    follow-up side adds (`rerated`, `holdout`). Fields only a click has stay optional."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="allow")
 
-    alert_id: str
-    action: CaseAction
-    previous_state: CaseState
+    alert_id: str = Field(min_length=1, max_length=128)
     state: CaseState
+    previous_state: CaseState | None = None
     # Who acted, for people: the Slack user name, or the name typed on the outbox page.
-    actor: str
-    user_id: str
-    user_name: str
+    actor: str = Field(default="", max_length=256)
     at: AwareDatetime
-    # Where the click came from: `slack` or `outbox`.
-    source: str
+    # The alert the case is about, as delivered.
+    alert: Alert
+    rerating: Rerating | None = None
+    # A click's: the button, who clicked (Slack user id and name), where (`slack` or `outbox`).
+    action: CaseAction | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    source: str | None = None
     claimed_by: str | None = None
     claimed_at: AwareDatetime | None = None
-    # The alert the case is about (as delivered), for consumers that need its event.
-    alert: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> CaseEvent:
+        return cls.model_validate_json(raw)
+
+    @property
+    def customer(self) -> dict[str, Any]:
+        customer = self.alert.event.get("customer")
+        return customer if isinstance(customer, dict) else {}
 
 
 class Case(BaseModel):
@@ -148,11 +137,26 @@ class Case(BaseModel):
     claimed_at: AwareDatetime | None = None
     closed_by: str | None = None
     closed_at: AwareDatetime | None = None
+    # The Slack message the alert was posted as (`channel ts`), for replies in its thread.
+    slack_message: str | None = None
+    # The customer's answer to the follow-up survey (`Rerating.summary()`), once there is one.
+    rerated: str | None = None
+    # The rating id of the answer already replied in the Slack thread.
+    rerated_replied: str | None = None
+
+    @property
+    def slack_thread(self) -> tuple[str, str] | None:
+        if not self.slack_message:
+            return None
+        channel, _, ts = self.slack_message.partition(" ")
+        return channel, ts
 
 
 # KEYS[1] the case hash. ARGV: new state, allowed states (comma-separated), user, time, is claim.
-# Returns the previous state if the transition was made, or false.
+# Returns the previous state if the transition was made, or false (also for an alert the store
+# does not hold: a case record always carries its alert).
 _TRANSITION = """
+if redis.call('HEXISTS', KEYS[1], 'alert') == 0 then return false end
 local current = redis.call('HGET', KEYS[1], 'state') or 'open'
 local allowed = false
 for state in string.gmatch(ARGV[2], '[^,]+') do
@@ -184,6 +188,27 @@ class CaseStore:
             pipe.expire(key, CASE_TTL_SECONDS)
             await pipe.execute()
 
+    async def remember_slack_message(self, alert_id: str, channel: str, ts: str) -> None:
+        """Keep where the alert was posted in Slack (the first post wins: escalations and
+        digests elsewhere do not move its thread)."""
+        key = redis_keys.case(self.prefix, alert_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "slack_message", f"{channel} {ts}")
+            pipe.expire(key, CASE_TTL_SECONDS)
+            await pipe.execute()
+
+    async def record_rerating(self, alert_id: str, rerating: Rerating) -> None:
+        key = redis_keys.case(self.prefix, alert_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "rerated", rerating.summary())
+            pipe.expire(key, CASE_TTL_SECONDS)
+            await pipe.execute()
+
+    async def rerating_replied(self, alert_id: str, rerating: Rerating) -> None:
+        await self.redis.hset(
+            redis_keys.case(self.prefix, alert_id), "rerated_replied", rerating.rating_id
+        )
+
     async def get(self, alert_id: str) -> Case:
         raw = await self.redis.hgetall(redis_keys.case(self.prefix, alert_id))
         fields = {_text(key): _text(value) for key, value in raw.items()}
@@ -198,8 +223,9 @@ class CaseStore:
         user_name: str,
         source: str,
         at: datetime | None = None,
-    ) -> CaseChange | None:
-        """The change made, or None when the action is not valid from the current state."""
+    ) -> CaseEvent | None:
+        """The change made, or None when the action is not valid from the current state (or the
+        alert is unknown)."""
         at = at or datetime.now(UTC)
         target, sources = TRANSITIONS[action]
         previous = await self._transition(
@@ -216,7 +242,8 @@ class CaseStore:
         if previous is None:
             return None
         case = await self.get(alert_id)
-        return CaseChange(
+        assert case.alert is not None, "the transition requires the alert"
+        return CaseEvent(
             alert_id=alert_id,
             action=action,
             previous_state=CaseState(_text(previous)),
@@ -228,7 +255,7 @@ class CaseStore:
             source=source,
             claimed_by=case.claimed_by,
             claimed_at=case.claimed_at,
-            alert=orjson.loads(case.alert) if case.alert else None,
+            alert=Alert.model_validate_json(case.alert),
         )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
@@ -17,7 +19,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import CaseEvent, CaseState, Rerating
+from alert_engine.cases import CaseAction, Rerating
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.followup.outcomes import load_cases
 from alert_engine.followup.report import table
@@ -90,9 +92,12 @@ def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -
                 f"{worker.url}/outbox"
                 + ("" if keep_running else " (run `alert-engine demo --keep-running` to click)")
             )
-            _say("\nThe recovery team resolves each case with follow-up; the customers answer:\n")
+            _say(
+                "\nThe recovery team claims and resolves each case with follow-up on the outbox "
+                "page; the customers answer:\n"
+            )
             answered = asyncio.run(
-                close_the_loop(kafka, outbox, workdir / "surveys.jsonl", endpoints.redis_url)
+                close_the_loop(worker.url, outbox, workdir / "surveys.jsonl", endpoints.redis_url)
             )
             if keep_running:
                 _say("Kafka, Redis and the worker keep running; press Ctrl-C to stop.")
@@ -184,32 +189,19 @@ def _say(text: str) -> None:
 FOLLOW_UP_STARS = {1: 4, 2: 5}
 
 
-async def close_the_loop(kafka: KafkaSettings, outbox: Path, surveys: Path, redis_url: str) -> int:
-    """Claim and resolve every alert's case, answer each survey as its customer would, print the
-    outcome; returns how many follow-ups were answered."""
+async def close_the_loop(worker_url: str, outbox: Path, surveys: Path, redis_url: str) -> int:
+    """Claim and resolve every alert's case with the outbox page's buttons, answer each survey as
+    its customer would, print the outcome; returns how many follow-ups were answered."""
     alerts = [Alert.model_validate(entry["alert"]) for entry in read_outbox(outbox)]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    await producer.start()
-    try:
-        for alert in alerts:
-            for previous, state in (
-                (CaseState.OPEN, CaseState.CLAIMED),
-                (CaseState.CLAIMED, CaseState.RESOLVED_FOLLOWUP),
-            ):
-                case = CaseEvent(
-                    alert_id=alert.id,
-                    state=state,
-                    previous_state=previous,
-                    actor="demo-recovery-team",
-                    at=datetime.now(UTC),
-                    alert=alert,
-                )
-                await producer.send_and_wait(
-                    kafka.cases_topic, case.to_json(), key=alert.id.encode()
-                )
-            _say(f"  ✔ case {alert.id} ({alert.key}) claimed and resolved with follow-up")
-    finally:
-        await producer.stop()
+    for alert in alerts:
+        for action in (CaseAction.CLAIM, CaseAction.RESOLVED_FOLLOWUP):
+            status = await asyncio.to_thread(_click, worker_url, alert.id, action)
+            if status != 303:
+                _say(f"  ✘ {action.value} on {alert.id} answered HTTP {status}")
+        _say(
+            f"  ✔ case {alert.id} ({alert.key}) claimed and resolved with follow-up "
+            f"on {worker_url}/outbox"
+        )
 
     answered = 0
     deadline = time.monotonic() + 30
@@ -233,9 +225,45 @@ async def close_the_loop(kafka: KafkaSettings, outbox: Path, surveys: Path, redi
     while sum(case.answered for case in cases) < answered and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         cases = await load_cases(RedisSettings(url=redis_url))
+    # The worker shows each answer on its alert's card as it consumes the `rerated` records.
+    shown: list[str] = []
+    while len(shown) < answered and time.monotonic() < deadline:
+        page = await asyncio.to_thread(_get, f"{worker_url}/outbox")
+        shown = re.findall(r'<p class="rerated">([^<]+)</p>', page)
+        await asyncio.sleep(0.2)
+    for line in shown:
+        _say(f"  outbox page: {line}")
     _say("\nOutcome by team (`alert-engine report`):\n")
     _say(table(cases, "team"))
     return answered
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _click(worker_url: str, alert_id: str, action: CaseAction) -> int:
+    """A button on the outbox page, as a browser sends it: the page's form with its token."""
+    page = _get(f"{worker_url}/outbox")
+    found = re.search(r'name="token" value="([^"]+)"', page)
+    if found is None:
+        raise RuntimeError("the outbox page has no form")
+    form = {"token": found.group(1), "alert_id": alert_id, "action": action.value, "user": "Demo"}
+    request = urllib.request.Request(
+        f"{worker_url}/outbox/act", data=urllib.parse.urlencode(form).encode()
+    )
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def _answer(link: str, stars: int) -> int:

@@ -7,6 +7,8 @@
   token, and a cross-site request (a foreign Origin) is refused.
 
 Both go through the same `CaseStore`, so a case changes the same way whichever button was used.
+An agent on the `cases` topic shows the customer's answer to the follow-up survey (`rerated`
+records) on both: a reply in the alert's Slack thread, and a line on its outbox card.
 """
 
 from __future__ import annotations
@@ -14,26 +16,31 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aiohttp
 import faust
 import orjson
+from faust.types import StreamT
 from faust.web import Request, Response, View
 from jinja2 import Environment
+from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseStore, allowed_actions
+from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseStore, allowed_actions
 from alert_engine.channels.outbox import outbox_alerts, read_outbox
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
+from alert_engine.followup.retry import until_done
 from alert_engine.presentation import AlertView, LinkTemplates
 
 log = logging.getLogger(__name__)
 
-PublishCase = Callable[[CaseChange], Awaitable[None]]
+PublishCase = Callable[[CaseEvent], Awaitable[None]]
 OUTBOX_PAGE_LIMIT = 200
 ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 
@@ -47,6 +54,7 @@ def register_views(
     slack_updates: SlackCaseUpdates | None,
     outbox_path: Path,
     links: LinkTemplates,
+    cases_topic: faust.TopicT,
 ) -> None:
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
@@ -73,6 +81,7 @@ def register_views(
                 message = payload["message"]
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 return self.error(400, "not a block action this app sent")
+            await cases.remember_slack_message(alert_id, channel, str(message["ts"]))
             change = await cases.apply(
                 alert_id,
                 case_action,
@@ -147,6 +156,32 @@ def register_views(
                 await publish_case(change)
             return self.text("", status=303, headers={"Location": "/outbox"})
 
+    async def show_rerating(raw: bytes) -> None:
+        try:
+            case = CaseEvent.from_json(raw)
+        except ValidationError:
+            return  # the follow-up agent dead-letters it
+        rerating = case.rerating
+        if case.state is not CaseState.RERATED or rerating is None:
+            return
+        await cases.record_rerating(case.alert_id, rerating)
+        stored = await cases.get(case.alert_id)
+        thread = stored.slack_thread
+        if slack_updates is None or thread is None or stored.rerated_replied == rerating.rating_id:
+            return
+        try:
+            await slack_updates.show_rerating(*thread, rerating)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("cannot reply the re-rating of %s in Slack: %s", case.alert_id, exc)
+            return
+        await cases.rerating_replied(case.alert_id, rerating)
+
+    @app.agent(cases_topic, name="case-reratings")
+    async def show_reratings(records: StreamT[bytes]) -> AsyncIterator[None]:
+        async for raw in records:
+            await until_done(partial(show_rerating, raw))
+            yield None
+
 
 OUTBOX_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Outbox · alert-engine</title>
@@ -180,6 +215,7 @@ first, as they would look. Acting as:
 <a href="{{ card.view.interaction_url }}">Interaction</a>{% endif %}
 <p class="state">{{ card.state }}{% if card.case.claimed_by %}
 (claimed by {{ card.case.claimed_by.removeprefix("outbox:") }}){% endif %}</p>
+{% if card.case.rerated %}<p class="rerated">{{ card.case.rerated }}</p>{% endif %}
 {% if card.buttons %}
 <form method="post" action="/outbox/act" onsubmit="this.user.value=
 document.getElementById('user').value">

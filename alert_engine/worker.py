@@ -11,20 +11,19 @@ from datetime import UTC, datetime, timedelta
 import faust
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sendgrid import SendGridAPIClient
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
 from alert_engine.app import create_app
-from alert_engine.cases import CaseChange, CaseState, CaseStore
+from alert_engine.cases import CaseEvent, CaseState, CaseStore
 from alert_engine.channels import Destination
-from alert_engine.channels.email import EmailDestination
+from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
 from alert_engine.delivery import Deliverer, DeliveryLedger, Failure
 from alert_engine.escalation import Escalations, escalated
 from alert_engine.evaluate import Evaluator
-from alert_engine.followup.mailer import OutboxMailer
+from alert_engine.followup.mailer import survey_mailer
 from alert_engine.followup.service import FollowupService
 from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
@@ -51,9 +50,12 @@ def link_templates(settings: Settings) -> LinkTemplates:
     return LinkTemplates(settings.engine.customer_url, settings.engine.interaction_url)
 
 
-def build_destinations(routing: Routing, settings: Settings) -> dict[str, Destination]:
+def build_destinations(
+    routing: Routing, settings: Settings, cases: CaseStore | None = None
+) -> dict[str, Destination]:
     """One destination per name in the routing file. A Slack or email destination whose account
-    is not configured delivers to the local outbox under its own name instead."""
+    is not configured delivers to the local outbox under its own name instead. Slack
+    destinations keep where they posted each alert in `cases`, for replies in its thread."""
     links = link_templates(settings)
     slack_token = settings.slack.bot_token
     slack_client = (
@@ -64,22 +66,22 @@ def build_destinations(routing: Routing, settings: Settings) -> dict[str, Destin
         else None
     )
     destinations: dict[str, Destination] = {}
-    sendgrid_key = settings.sendgrid.api_key
-    sendgrid_client = (
-        SendGridAPIClient(api_key=sendgrid_key.get_secret_value(), host=settings.sendgrid.host)
-        if sendgrid_key is not None
-        else None
-    )
+    sendgrid = sendgrid_client(settings.sendgrid)
     for name, spec in routing.destinations.items():
         if isinstance(spec, SlackSpec) and slack_client is not None:
             destinations[name] = SlackDestination(
-                name, spec.channel, slack_client, links, routing.slack_templates.get(name)
+                name,
+                spec.channel,
+                slack_client,
+                links,
+                routing.slack_templates.get(name),
+                cases=cases,
             )
-        elif isinstance(spec, EmailSpec) and sendgrid_client is not None:
+        elif isinstance(spec, EmailSpec) and sendgrid is not None:
             destinations[name] = EmailDestination(
                 name,
                 spec.to,
-                sendgrid_client,
+                sendgrid,
                 settings.sendgrid.sender,
                 templates=routing.email_templates.get(name),
                 links=links,
@@ -93,16 +95,16 @@ def build_worker(settings: Settings) -> faust.App:
     """Raises `RulesetError` (or `RoutingError`) before anything connects if the rules or the
     routing do not load."""
     routing = configured_routing(settings)
-    destinations = build_destinations(routing, settings)
+    # from_url connects lazily, inside the worker's event loop.
+    redis = Redis.from_url(settings.redis.url)
+    cases = CaseStore(redis, settings.redis.key_prefix)
+    destinations = build_destinations(routing, settings, cases)
     # A rule's `route:` is a field the routing tree may match on, not a destination name.
     ruleset = load_ruleset(settings.engine.rules_dir)
     stats = Stats()
     evaluator = Evaluator(ruleset, max_event_bytes=settings.engine.max_event_bytes, stats=stats)
-    # from_url connects lazily, inside the worker's event loop.
-    redis = Redis.from_url(settings.redis.url)
     escalations = Escalations(redis, settings.redis.key_prefix)
     groups = Groups(redis, settings.redis.key_prefix)
-    cases = CaseStore(redis, settings.redis.key_prefix)
 
     def escalate_after(alert: Alert) -> timedelta | None:
         # The rules in force now: hot reload may have replaced those the worker started with.
@@ -125,8 +127,7 @@ def build_worker(settings: Settings) -> faust.App:
         settings.followup,
         redis,
         settings.redis.key_prefix,
-        # TODO(issue 5): a SendGrid survey mailer when an API key is configured.
-        OutboxMailer(settings.followup.outbox_path),
+        survey_mailer(settings),
         public_url=settings.followup.public_url
         or f"http://{settings.web.host}:{settings.web.port}",
         rule_policies={
@@ -144,7 +145,7 @@ def build_worker(settings: Settings) -> faust.App:
     cases_topic = topic(settings.kafka.cases_topic)
     failed_topic = topic(settings.kafka.failed_alerts_topic)
 
-    async def publish_case(change: CaseChange) -> None:
+    async def publish_case(change: CaseEvent) -> None:
         # Someone acted on the alert: it no longer escalates.
         await escalations.cancel(change.alert_id)
         # Awaited until the broker has it: a click is only answered once its record is durable.
@@ -192,6 +193,7 @@ def build_worker(settings: Settings) -> faust.App:
         slack_updates=SlackCaseUpdates(slack_client) if slack_client is not None else None,
         outbox_path=settings.engine.outbox_path,
         links=link_templates(settings),
+        cases_topic=cases_topic,
     )
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,15 +21,27 @@ from alert_engine.workerprocess import WorkerProcess
 RULES_DIR = Path(__file__).parents[1] / "rules"
 
 
+def only_rules(directory: Path, *names: str) -> Path:
+    """A rules directory with just these shipped rules (and the shipped defaults), so a test's
+    feed is judged by the rule it is about and not also by every windowed example rule."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("_defaults", *names):
+        shutil.copy(RULES_DIR / f"{name}.yaml", directory / f"{name}.yaml")
+    return directory
+
+
 class Engine:
     def __init__(
         self,
         stack: Endpoints,
         unique: str,
         workdir: Path,
-        rules_dir: Path = RULES_DIR,
+        rules_dir: Path | None = None,
         partitions: int = 2,
     ):
+        """`rules_dir`: the rules the worker runs; by default only `negative-rating`."""
+        if rules_dir is None:
+            rules_dir = only_rules(workdir / "rules", "negative-rating")
         self.kafka = KafkaSettings(
             bootstrap=stack.kafka_bootstrap,
             ratings_topic=f"ratings-{unique}",

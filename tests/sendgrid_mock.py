@@ -8,11 +8,18 @@ breaks the schema, 401 without credentials.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
 
 from alert_engine.workerprocess import free_port
 
@@ -76,3 +83,80 @@ class PrismMock:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    status: int
+
+
+class RecordingProxy:
+    """A pass-through in front of the Prism mock that keeps each request's JSON body and the
+    status Prism answered (Prism itself keeps no bodies): what SendGrid would have received."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.recorded: list[Recorded] = []
+        self.port = 0
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def sent(self) -> list[Recorded]:
+        with self._lock:
+            return list(self.recorded)
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() not in ("host", "content-length")
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method, self.target + request.path_qs, data=body, headers=headers
+            ) as answer,
+        ):
+            answer_body = await answer.read()
+            status = answer.status
+            content_type = answer.headers.get("Content-Type")
+        with self._lock:
+            self.recorded.append(Recorded(request.path, json.loads(body) if body else {}, status))
+        return web.Response(
+            status=status, body=answer_body, headers={"Content-Type": content_type or "text/plain"}
+        )
+
+    def start(self) -> RecordingProxy:
+        started = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._forward)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            started.set()
+
+        def run() -> None:
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("the recording proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

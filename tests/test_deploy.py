@@ -102,8 +102,7 @@ def test_the_rules_config_map_is_the_rules_directory_and_loads_as_mounted(tmp_pa
     (tmp_path / "..data").symlink_to(hidden.name)
     for name in rules["data"]:
         (tmp_path / name).symlink_to(Path("..data") / name)
-    ruleset = load_ruleset(tmp_path)
-    assert len(ruleset.rules) == len(files)
+    assert load_ruleset(tmp_path).version == load_ruleset(ROOT / "rules").version
 
 
 def test_the_compose_file_is_valid_yaml_with_the_stack():

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from python_http_client.exceptions import HTTPError
@@ -9,6 +9,8 @@ from alert_engine.alerts import Alert, alert_id
 from alert_engine.channels import PermanentDeliveryError
 from alert_engine.channels.email import EmailDestination, EmailTemplates
 from alert_engine.events import Stream
+from alert_engine.followup import survey as survey_pages
+from alert_engine.followup.mailer import OutboxMailer, SendGridMailer, SurveyEmail, survey_mailer
 from alert_engine.presentation import LinkTemplates
 from alert_engine.rules import Severity
 from alert_engine.templates import MessageTemplate, TemplateProblem
@@ -175,3 +177,80 @@ def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(sendgrid, stack,
         assert "Violation" not in log
     finally:
         worker.stop()
+
+
+def survey_email(name: str | None, team: str, to: str = "jordan@example.com") -> SurveyEmail:
+    link = "http://127.0.0.1:6066/survey/v1.abc-_~.sig"
+    text, html = survey_pages.email_bodies(
+        company="Acme Care",
+        customer_name=name,
+        team=team,
+        link=link,
+        expires=datetime.now(UTC) + timedelta(days=14),
+    )
+    return SurveyEmail(
+        to=to,
+        sender="feedback@example.com",
+        subject="How did we do? A quick question from Acme Care",
+        text=text,
+        html=html,
+        link=link,
+        alert_id="al-0123abcd",
+        survey_id="sv-1",
+    )
+
+
+async def test_every_survey_email_is_accepted_by_sendgrids_contract(sendgrid):
+    client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
+    mailer = SendGridMailer(client)
+    emails = [
+        survey_email("Jordan Lee", "orders"),
+        survey_email(None, ""),
+        survey_email('<script>x</script> "Bo" & Co', "r&d <returns>"),
+        survey_email("Zoë Ñúñez 😊", "facturación", to="zoe+survey@example.co.uk"),
+    ]
+    for email in emails:
+        await mailer.send(email)
+    assert client.statuses == [202] * len(emails)
+
+
+def test_a_survey_email_carries_text_and_html_with_the_link_and_its_ids():
+    email = survey_email("<b>Jordan</b>", "orders")
+    mail = SendGridMailer(SendGridAPIClient(api_key="SG.unused")).message(email).get()
+    [personalization] = mail["personalizations"]
+    assert personalization["to"] == [{"email": "jordan@example.com"}]
+    assert personalization["custom_args"] == {"alert_id": "al-0123abcd", "survey_id": "sv-1"}
+    assert mail["from"] == {"email": "feedback@example.com"}
+    contents = {part["type"]: part["value"] for part in mail["content"]}
+    assert email.link in contents["text/plain"]
+    assert f'href="{email.link}"' in contents["text/html"]
+    assert "<b>Jordan</b>" not in contents["text/html"]
+
+
+def test_surveys_go_through_sendgrid_only_when_an_api_key_is_configured(tmp_path):
+    from pydantic import SecretStr
+
+    from alert_engine.settings import FollowupSettings, SendGridSettings, Settings
+
+    followup = FollowupSettings(outbox_path=tmp_path / "surveys.jsonl")
+    unconfigured = Settings(followup=followup, sendgrid=SendGridSettings(api_key=None))
+    assert isinstance(survey_mailer(unconfigured), OutboxMailer)
+    configured = Settings(followup=followup, sendgrid=SendGridSettings(api_key=SecretStr("SG.key")))
+    assert isinstance(survey_mailer(configured), SendGridMailer)
+
+
+async def test_a_survey_is_retried_while_the_account_is_refused_and_rejected_when_the_email_is(
+    sendgrid,
+):
+    from alert_engine.channels import DeliveryError
+
+    unauthenticated = RecordingClient(api_key="SG.x", host=sendgrid.url)
+    unauthenticated.client.request_headers.pop("Authorization")
+    with pytest.raises(DeliveryError):  # retried later, not given up
+        await SendGridMailer(unauthenticated).send(survey_email("Jordan", "orders"))
+    client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
+    for address in ("a b@example.com", "not an address"):
+        with pytest.raises(PermanentDeliveryError):
+            await SendGridMailer(client).send(survey_email("Jordan", "orders", to=address))
+    # The second never leaves: the library cannot make an address of it.
+    assert unauthenticated.statuses == [401] and client.statuses == [400]

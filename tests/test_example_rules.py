@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine import Engine, encode_all
+from tests.engine import RULES_DIR, Engine, encode_all
 from tests.factories import interaction, rating
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def engine(stack, tmp_path_factory) -> Iterator[Engine]:
-    engine = Engine(stack, uuid.uuid4().hex[:10], tmp_path_factory.mktemp("examples"))
+    engine = Engine(
+        stack, uuid.uuid4().hex[:10], tmp_path_factory.mktemp("examples"), rules_dir=RULES_DIR
+    )
     worker = engine.worker().start()
     try:
         yield engine

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from alert_engine.cases import CaseState
+from alert_engine.channels import PermanentDeliveryError
 from alert_engine.followup.mailer import OutboxMailer
 from alert_engine.followup.schedule import Settled
 from alert_engine.followup.service import FollowupService
@@ -192,3 +193,30 @@ async def test_a_rules_own_policy_sets_the_delay_or_turns_the_survey_off(
     off = make_alert("r-off").model_copy(update={"id": "al-off", "rule": "angry-comment"})
     await followup.on_case(case(off, CaseState.RESOLVED_FOLLOWUP, at=NOW))
     assert await followup.schedule.due_at(off.id) is None
+
+
+class RefusingMailer:
+    """An email service that refuses every email for good (as SendGrid does a bad address)."""
+
+    def __init__(self) -> None:
+        self.tried = 0
+
+    async def send(self, email) -> None:
+        self.tried += 1
+        raise PermanentDeliveryError("sendgrid: HTTP 400: invalid to address")
+
+
+async def test_a_survey_the_email_service_refuses_for_good_is_not_retried(
+    redis, unique, tmp_path, clock
+):
+    followup = service(redis, unique, tmp_path, clock, lease_seconds=1)
+    mailer = RefusingMailer()
+    followup.mailer = mailer
+    alert = make_alert("r-refused")
+    await followup.on_case(case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW))
+    clock.now = NOW + timedelta(hours=1)
+    assert await followup.send_due() == 0
+    clock.now += timedelta(minutes=5)  # long past the claim's lease
+    assert await followup.send_due() == 0
+    assert mailer.tried == 1
+    assert await followup.schedule.settled(alert.id) is Settled.REJECTED

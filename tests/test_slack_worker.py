@@ -37,7 +37,7 @@ def engine(stack, unique, tmp_path, slack) -> Engine:
     return slack_engine(stack, unique, tmp_path, slack, ROUTING)
 
 
-def slack_engine(stack, unique, tmp_path, slack, routing_text, rules_dir=RULES_DIR) -> Engine:
+def slack_engine(stack, unique, tmp_path, slack, routing_text, rules_dir=None) -> Engine:
     engine = Engine(stack, unique, tmp_path, rules_dir)
     routing = tmp_path / "routing.yaml"
     routing.write_text(routing_text)

@@ -19,6 +19,7 @@ from sendgrid.helpers.mail import CustomArg, Mail
 from alert_engine.alerts import Alert
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
 from alert_engine.presentation import AlertView, LinkTemplates
+from alert_engine.settings import SendGridSettings
 from alert_engine.templates import (
     DEFAULT_HTML,
     DEFAULT_SUBJECT,
@@ -26,6 +27,23 @@ from alert_engine.templates import (
     MessageTemplate,
     TemplateError,
 )
+
+
+def sendgrid_client(settings: SendGridSettings) -> SendGridAPIClient | None:
+    """The SendGrid client for the configured account, or None when no API key is set."""
+    if settings.api_key is None:
+        return None
+    return SendGridAPIClient(api_key=settings.api_key.get_secret_value(), host=settings.host)
+
+
+async def send_mail(client: SendGridAPIClient, mail: Mail) -> None:
+    """Send one email; raises `DeliveryError` (retry later) or `PermanentDeliveryError`."""
+    try:
+        response: Any = await asyncio.to_thread(client.send, mail)
+    except HTTPError as exc:
+        raise _delivery_error(exc) from exc
+    if response.status_code != 202:
+        raise DeliveryError(f"sendgrid answered {response.status_code}")
 
 
 class EmailTemplates:
@@ -102,12 +120,16 @@ class EmailDestination:
         await self._send(self.message(alert))
 
     async def _send(self, mail: Mail) -> None:
-        try:
-            response: Any = await asyncio.to_thread(self.client.send, mail)
-        except HTTPError as exc:
-            raise _delivery_error(exc) from exc
-        if response.status_code != 202:
-            raise DeliveryError(f"sendgrid answered {response.status_code}")
+        await send_mail(self.client, mail)
+
+
+class SendGridRefused(PermanentDeliveryError):
+    """SendGrid refused the request (4xx other than 429); `status` tells the account's problems
+    (401, 403) from the email's own (400, 413)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _delivery_error(exc: HTTPError) -> Exception:
@@ -117,4 +139,4 @@ def _delivery_error(exc: HTTPError) -> Exception:
         retry_after = exc.headers.get("Retry-After") if exc.headers else None
         seconds = float(retry_after) if retry_after and str(retry_after).isdigit() else None
         return DeliveryError(f"sendgrid: HTTP {status}", retry_after=seconds)
-    return PermanentDeliveryError(f"sendgrid: HTTP {status}: {body}")
+    return SendGridRefused(f"sendgrid: HTTP {status}: {body}", status)

@@ -12,7 +12,7 @@ recording the delivery, `already_sent` finds the message in the channel instead 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -38,7 +38,15 @@ from slack_sdk.models.metadata import Metadata
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import LABELS, CaseAction, CaseChange, CaseState, allowed_actions
+from alert_engine.cases import (
+    LABELS,
+    CaseAction,
+    CaseEvent,
+    CaseState,
+    CaseStore,
+    Rerating,
+    allowed_actions,
+)
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
 from alert_engine.escalation import is_escalated
 from alert_engine.presentation import AlertView, LinkTemplates, clean_text
@@ -95,15 +103,15 @@ def action_buttons(alert_id: str, allowed: set[CaseAction] | None = None) -> Act
     )
 
 
-def status_line(change: CaseChange) -> str:
-    line = f"{LABELS[change.state]} by {change.user_name} at {change.at:%H:%M} UTC"
+def status_line(change: CaseEvent) -> str:
+    line = f"{LABELS[change.state]} by {change.user_name or change.actor} at {change.at:%H:%M} UTC"
     if change.claimed_by and change.state is not CaseState.CLAIMED:
         line += f" (claimed by {change.claimed_by})"
     return line
 
 
 def updated_blocks(
-    blocks: list[dict[str, Any]], alert_id: str, change: CaseChange
+    blocks: list[dict[str, Any]], alert_id: str, change: CaseEvent
 ) -> list[dict[str, Any]]:
     """The original message's blocks with the alert's status and the buttons still allowed, in
     place of its buttons (or its earlier status)."""
@@ -132,7 +140,7 @@ class SlackCaseUpdates:
         self.client = client
 
     async def show(
-        self, channel: str, ts: str, blocks: list[dict[str, Any]], change: CaseChange
+        self, channel: str, ts: str, blocks: list[dict[str, Any]], change: CaseEvent
     ) -> None:
         new_blocks = updated_blocks(blocks, change.alert_id, change)
         await self.client.chat_update(
@@ -140,11 +148,17 @@ class SlackCaseUpdates:
         )
         who = (
             f"<@{change.user_id}>"
-            if SLACK_USER_ID.match(change.user_id)
-            else slack_text(change.user_name)
+            if change.user_id and SLACK_USER_ID.match(change.user_id)
+            else slack_text(change.user_name or change.actor)
         )
         await self.client.chat_postMessage(
             channel=channel, thread_ts=ts, text=f"{LABELS[change.state]} by {who}"
+        )
+
+    async def show_rerating(self, channel: str, ts: str, rerating: Rerating) -> None:
+        """`Customer re-rated 4★ (was 1★)` in the alert's thread."""
+        await self.client.chat_postMessage(
+            channel=channel, thread_ts=ts, text=slack_text(rerating.summary())
         )
 
 
@@ -238,12 +252,15 @@ class SlackDestination:
         client: AsyncWebClient,
         links: LinkTemplates | None = None,
         template: MessageTemplate | None = None,
+        cases: CaseStore | None = None,
     ) -> None:
         self.name = name
         self.channel = channel
         self.client = client
         self.links = links or LinkTemplates()
         self.template = template
+        # Where each alert's message is kept, for replies in its thread (`SlackCaseUpdates`).
+        self.cases = cases
 
     def message(self, alert: Alert) -> dict[str, Any]:
         view = AlertView.of(alert, self.links)
@@ -266,11 +283,20 @@ class SlackDestination:
         }
 
     async def send(self, alert: Alert) -> None:
-        await self._call(self.client.chat_postMessage(**self.message(alert)))
+        response = await self._call(self.client.chat_postMessage(**self.message(alert)))
+        await self._remember(response, [alert])
+
+    async def _remember(self, response: Any, alerts: Sequence[Alert]) -> None:
+        channel, ts = response.get("channel"), response.get("ts")
+        if self.cases is not None and channel and ts:
+            for alert in alerts:
+                # An escalation is posted elsewhere; the case's thread stays on the original.
+                if not is_escalated(alert):
+                    await self.cases.remember_slack_message(alert.id, channel, ts)
 
     async def send_digest(self, digest: Digest) -> None:
         views = [AlertView.of(alert, self.links) for alert in digest.alerts]
-        await self._call(
+        response = await self._call(
             self.client.chat_postMessage(
                 channel=self.channel,
                 text=slack_text(f"{len(views)} alerts: " + "; ".join(v.title for v in views))[
@@ -284,6 +310,7 @@ class SlackDestination:
                 unfurl_media=False,
             )
         )
+        await self._remember(response, digest.alerts)
 
     async def digest_sent(self, digest: Digest) -> bool:
         return await self._find(

@@ -66,6 +66,8 @@ class Settled(StrEnum):
     SENT = "sent"
     SUPPRESSED = "suppressed"
     NO_EMAIL = "no_email"
+    # The email service refused the email for good (a bad address, say): retrying cannot help.
+    REJECTED = "rejected"
 
 
 class ScheduledSurvey(BaseModel):

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState, Rerating
+from alert_engine.channels import PermanentDeliveryError
 from alert_engine.followup import survey as pages
 from alert_engine.followup.mailer import SurveyEmail, SurveyMailer
 from alert_engine.followup.outcomes import OutcomeFacts
@@ -183,18 +184,23 @@ class FollowupService:
         text, html = pages.email_bodies(
             company=self.settings.company, customer_name=name, team=team, link=link, expires=expires
         )
-        await self.mailer.send(
-            SurveyEmail(
-                to=email,
-                sender=self.settings.sender,
-                subject=f"How did we do? A quick question from {self.settings.company}",
-                text=text,
-                html=html,
-                link=link,
-                alert_id=survey.alert_id,
-                survey_id=survey.survey_id,
-            )
+        survey_email = SurveyEmail(
+            to=email,
+            sender=self.settings.sender,
+            subject=f"How did we do? A quick question from {self.settings.company}",
+            text=text,
+            html=html,
+            link=link,
+            alert_id=survey.alert_id,
+            survey_id=survey.survey_id,
         )
+        try:
+            await self.mailer.send(survey_email)
+        except PermanentDeliveryError as exc:
+            log.warning("follow-up survey for %s refused for good: %s", survey.alert_id, exc)
+            await self.schedule.settle(survey.alert_id, Settled.REJECTED)
+            await self.facts.record(survey.alert_id, {"followup": Settled.REJECTED.value})
+            return 0
         await self.schedule.settle(survey.alert_id, Settled.SENT)
         await self.facts.record(
             survey.alert_id, {"followup": Settled.SENT.value, "followup_sent_at": now.isoformat()}
