@@ -22,6 +22,8 @@ from alert_engine.sentiment import sentiment
 # with: cel-go's string, math, list and set extensions (`lowerAscii`, `split`, `math.abs`, ...),
 # and `sentiment(text)`, VADER's compound score from -1 (negative) to 1 (positive).
 FUNCTIONS: dict[str, Callable[..., Any]] = {**STDLIB_FUNCTIONS, "sentiment": sentiment}
+# The prefixes of namespaced functions (`math`, `sets`, `base64`, ...).
+NAMESPACES = frozenset(name.split(".", 1)[0] for name in FUNCTIONS if "." in name)
 
 
 class ExpressionError(ValueError):
@@ -115,8 +117,18 @@ def _compile(source: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
                 " Check function arguments and their types."
             )
             raise ExpressionError(f"invalid regular expression {literal}: {detail}") from None
-    names = tuple(name for name in program.variables() if name not in FUNCTIONS)
-    called = tuple(name for name in program.functions() if name in FUNCTIONS)
+    # CEL reports `math.abs(x)` as the variable `math` and the function `abs`: a namespace used
+    # by a call is no variable, and the function is registered under its dotted name.
+    used_namespaces = {name for name in program.variables() if name in NAMESPACES}
+    names = tuple(
+        name for name in program.variables() if name not in FUNCTIONS and name not in NAMESPACES
+    )
+    called = tuple(
+        dotted
+        for function in program.functions()
+        for dotted in (function, *(f"{space}.{function}" for space in used_namespaces))
+        if dotted in FUNCTIONS
+    )
     return program, names, called
 
 

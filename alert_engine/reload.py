@@ -9,7 +9,7 @@ rules in force stay. Swapping is one assignment of `Evaluator.ruleset`, done bet
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from pathlib import Path
 
 from alert_engine.evaluate import Evaluator
@@ -39,12 +39,10 @@ class RulesReloader:
         directory: Path,
         evaluator: Evaluator,
         *,
-        routes: Iterable[str] | None = None,
         window_shapes: Collection[str] | None = None,
     ) -> None:
         self.directory = directory
         self.evaluator = evaluator
-        self.routes = set(routes) if routes is not None else None
         # The window shapes that have a Faust table; set by the app, which creates the tables.
         self.window_shapes = set(window_shapes) if window_shapes is not None else None
         self.seen = fingerprint(directory)
@@ -60,7 +58,7 @@ class RulesReloader:
 
     def reload(self) -> bool:
         try:
-            ruleset = load_ruleset(self.directory, routes=self.routes)
+            ruleset = load_ruleset(self.directory)
             missing = (
                 sorted(set(ruleset.shapes) - self.window_shapes)
                 if self.window_shapes is not None

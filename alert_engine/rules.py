@@ -378,11 +378,8 @@ def rule_file_schema() -> dict[str, Any]:
     }
 
 
-def load_ruleset(directory: Path, *, routes: Iterable[str] | None = None) -> Ruleset:
-    """Every rule file below `directory` (sorted, recursively), or every problem found in them.
-
-    `routes`, when given, are the destination names a rule may route to.
-    """
+def load_ruleset(directory: Path) -> Ruleset:
+    """Every rule file below `directory` (sorted, recursively), or every problem found in them."""
     if not directory.is_dir():
         raise RulesetError([Problem(Location(directory, 1, 1), "rules directory not found")])
     # Files starting with `_` are not rules: `_defaults.yaml` holds the defaults.
@@ -400,7 +397,7 @@ def load_ruleset(directory: Path, *, routes: Iterable[str] | None = None) -> Rul
     defaults_file = next(
         (directory / name for name in DEFAULTS_FILES if (directory / name).is_file()), None
     )
-    return load_rule_files(files, routes=routes, defaults_file=defaults_file)
+    return load_rule_files(files, defaults_file=defaults_file)
 
 
 DEFAULTS_FILES = ("_defaults.yaml", "_defaults.yml")
@@ -434,7 +431,6 @@ def load_defaults(file: Path) -> RuleDefaults:
 def load_rule_files(
     files: Iterable[Path],
     *,
-    routes: Iterable[str] | None = None,
     defaults_file: Path | None = None,
 ) -> Ruleset:
     problems: list[Problem] = []
@@ -458,7 +454,7 @@ def load_rule_files(
         rules.extend(file_rules)
         problems.extend(file_problems)
 
-    problems.extend(_cross_rule_problems(rules, routes))
+    problems.extend(_cross_rule_problems(rules))
     if problems:
         raise RulesetError(problems)
     return Ruleset.of(rules)
@@ -679,7 +675,7 @@ def _validation_problems(
         yield Problem(document.locate((*path, *loc)), message)
 
 
-def _cross_rule_problems(rules: Sequence[Rule], routes: Iterable[str] | None) -> Iterable[Problem]:
+def _cross_rule_problems(rules: Sequence[Rule]) -> Iterable[Problem]:
     first_seen: dict[str, Rule] = {}
     for rule in rules:
         earlier = first_seen.setdefault(rule.name, rule)
@@ -688,12 +684,3 @@ def _cross_rule_problems(rules: Sequence[Rule], routes: Iterable[str] | None) ->
                 rule.location,
                 f"duplicate rule name {rule.name!r} (first defined at {earlier.location})",
             )
-    if routes is not None:
-        known_routes = set(routes)
-        for rule in rules:
-            if rule.spec.route not in known_routes:
-                yield Problem(
-                    rule.location,
-                    f"rule {rule.name!r} routes to unknown destination {rule.spec.route!r} "
-                    f"(configured: {', '.join(sorted(known_routes)) or 'none'})",
-                )

@@ -101,3 +101,18 @@ def test_a_throttled_rule_puts_its_throttle_key_and_period_on_the_alert(tmp_path
     [alert] = evaluator.evaluate(Stream.RATINGS, encode(rating(customer={"id": "c-9"})))
     assert alert.throttle is not None
     assert (alert.throttle.key, alert.throttle.seconds) == ("c-9", 3600.0)
+
+
+def test_namespaced_extension_functions_work_in_conditions(tmp_path):
+    (tmp_path / "wait.yaml").write_text(
+        "name: odd-wait\nsource: interactions\n"
+        "condition: math.abs(wait_seconds - handle_seconds) > 100.0 && "
+        "sets.contains(['phone', 'chat'], [channel])\n"
+    )
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    odd = interaction(wait_seconds=5, handle_seconds=300, channel="phone")
+    [alert] = evaluator.evaluate(Stream.INTERACTIONS, encode(odd))
+    assert alert.rule == "odd-wait"
+    assert evaluator.stats.rule_misses == {}
+    usual = interaction(wait_seconds=5, handle_seconds=50, channel="phone")
+    assert evaluator.evaluate(Stream.INTERACTIONS, encode(usual)) == []

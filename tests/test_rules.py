@@ -119,12 +119,6 @@ def test_duplicate_rule_names_are_rejected(tmp_path):
     assert f"duplicate rule name 'negative-rating' (first defined at {first}:1:1)" in problem
 
 
-def test_a_route_to_an_unconfigured_destination_is_rejected(tmp_path):
-    write(tmp_path, "a.yaml", GOOD + "route: pagers\n")
-    [problem] = problems_of(tmp_path, routes={"default", "outbox"})
-    assert "unknown destination 'pagers' (configured: default, outbox)" in problem
-
-
 def test_a_missing_rules_directory_is_a_problem_not_a_crash(tmp_path):
     assert "rules directory not found" in problems_of(tmp_path / "nope")[0]
 
