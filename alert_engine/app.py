@@ -96,18 +96,7 @@ def create_app(
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, partitions=kafka.partitions, key_type=bytes, value_type=bytes)
 
-    topics = {
-        name: topic(name)
-        for name in (
-            kafka.ratings_topic,
-            kafka.interactions_topic,
-            kafka.alerts_topic,
-            kafka.deadletter_topic,
-            kafka.failed_alerts_topic,
-            kafka.cases_topic,
-            kafka.windows_topic,
-        )
-    }
+    topics = {name: topic(name) for name in kafka.engine_topics}
     # One Faust windowed table per window shape the rules use (memory store, changelog-backed):
     # keys are (rule and group key, window), values the aggregates' state and the fired mark.
     tables = {

@@ -23,19 +23,7 @@ async def ensure_topics(
     Done before any worker starts, so the broker never auto-creates them with its own default
     partition count (the input topics and the tables' changelogs must be co-partitioned).
     """
-    wanted = (
-        list(names)
-        if names is not None
-        else [
-            kafka.ratings_topic,
-            kafka.interactions_topic,
-            kafka.alerts_topic,
-            kafka.deadletter_topic,
-            kafka.failed_alerts_topic,
-            kafka.cases_topic,
-            kafka.windows_topic,
-        ]
-    )
+    wanted = list(names if names is not None else kafka.engine_topics)
     # Topics the engine's tables use, with their configuration (name -> topic configs).
     extra = extra or {}
     wanted.extend(name for name in extra if name not in wanted)

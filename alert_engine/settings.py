@@ -48,6 +48,19 @@ class KafkaSettings(BaseSettings):
         return value
 
     @property
+    def engine_topics(self) -> tuple[str, ...]:
+        """Every topic the engine reads or writes (the tables' changelogs aside)."""
+        return (
+            self.ratings_topic,
+            self.interactions_topic,
+            self.alerts_topic,
+            self.deadletter_topic,
+            self.failed_alerts_topic,
+            self.cases_topic,
+            self.windows_topic,
+        )
+
+    @property
     def broker_url(self) -> str:
         return ",".join(f"kafka://{server.strip()}" for server in self.bootstrap.split(","))
 
