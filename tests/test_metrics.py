@@ -76,3 +76,16 @@ def test_metrics_count_events_rules_deliveries_and_latency(stack, unique, tmp_pa
     assert stats["events_in"] == {"ratings": 3}
     assert stats["events_rejected"] == {"not_json": 1}
     assert stats["alerts_delivered"] == {"outbox": 1}
+
+
+def test_every_declared_counter_is_an_attribute_served_on_stats():
+    from typing import get_type_hints
+
+    from alert_engine.stats import COUNTERS, Stats
+
+    stats = Stats()
+    # A counter added to the table but not declared (or the reverse) would be invisible to mypy
+    # or to /stats.
+    assert set(get_type_hints(Stats)) == set(COUNTERS)
+    stats.late_events["team-burst"] += 2
+    assert stats.as_dict()["late_events"] == {"team-burst": 2}
