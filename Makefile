@@ -4,9 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server openjdk-17-jre-headless maven chromium nodejs npm
 
-.PHONY: setup system-packages demo test test-faults test-fast lint bench clean k8s-rules
+.PHONY: setup system-packages demo test test-faults lint clean k8s-rules
 
 setup: system-packages $(VENV)/.installed .cache/.kafka-libs node_modules/.installed
 
