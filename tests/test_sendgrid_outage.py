@@ -131,9 +131,7 @@ def test_after_a_sendgrid_outage_every_alert_and_survey_email_is_sent_exactly_on
 
         sent = sendgrid.sent()
         refused = [mail for mail in sent if not mail.forwarded]
-        print(
-            f"refused during the outages: {len(refused)}; accepted after: {len(sent) - len(refused)}"
-        )
+        print(f"refused during the outages: {len(refused)}; accepted: {len(sent) - len(refused)}")
         # The outage was hit by both kinds of email, with both statuses.
         assert {about(mail)[1] is None for mail in refused} == {True, False}
         assert {mail.status for mail in refused} == {500, 503}
