@@ -67,6 +67,8 @@ def register_views(
             if (
                 verifier is None
                 or not timestamp.isdigit()
+                # Slack signs UTF-8 form bodies; the verifier raises on any other bytes.
+                or not _is_utf8(body)
                 or not verifier.is_valid(body, timestamp, signature)
             ):
                 return self.error(401, "invalid signature")
@@ -77,17 +79,16 @@ def register_views(
                 alert_id = str(action["value"])
                 case_action = CaseAction(action["action_id"])
                 user = payload["user"]
+                user_id = str(user.get("id", ""))
+                user_name = str(user.get("name") or user.get("username") or user.get("id", ""))
                 channel = payload["channel"]["id"]
                 message = payload["message"]
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                message_ts = str(message["ts"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 return self.error(400, "not a block action this app sent")
-            await cases.remember_slack_message(alert_id, channel, str(message["ts"]))
+            await cases.remember_slack_message(alert_id, channel, message_ts)
             change = await cases.apply(
-                alert_id,
-                case_action,
-                user_id=str(user.get("id", "")),
-                user_name=str(user.get("name") or user.get("username") or user.get("id", "")),
-                source="slack",
+                alert_id, case_action, user_id=user_id, user_name=user_name, source="slack"
             )
             if change is not None:
                 await publish_case(change)
@@ -181,6 +182,14 @@ def register_views(
         async for raw in records:
             await until_done(partial(show_rerating, raw))
             yield None
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 OUTBOX_PAGE = """<!doctype html>

@@ -90,17 +90,31 @@ class Recorded:
     path: str
     body: dict[str, Any]
     status: int
+    # False for a request the proxy answered itself during a simulated outage.
+    forwarded: bool = True
 
 
 class RecordingProxy:
     """A pass-through in front of the Prism mock that keeps each request's JSON body and the
-    status Prism answered (Prism itself keeps no bodies): what SendGrid would have received."""
+    status Prism answered (Prism itself keeps no bodies): what SendGrid would have received.
+
+    `outage(seconds)` makes it answer 500 and 503 in turn, without forwarding, for that long:
+    SendGrid having a bad spell."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.recorded: list[Recorded] = []
         self.port = 0
         self._lock = threading.Lock()
+        self._outage_until = 0.0
+
+    def outage(self, seconds: float) -> None:
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+
+    def _in_outage(self) -> bool:
+        with self._lock:
+            return time.monotonic() < self._outage_until
 
     @property
     def url(self) -> str:
@@ -112,6 +126,15 @@ class RecordingProxy:
 
     async def _forward(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if self._in_outage():
+            with self._lock:
+                status = (500, 503)[len(self.recorded) % 2]
+                self.recorded.append(
+                    Recorded(request.path, json.loads(body) if body else {}, status, False)
+                )
+            return web.json_response(
+                {"errors": [{"message": "simulated outage", "field": None}]}, status=status
+            )
         headers = {
             name: value
             for name, value in request.headers.items()

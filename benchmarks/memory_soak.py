@@ -1,0 +1,200 @@
+"""Memory soak: one worker keeping windows for 100,000 distinct keys, its RSS sampled over time.
+
+One windowed rule, grouped by `customer.id`, counts every rating in tumbling windows (a condition
+that never holds, so the figure is the window state and not alert delivery). Ratings arrive at a
+steady rate, their customer cycling through `--keys` distinct ids; after a warm-up the worker's
+RSS (VmRSS from /proc/<pid>/status) is sampled every few seconds. Reports start, end and max RSS,
+the slope of a least-squares line through the samples (MB per minute), and how far the worker
+kept up. A fresh local stack is started (Kafka + Redis on free loopback ports).
+
+    .venv/bin/python -m benchmarks.memory_soak                    # 120 s, 1,000 events/s
+    .venv/bin/python -m benchmarks.memory_soak --duration 600     # the 10-minute run
+
+Windows are kept for their size plus the grace (the rule's `size` + 2 m here), so RSS grows while
+new keys and new windows arrive and should level off once expired windows are dropped: read the
+slope of a run longer than `--window` + grace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from alert_engine.producer import ensure_topics
+from alert_engine.settings import KafkaSettings
+from alert_engine.stack import running_stack
+from alert_engine.workerprocess import WorkerProcess
+from benchmarks.load import TICK, events_in, rss_mb
+
+RULE = """\
+name: soak-per-customer
+description: Counts every rating per customer; never fires (memory soak).
+source: ratings
+group_by: customer.id
+window: {{size: {window}}}
+aggregates:
+  ratings: count()
+condition: ratings > 1000000
+severity: low
+route: default
+"""
+DEFAULTS = "severity: low\nroute: default\ngrace: 2m\n"
+
+
+def event(n: int, keys: int) -> bytes:
+    return orjson.dumps(
+        {
+            "id": f"r-{n}",
+            "rating": 4,
+            "comment": "Fine.",
+            "customer": {"id": f"c-{n % keys}"},
+            "agent": {"id": f"a-{n % 500}"},
+            "team": "orders",
+            "channel": "chat",
+            "time": datetime.now(UTC).isoformat(),
+        }
+    )
+
+
+async def produce_at_rate(bootstrap: str, topic: str, rate: int, duration: float, keys: int) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    sent = 0
+    try:
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < duration:
+            due = int(elapsed * rate)
+            while sent < due:
+                await producer.send(topic, event(sent, keys))
+                sent += 1
+            await asyncio.sleep(TICK)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def slope_mb_per_minute(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS over time."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_mb = sum(mb for _, mb in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    cov = sum((t - mean_t) * (mb - mean_mb) for t, mb in samples)
+    return cov / var * 60 if var else 0.0
+
+
+def run(
+    rate: int, duration: float, warmup: float, every: float, keys: int, window: str, workdir: Path
+) -> dict[str, Any]:
+    unique = uuid.uuid4().hex[:8]
+    rules = workdir / "rules"
+    rules.mkdir()
+    (rules / "_defaults.yaml").write_text(DEFAULTS)
+    (rules / "soak.yaml").write_text(RULE.format(window=window))
+    with running_stack(workdir / "stack") as endpoints:
+        kafka = KafkaSettings(
+            bootstrap=endpoints.kafka_bootstrap,
+            ratings_topic=f"soak-ratings-{unique}",
+            interactions_topic=f"soak-interactions-{unique}",
+            alerts_topic=f"soak-alerts-{unique}",
+            deadletter_topic=f"soak-deadletter-{unique}",
+            failed_alerts_topic=f"soak-alerts-failed-{unique}",
+            cases_topic=f"soak-cases-{unique}",
+            windows_topic=f"soak-windows-{unique}",
+            partitions=4,
+        )
+        asyncio.run(ensure_topics(kafka))
+        env = {
+            **endpoints.as_env(),
+            "ALERT_ENGINE_APP_ID": f"soak-{unique}",
+            "ALERT_ENGINE_RULES_DIR": str(rules),
+            "ALERT_ENGINE_OUTBOX_PATH": str(workdir / "outbox.jsonl"),
+            "ALERT_ENGINE_REDIS_KEY_PREFIX": f"soak-{unique}",
+            **{
+                f"ALERT_ENGINE_KAFKA_{name.upper()}": str(value)
+                for name, value in kafka.model_dump().items()
+                if name != "bootstrap"
+            },
+        }
+        worker = WorkerProcess(env, workdir / "worker.log").start()
+        assert worker.process is not None
+        pid = worker.process.pid
+        samples: list[tuple[float, float]] = []
+        try:
+            at_start = rss_mb(pid)
+
+            async def sample() -> None:
+                start = time.monotonic()
+                await asyncio.sleep(warmup)
+                while True:
+                    samples.append((time.monotonic() - start, rss_mb(pid)))
+                    await asyncio.sleep(every)
+
+            async def soak() -> int:
+                sampler = asyncio.create_task(sample())
+                try:
+                    return await produce_at_rate(
+                        kafka.bootstrap, kafka.ratings_topic, rate, duration, keys
+                    )
+                finally:
+                    sampler.cancel()
+
+            sent = asyncio.run(soak())
+            processed_at_end = events_in(worker)
+        finally:
+            worker.stop()
+    rss = [mb for _, mb in samples]
+    return {
+        "rate": rate,
+        "duration_s": duration,
+        "keys": keys,
+        "distinct_keys_sent": min(sent, keys),
+        "window": window,
+        "events_sent": sent,
+        "events_processed_by_end": processed_at_end,
+        "rss_mb_before_load": round(at_start, 1),
+        "rss_mb_first_sample": round(rss[0], 1) if rss else None,
+        "rss_mb_last_sample": round(rss[-1], 1) if rss else None,
+        "rss_mb_max": round(max(rss), 1) if rss else None,
+        "slope_mb_per_minute": round(slope_mb_per_minute(samples), 2),
+        "samples": [(round(t), round(mb, 1)) for t, mb in samples],
+        "load_average_1m_at_end": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=int, default=1000, help="events per second")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of load")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds before sampling")
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--keys", type=int, default=100_000, help="distinct customer ids")
+    parser.add_argument("--window", default="5m", help="the rule's tumbling window size")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="alert-engine-soak-") as tmp:
+        result = run(
+            args.rate, args.duration, args.warmup, args.every, args.keys, args.window, Path(tmp)
+        )
+    result["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
