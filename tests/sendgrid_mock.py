@@ -8,7 +8,6 @@ breaks the schema, 401 without credentials.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
@@ -22,6 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from alert_engine.workerprocess import free_port
+from tests.threaded_server import ThreadedServer
 
 ROOT = Path(__file__).parents[1]
 SPEC = ROOT.parent / "shared" / "specs" / "sendgrid-v3.json"
@@ -156,30 +156,9 @@ class RecordingProxy:
         )
 
     def start(self) -> RecordingProxy:
-        started = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._forward)
-            self._runner = web.AppRunner(app)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the recording proxy did not start")
+        self._server = ThreadedServer("the recording proxy")
+        self.port = self._server.start("/{tail:.*}", self._forward)
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.threaded_server import ThreadedServer
+
 TOKEN = "xoxb-test-token"
 
 
@@ -197,30 +199,9 @@ class SlackStandIn:
     # --- running -------------------------------------------------------------------------------
 
     def start(self) -> SlackStandIn:
-        started = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_route("*", "/api/{method}", self.handle)
-            self._runner = web.AppRunner(app)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            started.set()
-
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the Slack stand-in did not start")
+        self._server = ThreadedServer("the Slack stand-in")
+        self.port = self._server.start("/api/{method}", self.handle)
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
