@@ -27,6 +27,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,14 @@ def event(n: int) -> bytes:
     )
 
 
-async def produce_at_rate(bootstrap: str, topic: str, rate: int, duration: float) -> int:
+async def produce_at_rate(
+    bootstrap: str,
+    topic: str,
+    rate: int,
+    duration: float,
+    make_event: Callable[[int], bytes] = event,
+) -> int:
+    """Sends `make_event(n)` for n = 0, 1, ... at `rate` per second for `duration` seconds."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     sent = 0
@@ -68,7 +76,7 @@ async def produce_at_rate(bootstrap: str, topic: str, rate: int, duration: float
         while (elapsed := time.monotonic() - start) < duration:
             due = int(elapsed * rate)
             while sent < due:
-                await producer.send(topic, event(sent))
+                await producer.send(topic, make_event(sent))
                 sent += 1
             await asyncio.sleep(TICK)
         await producer.flush()

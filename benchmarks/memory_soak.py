@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from alert_engine.producer import ensure_topics
 from alert_engine.settings import KafkaSettings
 from alert_engine.stack import running_stack
 from alert_engine.workerprocess import WorkerProcess
-from benchmarks.load import TICK, events_in, rss_mb
+from benchmarks.load import events_in, produce_at_rate, rss_mb
 
 RULE = """\
 name: soak-per-customer
@@ -66,24 +65,6 @@ def event(n: int, keys: int) -> bytes:
             "time": datetime.now(UTC).isoformat(),
         }
     )
-
-
-async def produce_at_rate(bootstrap: str, topic: str, rate: int, duration: float, keys: int) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    sent = 0
-    try:
-        start = time.monotonic()
-        while (elapsed := time.monotonic() - start) < duration:
-            due = int(elapsed * rate)
-            while sent < due:
-                await producer.send(topic, event(sent, keys))
-                sent += 1
-            await asyncio.sleep(TICK)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent
 
 
 def slope_mb_per_minute(samples: list[tuple[float, float]]) -> float:
@@ -149,7 +130,11 @@ def run(
                 sampler = asyncio.create_task(sample())
                 try:
                     return await produce_at_rate(
-                        kafka.bootstrap, kafka.ratings_topic, rate, duration, keys
+                        kafka.bootstrap,
+                        kafka.ratings_topic,
+                        rate,
+                        duration,
+                        lambda n: event(n, keys),
                     )
                 finally:
                     sampler.cancel()
