@@ -7,6 +7,10 @@ from typing import Any
 
 import orjson
 
+from alert_engine.alerts import Alert, alert_id
+from alert_engine.events import Stream
+from alert_engine.rules import Severity
+
 
 def rating(**overrides: Any) -> dict[str, Any]:
     event: dict[str, Any] = {
@@ -43,3 +47,29 @@ def interaction(**overrides: Any) -> dict[str, Any]:
 
 def encode(event: dict[str, Any]) -> bytes:
     return orjson.dumps(event)
+
+
+def make_alert(
+    key: str = "r-1",
+    fired_at: datetime | None = None,
+    *,
+    severity: Severity = Severity.HIGH,
+    route: str = "default",
+    **event: Any,
+) -> Alert:
+    """The alert `negative-rating` raises for rating `key` (its fields overridden by `event`)."""
+    fired_at = fired_at or datetime.now(UTC)
+    source = rating(id=key, **event)
+    return Alert(
+        id=alert_id("negative-rating", key),
+        rule="negative-rating",
+        severity=severity,
+        route=route,
+        key=key,
+        stream=Stream.RATINGS,
+        event=source,
+        values={"rating": source["rating"]},
+        event_time=fired_at,
+        fired_at=fired_at,
+        ruleset_version="test",
+    )

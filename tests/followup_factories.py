@@ -4,33 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from alert_engine.alerts import Alert, alert_id
+from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState
-from alert_engine.events import Stream
-from alert_engine.rules import Severity
 from alert_engine.stack import Endpoints
 from tests.engine import Engine
-from tests.factories import rating
-
-
-def make_alert(key: str = "r-1", fired_at: datetime | None = None, **event: Any) -> Alert:
-    fired_at = fired_at or datetime.now(UTC)
-    source = rating(id=key, **event)
-    return Alert(
-        id=alert_id("negative-rating", key),
-        rule="negative-rating",
-        severity=Severity.HIGH,
-        route="default",
-        key=key,
-        stream=Stream.RATINGS,
-        event=source,
-        values={"rating": source["rating"]},
-        event_time=fired_at,
-        fired_at=fired_at,
-        ruleset_version="test",
-    )
 
 
 def case(

@@ -1,7 +1,7 @@
 import asyncio
 
 from alert_engine.cases import CaseAction, CaseEvent, CaseState, CaseStore
-from tests.followup_factories import make_alert
+from tests.factories import make_alert
 
 
 async def store_with_alerts(redis, unique: str, *keys: str) -> tuple[CaseStore, list[str]]:

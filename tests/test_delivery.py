@@ -1,29 +1,13 @@
-from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.channels import DeliveryError, PermanentDeliveryError
 from alert_engine.delivery import Deliverer, DeliveryLedger, RetryPolicy
-from alert_engine.events import Stream
-from alert_engine.rules import Severity
+from tests import factories
 
-
-def make_alert(key: str = "r-1", route: str = "team") -> Alert:
-    now = datetime.now(UTC)
-    return Alert(
-        id=alert_id("negative-rating", key),
-        rule="negative-rating",
-        severity=Severity.HIGH,
-        route=route,
-        key=key,
-        stream=Stream.RATINGS,
-        event={"id": key, "rating": 1},
-        values={"rating": 1},
-        event_time=now,
-        fired_at=now,
-        ruleset_version="test",
-    )
+make_alert = partial(factories.make_alert, route="team")
 
 
 class Recorder:

@@ -1,21 +1,24 @@
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail
 
-from alert_engine.alerts import Alert, alert_id
 from alert_engine.channels import PermanentDeliveryError
 from alert_engine.channels.email import EmailDestination, EmailTemplates
-from alert_engine.events import Stream
 from alert_engine.followup import survey as survey_pages
 from alert_engine.followup.mailer import OutboxMailer, SendGridMailer, SurveyEmail, survey_mailer
 from alert_engine.presentation import LinkTemplates
 from alert_engine.rules import Severity
 from alert_engine.templates import MessageTemplate, TemplateProblem
+from tests import factories
 from tests.factories import rating
 from tests.sendgrid_mock import PrismMock
+
+# The email tests see the alert as critical (the subject line shows it).
+make_alert = partial(factories.make_alert, severity=Severity.CRITICAL)
 
 
 @pytest.fixture(scope="module")
@@ -40,23 +43,6 @@ class RecordingClient(SendGridAPIClient):
             raise
         self.statuses.append(response.status_code)
         return response
-
-
-def make_alert(key: str = "r-1", **event) -> Alert:
-    now = datetime.now(UTC)
-    return Alert(
-        id=alert_id("negative-rating", key),
-        rule="negative-rating",
-        severity=Severity.CRITICAL,
-        route="default",
-        key=key,
-        stream=Stream.RATINGS,
-        event=rating(id=key, **event),
-        values={"rating": 1},
-        event_time=now,
-        fired_at=now,
-        ruleset_version="test",
-    )
 
 
 def destination(client, **kwargs) -> EmailDestination:

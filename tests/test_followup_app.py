@@ -16,7 +16,8 @@ from alert_engine.settings import (
     Settings,
 )
 from alert_engine.worker import build_worker
-from tests.followup_factories import case, make_alert
+from tests.factories import make_alert
+from tests.followup_factories import case
 
 
 def settings_for(tmp_path: Path, unique: str, redis_url: str, **followup) -> Settings:

@@ -14,7 +14,8 @@ from playwright.sync_api import sync_playwright
 from alert_engine.cases import CaseState
 from alert_engine.deadletter import read_headers
 from tests.engine import Engine
-from tests.followup_factories import case, followup_engine, make_alert
+from tests.factories import make_alert
+from tests.followup_factories import case, followup_engine
 from tests.test_followup_schedule import read_emails
 
 pytestmark = pytest.mark.integration

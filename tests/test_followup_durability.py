@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 from alert_engine.cases import CaseState
 from alert_engine.stack import RedisServer
 from tests.engine import Engine
-from tests.followup_factories import case, followup_engine, make_alert
+from tests.factories import make_alert
+from tests.followup_factories import case, followup_engine
 from tests.test_followup_schedule import NOW, Clock, read_emails, service
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,8 @@ from alert_engine.followup.outcomes import load_cases
 from alert_engine.followup.report import dashboard
 from alert_engine.followup.service import Answered
 from alert_engine.settings import RedisSettings
-from tests.followup_factories import case, make_alert
+from tests.factories import make_alert
+from tests.followup_factories import case
 from tests.test_followup_schedule import NOW, Clock, read_emails, service
 
 

@@ -12,7 +12,8 @@ from alert_engine.followup.mailer import OutboxMailer
 from alert_engine.followup.schedule import Settled
 from alert_engine.followup.service import FollowupService
 from alert_engine.settings import FollowupSettings
-from tests.followup_factories import case, make_alert
+from tests.factories import make_alert
+from tests.followup_factories import case
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

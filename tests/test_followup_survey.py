@@ -8,7 +8,8 @@ import pytest
 from alert_engine.cases import CaseState
 from alert_engine.events import Stream, decode_event
 from alert_engine.followup.service import Answered
-from tests.followup_factories import case, make_alert
+from tests.factories import make_alert
+from tests.followup_factories import case
 from tests.test_followup_schedule import NOW, Clock, read_emails, service
 
 

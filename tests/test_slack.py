@@ -1,15 +1,11 @@
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from alert_engine.alerts import Alert, alert_id
 from alert_engine.channels.slack import SlackDestination, make_client
 from alert_engine.delivery import Deliverer, DeliveryLedger, RetryPolicy
-from alert_engine.events import Stream
 from alert_engine.presentation import LinkTemplates
-from alert_engine.rules import Severity
-from tests.factories import rating
+from tests.factories import make_alert
 from tests.slack_standin import TOKEN, SlackStandIn
 
 
@@ -18,23 +14,6 @@ def slack():
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
-
-
-def make_alert(key: str = "r-1", **event) -> Alert:
-    now = datetime.now(UTC)
-    return Alert(
-        id=alert_id("negative-rating", key),
-        rule="negative-rating",
-        severity=Severity.HIGH,
-        route="default",
-        key=key,
-        stream=Stream.RATINGS,
-        event=rating(id=key, **event),
-        values={"rating": 1},
-        event_time=now,
-        fired_at=now,
-        ruleset_version="test",
-    )
 
 
 def destination(slack: SlackStandIn, channel: str = "C0RECOVERY", **links) -> SlackDestination:
