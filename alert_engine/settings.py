@@ -50,19 +50,21 @@ class KafkaSettings(BaseSettings):
     @property
     def engine_topics(self) -> tuple[str, ...]:
         """Every topic the engine reads or writes (the tables' changelogs aside)."""
-        return (
-            self.ratings_topic,
-            self.interactions_topic,
-            self.alerts_topic,
-            self.deadletter_topic,
-            self.failed_alerts_topic,
-            self.cases_topic,
-            self.windows_topic,
+        return tuple(getattr(self, name) for name in _TOPIC_FIELDS)
+
+    def with_topic_suffix(self, suffix: str) -> KafkaSettings:
+        """The same settings with every topic name suffixed: engines (or tests, benchmarks) that
+        share a broker keep their streams apart."""
+        return self.model_copy(
+            update={name: f"{getattr(self, name)}-{suffix}" for name in _TOPIC_FIELDS}
         )
 
     @property
     def broker_url(self) -> str:
         return ",".join(f"kafka://{server.strip()}" for server in self.bootstrap.split(","))
+
+
+_TOPIC_FIELDS = tuple(name for name in KafkaSettings.model_fields if name.endswith("_topic"))
 
 
 class RedisSettings(BaseSettings):

@@ -123,14 +123,8 @@ def run(rate: int, duration: float, backlog: int, partitions: int, workdir: Path
     unique = uuid.uuid4().hex[:8]
     with running_stack(workdir / "stack") as endpoints:
         kafka = KafkaSettings(
-            bootstrap=endpoints.kafka_bootstrap,
-            ratings_topic=f"bench-ratings-{unique}",
-            interactions_topic=f"bench-interactions-{unique}",
-            alerts_topic=f"bench-alerts-{unique}",
-            deadletter_topic=f"bench-deadletter-{unique}",
-            failed_alerts_topic=f"bench-alerts-failed-{unique}",
-            partitions=partitions,
-        )
+            bootstrap=endpoints.kafka_bootstrap, partitions=partitions
+        ).with_topic_suffix(f"bench-{unique}")
         asyncio.run(ensure_topics(kafka))
         outbox = workdir / "outbox.jsonl"
         env = {

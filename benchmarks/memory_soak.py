@@ -88,16 +88,8 @@ def run(
     (rules / "_defaults.yaml").write_text(DEFAULTS)
     (rules / "soak.yaml").write_text(RULE.format(window=window))
     with running_stack(workdir / "stack") as endpoints:
-        kafka = KafkaSettings(
-            bootstrap=endpoints.kafka_bootstrap,
-            ratings_topic=f"soak-ratings-{unique}",
-            interactions_topic=f"soak-interactions-{unique}",
-            alerts_topic=f"soak-alerts-{unique}",
-            deadletter_topic=f"soak-deadletter-{unique}",
-            failed_alerts_topic=f"soak-alerts-failed-{unique}",
-            cases_topic=f"soak-cases-{unique}",
-            windows_topic=f"soak-windows-{unique}",
-            partitions=4,
+        kafka = KafkaSettings(bootstrap=endpoints.kafka_bootstrap, partitions=4).with_topic_suffix(
+            f"soak-{unique}"
         )
         asyncio.run(ensure_topics(kafka))
         env = {

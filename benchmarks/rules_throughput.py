@@ -167,15 +167,8 @@ def main() -> int:
 
 def scenario(endpoints: Endpoints, work: Path, events: list[bytes], rules: int | None) -> float:
     unique = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        bootstrap=endpoints.kafka_bootstrap,
-        ratings_topic=f"ratings-{unique}",
-        interactions_topic=f"interactions-{unique}",
-        alerts_topic=f"alerts-{unique}",
-        deadletter_topic=f"deadletter-{unique}",
-        failed_alerts_topic=f"alerts-failed-{unique}",
-        windows_topic=f"windows-{unique}",
-        partitions=4,
+    kafka = KafkaSettings(bootstrap=endpoints.kafka_bootstrap, partitions=4).with_topic_suffix(
+        unique
     )
     asyncio.run(ensure_topics(kafka))
     asyncio.run(produce_lines(kafka.bootstrap, kafka.ratings_topic, events))

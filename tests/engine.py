@@ -43,16 +43,8 @@ class Engine:
         if rules_dir is None:
             rules_dir = only_rules(workdir / "rules", "negative-rating")
         self.kafka = KafkaSettings(
-            bootstrap=stack.kafka_bootstrap,
-            ratings_topic=f"ratings-{unique}",
-            interactions_topic=f"interactions-{unique}",
-            alerts_topic=f"alerts-{unique}",
-            deadletter_topic=f"deadletter-{unique}",
-            failed_alerts_topic=f"alerts-failed-{unique}",
-            cases_topic=f"cases-{unique}",
-            partitions=partitions,
-            windows_topic=f"windows-{unique}",
-        )
+            bootstrap=stack.kafka_bootstrap, partitions=partitions
+        ).with_topic_suffix(unique)
         self.outbox = workdir / "outbox.jsonl"
         self.env = {
             **stack.as_env(),
