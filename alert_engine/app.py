@@ -24,9 +24,9 @@ from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator, Regroup
 from alert_engine.events import EventRejected, Stream, decode_event
-from alert_engine.followup.retry import until_done
 from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
+from alert_engine.redis_outage import until_redis_answers
 from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
@@ -204,7 +204,9 @@ def create_app(
         async for raw in records:
             alert = Alert.from_json(raw)
             if followup is not None:
-                holdout = await until_done(partial(followup.on_alert, alert))
+                holdout = await until_redis_answers(
+                    partial(followup.on_alert, alert), what=f"the holdout of {alert.id}"
+                )
                 if holdout is not None:
                     # Held out of recovery: recorded and surveyed, not delivered for action.
                     stats.alerts_held_out[alert.rule] += 1

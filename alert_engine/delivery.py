@@ -9,7 +9,6 @@ is already recorded is skipped.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from functools import partial
 from typing import TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
@@ -36,6 +33,7 @@ from alert_engine.channels import (
 from alert_engine.escalation import Escalations, is_escalated
 from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
+from alert_engine.redis_outage import until_redis_answers
 from alert_engine.routing import Routing
 from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
@@ -44,9 +42,6 @@ log = logging.getLogger(__name__)
 
 # Long enough to outlive any redelivery of the alert from Kafka (topic retention is 7 days).
 LEDGER_TTL_SECONDS = 30 * 24 * 3600
-# While Redis is unreachable the ledger is asked again after these delays (doubling, capped).
-LEDGER_FIRST_DELAY = 0.1
-LEDGER_MAX_DELAY = 2.0
 
 _T = TypeVar("_T")
 
@@ -302,27 +297,14 @@ class Deliverer:
         raise AssertionError("unreachable: the last attempt returns")
 
     async def _ledger_answer(self, call: Callable[[], Awaitable[_T]], item_id: str) -> _T:
-        """The ledger's answer, waiting for Redis as long as it takes.
+        """The ledger's answer, waiting for Redis as long as it takes (see `redis_outage`)."""
 
-        Never guess while Redis is unreachable: taking an error for "not delivered" would send
-        the alert twice, and letting it escape would end the agent's iteration, which acks the
-        alert's offset and loses it. Meanwhile later alerts wait in Kafka, which keeps them.
-        """
-        for attempt in itertools.count(1):
-            try:
-                return await call()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                self.stats.ledger_unavailable[type(exc).__name__] += 1
-                delay = min(LEDGER_MAX_DELAY, LEDGER_FIRST_DELAY * 2.0 ** min(attempt - 1, 16))
-                log.warning(
-                    "delivery ledger unreachable for %s (attempt %d), retrying in %.1fs: %s",
-                    item_id,
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await self.sleep(delay)
-        raise AssertionError("unreachable: the loop only ends by returning")
+        def count(exc: BaseException) -> None:
+            self.stats.ledger_unavailable[type(exc).__name__] += 1
+
+        return await until_redis_answers(
+            call, what=f"the delivery ledger of {item_id}", on_outage=count, sleep=self.sleep
+        )
 
     def _failed(self, item: Alert | str, destination: str, reason: str) -> Failure:
         self.stats.alerts_failed[destination] += 1

@@ -35,8 +35,8 @@ from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseStore, allowed_actions
 from alert_engine.channels.outbox import outbox_alerts, read_outbox
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
-from alert_engine.followup.retry import until_done
 from alert_engine.presentation import AlertView, LinkTemplates
+from alert_engine.redis_outage import until_redis_answers
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def register_views(
     @app.agent(cases_topic, name="case-reratings")
     async def show_reratings(records: StreamT[bytes]) -> AsyncIterator[None]:
         async for raw in records:
-            await until_done(partial(show_rerating, raw))
+            await until_redis_answers(partial(show_rerating, raw), what="a re-rating")
             yield None
 
 

@@ -4,13 +4,10 @@ passed to the app."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import faust
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
@@ -28,6 +25,7 @@ from alert_engine.followup.service import FollowupService
 from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
 from alert_engine.presentation import LinkTemplates
+from alert_engine.redis_outage import tick_skipped_on_outage
 from alert_engine.reload import RulesReloader
 from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
 from alert_engine.rules import load_ruleset
@@ -156,7 +154,7 @@ def build_worker(settings: Settings) -> faust.App:
     async def send_due_escalations() -> None:
         # Redis down: try again at the next tick. A taken escalation is leased, not removed, so
         # one interrupted here is taken again when its lease ends.
-        with _redis_outage_logged("escalations"):
+        with tick_skipped_on_outage("due escalations"):
             for alert in await escalations.take_due(datetime.now(UTC)):
                 if (await cases.get(alert.id)).state is CaseState.OPEN:
                     for failure in await deliverer.deliver(escalated(alert)):
@@ -165,7 +163,7 @@ def build_worker(settings: Settings) -> faust.App:
 
     @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
     async def send_due_digests() -> None:
-        with _redis_outage_logged("digests"):
+        with tick_skipped_on_outage("due digests"):
             for digest in await groups.take_due(datetime.now(UTC)):
                 for failure in await deliverer.deliver_digest(digest):
                     for alert in digest.alerts:
@@ -196,16 +194,6 @@ def build_worker(settings: Settings) -> faust.App:
         cases_topic=cases_topic,
     )
     return app
-
-
-@contextmanager
-def _redis_outage_logged(what: str) -> Iterator[None]:
-    """A timer's tick that finds Redis unreachable is skipped, not the worker crashed: Faust stops
-    the whole app when a timer raises."""
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        log.warning("cannot check due %s, Redis unreachable: %s", what, exc)
 
 
 def changelog_topics(app: faust.App) -> dict[str, dict[str, str]]:

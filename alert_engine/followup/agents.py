@@ -22,8 +22,8 @@ from alert_engine.cases import CaseEvent
 from alert_engine.events import describe_validation_error
 from alert_engine.followup import report
 from alert_engine.followup.outcomes import DIMENSIONS, CaseFacts
-from alert_engine.followup.retry import until_done
 from alert_engine.followup.service import Answered, FollowupService
+from alert_engine.redis_outage import tick_skipped_on_outage, until_redis_answers
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 
@@ -64,18 +64,16 @@ def add_followup(
                     )
                 ]
                 continue
-            await until_done(partial(followup.on_case, case))
+            await until_redis_answers(
+                partial(followup.on_case, case), what=f"the case of {case.alert_id}"
+            )
             stats.cases_in[case.state.value] += 1
             yield []
 
     @app.timer(settings.followup.poll_seconds, name="followup-send")  # type: ignore[untyped-decorator]
     async def send_followups() -> None:
-        try:
-            sent = await followup.send_due()
-        except (RedisError, OSError) as exc:
-            log.warning("cannot look for due follow-ups: %s", exc)
-            return
-        stats.surveys_sent["email"] += sent
+        with tick_skipped_on_outage("due follow-ups"):
+            stats.surveys_sent["email"] += await followup.send_due()
 
     async def publish_answer(answered: Answered) -> None:
         producer = app.producer
