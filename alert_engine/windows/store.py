@@ -68,3 +68,32 @@ class TableWindowStore:
 
     def set(self, shape: str, key: StateKey, window: WindowRange, state: Any) -> None:
         self.tables[shape][(key, window)] = state
+
+
+class BufferedWindowStore:
+    """Reads through to another store and keeps writes until `flush`.
+
+    The windowed agent takes a batch of events as one Kafka record; a window touched by many of
+    them is written to its table (a changelog message) once, when the batch is done."""
+
+    def __init__(self, inner: WindowStore) -> None:
+        self.inner = inner
+        self._pending: dict[tuple[str, StateKey, WindowRange], Any] = {}
+
+    def window(self, shape: str) -> HoppingWindow:
+        return self.inner.window(shape)
+
+    def get(self, shape: str, key: StateKey, window: WindowRange) -> Any | None:
+        pending = self._pending.get((shape, key, window))
+        return pending if pending is not None else self.inner.get(shape, key, window)
+
+    def set(self, shape: str, key: StateKey, window: WindowRange, state: Any) -> None:
+        self._pending[(shape, key, window)] = state
+
+    def flush(self) -> int:
+        """Write what the batch changed; the number of entries written."""
+        for (shape, key, window), state in self._pending.items():
+            self.inner.set(shape, key, window, state)
+        written = len(self._pending)
+        self._pending.clear()
+        return written
