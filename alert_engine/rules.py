@@ -271,6 +271,9 @@ class Ruleset:
     window_functions: dict[str, Callable[..., Any]] = field(repr=False)
     # Ratings rules joined with their interaction.
     joins: tuple[Rule, ...] = field(default=(), repr=False)
+    # The event fields the windowed agent reads per stream (`where`, aggregate arguments,
+    # throttle keys, join rules' own conditions): it converts only these for CEL.
+    windowed_fields: dict[Stream, frozenset[str]] = field(default_factory=dict, repr=False)
 
     @property
     def join_shape(self) -> str | None:
@@ -326,9 +329,34 @@ class Ruleset:
                         if rule.windowed is not None
                         for expression in rule.windowed.expressions()
                     ),
+                    # A join rule's own condition is decided on the rating.
+                    *(rule.condition for rule in joins if rule.spec.source is stream),
                 ]
             )
             for stream, rules in by_stream.items()
+        }
+        windowed_fields = {
+            stream: frozenset(
+                name
+                for expression in [
+                    *(
+                        expression
+                        for group in windowed[stream].values()
+                        for rule in group
+                        if rule.windowed is not None
+                        for expression in rule.windowed.expressions()
+                    ),
+                    *(
+                        rule.throttle_key
+                        for group in windowed[stream].values()
+                        for rule in group
+                        if rule.throttle_key is not None
+                    ),
+                    *(rule.condition for rule in joins if rule.spec.source is stream),
+                ]
+                for name in expression.variables
+            )
+            for stream in Stream
         }
         window_functions = functions_for(
             [
@@ -346,6 +374,7 @@ class Ruleset:
             shapes=shapes,
             window_functions=window_functions,
             joins=joins,
+            windowed_fields=windowed_fields,
         )
 
     def windows(self) -> dict[str, HoppingWindow]:
