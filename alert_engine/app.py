@@ -17,6 +17,7 @@ from typing import Any, TypeAlias, cast
 
 import faust
 from faust.types import EventT, StreamT
+from faust.windows import HoppingWindow
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
@@ -85,6 +86,8 @@ def create_app(
     topics = {name: topic(name) for name in kafka.engine_topics}
     # One Faust windowed table per window shape the rules use (memory store, changelog-backed):
     # keys are (rule and group key, window), values the aggregates' state and the fired mark.
+    # The tables' windows have no `expires`: the store expires windows by event time itself.
+    windows = evaluator.ruleset.windows()
     tables = {
         shape: app.Table(
             f"window-{shape}",
@@ -92,10 +95,12 @@ def create_app(
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
             partitions=kafka.partitions,
             help=f"windowed rules' state, windows of {shape}",
-        ).using_window(window)
-        for shape, window in evaluator.ruleset.windows().items()
+        ).using_window(HoppingWindow(window.size, window.step))
+        for shape, window in windows.items()
     }
-    store = TableWindowStore({shape: wrapper.table for shape, wrapper in tables.items()})
+    store = TableWindowStore(
+        {shape: wrapper.table for shape, wrapper in tables.items()}, windows, kafka.partitions
+    )
 
     if reloader is not None and settings.engine.rules_reload_seconds > 0:
         # Tables cannot be added to a running app: a reload needing a new shape is refused.
@@ -223,6 +228,12 @@ def create_app(
                     )
                 )
             buffered.flush()
+            # Windows whose end is `expires` behind this partition's event time are done.
+            watermark = max(
+                (time for (_, at), time in evaluator.watermarks.items() if at == partition),
+                default=0.0,
+            )
+            store.expire(partition, watermark)
             yield alerts
 
     @app.agent(topics[kafka.alerts_topic], name="deliver-alerts", sink=[publish])
