@@ -10,7 +10,9 @@ in a window.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +31,7 @@ from alert_engine.events import (
 from alert_engine.expressions import Activation, Condition, EvaluationError, Expression
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
+from alert_engine.windows.aggregations import Aggregate
 from alert_engine.windows.definitions import WindowRange, window_ranges
 from alert_engine.windows.store import WindowStore, state_key
 
@@ -77,6 +80,19 @@ class Evaluator:
         # grace before it take no more events.
         self.watermarks: dict[tuple[Stream, int], float] = {}
 
+    @property
+    def ruleset(self) -> Ruleset:
+        return self._ruleset
+
+    @ruleset.setter
+    def ruleset(self, ruleset: Ruleset) -> None:
+        # Swapped by a reload between two events: the windowed rules' families go with it.
+        self._families = {
+            stream: {grouping: _families(rules) for grouping, rules in groupings.items()}
+            for stream, groupings in ruleset.windowed.items()
+        }
+        self._ruleset = ruleset
+
     def decode(self, stream: Stream, raw: bytes | None) -> Event:
         """Raises `EventRejected`; counts what came in and what was rejected."""
         self.stats.events_in[stream.value] += 1
@@ -87,24 +103,34 @@ class Evaluator:
             raise
 
     def activation(self, stream: Stream, event: Event) -> Activation:
-        return Activation(event_fields(event), self.ruleset.functions[stream])
+        ruleset = self._ruleset
+        return Activation(
+            event_fields(event), ruleset.functions[stream], ruleset.variables.get(stream)
+        )
 
     def matches(
         self, stream: Stream, event: Event, activation: Activation | None = None
     ) -> list[Match]:
         activation = activation or self.activation(stream, event)
+        context = activation.context
+        stats = self.stats
+        evaluations, misses = stats.rule_evaluations, stats.rule_misses
         found: list[Match] = []
-        for rule in self.ruleset.by_stream[stream]:
-            self.stats.rule_evaluations[rule.name] += 1
+        for rule in self._ruleset.by_stream[stream]:
+            name = rule.name
+            evaluations[name] += 1
+            # `Condition.evaluate` inlined: this loop runs once per filter rule per event.
             try:
-                matched = rule.condition.evaluate(activation)
-            except EvaluationError:
+                matched = rule.condition.program.execute(context)
+            except (RuntimeError, TypeError, ValueError):
                 # An event without a field the condition reads: the rule cannot hold for it.
-                self.stats.rule_misses[rule.name] += 1
+                misses[name] += 1
                 continue
-            if matched:
-                self.stats.rule_matches[rule.name] += 1
+            if matched is True:
+                stats.rule_matches[name] += 1
                 found.append(Match(rule, rule.condition.values(activation)))
+            elif matched is not False:
+                misses[name] += 1  # not a boolean: the condition cannot be decided
         return found
 
     def alerts(
@@ -206,76 +232,120 @@ class Evaluator:
         self.watermarks[mark] = watermark
         if group.grouping == JOIN_GROUPING:
             return self._join(group, event, store, activation)
-        alerts: list[Alert] = []
         # Rules of one grouping often share window shapes, filters and aggregate arguments:
         # each is computed once per event.
         cache = _EventCache(activation, timestamp, store, state_key(group.grouping, group.key))
-        for rule in self.ruleset.windowed[stream].get(group.grouping, ()):
-            alert = self._add_to_windows(rule, stream, group.key, event, cache, watermark)
-            if alert is not None:
-                alerts.append(alert)
+        fired: dict[str, Alert] = {}
+        for family in self._families[stream].get(group.grouping, ()):
+            self._add_to_windows(family, stream, group.key, event, cache, watermark, fired)
         cache.write_back()
-        return alerts
+        if not fired:
+            return []
+        return [
+            fired[rule.name]
+            for rule in self._ruleset.windowed[stream][group.grouping]
+            if rule.name in fired
+        ]
 
     def _add_to_windows(
         self,
-        rule: Rule,
+        family: _Family,
         stream: Stream,
         key: str,
         event: Event,
         cache: _EventCache,
         watermark: float,
-    ) -> Alert | None:
-        windowed = rule.windowed
-        assert windowed is not None
-        activation = cache.activation
+        fired: dict[str, Alert],
+    ) -> None:
+        """Count the event in the family's windows; a rule whose condition now holds in one of
+        them goes into `fired` (one alert per rule and event, for the oldest such window)."""
+        stats = self.stats
         try:
-            if windowed.where is not None and not cache.value(windowed.where):
-                return None
+            if family.where is not None and not cache.value(family.where):
+                return
             values = [
                 cache.value(aggregate.argument) if aggregate.argument is not None else None
-                for aggregate in windowed.aggregates
+                for aggregate in family.aggregates
             ]
         except EvaluationError:
-            self.stats.rule_misses[rule.name] += 1
-            return None
-        shape = windowed.shape
-        grace = windowed.window.grace
-        fired: Alert | None = None
-        for window in cache.ranges(shape):
+            for rule in family.rules:
+                stats.rule_misses[rule.name] += 1
+            return
+        grace = family.grace
+        for window in cache.ranges(family.shape):
             if window[1] + grace < watermark:
-                self.stats.late_events[rule.name] += 1
+                for rule in family.rules:
+                    stats.late_events[rule.name] += 1
                 continue
-            bucket = cache.bucket(shape, window)
-            state = bucket.get(rule.state_id)
-            if state is None:
-                state = {
-                    "n": 0,
-                    "a": [aggregate.kind.initial() for aggregate in windowed.aggregates],
-                    "fired": False,
-                }
-            try:
-                state["a"] = [
-                    aggregate.step(current, value)
-                    for aggregate, current, value in zip(
-                        windowed.aggregates, state["a"], values, strict=True
-                    )
-                ]
-            except EvaluationError:
-                # A value of the wrong type (text where a number belongs): not counted.
-                self.stats.rule_misses[rule.name] += 1
-                return fired
-            state["n"] += 1
-            if not state["fired"] and state["n"] >= windowed.min_sample:
-                results = self._results(rule, state)
-                if self._holds(rule, key, results):
-                    state["fired"] = True
-                    if fired is None:
-                        fired = self._window_alert(
-                            rule, stream, key, window, results, event, activation
+            bucket = cache.bucket(family.shape, window)
+            accumulator = bucket.get(family.key)
+            cohorts = (
+                [(family.key, accumulator, family.rules)]
+                if accumulator is not None
+                else _cohorts(family, bucket)
+            )
+            for cohort_key, state, rules in cohorts:
+                try:
+                    state["a"] = [
+                        aggregate.step(current, value)
+                        for aggregate, current, value in zip(
+                            family.aggregates, state["a"], values, strict=True
                         )
-            bucket[rule.state_id] = state
-        return fired
+                    ]
+                except EvaluationError:
+                    # A value of the wrong type (text where a number belongs): not counted. The
+                    # same values fail the same way in every window, so no window counts it.
+                    for rule in family.rules:
+                        stats.rule_misses[rule.name] += 1
+                    return
+                state["n"] += 1
+                bucket[cohort_key] = state
+                self._check(family, stream, key, window, state, rules, event, cache, fired)
+
+    def _check(
+        self,
+        family: _Family,
+        stream: Stream,
+        key: str,
+        window: WindowRange,
+        state: dict[str, Any],
+        rules: Iterable[Rule],
+        event: Event,
+        cache: _EventCache,
+        fired: dict[str, Alert],
+    ) -> None:
+        """Evaluate the conditions of the rules counting in `state` that may fire now."""
+        count = state["n"]
+        fired_ids: list[str] = state["f"]
+        results: dict[str, Any] | None = None
+        activation: Activation | None = None
+        for rule in rules:
+            assert rule.windowed is not None
+            if count < rule.windowed.min_sample or rule.state_id in fired_ids:
+                continue
+            if results is None or activation is None:
+                results = {
+                    aggregate.name: aggregate.result(current)
+                    for aggregate, current in zip(family.aggregates, state["a"], strict=True)
+                }
+                # One context for all the family's conditions: they read the same aggregates.
+                activation = Activation(
+                    {**results, "key": key},
+                    self._ruleset.window_functions,
+                    family.condition_variables,
+                )
+            try:
+                holds = rule.condition.evaluate(activation)
+            except EvaluationError:
+                # e.g. an average over no values yet (null): the condition cannot hold.
+                self.stats.rule_misses[rule.name] += 1
+                continue
+            if holds:
+                fired_ids.append(rule.state_id)
+                if rule.name not in fired:
+                    fired[rule.name] = self._window_alert(
+                        rule, stream, key, window, results, event, cache.activation
+                    )
 
     def _join(
         self, group: Regroup, event: Event, store: WindowStore, activation: Activation
@@ -353,22 +423,6 @@ class Evaluator:
             self.clock(),
             activation,
         )
-
-    def _results(self, rule: Rule, state: dict[str, Any]) -> dict[str, Any]:
-        assert rule.windowed is not None
-        return {
-            aggregate.name: aggregate.result(current)
-            for aggregate, current in zip(rule.windowed.aggregates, state["a"], strict=True)
-        }
-
-    def _holds(self, rule: Rule, key: str, results: dict[str, Any]) -> bool:
-        activation = Activation({**results, "key": key}, self.ruleset.window_functions)
-        try:
-            return rule.condition.evaluate(activation)
-        except EvaluationError:
-            # e.g. an average over no values yet (null): the condition cannot hold.
-            self.stats.rule_misses[rule.name] += 1
-            return False
 
     def _window_alert(
         self,
@@ -498,3 +552,139 @@ class _EventCache:
 
 def _jsonable(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True)
+class _Family:
+    """Windowed rules of one grouping that count the same events the same way: same window
+    shape and grace, same `where`, same aggregates (names included).
+
+    Their windows hold one shared state (`n` events counted, the aggregates `a`, the rules `m`
+    counting in it and those that fired, `f`), updated once per event whatever the number of
+    rules, and their conditions read one context built once per window. Rules share a state only
+    if they started counting on the same event: a rule added by a reload starts a state of its
+    own, a rule taken out leaves with a copy of it."""
+
+    rules: tuple[Rule, ...]
+    shape: str
+    grace: float
+    where: Condition | None
+    aggregates: tuple[Aggregate, ...]
+    # The variables the rules' conditions read (aggregates, `key`).
+    condition_variables: frozenset[str]
+    # The bucket key of the state shared by all of `rules`.
+    key: str
+
+
+def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
+    found: dict[tuple[Any, ...], list[Rule]] = {}
+    for rule in rules:
+        windowed = rule.windowed
+        assert windowed is not None
+        signature = (
+            windowed.shape,
+            windowed.window.grace,
+            windowed.where.source if windowed.where is not None else None,
+            tuple(
+                (aggregate.name, aggregate.function, aggregate.source)
+                for aggregate in windowed.aggregates
+            ),
+        )
+        found.setdefault(signature, []).append(rule)
+    families = []
+    for members in found.values():
+        windowed = members[0].windowed
+        assert windowed is not None
+        families.append(
+            _Family(
+                rules=tuple(members),
+                shape=windowed.shape,
+                grace=windowed.window.grace,
+                where=windowed.where,
+                aggregates=windowed.aggregates,
+                condition_variables=frozenset(
+                    name for rule in members for name in rule.condition.program.variables()
+                ),
+                key=_state_key([rule.state_id for rule in members]),
+            )
+        )
+    return tuple(families)
+
+
+def _state_key(state_ids: Iterable[str]) -> str:
+    """The bucket key of the state shared by these rules; rule state ids never start with `*`."""
+    digest = hashlib.sha256("\0".join(sorted(state_ids)).encode()).hexdigest()
+    return f"*{digest[:16]}"
+
+
+Cohort = tuple[str, dict[str, Any], tuple[Rule, ...]]
+
+
+def _cohorts(family: _Family, bucket: dict[str, Any]) -> list[Cohort]:
+    """The states the family's rules count in, when they do not all share one: after a reload
+    added or took out rules mid-window, or in a window written by an earlier version (one state
+    per rule). Rearranges `bucket`; a new state is only added to it once it counted an event."""
+    owner = {
+        member: bucket_key
+        for bucket_key, state in bucket.items()
+        if bucket_key.startswith("*")
+        for member in state["m"]
+    }
+    by_owner: dict[str | None, list[Rule]] = {}
+    for rule in family.rules:
+        state_id = rule.state_id
+        bucket_key = owner.get(state_id)
+        if bucket_key is None and state_id in bucket:
+            # One rule's own state, as earlier versions kept it.
+            old = bucket.pop(state_id)
+            bucket_key = _state_key([state_id])
+            bucket[bucket_key] = {
+                "n": old["n"],
+                "a": old["a"],
+                "m": [state_id],
+                "f": [state_id] if old["fired"] else [],
+            }
+        by_owner.setdefault(bucket_key, []).append(rule)
+    cohorts: list[Cohort] = []
+    for bucket_key, rules in by_owner.items():
+        ids = [rule.state_id for rule in rules]
+        new_key = _state_key(ids)
+        if bucket_key is None:
+            state = {
+                "n": 0,
+                "a": [aggregate.kind.initial() for aggregate in family.aggregates],
+                "m": sorted(ids),
+                "f": [],
+            }
+            cohorts.append((new_key, state, tuple(rules)))
+            continue
+        state = bucket[bucket_key]
+        gone = [member for member in state["m"] if member not in ids]
+        if gone:
+            # Rules no longer loaded keep what they had counted, as if they had their own state.
+            bucket[_state_key(gone)] = {
+                "n": state["n"],
+                "a": copy.deepcopy(state["a"]),
+                "m": gone,
+                "f": [member for member in state["f"] if member in gone],
+            }
+            del bucket[bucket_key]
+            state = {
+                "n": state["n"],
+                "a": state["a"],
+                "m": sorted(ids),
+                "f": [member for member in state["f"] if member in ids],
+            }
+            bucket[new_key] = state
+            bucket_key = new_key
+        cohorts.append((bucket_key, state, tuple(rules)))
+    return cohorts
+
+
+def window_state(bucket: dict[str, Any], rule: Rule) -> dict[str, Any] | None:
+    """A rule's state in one window's bucket: events counted `n`, aggregates `a`, `fired`."""
+    for bucket_key, state in bucket.items():
+        if bucket_key.startswith("*") and rule.state_id in state["m"]:
+            return {"n": state["n"], "a": state["a"], "fired": rule.state_id in state["f"]}
+    found: dict[str, Any] | None = bucket.get(rule.state_id)
+    return found

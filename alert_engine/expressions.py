@@ -40,12 +40,21 @@ class Activation:
     __slots__ = ("context", "fields")
 
     def __init__(
-        self, fields: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]]
+        self,
+        fields: Mapping[str, Any],
+        functions: Mapping[str, Callable[..., Any]],
+        variables: Iterable[str] | None = None,
     ) -> None:
         self.fields = fields
-        # Only the functions some condition calls: registering all of them costs more per event
-        # than running a condition.
-        self.context = cel.Context(dict(fields), dict(functions))
+        # Only the functions some condition calls, and only the fields some condition reads
+        # (`variables`, all of them if not given): the context converts every value it is given
+        # to CEL up front, which costs more per event than running the conditions.
+        given = (
+            dict(fields)
+            if variables is None
+            else {name: fields[name] for name in variables if name in fields}
+        )
+        self.context = cel.Context(given, dict(functions) if functions else None)
 
 
 @dataclass(frozen=True)

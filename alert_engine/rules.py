@@ -237,10 +237,11 @@ class Rule:
     throttle_key: Expression | None = None
     # A join rule's condition over the joined interaction.
     join_condition: Condition | None = None
+    # `spec.name`, read per rule per event: a plain attribute, not a property.
+    name: str = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.spec.name)
 
     @functools.cached_property
     def state_id(self) -> str:
@@ -267,6 +268,9 @@ class Ruleset:
     window_functions: dict[str, Callable[..., Any]] = field(repr=False)
     # Ratings rules joined with their interaction.
     joins: tuple[Rule, ...] = field(default=(), repr=False)
+    # The event fields some condition or expression of each stream reads: only these are
+    # converted to CEL values per event.
+    variables: dict[Stream, frozenset[str]] = field(default_factory=dict, repr=False)
 
     @property
     def join_shape(self) -> str | None:
@@ -306,25 +310,35 @@ class Ruleset:
         if joins:
             join_window = WindowSpec(size=join_within)
             shapes[f"{JOIN_SHAPE_PREFIX}{join_window.shape}"] = (join_window, 0.0)
-        functions = {
-            stream: functions_for(
-                [
-                    *(rule.condition for rule in rules),
-                    *(
-                        rule.throttle_key
-                        for rule in enabled
-                        if rule.spec.source is stream and rule.throttle_key is not None
-                    ),
-                    *(
-                        expression
-                        for group in windowed[stream].values()
-                        for rule in group
-                        if rule.windowed is not None
-                        for expression in rule.windowed.expressions()
-                    ),
-                ]
-            )
+        # Everything that runs against an event of each stream: filter and join conditions,
+        # throttle keys, and the windowed rules' group_by, where and aggregate arguments.
+        on_events: dict[Stream, list[Condition | Expression]] = {
+            stream: [
+                *(rule.condition for rule in rules),
+                *(rule.condition for rule in joins if rule.spec.source is stream),
+                *(
+                    rule.throttle_key
+                    for rule in enabled
+                    if rule.spec.source is stream and rule.throttle_key is not None
+                ),
+                *(
+                    expression
+                    for group in windowed[stream].values()
+                    for rule in group
+                    if rule.windowed is not None
+                    for expression in rule.windowed.expressions()
+                ),
+            ]
             for stream, rules in by_stream.items()
+        }
+        functions = {stream: functions_for(used) for stream, used in on_events.items()}
+        variables = {
+            # CEL's own list of names, not `variables`: that one leaves out names that are also
+            # function names, and a field may be called like a function.
+            stream: frozenset(
+                name for expression in used for name in expression.program.variables()
+            )
+            for stream, used in on_events.items()
         }
         window_functions = functions_for(
             [
@@ -342,6 +356,7 @@ class Ruleset:
             shapes=shapes,
             window_functions=window_functions,
             joins=joins,
+            variables=variables,
         )
 
     def windows(self) -> dict[str, HoppingWindow]:
