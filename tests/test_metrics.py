@@ -89,3 +89,31 @@ def test_every_declared_counter_is_an_attribute_served_on_stats():
     assert set(get_type_hints(Stats)) == set(COUNTERS)
     stats.late_events["team-burst"] += 2
     assert stats.as_dict()["late_events"] == {"team-burst": 2}
+
+
+def test_counters_are_read_at_scrape_time_with_their_names_and_labels():
+    import prometheus_client
+
+    from alert_engine.stats import Stats
+
+    stats = Stats()
+    stats.rule_evaluations["negative-rating"] += 3
+    stats.rule_misses["angry-comment"] += 1
+    families = {
+        family.name: family
+        for family in text_string_to_metric_families(
+            prometheus_client.generate_latest(stats.registry).decode()
+        )
+    }
+    assert families["alert_engine_rule_evaluations"].type == "counter"
+    assert [
+        (sample.name, sample.labels, sample.value)
+        for sample in families["alert_engine_rule_evaluations"].samples
+    ] == [("alert_engine_rule_evaluations_total", {"rule": "negative-rating"}, 3.0)]
+    stats.rule_evaluations["negative-rating"] += 1  # the next scrape sees the new value
+    assert 'alert_engine_rule_misses_total{rule="angry-comment"} 1.0' in (
+        prometheus_client.generate_latest(stats.registry).decode()
+    )
+    assert 'alert_engine_rule_evaluations_total{rule="negative-rating"} 4.0' in (
+        prometheus_client.generate_latest(stats.registry).decode()
+    )
