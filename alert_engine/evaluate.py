@@ -286,10 +286,11 @@ class Evaluator:
             )
             for cohort_key, state, rules in cohorts:
                 try:
+                    # `Aggregate.step` inlined: a null argument value changes nothing.
                     state["a"] = [
-                        aggregate.step(current, value)
-                        for aggregate, current, value in zip(
-                            family.aggregates, state["a"], values, strict=True
+                        current if value is None and takes else add(current, value)
+                        for (add, takes), current, value in zip(
+                            family.steps, state["a"], values, strict=True
                         )
                     ]
                 except EvaluationError:
@@ -298,9 +299,10 @@ class Evaluator:
                     for rule in family.rules:
                         stats.rule_misses[rule.name] += 1
                     return
-                state["n"] += 1
+                count = state["n"] = state["n"] + 1
                 bucket[cohort_key] = state
-                self._check(family, stream, key, window, state, rules, event, cache, fired)
+                if count >= family.min_sample:
+                    self._check(family, stream, key, window, state, rules, event, cache, fired)
 
     def _check(
         self,
@@ -317,32 +319,34 @@ class Evaluator:
         """Evaluate the conditions of the rules counting in `state` that may fire now."""
         count = state["n"]
         fired_ids: list[str] = state["f"]
-        results: dict[str, Any] | None = None
-        activation: Activation | None = None
+        context: Any = None
         for rule in rules:
-            assert rule.windowed is not None
-            if count < rule.windowed.min_sample or rule.state_id in fired_ids:
+            state_id = rule.state_id
+            if count < family.min_samples[state_id] or state_id in fired_ids:
                 continue
-            if results is None or activation is None:
-                results = {
-                    aggregate.name: aggregate.result(current)
-                    for aggregate, current in zip(family.aggregates, state["a"], strict=True)
-                }
+            if context is None:
                 # One context for all the family's conditions: they read the same aggregates.
-                activation = Activation(
-                    {**results, "key": key},
-                    self._ruleset.window_functions,
-                    family.condition_variables,
-                )
+                current = state["a"]
+                variables = {name: result(current[i]) for name, i, result in family.reads}
+                if family.reads_key:
+                    variables["key"] = key
+                context = Activation(variables, self._ruleset.window_functions).context
+            # `Condition.evaluate` inlined.
             try:
-                holds = rule.condition.evaluate(activation)
-            except EvaluationError:
+                holds = rule.condition.program.execute(context)
+            except (RuntimeError, TypeError, ValueError):
+                holds = None
+            if holds is not True and holds is not False:
                 # e.g. an average over no values yet (null): the condition cannot hold.
                 self.stats.rule_misses[rule.name] += 1
                 continue
             if holds:
-                fired_ids.append(rule.state_id)
+                fired_ids.append(state_id)
                 if rule.name not in fired:
+                    results = {
+                        aggregate.name: aggregate.result(current)
+                        for aggregate, current in zip(family.aggregates, state["a"], strict=True)
+                    }
                     fired[rule.name] = self._window_alert(
                         rule, stream, key, window, results, event, cache.activation
                     )
@@ -518,7 +522,8 @@ class _EventCache:
         found = self._buckets.get((shape, window))
         if found is None:
             stored = self.store.get(shape, self.key, window)
-            found = self._buckets[(shape, window)] = dict(stored) if stored else {}
+            # Changed in place and written back whole: a table write sends the whole value.
+            found = self._buckets[(shape, window)] = stored if stored is not None else {}
         return found
 
     def write_back(self) -> None:
@@ -570,8 +575,17 @@ class _Family:
     grace: float
     where: Condition | None
     aggregates: tuple[Aggregate, ...]
-    # The variables the rules' conditions read (aggregates, `key`).
-    condition_variables: frozenset[str]
+    # Per aggregate: its update function, and whether it takes an argument (a null one is
+    # skipped).
+    steps: tuple[tuple[Callable[[Any, Any], Any], bool], ...]
+    # The smallest `min_sample` of the rules: below it, no condition is evaluated.
+    min_sample: int
+    # Each rule's `min_sample`, by rule state id.
+    min_samples: dict[str, int]
+    # The aggregates the conditions read: name, position, result function; and whether they
+    # read `key`.
+    reads: tuple[tuple[str, int, Callable[[Any], Any]], ...]
+    reads_key: bool
     # The bucket key of the state shared by all of `rules`.
     key: str
 
@@ -595,6 +609,7 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
     for members in found.values():
         windowed = members[0].windowed
         assert windowed is not None
+        read = {name for rule in members for name in rule.condition.program.variables()}
         families.append(
             _Family(
                 rules=tuple(members),
@@ -602,10 +617,25 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
                 grace=windowed.window.grace,
                 where=windowed.where,
                 aggregates=windowed.aggregates,
-                condition_variables=frozenset(
-                    name for rule in members for name in rule.condition.program.variables()
+                min_samples={
+                    rule.state_id: rule.windowed.min_sample
+                    for rule in members
+                    if rule.windowed is not None
+                },
+                reads=tuple(
+                    (aggregate.name, i, aggregate.kind.result)
+                    for i, aggregate in enumerate(windowed.aggregates)
+                    if aggregate.name in read
                 ),
+                reads_key="key" in read,
                 key=_state_key([rule.state_id for rule in members]),
+                steps=tuple(
+                    (aggregate.kind.add, aggregate.argument is not None)
+                    for aggregate in windowed.aggregates
+                ),
+                min_sample=min(
+                    rule.windowed.min_sample for rule in members if rule.windowed is not None
+                ),
             )
         )
     return tuple(families)
