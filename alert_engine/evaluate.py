@@ -28,7 +28,13 @@ from alert_engine.events import (
     decode_event,
     event_fields,
 )
-from alert_engine.expressions import Activation, Condition, EvaluationError, Expression
+from alert_engine.expressions import (
+    Activation,
+    Condition,
+    EvaluationError,
+    Expression,
+    plain_number,
+)
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
 from alert_engine.windows.aggregations import Aggregate
@@ -319,23 +325,32 @@ class Evaluator:
         """Evaluate the conditions of the rules counting in `state` that may fire now."""
         count = state["n"]
         fired_ids: list[str] = state["f"]
+        variables: dict[str, Any] | None = None
+        others: list[str] = []  # names of values that are not plain numbers
         context: Any = None
         for rule in rules:
             state_id = rule.state_id
             if count < family.min_samples[state_id] or state_id in fired_ids:
                 continue
-            if context is None:
-                # One context for all the family's conditions: they read the same aggregates.
+            if variables is None:
                 current = state["a"]
                 variables = {name: result(current[i]) for name, i, result in family.reads}
                 if family.reads_key:
                     variables["key"] = key
-                context = Activation(variables, self._ruleset.window_functions).context
-            # `Condition.evaluate` inlined.
-            try:
-                holds = rule.condition.program.execute(context)
-            except (RuntimeError, TypeError, ValueError):
-                holds = None
+                others = [name for name, value in variables.items() if not plain_number(value)]
+            condition = rule.condition
+            numeric = condition.numeric
+            if numeric is not None and (not others or numeric.names.isdisjoint(others)):
+                holds: Any = numeric.test(variables)
+            else:
+                if context is None:
+                    # One context for all the family's conditions: they read the same aggregates.
+                    context = Activation(variables, self._ruleset.window_functions).context
+                # `Condition.evaluate` inlined.
+                try:
+                    holds = condition.program.execute(context)
+                except (RuntimeError, TypeError, ValueError):
+                    holds = None
             if holds is not True and holds is not False:
                 # e.g. an average over no values yet (null): the condition cannot hold.
                 self.stats.rule_misses[rule.name] += 1
