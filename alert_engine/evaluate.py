@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from alert_engine.expressions import (
     Condition,
     EvaluationError,
     Expression,
+    NumericCondition,
     plain_number,
 )
 from alert_engine.rules import Rule, Ruleset
@@ -78,10 +80,14 @@ class Evaluator:
         stats: Stats | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.ruleset = ruleset
         self.max_event_bytes = max_event_bytes
         self.stats = stats or Stats()
         self.clock = clock
+        # Filter rules found false by a shared guard, per (stream, guard group) and not yet added
+        # to `rule_evaluations`: `Stats.settle` adds them before the counters are read.
+        self._owed: Counter[tuple[Stream, int]] = Counter()
+        self.stats.on_settle(self._settle)
+        self.ruleset = ruleset
         # The latest event time seen per (stream, partition): windows that ended more than their
         # grace before it take no more events.
         self.watermarks: dict[tuple[Stream, int], float] = {}
@@ -92,12 +98,26 @@ class Evaluator:
 
     @ruleset.setter
     def ruleset(self, ruleset: Ruleset) -> None:
-        # Swapped by a reload between two events: the windowed rules' families go with it.
+        # Swapped by a reload between two events: the filter groups and the windowed rules'
+        # families go with it.
+        self._settle()
+        self._guarded = {
+            stream: _guard_groups(rules) for stream, rules in ruleset.by_stream.items()
+        }
         self._families = {
             stream: {grouping: _families(rules) for grouping, rules in groupings.items()}
             for stream, groupings in ruleset.windowed.items()
         }
         self._ruleset = ruleset
+
+    def _settle(self) -> None:
+        if not self._owed:
+            return
+        evaluations = self.stats.rule_evaluations
+        for (stream, group), count in self._owed.items():
+            for _, rule in self._guarded[stream][group][1]:
+                evaluations[rule.name] += count
+        self._owed.clear()
 
     def decode(self, stream: Stream, raw: bytes | None) -> Event:
         """Raises `EventRejected`; counts what came in and what was rejected."""
@@ -119,25 +139,36 @@ class Evaluator:
     ) -> list[Match]:
         activation = activation or self.activation(stream, event)
         context = activation.context
+        fields = activation.fields
         stats = self.stats
         evaluations, misses = stats.rule_evaluations, stats.rule_misses
-        found: list[Match] = []
-        for rule in self._ruleset.by_stream[stream]:
-            name = rule.name
-            evaluations[name] += 1
-            # `Condition.evaluate` inlined: this loop runs once per filter rule per event.
-            try:
-                matched = rule.condition.program.execute(context)
-            except (RuntimeError, TypeError, ValueError):
-                # An event without a field the condition reads: the rule cannot hold for it.
-                misses[name] += 1
+        found: list[tuple[int, Match]] = []
+        for group, (guard, rules) in enumerate(self._guarded[stream]):
+            if (
+                guard is not None
+                and all(plain_number(fields.get(name)) for name in guard.names)
+                and not guard.test(fields)
+            ):
+                # Every rule of the group is false for this event: no condition to run.
+                self._owed[(stream, group)] += 1
                 continue
-            if matched is True:
-                stats.rule_matches[name] += 1
-                found.append(Match(rule, rule.condition.values(activation)))
-            elif matched is not False:
-                misses[name] += 1  # not a boolean: the condition cannot be decided
-        return found
+            for position, rule in rules:
+                name = rule.name
+                evaluations[name] += 1
+                # `Condition.evaluate` inlined: this loop runs once per filter rule per event.
+                try:
+                    matched = rule.condition.program.execute(context)
+                except (RuntimeError, TypeError, ValueError):
+                    # An event without a field the condition reads: the rule cannot hold for it.
+                    misses[name] += 1
+                    continue
+                if matched is True:
+                    stats.rule_matches[name] += 1
+                    found.append((position, Match(rule, rule.condition.values(activation))))
+                elif matched is not False:
+                    misses[name] += 1  # not a boolean: the condition cannot be decided
+        found.sort(key=lambda item: item[0])
+        return [match for _, match in found]
 
     def alerts(
         self, stream: Stream, event: Event, activation: Activation | None = None
@@ -572,6 +603,22 @@ class _EventCache:
 
 def _jsonable(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+GuardGroup = tuple[NumericCondition | None, tuple[tuple[int, Rule], ...]]
+
+
+def _guard_groups(rules: tuple[Rule, ...]) -> tuple[GuardGroup, ...]:
+    """Filter rules grouped by their first guard (`rating <= 2 && ...`): when it is false for an
+    event, the whole group is, and none of its conditions runs. Rules keep their position, so
+    matches come out in rule order."""
+    groups: dict[str | None, tuple[NumericCondition | None, list[tuple[int, Rule]]]] = {}
+    for position, rule in enumerate(rules):
+        guards = rule.condition.guards
+        guard = guards[0] if guards else None
+        key = guard.source if guard is not None else None
+        groups.setdefault(key, (guard, []))[1].append((position, rule))
+    return tuple((guard, tuple(members)) for guard, members in groups.values())
 
 
 @dataclass(frozen=True)

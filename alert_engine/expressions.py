@@ -67,6 +67,10 @@ class Condition:
     # The same condition as a Python function, if it only compares numbers (see
     # `NumericCondition`); None otherwise.
     numeric: NumericCondition | None = field(default=None, repr=False, compare=False)
+    # Top-level `&&` operands that only compare numbers (`rating <= 2` in
+    # `rating <= 2 && comment.contains('wait')`): when one is false, so is the condition (CEL's
+    # `&&` is false if either side is, whatever the other side gives, even an error).
+    guards: tuple[NumericCondition, ...] = field(default=(), repr=False, compare=False)
 
     def evaluate(self, activation: Activation) -> bool:
         try:
@@ -108,6 +112,12 @@ def compile_condition(source: str) -> Condition:
         variables=names,
         functions=called,
         numeric=numeric_condition(source),
+        guards=tuple(
+            guard
+            for part in conjuncts(source) or ()
+            for guard in [numeric_condition(part)]
+            if guard is not None
+        ),
     )
 
 
@@ -230,6 +240,7 @@ Test = Callable[[Values], bool]
 class NumericCondition:
     """A condition that only compares numbers, as a Python function of the values it reads."""
 
+    source: str
     test: Test
     names: frozenset[str]
 
@@ -267,7 +278,7 @@ def numeric_condition(source: str) -> NumericCondition | None:
             raise _NotNumeric
     except _NotNumeric:
         return None
-    return NumericCondition(test, frozenset(parser.names))
+    return NumericCondition(source.strip(), test, frozenset(parser.names))
 
 
 class _NumericParser:
@@ -375,3 +386,42 @@ def _any(parts: list[Test]) -> Test:
         return parts[0]
     first, rest = parts[0], _any(parts[1:])
     return lambda values: first(values) or rest(values)
+
+
+def conjuncts(source: str) -> list[str] | None:
+    """The operands of a condition's top-level `&&` chain, or None if it is not one (a top-level
+    `||` or `?:` binds looser than `&&`). Strings and brackets are skipped; a condition with a
+    backslash or `//` comment is not split."""
+    if "\\" in source:
+        return None
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    position = 0
+    length = len(source)
+    while position < length:
+        char = source[position]
+        if char in "'\"":
+            quote = char * 3 if source.startswith(char * 3, position) else char
+            end = source.find(quote, position + len(quote))
+            if end < 0:
+                return None
+            position = end + len(quote)
+            continue
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif source.startswith("//", position):
+            return None
+        elif depth == 0:
+            if source.startswith("&&", position):
+                parts.append(source[start:position])
+                position += 2
+                start = position
+                continue
+            if source.startswith("||", position) or char in "?:":
+                return None
+        position += 1
+    parts.append(source[start:])
+    return parts if len(parts) > 1 else None

@@ -7,7 +7,7 @@ one process, as the tests do, never clash over metric names.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import faust
 import prometheus_client
@@ -29,15 +29,22 @@ class CountersCollector:
     rule per event cost more than evaluating the rule); the values are read when `/metrics` is
     scraped, so `/stats` and `/metrics` still show the same figures."""
 
-    def __init__(self, counters: Iterable[tuple[str, str, str, Counter[str]]]) -> None:
+    def __init__(
+        self,
+        counters: Iterable[tuple[str, str, str, Counter[str]]],
+        before: Callable[[], None] = lambda: None,
+    ) -> None:
         # (metric name without prefix, help, label name, counter)
         self.counters = tuple(counters)
+        # Brings the counters up to date before a scrape reads them.
+        self.before = before
 
     def describe(self) -> Iterator[CounterMetricFamily]:
         for name, documentation, label, _ in self.counters:
             yield CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=[label])
 
     def collect(self) -> Iterator[CounterMetricFamily]:
+        self.before()
         for name, documentation, label, counter in self.counters:
             family = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=[label])
             for key, value in list(counter.items()):

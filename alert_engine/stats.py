@@ -7,6 +7,7 @@ counter is a plain `collections.Counter`, which a `CountersCollector` serves at 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
@@ -68,12 +69,23 @@ class Stats:
             counter: Counter[str] = Counter()
             setattr(self, name, counter)
             counters.append((name, documentation, label, counter))
-        self.registry.register(CountersCollector(counters))
+        self._settlers: list[Callable[[], None]] = []
+        self.registry.register(CountersCollector(counters, before=self.settle))
         self.delivery_latency = delivery_latency_histogram(self.registry)
 
     def observe_delivery(self, destination: str, latency_seconds: float) -> None:
         self.alerts_delivered[destination] += 1
         self.delivery_latency.labels(destination).observe(max(0.0, latency_seconds))
 
+    def on_settle(self, settle: Callable[[], None]) -> None:
+        """`settle` adds counts kept aside on the hot path (see `Evaluator`) to the counters."""
+        self._settlers.append(settle)
+
+    def settle(self) -> None:
+        """Bring every counter up to date; `/stats` and `/metrics` call it before reading."""
+        for settle in self._settlers:
+            settle()
+
     def as_dict(self) -> dict[str, dict[str, int]]:
+        self.settle()
         return {name: dict(getattr(self, name)) for name in COUNTERS}

@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alert_engine.expressions import EXACT_INT, numeric_condition, plain_number
+from alert_engine.expressions import (
+    EXACT_INT,
+    compile_condition,
+    conjuncts,
+    numeric_condition,
+    plain_number,
+)
 
 NAMES = ("a", "b", "low")
 
@@ -101,3 +107,32 @@ def test_plain_numbers():
     assert not plain_number(True)
     assert not plain_number(None)
     assert not plain_number(EXACT_INT + 1)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("rating <= 2 && comment.contains('late')", ["rating <= 2 ", " comment.contains('late')"]),
+        ("a && (b || c) && d", ["a ", " (b || c) ", " d"]),
+        ("team == 'a && b' && nps < 3", ["team == 'a && b' ", " nps < 3"]),
+        ('x == """&&""" && y', ['x == """&&""" ', " y"]),
+        ("[1].exists(x, x > 0 && x < 2) && r < 1", ["[1].exists(x, x > 0 && x < 2) ", " r < 1"]),
+        ("a && b || c", None),  # (a && b) || c
+        ("a && b ? c : d", None),  # (a && b) ? c : d
+        ("a < 1", None),
+        ("a == 'it\\'s' && b", None),  # escapes: not split
+        ("a && b // comment", None),
+    ],
+)
+def test_top_level_conjuncts(source, expected):
+    assert conjuncts(source) == expected
+
+
+def test_a_false_operand_makes_the_whole_conjunction_false_in_cel_even_beside_an_error():
+    # What skipping a rule by its guard relies on.
+    context = cel.Context({"rating": 4, "comment": None}, None)
+    for source in ("rating <= 2 && comment.size() > 0", "comment.size() > 0 && rating <= 2"):
+        assert cel.compile(source).execute(context) is False
+    assert [guard.source for guard in compile_condition("x.y == 1 && rating <= 2").guards] == [
+        "rating <= 2"
+    ]
