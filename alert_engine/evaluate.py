@@ -359,9 +359,10 @@ class Evaluator:
         variables: dict[str, Any] | None = None
         others: list[str] = []  # names of values that are not plain numbers
         context: Any = None
+        checks = family.checks
         for rule in rules:
-            state_id = rule.state_id
-            if count < family.min_samples[state_id] or state_id in fired_ids:
+            state_id, min_sample, numeric = checks[rule.name]
+            if count < min_sample or state_id in fired_ids:
                 continue
             if variables is None:
                 current = state["a"]
@@ -369,8 +370,6 @@ class Evaluator:
                 if family.reads_key:
                     variables["key"] = key
                 others = [name for name, value in variables.items() if not plain_number(value)]
-            condition = rule.condition
-            numeric = condition.numeric
             if numeric is not None and (not others or numeric.names.isdisjoint(others)):
                 holds: Any = numeric.test(variables)
             else:
@@ -379,7 +378,7 @@ class Evaluator:
                     context = Activation(variables, self._ruleset.window_functions).context
                 # `Condition.evaluate` inlined.
                 try:
-                    holds = condition.program.execute(context)
+                    holds = rule.condition.program.execute(context)
                 except (RuntimeError, TypeError, ValueError):
                     holds = None
             if holds is not True and holds is not False:
@@ -642,8 +641,8 @@ class _Family:
     steps: tuple[tuple[Callable[[Any, Any], Any], bool], ...]
     # The smallest `min_sample` of the rules: below it, no condition is evaluated.
     min_sample: int
-    # Each rule's `min_sample`, by rule state id.
-    min_samples: dict[str, int]
+    # Per rule name: its state id, `min_sample` and the Python form of its condition.
+    checks: dict[str, tuple[str, int, NumericCondition | None]]
     # The aggregates the conditions read: name, position, result function; and whether they
     # read `key`.
     reads: tuple[tuple[str, int, Callable[[Any], Any]], ...]
@@ -679,8 +678,8 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
                 grace=windowed.window.grace,
                 where=windowed.where,
                 aggregates=windowed.aggregates,
-                min_samples={
-                    rule.state_id: rule.windowed.min_sample
+                checks={
+                    rule.name: (rule.state_id, rule.windowed.min_sample, rule.condition.numeric)
                     for rule in members
                     if rule.windowed is not None
                 },

@@ -77,3 +77,23 @@ def test_join_rules_are_checked_at_load(tmp_path):
     (tmp_path / "bad.yaml").write_text(RULE.replace("source: ratings", "source: interactions"))
     with pytest.raises(RulesetError, match="join is for ratings rules"):
         load_ruleset(tmp_path)
+
+
+def test_a_join_rule_may_call_a_function_no_other_rule_calls(tmp_path):
+    (tmp_path / "join.yaml").write_text(
+        RULE.replace("condition: rating <= 2", "condition: sentiment(comment) < -0.3")
+    )
+    ruleset = load_ruleset(tmp_path)
+    evaluator = Evaluator(ruleset, max_event_bytes=65536)
+    store = MemoryWindowStore(ruleset.windows())
+    evaluator.evaluate_all(
+        Stream.INTERACTIONS, encode(interaction(id="i-1", transfers=4, time=at(0))), store
+    )
+    comment = "This was terrible and awful, I hate it"
+    [alert] = evaluator.evaluate_all(
+        Stream.RATINGS,
+        encode(rating(id="r-1", interaction_id="i-1", comment=comment, time=at(5))),
+        store,
+    )
+    assert alert.rule == "low-rating-after-hard-call"
+    assert evaluator.stats.rule_misses["low-rating-after-hard-call"] == 0
