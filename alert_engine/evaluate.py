@@ -317,11 +317,11 @@ class Evaluator:
             bucket = cache.bucket(family.shape, window)
             accumulator = bucket.get(family.key)
             cohorts = (
-                [(family.key, accumulator, family.rules)]
+                [(family.key, accumulator, None)]
                 if accumulator is not None
                 else _cohorts(family, bucket)
             )
-            for cohort_key, state, rules in cohorts:
+            for cohort_key, state, members in cohorts:
                 try:
                     # `Aggregate.step` inlined: a null argument value changes nothing.
                     state["a"] = [
@@ -339,7 +339,7 @@ class Evaluator:
                 count = state["n"] = state["n"] + 1
                 bucket[cohort_key] = state
                 if count >= family.min_sample:
-                    self._check(family, stream, key, window, state, rules, event, cache, fired)
+                    self._check(family, stream, key, window, state, members, event, cache, fired)
 
     def _check(
         self,
@@ -348,53 +348,60 @@ class Evaluator:
         key: str,
         window: WindowRange,
         state: dict[str, Any],
-        rules: Iterable[Rule],
+        members: frozenset[str] | None,
         event: Event,
         cache: _EventCache,
         fired: dict[str, Alert],
     ) -> None:
-        """Evaluate the conditions of the rules counting in `state` that may fire now."""
+        """Evaluate the conditions of the rules counting in `state` (all of the family's, or
+        the state ids `members`) that may fire now."""
         count = state["n"]
         fired_ids: list[str] = state["f"]
-        variables: dict[str, Any] | None = None
-        others: list[str] = []  # names of values that are not plain numbers
+        current = state["a"]
+        variables = {name: result(current[i]) for name, i, result in family.reads}
+        if family.reads_key:
+            variables["key"] = key
+        # The names of values the Python form of a condition cannot read (null, text, NaN).
+        others = [name for name, value in variables.items() if not plain_number(value)]
         context: Any = None
-        checks = family.checks
-        for rule in rules:
-            state_id, min_sample, numeric = checks[rule.name]
-            if count < min_sample or state_id in fired_ids:
-                continue
-            if variables is None:
-                current = state["a"]
-                variables = {name: result(current[i]) for name, i, result in family.reads}
-                if family.reads_key:
-                    variables["key"] = key
-                others = [name for name, value in variables.items() if not plain_number(value)]
-            if numeric is not None and (not others or numeric.names.isdisjoint(others)):
-                holds: Any = numeric.test(variables)
-            else:
-                if context is None:
-                    # One context for all the family's conditions: they read the same aggregates.
-                    context = Activation(variables, self._ruleset.window_functions).context
-                # `Condition.evaluate` inlined.
-                try:
-                    holds = rule.condition.program.execute(context)
-                except (RuntimeError, TypeError, ValueError):
-                    holds = None
-            if holds is not True and holds is not False:
-                # e.g. an average over no values yet (null): the condition cannot hold.
-                self.stats.rule_misses[rule.name] += 1
-                continue
-            if holds:
-                fired_ids.append(state_id)
-                if rule.name not in fired:
-                    results = {
-                        aggregate.name: aggregate.result(current)
-                        for aggregate, current in zip(family.aggregates, state["a"], strict=True)
-                    }
-                    fired[rule.name] = self._window_alert(
-                        rule, stream, key, window, results, event, cache.activation
-                    )
+        for guard, checks in family.checks:
+            if (
+                guard is not None
+                and (not others or guard.names.isdisjoint(others))
+                and not guard.test(variables)
+            ):
+                continue  # false for every rule of the group
+            for rule, state_id, min_sample, numeric in checks:
+                if count < min_sample or state_id in fired_ids:
+                    continue
+                if members is not None and state_id not in members:
+                    continue
+                if numeric is not None and (not others or numeric.names.isdisjoint(others)):
+                    holds: Any = numeric.test(variables)
+                else:
+                    if context is None:
+                        # One context for all the family's conditions: they read the same
+                        # aggregates.
+                        context = Activation(variables, self._ruleset.window_functions).context
+                    # `Condition.evaluate` inlined.
+                    try:
+                        holds = rule.condition.program.execute(context)
+                    except (RuntimeError, TypeError, ValueError):
+                        holds = None
+                if holds is not True and holds is not False:
+                    # e.g. an average over no values yet (null): the condition cannot hold.
+                    self.stats.rule_misses[rule.name] += 1
+                    continue
+                if holds:
+                    fired_ids.append(state_id)
+                    if rule.name not in fired:
+                        results = {
+                            aggregate.name: aggregate.result(value)
+                            for aggregate, value in zip(family.aggregates, current, strict=True)
+                        }
+                        fired[rule.name] = self._window_alert(
+                            rule, stream, key, window, results, event, cache.activation
+                        )
 
     def _join(
         self, group: Regroup, event: Event, store: WindowStore, activation: Activation
@@ -641,8 +648,9 @@ class _Family:
     steps: tuple[tuple[Callable[[Any, Any], Any], bool], ...]
     # The smallest `min_sample` of the rules: below it, no condition is evaluated.
     min_sample: int
-    # Per rule name: its state id, `min_sample` and the Python form of its condition.
-    checks: dict[str, tuple[str, int, NumericCondition | None]]
+    # The rules grouped by the first guard of their condition (see `_guard_groups`), each with
+    # its state id, `min_sample` and the Python form of its condition.
+    checks: tuple[tuple[NumericCondition | None, tuple[WindowCheck, ...]], ...]
     # The aggregates the conditions read: name, position, result function; and whether they
     # read `key`.
     reads: tuple[tuple[str, int, Callable[[Any], Any]], ...]
@@ -678,11 +686,16 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
                 grace=windowed.window.grace,
                 where=windowed.where,
                 aggregates=windowed.aggregates,
-                checks={
-                    rule.name: (rule.state_id, rule.windowed.min_sample, rule.condition.numeric)
-                    for rule in members
-                    if rule.windowed is not None
-                },
+                checks=tuple(
+                    (
+                        guard,
+                        tuple(
+                            (rule, rule.state_id, windowed_min_sample(rule), rule.condition.numeric)
+                            for _, rule in rules
+                        ),
+                    )
+                    for guard, rules in _guard_groups(tuple(members))
+                ),
                 reads=tuple(
                     (aggregate.name, i, aggregate.kind.result)
                     for i, aggregate in enumerate(windowed.aggregates)
@@ -708,7 +721,14 @@ def _state_key(state_ids: Iterable[str]) -> str:
     return f"*{digest[:16]}"
 
 
-Cohort = tuple[str, dict[str, Any], tuple[Rule, ...]]
+# A cohort's bucket key, state and members' state ids (None: all the family's rules).
+Cohort = tuple[str, dict[str, Any], frozenset[str] | None]
+WindowCheck = tuple[Rule, str, int, NumericCondition | None]
+
+
+def windowed_min_sample(rule: Rule) -> int:
+    assert rule.windowed is not None
+    return rule.windowed.min_sample
 
 
 def _cohorts(family: _Family, bucket: dict[str, Any]) -> list[Cohort]:
@@ -747,7 +767,7 @@ def _cohorts(family: _Family, bucket: dict[str, Any]) -> list[Cohort]:
                 "m": sorted(ids),
                 "f": [],
             }
-            cohorts.append((new_key, state, tuple(rules)))
+            cohorts.append((new_key, state, frozenset(ids)))
             continue
         state = bucket[bucket_key]
         gone = [member for member in state["m"] if member not in ids]
@@ -768,7 +788,7 @@ def _cohorts(family: _Family, bucket: dict[str, Any]) -> list[Cohort]:
             }
             bucket[new_key] = state
             bucket_key = new_key
-        cohorts.append((bucket_key, state, tuple(rules)))
+        cohorts.append((bucket_key, state, frozenset(ids)))
     return cohorts
 
 

@@ -260,6 +260,9 @@ def test_rules_sharing_window_state_fire_exactly_as_each_rule_alone(tmp_path):
         counting_rule("five", 5),
         counting_rule("seven-low", 7, " && low >= 2"),
         counting_rule("nine", 9),
+        # Two rules sharing the guard `low >= 2`: skipped together while it is false.
+        counting_rule("low-six", 6).replace("responses >= 6", "low >= 2 && responses >= 6"),
+        counting_rule("low-eight", 8).replace("responses >= 8", "low >= 2 && responses >= 8"),
         counting_rule("hopping", 4).replace("{size: 1h}", "{size: 30m, step: 10m}"),
         counting_rule("filtered", 3).replace(
             "    aggregates", "    where: rating >= 3\n    aggregates"
