@@ -553,11 +553,12 @@ class _EventCache:
     """What the windowed rules of one event and group key share: window ranges per shape,
     expression values, and the window state.
 
-    The state of all rules of one grouping, key, window shape and window is one store entry (rule
-    state id -> state), read once and written once per event: a table write is a changelog
-    message, and their number per event then grows with window shapes, not with rules."""
+    The state of all rules of one grouping, key, window shape and window is one store entry,
+    read once and written once per event: a table write is a changelog message, and their number
+    per event then grows with window shapes, not with rules. Expression values and window ranges
+    are kept on the activation, so the event's other groups reuse them."""
 
-    __slots__ = ("_buckets", "_ranges", "_values", "activation", "key", "store", "timestamp")
+    __slots__ = ("_buckets", "_values", "activation", "key", "store", "timestamp")
 
     def __init__(
         self, activation: Activation, timestamp: float, store: WindowStore, key: str
@@ -566,8 +567,7 @@ class _EventCache:
         self.timestamp = timestamp
         self.store = store
         self.key = key
-        self._ranges: dict[str, list[WindowRange]] = {}
-        self._values: dict[str, Any] = {}
+        self._values: dict[Any, Any] = activation.memo
         self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
 
     def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
@@ -583,16 +583,19 @@ class _EventCache:
             self.store.set(shape, self.key, window, bucket)
 
     def ranges(self, shape: str) -> list[WindowRange]:
-        found = self._ranges.get(shape)
+        window = self.store.window(shape)
+        found: list[WindowRange] | None = self._values.get((window, self.timestamp))
         if found is None:
-            found = self._ranges[shape] = window_ranges(self.store.window(shape), self.timestamp)
+            found = self._values[(window, self.timestamp)] = window_ranges(window, self.timestamp)
         return found
 
     def value(self, expression: Condition | Expression) -> Any:
         """The expression's value for the event; raises `EvaluationError` each time it fails."""
-        if expression.source in self._values:
-            value = self._values[expression.source]
-        else:
+        # A condition (`where`) must give a boolean, an expression (an argument) anything: the
+        # same source is kept apart for each (`?` starts no CEL expression).
+        key = "?" + expression.source if isinstance(expression, Condition) else expression.source
+        value = self._values.get(key, _MISSING)
+        if value is _MISSING:
             try:
                 value = (
                     expression.evaluate(self.activation)
@@ -601,10 +604,13 @@ class _EventCache:
                 )
             except EvaluationError as exc:
                 value = exc
-            self._values[expression.source] = value
+            self._values[key] = value
         if isinstance(value, EvaluationError):
             raise value
         return value
+
+
+_MISSING = object()
 
 
 def _jsonable(value: object) -> object:

@@ -38,7 +38,7 @@ class EvaluationError(RuntimeError):
 class Activation:
     """The variables one event exposes to conditions, converted to CEL values once."""
 
-    __slots__ = ("context", "fields")
+    __slots__ = ("context", "fields", "memo")
 
     def __init__(
         self,
@@ -47,6 +47,8 @@ class Activation:
         variables: Iterable[str] | None = None,
     ) -> None:
         self.fields = fields
+        # Values computed from the event, by what computed them: shared by the event's groups.
+        self.memo: dict[Any, Any] = {}
         # Only the functions some condition calls, and only the fields some condition reads
         # (`variables`, all of them if not given): the context converts every value it is given
         # to CEL up front, which costs more per event than running the conditions.
