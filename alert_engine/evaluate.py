@@ -308,27 +308,23 @@ class Evaluator:
             for rule in family.rules:
                 stats.rule_misses[rule.name] += 1
             return
-        grace = family.grace
-        for window in cache.ranges(family.shape):
+        shape, grace, steps = family.shape, family.grace, family.steps
+        for window in cache.ranges(shape):
             if window[1] + grace < watermark:
                 for rule in family.rules:
                     stats.late_events[rule.name] += 1
                 continue
-            bucket = cache.bucket(family.shape, window)
-            accumulator = bucket.get(family.key)
-            cohorts = (
-                [(family.key, accumulator, None)]
-                if accumulator is not None
-                else _cohorts(family, bucket)
+            bucket = cache.bucket(shape, window)
+            state = bucket.get(family.key)
+            cohorts: list[Cohort] = (
+                _cohorts(family, bucket) if state is None else [(family.key, state, None)]
             )
             for cohort_key, state, members in cohorts:
                 try:
                     # `Aggregate.step` inlined: a null argument value changes nothing.
                     state["a"] = [
                         current if value is None and takes else add(current, value)
-                        for (add, takes), current, value in zip(
-                            family.steps, state["a"], values, strict=True
-                        )
+                        for (add, takes), current, value in zip(steps, state["a"], values, strict=True)
                     ]
                 except EvaluationError:
                     # A value of the wrong type (text where a number belongs): not counted. The
@@ -337,7 +333,8 @@ class Evaluator:
                         stats.rule_misses[rule.name] += 1
                     return
                 count = state["n"] = state["n"] + 1
-                bucket[cohort_key] = state
+                if members is not None:
+                    bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
                 if count >= family.min_sample:
                     self._check(family, stream, key, window, state, members, event, cache, fired)
 
