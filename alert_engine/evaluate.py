@@ -324,7 +324,9 @@ class Evaluator:
                     # `Aggregate.step` inlined: a null argument value changes nothing.
                     state["a"] = [
                         current if value is None and takes else add(current, value)
-                        for (add, takes), current, value in zip(steps, state["a"], values, strict=True)
+                        for (add, takes), current, value in zip(
+                            steps, state["a"], values, strict=True
+                        )
                     ]
                 except EvaluationError:
                     # A value of the wrong type (text where a number belongs): not counted. The
