@@ -261,7 +261,7 @@ class Evaluator:
     ) -> list[Alert]:
         """Add the event to the windows of its group key; alerts of rules that now hold."""
         stream = group.stream
-        self.stats.windowed_in[stream.value] += 1
+        self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
         activation = activation or self.activation(stream, event)
         timestamp = event.time.timestamp()
         mark = (stream, partition)
@@ -297,14 +297,24 @@ class Evaluator:
         """Count the event in the family's windows; a rule whose condition now holds in one of
         them goes into `fired` (one alert per rule and event, for the oldest such window)."""
         stats = self.stats
-        try:
-            if family.where is not None and not cache.value(family.where):
-                return
-            values = [
-                cache.value(aggregate.argument) if aggregate.argument is not None else None
-                for aggregate in family.aggregates
-            ]
-        except EvaluationError:
+        # Families of other groupings often read the same `where` and arguments: their values
+        # are kept for the event under one key.
+        values: Any = cache.memo.get(family.inputs)
+        if values is None:
+            try:
+                if family.where is not None and not cache.value(family.where):
+                    values = False
+                else:
+                    values = [
+                        cache.value(aggregate.argument) if aggregate.argument is not None else None
+                        for aggregate in family.aggregates
+                    ]
+            except EvaluationError as exc:
+                values = exc
+            cache.memo[family.inputs] = values
+        if values is False:
+            return
+        if isinstance(values, EvaluationError):
             for rule in family.rules:
                 stats.rule_misses[rule.name] += 1
             return
@@ -557,7 +567,7 @@ class _EventCache:
     per event then grows with window shapes, not with rules. Expression values and window ranges
     are kept on the activation, so the event's other groups reuse them."""
 
-    __slots__ = ("_buckets", "_values", "activation", "key", "store", "timestamp")
+    __slots__ = ("_buckets", "activation", "key", "memo", "store", "timestamp")
 
     def __init__(
         self, activation: Activation, timestamp: float, store: WindowStore, key: str
@@ -566,7 +576,7 @@ class _EventCache:
         self.timestamp = timestamp
         self.store = store
         self.key = key
-        self._values: dict[Any, Any] = activation.memo
+        self.memo: dict[Any, Any] = activation.memo
         self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
 
     def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
@@ -583,9 +593,9 @@ class _EventCache:
 
     def ranges(self, shape: str) -> list[WindowRange]:
         window = self.store.window(shape)
-        found: list[WindowRange] | None = self._values.get((window, self.timestamp))
+        found: list[WindowRange] | None = self.memo.get((window, self.timestamp))
         if found is None:
-            found = self._values[(window, self.timestamp)] = window_ranges(window, self.timestamp)
+            found = self.memo[(window, self.timestamp)] = window_ranges(window, self.timestamp)
         return found
 
     def value(self, expression: Condition | Expression) -> Any:
@@ -593,7 +603,7 @@ class _EventCache:
         # A condition (`where`) must give a boolean, an expression (an argument) anything: the
         # same source is kept apart for each (`?` starts no CEL expression).
         key = "?" + expression.source if isinstance(expression, Condition) else expression.source
-        value = self._values.get(key, _MISSING)
+        value = self.memo.get(key, _MISSING)
         if value is _MISSING:
             try:
                 value = (
@@ -603,13 +613,15 @@ class _EventCache:
                 )
             except EvaluationError as exc:
                 value = exc
-            self._values[key] = value
+            self.memo[key] = value
         if isinstance(value, EvaluationError):
             raise value
         return value
 
 
 _MISSING = object()
+# `Stream.value` goes through an enum descriptor; this is a dict lookup.
+_STREAM_NAMES = {stream: stream.value for stream in Stream}
 
 
 def _jsonable(value: object) -> object:
@@ -651,6 +663,8 @@ class _Family:
     # Per aggregate: its update function, and whether it takes an argument (a null one is
     # skipped).
     steps: tuple[tuple[Callable[[Any, Any], Any], bool], ...]
+    # Names `where` and the aggregates' arguments: the key of their values for an event.
+    inputs: tuple[str, ...]
     # The smallest `min_sample` of the rules: below it, no condition is evaluated.
     min_sample: int
     # The rules grouped by the first guard of their condition (see `_guard_groups`), each with
@@ -708,6 +722,14 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
                 ),
                 reads_key="key" in read,
                 key=_state_key([rule.state_id for rule in members]),
+                inputs=(
+                    "inputs",
+                    windowed.where.source if windowed.where is not None else "",
+                    *(
+                        aggregate.argument.source if aggregate.argument is not None else ""
+                        for aggregate in windowed.aggregates
+                    ),
+                ),
                 steps=tuple(
                     (aggregate.kind.add, aggregate.argument is not None)
                     for aggregate in windowed.aggregates
