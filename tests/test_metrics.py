@@ -117,3 +117,27 @@ def test_counters_are_read_at_scrape_time_with_their_names_and_labels():
     assert 'alert_engine_rule_evaluations_total{rule="negative-rating"} 4.0' in (
         prometheus_client.generate_latest(stats.registry).decode()
     )
+
+
+def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path):
+    import prometheus_client
+
+    from alert_engine.evaluate import Evaluator
+    from alert_engine.events import Stream
+    from alert_engine.rules import load_ruleset
+    from tests.factories import encode
+
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n"
+        + "".join(
+            f"  - name: low-{n}\n    source: ratings\n"
+            f"    condition: \"rating <= 2 && comment.contains('{n}')\"\n"
+            for n in range(3)
+        )
+    )
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    for stars in (5, 4, 1):  # the shared `rating <= 2` is false twice: no condition runs then
+        evaluator.process(Stream.RATINGS, encode(rating(rating=stars, comment="x")))
+    text = prometheus_client.generate_latest(evaluator.stats.registry).decode()
+    assert 'alert_engine_rule_evaluations_total{rule="low-1"} 3.0' in text
+    assert evaluator.stats.as_dict()["rule_evaluations"] == {"low-0": 3, "low-1": 3, "low-2": 3}
