@@ -30,6 +30,7 @@ from alert_engine.events import (
     event_fields,
 )
 from alert_engine.expressions import (
+    CEL_ERRORS,
     Activation,
     Condition,
     EvaluationError,
@@ -138,7 +139,7 @@ class Evaluator:
         self, stream: Stream, event: Event, activation: Activation | None = None
     ) -> list[Match]:
         activation = activation or self.activation(stream, event)
-        context = activation.context
+        context: Any = None  # built when a condition first runs in CEL
         fields = activation.fields
         stats = self.stats
         evaluations, misses = stats.rule_evaluations, stats.rule_misses
@@ -156,9 +157,11 @@ class Evaluator:
                 name = rule.name
                 evaluations[name] += 1
                 # `Condition.evaluate` inlined: this loop runs once per filter rule per event.
+                if context is None:
+                    context = activation.context
                 try:
                     matched = rule.condition.program.execute(context)
-                except (RuntimeError, TypeError, ValueError):
+                except CEL_ERRORS:
                     # An event without a field the condition reads: the rule cannot hold for it.
                     misses[name] += 1
                     continue
@@ -395,7 +398,7 @@ class Evaluator:
                     # `Condition.evaluate` inlined.
                     try:
                         holds = rule.condition.program.execute(context)
-                    except (RuntimeError, TypeError, ValueError):
+                    except CEL_ERRORS:
                         holds = None
                 if holds is not True and holds is not False:
                     # e.g. an average over no values yet (null): the condition cannot hold.

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from alert_engine.expressions import (
     EXACT_INT,
+    Activation,
+    EvaluationError,
     compile_condition,
+    compile_expression,
     conjuncts,
     numeric_condition,
     plain_number,
@@ -136,3 +139,43 @@ def test_a_false_operand_makes_the_whole_conjunction_false_in_cel_even_beside_an
     assert [guard.source for guard in compile_condition("x.y == 1 && rating <= 2").guards] == [
         "rating <= 2"
     ]
+
+
+path_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["a", "a.b", "a . b", "a.b.a", "b.a"]),
+    st.dictionaries(st.sampled_from("ab"), path_values),
+)
+def test_a_field_path_reads_what_cel_reads_or_leaves_it_to_cel(source, fields):
+    expression = compile_expression(source)
+    assert expression.path is not None
+    activation = Activation(fields, {})
+    try:
+        expected: object = cel.compile(source).execute(cel.Context(dict(fields), None))
+    except (RuntimeError, TypeError, ValueError, LookupError):
+        expected = EvaluationError
+    try:
+        found: object = expression.value(activation)
+    except EvaluationError:
+        found = EvaluationError
+    if isinstance(expected, float) and math.isnan(expected):
+        assert isinstance(found, float) and math.isnan(found)
+    else:
+        assert found == expected and type(found) is type(expected)
+
+
+def test_only_field_paths_are_read_directly():
+    assert compile_expression("agent.id").path == ("agent", "id")
+    for source in ("agent.id + 'x'", "size(team)", "math.x", "agent[0]", "true", "a.b()"):
+        assert compile_expression(source).path is None
