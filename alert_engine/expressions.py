@@ -154,6 +154,7 @@ class Expression:
 def compile_condition(source: str) -> Condition:
     program, names, called = _compile(source)
     numeric = numeric_condition(source)
+    parts = conjuncts(source)
     return Condition(
         source=source,
         program=program,
@@ -161,14 +162,13 @@ def compile_condition(source: str) -> Condition:
         functions=called,
         numeric=numeric,
         # A condition that is one comparison guards itself.
-        guards=(numeric,)
+        guards=tuple(
+            guard for part in parts for guard in [numeric_condition(part)] if guard is not None
+        )
+        if parts is not None
+        else (numeric,)
         if numeric is not None
-        else tuple(
-            guard
-            for part in conjuncts(source) or ()
-            for guard in [numeric_condition(part)]
-            if guard is not None
-        ),
+        else (),
     )
 
 
