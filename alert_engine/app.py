@@ -24,7 +24,7 @@ from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator, Regroup
-from alert_engine.events import Event, EventRejected, Stream, event_fields, validate_event
+from alert_engine.events import Event, EventRejected, Stream, validate_event
 from alert_engine.expressions import Activation
 from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
@@ -297,11 +297,4 @@ def _validated(
         # Validated before it was sent: only a foreign producer could get here.
         log.warning("invalid event on the windows topic: %s", exc)
         return None
-    # Only the fields the windowed rules read: converting a whole event for CEL costs more than
-    # the windowed rules' own work, and an event is read here once per partition it went to.
-    ruleset = evaluator.ruleset
-    wanted = ruleset.windowed_fields[stream]
-    fields = event_fields(event)
-    return event, Activation(
-        {name: fields[name] for name in wanted if name in fields}, ruleset.functions[stream]
-    )
+    return event, evaluator.activation(stream, event)

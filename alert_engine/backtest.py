@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from alert_engine.alerts import Alert
-from alert_engine.evaluate import Evaluator
+from alert_engine.evaluate import Evaluator, window_state
 from alert_engine.events import Event, EventRejected, Stream, decode_event
 from alert_engine.expressions import EvaluationError
 from alert_engine.rules import Rule, Ruleset
@@ -172,9 +172,11 @@ def _latest_window(store: MemoryWindowStore, rule: Rule, key: str, timestamp: fl
     assert rule.windowed is not None
     wanted = state_key(rule.windowed.group_by.source, key)
     entries = [
-        (window, bucket[rule.state_id])
+        (window, state)
         for (_, skey, window), bucket in store.data.items()
-        if skey == wanted and window[0] <= timestamp <= window[1] and rule.state_id in bucket
+        if skey == wanted and window[0] <= timestamp <= window[1]
+        for state in [window_state(bucket, rule)]
+        if state is not None
     ]
     if not entries:
         return f"key={key} not counted (`where` is false, or the event came too late)"

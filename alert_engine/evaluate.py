@@ -10,7 +10,10 @@ in a window.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,9 +29,18 @@ from alert_engine.events import (
     decode_event,
     event_fields,
 )
-from alert_engine.expressions import Activation, Condition, EvaluationError, Expression
+from alert_engine.expressions import (
+    CEL_ERRORS,
+    Activation,
+    Condition,
+    EvaluationError,
+    Expression,
+    NumericCondition,
+    plain_number,
+)
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
+from alert_engine.windows.aggregations import Aggregate
 from alert_engine.windows.definitions import WindowRange, window_ranges
 from alert_engine.windows.store import WindowStore, state_key
 
@@ -69,13 +81,44 @@ class Evaluator:
         stats: Stats | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.ruleset = ruleset
         self.max_event_bytes = max_event_bytes
         self.stats = stats or Stats()
         self.clock = clock
+        # Filter rules found false by a shared guard, per (stream, guard group) and not yet added
+        # to `rule_evaluations`: `Stats.settle` adds them before the counters are read.
+        self._owed: Counter[tuple[Stream, int]] = Counter()
+        self.stats.on_settle(self._settle)
+        self.ruleset = ruleset
         # The latest event time seen per (stream, partition): windows that ended more than their
         # grace before it take no more events.
         self.watermarks: dict[tuple[Stream, int], float] = {}
+
+    @property
+    def ruleset(self) -> Ruleset:
+        return self._ruleset
+
+    @ruleset.setter
+    def ruleset(self, ruleset: Ruleset) -> None:
+        # Swapped by a reload between two events: the filter groups and the windowed rules'
+        # families go with it.
+        self._settle()
+        self._guarded = {
+            stream: _guard_groups(rules) for stream, rules in ruleset.by_stream.items()
+        }
+        self._families = {
+            stream: {grouping: _families(rules) for grouping, rules in groupings.items()}
+            for stream, groupings in ruleset.windowed.items()
+        }
+        self._ruleset = ruleset
+
+    def _settle(self) -> None:
+        if not self._owed:
+            return
+        evaluations = self.stats.rule_evaluations
+        for (stream, group), count in self._owed.items():
+            for _, rule in self._guarded[stream][group][1]:
+                evaluations[rule.name] += count
+        self._owed.clear()
 
     def decode(self, stream: Stream, raw: bytes | None) -> Event:
         """Raises `EventRejected`; counts what came in and what was rejected."""
@@ -87,25 +130,48 @@ class Evaluator:
             raise
 
     def activation(self, stream: Stream, event: Event) -> Activation:
-        return Activation(event_fields(event), self.ruleset.functions[stream])
+        ruleset = self._ruleset
+        return Activation(
+            event_fields(event), ruleset.functions[stream], ruleset.variables.get(stream)
+        )
 
     def matches(
         self, stream: Stream, event: Event, activation: Activation | None = None
     ) -> list[Match]:
         activation = activation or self.activation(stream, event)
-        found: list[Match] = []
-        for rule in self.ruleset.by_stream[stream]:
-            self.stats.rule_evaluations[rule.name] += 1
-            try:
-                matched = rule.condition.evaluate(activation)
-            except EvaluationError:
-                # An event without a field the condition reads: the rule cannot hold for it.
-                self.stats.rule_misses[rule.name] += 1
+        context: Any = None  # built when a condition first runs in CEL
+        fields = activation.fields
+        stats = self.stats
+        evaluations, misses = stats.rule_evaluations, stats.rule_misses
+        found: list[tuple[int, Match]] = []
+        for group, (guard, rules) in enumerate(self._guarded[stream]):
+            if (
+                guard is not None
+                and all(plain_number(fields.get(name)) for name in guard.names)
+                and not guard.test(fields)
+            ):
+                # Every rule of the group is false for this event: no condition to run.
+                self._owed[(stream, group)] += 1
                 continue
-            if matched:
-                self.stats.rule_matches[rule.name] += 1
-                found.append(Match(rule, rule.condition.values(activation)))
-        return found
+            for position, rule in rules:
+                name = rule.name
+                evaluations[name] += 1
+                # `Condition.evaluate` inlined: this loop runs once per filter rule per event.
+                if context is None:
+                    context = activation.context
+                try:
+                    matched = rule.condition.program.execute(context)
+                except CEL_ERRORS:
+                    # An event without a field the condition reads: the rule cannot hold for it.
+                    misses[name] += 1
+                    continue
+                if matched is True:
+                    stats.rule_matches[name] += 1
+                    found.append((position, Match(rule, rule.condition.values(activation))))
+                elif matched is not False:
+                    misses[name] += 1  # not a boolean: the condition cannot be decided
+        found.sort(key=lambda item: item[0])
+        return [match for _, match in found]
 
     def alerts(
         self, stream: Stream, event: Event, activation: Activation | None = None
@@ -198,7 +264,7 @@ class Evaluator:
     ) -> list[Alert]:
         """Add the event to the windows of its group key; alerts of rules that now hold."""
         stream = group.stream
-        self.stats.windowed_in[stream.value] += 1
+        self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
         activation = activation or self.activation(stream, event)
         timestamp = event.time.timestamp()
         mark = (stream, partition)
@@ -206,76 +272,148 @@ class Evaluator:
         self.watermarks[mark] = watermark
         if group.grouping == JOIN_GROUPING:
             return self._join(group, event, store, activation)
-        alerts: list[Alert] = []
         # Rules of one grouping often share window shapes, filters and aggregate arguments:
         # each is computed once per event.
         cache = _EventCache(activation, timestamp, store, state_key(group.grouping, group.key))
-        for rule in self.ruleset.windowed[stream].get(group.grouping, ()):
-            alert = self._add_to_windows(rule, stream, group.key, event, cache, watermark)
-            if alert is not None:
-                alerts.append(alert)
+        fired: dict[str, Alert] = {}
+        for family in self._families[stream].get(group.grouping, ()):
+            self._add_to_windows(family, stream, group.key, event, cache, watermark, fired)
         cache.write_back()
-        return alerts
+        if not fired:
+            return []
+        return [
+            fired[rule.name]
+            for rule in self._ruleset.windowed[stream][group.grouping]
+            if rule.name in fired
+        ]
 
     def _add_to_windows(
         self,
-        rule: Rule,
+        family: _Family,
         stream: Stream,
         key: str,
         event: Event,
         cache: _EventCache,
         watermark: float,
-    ) -> Alert | None:
-        windowed = rule.windowed
-        assert windowed is not None
-        activation = cache.activation
-        try:
-            if windowed.where is not None and not cache.value(windowed.where):
-                return None
-            values = [
-                cache.value(aggregate.argument) if aggregate.argument is not None else None
-                for aggregate in windowed.aggregates
-            ]
-        except EvaluationError:
-            self.stats.rule_misses[rule.name] += 1
-            return None
-        shape = windowed.shape
-        grace = windowed.window.grace
-        fired: Alert | None = None
+        fired: dict[str, Alert],
+    ) -> None:
+        """Count the event in the family's windows; a rule whose condition now holds in one of
+        them goes into `fired` (one alert per rule and event, for the oldest such window)."""
+        stats = self.stats
+        # Families of other groupings often read the same `where` and arguments: their values
+        # are kept for the event under one key.
+        values: Any = cache.memo.get(family.inputs)
+        if values is None:
+            try:
+                if family.where is not None and not cache.value(family.where):
+                    values = False
+                else:
+                    values = [
+                        cache.value(aggregate.argument) if aggregate.argument is not None else None
+                        for aggregate in family.aggregates
+                    ]
+            except EvaluationError as exc:
+                values = exc
+            cache.memo[family.inputs] = values
+        if values is False:
+            return
+        if isinstance(values, EvaluationError):
+            for rule in family.rules:
+                stats.rule_misses[rule.name] += 1
+            return
+        shape, grace, steps = family.shape, family.grace, family.steps
         for window in cache.ranges(shape):
             if window[1] + grace < watermark:
-                self.stats.late_events[rule.name] += 1
+                for rule in family.rules:
+                    stats.late_events[rule.name] += 1
                 continue
             bucket = cache.bucket(shape, window)
-            state = bucket.get(rule.state_id)
-            if state is None:
-                state = {
-                    "n": 0,
-                    "a": [aggregate.kind.initial() for aggregate in windowed.aggregates],
-                    "fired": False,
-                }
-            try:
-                state["a"] = [
-                    aggregate.step(current, value)
-                    for aggregate, current, value in zip(
-                        windowed.aggregates, state["a"], values, strict=True
-                    )
-                ]
-            except EvaluationError:
-                # A value of the wrong type (text where a number belongs): not counted.
-                self.stats.rule_misses[rule.name] += 1
-                return fired
-            state["n"] += 1
-            if not state["fired"] and state["n"] >= windowed.min_sample:
-                results = self._results(rule, state)
-                if self._holds(rule, key, results):
-                    state["fired"] = True
-                    if fired is None:
-                        fired = self._window_alert(
-                            rule, stream, key, window, results, event, activation
+            state = bucket.get(family.key)
+            cohorts: list[Cohort] = (
+                _cohorts(family, bucket) if state is None else [(family.key, state, None)]
+            )
+            for cohort_key, state, members in cohorts:
+                try:
+                    # `Aggregate.step` inlined: a null argument value changes nothing.
+                    state["a"] = [
+                        current if value is None and takes else add(current, value)
+                        for (add, takes), current, value in zip(
+                            steps, state["a"], values, strict=True
                         )
-            bucket[rule.state_id] = state
-        return fired
+                    ]
+                except EvaluationError:
+                    # A value of the wrong type (text where a number belongs): not counted. The
+                    # same values fail the same way in every window, so no window counts it.
+                    for rule in family.rules:
+                        stats.rule_misses[rule.name] += 1
+                    return
+                count = state["n"] = state["n"] + 1
+                if members is not None:
+                    bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
+                if count >= family.min_sample:
+                    self._check(family, stream, key, window, state, members, event, cache, fired)
+
+    def _check(
+        self,
+        family: _Family,
+        stream: Stream,
+        key: str,
+        window: WindowRange,
+        state: dict[str, Any],
+        members: frozenset[str] | None,
+        event: Event,
+        cache: _EventCache,
+        fired: dict[str, Alert],
+    ) -> None:
+        """Evaluate the conditions of the rules counting in `state` (all of the family's, or
+        the state ids `members`) that may fire now."""
+        count = state["n"]
+        fired_ids: list[str] = state["f"]
+        current = state["a"]
+        variables = {name: result(current[i]) for name, i, result in family.reads}
+        if family.reads_key:
+            variables["key"] = key
+        # The names of values the Python form of a condition cannot read (null, text, NaN).
+        others = [name for name, value in variables.items() if not plain_number(value)]
+        context: Any = None
+        for guard, checks in family.checks:
+            if (
+                guard is not None
+                and (not others or guard.names.isdisjoint(others))
+                and not guard.test(variables)
+            ):
+                continue  # false for every rule of the group
+            for rule, state_id, min_sample, numeric in checks:
+                if count < min_sample or state_id in fired_ids:
+                    continue
+                if members is not None and state_id not in members:
+                    continue
+                if numeric is not None and (not others or numeric.names.isdisjoint(others)):
+                    holds: Any = numeric.test(variables)
+                else:
+                    if context is None:
+                        # One context for all the family's conditions: they read the same
+                        # aggregates.
+                        context = Activation(variables, self._ruleset.window_functions).context
+                    # `Condition.evaluate` inlined.
+                    try:
+                        holds = rule.condition.program.execute(context)
+                    except CEL_ERRORS:
+                        holds = None
+                if holds is not True and holds is not False:
+                    # e.g. an average over no values yet (null): the condition cannot hold.
+                    self.stats.rule_misses[rule.name] += 1
+                    continue
+                if holds:
+                    fired_ids.append(state_id)
+                    if rule.name not in fired:
+                        results = {
+                            aggregate.name: aggregate.result(value)
+                            for aggregate, value in zip(family.aggregates, current, strict=True)
+                        }
+                        fired[rule.name] = self._window_alert(
+                            rule, stream, key, window, results, event, cache.activation
+                        )
 
     def _join(
         self, group: Regroup, event: Event, store: WindowStore, activation: Activation
@@ -354,22 +492,6 @@ class Evaluator:
             activation,
         )
 
-    def _results(self, rule: Rule, state: dict[str, Any]) -> dict[str, Any]:
-        assert rule.windowed is not None
-        return {
-            aggregate.name: aggregate.result(current)
-            for aggregate, current in zip(rule.windowed.aggregates, state["a"], strict=True)
-        }
-
-    def _holds(self, rule: Rule, key: str, results: dict[str, Any]) -> bool:
-        activation = Activation({**results, "key": key}, self.ruleset.window_functions)
-        try:
-            return rule.condition.evaluate(activation)
-        except EvaluationError:
-            # e.g. an average over no values yet (null): the condition cannot hold.
-            self.stats.rule_misses[rule.name] += 1
-            return False
-
     def _window_alert(
         self,
         rule: Rule,
@@ -443,11 +565,12 @@ class _EventCache:
     """What the windowed rules of one event and group key share: window ranges per shape,
     expression values, and the window state.
 
-    The state of all rules of one grouping, key, window shape and window is one store entry (rule
-    state id -> state), read once and written once per event: a table write is a changelog
-    message, and their number per event then grows with window shapes, not with rules."""
+    The state of all rules of one grouping, key, window shape and window is one store entry,
+    read once and written once per event: a table write is a changelog message, and their number
+    per event then grows with window shapes, not with rules. Expression values and window ranges
+    are kept on the activation, so the event's other groups reuse them."""
 
-    __slots__ = ("_buckets", "_ranges", "_values", "activation", "key", "store", "timestamp")
+    __slots__ = ("_buckets", "activation", "key", "memo", "store", "timestamp")
 
     def __init__(
         self, activation: Activation, timestamp: float, store: WindowStore, key: str
@@ -456,15 +579,15 @@ class _EventCache:
         self.timestamp = timestamp
         self.store = store
         self.key = key
-        self._ranges: dict[str, list[WindowRange]] = {}
-        self._values: dict[str, Any] = {}
+        self.memo: dict[Any, Any] = activation.memo
         self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
 
     def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
         found = self._buckets.get((shape, window))
         if found is None:
             stored = self.store.get(shape, self.key, window)
-            found = self._buckets[(shape, window)] = dict(stored) if stored else {}
+            # Changed in place and written back whole: a table write sends the whole value.
+            found = self._buckets[(shape, window)] = stored if stored is not None else {}
         return found
 
     def write_back(self) -> None:
@@ -472,16 +595,19 @@ class _EventCache:
             self.store.set(shape, self.key, window, bucket)
 
     def ranges(self, shape: str) -> list[WindowRange]:
-        found = self._ranges.get(shape)
+        window = self.store.window(shape)
+        found: list[WindowRange] | None = self.memo.get((window, self.timestamp))
         if found is None:
-            found = self._ranges[shape] = window_ranges(self.store.window(shape), self.timestamp)
+            found = self.memo[(window, self.timestamp)] = window_ranges(window, self.timestamp)
         return found
 
     def value(self, expression: Condition | Expression) -> Any:
         """The expression's value for the event; raises `EvaluationError` each time it fails."""
-        if expression.source in self._values:
-            value = self._values[expression.source]
-        else:
+        # A condition (`where`) must give a boolean, an expression (an argument) anything: the
+        # same source is kept apart for each (`?` starts no CEL expression).
+        key = "?" + expression.source if isinstance(expression, Condition) else expression.source
+        value = self.memo.get(key, _MISSING)
+        if value is _MISSING:
             try:
                 value = (
                     expression.evaluate(self.activation)
@@ -490,11 +616,216 @@ class _EventCache:
                 )
             except EvaluationError as exc:
                 value = exc
-            self._values[expression.source] = value
+            self.memo[key] = value
         if isinstance(value, EvaluationError):
             raise value
         return value
 
 
+_MISSING = object()
+# `Stream.value` goes through an enum descriptor; this is a dict lookup.
+_STREAM_NAMES = {stream: stream.value for stream in Stream}
+
+
 def _jsonable(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+GuardGroup = tuple[NumericCondition | None, tuple[tuple[int, Rule], ...]]
+
+
+def _guard_groups(rules: tuple[Rule, ...]) -> tuple[GuardGroup, ...]:
+    """Filter rules grouped by their first guard (`rating <= 2 && ...`): when it is false for an
+    event, the whole group is, and none of its conditions runs. Rules keep their position, so
+    matches come out in rule order."""
+    groups: dict[str | None, tuple[NumericCondition | None, list[tuple[int, Rule]]]] = {}
+    for position, rule in enumerate(rules):
+        guards = rule.condition.guards
+        guard = guards[0] if guards else None
+        key = guard.source if guard is not None else None
+        groups.setdefault(key, (guard, []))[1].append((position, rule))
+    return tuple((guard, tuple(members)) for guard, members in groups.values())
+
+
+@dataclass(frozen=True)
+class _Family:
+    """Windowed rules of one grouping that count the same events the same way: same window
+    shape and grace, same `where`, same aggregates (names included).
+
+    Their windows hold one shared state (`n` events counted, the aggregates `a`, the rules `m`
+    counting in it and those that fired, `f`), updated once per event whatever the number of
+    rules, and their conditions read one context built once per window. Rules share a state only
+    if they started counting on the same event: a rule added by a reload starts a state of its
+    own, a rule taken out leaves with a copy of it."""
+
+    rules: tuple[Rule, ...]
+    shape: str
+    grace: float
+    where: Condition | None
+    aggregates: tuple[Aggregate, ...]
+    # Per aggregate: its update function, and whether it takes an argument (a null one is
+    # skipped).
+    steps: tuple[tuple[Callable[[Any, Any], Any], bool], ...]
+    # Names `where` and the aggregates' arguments: the key of their values for an event.
+    inputs: tuple[str, ...]
+    # The smallest `min_sample` of the rules: below it, no condition is evaluated.
+    min_sample: int
+    # The rules grouped by the first guard of their condition (see `_guard_groups`), each with
+    # its state id, `min_sample` and the Python form of its condition.
+    checks: tuple[tuple[NumericCondition | None, tuple[WindowCheck, ...]], ...]
+    # The aggregates the conditions read: name, position, result function; and whether they
+    # read `key`.
+    reads: tuple[tuple[str, int, Callable[[Any], Any]], ...]
+    reads_key: bool
+    # The bucket key of the state shared by all of `rules`.
+    key: str
+
+
+def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
+    found: dict[tuple[Any, ...], list[Rule]] = {}
+    for rule in rules:
+        windowed = rule.windowed
+        assert windowed is not None
+        signature = (
+            windowed.shape,
+            windowed.window.grace,
+            windowed.where.source if windowed.where is not None else None,
+            tuple(
+                (aggregate.name, aggregate.function, aggregate.source)
+                for aggregate in windowed.aggregates
+            ),
+        )
+        found.setdefault(signature, []).append(rule)
+    families = []
+    for members in found.values():
+        windowed = members[0].windowed
+        assert windowed is not None
+        read = {name for rule in members for name in rule.condition.program.variables()}
+        families.append(
+            _Family(
+                rules=tuple(members),
+                shape=windowed.shape,
+                grace=windowed.window.grace,
+                where=windowed.where,
+                aggregates=windowed.aggregates,
+                checks=tuple(
+                    (
+                        guard,
+                        tuple(
+                            (rule, rule.state_id, windowed_min_sample(rule), rule.condition.numeric)
+                            for _, rule in rules
+                        ),
+                    )
+                    for guard, rules in _guard_groups(tuple(members))
+                ),
+                reads=tuple(
+                    (aggregate.name, i, aggregate.kind.result)
+                    for i, aggregate in enumerate(windowed.aggregates)
+                    if aggregate.name in read
+                ),
+                reads_key="key" in read,
+                key=_state_key([rule.state_id for rule in members]),
+                inputs=(
+                    "inputs",
+                    windowed.where.source if windowed.where is not None else "",
+                    *(
+                        aggregate.argument.source if aggregate.argument is not None else ""
+                        for aggregate in windowed.aggregates
+                    ),
+                ),
+                steps=tuple(
+                    (aggregate.kind.add, aggregate.argument is not None)
+                    for aggregate in windowed.aggregates
+                ),
+                min_sample=min(
+                    rule.windowed.min_sample for rule in members if rule.windowed is not None
+                ),
+            )
+        )
+    return tuple(families)
+
+
+def _state_key(state_ids: Iterable[str]) -> str:
+    """The bucket key of the state shared by these rules; rule state ids never start with `*`."""
+    digest = hashlib.sha256("\0".join(sorted(state_ids)).encode()).hexdigest()
+    return f"*{digest[:16]}"
+
+
+# A cohort's bucket key, state and members' state ids (None: all the family's rules).
+Cohort = tuple[str, dict[str, Any], frozenset[str] | None]
+WindowCheck = tuple[Rule, str, int, NumericCondition | None]
+
+
+def windowed_min_sample(rule: Rule) -> int:
+    assert rule.windowed is not None
+    return rule.windowed.min_sample
+
+
+def _cohorts(family: _Family, bucket: dict[str, Any]) -> list[Cohort]:
+    """The states the family's rules count in, when they do not all share one: after a reload
+    added or took out rules mid-window, or in a window written by an earlier version (one state
+    per rule). Rearranges `bucket`; a new state is only added to it once it counted an event."""
+    owner = {
+        member: bucket_key
+        for bucket_key, state in bucket.items()
+        if bucket_key.startswith("*")
+        for member in state["m"]
+    }
+    by_owner: dict[str | None, list[Rule]] = {}
+    for rule in family.rules:
+        state_id = rule.state_id
+        bucket_key = owner.get(state_id)
+        if bucket_key is None and state_id in bucket:
+            # One rule's own state, as earlier versions kept it.
+            old = bucket.pop(state_id)
+            bucket_key = _state_key([state_id])
+            bucket[bucket_key] = {
+                "n": old["n"],
+                "a": old["a"],
+                "m": [state_id],
+                "f": [state_id] if old["fired"] else [],
+            }
+        by_owner.setdefault(bucket_key, []).append(rule)
+    cohorts: list[Cohort] = []
+    for bucket_key, rules in by_owner.items():
+        ids = [rule.state_id for rule in rules]
+        new_key = _state_key(ids)
+        if bucket_key is None:
+            state = {
+                "n": 0,
+                "a": [aggregate.kind.initial() for aggregate in family.aggregates],
+                "m": sorted(ids),
+                "f": [],
+            }
+            cohorts.append((new_key, state, frozenset(ids)))
+            continue
+        state = bucket[bucket_key]
+        gone = [member for member in state["m"] if member not in ids]
+        if gone:
+            # Rules no longer loaded keep what they had counted, as if they had their own state.
+            bucket[_state_key(gone)] = {
+                "n": state["n"],
+                "a": copy.deepcopy(state["a"]),
+                "m": gone,
+                "f": [member for member in state["f"] if member in gone],
+            }
+            del bucket[bucket_key]
+            state = {
+                "n": state["n"],
+                "a": state["a"],
+                "m": sorted(ids),
+                "f": [member for member in state["f"] if member in ids],
+            }
+            bucket[new_key] = state
+            bucket_key = new_key
+        cohorts.append((bucket_key, state, frozenset(ids)))
+    return cohorts
+
+
+def window_state(bucket: dict[str, Any], rule: Rule) -> dict[str, Any] | None:
+    """A rule's state in one window's bucket: events counted `n`, aggregates `a`, `fired`."""
+    for bucket_key, state in bucket.items():
+        if bucket_key.startswith("*") and rule.state_id in state["m"]:
+            return {"n": state["n"], "a": state["a"], "fired": rule.state_id in state["f"]}
+    found: dict[str, Any] | None = bucket.get(rule.state_id)
+    return found

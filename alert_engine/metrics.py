@@ -7,11 +7,13 @@ one process, as the tests do, never clash over metric names.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 
 import faust
 import prometheus_client
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
 
 # Event time to delivery: a few milliseconds on a quiet worker, up to a minute behind a backlog or
 # a rate-limited destination.
@@ -20,29 +22,34 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 PREFIX = "alert_engine"
 
 
-class MeteredCounter(Counter[str]):
-    """A `collections.Counter` whose increments also go to a Prometheus counter, one label value
-    per key: the hot path writes `counter[key] += 1` and both `/stats` and `/metrics` see it."""
+class CountersCollector:
+    """Serves plain `collections.Counter`s as Prometheus counters, one label value per key.
 
-    def __init__(self, metric: prometheus_client.Counter) -> None:
-        super().__init__()
-        self._metric = metric
+    The hot path only does `counter[key] += 1` on a dict (a Prometheus `labels(...).inc()` per
+    rule per event cost more than evaluating the rule); the values are read when `/metrics` is
+    scraped, so `/stats` and `/metrics` still show the same figures."""
 
-    def __setitem__(self, key: str, value: int) -> None:
-        delta = value - self.get(key, 0)
-        if delta < 0:
-            raise ValueError(f"a counter only goes up: {key!r} from {self.get(key, 0)} to {value}")
-        super().__setitem__(key, value)
-        if delta:
-            self._metric.labels(key).inc(delta)
+    def __init__(
+        self,
+        counters: Iterable[tuple[str, str, str, Counter[str]]],
+        before: Callable[[], None] = lambda: None,
+    ) -> None:
+        # (metric name without prefix, help, label name, counter)
+        self.counters = tuple(counters)
+        # Brings the counters up to date before a scrape reads them.
+        self.before = before
 
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        for name, documentation, label, _ in self.counters:
+            yield CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=[label])
 
-def metered_counter(
-    registry: CollectorRegistry, name: str, documentation: str, label: str
-) -> MeteredCounter:
-    return MeteredCounter(
-        prometheus_client.Counter(f"{PREFIX}_{name}", documentation, [label], registry=registry)
-    )
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        self.before()
+        for name, documentation, label, counter in self.counters:
+            family = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=[label])
+            for key, value in list(counter.items()):
+                family.add_metric([key], value)
+            yield family
 
 
 def delivery_latency_histogram(registry: CollectorRegistry) -> prometheus_client.Histogram:

@@ -1,14 +1,17 @@
 """What the worker saw and did: the counters the hot path increments.
 
 One source of truth for `/stats` (JSON, per-worker totals) and `/metrics` (Prometheus): each
-counter is a `MeteredCounter`, so an increment updates both.
+counter is a plain `collections.Counter`, which a `CountersCollector` serves at scrape time.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry
 
-from alert_engine.metrics import MeteredCounter, delivery_latency_histogram, metered_counter
+from alert_engine.metrics import CountersCollector, delivery_latency_histogram
 
 # name -> (help, label): every counter of the engine, declared once.
 COUNTERS: dict[str, tuple[str, str]] = {
@@ -40,34 +43,49 @@ COUNTERS: dict[str, tuple[str, str]] = {
 
 
 class Stats:
-    events_in: MeteredCounter
-    events_rejected: MeteredCounter
-    rule_evaluations: MeteredCounter
-    rule_matches: MeteredCounter
-    rule_misses: MeteredCounter
-    late_events: MeteredCounter
-    windowed_in: MeteredCounter
-    alerts_delivered: MeteredCounter
-    alerts_duplicate: MeteredCounter
-    alerts_failed: MeteredCounter
-    alerts_throttled: MeteredCounter
-    alerts_silenced: MeteredCounter
-    alerts_inhibited: MeteredCounter
-    alerts_held_out: MeteredCounter
-    ledger_unavailable: MeteredCounter
-    cases_in: MeteredCounter
-    surveys_sent: MeteredCounter
-    surveys_answered: MeteredCounter
+    events_in: Counter[str]
+    events_rejected: Counter[str]
+    rule_evaluations: Counter[str]
+    rule_matches: Counter[str]
+    rule_misses: Counter[str]
+    late_events: Counter[str]
+    windowed_in: Counter[str]
+    alerts_delivered: Counter[str]
+    alerts_duplicate: Counter[str]
+    alerts_failed: Counter[str]
+    alerts_throttled: Counter[str]
+    alerts_silenced: Counter[str]
+    alerts_inhibited: Counter[str]
+    alerts_held_out: Counter[str]
+    ledger_unavailable: Counter[str]
+    cases_in: Counter[str]
+    surveys_sent: Counter[str]
+    surveys_answered: Counter[str]
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        counters = []
         for name, (documentation, label) in COUNTERS.items():
-            setattr(self, name, metered_counter(self.registry, name, documentation, label))
+            counter: Counter[str] = Counter()
+            setattr(self, name, counter)
+            counters.append((name, documentation, label, counter))
+        self._settlers: list[Callable[[], None]] = []
+        self.registry.register(CountersCollector(counters, before=self.settle))
         self.delivery_latency = delivery_latency_histogram(self.registry)
 
     def observe_delivery(self, destination: str, latency_seconds: float) -> None:
         self.alerts_delivered[destination] += 1
         self.delivery_latency.labels(destination).observe(max(0.0, latency_seconds))
 
+    def on_settle(self, settle: Callable[[], None]) -> None:
+        """`settle` adds counts kept aside on the hot path (see `Evaluator`) to the counters."""
+        self._settlers.append(settle)
+
+    def settle(self) -> None:
+        """Bring every counter up to date; `/stats` and `/metrics` call it before reading."""
+        for settle in self._settlers:
+            settle()
+
     def as_dict(self) -> dict[str, dict[str, int]]:
+        self.settle()
         return {name: dict(getattr(self, name)) for name in COUNTERS}

@@ -116,3 +116,78 @@ def test_namespaced_extension_functions_work_in_conditions(tmp_path):
     assert evaluator.stats.rule_misses == {}
     usual = interaction(wait_seconds=5, handle_seconds=50, channel="phone")
     assert evaluator.evaluate(Stream.INTERACTIONS, encode(usual)) == []
+
+
+GUARDED = [
+    # Share the guard `rating <= 2`: skipped together when it is false.
+    "rating <= 2 && comment.contains('late')",  # no comment: a miss when the guard holds
+    "rating <= 2 && customer.tier == 'gold'",
+    "rating <= 2",
+    "rating <= 2 && nps < 3",  # nps may be null: a miss, or false through `rating <= 2`
+    # Other guards, and none.
+    "nps >= 9 && rating == 1",
+    "comment.contains('late') && rating > 3",  # the guard is not the first operand
+    "rating < 3 || nps < 2",
+    "customer.tier == 'gold'",
+]
+
+
+def test_rules_skipped_by_a_shared_guard_count_exactly_as_if_each_had_run(tmp_path):
+    import random
+
+    from alert_engine.events import decode_event, event_fields
+    from alert_engine.expressions import Activation, EvaluationError
+
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n"
+        + "".join(
+            f'  - name: rule-{n}\n    source: ratings\n    condition: "{source}"\n'
+            for n, source in enumerate(GUARDED)
+        )
+    )
+    ruleset = load_ruleset(tmp_path)
+    evaluator = Evaluator(ruleset, max_event_bytes=65536)
+    rng = random.Random(5)
+    expected_matches = []
+    expected = {"rule_evaluations": {}, "rule_matches": {}, "rule_misses": {}}
+    found_matches = []
+    for n in range(300):
+        raw = encode(
+            rating(
+                id=f"r-{n}",
+                rating=rng.randint(1, 5),
+                nps=rng.choice([None, 0, 5, 10]),
+                comment=rng.choice([None, "so late", "fine"]),
+                customer={"id": "c-1", "tier": rng.choice([None, "gold"])},
+            )
+        )
+        found_matches.append(
+            [
+                m.rule.name
+                for m in evaluator.matches(
+                    Stream.RATINGS, decode_event(Stream.RATINGS, raw, max_bytes=65536)
+                )
+            ]
+        )
+        # Each rule's condition run on its own, as CEL decides it.
+        event = decode_event(Stream.RATINGS, raw, max_bytes=65536)
+        activation = Activation(event_fields(event), ruleset.functions[Stream.RATINGS])
+        matched = []
+        for rule in ruleset.by_stream[Stream.RATINGS]:
+            counts = expected["rule_evaluations"]
+            counts[rule.name] = counts.get(rule.name, 0) + 1
+            try:
+                holds = rule.condition.evaluate(activation)
+            except EvaluationError:
+                expected["rule_misses"][rule.name] = expected["rule_misses"].get(rule.name, 0) + 1
+                continue
+            if holds:
+                expected["rule_matches"][rule.name] = expected["rule_matches"].get(rule.name, 0) + 1
+                matched.append(rule.name)
+        expected_matches.append(matched)
+    assert found_matches == expected_matches
+    stats = evaluator.stats.as_dict()
+    assert {name: stats[name] for name in expected} == expected
+    # The comparison covers misses and matches of guarded rules, not only skips.
+    assert expected["rule_misses"]["rule-0"] and expected["rule_matches"]["rule-0"]
+    assert expected["rule_misses"]["rule-5"]

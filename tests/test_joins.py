@@ -79,8 +79,7 @@ def test_join_rules_are_checked_at_load(tmp_path):
         load_ruleset(tmp_path)
 
 
-def test_a_join_rule_condition_may_call_sentiment(tmp_path: Path):
-    # The rating side of a join is decided with the ratings stream's functions.
+def test_a_join_rule_may_call_a_function_no_other_rule_calls(tmp_path):
     (tmp_path / "join.yaml").write_text(
         RULE.replace("condition: rating <= 2", "condition: sentiment(comment) < -0.3")
     )
@@ -88,11 +87,13 @@ def test_a_join_rule_condition_may_call_sentiment(tmp_path: Path):
     evaluator = Evaluator(ruleset, max_event_bytes=65536)
     store = MemoryWindowStore(ruleset.windows())
     evaluator.evaluate_all(
-        Stream.INTERACTIONS, encode(interaction(id="i-9", hold_seconds=900, time=at(0))), store
+        Stream.INTERACTIONS, encode(interaction(id="i-1", transfers=4, time=at(0))), store
     )
-    angry = rating(
-        id="r-9", rating=3, interaction_id="i-9", comment="Awful, rude and useless.", time=at(5)
+    comment = "This was terrible and awful, I hate it"
+    [alert] = evaluator.evaluate_all(
+        Stream.RATINGS,
+        encode(rating(id="r-1", interaction_id="i-1", comment=comment, time=at(5))),
+        store,
     )
-    [alert] = evaluator.evaluate_all(Stream.RATINGS, encode(angry), store)
-    assert alert.key == "r-9"
-    assert alert.values["interaction"]["hold_seconds"] == 900
+    assert alert.rule == "low-rating-after-hard-call"
+    assert evaluator.stats.rule_misses["low-rating-after-hard-call"] == 0

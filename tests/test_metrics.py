@@ -89,3 +89,55 @@ def test_every_declared_counter_is_an_attribute_served_on_stats():
     assert set(get_type_hints(Stats)) == set(COUNTERS)
     stats.late_events["team-burst"] += 2
     assert stats.as_dict()["late_events"] == {"team-burst": 2}
+
+
+def test_counters_are_read_at_scrape_time_with_their_names_and_labels():
+    import prometheus_client
+
+    from alert_engine.stats import Stats
+
+    stats = Stats()
+    stats.rule_evaluations["negative-rating"] += 3
+    stats.rule_misses["angry-comment"] += 1
+    families = {
+        family.name: family
+        for family in text_string_to_metric_families(
+            prometheus_client.generate_latest(stats.registry).decode()
+        )
+    }
+    assert families["alert_engine_rule_evaluations"].type == "counter"
+    assert [
+        (sample.name, sample.labels, sample.value)
+        for sample in families["alert_engine_rule_evaluations"].samples
+    ] == [("alert_engine_rule_evaluations_total", {"rule": "negative-rating"}, 3.0)]
+    stats.rule_evaluations["negative-rating"] += 1  # the next scrape sees the new value
+    assert 'alert_engine_rule_misses_total{rule="angry-comment"} 1.0' in (
+        prometheus_client.generate_latest(stats.registry).decode()
+    )
+    assert 'alert_engine_rule_evaluations_total{rule="negative-rating"} 4.0' in (
+        prometheus_client.generate_latest(stats.registry).decode()
+    )
+
+
+def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path):
+    import prometheus_client
+
+    from alert_engine.evaluate import Evaluator
+    from alert_engine.events import Stream
+    from alert_engine.rules import load_ruleset
+    from tests.factories import encode
+
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n"
+        + "".join(
+            f"  - name: low-{n}\n    source: ratings\n"
+            f"    condition: \"rating <= 2 && comment.contains('{n}')\"\n"
+            for n in range(3)
+        )
+    )
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    for stars in (5, 4, 1):  # the shared `rating <= 2` is false twice: no condition runs then
+        evaluator.process(Stream.RATINGS, encode(rating(rating=stars, comment="x")))
+    text = prometheus_client.generate_latest(evaluator.stats.registry).decode()
+    assert 'alert_engine_rule_evaluations_total{rule="low-1"} 3.0' in text
+    assert evaluator.stats.as_dict()["rule_evaluations"] == {"low-0": 3, "low-1": 3, "low-2": 3}

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from alert_engine.alerts import alert_id
+from alert_engine.alerts import Alert, alert_id
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
 from alert_engine.rules import RulesetError, load_ruleset
-from alert_engine.windows.definitions import parse_duration
-from alert_engine.windows.store import MemoryWindowStore
+from alert_engine.windows.definitions import parse_duration, window_ranges
+from alert_engine.windows.store import MemoryWindowStore, state_key
 from tests.factories import encode, interaction, rating
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -232,3 +232,108 @@ def test_where_and_min_sample_belong_to_windowed_rules_only(tmp_path):
     )
     with pytest.raises(RulesetError, match="min_sample only apply to windowed rules"):
         load_ruleset(tmp_path)
+
+
+def counting_rule(name: str, threshold: int, extra: str = "") -> str:
+    """Rules that differ only by name and condition count the same events the same way."""
+    return f"""\
+  - name: {name}
+    source: ratings
+    group_by: team
+    window: {{size: 1h}}
+    aggregates: {{responses: count(), low: count_if(rating <= 2)}}
+    condition: responses >= {threshold}{extra}
+"""
+
+
+def load_rules(tmp_path: Path, *rules: str) -> Evaluator:
+    for old in tmp_path.glob("*.yaml"):
+        old.unlink()
+    (tmp_path / "rules.yaml").write_text("rules:\n" + "".join(rules))
+    return Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+
+
+def test_rules_sharing_window_state_fire_exactly_as_each_rule_alone(tmp_path):
+    import random
+
+    rules = [
+        counting_rule("five", 5),
+        counting_rule("seven-low", 7, " && low >= 2"),
+        counting_rule("nine", 9),
+        # Two rules sharing the guard `low >= 2`: skipped together while it is false.
+        counting_rule("low-six", 6).replace("responses >= 6", "low >= 2 && responses >= 6"),
+        counting_rule("low-eight", 8).replace("responses >= 8", "low >= 2 && responses >= 8"),
+        counting_rule("hopping", 4).replace("{size: 1h}", "{size: 30m, step: 10m}"),
+        counting_rule("filtered", 3).replace(
+            "    aggregates", "    where: rating >= 3\n    aggregates"
+        ),
+    ]
+    rng = random.Random(3)
+    events = [
+        rating(
+            id=f"r-{n}",
+            rating=rng.randint(1, 5),
+            team=rng.choice(["t-1", "t-2"]),
+            time=at(n * rng.uniform(0.5, 4)),
+        )
+        for n in range(150)
+    ]
+    (tmp_path / "all").mkdir()
+    together = load_rules(tmp_path / "all", *rules)
+    store = MemoryWindowStore(together.ruleset.windows())
+    alerts = feed(together, store, Stream.RATINGS, events)
+    for n, rule in enumerate(rules):
+        directory = tmp_path / f"alone-{n}"
+        directory.mkdir()
+        alone = load_rules(directory, rule)
+        alone_store = MemoryWindowStore(alone.ruleset.windows())
+        expected = feed(alone, alone_store, Stream.RATINGS, events)
+        name = alone.ruleset.rules[0].name
+        assert expected, f"{name} never fired: the comparison would prove nothing"
+        # All but the firing time and the ruleset version (of one rule here, of five there).
+        assert [same(a) for a in alerts if a.rule == name] == [same(a) for a in expected]
+
+
+def same(alert: Alert) -> dict[str, object]:
+    return alert.model_dump(exclude={"fired_at", "ruleset_version"})
+
+
+def test_a_rule_added_by_a_reload_counts_from_then_and_one_taken_out_keeps_its_count(tmp_path):
+    ten, five = counting_rule("ten", 10), counting_rule("five", 5)
+    evaluator = load_rules(tmp_path, ten, five)
+    store = MemoryWindowStore(evaluator.ruleset.windows())
+    events = iter(rating(id=f"r-{n}", rating=4, team="t-1", time=at(n)) for n in range(20))
+
+    def next_alerts(count: int) -> list[tuple[str, int]]:
+        found = feed(evaluator, store, Stream.RATINGS, [next(events) for _ in range(count)])
+        return [(alert.rule, alert.values["responses"]) for alert in found]
+
+    assert next_alerts(2) == []
+    evaluator.ruleset = load_rules(tmp_path, ten).ruleset  # `five` taken out at 2 events
+    assert next_alerts(3) == []
+    evaluator.ruleset = load_rules(tmp_path, ten, five).ruleset  # back: it counted 2, not 5
+    assert next_alerts(2) == []
+    assert next_alerts(1) == [("five", 5)]
+    evaluator.ruleset = load_rules(
+        tmp_path, ten, five, counting_rule("three", 3)
+    ).ruleset  # new: starts at 0 while `ten` has 8
+    assert next_alerts(2) == [("ten", 10)]
+    assert next_alerts(1) == [("three", 3)]
+
+
+def test_window_state_written_as_one_state_per_rule_is_read_on(tmp_path):
+    evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
+    [rule] = evaluator.ruleset.rules
+    first = rating(id="r-5", rating=1, agent={"id": "a-1"}, time=at(30))
+    shape = "1h"
+    window = window_ranges(store.window(shape), datetime.fromisoformat(at(30)).timestamp())[0]
+    # Four ratings of 1 counted by an earlier version, which kept one state per rule.
+    store.set(
+        shape,
+        state_key("agent.id", "a-1"),
+        window,
+        {rule.state_id: {"n": 4, "a": [4, [4.0, 4]], "fired": False}},
+    )
+    [alert] = feed(evaluator, store, Stream.RATINGS, [first])
+    assert alert.values["responses"] == 5
+    assert alert.values["average"] == 1.0
