@@ -39,6 +39,7 @@ from alert_engine.expressions import (
     compile_expression,
     functions_for,
 )
+from alert_engine.fragments import FragmentError, expand, expand_entry
 from alert_engine.windows.aggregations import Aggregate, AggregateError, compile_aggregate
 from alert_engine.windows.definitions import Duration, WindowSpec
 from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
@@ -57,6 +58,7 @@ class Severity(StrEnum):
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)]
 Source = Annotated[str, Field(min_length=1, max_length=4000)]
 AggregateName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
+FragmentName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 # The window shape of the table that holds ratings and interactions waiting for each other.
 JOIN_SHAPE_PREFIX = "join-"
 # Names a windowed rule's condition reads besides its aggregates.
@@ -169,6 +171,8 @@ class RuleDefaults(BaseModel):
     throttle: ThrottleSpec | None = None
     grace: Duration | None = None
     min_sample: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Named CEL snippets a rule's expressions use as `$name` (see `alert_engine.fragments`).
+    fragments: dict[FragmentName, Source] = Field(default_factory=dict)
 
     def apply(self, entry: Any) -> Any:
         if not isinstance(entry, dict):
@@ -427,7 +431,7 @@ def load_defaults(file: Path) -> RuleDefaults:
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesetError([Problem(Location(file, 1, 1), f"cannot read: {exc}")]) from None
     try:
-        return RuleDefaults.model_validate(document.data or {})
+        defaults = RuleDefaults.model_validate(document.data or {})
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
@@ -441,6 +445,21 @@ def load_defaults(file: Path) -> RuleDefaults:
                 text = error["msg"].removeprefix("Value error, ")
                 problems.append(Problem(document.locate(loc), f"{where}: {text}"))
         raise RulesetError(problems) from None
+    problems = []
+    for name, source in defaults.fragments.items():
+        location = document.locate(("fragments", name))
+        try:
+            expand(source, {})
+            compile_expression(source)
+        except FragmentError:
+            problems.append(
+                Problem(location, f"fragment {name!r} uses `$`: a fragment cannot use another")
+            )
+        except ExpressionError as exc:
+            problems.append(Problem(location, f"fragment {name!r} does not compile: {exc}"))
+    if problems:
+        raise RulesetError(problems)
+    return defaults
 
 
 def load_rule_files(
@@ -496,7 +515,14 @@ def _rules_in(
 
     rules: list[Rule] = []
     problems: list[Problem] = []
-    for path, entry in located:
+    for path, written in located:
+        entry, fragment_problems = expand_entry(written, defaults.fragments)
+        if fragment_problems:
+            problems.extend(
+                Problem(document.locate((*path, *key)), f"{'.'.join(key)}: {message}")
+                for key, message in fragment_problems
+            )
+            continue
         try:
             spec = RuleSpec.model_validate(defaults.apply(entry))
         except ValidationError as exc:
