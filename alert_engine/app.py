@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, TypeAlias, cast
 
 import faust
+import faust.windows
 from faust.types import EventT, StreamT
 from faust.windows import HoppingWindow
 
@@ -95,7 +96,7 @@ def create_app(
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
             partitions=kafka.partitions,
             help=f"windowed rules' state, windows of {shape}",
-        ).using_window(HoppingWindow(window.size, window.step))
+        ).using_window(_window_without_expiry(window))
         for shape, window in windows.items()
     }
     store = TableWindowStore(
@@ -286,6 +287,17 @@ def create_app(
         )
 
     return app
+
+
+def _window_without_expiry(window: HoppingWindow) -> HoppingWindow:
+    """The window for a table that Faust must not expire (the store does, by event time).
+
+    Faust's compiled HoppingWindow turns `expires=None` into 0.0, and a table whose window has
+    any `expires` other than None indexes every write for an expiry that then never comes: an
+    index growing with each write. Its pure-Python twin keeps None."""
+    python_window = getattr(faust.windows, "_PyHoppingWindow", HoppingWindow)
+    without: HoppingWindow = python_window(window.size, window.step)
+    return without
 
 
 def _validated(

@@ -100,3 +100,16 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
     # The event travels once per partition, not once per group key.
     assert all(batch.events == [raw] for batch in batches)
     assert len(batches) == len({batch.partition for batch in batches})
+
+
+def test_the_window_tables_leave_expiry_to_the_store(settings):
+    # Faust indexes every write of a table whose window has an `expires` (its compiled window
+    # turns None into 0.0) and, expiring nothing then, the index grows without end.
+    shipped = Path(__file__).parents[1] / "rules"
+    settings = Settings(
+        kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
+    )
+    app = build_worker(settings)
+    windowed = [table for table in app.tables.values() if table.name.startswith("window-")]
+    assert windowed
+    assert not any(table._should_expire_keys() for table in windowed)

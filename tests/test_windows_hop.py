@@ -166,3 +166,12 @@ def test_windows_read_back_from_the_changelog_expire_too():
     tables["1m"][("team\x00sales", (600.0, 659.9))] = {"n": 1}
     assert store.expire(0, 400.0) == 1
     assert list(tables["1m"]) == [("team\x00sales", (600.0, 659.9))]
+
+
+def test_expiry_is_spread_over_calls_not_one_burst():
+    store, tables, _ = table_store(partitions=1)
+    for n in range(2500):
+        store.set("1m", f"customer.id\x00c-{n}", (0.0, 59.9), {"n": 1})
+    deleted = [store.expire(0, 10_000.0) for _ in range(4)]
+    assert deleted == [1000, 1000, 500, 0]
+    assert tables["1m"] == {}

@@ -51,6 +51,10 @@ class MemoryWindowStore:
         self.data[(shape, key, window)] = state
 
 
+# Windows deleted per `expire` call; the rest wait for the partition's next record.
+MAX_EXPIRED_PER_CALL = 1000
+
+
 class TableWindowStore:
     """Faust windowed tables, one per window shape, used from inside the windowed agent.
 
@@ -109,7 +113,9 @@ class TableWindowStore:
             self._adopt(shape, table)
             ends = self._ends.get((partition, shape))
             window = self.windows[shape]
-            while ends and window.stale(ends[0][0], watermark):
+            # A bounded number per call: each deletion is a changelog tombstone, and a burst of
+            # tens of thousands at a window's end inflates the process for good.
+            while ends and deleted < MAX_EXPIRED_PER_CALL and window.stale(ends[0][0], watermark):
                 _, key, range_ = heappop(ends)
                 self._held.discard((shape, key, range_))
                 self._held_per_shape[shape] -= 1
