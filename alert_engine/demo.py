@@ -104,7 +104,7 @@ def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -
                     worker.url,
                     outbox,
                     workdir / "surveys.jsonl",
-                    endpoints.redis_url,
+                    RedisSettings(url=endpoints.redis_url),
                     leave_open=leave_open,
                 )
             )
@@ -199,7 +199,7 @@ FOLLOW_UP_STARS = {1: 4, 2: 5}
 
 
 async def close_the_loop(
-    worker_url: str, outbox: Path, surveys: Path, redis_url: str, *, leave_open: int = 0
+    worker_url: str, outbox: Path, surveys: Path, redis: RedisSettings, *, leave_open: int = 0
 ) -> int:
     """Claim and resolve each alert's case with the outbox page's buttons (all but the last
     `leave_open`, which are left for the user), answer each survey as its customer would, print
@@ -235,10 +235,10 @@ async def close_the_loop(
 
     # The worker records the answers as it consumes them from the cases topic.
     deadline = time.monotonic() + 10
-    cases = await load_cases(RedisSettings(url=redis_url))
+    cases = await load_cases(redis)
     while sum(case.answered for case in cases) < answered and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-        cases = await load_cases(RedisSettings(url=redis_url))
+        cases = await load_cases(redis)
     # The worker shows each answer on its alert's card as it consumes the `rerated` records.
     shown: list[str] = []
     while len(shown) < answered and time.monotonic() < deadline:
