@@ -161,7 +161,9 @@ def run(
         "events_sent": sent,
         "events_processed_by_end": processed_at_end,
         "rss_mb_before_load": round(at_start, 1),
-        "rss_mb_max_during_warmup": round(max(mb for t, mb in samples if t < warmup), 1),
+        "rss_mb_max_during_warmup": round(
+            max((mb for t, mb in samples if t < warmup), default=0), 1
+        ),
         "after_warmup": {
             "rss_mb_first": round(rss[0], 1),
             "rss_mb_last": round(rss[-1], 1),
