@@ -10,27 +10,30 @@ durable in Kafka.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import faust
 from faust.types import EventT, StreamT
+from faust.windows import HoppingWindow
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator, Regroup
-from alert_engine.events import EventRejected, Stream, decode_event
+from alert_engine.events import Event, EventRejected, Stream, event_fields, validate_event
+from alert_engine.expressions import Activation
 from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
 from alert_engine.redis_outage import until_redis_answers
 from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
-from alert_engine.windows.store import TableWindowStore
+from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
+from alert_engine.windows.store import BufferedWindowStore, TableWindowStore
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +48,7 @@ class DeadLetter:
     headers: dict[str, bytes]
 
 
-@dataclass(frozen=True)
-class Regrouped:
-    """An input event re-sent to the windows topic, keyed by one of its group keys."""
-
-    group: Regroup
-    value: bytes | None
-
-    def key(self) -> bytes:
-        return f"{self.group.stream.value}\x00{self.group.grouping}\x00{self.group.key}".encode()
-
-    @staticmethod
-    def parse_key(key: bytes) -> Regroup:
-        stream, grouping, group_key = key.decode().split("\x00", 2)
-        return Regroup(Stream(stream), grouping, group_key)
-
-
-Output: TypeAlias = Alert | CaseEvent | DeadLetter | Regrouped
+Output: TypeAlias = Alert | CaseEvent | DeadLetter | WindowBatch
 # What an agent yields for one input record; often empty.
 Outputs: TypeAlias = list[Output]
 
@@ -99,6 +86,8 @@ def create_app(
     topics = {name: topic(name) for name in kafka.engine_topics}
     # One Faust windowed table per window shape the rules use (memory store, changelog-backed):
     # keys are (rule and group key, window), values the aggregates' state and the fired mark.
+    # The tables' windows have no `expires`: the store expires windows by event time itself.
+    windows = evaluator.ruleset.windows()
     tables = {
         shape: app.Table(
             f"window-{shape}",
@@ -106,10 +95,12 @@ def create_app(
             schema=faust.Schema(key_serializer="json", value_serializer="json"),
             partitions=kafka.partitions,
             help=f"windowed rules' state, windows of {shape}",
-        ).using_window(window)
-        for shape, window in evaluator.ruleset.windows().items()
+        ).using_window(HoppingWindow(window.size, window.step))
+        for shape, window in windows.items()
     }
-    store = TableWindowStore({shape: wrapper.table for shape, wrapper in tables.items()})
+    store = TableWindowStore(
+        {shape: wrapper.table for shape, wrapper in tables.items()}, windows, kafka.partitions
+    )
 
     if reloader is not None and settings.engine.rules_reload_seconds > 0:
         # Tables cannot be added to a running app: a reload needing a new shape is refused.
@@ -131,45 +122,65 @@ def create_app(
                 await topics[kafka.cases_topic].send(
                     key=output.alert_id.encode(), value=output.to_json()
                 )
-            elif isinstance(output, Regrouped):
-                await topics[kafka.windows_topic].send(key=output.key(), value=output.value)
+            elif isinstance(output, WindowBatch):
+                await topics[kafka.windows_topic].send(
+                    key=output.stream.value.encode(),
+                    value=output.to_json(),
+                    partition=output.partition,
+                )
             else:
                 await topics[output.topic].send(
                     key=output.key, value=output.value, headers=output.headers
                 )
 
+    engine = settings.engine
+    windows_partitions = topics[kafka.windows_topic].partitions or kafka.partitions
+
+    def dead_letter(event: EventT[bytes], rejected: EventRejected) -> DeadLetter:
+        message = event.message
+        log.warning(
+            "dead-lettered %s[%s]@%s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            rejected,
+        )
+        return DeadLetter(
+            topic=kafka.deadletter_topic,
+            key=event.key,
+            value=event.value,
+            headers=deadletter.headers(
+                reason=rejected.reason,
+                detail=rejected.detail,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            ),
+        )
+
     async def evaluate(stream: Stream, events: StreamT[bytes]) -> AsyncIterator[Outputs]:
-        event: EventT[bytes]
-        async for event in events.events():
-            try:
-                outcome = evaluator.process(stream, event.value)
-                outputs: Outputs = [
-                    *outcome.alerts,
-                    *(Regrouped(group, event.value) for group in outcome.regroups),
-                ]
-            except EventRejected as rejected:
-                message = event.message
-                log.warning(
-                    "dead-lettered %s[%s]@%s: %s",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    rejected,
-                )
-                outputs = [
-                    DeadLetter(
-                        topic=kafka.deadletter_topic,
-                        key=event.key,
-                        value=event.value,
-                        headers=deadletter.headers(
-                            reason=rejected.reason,
-                            detail=rejected.detail,
-                            topic=message.topic,
-                            partition=message.partition,
-                            offset=message.offset,
-                        ),
+        # In batches: the windowed rules' share of a whole batch travels as one record per
+        # windows partition. Faust acks a batch's events only after its outputs are published.
+        batch: Sequence[EventT[bytes]]
+        # `take_events` is on Faust's Stream, not yet on its StreamT protocol.
+        batches = cast(faust.Stream[bytes], events).take_events(
+            engine.batch_size, within=engine.batch_wait
+        )
+        async for batch in batches:
+            outputs: Outputs = []
+            hop = HopBuilder(stream, windows_partitions)
+            for event in batch:
+                try:
+                    outcome = evaluator.process(stream, event.value)
+                except EventRejected as rejected:
+                    outputs.append(dead_letter(event, rejected))
+                    continue
+                outputs.extend(outcome.alerts)
+                if outcome.regroups and event.value is not None:
+                    hop.add(
+                        event.value, [(group.grouping, group.key) for group in outcome.regroups]
                     )
-                ]
+            outputs.extend(hop.batches())
             yield outputs
 
     @app.agent(topics[kafka.ratings_topic], name="evaluate-ratings", sink=[publish])
@@ -183,21 +194,47 @@ def create_app(
             yield outputs
 
     @app.agent(topics[kafka.windows_topic], name="evaluate-windows", sink=[publish])
-    async def evaluate_windows(events: StreamT[bytes]) -> AsyncIterator[Outputs]:
-        # Runs on the partition of the group key, where that key's window state lives.
-        event: EventT[bytes]
-        async for event in events.events():
+    async def evaluate_windows(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
+        # Runs on the partition of the batch's group keys, where their window state lives; the
+        # table writes go to that partition's changelog when the batch is done.
+        record: EventT[bytes]
+        async for record in records.events():
             try:
-                group = Regrouped.parse_key(event.key or b"")
-                decoded = decode_event(
-                    group.stream, event.value, max_bytes=evaluator.max_event_bytes
+                batch = ReceivedBatch.from_json(record.value)
+            except ValueError as exc:
+                # Written by an input agent: only a foreign producer could get here.
+                log.warning(
+                    "unreadable record on the windows topic at %s: %s", record.message.offset, exc
                 )
-            except (EventRejected, ValueError):
-                # Validated before it was re-sent: only a foreign producer could get here.
-                log.warning("unreadable record on the windows topic at %s", event.message.offset)
                 yield []
                 continue
-            yield list(evaluator.windowed(group, decoded, store, partition=event.message.partition))
+            partition = record.message.partition
+            buffered = BufferedWindowStore(store)
+            alerts: Outputs = []
+            decoded: dict[int, tuple[Event, Activation] | None] = {}
+            for item in batch.items:
+                if item.event not in decoded:
+                    decoded[item.event] = _validated(
+                        evaluator, batch.stream, batch.events[item.event]
+                    )
+                found = decoded[item.event]
+                if found is None:
+                    continue
+                event, activation = found
+                group = Regroup(batch.stream, item.grouping, item.key)
+                alerts.extend(
+                    evaluator.windowed(
+                        group, event, buffered, partition=partition, activation=activation
+                    )
+                )
+            buffered.flush()
+            # Windows whose end is `expires` behind this partition's event time are done.
+            watermark = max(
+                (time for (_, at), time in evaluator.watermarks.items() if at == partition),
+                default=0.0,
+            )
+            store.expire(partition, watermark)
+            yield alerts
 
     @app.agent(topics[kafka.alerts_topic], name="deliver-alerts", sink=[publish])
     async def deliver_alerts(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
@@ -249,3 +286,22 @@ def create_app(
         )
 
     return app
+
+
+def _validated(
+    evaluator: Evaluator, stream: Stream, fields: dict[str, Any]
+) -> tuple[Event, Activation] | None:
+    try:
+        event = validate_event(stream, fields)
+    except EventRejected as exc:
+        # Validated before it was sent: only a foreign producer could get here.
+        log.warning("invalid event on the windows topic: %s", exc)
+        return None
+    # Only the fields the windowed rules read: converting a whole event for CEL costs more than
+    # the windowed rules' own work, and an event is read here once per partition it went to.
+    ruleset = evaluator.ruleset
+    wanted = ruleset.windowed_fields[stream]
+    fields = event_fields(event)
+    return event, Activation(
+        {name: fields[name] for name in wanted if name in fields}, ruleset.functions[stream]
+    )

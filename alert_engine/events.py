@@ -107,6 +107,11 @@ def decode_event(stream: Stream, raw: bytes | None, *, max_bytes: int) -> Event:
         raise EventRejected("not_json", str(exc)) from None
     if not isinstance(data, dict):
         raise EventRejected("not_object", f"expected a JSON object, got {type(data).__name__}")
+    return validate_event(stream, data)
+
+
+def validate_event(stream: Stream, data: dict[str, Any]) -> Event:
+    """An event from its parsed JSON object; raises `EventRejected`."""
     try:
         return MODELS[stream].model_validate(data)
     except ValidationError as exc:

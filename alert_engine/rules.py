@@ -39,6 +39,7 @@ from alert_engine.expressions import (
     compile_expression,
     functions_for,
 )
+from alert_engine.fragments import FragmentError, expand, expand_entry
 from alert_engine.windows.aggregations import Aggregate, AggregateError, compile_aggregate
 from alert_engine.windows.definitions import Duration, WindowSpec
 from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
@@ -57,6 +58,7 @@ class Severity(StrEnum):
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)]
 Source = Annotated[str, Field(min_length=1, max_length=4000)]
 AggregateName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
+FragmentName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 # The window shape of the table that holds ratings and interactions waiting for each other.
 JOIN_SHAPE_PREFIX = "join-"
 # Names a windowed rule's condition reads besides its aggregates.
@@ -169,6 +171,8 @@ class RuleDefaults(BaseModel):
     throttle: ThrottleSpec | None = None
     grace: Duration | None = None
     min_sample: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Named CEL snippets a rule's expressions use as `$name` (see `alert_engine.fragments`).
+    fragments: dict[FragmentName, Source] = Field(default_factory=dict)
 
     def apply(self, entry: Any) -> Any:
         if not isinstance(entry, dict):
@@ -267,6 +271,9 @@ class Ruleset:
     window_functions: dict[str, Callable[..., Any]] = field(repr=False)
     # Ratings rules joined with their interaction.
     joins: tuple[Rule, ...] = field(default=(), repr=False)
+    # The event fields the windowed agent reads per stream (`where`, aggregate arguments,
+    # throttle keys, join rules' own conditions): it converts only these for CEL.
+    windowed_fields: dict[Stream, frozenset[str]] = field(default_factory=dict, repr=False)
 
     @property
     def join_shape(self) -> str | None:
@@ -322,9 +329,34 @@ class Ruleset:
                         if rule.windowed is not None
                         for expression in rule.windowed.expressions()
                     ),
+                    # A join rule's own condition is decided on the rating.
+                    *(rule.condition for rule in joins if rule.spec.source is stream),
                 ]
             )
             for stream, rules in by_stream.items()
+        }
+        windowed_fields = {
+            stream: frozenset(
+                name
+                for expression in [
+                    *(
+                        expression
+                        for group in windowed[stream].values()
+                        for rule in group
+                        if rule.windowed is not None
+                        for expression in rule.windowed.expressions()
+                    ),
+                    *(
+                        rule.throttle_key
+                        for group in windowed[stream].values()
+                        for rule in group
+                        if rule.throttle_key is not None
+                    ),
+                    *(rule.condition for rule in joins if rule.spec.source is stream),
+                ]
+                for name in expression.variables
+            )
+            for stream in Stream
         }
         window_functions = functions_for(
             [
@@ -342,6 +374,7 @@ class Ruleset:
             shapes=shapes,
             window_functions=window_functions,
             joins=joins,
+            windowed_fields=windowed_fields,
         )
 
     def windows(self) -> dict[str, HoppingWindow]:
@@ -412,7 +445,7 @@ def load_defaults(file: Path) -> RuleDefaults:
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesetError([Problem(Location(file, 1, 1), f"cannot read: {exc}")]) from None
     try:
-        return RuleDefaults.model_validate(document.data or {})
+        defaults = RuleDefaults.model_validate(document.data or {})
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
@@ -426,6 +459,21 @@ def load_defaults(file: Path) -> RuleDefaults:
                 text = error["msg"].removeprefix("Value error, ")
                 problems.append(Problem(document.locate(loc), f"{where}: {text}"))
         raise RulesetError(problems) from None
+    problems = []
+    for name, source in defaults.fragments.items():
+        location = document.locate(("fragments", name))
+        try:
+            expand(source, {})
+            compile_expression(source)
+        except FragmentError:
+            problems.append(
+                Problem(location, f"fragment {name!r} uses `$`: a fragment cannot use another")
+            )
+        except ExpressionError as exc:
+            problems.append(Problem(location, f"fragment {name!r} does not compile: {exc}"))
+    if problems:
+        raise RulesetError(problems)
+    return defaults
 
 
 def load_rule_files(
@@ -481,7 +529,14 @@ def _rules_in(
 
     rules: list[Rule] = []
     problems: list[Problem] = []
-    for path, entry in located:
+    for path, written in located:
+        entry, fragment_problems = expand_entry(written, defaults.fragments)
+        if fragment_problems:
+            problems.extend(
+                Problem(document.locate((*path, *key)), f"{'.'.join(key)}: {message}")
+                for key, message in fragment_problems
+            )
+            continue
         try:
             spec = RuleSpec.model_validate(defaults.apply(entry))
         except ValidationError as exc:

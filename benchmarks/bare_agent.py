@@ -52,4 +52,6 @@ async def ready(web: Any, request: Any) -> Any:
 
 
 if __name__ == "__main__":
-    faust.Worker(app, loglevel="WARNING").execute_from_commandline()
+    runner = faust.Worker(app, loglevel="WARNING")
+    runner.spinner = None  # as `alert-engine worker` does: no DEBUG root logger for a spinner
+    runner.execute_from_commandline()

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from alert_engine.app import DeadLetter, Regrouped
+from alert_engine.app import DeadLetter
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.settings import EngineSettings, KafkaSettings, RedisSettings, Settings
+from alert_engine.windows.hop import WindowBatch, partition_for
 from alert_engine.worker import build_worker
 from tests.factories import encode, rating
 
@@ -81,17 +82,21 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
     async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
         await agent.put(raw)
         [outputs] = agent.results.values()
+    batches = [output for output in outputs if isinstance(output, WindowBatch)]
     regrouped = sorted(
-        (output.group.grouping, output.group.key)
-        for output in outputs
-        if isinstance(output, Regrouped)
+        (item.grouping, item.key, batch.partition) for batch in batches for item in batch.items
     )
-    # One record per grouping of the shipped windowed rules, whatever the number of rules.
+    # One item per grouping of the shipped windowed rules, whatever the number of rules, each on
+    # the windows partition of its group key.
+    partitions = settings.kafka.partitions
     assert regrouped == [
-        ("agent.id", "a-7"),
-        ("channel", "chat"),
-        ("customer.id", "c-1"),
-        ("join:interaction", "i-1"),  # the 1-star rating may join its interaction
-        ("team", "orders"),
+        ("agent.id", "a-7", partition_for("agent.id", "a-7", partitions)),
+        ("channel", "chat", partition_for("channel", "chat", partitions)),
+        ("customer.id", "c-1", partition_for("customer.id", "c-1", partitions)),
+        # the 1-star rating may join its interaction
+        ("join:interaction", "i-1", partition_for("join:interaction", "i-1", partitions)),
+        ("team", "orders", partition_for("team", "orders", partitions)),
     ]
-    assert all(output.value == raw for output in outputs if isinstance(output, Regrouped))
+    # The event travels once per partition, not once per group key.
+    assert all(batch.events == [raw] for batch in batches)
+    assert len(batches) == len({batch.partition for batch in batches})

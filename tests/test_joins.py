@@ -77,3 +77,22 @@ def test_join_rules_are_checked_at_load(tmp_path):
     (tmp_path / "bad.yaml").write_text(RULE.replace("source: ratings", "source: interactions"))
     with pytest.raises(RulesetError, match="join is for ratings rules"):
         load_ruleset(tmp_path)
+
+
+def test_a_join_rule_condition_may_call_sentiment(tmp_path: Path):
+    # The rating side of a join is decided with the ratings stream's functions.
+    (tmp_path / "join.yaml").write_text(
+        RULE.replace("condition: rating <= 2", "condition: sentiment(comment) < -0.3")
+    )
+    ruleset = load_ruleset(tmp_path)
+    evaluator = Evaluator(ruleset, max_event_bytes=65536)
+    store = MemoryWindowStore(ruleset.windows())
+    evaluator.evaluate_all(
+        Stream.INTERACTIONS, encode(interaction(id="i-9", hold_seconds=900, time=at(0))), store
+    )
+    angry = rating(
+        id="r-9", rating=3, interaction_id="i-9", comment="Awful, rude and useless.", time=at(5)
+    )
+    [alert] = evaluator.evaluate_all(Stream.RATINGS, encode(angry), store)
+    assert alert.key == "r-9"
+    assert alert.values["interaction"]["hold_seconds"] == 900
