@@ -10,13 +10,13 @@ samples after the warm-up: first, last, min and max RSS and the slope of a least
     .venv/bin/python -m benchmarks.memory_soak                       # 10 minutes, 500 events/s
     .venv/bin/python -m benchmarks.memory_soak --window 5m --duration 1200
 
-A window's state is kept until Faust drops it: `expires` (grace + max(60 s, hop), here 2 m + 1 m)
-after the window's end, checked every 30 s. So the state fills up for `size + expires` and then
-old windows are dropped as fast as new ones fill: the warm-up defaults to that plus a minute
-(5 minutes for the default 1 m windows), and the slope after it is the figure to read. With 5 m
-windows the warm-up is 13 minutes: a 10-minute run shows only the fill-up. The rate must be one
-the worker keeps up with: Faust expires windows by the wall clock, so a worker more than
-`expires` behind drops windows as it writes them and the soak measures nothing.
+A window's state is kept until its end is `expires` (grace + max(60 s, hop), here 2 m + 1 m)
+behind the event time of its partition. So the state fills up for `size + expires` and then old
+windows are dropped as fast as new ones fill: the warm-up defaults to that plus a minute
+(5 minutes for the default 1 m windows), and the slope and the min/max after it are the figures to
+read. With 5 m windows the warm-up is 13 minutes: a 10-minute run shows only the fill-up. Pick a
+rate the worker keeps up with (`events_processed_by_end` close to `events_sent`): a backlog is
+not a steady state.
 """
 
 from __future__ import annotations
