@@ -75,6 +75,8 @@ def register_views(
             form = dict(await request.post())
             try:
                 payload = orjson.loads(form.get("payload", ""))
+                if payload["type"] != "block_actions":
+                    raise ValueError("not a button click")
                 [action] = payload["actions"]
                 alert_id = str(action["value"])
                 case_action = CaseAction(action["action_id"])
