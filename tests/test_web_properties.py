@@ -150,7 +150,7 @@ def interactions(draw: st.DrawFn, alert_ids: list[str]) -> tuple[bytes, dict[str
     elif shape == "mangled":
         document = payload(alert_id, action)
         field = draw(st.sampled_from(["actions", "user", "channel", "message", "type"]))
-        document[field] = draw(st.none() | st.integers() | texts | st.just([]))
+        document[field] = draw(st.none() | st.integers(-(2**63), 2**63 - 1) | texts | st.just([]))
         raw = orjson.dumps(document).decode()
         body = urllib.parse.urlencode({"payload": draw(st.sampled_from([raw, raw[:-3]]))}).encode()
     elif shape == "bytes":
