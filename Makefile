@@ -51,8 +51,8 @@ test-faults: setup
 	$(BIN)/python -m pytest -m slow -s -v
 
 lint: setup
-	$(BIN)/ruff check alert_engine tests benchmarks
-	$(BIN)/ruff format --check alert_engine tests benchmarks
+	$(BIN)/ruff check alert_engine tests benchmarks standins
+	$(BIN)/ruff format --check alert_engine tests benchmarks standins
 	$(BIN)/mypy alert_engine
 
 # The Kubernetes rules ConfigMap, generated from rules/.

@@ -92,15 +92,24 @@ def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -
                 f"{worker.url}/outbox"
                 + ("" if keep_running else " (run `alert-engine demo --keep-running` to click)")
             )
+            # Kept running, the last case is left open for the user to claim and resolve.
+            leave_open = 1 if keep_running and seen else 0
             _say(
-                "\nThe recovery team claims and resolves each case with follow-up on the outbox "
-                "page; the customers answer:\n"
+                "\nThe recovery team claims and resolves "
+                + ("each case but the last" if leave_open else "each case")
+                + " with follow-up on the outbox page; the customers answer:\n"
             )
             answered = asyncio.run(
-                close_the_loop(worker.url, outbox, workdir / "surveys.jsonl", endpoints.redis_url)
+                close_the_loop(
+                    worker.url,
+                    outbox,
+                    workdir / "surveys.jsonl",
+                    RedisSettings(url=endpoints.redis_url),
+                    leave_open=leave_open,
+                )
             )
             if keep_running:
-                _say("Kafka, Redis and the worker keep running; press Ctrl-C to stop.")
+                _say("\nKafka, Redis and the worker keep running; press Ctrl-C to stop.")
                 while True:
                     time.sleep(3600)
             return 0 if seen == expected and answered == expected else 1
@@ -189,10 +198,15 @@ def _say(text: str) -> None:
 FOLLOW_UP_STARS = {1: 4, 2: 5}
 
 
-async def close_the_loop(worker_url: str, outbox: Path, surveys: Path, redis_url: str) -> int:
-    """Claim and resolve every alert's case with the outbox page's buttons, answer each survey as
-    its customer would, print the outcome; returns how many follow-ups were answered."""
-    alerts = [Alert.model_validate(entry["alert"]) for entry in read_outbox(outbox)]
+async def close_the_loop(
+    worker_url: str, outbox: Path, surveys: Path, redis: RedisSettings, *, leave_open: int = 0
+) -> int:
+    """Claim and resolve each alert's case with the outbox page's buttons (all but the last
+    `leave_open`, which are left for the user), answer each survey as its customer would, print
+    the outcome; returns how many follow-ups were answered."""
+    delivered = [Alert.model_validate(entry["alert"]) for entry in read_outbox(outbox)]
+    split = len(delivered) - leave_open
+    alerts, left_open = delivered[:split], delivered[split:]
     for alert in alerts:
         for action in (CaseAction.CLAIM, CaseAction.RESOLVED_FOLLOWUP):
             status = await asyncio.to_thread(_click, worker_url, alert.id, action)
@@ -221,10 +235,10 @@ async def close_the_loop(worker_url: str, outbox: Path, surveys: Path, redis_url
 
     # The worker records the answers as it consumes them from the cases topic.
     deadline = time.monotonic() + 10
-    cases = await load_cases(RedisSettings(url=redis_url))
+    cases = await load_cases(redis)
     while sum(case.answered for case in cases) < answered and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-        cases = await load_cases(RedisSettings(url=redis_url))
+        cases = await load_cases(redis)
     # The worker shows each answer on its alert's card as it consumes the `rerated` records.
     shown: list[str] = []
     while len(shown) < answered and time.monotonic() < deadline:
@@ -235,6 +249,12 @@ async def close_the_loop(worker_url: str, outbox: Path, surveys: Path, redis_url
         _say(f"  outbox page: {line}")
     _say("\nOutcome by team (`alert-engine report`):\n")
     _say(table(cases, "team"))
+    for alert in left_open:
+        _say(
+            f"\nLeft open for you: case {alert.id} ({alert.key}, {alert.rule}). Claim it and "
+            f"resolve it with follow-up on {worker_url}/outbox; the survey email lands in "
+            f"{surveys} a few seconds later."
+        )
     return answered
 
 

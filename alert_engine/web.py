@@ -76,7 +76,7 @@ def register_views(
             try:
                 payload = orjson.loads(form.get("payload", ""))
                 if payload["type"] != "block_actions":
-                    raise ValueError("only button clicks (block_actions) are handled")
+                    raise ValueError("not a button click")
                 [action] = payload["actions"]
                 alert_id = str(action["value"])
                 case_action = CaseAction(action["action_id"])

@@ -1,9 +1,11 @@
-"""Sustained load through one worker on a real Kafka broker and Redis.
+"""Sustained load through one worker on a real Kafka broker and Redis, delivering to Slack.
 
-Produces ratings at a fixed rate (1 in 20 negative, so 5% raise an alert) for a given duration,
-each stamped with the moment it is produced, and measures the latency from that moment to the
-alert landing in the worker's outbox (the Slack stand-in does not exist yet). Then checks that
-every expected alert arrived exactly once, and reports the worker's memory over the run.
+Produces ratings at a fixed rate (1 in 20 negative, so 5% raise a `negative-rating` alert) for a
+given duration and measures the latency from the moment each negative rating is produced to the
+moment its `chat.postMessage` request arrives at the Slack stand-in (`standins/slack.py`, the
+worker's real slack_sdk client pointed at it through `ALERT_ENGINE_SLACK_API_URL`, the alerts routed
+there by a routing file). The worker runs the shipped rules (`rules/`, windowed ones too). Then
+checks that every expected alert arrived exactly once, and reports the worker's memory over the run.
 
     .venv/bin/python -m benchmarks.load                       # 1,000 events/s for 60 s
     .venv/bin/python -m benchmarks.load --duration 300        # the 5-minute run
@@ -33,13 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from alert_engine.channels.outbox import read_outbox
+from alert_engine.alerts import alert_id
 from alert_engine.producer import ensure_topics
 from alert_engine.settings import KafkaSettings
-from alert_engine.stack import running_stack
+from alert_engine.stack import Endpoints, running_stack
 from alert_engine.workerprocess import WorkerProcess
+from standins.slack import TOKEN, SlackStandIn
+
+SHIPPED_RULES = Path(__file__).parents[1] / "rules"
 
 NEGATIVE_EVERY = 20  # 5%
 TICK = 0.01  # produce in 10 ms slices
@@ -119,126 +124,201 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+# Every alert to one Slack channel (the stand-in), as a deployment routing alerts to Slack does.
+ROUTING = """\
+destinations:
+  recovery: {type: slack, channel: C0RECOVERY}
+route:
+  destinations: [recovery]
+"""
+# The rule whose alerts are timed and counted: one per negative rating. The windowed shipped rules
+# fire too (a burst per team, repeat customers); their posts are counted apart.
+TIMED_RULE = "negative-rating"
+
+
+async def fired_times(bootstrap: str, topic: str, partitions: int) -> dict[str, datetime]:
+    """Alert id -> when its rule fired, read back from the alerts topic once the run is over."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: dict[str, datetime] = {}
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+        while await behind():
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    alert = orjson.loads(record.value)
+                    found[alert["id"]] = datetime.fromisoformat(alert["fired_at"])
+    finally:
+        await consumer.stop()
+    return found
+
+
 def run(rate: int, duration: float, backlog: int, partitions: int, workdir: Path) -> dict[str, Any]:
     unique = uuid.uuid4().hex[:8]
-    with running_stack(workdir / "stack") as endpoints:
-        kafka = KafkaSettings(
-            bootstrap=endpoints.kafka_bootstrap, partitions=partitions
-        ).with_topic_suffix(f"bench-{unique}")
-        asyncio.run(ensure_topics(kafka))
-        outbox = workdir / "outbox.jsonl"
-        env = {
-            **endpoints.as_env(),
-            "ALERT_ENGINE_APP_ID": f"bench-{unique}",
-            "ALERT_ENGINE_RULES_DIR": str(Path(__file__).parents[1] / "rules"),
-            "ALERT_ENGINE_OUTBOX_PATH": str(outbox),
-            "ALERT_ENGINE_REDIS_KEY_PREFIX": f"bench-{unique}",
-            "ALERT_ENGINE_KAFKA_PARTITIONS": str(partitions),
-            **{
-                f"ALERT_ENGINE_KAFKA_{name.upper()}": value
-                for name, value in kafka.model_dump().items()
-                if name.endswith("_topic")
-            },
-        }
-        worker = WorkerProcess(env, workdir / "worker.log")
-        if backlog:
-            asyncio.run(produce_backlog(kafka.bootstrap, kafka.ratings_topic, backlog))
-            started = time.monotonic()
-            worker.start()
-            try:
-                while events_in(worker) < backlog:
-                    time.sleep(0.2)
-                drained = time.monotonic() - started
-                return {
-                    "mode": "backlog",
-                    "events": backlog,
-                    "seconds_from_start_to_drained": round(drained, 1),
-                    "events_per_second_including_start": round(backlog / drained),
-                }
-            finally:
-                worker.stop()
+    slack = SlackStandIn().start()
+    try:
+        with running_stack(workdir / "stack") as endpoints:
+            return _run(endpoints, slack, unique, rate, duration, backlog, partitions, workdir)
+    finally:
+        slack.stop()
+
+
+def _run(
+    endpoints: Endpoints,
+    slack: SlackStandIn,
+    unique: str,
+    rate: int,
+    duration: float,
+    backlog: int,
+    partitions: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    kafka = KafkaSettings(
+        bootstrap=endpoints.kafka_bootstrap, partitions=partitions
+    ).with_topic_suffix(f"bench-{unique}")
+    asyncio.run(ensure_topics(kafka))
+    routing = workdir / "routing.yaml"
+    routing.write_text(ROUTING)
+    env = {
+        **endpoints.as_env(),
+        "ALERT_ENGINE_APP_ID": f"bench-{unique}",
+        "ALERT_ENGINE_RULES_DIR": str(SHIPPED_RULES),
+        "ALERT_ENGINE_ROUTING_FILE": str(routing),
+        "ALERT_ENGINE_SLACK_BOT_TOKEN": TOKEN,
+        "ALERT_ENGINE_SLACK_SIGNING_SECRET": "bench-signing-secret",
+        "ALERT_ENGINE_SLACK_API_URL": slack.base_url,
+        "ALERT_ENGINE_OUTBOX_PATH": str(workdir / "outbox.jsonl"),
+        "ALERT_ENGINE_REDIS_KEY_PREFIX": f"bench-{unique}",
+        "ALERT_ENGINE_KAFKA_PARTITIONS": str(partitions),
+        **{
+            f"ALERT_ENGINE_KAFKA_{name.upper()}": value
+            for name, value in kafka.model_dump().items()
+            if name.endswith("_topic")
+        },
+    }
+    worker = WorkerProcess(env, workdir / "worker.log")
+    if backlog:
+        asyncio.run(produce_backlog(kafka.bootstrap, kafka.ratings_topic, backlog))
+        started = time.monotonic()
         worker.start()
-        assert worker.process is not None
-        memory: list[tuple[float, float]] = []
         try:
-            produce = produce_at_rate(kafka.bootstrap, kafka.ratings_topic, rate, duration)
-
-            async def sample_memory() -> None:
-                start = time.monotonic()
-                while True:
-                    assert worker.process is not None
-                    memory.append((time.monotonic() - start, rss_mb(worker.process.pid)))
-                    await asyncio.sleep(5)
-
-            async def both() -> int:
-                sampler = asyncio.create_task(sample_memory())
-                try:
-                    return await produce
-                finally:
-                    sampler.cancel()
-
-            cpu_before, wall_before = cpu_seconds(worker.process.pid), time.monotonic()
-            sent = asyncio.run(both())
-            worker_cpu = (cpu_seconds(worker.process.pid) - cpu_before) / (
-                time.monotonic() - wall_before
-            )
-            expected = len(range(0, sent, NEGATIVE_EVERY))
-            deadline = time.monotonic() + 60
-            while len(read_outbox(outbox)) < expected and time.monotonic() < deadline:
-                time.sleep(0.5)
-            time.sleep(1.0)
-            # All of it processed by now: the worker's CPU time per event, whatever it had to wait.
-            cpu_per_event = (cpu_seconds(worker.process.pid) - cpu_before) / events_in(worker)
+            while events_in(worker) < backlog:
+                time.sleep(0.2)
+            drained = time.monotonic() - started
+            return {
+                "mode": "backlog",
+                "events": backlog,
+                "seconds_from_start_to_drained": round(drained, 1),
+                "events_per_second_including_start": round(backlog / drained),
+            }
         finally:
             worker.stop()
-    # The worker runs every shipped rule (windowed ones too); the 1-star feed is what is counted.
-    entries = [
-        entry
-        for entry in read_outbox(outbox)
-        if entry["alert"]["rule"] == "negative-rating"  # type: ignore[index]
-    ]
 
-    def seconds(entry: dict[str, Any], start: str, end: str) -> float:
-        def at(name: str) -> datetime:
-            holder = entry if name == "delivered_at" else entry["alert"]
-            return datetime.fromisoformat(str(holder[name]))
+    # Alert id of each negative rating -> when it was handed to the producer (wall clock, as the
+    # stand-in's arrival time).
+    produced_at: dict[str, float] = {}
 
-        return (at(end) - at(start)).total_seconds()
+    def timed_event(n: int) -> bytes:
+        value = event(n)
+        if n % NEGATIVE_EVERY == 0:
+            produced_at[alert_id(TIMED_RULE, f"r-{n}")] = time.time()
+        return value
 
-    latencies = [seconds(entry, "event_time", "delivered_at") for entry in entries]
-    # Where the time goes: produce -> rule fired, and fired -> delivered (alerts topic, delivery).
-    to_fired = [seconds(entry, "event_time", "fired_at") for entry in entries]
-    to_delivered = [seconds(entry, "fired_at", "delivered_at") for entry in entries]
-    keys = Counter(str(entry["alert"]["key"]) for entry in entries)  # type: ignore[index]
+    def slack_posts() -> list[tuple[str, float]]:
+        """(alert id, arrival time) of every alert posted to the stand-in."""
+        return [
+            (str(post.metadata["event_payload"].get("alert_id")), post.received_at)
+            for post in slack.posts()
+            if post.metadata is not None
+        ]
+
+    worker.start()
+    assert worker.process is not None
+    memory: list[tuple[float, float]] = []
+    try:
+        produce = produce_at_rate(kafka.bootstrap, kafka.ratings_topic, rate, duration, timed_event)
+
+        async def sample_memory() -> None:
+            start = time.monotonic()
+            while True:
+                assert worker.process is not None
+                memory.append((time.monotonic() - start, rss_mb(worker.process.pid)))
+                await asyncio.sleep(5)
+
+        async def both() -> int:
+            sampler = asyncio.create_task(sample_memory())
+            try:
+                return await produce
+            finally:
+                sampler.cancel()
+
+        cpu_before, wall_before = cpu_seconds(worker.process.pid), time.monotonic()
+        sent = asyncio.run(both())
+        worker_cpu = (cpu_seconds(worker.process.pid) - cpu_before) / (
+            time.monotonic() - wall_before
+        )
+        expected = len(produced_at)
+        deadline = time.monotonic() + 60
+        while (
+            len({i for i, _ in slack_posts()} & produced_at.keys()) < expected
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
+        time.sleep(1.0)  # a duplicate would arrive now
+        # All of it processed by now: the worker's CPU time per event, whatever it had to wait.
+        cpu_per_event = (cpu_seconds(worker.process.pid) - cpu_before) / events_in(worker)
+    finally:
+        worker.stop()
+    fired_at = asyncio.run(fired_times(kafka.bootstrap, kafka.alerts_topic, partitions))
+
+    posts = slack_posts()
+    timed = [(i, at) for i, at in posts if i in produced_at]
+    latencies = [at - produced_at[i] for i, at in timed]
+    # Where the time goes: produce -> rule fired, and fired -> Slack request (alerts topic,
+    # delivery ledger, the Slack client).
+    to_fired = [fired_at[i].timestamp() - produced_at[i] for i, _ in timed if i in fired_at]
+    to_slack = [at - fired_at[i].timestamp() for i, at in timed if i in fired_at]
+    counts = Counter(i for i, _ in timed)
     return {
         "mode": "sustained",
         "rate": rate,
         "duration_s": duration,
+        "rules": sorted(path.stem for path in SHIPPED_RULES.glob("[!_]*.yaml")),
         "events": sent,
         "expected_alerts": expected,
-        "delivered": len(entries),
-        "duplicates": sum(n - 1 for n in keys.values() if n > 1),
-        "lost": expected - len(keys),
-        "latency_ms": {
-            "p50": round(percentile(latencies, 0.50) * 1000, 1),
-            "p95": round(percentile(latencies, 0.95) * 1000, 1),
-            "p99": round(percentile(latencies, 0.99) * 1000, 1),
-            "max": round(max(latencies) * 1000, 1),
-            "mean": round(statistics.fmean(latencies) * 1000, 1),
-        },
-        "produce_to_fired_ms": {
-            "p50": round(percentile(to_fired, 0.50) * 1000, 1),
-            "p99": round(percentile(to_fired, 0.99) * 1000, 1),
-        },
-        "fired_to_delivered_ms": {
-            "p50": round(percentile(to_delivered, 0.50) * 1000, 1),
-            "p99": round(percentile(to_delivered, 0.99) * 1000, 1),
-        },
+        "delivered": len(timed),
+        "duplicates": sum(n - 1 for n in counts.values() if n > 1),
+        "lost": expected - len(counts),
+        "other_rules_posts": len(posts) - len(timed),
+        "latency_ms": milliseconds(latencies, mean=True),
+        "produce_to_fired_ms": milliseconds(to_fired),
+        "fired_to_slack_ms": milliseconds(to_slack),
         "worker_cpu_share_of_one_core": round(worker_cpu, 2),
         "worker_cpu_ms_per_event": round(cpu_per_event * 1000, 3),
         "load_average_1m_at_end": os.getloadavg()[0],
         "worker_rss_mb": [(round(t), round(mb, 1)) for t, mb in memory],
     }
+
+
+def milliseconds(seconds: list[float], mean: bool = False) -> dict[str, float] | None:
+    if not seconds:
+        return None
+    figures = {
+        "p50": percentile(seconds, 0.50),
+        "p95": percentile(seconds, 0.95),
+        "p99": percentile(seconds, 0.99),
+        "max": max(seconds),
+    }
+    if mean:
+        figures["mean"] = statistics.fmean(seconds)
+    return {name: round(value * 1000, 1) for name, value in figures.items()}
 
 
 def main() -> None:

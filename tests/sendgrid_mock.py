@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from alert_engine.workerprocess import free_port
-from tests.threaded_server import ThreadedServer
+from standins.threaded_server import ThreadedServer
 
 ROOT = Path(__file__).parents[1]
 SPEC = ROOT.parent / "shared" / "specs" / "sendgrid-v3.json"

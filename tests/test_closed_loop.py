@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
 
 from alert_engine.cli import main
+from standins.slack import TOKEN, SlackStandIn
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 from tests.followup_factories import followup_engine
 from tests.sendgrid_mock import PrismMock, RecordingProxy
-from tests.slack_standin import TOKEN, SlackStandIn
 from tests.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium
 from tests.test_followup_schedule import read_emails
 from tests.test_outbox_page import get, post

@@ -5,8 +5,8 @@ import pytest
 from alert_engine.channels.slack import SlackDestination, make_client
 from alert_engine.delivery import Deliverer, DeliveryLedger, RetryPolicy
 from alert_engine.presentation import LinkTemplates
+from standins.slack import TOKEN, SlackStandIn
 from tests.factories import make_alert
-from tests.slack_standin import TOKEN, SlackStandIn
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from alert_engine.alerts import alert_id
+from standins.slack import TOKEN, SlackStandIn
 from tests.engine import RULES_DIR, Engine, encode_all
 from tests.factories import rating
-from tests.slack_standin import TOKEN, SlackStandIn
 
 pytestmark = pytest.mark.integration
 

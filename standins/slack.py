@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.threaded_server import ThreadedServer
+from standins.threaded_server import ThreadedServer
 
 TOKEN = "xoxb-test-token"
 
@@ -33,6 +33,8 @@ class Message:
     metadata: dict[str, Any] | None
     thread_ts: str | None = None
     updates: int = 0
+    # When the request arrived (time.time()), for the load benchmark's latency.
+    received_at: float = 0.0
 
 
 @dataclass
@@ -71,6 +73,7 @@ class SlackStandIn:
     # --- the API -------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
+        arrived = time.time()
         method = request.match_info["method"]
         with self._lock:
             self.calls.append(method)
@@ -88,11 +91,9 @@ class SlackStandIn:
                 args.update(orjson.loads(await request.read()))
             else:
                 args.update(dict(await request.post()))
-        handler = {
-            "chat.postMessage": self._post,
-            "chat.update": self._update,
-            "conversations.history": self._history,
-        }.get(method)
+        if method == "chat.postMessage":
+            return await self._post(args, arrived)
+        handler = {"chat.update": self._update, "conversations.history": self._history}.get(method)
         if handler is None:
             return self._error("unknown_method")
         return await handler(args)
@@ -116,7 +117,7 @@ class SlackStandIn:
             return "msg_too_long"
         return None
 
-    async def _post(self, args: dict[str, Any]) -> web.Response:
+    async def _post(self, args: dict[str, Any], arrived: float) -> web.Response:
         error = self._check_content(args)
         metadata = args.get("metadata")
         if isinstance(metadata, str):
@@ -140,6 +141,7 @@ class SlackStandIn:
                 blocks=args.get("blocks") or [],
                 metadata=metadata,
                 thread_ts=thread_ts,
+                received_at=arrived,
             )
             self.messages.append(message)
         if self.after_post is not None and thread_ts is None:
