@@ -1,10 +1,11 @@
 """The Faust application: topics and agents only. Everything done per event lives in `evaluate`
 and `delivery`; rules and clients are built by the caller and passed in.
 
-Each agent yields, once per input record, the records it produces (alerts, dead letters; maybe
-none), and one sink publishes them. Faust awaits the sink before taking the next record and flushes
-the producer before committing offsets, so an input is never committed before its outputs are
-durable in Kafka.
+Each agent yields, once per input record (the input agents: once per batch of records), the
+records it produces (alerts, dead letters, window batches; maybe none), and one sink publishes
+them. Faust awaits the sink before taking the next record or batch, acks a batch's records only
+after that, and flushes the producer before committing offsets, so an input is never committed
+before its outputs are durable in Kafka.
 """
 
 from __future__ import annotations
