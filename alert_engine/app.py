@@ -49,6 +49,23 @@ class DeadLetter:
     value: bytes | None
     headers: dict[str, bytes]
 
+    @staticmethod
+    def of(event: EventT[bytes], topic: str, *, reason: str, detail: str) -> DeadLetter:
+        """The consumed record `event` as it came, with where it came from and why."""
+        message = event.message
+        return DeadLetter(
+            topic=topic,
+            key=event.key,
+            value=event.value,
+            headers=deadletter.headers(
+                reason=reason,
+                detail=detail,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            ),
+        )
+
 
 Output: TypeAlias = Alert | CaseEvent | DeadLetter | WindowBatch
 # What an agent yields for one input record; often empty.
@@ -147,17 +164,8 @@ def create_app(
             message.offset,
             rejected,
         )
-        return DeadLetter(
-            topic=kafka.deadletter_topic,
-            key=event.key,
-            value=event.value,
-            headers=deadletter.headers(
-                reason=rejected.reason,
-                detail=rejected.detail,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            ),
+        return DeadLetter.of(
+            event, kafka.deadletter_topic, reason=rejected.reason, detail=rejected.detail
         )
 
     async def evaluate(stream: Stream, events: StreamT[bytes]) -> AsyncIterator[Outputs]:

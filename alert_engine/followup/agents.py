@@ -16,7 +16,6 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from alert_engine import deadletter
 from alert_engine.app import DeadLetter, Outputs
 from alert_engine.cases import CaseEvent
 from alert_engine.events import describe_validation_error
@@ -48,19 +47,12 @@ def add_followup(
             try:
                 case = CaseEvent.from_json(event.value)
             except ValidationError as exc:
-                message = event.message
                 yield [
-                    DeadLetter(
-                        topic=kafka.deadletter_topic,
-                        key=event.key,
-                        value=event.value,
-                        headers=deadletter.headers(
-                            reason="invalid",
-                            detail=describe_validation_error(exc),
-                            topic=message.topic,
-                            partition=message.partition,
-                            offset=message.offset,
-                        ),
+                    DeadLetter.of(
+                        event,
+                        kafka.deadletter_topic,
+                        reason="invalid",
+                        detail=describe_validation_error(exc),
                     )
                 ]
                 continue
