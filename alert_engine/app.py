@@ -17,9 +17,7 @@ from functools import partial
 from typing import Any, TypeAlias, cast
 
 import faust
-import faust.windows
 from faust.types import EventT, StreamT
-from faust.windows import HoppingWindow
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
@@ -35,7 +33,7 @@ from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
-from alert_engine.windows.store import BufferedWindowStore, TableWindowStore
+from alert_engine.windows.store import TableWindowStore
 
 log = logging.getLogger(__name__)
 
@@ -103,30 +101,29 @@ def create_app(
         return app.topic(name, partitions=kafka.partitions, key_type=bytes, value_type=bytes)
 
     topics = {name: topic(name) for name in kafka.engine_topics}
-    # One Faust windowed table per window shape the rules use (memory store, changelog-backed):
-    # keys are (rule and group key, window), values the aggregates' state and the fired mark.
-    # The tables' windows have no `expires`: the store expires windows by event time itself.
-    windows = evaluator.ruleset.windows()
-    tables = {
-        shape: app.Table(
-            f"window-{shape}",
-            default=None,
-            schema=faust.Schema(key_serializer="json", value_serializer="json"),
-            partitions=kafka.partitions,
-            help=f"windowed rules' state, windows of {shape}",
-        ).using_window(_window_without_expiry(window))
-        for shape, window in windows.items()
-    }
-    store = TableWindowStore(
-        {shape: wrapper.table for shape, wrapper in tables.items()}, windows, kafka.partitions
+    # The windowed rules' state: one Faust table (memory store, changelog-backed) holding all
+    # windows of a group key in one entry, so a batch writes one changelog message per key (see
+    # `TableWindowStore`). Windows expire by event time in the store, not by Faust.
+    table = app.Table(
+        "window-state",
+        default=None,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        partitions=kafka.partitions,
+        help="windowed rules' state: per group key, per window shape and window",
     )
+    store = TableWindowStore(table, evaluator.ruleset.windows(), kafka.partitions)
+
+    @app.on_rebalance_complete.connect
+    async def reread_windows(_: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Faust read entries back from the changelog or dropped revoked partitions' entries.
+        store.table_changed()
 
     if reloader is not None and settings.engine.rules_reload_seconds > 0:
-        # Tables cannot be added to a running app: a reload needing a new shape is refused.
-        reloader.window_shapes = set(tables)
 
         async def reload_rules() -> None:
-            reloader.check()
+            if reloader.check():
+                # A reloaded rule set may use new window shapes: one table holds them all.
+                store.add_windows(evaluator.ruleset.windows())
 
         app.timer(interval=settings.engine.rules_reload_seconds, name="reload-rules")(reload_rules)
 
@@ -219,7 +216,6 @@ def create_app(
                 yield []
                 continue
             partition = record.message.partition
-            buffered = BufferedWindowStore(store)
             alerts: Outputs = []
             decoded: dict[int, tuple[Event, Activation] | None] = {}
             for item in batch.items:
@@ -234,16 +230,17 @@ def create_app(
                 group = Regroup(batch.stream, item.grouping, item.key)
                 alerts.extend(
                     evaluator.windowed(
-                        group, event, buffered, partition=partition, activation=activation
+                        group, event, store, partition=partition, activation=activation
                     )
                 )
-            buffered.flush()
             # Windows whose end is `expires` behind this partition's event time are done.
             watermark = max(
                 (time for (_, at), time in evaluator.watermarks.items() if at == partition),
                 default=0.0,
             )
             store.expire(partition, watermark)
+            # Each group key the batch changed: one changelog message, to this partition.
+            store.flush()
             yield alerts
 
     @app.agent(topics[kafka.alerts_topic], name="deliver-alerts", sink=[publish])
@@ -296,17 +293,6 @@ def create_app(
         )
 
     return app
-
-
-def _window_without_expiry(window: HoppingWindow) -> HoppingWindow:
-    """The window for a table that Faust must not expire (the store does, by event time).
-
-    Faust's compiled HoppingWindow turns `expires=None` into 0.0, and a table whose window has
-    any `expires` other than None indexes every write for an expiry that then never comes: an
-    index growing with each write. Its pure-Python twin keeps None."""
-    python_window = getattr(faust.windows, "_PyHoppingWindow", HoppingWindow)
-    without: HoppingWindow = python_window(window.size, window.step)
-    return without
 
 
 def _validated(

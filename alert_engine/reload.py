@@ -9,12 +9,10 @@ rules in force stay. Swapping is one assignment of `Evaluator.ruleset`, done bet
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from pathlib import Path
 
 from alert_engine.evaluate import Evaluator
-from alert_engine.rules import RULE_FILE_SUFFIXES, Problem, RulesetError, load_ruleset
-from alert_engine.yamlsource import Location
+from alert_engine.rules import RULE_FILE_SUFFIXES, RulesetError, load_ruleset
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +32,9 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 class RulesReloader:
-    def __init__(
-        self,
-        directory: Path,
-        evaluator: Evaluator,
-        *,
-        window_shapes: Collection[str] | None = None,
-    ) -> None:
+    def __init__(self, directory: Path, evaluator: Evaluator) -> None:
         self.directory = directory
         self.evaluator = evaluator
-        # The window shapes that have a Faust table; set by the app, which creates the tables.
-        self.window_shapes = set(window_shapes) if window_shapes is not None else None
         self.seen = fingerprint(directory)
         self.problems: list[str] = []
 
@@ -59,21 +49,6 @@ class RulesReloader:
     def reload(self) -> bool:
         try:
             ruleset = load_ruleset(self.directory)
-            missing = (
-                sorted(set(ruleset.shapes) - self.window_shapes)
-                if self.window_shapes is not None
-                else []
-            )
-            if missing:
-                raise RulesetError(
-                    [
-                        Problem(
-                            Location(self.directory, 1, 1),
-                            f"window shape(s) {', '.join(missing)} are new: each needs a state "
-                            "table, created when a worker starts; restart the workers",
-                        )
-                    ]
-                )
         except RulesetError as exc:
             self.problems = [str(problem) for problem in exc.problems]
             log.error(

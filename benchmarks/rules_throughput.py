@@ -5,7 +5,7 @@
 Starts the local Kafka broker and Redis (or uses ALERT_ENGINE_KAFKA_BOOTSTRAP and
 ALERT_ENGINE_REDIS_URL), writes the same ratings to a fresh topic per run, then starts one worker
 on it: first a bare agent that only decodes and counts, then `alert-engine worker` with generated
-rule sets (80% filters, 20% windowed rules on Faust windowed tables). The rate is events per
+rule sets (80% filters, 20% windowed rules, state in a Faust table). The rate is events per
 second from the first event the worker counted to the last one, including the windowed agent's
 work on the re-keyed events, both per second of wall time and per second of the worker's own CPU
 time: on a shared, busy machine the second is the steadier figure. Results are printed as a

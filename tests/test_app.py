@@ -6,6 +6,7 @@ import pytest
 
 from alert_engine.app import DeadLetter
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.rules import load_ruleset
 from alert_engine.settings import EngineSettings, KafkaSettings, RedisSettings, Settings
 from alert_engine.windows.hop import WindowBatch, partition_for
 from alert_engine.worker import build_worker
@@ -102,14 +103,15 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
     assert len(batches) == len({batch.partition for batch in batches})
 
 
-def test_the_window_tables_leave_expiry_to_the_store(settings):
-    # Faust indexes every write of a table whose window has an `expires` (its compiled window
-    # turns None into 0.0) and, expiring nothing then, the index grows without end.
+def test_all_window_shapes_share_one_state_table_that_faust_does_not_expire(settings):
+    # Faust expires a windowed table's keys by the wall clock (wrong for a lagging worker) and
+    # indexes each of its writes; the store expires windows by event time itself.
     shipped = Path(__file__).parents[1] / "rules"
     settings = Settings(
         kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
     )
     app = build_worker(settings)
-    windowed = [table for table in app.tables.values() if table.name.startswith("window-")]
-    assert windowed
-    assert not any(table._should_expire_keys() for table in windowed)
+    windowed = [table for table in app.tables.values() if table.name.startswith("window")]
+    assert [table.name for table in windowed] == ["window-state"]
+    assert len(load_ruleset(shipped).windows()) > 1  # several shapes, one table
+    assert not windowed[0]._should_expire_keys()

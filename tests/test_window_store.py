@@ -1,79 +1,123 @@
-"""Where window state lives: buffered writes per batch, expiry by event time."""
+"""Where window state lives: one table entry per group key, written once per batch; expiry by
+event time."""
+
+from typing import Any
 
 from alert_engine.windows.definitions import WindowSpec
 from alert_engine.windows.hop import partition_for
-from alert_engine.windows.store import BufferedWindowStore, MemoryWindowStore, TableWindowStore
+from alert_engine.windows.store import TableWindowStore, window_name
 
 
-def test_a_batch_writes_each_touched_window_once_when_it_is_done():
-    spec = WindowSpec(size=60)
-    inner = MemoryWindowStore({"1m": spec.faust_window(60)})
-    writes = []
-    original = inner.set
+class RecordingTable(dict[str, Any]):
+    """What a Faust table offers the store, recording what would go to its changelog."""
 
-    def counting_set(shape, key, window, state):
-        writes.append((shape, key, window))
-        original(shape, key, window, state)
+    def __init__(self) -> None:
+        super().__init__()
+        self.changelog: list[tuple[str, Any]] = []
 
-    inner.set = counting_set  # type: ignore[method-assign]
-    buffered = BufferedWindowStore(inner)
-    window = (0.0, 59.9)
-    for _ in range(10):
-        state = buffered.get("1m", "team\x00orders", window) or {"n": 0}
-        buffered.set("1m", "team\x00orders", window, {"n": state["n"] + 1})
-    assert inner.get("1m", "team\x00orders", window) is None  # nothing written mid-batch
-    assert buffered.flush() == 1
-    assert writes == [("1m", "team\x00orders", window)]
-    assert inner.get("1m", "team\x00orders", window) == {"n": 10}
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.changelog.append((key, value))
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.changelog.append((key, None))
 
 
-def table_store(partitions: int = 2) -> tuple[TableWindowStore, dict, dict]:
-    minute, hour = WindowSpec(size=60, grace=60), WindowSpec(size=3600, grace=60)
-    windows = {"1m": minute.faust_window(60), "1h": hour.faust_window(60)}
-    tables: dict = {"1m": {}, "1h": {}}  # what a Faust table offers the store, minus changelog
-    return TableWindowStore(tables, windows, partitions), tables, windows
+MINUTE, HOUR = WindowSpec(size=60, grace=60), WindowSpec(size=3600, step=300, grace=60)
+
+
+def table_store(partitions: int = 2) -> tuple[TableWindowStore, RecordingTable, dict[str, Any]]:
+    windows = {"1m": MINUTE.faust_window(60), "1h-every-5m": HOUR.faust_window(60)}
+    table = RecordingTable()
+    return TableWindowStore(table, windows, partitions), table, windows
+
+
+def test_a_batch_writes_each_group_key_once_whatever_the_windows_it_touched():
+    store, table, windows = table_store()
+    hourly = windows["1h-every-5m"]
+    for second in range(10):
+        # Each event is in one minute window and twelve hourly ones.
+        for shape in ("1m", "1h-every-5m"):
+            for start, end in store.window(shape).ranges(1_000_000.0 + second):
+                state = store.get(shape, "team\x00orders", (start, end)) or {"n": 0}
+                store.set(shape, "team\x00orders", (start, end), {"n": state["n"] + 1})
+    assert table.changelog == []  # nothing written mid-batch
+    assert store.flush() == 1
+    [(key, entry)] = table.changelog
+    assert key == "team\x00orders"
+    assert len(entry["1h-every-5m"]) == len(hourly.ranges(1_000_000.0)) == 12
+    assert all(state == {"n": 10} for state in entry["1h-every-5m"].values())
+    # What the next batch reads is what was written.
+    window = (float(hourly.ranges(1_000_000.0)[0][0]), float(hourly.ranges(1_000_000.0)[0][1]))
+    assert store.get("1h-every-5m", "team\x00orders", window) == {"n": 10}
+    assert store.flush() == 0  # an untouched batch writes nothing
 
 
 def test_windows_expire_by_event_time_not_by_the_wall_clock():
-    store, tables, windows = table_store(partitions=1)
+    store, table, windows = table_store(partitions=1)
     # A backlog from 2020: the wall clock is years ahead, the windows are still live.
     start = 1_577_836_800.0
-    store.set("1m", "team\x00orders", (start, start + 59.9), {"n": 3})
-    store.set("1h", "team\x00orders", (start, start + 3599.9), {"n": 3})
-    expires_1m = windows["1m"].expires
-    assert store.expire(0, start + 60 + expires_1m - 5) == 0
-    assert ("team\x00orders", (start, start + 59.9)) in tables["1m"]
+    minute, hour = (start, start + 59.9), (start, start + 3599.9)
+    store.set("1m", "team\x00orders", minute, {"n": 3})
+    store.set("1h-every-5m", "team\x00orders", hour, {"n": 3})
+    store.flush()
+    expires = windows["1m"].expires
+    assert store.expire(0, start + 60 + expires - 5) == 0
+    store.flush()
+    assert window_name(minute) in table["team\x00orders"]["1m"]
     # Event time passes the minute window's end by its `expires`: it goes, the hour stays.
-    assert store.expire(0, start + 60 + expires_1m + 1) == 1
-    assert tables["1m"] == {}
-    assert len(tables["1h"]) == 1
-    assert store.expire(0, start + 3600 + windows["1h"].expires + 1) == 1
-    assert tables["1h"] == {}
+    assert store.expire(0, start + 60 + expires + 1) == 1
+    store.flush()
+    assert table["team\x00orders"] == {"1h-every-5m": {window_name(hour): {"n": 3}}}
+    # The last window gone, the entry is deleted (a tombstone in the changelog).
+    assert store.expire(0, start + 3600 + windows["1h-every-5m"].expires + 1) == 1
+    store.flush()
+    assert table == {}
+    assert table.changelog[-1] == ("team\x00orders", None)
 
 
 def test_a_partition_expires_only_its_own_windows():
-    store, tables, _ = table_store(partitions=4)
+    store, table, _ = table_store(partitions=4)
     keys = [f"agent.id\x00a-{n}" for n in range(40)]
     for key in keys:
         store.set("1m", key, (0.0, 59.9), {"n": 1})
+    store.flush()
     mine = [key for key in keys if partition_for(*key.split("\x00"), 4) == 1]
     assert store.expire(1, 10_000.0) == len(mine)
-    assert sorted(key for key, _ in tables["1m"]) == sorted(set(keys) - set(mine))
+    store.flush()
+    assert sorted(table) == sorted(set(keys) - set(mine))
 
 
 def test_windows_read_back_from_the_changelog_expire_too():
-    store, tables, _ = table_store(partitions=1)
+    store, table, _ = table_store(partitions=1)
     # As after a restart: Faust's recovery filled the table, this store wrote nothing.
-    tables["1m"][("team\x00orders", (0.0, 59.9))] = {"n": 2}
-    tables["1m"][("team\x00sales", (600.0, 659.9))] = {"n": 1}
+    dict.__setitem__(table, "team\x00orders", {"1m": {window_name((0.0, 59.9)): {"n": 2}}})
+    dict.__setitem__(table, "team\x00sales", {"1m": {window_name((600.0, 659.9)): {"n": 1}}})
+    store.table_changed()
     assert store.expire(0, 400.0) == 1
-    assert list(tables["1m"]) == [("team\x00sales", (600.0, 659.9))]
+    store.flush()
+    assert list(table) == ["team\x00sales"]
 
 
 def test_expiry_is_spread_over_calls_not_one_burst():
-    store, tables, _ = table_store(partitions=1)
+    store, table, _ = table_store(partitions=1)
     for n in range(2500):
         store.set("1m", f"customer.id\x00c-{n}", (0.0, 59.9), {"n": 1})
-    deleted = [store.expire(0, 10_000.0) for _ in range(4)]
+    store.flush()
+    deleted = []
+    for _ in range(4):
+        deleted.append(store.expire(0, 10_000.0))
+        store.flush()
     assert deleted == [1000, 1000, 500, 0]
-    assert tables["1m"] == {}
+    assert table == {}
+
+
+def test_a_reload_adds_window_shapes_to_the_running_store():
+    store, _, _ = table_store(partitions=1)
+    day = WindowSpec(size=86400, grace=60).faust_window(60)
+    store.add_windows({"1d": day})
+    store.set("1d", "channel\x00chat", (0.0, 86399.9), {"n": 1})
+    store.flush()
+    assert store.window("1d") is day
+    assert store.expire(0, 86400 + day.expires + 1) == 1

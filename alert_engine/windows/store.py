@@ -1,15 +1,14 @@
 """Where window state lives: `(rule and key, window range) -> state`.
 
-Live, each window shape has a Faust windowed table (memory store, changelog topic in Kafka): a
-restarted worker reads its partitions' state back before it consumes, and Faust drops windows
-once they are older than their grace period. A replay or `rules test` uses `MemoryWindowStore`.
-The evaluator sees only this protocol, so both run the same windowing code.
+Live, the state sits in one Faust table (memory store, changelog topic in Kafka): a restarted
+worker reads its partitions' state back before it consumes. A replay or `rules test` uses
+`MemoryWindowStore`. The evaluator sees only this protocol, so both run the same windowing code.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, MutableMapping
 from heapq import heappop, heappush
 from typing import Any, Protocol
 
@@ -54,109 +53,141 @@ class MemoryWindowStore:
 # Windows deleted per `expire` call; the rest wait for the partition's next record.
 MAX_EXPIRED_PER_CALL = 1000
 
+# A table entry: per window shape, per window (`window_name`), the rules' state.
+Entry = dict[str, dict[str, Any]]
+
+
+def window_name(window: WindowRange) -> str:
+    # `repr` of a float reads back as the same float: the name gives the range back exactly.
+    return f"{window[0]!r} {window[1]!r}"
+
+
+def window_of(name: str) -> WindowRange:
+    start, end = name.split(" ")
+    return float(start), float(end)
+
 
 class TableWindowStore:
-    """Faust windowed tables, one per window shape, used from inside the windowed agent.
+    """All windows of one group key in one entry of one Faust table, written once per batch.
 
-    Keys are Faust's own windowed keys, `(key, (start, end))`; writing one sends it to the
-    table's changelog partition (the partition of the record being processed, which the hop made
-    the partition of the group key).
+    An entry is `{shape: {window: state}}` under the state key (grouping and key). The windowed
+    agent takes a batch of events as one record; `set` changes the entry in memory and `flush`,
+    when the batch is done, writes each changed entry to the table: one changelog message per
+    group key and batch, to the partition of the record being processed (the hop made it the
+    partition of the group key). A hopping window of 1 h every 5 min puts an event in 12
+    windows: with an entry per window (a Faust windowed table) that was 12 changelog messages per
+    key and batch, and those writes were most of the worker's time.
 
-    Windows expire by event time, here, not by Faust: Faust drops a window once its end is
-    `expires` behind the wall clock, so a worker catching up on a backlog (after downtime, or
-    lagging under load) would count into windows that its next cleanup deletes, and the rule
-    would start over from zero. Here a window goes once its end is `expires` behind the event
-    time of its partition (`expire`), after the evaluator stopped accepting events into it. The
-    tables' own windows have no `expires`, so Faust keeps no expiry bookkeeping of its own.
+    Windows expire by event time, here, not by Faust: Faust drops a windowed table's window once
+    its end is `expires` behind the wall clock, so a worker catching up on a backlog would count
+    into windows its next cleanup deletes. Here a window goes once its end is `expires` behind
+    the event time of its partition (`expire`), after the evaluator stopped accepting events
+    into it.
     """
 
     def __init__(
-        self, tables: Mapping[str, Any], windows: Mapping[str, HoppingWindow], partitions: int
+        self,
+        table: MutableMapping[StateKey, Entry],
+        windows: Mapping[str, HoppingWindow],
+        partitions: int,
     ) -> None:
-        # `windows`: the tables' shapes with their `expires`.
-        self.tables = dict(tables)
+        self.table = table
+        # The shapes with their `expires`; a reload adds shapes (`add_windows`).
         self.windows = dict(windows)
         self.partitions = partitions
+        # Entries changed by the current batch, written by `flush`.
+        self._dirty: dict[StateKey, Entry] = {}
         # Per partition and shape, the windows still held, soonest end first.
-        self._ends: dict[tuple[int, str], list[tuple[float, StateKey, WindowRange]]] = defaultdict(
-            list
-        )
-        self._held: set[tuple[str, StateKey, WindowRange]] = set()
-        self._held_per_shape: Counter[str] = Counter()
+        self._ends: dict[tuple[int, str], list[tuple[float, StateKey, str]]] = defaultdict(list)
+        self._held: set[tuple[StateKey, str, str]] = set()
+        # The table's size after this store last wrote it: any other change is Faust's
+        # recovery or a rebalance, after which the held windows are read again from the table.
+        self._size = len(table)
 
     def window(self, shape: str) -> HoppingWindow:
         return self.windows[shape]
 
+    def add_windows(self, windows: Mapping[str, HoppingWindow]) -> None:
+        """The shapes of a reloaded rule set; shapes no rule uses any more stay until their
+        windows expired."""
+        self.windows.update(windows)
+
     def get(self, shape: str, key: StateKey, window: WindowRange) -> Any | None:
-        return self.tables[shape].get((key, window))
+        entry = self._dirty.get(key)
+        if entry is None:
+            entry = self.table.get(key)
+            if entry is None:
+                return None
+        windows = entry.get(shape)
+        return windows.get(window_name(window)) if windows is not None else None
 
     def set(self, shape: str, key: StateKey, window: WindowRange, state: Any) -> None:
-        self.tables[shape][(key, window)] = state
-        self._hold(shape, key, window)
+        entry = self._entry(key)
+        name = window_name(window)
+        entry.setdefault(shape, {})[name] = state
+        self._hold(key, shape, name, window[1])
 
-    def _hold(self, shape: str, key: StateKey, window: WindowRange) -> None:
-        entry = (shape, key, window)
-        if entry not in self._held:
+    def flush(self) -> int:
+        """Write the entries the batch changed (delete those left empty); the number written."""
+        for key, entry in self._dirty.items():
+            if entry:
+                self.table[key] = entry
+            elif key in self.table:
+                del self.table[key]
+        written = len(self._dirty)
+        self._dirty.clear()
+        self._size = len(self.table)
+        return written
+
+    def expire(self, partition: int, watermark: float) -> int:
+        """Drop the partition's windows that ended more than their shape's `expires` before
+        `watermark`; the number dropped. Call from inside the windowed agent before `flush`,
+        which writes the shortened entries to the changelog of that partition."""
+        if len(self.table) != self._size:
+            self._reread()
+        dropped = 0
+        for shape, window in self.windows.items():
+            ends = self._ends.get((partition, shape))
+            # A bounded number per call: a burst of tens of thousands of changelog writes at a
+            # window's end inflates the process for good.
+            while ends and dropped < MAX_EXPIRED_PER_CALL and window.stale(ends[0][0], watermark):
+                _, key, name = heappop(ends)
+                self._held.discard((key, shape, name))
+                entry = self._entry(key)
+                windows = entry.get(shape)
+                if windows is not None and windows.pop(name, None) is not None:
+                    dropped += 1
+                    if not windows:
+                        del entry[shape]
+        return dropped
+
+    def table_changed(self) -> None:
+        """Faust changed the table (recovery, a rebalance): the next `expire` reads it again."""
+        self._size = -1
+
+    def _entry(self, key: StateKey) -> Entry:
+        """The key's entry, to change: marked to be written by `flush`."""
+        entry = self._dirty.get(key)
+        if entry is None:
+            entry = self._dirty[key] = self.table.get(key) or {}
+        return entry
+
+    def _hold(self, key: StateKey, shape: str, name: str, end: float) -> None:
+        held = (key, shape, name)
+        if held not in self._held:
             # A state key names its group key, and so the partition the hop sent it to.
             grouping, _, group_key = key.partition("\x00")
             partition = partition_for(grouping, group_key, self.partitions)
-            self._held.add(entry)
-            self._held_per_shape[shape] += 1
-            heappush(self._ends[(partition, shape)], (window[1], key, window))
+            self._held.add(held)
+            heappush(self._ends[(partition, shape)], (end, key, name))
 
-    def expire(self, partition: int, watermark: float) -> int:
-        """Delete the partition's windows that ended more than their shape's `expires` before
-        `watermark` (from inside the windowed agent, so the deletions reach the changelog of
-        that partition); the number deleted."""
-        deleted = 0
-        for shape, table in self.tables.items():
-            self._adopt(shape, table)
-            ends = self._ends.get((partition, shape))
-            window = self.windows[shape]
-            # A bounded number per call: each deletion is a changelog tombstone, and a burst of
-            # tens of thousands at a window's end inflates the process for good.
-            while ends and deleted < MAX_EXPIRED_PER_CALL and window.stale(ends[0][0], watermark):
-                _, key, range_ = heappop(ends)
-                self._held.discard((shape, key, range_))
-                self._held_per_shape[shape] -= 1
-                if (key, range_) in table:
-                    del table[(key, range_)]
-                    deleted += 1
-        return deleted
-
-    def _adopt(self, shape: str, table: Any) -> None:
-        """Hold the windows this worker did not write itself: read back from the changelog
-        after a restart or a rebalance."""
-        if len(table) <= self._held_per_shape[shape]:
-            return
-        for key, range_ in list(table.keys()):
-            self._hold(shape, key, (float(range_[0]), float(range_[1])))
-
-
-class BufferedWindowStore:
-    """Reads through to another store and keeps writes until `flush`.
-
-    The windowed agent takes a batch of events as one Kafka record; a window touched by many of
-    them is written to its table (a changelog message) once, when the batch is done."""
-
-    def __init__(self, inner: WindowStore) -> None:
-        self.inner = inner
-        self._pending: dict[tuple[str, StateKey, WindowRange], Any] = {}
-
-    def window(self, shape: str) -> HoppingWindow:
-        return self.inner.window(shape)
-
-    def get(self, shape: str, key: StateKey, window: WindowRange) -> Any | None:
-        pending = self._pending.get((shape, key, window))
-        return pending if pending is not None else self.inner.get(shape, key, window)
-
-    def set(self, shape: str, key: StateKey, window: WindowRange, state: Any) -> None:
-        self._pending[(shape, key, window)] = state
-
-    def flush(self) -> int:
-        """Write what the batch changed; the number of entries written."""
-        for (shape, key, window), state in self._pending.items():
-            self.inner.set(shape, key, window, state)
-        written = len(self._pending)
-        self._pending.clear()
-        return written
+    def _reread(self) -> None:
+        """Hold exactly the windows in the table: after Faust read entries back from the
+        changelog (a restart, partitions assigned) or dropped those of revoked partitions."""
+        self._ends.clear()
+        self._held.clear()
+        for key, entry in list(self.table.items()):
+            for shape, windows in entry.items():
+                for name in windows:
+                    self._hold(key, shape, name, window_of(name)[1])
+        self._size = len(self.table)
