@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from heapq import heappop, heappush
 from typing import Any, Protocol
 
@@ -57,6 +58,7 @@ MAX_EXPIRED_PER_CALL = 1000
 Entry = dict[str, dict[str, Any]]
 
 
+@lru_cache(maxsize=65536)
 def window_name(window: WindowRange) -> str:
     # `repr` of a float reads back as the same float: the name gives the range back exactly.
     return f"{window[0]!r} {window[1]!r}"
