@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import aiohttp
 import faust
 from redis.asyncio import Redis
+from slack_sdk.web.async_client import AsyncWebClient
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
@@ -183,6 +186,8 @@ def build_worker(settings: Settings) -> faust.App:
     slack_client = next(
         (d.client for d in destinations.values() if isinstance(d, SlackDestination)), None
     )
+    if slack_client is not None:
+        reuse_connections(app, slack_client)
     register_views(
         app,
         cases,
@@ -194,6 +199,22 @@ def build_worker(settings: Settings) -> faust.App:
         cases_topic=cases_topic,
     )
     return app
+
+
+def reuse_connections(app: faust.App, client: AsyncWebClient) -> None:
+    """Give the Slack client one connection pool for the worker's life: without a session of its
+    own, slack_sdk opens and closes a connection (and an aiohttp session) for every call, which
+    cost more CPU than building the message under load. Until the session exists (the first
+    moments of a start) calls still work the per-call way."""
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def open_session() -> None:
+        client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
+
+    @app.on_before_shutdown.connect
+    async def close_session(_: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if client.session is not None:
+            await client.session.close()
 
 
 def changelog_topics(app: faust.App) -> dict[str, dict[str, str]]:

@@ -44,6 +44,8 @@ class SlackStandIn:
     calls: list[str] = field(default_factory=list)
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     after_post: Callable[[Message], None] | None = None
+    # The client ends (address, port) requests came from: one per connection.
+    connections: set[Any] = field(default_factory=set)
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -77,6 +79,9 @@ class SlackStandIn:
         method = request.match_info["method"]
         with self._lock:
             self.calls.append(method)
+            self.connections.add(
+                request.transport.get_extra_info("peername") if request.transport else None
+            )
             failure = self.failures.pop(0) if self.failures else None
         if failure is not None:
             status, headers = failure

@@ -167,6 +167,9 @@ def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_post
         assert slack.failures == []
         posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
         assert len(posted) == len(set(posted)) == len(ids)
+        # The worker keeps its connection to Slack open rather than one per call.
+        assert len(slack.calls) >= 12
+        assert len(slack.connections) <= len(slack.calls) // 3
     finally:
         worker.stop()
 
