@@ -88,6 +88,7 @@ def create_app(
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
         producer_acks=-1,
+        producer_linger=kafka.producer_linger,
         broker_session_timeout=kafka.session_timeout,
         broker_heartbeat_interval=kafka.heartbeat_interval,
         web_host=settings.web.host,

@@ -37,6 +37,9 @@ class KafkaSettings(BaseSettings):
     # default is 60 s; a crashed worker's alerts would wait that long.
     session_timeout: float = Field(default=10.0, gt=0)
     heartbeat_interval: float = Field(default=2.0, gt=0)
+    # Seconds the producer waits to fill a request: under load many small sends (alerts,
+    # window batches, changelog entries) share one produce request instead of one each.
+    producer_linger: float = Field(default=0.005, ge=0, le=1)
 
     @field_validator("bootstrap")
     @classmethod

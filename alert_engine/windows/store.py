@@ -117,7 +117,7 @@ class TableWindowStore:
     def get(self, shape: str, key: StateKey, window: WindowRange) -> Any | None:
         entry = self._dirty.get(key)
         if entry is None:
-            entry = self.table.get(key)
+            entry = self._contents().get(key)
             if entry is None:
                 return None
         windows = entry.get(shape)
@@ -171,8 +171,15 @@ class TableWindowStore:
         """The key's entry, to change: marked to be written by `flush`."""
         entry = self._dirty.get(key)
         if entry is None:
-            entry = self._dirty[key] = self.table.get(key) or {}
+            entry = self._dirty[key] = self._contents().get(key) or {}
         return entry
+
+    def _contents(self) -> Mapping[StateKey, Entry]:
+        """What the table holds, to read. A Faust table reports each read to its sensors (a
+        Prometheus label lookup per read, several per event); its storage (`data`, created
+        when the worker starts) does not. Writes go through the table, for its changelog."""
+        contents: Mapping[StateKey, Entry] = getattr(self.table, "data", self.table)
+        return contents
 
     def _hold(self, key: StateKey, shape: str, name: str, end: float) -> None:
         held = (key, shape, name)
