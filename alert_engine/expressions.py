@@ -89,8 +89,16 @@ class Condition:
     # `rating <= 2 && comment.contains('wait')`): when one is false, so is the condition (CEL's
     # `&&` is false if either side is, whatever the other side gives, even an error).
     guards: tuple[NumericCondition, ...] = field(default=(), repr=False, compare=False)
+    # The same condition as a Python function, if it compares a field with a string or null
+    # (`survey == 'initial'`, `nps != null`; see `EqualityCondition`); None otherwise.
+    equality: EqualityCondition | None = field(default=None, repr=False, compare=False)
 
     def evaluate(self, activation: Activation) -> bool:
+        equality = self.equality
+        if equality is not None:
+            decided = equality.test(activation.fields)
+            if decided is not None:
+                return decided
         numeric = self.numeric
         if numeric is not None:
             fields = activation.fields
@@ -161,6 +169,7 @@ def compile_condition(source: str) -> Condition:
         variables=names,
         functions=called,
         numeric=numeric,
+        equality=equality_condition(source),
         # A condition that is one comparison guards itself.
         guards=tuple(
             guard for part in parts for guard in [numeric_condition(part)] if guard is not None
@@ -198,6 +207,54 @@ def field_path(source: str) -> tuple[str, ...] | None:
     if names[0] in _CEL_WORDS or names[0] in NAMESPACES or names[0] in FUNCTIONS:
         return None
     return names
+
+
+# `survey == 'initial'`, `customer.tier != "gold"`, `nps != null`: a field path compared with a
+# string without escapes, or with null.
+_EQUALITY = re.compile(
+    r"""^\s*(?P<path>[A-Za-z_][A-Za-z0-9_]*(?:\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*"""
+    r"""(?P<op>==|!=)\s*(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)"|(?P<null>null))\s*$"""
+)
+# Values CEL compares with a string or null as Python does: equal only to the same string, or
+# (null) only to null; a value of another type is simply unequal (CEL's heterogeneous equality).
+_EQUALITY_VALUES = frozenset({str, int, float, bool, dict, list, type(None)})
+
+
+@dataclass(frozen=True)
+class EqualityCondition:
+    """A field compared with a string or null, decided in Python when CEL would agree: the
+    condition that most often builds a CEL context for nothing else."""
+
+    path: tuple[str, ...]
+    literal: str | None
+    negated: bool
+
+    def test(self, fields: Mapping[str, Any]) -> bool | None:
+        """True or False, or None to leave the decision (and any error) to CEL: a missing field
+        or a value of a type CEL sees differently (a timestamp)."""
+        found: Any = fields
+        for name in self.path:
+            if found.__class__ is not dict or name not in found:
+                return None
+            found = found[name]
+        if found.__class__ not in _EQUALITY_VALUES:
+            return None
+        literal = self.literal
+        equal = found is None if literal is None else found.__class__ is str and found == literal
+        return equal is not self.negated
+
+
+def equality_condition(source: str) -> EqualityCondition | None:
+    match = _EQUALITY.match(source)
+    if match is None:
+        return None
+    path = field_path(match.group("path"))
+    if path is None or path[0] in _CEL_WORDS:
+        return None
+    literal = match.group("single")
+    if literal is None:
+        literal = match.group("double")
+    return EqualityCondition(path, literal, negated=match.group("op") == "!=")
 
 
 # A regular expression given as a literal: `comment.matches('...')`.
