@@ -34,6 +34,7 @@ from alert_engine.redis_outage import until_redis_answers
 from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
+from alert_engine.topics import Topics
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
 from alert_engine.windows.store import BufferedWindowStore, TableWindowStore
 
@@ -79,7 +80,8 @@ def create_app(
     stats: Stats,
     followup: FollowupService | None = None,
     reloader: RulesReloader | None = None,
-) -> faust.App:
+) -> tuple[faust.App, Topics]:
+    """The app, and its topics for whatever else sends to them."""
     kafka = settings.kafka
     app = faust.App(
         settings.engine.app_id,
@@ -99,10 +101,7 @@ def create_app(
 
     serve_metrics(app, stats.registry)
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(name, partitions=kafka.partitions, key_type=bytes, value_type=bytes)
-
-    topics = {name: topic(name) for name in kafka.engine_topics}
+    topics = Topics.create(app, kafka)
     # One Faust windowed table per window shape the rules use (memory store, changelog-backed):
     # keys are (rule and group key, window), values the aggregates' state and the fired mark.
     # The tables' windows have no `expires`: the store expires windows by event time itself.
@@ -275,7 +274,7 @@ def create_app(
     if followup is not None:
         from alert_engine.followup.agents import add_followup
 
-        add_followup(app, settings, followup, topics[kafka.cases_topic], publish, stats)
+        add_followup(app, settings, followup, topics.cases, publish, stats)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -295,7 +294,7 @@ def create_app(
             {"ruleset": evaluator.ruleset.version, "ruleset_problems": problems, **stats.as_dict()}
         )
 
-    return app
+    return app, topics
 
 
 def _window_without_expiry(window: HoppingWindow) -> HoppingWindow:
