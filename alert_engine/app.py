@@ -30,6 +30,7 @@ from alert_engine.events import Event, EventRejected, Stream, validate_event
 from alert_engine.expressions import Activation
 from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
+from alert_engine.readiness import readiness
 from alert_engine.redis_outage import until_redis_answers
 from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
@@ -282,10 +283,9 @@ def create_app(
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        # Ready once this worker owns partitions and no rebalance is under way.
-        assigned = bool(app.consumer.assignment()) if app.consumer else False
-        is_ready = assigned and not app.rebalancing
-        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+        # Joined the group and not rebalancing; a member without partitions is a ready standby.
+        state = readiness(app, topics.by_name.keys())
+        return web.json(state.as_dict(), status=200 if state.ready else 503)
 
     @app.page("/stats")
     async def stats_view(web: Any, request: Any) -> Any:
