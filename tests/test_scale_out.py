@@ -26,7 +26,7 @@ def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_
     def delivered_count() -> int:
         return len(engine.delivered())
 
-    # Each start() returns once that worker owns partitions: both are in the group.
+    # Each start() returns once that worker has joined the group and the rebalance is over.
     first = engine.worker("first").start()
     second = engine.worker("second").start()
     restarted = None
