@@ -28,10 +28,12 @@ from alert_engine.events import Event, EventRejected, Stream, validate_event
 from alert_engine.expressions import Activation
 from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
+from alert_engine.readiness import readiness
 from alert_engine.redis_outage import until_redis_answers
 from alert_engine.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
+from alert_engine.topics import Topics
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
 from alert_engine.windows.store import TableWindowStore
 
@@ -77,7 +79,8 @@ def create_app(
     stats: Stats,
     followup: FollowupService | None = None,
     reloader: RulesReloader | None = None,
-) -> faust.App:
+) -> tuple[faust.App, Topics]:
+    """The app, and its topics for whatever else sends to them."""
     kafka = settings.kafka
     app = faust.App(
         settings.engine.app_id,
@@ -98,10 +101,7 @@ def create_app(
 
     serve_metrics(app, stats.registry)
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(name, partitions=kafka.partitions, key_type=bytes, value_type=bytes)
-
-    topics = {name: topic(name) for name in kafka.engine_topics}
+    topics = Topics.create(app, kafka)
     # The windowed rules' state: one Faust table (memory store, changelog-backed) holding all
     # windows of a group key in one entry, so a batch writes one changelog message per key (see
     # `TableWindowStore`). Windows expire by event time in the store, not by Faust.
@@ -273,7 +273,7 @@ def create_app(
     if followup is not None:
         from alert_engine.followup.agents import add_followup
 
-        add_followup(app, settings, followup, topics[kafka.cases_topic], publish, stats)
+        add_followup(app, settings, followup, topics.cases, publish, stats)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -281,10 +281,9 @@ def create_app(
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        # Ready once this worker owns partitions and no rebalance is under way.
-        assigned = bool(app.consumer.assignment()) if app.consumer else False
-        is_ready = assigned and not app.rebalancing
-        return web.json({"ready": is_ready}, status=200 if is_ready else 503)
+        # Joined the group and not rebalancing; a member without partitions is a ready standby.
+        state = readiness(app, topics.by_name.keys())
+        return web.json(state.as_dict(), status=200 if state.ready else 503)
 
     @app.page("/stats")
     async def stats_view(web: Any, request: Any) -> Any:
@@ -293,7 +292,7 @@ def create_app(
             {"ruleset": evaluator.ruleset.version, "ruleset_problems": problems, **stats.as_dict()}
         )
 
-    return app
+    return app, topics
 
 
 def _validated(

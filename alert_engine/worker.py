@@ -136,21 +136,13 @@ def build_worker(settings: Settings) -> faust.App:
         },
     )
     reloader = RulesReloader(settings.engine.rules_dir, evaluator)
-    app = create_app(settings, evaluator, deliverer, stats, followup, reloader)
-
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(
-            name, partitions=settings.kafka.partitions, key_type=bytes, value_type=bytes
-        )
-
-    cases_topic = topic(settings.kafka.cases_topic)
-    failed_topic = topic(settings.kafka.failed_alerts_topic)
+    app, topics = create_app(settings, evaluator, deliverer, stats, followup, reloader)
 
     async def publish_case(change: CaseEvent) -> None:
         # Someone acted on the alert: it no longer escalates.
         await escalations.cancel(change.alert_id)
         # Awaited until the broker has it: a click is only answered once its record is durable.
-        sent = await cases_topic.send(key=change.alert_id.encode(), value=change.to_json())
+        sent = await topics.cases.send(key=change.alert_id.encode(), value=change.to_json())
         await sent
 
     @app.timer(settings.engine.escalation_check_interval)  # type: ignore[untyped-decorator]
@@ -174,7 +166,7 @@ def build_worker(settings: Settings) -> faust.App:
                 await groups.sent(digest, datetime.now(UTC))
 
     async def dead_letter(alert: Alert, failure: Failure) -> None:
-        await failed_topic.send(
+        await topics.failed_alerts.send(
             key=alert.id.encode(),
             value=alert.to_json(),
             headers=deadletter.headers(
@@ -196,7 +188,7 @@ def build_worker(settings: Settings) -> faust.App:
         slack_updates=SlackCaseUpdates(slack_client) if slack_client is not None else None,
         outbox_path=settings.engine.outbox_path,
         links=link_templates(settings),
-        cases_topic=cases_topic,
+        cases_topic=topics.cases,
     )
     return app
 

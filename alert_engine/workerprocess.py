@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 class WorkerProcess:
@@ -39,7 +40,8 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        """Until the worker owns partitions: events produced from then on are evaluated at once."""
+        """Until the worker has joined its group and no rebalance is under way. A worker alone in
+        its group then owns every partition: events produced from then on are evaluated at once."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -55,6 +57,16 @@ class WorkerProcess:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"the worker was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def readiness(self) -> dict[str, Any]:
+        """The worker's `/ready` body, whether it answered 200 or 503."""
+        try:
+            with urllib.request.urlopen(self.url + "/ready", timeout=5) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        state: dict[str, Any] = json.loads(body)
+        return state
 
     def stats(self) -> dict[str, dict[str, int]]:
         """The worker's `/stats` counters."""

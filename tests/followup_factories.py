@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +12,13 @@ from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState
 from alert_engine.stack import Endpoints
 from tests.engine import Engine
+
+
+def legacy_survey_token(secret: bytes, survey_id: str, expires_at: datetime) -> str:
+    """A survey link as the engine signed them before itsdangerous; some are still in inboxes."""
+    message = f"{survey_id}.{int(expires_at.timestamp())}"
+    digest = hmac.new(secret, message.encode(), hashlib.sha256).digest()
+    return f"{message}.{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
 
 
 def case(

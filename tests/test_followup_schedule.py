@@ -5,6 +5,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from alert_engine.cases import CaseState
 from alert_engine.channels import PermanentDeliveryError
@@ -71,11 +72,14 @@ async def test_a_resolved_case_gets_one_survey_after_the_delay(redis, unique, tm
     [email] = read_emails(tmp_path / "surveys.jsonl")
     assert email["to"] == "jordan@example.com"
     assert email["alert_id"] == alert.id
-    assert email["link"].startswith("http://survey.test/survey/sv-")
+    assert email["link"].startswith("http://survey.test/survey/")
     assert email["link"] in email["text"] and email["link"] in email["html"]
-    # No customer data in the link.
+    # No customer data in the link, not even encoded in its (signed, readable) token.
     for private in ("jordan", "Jordan", "c-1", "r-1", alert.id):
         assert private not in email["link"]
+    token = email["link"].removeprefix("http://survey.test/survey/")
+    _, payload = URLSafeSerializer(b"any key").loads_unsafe(token)
+    assert set(payload) == {"survey", "expires"}
 
     # Resolved again after being sent (reopened and resolved once more): no second survey.
     await followup.on_case(case(alert, CaseState.RESOLVED_FOLLOWUP, at=clock.now))

@@ -8,8 +8,9 @@ import pytest
 from alert_engine.cases import CaseState
 from alert_engine.events import Stream, decode_event
 from alert_engine.followup.service import Answered
+from alert_engine.followup.tokens import sign, verify
 from tests.factories import make_alert
-from tests.followup_factories import case
+from tests.followup_factories import case, legacy_survey_token
 from tests.test_followup_schedule import NOW, Clock, read_emails, service
 
 
@@ -83,8 +84,9 @@ async def test_expired_and_forged_links_show_a_clear_page_and_record_nothing(
 ):
     followup = service(redis, unique, tmp_path, clock, token_ttl_seconds=3600)
     token = await sent_survey(followup, clock, tmp_path)
-    survey_id, expiry, signature = token.split(".")
-    forged = f"{survey_id}.{int(expiry) + 99999}.{signature}"
+    # The same link made to last a day longer, without the key to sign it.
+    checked = verify(await followup.secret(), token, clock.now)
+    forged = sign(b"not the service's secret", checked.survey_id, clock.now + timedelta(days=1))
     page = await followup.answer(forged, {"rating": "5"})
     assert not isinstance(page, Answered)
     assert page.status == 404 and "not valid" in page.html
@@ -95,6 +97,25 @@ async def test_expired_and_forged_links_show_a_clear_page_and_record_nothing(
     assert page.status == 410 and "closed" in page.html
     facts = await followup.facts.all()
     assert "followup_rating" not in facts[0]
+
+
+async def test_a_link_sent_in_the_old_format_still_takes_the_answer(redis, unique, tmp_path, clock):
+    # Sent by the previous release, before tokens were signed by itsdangerous.
+    followup = service(redis, unique, tmp_path, clock, token_ttl_seconds=3600)
+    token = await sent_survey(followup, clock, tmp_path)
+    survey_id = verify(await followup.secret(), token, clock.now).survey_id
+    old_link = legacy_survey_token(
+        await followup.secret(), survey_id, clock.now + timedelta(minutes=30)
+    )
+    assert (await followup.survey_form(old_link)).status == 200
+    answered = await followup.answer(old_link, {"rating": "5"})
+    assert isinstance(answered, Answered) and answered.survey_id == survey_id
+    # One answer per survey, whichever of its links it came through.
+    assert (await followup.answer(token, {"rating": "5"})).status == 410
+
+    clock.now += timedelta(minutes=30)
+    closed = await followup.survey_form(old_link)
+    assert closed.status == 410 and "closed" in closed.html
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_
     def delivered_count() -> int:
         return len(engine.delivered())
 
-    # Each start() returns once that worker owns partitions: both are in the group.
+    # Each start() returns once that worker has joined the group and the rebalance is over.
     first = engine.worker("first").start()
     second = engine.worker("second").start()
     restarted = None
@@ -55,3 +55,41 @@ def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_
     assert duplicates == {}
     assert sorted(keys) == expected
     assert len(expected) == 160
+
+
+def test_a_worker_beyond_the_partition_count_is_a_ready_standby_that_takes_over(
+    stack, unique, tmp_path
+):
+    # One partition per topic, two workers: one consumes everything, the other has nothing to do.
+    engine = Engine(stack, unique, tmp_path, partitions=1)
+    first = engine.worker("first")
+    second = engine.worker("second")
+    try:
+        alone = first.start().readiness()
+        assert alone["ready"] and alone["partitions"] > 0
+        # start() returns only once /ready answers 200: a member with no partitions is ready.
+        second.start()
+
+        def settled() -> bool:
+            states = (first.readiness(), second.readiness())
+            # Both in the same group generation: the join of the second is over for both.
+            return all(s["ready"] for s in states) and len({s["generation"] for s in states}) == 1
+
+        engine.wait_for(settled, timeout=60)
+        by_partitions = sorted((first, second), key=lambda w: w.readiness()["partitions"])
+        standby, active = by_partitions
+        assert [w.readiness()["partitions"] for w in by_partitions] == [0, alone["partitions"]]
+
+        # The active one leaves: the standby takes its partitions over and alerts go on.
+        active.stop()
+
+        def taken_over() -> bool:
+            state = standby.readiness()
+            return bool(state["ready"]) and state["partitions"] == alone["partitions"]
+
+        engine.wait_for(taken_over, timeout=60)
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-after", rating=1)]))
+        engine.wait_for(lambda: len(engine.delivered()) == 1, timeout=60)
+    finally:
+        first.stop()
+        second.stop()

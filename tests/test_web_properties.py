@@ -35,6 +35,7 @@ from alert_engine.stack import Endpoints
 from alert_engine.workerprocess import WorkerProcess
 from tests.engine import Engine, encode_all
 from tests.factories import rating
+from tests.followup_factories import legacy_survey_token
 
 pytestmark = pytest.mark.integration
 
@@ -278,23 +279,37 @@ def is_valid_answer(form: dict[str, str]) -> bool:
 
 
 @st.composite
-def tokens(draw: st.DrawFn, valid: str) -> tuple[str, bool]:
-    kind = draw(st.sampled_from(["valid", "valid", "text", "tampered", "expired", "truncated"]))
-    survey_id, expiry, signature = valid.split(".")
+def tokens(draw: st.DrawFn, survey_id: str, valid: str) -> tuple[str, bool]:
+    kind = draw(
+        st.sampled_from(["valid", "valid", "legacy", "text", "tampered", "expired", "truncated"])
+    )
+    secret = TOKEN_SECRET.encode()
+    expires = datetime.now(UTC) + timedelta(hours=1)
     if kind == "valid":
         return valid, True
+    if kind == "legacy":  # a link sent before tokens were signed by itsdangerous
+        return legacy_survey_token(secret, survey_id, expires), True
     if kind == "text":
         return draw(texts), False
     if kind == "tampered":
-        part = draw(st.sampled_from(["id", "expiry", "signature"]))
-        if part == "id":
-            return f"{new_survey_id()}.{expiry}.{signature}", False
-        if part == "expiry":
-            return f"{survey_id}.{int(expiry) + draw(st.integers(1, 10**6))}.{signature}", False
-        return f"{survey_id}.{expiry}.{signature[::-1]}", False
+        payload, signature = valid.split(".")
+        part = draw(st.sampled_from(["survey", "expiry", "signature", "key", "legacy"]))
+        if part == "survey":  # another survey's payload under this signature
+            other = sign(secret, new_survey_id(), expires).split(".")[0]
+            return f"{other}.{signature}", False
+        if part == "expiry":  # a later expiry under this signature
+            later = expires + timedelta(seconds=draw(st.integers(1, 10**6)))
+            return f"{sign(secret, survey_id, later).split('.')[0]}.{signature}", False
+        if part == "key":
+            return sign(b"another key", survey_id, expires), False
+        if part == "legacy":
+            return legacy_survey_token(b"another key", survey_id, expires), False
+        return f"{payload}.{signature[::-1]}", False
     if kind == "expired":
         past = datetime.now(UTC) - timedelta(seconds=draw(st.integers(1, 10**6)))
-        return sign(TOKEN_SECRET.encode(), survey_id, past), False
+        if draw(st.booleans()):
+            return legacy_survey_token(secret, survey_id, past), False
+        return sign(secret, survey_id, past), False
     return valid[: draw(st.integers(0, len(valid) - 1))], False
 
 
@@ -312,7 +327,7 @@ form_values = st.dictionaries(
 @given(st.data(), form_values, markup)
 def test_only_a_valid_link_with_one_to_five_stars_records_an_answer(served, data, form, name):
     survey_id, valid = new_survey(served, name)
-    token, token_is_valid = data.draw(tokens(valid), label="token")
+    token, token_is_valid = data.draw(tokens(survey_id, valid), label="token")
 
     status, page = request(survey_url(served, token))
     assert status < 500
