@@ -109,6 +109,9 @@ class EngineSettings(BaseSettings):
     # windows-topic record per partition and batch instead of one per event and group key.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     batch_wait: float = Field(default=0.01, gt=0, le=1.0)
+    # Alerts delivered at once: each mostly waits on Redis and Slack, so a burst is delivered in
+    # about the time of one instead of one after the other.
+    delivery_concurrency: int = Field(default=32, ge=1, le=1000)
 
 
 class SlackSettings(BaseSettings):

@@ -46,6 +46,10 @@ class SlackStandIn:
     after_post: Callable[[Message], None] | None = None
     # The client ends (address, port) requests came from: one per connection.
     connections: set[Any] = field(default_factory=set)
+    # Seconds each call takes to answer (a slow Slack), and the most calls seen in flight at once.
+    answer_after: float = 0.0
+    most_in_flight: int = 0
+    _in_flight: int = 0
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -75,6 +79,18 @@ class SlackStandIn:
     # --- the API -------------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
+        with self._lock:
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            if self.answer_after:
+                await asyncio.sleep(self.answer_after)
+            return await self._answer(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         arrived = time.time()
         method = request.match_info["method"]
         with self._lock:

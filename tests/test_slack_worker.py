@@ -167,9 +167,27 @@ def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_post
         assert slack.failures == []
         posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
         assert len(posted) == len(set(posted)) == len(ids)
-        # The worker keeps its connection to Slack open rather than one per call.
-        assert len(slack.calls) >= 12
-        assert len(slack.connections) <= len(slack.calls) // 3
+    finally:
+        worker.stop()
+
+
+def test_a_burst_of_alerts_is_posted_at_once_over_connections_kept_open(engine, slack):
+    slack.answer_after = 0.5  # a slow Slack: one post after the other would take 5 s a burst
+    worker = engine.worker().start()
+    try:
+        ids = []
+        for burst in range(2):
+            ids += [f"r-burst-{burst}-{n}" for n in range(10)]
+            engine.produce(
+                engine.kafka.ratings_topic, encode_all([rating(id=i) for i in ids[-10:]])
+            )
+            expected = len(ids)
+            wait_until(lambda: len(slack.posts()) == expected, timeout=60)  # noqa: B023
+        assert slack.most_in_flight > 1
+        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        assert len(posted) == len(set(posted)) == len(ids)
+        # The second burst went over the first one's connections: none opened per call.
+        assert len(slack.connections) <= 10
     finally:
         worker.stop()
 
