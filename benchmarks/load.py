@@ -286,6 +286,12 @@ def _run(
     to_fired = [fired_at[i].timestamp() - produced_at[i] for i, _ in timed if i in fired_at]
     to_slack = [at - fired_at[i].timestamp() for i, at in timed if i in fired_at]
     counts = Counter(i for i, _ in timed)
+    # Whether the worker keeps up: the median latency of the alerts of each 10 s of production
+    # (a lag that grows slice after slice is a worker slower than the feed).
+    first = min(produced_at.values(), default=0.0)
+    slices: dict[int, list[float]] = {}
+    for i, at in timed:
+        slices.setdefault(int((produced_at[i] - first) // 10), []).append(at - produced_at[i])
     return {
         "mode": "sustained",
         "rate": rate,
@@ -301,6 +307,9 @@ def _run(
         "latency_ms": milliseconds(latencies, mean=True),
         "produce_to_fired_ms": milliseconds(to_fired),
         "fired_to_slack_ms": milliseconds(to_slack),
+        "p50_ms_by_10s_of_production": [
+            round(percentile(values, 0.5) * 1000, 1) for _, values in sorted(slices.items())
+        ],
         "worker_cpu_share_of_one_core": round(worker_cpu, 2),
         "worker_cpu_ms_per_event": round(cpu_per_event * 1000, 3),
         "load_average_1m_at_end": os.getloadavg()[0],
