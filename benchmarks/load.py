@@ -242,6 +242,7 @@ def _run(
     worker.start()
     assert worker.process is not None
     memory: list[tuple[float, float]] = []
+    behind: list[tuple[float, int]] = []
     try:
         produce = produce_at_rate(kafka.bootstrap, kafka.ratings_topic, rate, duration, timed_event)
 
@@ -249,7 +250,11 @@ def _run(
             start = time.monotonic()
             while True:
                 assert worker.process is not None
-                memory.append((time.monotonic() - start, rss_mb(worker.process.pid)))
+                elapsed = time.monotonic() - start
+                memory.append((elapsed, rss_mb(worker.process.pid)))
+                # Events produced by now that the worker has not taken in yet.
+                taken_in = await asyncio.to_thread(events_in, worker)
+                behind.append((elapsed, int(elapsed * rate) - taken_in))
                 await asyncio.sleep(5)
 
         async def both() -> int:
@@ -314,6 +319,7 @@ def _run(
         "worker_cpu_ms_per_event": round(cpu_per_event * 1000, 3),
         "load_average_1m_at_end": os.getloadavg()[0],
         "worker_rss_mb": [(round(t), round(mb, 1)) for t, mb in memory],
+        "events_not_yet_taken_in": [(round(t), n) for t, n in behind],
     }
 
 
@@ -337,9 +343,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--backlog", type=int, default=0, help="drain N events instead")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--keep", type=Path, help="keep the worker's log and files here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="alert-engine-bench-") as tmp:
-        result = run(args.rate, args.duration, args.backlog, args.partitions, Path(tmp))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        result = run(args.rate, args.duration, args.backlog, args.partitions, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="alert-engine-bench-") as tmp:
+            result = run(args.rate, args.duration, args.backlog, args.partitions, Path(tmp))
     result["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
