@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -28,6 +30,7 @@ from alert_engine.events import (
     Stream,
     decode_event,
     event_fields,
+    validate_event,
 )
 from alert_engine.expressions import (
     CEL_ERRORS,
@@ -42,7 +45,10 @@ from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
 from alert_engine.windows.aggregations import Aggregate
 from alert_engine.windows.definitions import WindowRange, window_ranges
+from alert_engine.windows.hop import Inputs, ReceivedBatch
 from alert_engine.windows.store import WindowStore, state_key
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 256
 # The grouping of ratings and interactions re-keyed by interaction id for join rules.
@@ -64,12 +70,24 @@ class Regroup:
     stream: Stream
     grouping: str
     key: str
+    # What the grouping's rule families count of the event (see `Evaluator.inputs`); None when
+    # not computed (a join, or a batch of another ruleset version).
+    inputs: Inputs | None = None
+
+
+# An event validated and ready for conditions, or None when it is invalid.
+Validated = tuple[Event, Activation] | None
 
 
 @dataclass(frozen=True)
 class Outcome:
     alerts: list[Alert]
     regroups: list[Regroup]
+    # The event's time in epoch seconds: where it falls in windows.
+    timestamp: float = 0.0
+    # The latest event time of the stream so far, this event's included: the watermark of the
+    # windows the event travels to, as if every event of the stream had gone there.
+    watermark: float = 0.0
 
 
 class Evaluator:
@@ -92,6 +110,8 @@ class Evaluator:
         # The latest event time seen per (stream, partition): windows that ended more than their
         # grace before it take no more events.
         self.watermarks: dict[tuple[Stream, int], float] = {}
+        # The latest event time per stream that `process` saw.
+        self.latest: dict[Stream, float] = {}
 
     @property
     def ruleset(self) -> Ruleset:
@@ -190,19 +210,20 @@ class Evaluator:
         ]
 
     def regroup(self, stream: Stream, activation: Activation) -> list[Regroup]:
-        """The group keys of the event for every grouping its stream's windowed rules use."""
+        """The group keys of the event for every grouping whose windowed rules count it, each
+        with what they count (`inputs`); an event no rule of a grouping counts (its `where` is
+        false for all) does not go there."""
         found = []
-        for grouping, expression in self.ruleset.groupings[stream].items():
-            try:
-                value = expression.value(activation)
-            except EvaluationError:
-                value = None
-            if value is None:
-                for rule in self.ruleset.windowed[stream][grouping]:
+        families = self._families[stream]
+        for grouping, expression in self._ruleset.groupings[stream].items():
+            key = group_key(expression, activation)
+            if key is None:
+                for rule in self._ruleset.windowed[stream][grouping]:
                     self.stats.rule_misses[rule.name] += 1
                 continue
-            key = value if isinstance(value, str) else orjson.dumps(value).decode()
-            found.append(Regroup(stream, grouping, key[:MAX_KEY_LENGTH]))
+            inputs = self.inputs(families[grouping], activation)
+            if inputs is not None:
+                found.append(Regroup(stream, grouping, key, inputs))
         join_key = self._join_key(stream, activation)
         if join_key is not None:
             found.append(Regroup(stream, JOIN_GROUPING, join_key[:MAX_KEY_LENGTH]))
@@ -234,7 +255,17 @@ class Evaluator:
         """One input event: the filter alerts, and the group keys for the windowed rules."""
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
-        return Outcome(self.alerts(stream, event, activation), self.regroup(stream, activation))
+        timestamp = event.time.timestamp()
+        latest = self.latest.get(stream, timestamp)
+        if timestamp > latest:
+            latest = timestamp
+        self.latest[stream] = latest
+        return Outcome(
+            self.alerts(stream, event, activation),
+            self.regroup(stream, activation),
+            timestamp,
+            latest,
+        )
 
     def evaluate(self, stream: Stream, raw: bytes | None) -> list[Alert]:
         """The filter rules' alerts for one input event."""
@@ -247,11 +278,38 @@ class Evaluator:
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
         alerts = self.alerts(stream, event, activation)
+        # Every event moves the watermark, also one that no windowed rule counts (live, its
+        # time travels with the next event that goes to a windows partition).
+        self._advance(stream, partition, event.time.timestamp())
         for group in self.regroup(stream, activation):
             alerts.extend(
                 self.windowed(group, event, store, partition=partition, activation=activation)
             )
         return alerts
+
+    def inputs(self, families: tuple[_Family, ...], activation: Activation) -> Inputs | None:
+        """What each rule family counts of the event: its aggregates' argument values, or None
+        when its `where` is false or a value cannot be computed (a miss for its rules); None
+        when no family counts the event."""
+        memo = activation.memo
+        found: list[list[Any] | None] = []
+        counted = False
+        for family in families:
+            # Families of other groupings often read the same `where` and arguments: their
+            # values are kept for the event under one key.
+            values = memo.get(family.inputs)
+            if values is None:
+                values = memo[family.inputs] = _family_values(family, activation)
+            if values.__class__ is list:
+                counted = True
+                found.append(values)
+                continue
+            if values is not False:  # an EvaluationError
+                misses = self.stats.rule_misses
+                for rule in family.rules:
+                    misses[rule.name] += 1
+            found.append(None)
+        return tuple(found) if counted else None
 
     def windowed(
         self,
@@ -262,22 +320,57 @@ class Evaluator:
         partition: int = 0,
         activation: Activation | None = None,
     ) -> list[Alert]:
-        """Add the event to the windows of its group key; alerts of rules that now hold."""
+        """Add the event to the windows of its group key; alerts of rules that now hold. The
+        group's `inputs` are computed from the event when it has none."""
         stream = group.stream
-        self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
         activation = activation or self.activation(stream, event)
         timestamp = event.time.timestamp()
-        mark = (stream, partition)
-        watermark = max(self.watermarks.get(mark, timestamp), timestamp)
-        self.watermarks[mark] = watermark
         if group.grouping == JOIN_GROUPING:
+            self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
+            self._advance(stream, partition, timestamp)
             return self._join(group, event, store, activation)
+        inputs = group.inputs
+        if inputs is None:
+            inputs = self.inputs(self._families[stream].get(group.grouping, ()), activation)
+        found: Validated = (event, activation)
+        return self.count_in_windows(
+            group,
+            inputs,
+            timestamp,
+            store,
+            partition=partition,
+            event=lambda: found,
+            memo=activation.memo,
+        )
+
+    def count_in_windows(
+        self,
+        group: Regroup,
+        inputs: Inputs | None,
+        timestamp: float,
+        store: WindowStore,
+        *,
+        partition: int,
+        event: Callable[[], Validated],
+        memo: dict[Any, Any],
+    ) -> list[Alert]:
+        """Count an event at `timestamp` with `inputs` (one per rule family of the group's
+        grouping, `Evaluator.inputs`) in the windows of its group key; alerts of rules that now
+        hold. `event` gives the validated event, asked for only to build an alert; `memo` keeps
+        what the event's other groups reuse."""
+        stream = group.stream
+        self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
+        watermark = self._advance(stream, partition, timestamp)
+        if inputs is None:
+            return []
         # Rules of one grouping often share window shapes, filters and aggregate arguments:
         # each is computed once per event.
-        cache = _EventCache(activation, timestamp, store, state_key(group.grouping, group.key))
+        cache = _EventCache(event, timestamp, store, state_key(group.grouping, group.key), memo)
         fired: dict[str, Alert] = {}
-        for family in self._families[stream].get(group.grouping, ()):
-            self._add_to_windows(family, stream, group.key, event, cache, watermark, fired)
+        families = self._families[stream].get(group.grouping, ())
+        for family, values in zip(families, inputs, strict=True):
+            if values is not None:
+                self._add_to_windows(family, values, stream, group.key, cache, watermark, fired)
         cache.write_back()
         if not fired:
             return []
@@ -287,40 +380,95 @@ class Evaluator:
             if rule.name in fired
         ]
 
+    def windowed_batch(
+        self, batch: ReceivedBatch, store: WindowStore, *, partition: int
+    ) -> list[Alert]:
+        """A record of the windows topic: each item's event counted in its group's windows.
+
+        Items computed by this ruleset version are counted from their shipped inputs, and an
+        event is validated only if a rule fires on it; the others (a reload in between, joins)
+        are evaluated from the event, as `evaluate_all` does."""
+        stream = batch.stream
+        shipped = batch.version == self._ruleset.version
+        families = self._families[stream]
+        validated: dict[int, Validated] = {}
+        memos: dict[int, dict[Any, Any]] = {}
+
+        def event_of(index: int) -> Validated:
+            if index not in validated:
+                validated[index] = self._validated(stream, batch.events[index])
+            return validated[index]
+
+        marks = batch.marks
+        alerts: list[Alert] = []
+        for item in batch.items:
+            index = item.event
+            inputs = item.inputs
+            if marks:
+                self._advance(stream, partition, marks[index])
+            if shipped and inputs is not None and _fits(families.get(item.grouping), inputs):
+                memo = memos.get(index)
+                if memo is None:
+                    memo = memos[index] = {}
+                alerts.extend(
+                    self.count_in_windows(
+                        Regroup(stream, item.grouping, item.key),
+                        inputs,
+                        batch.times[index],
+                        store,
+                        partition=partition,
+                        event=partial(event_of, index),
+                        memo=memo,
+                    )
+                )
+                continue
+            found = event_of(index)
+            if found is None:
+                continue
+            event, activation = found
+            alerts.extend(
+                self.windowed(
+                    Regroup(stream, item.grouping, item.key),
+                    event,
+                    store,
+                    partition=partition,
+                    activation=activation,
+                )
+            )
+        return alerts
+
+    def _validated(self, stream: Stream, fields: dict[str, Any]) -> Validated:
+        try:
+            event = validate_event(stream, fields)
+        except EventRejected as exc:
+            # Validated before it was sent: only a foreign producer could get here.
+            log.warning("invalid event on the windows topic: %s", exc)
+            return None
+        return event, self.activation(stream, event)
+
+    def _advance(self, stream: Stream, partition: int, timestamp: float) -> float:
+        """The partition's watermark after an event at `timestamp`."""
+        mark = (stream, partition)
+        watermark = self.watermarks.get(mark, timestamp)
+        if timestamp > watermark:
+            watermark = timestamp
+        self.watermarks[mark] = watermark
+        return watermark
+
     def _add_to_windows(
         self,
         family: _Family,
+        values: list[Any],
         stream: Stream,
         key: str,
-        event: Event,
         cache: _EventCache,
         watermark: float,
         fired: dict[str, Alert],
     ) -> None:
-        """Count the event in the family's windows; a rule whose condition now holds in one of
-        them goes into `fired` (one alert per rule and event, for the oldest such window)."""
+        """Count the event's `values` in the family's windows; a rule whose condition now holds
+        in one of them goes into `fired` (one alert per rule and event, for the oldest such
+        window)."""
         stats = self.stats
-        # Families of other groupings often read the same `where` and arguments: their values
-        # are kept for the event under one key.
-        values: Any = cache.memo.get(family.inputs)
-        if values is None:
-            try:
-                if family.where is not None and not cache.value(family.where):
-                    values = False
-                else:
-                    values = [
-                        cache.value(aggregate.argument) if aggregate.argument is not None else None
-                        for aggregate in family.aggregates
-                    ]
-            except EvaluationError as exc:
-                values = exc
-            cache.memo[family.inputs] = values
-        if values is False:
-            return
-        if isinstance(values, EvaluationError):
-            for rule in family.rules:
-                stats.rule_misses[rule.name] += 1
-            return
         shape, grace, steps = family.shape, family.grace, family.steps
         for window in cache.ranges(shape):
             if window[1] + grace < watermark:
@@ -351,7 +499,7 @@ class Evaluator:
                 if members is not None:
                     bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
                 if count >= family.min_sample:
-                    self._check(family, stream, key, window, state, members, event, cache, fired)
+                    self._check(family, stream, key, window, state, members, cache, fired)
 
     def _check(
         self,
@@ -361,7 +509,6 @@ class Evaluator:
         window: WindowRange,
         state: dict[str, Any],
         members: frozenset[str] | None,
-        event: Event,
         cache: _EventCache,
         fired: dict[str, Alert],
     ) -> None:
@@ -407,12 +554,15 @@ class Evaluator:
                 if holds:
                     fired_ids.append(state_id)
                     if rule.name not in fired:
+                        found = cache.event()
+                        if found is None:
+                            continue  # an invalid event (logged): no alert can be built
                         results = {
                             aggregate.name: aggregate.result(value)
                             for aggregate, value in zip(family.aggregates, current, strict=True)
                         }
                         fired[rule.name] = self._window_alert(
-                            rule, stream, key, window, results, event, cache.activation
+                            rule, stream, key, window, results, *found
                         )
 
     def _join(
@@ -561,25 +711,42 @@ class Evaluator:
         return Throttle(key=throttle_key[:MAX_KEY_LENGTH], seconds=rule.spec.throttle.period)
 
 
+def group_key(expression: Expression, activation: Activation) -> str | None:
+    """The event's key in a grouping; None when it has none (a missing or null field)."""
+    try:
+        value = expression.value(activation)
+    except EvaluationError:
+        return None
+    if value is None:
+        return None
+    key = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return key[:MAX_KEY_LENGTH]
+
+
 class _EventCache:
-    """What the windowed rules of one event and group key share: window ranges per shape,
-    expression values, and the window state.
+    """What the windowed rules of one event and group key share: window ranges per shape, the
+    window state, and the validated event (asked for only to build an alert).
 
     The state of all rules of one grouping, key, window shape and window is one store entry,
     read once and written once per event: a table write is a changelog message, and their number
-    per event then grows with window shapes, not with rules. Expression values and window ranges
-    are kept on the activation, so the event's other groups reuse them."""
+    per event then grows with window shapes, not with rules. Window ranges are kept in `memo`,
+    the event's, so its other groups reuse them."""
 
-    __slots__ = ("_buckets", "activation", "key", "memo", "store", "timestamp")
+    __slots__ = ("_buckets", "event", "key", "memo", "store", "timestamp")
 
     def __init__(
-        self, activation: Activation, timestamp: float, store: WindowStore, key: str
+        self,
+        event: Callable[[], Validated],
+        timestamp: float,
+        store: WindowStore,
+        key: str,
+        memo: dict[Any, Any],
     ) -> None:
-        self.activation = activation
+        self.event = event
         self.timestamp = timestamp
         self.store = store
         self.key = key
-        self.memo: dict[Any, Any] = activation.memo
+        self.memo = memo
         self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
 
     def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
@@ -601,25 +768,51 @@ class _EventCache:
             found = self.memo[(window, self.timestamp)] = window_ranges(window, self.timestamp)
         return found
 
-    def value(self, expression: Condition | Expression) -> Any:
-        """The expression's value for the event; raises `EvaluationError` each time it fails."""
-        # A condition (`where`) must give a boolean, an expression (an argument) anything: the
-        # same source is kept apart for each (`?` starts no CEL expression).
-        key = "?" + expression.source if isinstance(expression, Condition) else expression.source
-        value = self.memo.get(key, _MISSING)
-        if value is _MISSING:
-            try:
-                value = (
-                    expression.evaluate(self.activation)
-                    if isinstance(expression, Condition)
-                    else expression.value(self.activation)
-                )
-            except EvaluationError as exc:
-                value = exc
-            self.memo[key] = value
-        if isinstance(value, EvaluationError):
-            raise value
-        return value
+
+def _family_values(family: _Family, activation: Activation) -> list[Any] | bool | EvaluationError:
+    """The family's argument values for the event (null for `count()`), False when its `where`
+    is false, or the error that kept one from being computed."""
+    memo = activation.memo
+    try:
+        if family.where is not None and not _value(family.where, activation, memo):
+            return False
+        return [
+            _value(aggregate.argument, activation, memo) if aggregate.argument is not None else None
+            for aggregate in family.aggregates
+        ]
+    except EvaluationError as exc:
+        return exc
+
+
+def _value(expression: Condition | Expression, activation: Activation, memo: dict[Any, Any]) -> Any:
+    """The expression's value for the event; raises `EvaluationError` each time it fails."""
+    # A condition (`where`) must give a boolean, an expression (an argument) anything: the
+    # same source is kept apart for each (`?` starts no CEL expression).
+    key = "?" + expression.source if isinstance(expression, Condition) else expression.source
+    value = memo.get(key, _MISSING)
+    if value is _MISSING:
+        try:
+            value = (
+                expression.evaluate(activation)
+                if isinstance(expression, Condition)
+                else expression.value(activation)
+            )
+        except EvaluationError as exc:
+            value = exc
+        memo[key] = value
+    if isinstance(value, EvaluationError):
+        raise value
+    return value
+
+
+def _fits(families: tuple[_Family, ...] | None, inputs: Inputs) -> bool:
+    """Whether shipped inputs have the shape of these families' (a foreign record may not)."""
+    if families is None or len(families) != len(inputs):
+        return False
+    return all(
+        values is None or len(values) == len(family.aggregates)
+        for family, values in zip(families, inputs, strict=True)
+    )
 
 
 _MISSING = object()
