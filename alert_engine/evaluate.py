@@ -34,6 +34,7 @@ from alert_engine.events import (
 )
 from alert_engine.expressions import (
     CEL_ERRORS,
+    EXACT_INT,
     Activation,
     Condition,
     EvaluationError,
@@ -278,12 +279,28 @@ class Evaluator:
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
         alerts = self.alerts(stream, event, activation)
+        timestamp = event.time.timestamp()
         # Every event moves the watermark, also one that no windowed rule counts (live, its
         # time travels with the next event that goes to a windows partition).
-        self._advance(stream, partition, event.time.timestamp())
+        self._advance(stream, partition, timestamp)
+        found: Validated = (event, activation)
         for group in self.regroup(stream, activation):
+            if group.grouping == JOIN_GROUPING:
+                alerts.extend(
+                    self.windowed(group, event, store, partition=partition, activation=activation)
+                )
+                continue
+            # What the windowed agent does with a group the input agent shipped.
             alerts.extend(
-                self.windowed(group, event, store, partition=partition, activation=activation)
+                self.count_in_windows(
+                    group,
+                    group.inputs,
+                    timestamp,
+                    store,
+                    partition=partition,
+                    event=lambda: found,
+                    memo=activation.memo,
+                )
             )
         return alerts
 
@@ -468,36 +485,46 @@ class Evaluator:
         """Count the event's `values` in the family's windows; a rule whose condition now holds
         in one of them goes into `fired` (one alert per rule and event, for the oldest such
         window)."""
-        stats = self.stats
-        shape, grace, steps = family.shape, family.grace, family.steps
-        for window in cache.ranges(shape):
+        grace = family.grace
+        windows, buckets = cache.windows(family.shape)
+        # Per aggregate counting the event: position, fold function, checked value.
+        folds: Folds | None = None
+        for n, window in enumerate(windows):
             if window[1] + grace < watermark:
+                late = self.stats.late_events
                 for rule in family.rules:
-                    stats.late_events[rule.name] += 1
+                    late[rule.name] += 1
                 continue
-            bucket = cache.bucket(shape, window)
-            state = bucket.get(family.key)
-            cohorts: list[Cohort] = (
-                _cohorts(family, bucket) if state is None else [(family.key, state, None)]
-            )
-            for cohort_key, state, members in cohorts:
-                try:
-                    # `Aggregate.step` inlined: a null argument value changes nothing.
-                    state["a"] = [
-                        current if value is None and takes else add(current, value)
-                        for (add, takes), current, value in zip(
-                            steps, state["a"], values, strict=True
-                        )
-                    ]
-                except EvaluationError:
-                    # A value of the wrong type (text where a number belongs): not counted. The
-                    # same values fail the same way in every window, so no window counts it.
+            if folds is None:
+                checked = cache.memo.get(family.folds)
+                if checked is None:
+                    checked = cache.memo[family.folds] = _folds(family, values)
+                if isinstance(checked, EvaluationError):
+                    # A value of the wrong type (text where a number belongs): not counted.
+                    misses = self.stats.rule_misses
                     for rule in family.rules:
-                        stats.rule_misses[rule.name] += 1
+                        misses[rule.name] += 1
                     return
+                folds = checked
+            bucket = buckets[n]
+            if bucket is None:
+                bucket = cache.bucket(family.shape, n)
+            state = bucket.get(family.key)
+            if state is not None:
+                # The usual case: all the family's rules count in one state.
+                current = state["a"]
+                for i, fold, value in folds:
+                    current[i] = fold(current[i], value)
                 count = state["n"] = state["n"] + 1
-                if members is not None:
-                    bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
+                if count >= family.min_sample:
+                    self._check(family, stream, key, window, state, None, cache, fired)
+                continue
+            for cohort_key, state, members in _cohorts(family, bucket):
+                current = state["a"]
+                for i, fold, value in folds:
+                    current[i] = fold(current[i], value)
+                count = state["n"] = state["n"] + 1
+                bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
                 if count >= family.min_sample:
                     self._check(family, stream, key, window, state, members, cache, fired)
 
@@ -517,11 +544,22 @@ class Evaluator:
         count = state["n"]
         fired_ids: list[str] = state["f"]
         current = state["a"]
-        variables = {name: result(current[i]) for name, i, result in family.reads}
+        variables: dict[str, Any] = {}
+        # The names of values the Python form of a condition cannot read (null, text, NaN):
+        # `plain_number` inlined.
+        others: list[str] = []
+        for name, i, result in family.reads:
+            value = variables[name] = result(current[i])
+            kind = value.__class__
+            if kind is float:
+                if value == value:
+                    continue
+            elif kind is int and -EXACT_INT <= value <= EXACT_INT:
+                continue
+            others.append(name)
         if family.reads_key:
             variables["key"] = key
-        # The names of values the Python form of a condition cannot read (null, text, NaN).
-        others = [name for name, value in variables.items() if not plain_number(value)]
+            others.append("key")
         context: Any = None
         for guard, checks in family.checks:
             if (
@@ -724,15 +762,15 @@ def group_key(expression: Expression, activation: Activation) -> str | None:
 
 
 class _EventCache:
-    """What the windowed rules of one event and group key share: window ranges per shape, the
-    window state, and the validated event (asked for only to build an alert).
+    """What the windowed rules of one event and group key share: window ranges and the window
+    state per shape, and the validated event (asked for only to build an alert).
 
     The state of all rules of one grouping, key, window shape and window is one store entry,
     read once and written once per event: a table write is a changelog message, and their number
-    per event then grows with window shapes, not with rules. Window ranges are kept in `memo`,
-    the event's, so its other groups reuse them."""
+    per event then grows with window shapes, not with rules. Window ranges and checked values
+    are kept in `memo`, the event's, so its other groups reuse them."""
 
-    __slots__ = ("_buckets", "event", "key", "memo", "store", "timestamp")
+    __slots__ = ("_shapes", "event", "key", "memo", "store", "timestamp")
 
     def __init__(
         self,
@@ -747,62 +785,86 @@ class _EventCache:
         self.store = store
         self.key = key
         self.memo = memo
-        self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
+        # Per shape: the event's windows, oldest first, and their buckets once read.
+        self._shapes: dict[str, tuple[list[WindowRange], list[dict[str, Any] | None]]] = {}
 
-    def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
-        found = self._buckets.get((shape, window))
+    def windows(self, shape: str) -> tuple[list[WindowRange], list[dict[str, Any] | None]]:
+        found = self._shapes.get(shape)
         if found is None:
-            stored = self.store.get(shape, self.key, window)
-            # Changed in place and written back whole: a table write sends the whole value.
-            found = self._buckets[(shape, window)] = stored if stored is not None else {}
+            window = self.store.window(shape)
+            ranges: list[WindowRange] | None = self.memo.get((window, self.timestamp))
+            if ranges is None:
+                ranges = self.memo[(window, self.timestamp)] = window_ranges(window, self.timestamp)
+            found = self._shapes[shape] = (ranges, [None] * len(ranges))
+        return found
+
+    def bucket(self, shape: str, n: int) -> dict[str, Any]:
+        """The bucket of the `n`th window of `shape`, read from the store."""
+        windows, buckets = self._shapes[shape]
+        stored = self.store.get(shape, self.key, windows[n])
+        # Changed in place and written back whole: a table write sends the whole value.
+        found: dict[str, Any] = stored if stored is not None else {}
+        buckets[n] = found
         return found
 
     def write_back(self) -> None:
-        for (shape, window), bucket in self._buckets.items():
-            self.store.set(shape, self.key, window, bucket)
-
-    def ranges(self, shape: str) -> list[WindowRange]:
-        window = self.store.window(shape)
-        found: list[WindowRange] | None = self.memo.get((window, self.timestamp))
-        if found is None:
-            found = self.memo[(window, self.timestamp)] = window_ranges(window, self.timestamp)
-        return found
+        for shape, (windows, buckets) in self._shapes.items():
+            for window, bucket in zip(windows, buckets, strict=True):
+                if bucket is not None:
+                    self.store.set(shape, self.key, window, bucket)
 
 
-def _family_values(family: _Family, activation: Activation) -> list[Any] | bool | EvaluationError:
-    """The family's argument values for the event (null for `count()`), False when its `where`
-    is false, or the error that kept one from being computed."""
-    memo = activation.memo
+# Per aggregate counting an event: its position, fold function and checked value.
+Folds = list[tuple[int, Callable[[Any, Any], Any], Any]]
+
+
+def _folds(family: _Family, values: list[Any]) -> Folds | EvaluationError:
+    """`Aggregate.step` for the event's `values`, checked once for all windows, or the error of
+    a value of the wrong type. A null argument value changes nothing."""
     try:
-        if family.where is not None and not _value(family.where, activation, memo):
-            return False
         return [
-            _value(aggregate.argument, activation, memo) if aggregate.argument is not None else None
-            for aggregate in family.aggregates
+            (i, fold, check(value))
+            for i, ((fold, check, takes), value) in enumerate(
+                zip(family.steps, values, strict=True)
+            )
+            if value is not None or not takes
         ]
     except EvaluationError as exc:
         return exc
 
 
-def _value(expression: Condition | Expression, activation: Activation, memo: dict[Any, Any]) -> Any:
-    """The expression's value for the event; raises `EvaluationError` each time it fails."""
-    # A condition (`where`) must give a boolean, an expression (an argument) anything: the
-    # same source is kept apart for each (`?` starts no CEL expression).
-    key = "?" + expression.source if isinstance(expression, Condition) else expression.source
-    value = memo.get(key, _MISSING)
-    if value is _MISSING:
-        try:
-            value = (
-                expression.evaluate(activation)
-                if isinstance(expression, Condition)
-                else expression.value(activation)
-            )
-        except EvaluationError as exc:
-            value = exc
-        memo[key] = value
-    if isinstance(value, EvaluationError):
-        raise value
-    return value
+def _family_values(family: _Family, activation: Activation) -> list[Any] | bool | EvaluationError:
+    """The family's argument values for the event (null for `count()`), False when its `where`
+    is false, or the error that kept one from being computed. Each expression's value is kept in
+    the activation's memo under its source, for the families that share it."""
+    memo = activation.memo
+    where = family.where
+    if where is not None:
+        holds = memo.get(family.where_key, _MISSING)
+        if holds is _MISSING:
+            try:
+                holds = where.evaluate(activation)
+            except EvaluationError as exc:
+                holds = exc
+            memo[family.where_key] = holds
+        if holds is not True:
+            return holds if isinstance(holds, EvaluationError) else False
+    values: list[Any] = []
+    for argument in family.arguments:
+        if argument is None:
+            values.append(None)
+            continue
+        value = memo.get(argument.source, _MISSING)
+        if value is _MISSING:
+            try:
+                value = argument.value(activation)
+            except EvaluationError as exc:
+                value = exc
+            memo[argument.source] = value
+        if isinstance(value, EvaluationError):
+            return value
+        values.append(value)
+    return values
 
 
 def _fits(families: tuple[_Family, ...] | None, inputs: Inputs) -> bool:
@@ -856,11 +918,18 @@ class _Family:
     grace: float
     where: Condition | None
     aggregates: tuple[Aggregate, ...]
-    # Per aggregate: its update function, and whether it takes an argument (a null one is
-    # skipped).
-    steps: tuple[tuple[Callable[[Any, Any], Any], bool], ...]
-    # Names `where` and the aggregates' arguments: the key of their values for an event.
-    inputs: tuple[str, ...]
+    # Per aggregate: its fold and check functions (see `Kind`), and whether it takes an argument
+    # (a null one is skipped).
+    steps: tuple[tuple[Callable[[Any, Any], Any], Callable[[Any], Any], bool], ...]
+    # Names `where` and the aggregates' arguments: the key of their values for an event (a
+    # string: its hash is computed once).
+    inputs: str
+    # The key of the `where` value for an event (`?` and its source: the same source as an
+    # argument gives a value, not a boolean), and the arguments (None for `count()`).
+    where_key: str
+    arguments: tuple[Expression | None, ...]
+    # The key of the checked values (`_folds`) for an event: `inputs` and the aggregates' kinds.
+    folds: str
     # The smallest `min_sample` of the rules: below it, no condition is evaluated.
     min_sample: int
     # The rules grouped by the first guard of their condition (see `_guard_groups`), each with
@@ -918,16 +987,31 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
                 ),
                 reads_key="key" in read,
                 key=_state_key([rule.state_id for rule in members]),
-                inputs=(
-                    "inputs",
-                    windowed.where.source if windowed.where is not None else "",
-                    *(
-                        aggregate.argument.source if aggregate.argument is not None else ""
-                        for aggregate in windowed.aggregates
-                    ),
+                inputs="\x00".join(
+                    (
+                        "inputs",
+                        windowed.where.source if windowed.where is not None else "",
+                        *(
+                            aggregate.argument.source if aggregate.argument is not None else ""
+                            for aggregate in windowed.aggregates
+                        ),
+                    )
                 ),
+                where_key="?" + windowed.where.source if windowed.where is not None else "",
+                folds="\x00".join(
+                    (
+                        "folds",
+                        windowed.where.source if windowed.where is not None else "",
+                        *(
+                            f"{aggregate.function}\x01"
+                            + (aggregate.argument.source if aggregate.argument is not None else "")
+                            for aggregate in windowed.aggregates
+                        ),
+                    )
+                ),
+                arguments=tuple(aggregate.argument for aggregate in windowed.aggregates),
                 steps=tuple(
-                    (aggregate.kind.add, aggregate.argument is not None)
+                    (aggregate.kind.fold, aggregate.kind.check, aggregate.argument is not None)
                     for aggregate in windowed.aggregates
                 ),
                 min_sample=min(
