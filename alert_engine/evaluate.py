@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+from faust.windows import HoppingWindow
 
 from alert_engine.alerts import Alert, Throttle, alert_id
 from alert_engine.events import (
@@ -52,6 +53,8 @@ from alert_engine.windows.store import WindowStore, state_key
 log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 256
+# Window ranges kept for the groups of recent events (a few per event and window shape).
+MAX_CACHED_RANGES = 4096
 # The grouping of ratings and interactions re-keyed by interaction id for join rules.
 JOIN_GROUPING = "join:interaction"
 # Events kept per interaction id and side: bounds the state of an id that is reused by mistake.
@@ -113,6 +116,9 @@ class Evaluator:
         self.watermarks: dict[tuple[Stream, int], float] = {}
         # The latest event time per stream that `process` saw.
         self.latest: dict[Stream, float] = {}
+        # Window ranges by (window, event time), for the other groups of recent events: live,
+        # an event's groups arrive in different records, one per windows partition.
+        self._ranges: dict[tuple[HoppingWindow, float], list[WindowRange]] = {}
 
     @property
     def ruleset(self) -> Ruleset:
@@ -382,7 +388,11 @@ class Evaluator:
             return []
         # Rules of one grouping often share window shapes, filters and aggregate arguments:
         # each is computed once per event.
-        cache = _EventCache(event, timestamp, store, state_key(group.grouping, group.key), memo)
+        if len(self._ranges) > MAX_CACHED_RANGES:
+            self._ranges.clear()
+        cache = _EventCache(
+            event, timestamp, store, state_key(group.grouping, group.key), memo, self._ranges
+        )
         fired: dict[str, Alert] = {}
         families = self._families[stream].get(group.grouping, ())
         for family, values in zip(families, inputs, strict=True):
@@ -767,10 +777,11 @@ class _EventCache:
 
     The state of all rules of one grouping, key, window shape and window is one store entry,
     read once and written once per event: a table write is a changelog message, and their number
-    per event then grows with window shapes, not with rules. Window ranges and checked values
-    are kept in `memo`, the event's, so its other groups reuse them."""
+    per event then grows with window shapes, not with rules. Checked values are kept in `memo`,
+    the event's, and window ranges in `ranges`, the evaluator's, so the event's other groups
+    reuse them."""
 
-    __slots__ = ("_shapes", "event", "key", "memo", "store", "timestamp")
+    __slots__ = ("_shapes", "event", "key", "memo", "ranges", "store", "timestamp")
 
     def __init__(
         self,
@@ -779,12 +790,14 @@ class _EventCache:
         store: WindowStore,
         key: str,
         memo: dict[Any, Any],
+        ranges: dict[tuple[HoppingWindow, float], list[WindowRange]],
     ) -> None:
         self.event = event
         self.timestamp = timestamp
         self.store = store
         self.key = key
         self.memo = memo
+        self.ranges = ranges
         # Per shape: the event's windows, oldest first, and their buckets once read.
         self._shapes: dict[str, tuple[list[WindowRange], list[dict[str, Any] | None]]] = {}
 
@@ -792,9 +805,11 @@ class _EventCache:
         found = self._shapes.get(shape)
         if found is None:
             window = self.store.window(shape)
-            ranges: list[WindowRange] | None = self.memo.get((window, self.timestamp))
+            ranges = self.ranges.get((window, self.timestamp))
             if ranges is None:
-                ranges = self.memo[(window, self.timestamp)] = window_ranges(window, self.timestamp)
+                ranges = self.ranges[(window, self.timestamp)] = window_ranges(
+                    window, self.timestamp
+                )
             found = self._shapes[shape] = (ranges, [None] * len(ranges))
         return found
 
@@ -871,10 +886,10 @@ def _fits(families: tuple[_Family, ...] | None, inputs: Inputs) -> bool:
     """Whether shipped inputs have the shape of these families' (a foreign record may not)."""
     if families is None or len(families) != len(inputs):
         return False
-    return all(
-        values is None or len(values) == len(family.aggregates)
-        for family, values in zip(families, inputs, strict=True)
-    )
+    for family, values in zip(families, inputs, strict=True):
+        if values is not None and len(values) != len(family.aggregates):
+            return False
+    return True
 
 
 _MISSING = object()
