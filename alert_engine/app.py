@@ -177,7 +177,7 @@ def create_app(
         )
         async for batch in batches:
             outputs: Outputs = []
-            hop = HopBuilder(stream, windows_partitions, evaluator.ruleset.version)
+            hop = HopBuilder(stream, windows_partitions, evaluator.inputs_version)
             for event in batch:
                 try:
                     outcome = evaluator.process(stream, event.value)

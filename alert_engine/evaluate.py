@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from faust.windows import HoppingWindow
@@ -67,8 +67,7 @@ class Match:
     values: dict[str, object]
 
 
-@dataclass(frozen=True)
-class Regroup:
+class Regroup(NamedTuple):
     """The event belongs to group `key` of the windowed rules grouped by `grouping`."""
 
     stream: Stream
@@ -83,8 +82,7 @@ class Regroup:
 Validated = tuple[Event, Activation] | None
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     alerts: list[Alert]
     regroups: list[Regroup]
     # The event's time in epoch seconds: where it falls in windows.
@@ -136,6 +134,17 @@ class Evaluator:
             stream: {grouping: _families(rules) for grouping, rules in groupings.items()}
             for stream, groupings in ruleset.windowed.items()
         }
+        # Names the ruleset and the layout of the inputs `regroup` computes for it: a windows
+        # record is counted from its inputs only if they were computed for the same layout (not
+        # by another ruleset, nor by another version of this code grouping rules otherwise).
+        layout = orjson.dumps(
+            [
+                [stream.value, grouping, [family.folds for family in families]]
+                for stream, groupings in self._families.items()
+                for grouping, families in groupings.items()
+            ]
+        )
+        self.inputs_version = f"{ruleset.version}-{hashlib.sha256(layout).hexdigest()[:12]}"
         self._ruleset = ruleset
 
     def _settle(self) -> None:
@@ -412,11 +421,11 @@ class Evaluator:
     ) -> list[Alert]:
         """A record of the windows topic: each item's event counted in its group's windows.
 
-        Items computed by this ruleset version are counted from their shipped inputs, and an
+        Items computed for this `inputs_version` are counted from their shipped inputs, and an
         event is validated only if a rule fires on it; the others (a reload in between, joins)
         are evaluated from the event, as `evaluate_all` does."""
         stream = batch.stream
-        shipped = batch.version == self._ruleset.version
+        shipped = batch.version == self.inputs_version
         families = self._families[stream]
         validated: dict[int, Validated] = {}
         memos: dict[int, dict[Any, Any]] = {}

@@ -69,7 +69,7 @@ def through_the_hop(ruleset: Ruleset, events: list[bytes]) -> None:
     evaluator = Evaluator(ruleset, max_event_bytes=65536)
     store = MemoryWindowStore(ruleset.windows())
     for first in range(0, len(events), BATCH):
-        hop = HopBuilder(Stream.RATINGS, PARTITIONS, ruleset.version)
+        hop = HopBuilder(Stream.RATINGS, PARTITIONS, evaluator.inputs_version)
         for raw in events[first : first + BATCH]:
             outcome = evaluator.process(Stream.RATINGS, raw)
             hop.add(

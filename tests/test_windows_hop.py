@@ -122,7 +122,7 @@ def hop_through(
     and inputs in batches (of 5 events here); the windowed agent takes each batch record."""
     alerts: list[Alert] = []
     for start in range(0, len(raws), 5):
-        hop = HopBuilder(Stream.RATINGS, partitions=4, version=sender.ruleset.version)
+        hop = HopBuilder(Stream.RATINGS, partitions=4, version=sender.inputs_version)
         for raw in raws[start : start + 5]:
             outcome = sender.process(Stream.RATINGS, raw)
             alerts.extend(outcome.alerts)

@@ -11,9 +11,10 @@ entry once.
 
 The input agent has the event decoded and validated already, so it also computes what the
 windowed rules count: per rule family of the grouping, the values of its aggregates' arguments
-(null when its `where` is false), and the event's time. With the same ruleset version, the
-windowed agent counts those values as they came and validates the event only to build an alert;
-a batch from another version (a reload in between) is evaluated from the event itself.
+(null when its `where` is false), and the event's time. If they were computed for the rules in
+force (`Evaluator.inputs_version`), the windowed agent counts those values as they came and
+validates the event only to build an alert; a batch computed for other rules (a reload in
+between) is evaluated from the event itself.
 
 The partition of a group key is `crc32(grouping, key) mod partitions`: stable across processes
 and Python versions (unlike `hash`), and the same function on every worker.
@@ -180,8 +181,8 @@ def partition_for(grouping: str, key: str, partitions: int) -> int:
 
 class HopBuilder:
     """Collects the group keys of one input batch into one `WindowBatch` per partition (more
-    when one would outgrow `MAX_BATCH_BYTES`). `version` names the ruleset that computed the
-    items' inputs."""
+    when one would outgrow `MAX_BATCH_BYTES`). `version` names what the items' inputs were
+    computed for (`Evaluator.inputs_version`)."""
 
     def __init__(self, stream: Stream, partitions: int, version: str = "") -> None:
         self.stream = stream
