@@ -3,9 +3,10 @@
 Pure and synchronous, so the live agents, `alert-engine rules test` and the replay backtest all run
 exactly this code. Filters decide on one event (`matches`). Windowed rules take two steps, because
 a window's state must live on the partition of its group key: `regroup` names the group keys an
-event belongs to (live, the event is re-sent to the windows topic once per key), and `windowed`
-updates that key's windows in a `WindowStore` and fires a rule the first time its condition holds
-in a window.
+event belongs to, each with what the rules of that grouping count of it (`inputs`; live, both
+travel to the windows topic, see `windows.hop`), and `count_in_windows` updates that key's windows
+in a `WindowStore` and fires a rule the first time its condition holds in a window; it needs the
+validated event only to build an alert.
 """
 
 from __future__ import annotations
