@@ -24,9 +24,8 @@ from alert_engine import deadletter
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
-from alert_engine.evaluate import Evaluator, Regroup
-from alert_engine.events import Event, EventRejected, Stream, validate_event
-from alert_engine.expressions import Activation
+from alert_engine.evaluate import Evaluator
+from alert_engine.events import EventRejected, Stream
 from alert_engine.followup.service import FollowupService
 from alert_engine.metrics import serve_metrics
 from alert_engine.readiness import readiness
@@ -177,7 +176,7 @@ def create_app(
         )
         async for batch in batches:
             outputs: Outputs = []
-            hop = HopBuilder(stream, windows_partitions)
+            hop = HopBuilder(stream, windows_partitions, evaluator.inputs_version)
             for event in batch:
                 try:
                     outcome = evaluator.process(stream, event.value)
@@ -187,7 +186,10 @@ def create_app(
                 outputs.extend(outcome.alerts)
                 if outcome.regroups and event.value is not None:
                     hop.add(
-                        event.value, [(group.grouping, group.key) for group in outcome.regroups]
+                        event.value,
+                        [(group.grouping, group.key, group.inputs) for group in outcome.regroups],
+                        outcome.timestamp,
+                        outcome.watermark,
                     )
             outputs.extend(hop.batches())
             yield outputs
@@ -218,23 +220,7 @@ def create_app(
                 yield []
                 continue
             partition = record.message.partition
-            alerts: Outputs = []
-            decoded: dict[int, tuple[Event, Activation] | None] = {}
-            for item in batch.items:
-                if item.event not in decoded:
-                    decoded[item.event] = _validated(
-                        evaluator, batch.stream, batch.events[item.event]
-                    )
-                found = decoded[item.event]
-                if found is None:
-                    continue
-                event, activation = found
-                group = Regroup(batch.stream, item.grouping, item.key)
-                alerts.extend(
-                    evaluator.windowed(
-                        group, event, store, partition=partition, activation=activation
-                    )
-                )
+            alerts: Outputs = [*evaluator.windowed_batch(batch, store, partition=partition)]
             # Windows whose end is `expires` behind this partition's event time are done.
             watermark = max(
                 (time for (_, at), time in evaluator.watermarks.items() if at == partition),
@@ -310,15 +296,3 @@ def create_app(
         )
 
     return app, topics
-
-
-def _validated(
-    evaluator: Evaluator, stream: Stream, fields: dict[str, Any]
-) -> tuple[Event, Activation] | None:
-    try:
-        event = validate_event(stream, fields)
-    except EventRejected as exc:
-        # Validated before it was sent: only a foreign producer could get here.
-        log.warning("invalid event on the windows topic: %s", exc)
-        return None
-    return event, evaluator.activation(stream, event)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from alert_engine.alerts import Alert
-from alert_engine.evaluate import Evaluator, window_state
+from alert_engine.evaluate import Evaluator, group_key, window_state
 from alert_engine.events import Event, EventRejected, Stream, decode_event
 from alert_engine.expressions import EvaluationError
 from alert_engine.rules import Rule, Ruleset
@@ -163,8 +163,8 @@ def _verdict(
     if evaluator.stats.rule_misses[rule.name]:
         evaluator.stats.rule_misses.clear()
         return Verdict(record.source, event.id, "miss", "a field the rule reads is missing")
-    [group] = evaluator.regroup(stream, activation)
-    latest = _latest_window(store, rule, group.key, event.time.timestamp())
+    key = group_key(rule.windowed.group_by, activation) or ""
+    latest = _latest_window(store, rule, key, event.time.timestamp())
     return Verdict(record.source, event.id, "counted", latest)
 
 

@@ -3,22 +3,26 @@
 Pure and synchronous, so the live agents, `alert-engine rules test` and the replay backtest all run
 exactly this code. Filters decide on one event (`matches`). Windowed rules take two steps, because
 a window's state must live on the partition of its group key: `regroup` names the group keys an
-event belongs to (live, the event is re-sent to the windows topic once per key), and `windowed`
-updates that key's windows in a `WindowStore` and fires a rule the first time its condition holds
-in a window.
+event belongs to, each with what the rules of that grouping count of it (`inputs`; live, both
+travel to the windows topic, see `windows.hop`), and `count_in_windows` updates that key's windows
+in a `WindowStore` and fires a rule the first time its condition holds in a window; it needs the
+validated event only to build an alert.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import orjson
+from faust.windows import HoppingWindow
 
 from alert_engine.alerts import Alert, Throttle, alert_id
 from alert_engine.events import (
@@ -28,9 +32,11 @@ from alert_engine.events import (
     Stream,
     decode_event,
     event_fields,
+    validate_event,
 )
 from alert_engine.expressions import (
     CEL_ERRORS,
+    EXACT_INT,
     Activation,
     Condition,
     EvaluationError,
@@ -42,9 +48,14 @@ from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
 from alert_engine.windows.aggregations import Aggregate
 from alert_engine.windows.definitions import WindowRange, window_ranges
+from alert_engine.windows.hop import Inputs, ReceivedBatch
 from alert_engine.windows.store import WindowStore, state_key
 
+log = logging.getLogger(__name__)
+
 MAX_KEY_LENGTH = 256
+# Window ranges kept for the groups of recent events (a few per event and window shape).
+MAX_CACHED_RANGES = 4096
 # The grouping of ratings and interactions re-keyed by interaction id for join rules.
 JOIN_GROUPING = "join:interaction"
 # Events kept per interaction id and side: bounds the state of an id that is reused by mistake.
@@ -57,19 +68,29 @@ class Match:
     values: dict[str, object]
 
 
-@dataclass(frozen=True)
-class Regroup:
+class Regroup(NamedTuple):
     """The event belongs to group `key` of the windowed rules grouped by `grouping`."""
 
     stream: Stream
     grouping: str
     key: str
+    # What the grouping's rule families count of the event (see `Evaluator.inputs`); None when
+    # not computed (a join, or a batch of another ruleset version).
+    inputs: Inputs | None = None
 
 
-@dataclass(frozen=True)
-class Outcome:
+# An event validated and ready for conditions, or None when it is invalid.
+Validated = tuple[Event, Activation] | None
+
+
+class Outcome(NamedTuple):
     alerts: list[Alert]
     regroups: list[Regroup]
+    # The event's time in epoch seconds: where it falls in windows.
+    timestamp: float = 0.0
+    # The latest event time of the stream so far, this event's included: the watermark of the
+    # windows the event travels to, as if every event of the stream had gone there.
+    watermark: float = 0.0
 
 
 class Evaluator:
@@ -92,6 +113,11 @@ class Evaluator:
         # The latest event time seen per (stream, partition): windows that ended more than their
         # grace before it take no more events.
         self.watermarks: dict[tuple[Stream, int], float] = {}
+        # The latest event time per stream that `process` saw.
+        self.latest: dict[Stream, float] = {}
+        # Window ranges by (window, event time), for the other groups of recent events: live,
+        # an event's groups arrive in different records, one per windows partition.
+        self._ranges: dict[tuple[HoppingWindow, float], list[WindowRange]] = {}
 
     @property
     def ruleset(self) -> Ruleset:
@@ -109,6 +135,17 @@ class Evaluator:
             stream: {grouping: _families(rules) for grouping, rules in groupings.items()}
             for stream, groupings in ruleset.windowed.items()
         }
+        # Names the ruleset and the layout of the inputs `regroup` computes for it: a windows
+        # record is counted from its inputs only if they were computed for the same layout (not
+        # by another ruleset, nor by another version of this code grouping rules otherwise).
+        layout = orjson.dumps(
+            [
+                [stream.value, grouping, [family.folds for family in families]]
+                for stream, groupings in self._families.items()
+                for grouping, families in groupings.items()
+            ]
+        )
+        self.inputs_version = f"{ruleset.version}-{hashlib.sha256(layout).hexdigest()[:12]}"
         self._ruleset = ruleset
 
     def _settle(self) -> None:
@@ -190,19 +227,20 @@ class Evaluator:
         ]
 
     def regroup(self, stream: Stream, activation: Activation) -> list[Regroup]:
-        """The group keys of the event for every grouping its stream's windowed rules use."""
+        """The group keys of the event for every grouping whose windowed rules count it, each
+        with what they count (`inputs`); an event no rule of a grouping counts (its `where` is
+        false for all) does not go there."""
         found = []
-        for grouping, expression in self.ruleset.groupings[stream].items():
-            try:
-                value = expression.value(activation)
-            except EvaluationError:
-                value = None
-            if value is None:
-                for rule in self.ruleset.windowed[stream][grouping]:
+        families = self._families[stream]
+        for grouping, expression in self._ruleset.groupings[stream].items():
+            key = group_key(expression, activation)
+            if key is None:
+                for rule in self._ruleset.windowed[stream][grouping]:
                     self.stats.rule_misses[rule.name] += 1
                 continue
-            key = value if isinstance(value, str) else orjson.dumps(value).decode()
-            found.append(Regroup(stream, grouping, key[:MAX_KEY_LENGTH]))
+            inputs = self.inputs(families[grouping], activation)
+            if inputs is not None:
+                found.append(Regroup(stream, grouping, key, inputs))
         join_key = self._join_key(stream, activation)
         if join_key is not None:
             found.append(Regroup(stream, JOIN_GROUPING, join_key[:MAX_KEY_LENGTH]))
@@ -234,7 +272,17 @@ class Evaluator:
         """One input event: the filter alerts, and the group keys for the windowed rules."""
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
-        return Outcome(self.alerts(stream, event, activation), self.regroup(stream, activation))
+        timestamp = event.time.timestamp()
+        latest = self.latest.get(stream, timestamp)
+        if timestamp > latest:
+            latest = timestamp
+        self.latest[stream] = latest
+        return Outcome(
+            self.alerts(stream, event, activation),
+            self.regroup(stream, activation),
+            timestamp,
+            latest,
+        )
 
     def evaluate(self, stream: Stream, raw: bytes | None) -> list[Alert]:
         """The filter rules' alerts for one input event."""
@@ -247,11 +295,54 @@ class Evaluator:
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
         alerts = self.alerts(stream, event, activation)
+        timestamp = event.time.timestamp()
+        # Every event moves the watermark, also one that no windowed rule counts (live, its
+        # time travels with the next event that goes to a windows partition).
+        self._advance(stream, partition, timestamp)
+        found: Validated = (event, activation)
         for group in self.regroup(stream, activation):
+            if group.grouping == JOIN_GROUPING:
+                alerts.extend(
+                    self.windowed(group, event, store, partition=partition, activation=activation)
+                )
+                continue
+            # What the windowed agent does with a group the input agent shipped.
             alerts.extend(
-                self.windowed(group, event, store, partition=partition, activation=activation)
+                self.count_in_windows(
+                    group,
+                    group.inputs,
+                    timestamp,
+                    store,
+                    partition=partition,
+                    event=lambda: found,
+                    memo=activation.memo,
+                )
             )
         return alerts
+
+    def inputs(self, families: tuple[_Family, ...], activation: Activation) -> Inputs | None:
+        """What each rule family counts of the event: its aggregates' argument values, or None
+        when its `where` is false or a value cannot be computed (a miss for its rules); None
+        when no family counts the event."""
+        memo = activation.memo
+        found: list[list[Any] | None] = []
+        counted = False
+        for family in families:
+            # Families of other groupings often read the same `where` and arguments: their
+            # values are kept for the event under one key.
+            values = memo.get(family.inputs)
+            if values is None:
+                values = memo[family.inputs] = _family_values(family, activation)
+            if values.__class__ is list:
+                counted = True
+                found.append(values)
+                continue
+            if values is not False:  # an EvaluationError
+                misses = self.stats.rule_misses
+                for rule in family.rules:
+                    misses[rule.name] += 1
+            found.append(None)
+        return tuple(found) if counted else None
 
     def windowed(
         self,
@@ -262,22 +353,61 @@ class Evaluator:
         partition: int = 0,
         activation: Activation | None = None,
     ) -> list[Alert]:
-        """Add the event to the windows of its group key; alerts of rules that now hold."""
+        """Add the event to the windows of its group key; alerts of rules that now hold. The
+        group's `inputs` are computed from the event when it has none."""
         stream = group.stream
-        self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
         activation = activation or self.activation(stream, event)
         timestamp = event.time.timestamp()
-        mark = (stream, partition)
-        watermark = max(self.watermarks.get(mark, timestamp), timestamp)
-        self.watermarks[mark] = watermark
         if group.grouping == JOIN_GROUPING:
+            self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
+            self._advance(stream, partition, timestamp)
             return self._join(group, event, store, activation)
+        inputs = group.inputs
+        if inputs is None:
+            inputs = self.inputs(self._families[stream].get(group.grouping, ()), activation)
+        found: Validated = (event, activation)
+        return self.count_in_windows(
+            group,
+            inputs,
+            timestamp,
+            store,
+            partition=partition,
+            event=lambda: found,
+            memo=activation.memo,
+        )
+
+    def count_in_windows(
+        self,
+        group: Regroup,
+        inputs: Inputs | None,
+        timestamp: float,
+        store: WindowStore,
+        *,
+        partition: int,
+        event: Callable[[], Validated],
+        memo: dict[Any, Any],
+    ) -> list[Alert]:
+        """Count an event at `timestamp` with `inputs` (one per rule family of the group's
+        grouping, `Evaluator.inputs`) in the windows of its group key; alerts of rules that now
+        hold. `event` gives the validated event, asked for only to build an alert; `memo` keeps
+        what the event's other groups reuse."""
+        stream = group.stream
+        self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
+        watermark = self._advance(stream, partition, timestamp)
+        if inputs is None:
+            return []
         # Rules of one grouping often share window shapes, filters and aggregate arguments:
         # each is computed once per event.
-        cache = _EventCache(activation, timestamp, store, state_key(group.grouping, group.key))
+        if len(self._ranges) > MAX_CACHED_RANGES:
+            self._ranges.clear()
+        cache = _EventCache(
+            event, timestamp, store, state_key(group.grouping, group.key), memo, self._ranges
+        )
         fired: dict[str, Alert] = {}
-        for family in self._families[stream].get(group.grouping, ()):
-            self._add_to_windows(family, stream, group.key, event, cache, watermark, fired)
+        families = self._families[stream].get(group.grouping, ())
+        for family, values in zip(families, inputs, strict=True):
+            if values is not None:
+                self._add_to_windows(family, values, stream, group.key, cache, watermark, fired)
         cache.write_back()
         if not fired:
             return []
@@ -287,71 +417,136 @@ class Evaluator:
             if rule.name in fired
         ]
 
+    def windowed_batch(
+        self, batch: ReceivedBatch, store: WindowStore, *, partition: int
+    ) -> list[Alert]:
+        """A record of the windows topic: each item's event counted in its group's windows.
+
+        Items computed for this `inputs_version` are counted from their shipped inputs, and an
+        event is validated only if a rule fires on it; the others (a reload in between, joins)
+        are evaluated from the event, as `evaluate_all` does."""
+        stream = batch.stream
+        shipped = batch.version == self.inputs_version
+        families = self._families[stream]
+        validated: dict[int, Validated] = {}
+        memos: dict[int, dict[Any, Any]] = {}
+
+        def event_of(index: int) -> Validated:
+            if index not in validated:
+                validated[index] = self._validated(stream, batch.events[index])
+            return validated[index]
+
+        marks = batch.marks
+        alerts: list[Alert] = []
+        for item in batch.items:
+            index = item.event
+            inputs = item.inputs
+            if marks:
+                self._advance(stream, partition, marks[index])
+            if shipped and inputs is not None and _fits(families.get(item.grouping), inputs):
+                memo = memos.get(index)
+                if memo is None:
+                    memo = memos[index] = {}
+                alerts.extend(
+                    self.count_in_windows(
+                        Regroup(stream, item.grouping, item.key),
+                        inputs,
+                        batch.times[index],
+                        store,
+                        partition=partition,
+                        event=partial(event_of, index),
+                        memo=memo,
+                    )
+                )
+                continue
+            found = event_of(index)
+            if found is None:
+                continue
+            event, activation = found
+            alerts.extend(
+                self.windowed(
+                    Regroup(stream, item.grouping, item.key),
+                    event,
+                    store,
+                    partition=partition,
+                    activation=activation,
+                )
+            )
+        return alerts
+
+    def _validated(self, stream: Stream, fields: dict[str, Any]) -> Validated:
+        try:
+            event = validate_event(stream, fields)
+        except EventRejected as exc:
+            # Validated before it was sent: only a foreign producer could get here.
+            log.warning("invalid event on the windows topic: %s", exc)
+            return None
+        return event, self.activation(stream, event)
+
+    def _advance(self, stream: Stream, partition: int, timestamp: float) -> float:
+        """The partition's watermark after an event at `timestamp`."""
+        mark = (stream, partition)
+        watermark = self.watermarks.get(mark, timestamp)
+        if timestamp > watermark:
+            watermark = timestamp
+        self.watermarks[mark] = watermark
+        return watermark
+
     def _add_to_windows(
         self,
         family: _Family,
+        values: list[Any],
         stream: Stream,
         key: str,
-        event: Event,
         cache: _EventCache,
         watermark: float,
         fired: dict[str, Alert],
     ) -> None:
-        """Count the event in the family's windows; a rule whose condition now holds in one of
-        them goes into `fired` (one alert per rule and event, for the oldest such window)."""
-        stats = self.stats
-        # Families of other groupings often read the same `where` and arguments: their values
-        # are kept for the event under one key.
-        values: Any = cache.memo.get(family.inputs)
-        if values is None:
-            try:
-                if family.where is not None and not cache.value(family.where):
-                    values = False
-                else:
-                    values = [
-                        cache.value(aggregate.argument) if aggregate.argument is not None else None
-                        for aggregate in family.aggregates
-                    ]
-            except EvaluationError as exc:
-                values = exc
-            cache.memo[family.inputs] = values
-        if values is False:
-            return
-        if isinstance(values, EvaluationError):
-            for rule in family.rules:
-                stats.rule_misses[rule.name] += 1
-            return
-        shape, grace, steps = family.shape, family.grace, family.steps
-        for window in cache.ranges(shape):
+        """Count the event's `values` in the family's windows; a rule whose condition now holds
+        in one of them goes into `fired` (one alert per rule and event, for the oldest such
+        window)."""
+        grace = family.grace
+        windows, buckets = cache.windows(family.shape)
+        # Per aggregate counting the event: position, fold function, checked value.
+        folds: Folds | None = None
+        for n, window in enumerate(windows):
             if window[1] + grace < watermark:
+                late = self.stats.late_events
                 for rule in family.rules:
-                    stats.late_events[rule.name] += 1
+                    late[rule.name] += 1
                 continue
-            bucket = cache.bucket(shape, window)
-            state = bucket.get(family.key)
-            cohorts: list[Cohort] = (
-                _cohorts(family, bucket) if state is None else [(family.key, state, None)]
-            )
-            for cohort_key, state, members in cohorts:
-                try:
-                    # `Aggregate.step` inlined: a null argument value changes nothing.
-                    state["a"] = [
-                        current if value is None and takes else add(current, value)
-                        for (add, takes), current, value in zip(
-                            steps, state["a"], values, strict=True
-                        )
-                    ]
-                except EvaluationError:
-                    # A value of the wrong type (text where a number belongs): not counted. The
-                    # same values fail the same way in every window, so no window counts it.
+            if folds is None:
+                checked = cache.memo.get(family.folds)
+                if checked is None:
+                    checked = cache.memo[family.folds] = _folds(family, values)
+                if isinstance(checked, EvaluationError):
+                    # A value of the wrong type (text where a number belongs): not counted.
+                    misses = self.stats.rule_misses
                     for rule in family.rules:
-                        stats.rule_misses[rule.name] += 1
+                        misses[rule.name] += 1
                     return
+                folds = checked
+            bucket = buckets[n]
+            if bucket is None:
+                bucket = cache.bucket(family.shape, n)
+            state = bucket.get(family.key)
+            if state is not None:
+                # The usual case: all the family's rules count in one state.
+                current = state["a"]
+                for i, fold, value in folds:
+                    current[i] = fold(current[i], value)
                 count = state["n"] = state["n"] + 1
-                if members is not None:
-                    bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
                 if count >= family.min_sample:
-                    self._check(family, stream, key, window, state, members, event, cache, fired)
+                    self._check(family, stream, key, window, state, None, cache, fired)
+                continue
+            for cohort_key, state, members in _cohorts(family, bucket):
+                current = state["a"]
+                for i, fold, value in folds:
+                    current[i] = fold(current[i], value)
+                count = state["n"] = state["n"] + 1
+                bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
+                if count >= family.min_sample:
+                    self._check(family, stream, key, window, state, members, cache, fired)
 
     def _check(
         self,
@@ -361,7 +556,6 @@ class Evaluator:
         window: WindowRange,
         state: dict[str, Any],
         members: frozenset[str] | None,
-        event: Event,
         cache: _EventCache,
         fired: dict[str, Alert],
     ) -> None:
@@ -370,11 +564,22 @@ class Evaluator:
         count = state["n"]
         fired_ids: list[str] = state["f"]
         current = state["a"]
-        variables = {name: result(current[i]) for name, i, result in family.reads}
+        variables: dict[str, Any] = {}
+        # The names of values the Python form of a condition cannot read (null, text, NaN):
+        # `plain_number` inlined.
+        others: list[str] = []
+        for name, i, result in family.reads:
+            value = variables[name] = result(current[i])
+            kind = value.__class__
+            if kind is float:
+                if value == value:
+                    continue
+            elif kind is int and -EXACT_INT <= value <= EXACT_INT:
+                continue
+            others.append(name)
         if family.reads_key:
             variables["key"] = key
-        # The names of values the Python form of a condition cannot read (null, text, NaN).
-        others = [name for name, value in variables.items() if not plain_number(value)]
+            others.append("key")
         context: Any = None
         for guard, checks in family.checks:
             if (
@@ -407,12 +612,15 @@ class Evaluator:
                 if holds:
                     fired_ids.append(state_id)
                     if rule.name not in fired:
+                        found = cache.event()
+                        if found is None:
+                            continue  # an invalid event (logged): no alert can be built
                         results = {
                             aggregate.name: aggregate.result(value)
                             for aggregate, value in zip(family.aggregates, current, strict=True)
                         }
                         fired[rule.name] = self._window_alert(
-                            rule, stream, key, window, results, event, cache.activation
+                            rule, stream, key, window, results, *found
                         )
 
     def _join(
@@ -561,65 +769,137 @@ class Evaluator:
         return Throttle(key=throttle_key[:MAX_KEY_LENGTH], seconds=rule.spec.throttle.period)
 
 
+def group_key(expression: Expression, activation: Activation) -> str | None:
+    """The event's key in a grouping; None when it has none (a missing or null field)."""
+    try:
+        value = expression.value(activation)
+    except EvaluationError:
+        return None
+    if value is None:
+        return None
+    key = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return key[:MAX_KEY_LENGTH]
+
+
 class _EventCache:
-    """What the windowed rules of one event and group key share: window ranges per shape,
-    expression values, and the window state.
+    """What the windowed rules of one event and group key share: window ranges and the window
+    state per shape, and the validated event (asked for only to build an alert).
 
     The state of all rules of one grouping, key, window shape and window is one store entry,
     read once and written once per event: a table write is a changelog message, and their number
-    per event then grows with window shapes, not with rules. Expression values and window ranges
-    are kept on the activation, so the event's other groups reuse them."""
+    per event then grows with window shapes, not with rules. Checked values are kept in `memo`,
+    the event's, and window ranges in `ranges`, the evaluator's, so the event's other groups
+    reuse them."""
 
-    __slots__ = ("_buckets", "activation", "key", "memo", "store", "timestamp")
+    __slots__ = ("_shapes", "event", "key", "memo", "ranges", "store", "timestamp")
 
     def __init__(
-        self, activation: Activation, timestamp: float, store: WindowStore, key: str
+        self,
+        event: Callable[[], Validated],
+        timestamp: float,
+        store: WindowStore,
+        key: str,
+        memo: dict[Any, Any],
+        ranges: dict[tuple[HoppingWindow, float], list[WindowRange]],
     ) -> None:
-        self.activation = activation
+        self.event = event
         self.timestamp = timestamp
         self.store = store
         self.key = key
-        self.memo: dict[Any, Any] = activation.memo
-        self._buckets: dict[tuple[str, WindowRange], dict[str, Any]] = {}
+        self.memo = memo
+        self.ranges = ranges
+        # Per shape: the event's windows, oldest first, and their buckets once read.
+        self._shapes: dict[str, tuple[list[WindowRange], list[dict[str, Any] | None]]] = {}
 
-    def bucket(self, shape: str, window: WindowRange) -> dict[str, Any]:
-        found = self._buckets.get((shape, window))
+    def windows(self, shape: str) -> tuple[list[WindowRange], list[dict[str, Any] | None]]:
+        found = self._shapes.get(shape)
         if found is None:
-            stored = self.store.get(shape, self.key, window)
-            # Changed in place and written back whole: a table write sends the whole value.
-            found = self._buckets[(shape, window)] = stored if stored is not None else {}
+            window = self.store.window(shape)
+            ranges = self.ranges.get((window, self.timestamp))
+            if ranges is None:
+                ranges = self.ranges[(window, self.timestamp)] = window_ranges(
+                    window, self.timestamp
+                )
+            found = self._shapes[shape] = (ranges, [None] * len(ranges))
+        return found
+
+    def bucket(self, shape: str, n: int) -> dict[str, Any]:
+        """The bucket of the `n`th window of `shape`, read from the store."""
+        windows, buckets = self._shapes[shape]
+        stored = self.store.get(shape, self.key, windows[n])
+        # Changed in place and written back whole: a table write sends the whole value.
+        found: dict[str, Any] = stored if stored is not None else {}
+        buckets[n] = found
         return found
 
     def write_back(self) -> None:
-        for (shape, window), bucket in self._buckets.items():
-            self.store.set(shape, self.key, window, bucket)
+        for shape, (windows, buckets) in self._shapes.items():
+            for window, bucket in zip(windows, buckets, strict=True):
+                if bucket is not None:
+                    self.store.set(shape, self.key, window, bucket)
 
-    def ranges(self, shape: str) -> list[WindowRange]:
-        window = self.store.window(shape)
-        found: list[WindowRange] | None = self.memo.get((window, self.timestamp))
-        if found is None:
-            found = self.memo[(window, self.timestamp)] = window_ranges(window, self.timestamp)
-        return found
 
-    def value(self, expression: Condition | Expression) -> Any:
-        """The expression's value for the event; raises `EvaluationError` each time it fails."""
-        # A condition (`where`) must give a boolean, an expression (an argument) anything: the
-        # same source is kept apart for each (`?` starts no CEL expression).
-        key = "?" + expression.source if isinstance(expression, Condition) else expression.source
-        value = self.memo.get(key, _MISSING)
+# Per aggregate counting an event: its position, fold function and checked value.
+Folds = list[tuple[int, Callable[[Any, Any], Any], Any]]
+
+
+def _folds(family: _Family, values: list[Any]) -> Folds | EvaluationError:
+    """`Aggregate.step` for the event's `values`, checked once for all windows, or the error of
+    a value of the wrong type. A null argument value changes nothing."""
+    try:
+        return [
+            (i, fold, check(value))
+            for i, ((fold, check, takes), value) in enumerate(
+                zip(family.steps, values, strict=True)
+            )
+            if value is not None or not takes
+        ]
+    except EvaluationError as exc:
+        return exc
+
+
+def _family_values(family: _Family, activation: Activation) -> list[Any] | bool | EvaluationError:
+    """The family's argument values for the event (null for `count()`), False when its `where`
+    is false, or the error that kept one from being computed. Each expression's value is kept in
+    the activation's memo under its source, for the families that share it."""
+    memo = activation.memo
+    where = family.where
+    if where is not None:
+        holds = memo.get(family.where_key, _MISSING)
+        if holds is _MISSING:
+            try:
+                holds = where.evaluate(activation)
+            except EvaluationError as exc:
+                holds = exc
+            memo[family.where_key] = holds
+        if holds is not True:
+            return holds if isinstance(holds, EvaluationError) else False
+    values: list[Any] = []
+    for argument in family.arguments:
+        if argument is None:
+            values.append(None)
+            continue
+        value = memo.get(argument.source, _MISSING)
         if value is _MISSING:
             try:
-                value = (
-                    expression.evaluate(self.activation)
-                    if isinstance(expression, Condition)
-                    else expression.value(self.activation)
-                )
+                value = argument.value(activation)
             except EvaluationError as exc:
                 value = exc
-            self.memo[key] = value
+            memo[argument.source] = value
         if isinstance(value, EvaluationError):
-            raise value
-        return value
+            return value
+        values.append(value)
+    return values
+
+
+def _fits(families: tuple[_Family, ...] | None, inputs: Inputs) -> bool:
+    """Whether shipped inputs have the shape of these families' (a foreign record may not)."""
+    if families is None or len(families) != len(inputs):
+        return False
+    for family, values in zip(families, inputs, strict=True):
+        if values is not None and len(values) != len(family.aggregates):
+            return False
+    return True
 
 
 _MISSING = object()
@@ -663,11 +943,18 @@ class _Family:
     grace: float
     where: Condition | None
     aggregates: tuple[Aggregate, ...]
-    # Per aggregate: its update function, and whether it takes an argument (a null one is
-    # skipped).
-    steps: tuple[tuple[Callable[[Any, Any], Any], bool], ...]
-    # Names `where` and the aggregates' arguments: the key of their values for an event.
-    inputs: tuple[str, ...]
+    # Per aggregate: its fold and check functions (see `Kind`), and whether it takes an argument
+    # (a null one is skipped).
+    steps: tuple[tuple[Callable[[Any, Any], Any], Callable[[Any], Any], bool], ...]
+    # Names `where` and the aggregates' arguments: the key of their values for an event (a
+    # string: its hash is computed once).
+    inputs: str
+    # The key of the `where` value for an event (`?` and its source: the same source as an
+    # argument gives a value, not a boolean), and the arguments (None for `count()`).
+    where_key: str
+    arguments: tuple[Expression | None, ...]
+    # The key of the checked values (`_folds`) for an event: `inputs` and the aggregates' kinds.
+    folds: str
     # The smallest `min_sample` of the rules: below it, no condition is evaluated.
     min_sample: int
     # The rules grouped by the first guard of their condition (see `_guard_groups`), each with
@@ -725,16 +1012,31 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
                 ),
                 reads_key="key" in read,
                 key=_state_key([rule.state_id for rule in members]),
-                inputs=(
-                    "inputs",
-                    windowed.where.source if windowed.where is not None else "",
-                    *(
-                        aggregate.argument.source if aggregate.argument is not None else ""
-                        for aggregate in windowed.aggregates
-                    ),
+                inputs="\x00".join(
+                    (
+                        "inputs",
+                        windowed.where.source if windowed.where is not None else "",
+                        *(
+                            aggregate.argument.source if aggregate.argument is not None else ""
+                            for aggregate in windowed.aggregates
+                        ),
+                    )
                 ),
+                where_key="?" + windowed.where.source if windowed.where is not None else "",
+                folds="\x00".join(
+                    (
+                        "folds",
+                        windowed.where.source if windowed.where is not None else "",
+                        *(
+                            f"{aggregate.function}\x01"
+                            + (aggregate.argument.source if aggregate.argument is not None else "")
+                            for aggregate in windowed.aggregates
+                        ),
+                    )
+                ),
+                arguments=tuple(aggregate.argument for aggregate in windowed.aggregates),
                 steps=tuple(
-                    (aggregate.kind.add, aggregate.argument is not None)
+                    (aggregate.kind.fold, aggregate.kind.check, aggregate.argument is not None)
                     for aggregate in windowed.aggregates
                 ),
                 min_sample=min(

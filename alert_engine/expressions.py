@@ -102,7 +102,11 @@ class Condition:
         numeric = self.numeric
         if numeric is not None:
             fields = activation.fields
-            if all(plain_number(fields.get(name)) for name in numeric.names):
+            # `all(plain_number(...))` without a generator: this runs per rule per event.
+            for name in numeric.names:
+                if not plain_number(fields.get(name)):
+                    break
+            else:
                 return numeric.test(fields)
         try:
             result = self.program.execute(activation.context)
@@ -151,8 +155,12 @@ class Expression:
                 ):
                     return found
         numeric = self.numeric
-        if numeric is not None and all(plain_number(fields.get(name)) for name in numeric.names):
-            return numeric.test(fields)
+        if numeric is not None:
+            for name in numeric.names:
+                if not plain_number(fields.get(name)):
+                    break
+            else:
+                return numeric.test(fields)
         try:
             return self.program.execute(activation.context)
         except CEL_ERRORS as exc:

@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/evaluate_inprocess.py [--events 3000] [--rules 10,100,1000]
                                                       [--repeat 1]
 
-Runs the same generated rule sets and events as rules_throughput.py through
-`Evaluator.evaluate_all` with an in-memory window store (what `alert-engine replay` does), and
-through `Evaluator.process` alone (filters and the group keys, the first agent's share). With
-`--repeat N` each figure is the best of N runs, each with a fresh evaluator and store: on a
-shared machine the best run is the one least slowed by others.
+Runs the same generated rule sets and events as rules_throughput.py (`shipped` in `--rules`: the
+rules of `rules/` instead) three ways: through `Evaluator.evaluate_all` with an in-memory window
+store (what `alert-engine replay` does); through `Evaluator.process` alone (filters and the group
+keys, the first agent's share); and through both live agents' code without Kafka, in batches of
+500 events over 4 windows partitions (`process`, the hop's records encoded and decoded, and
+`Evaluator.windowed_batch`). With `--repeat N` each figure is the best of N runs, each with a
+fresh evaluator and store: on a shared machine the best run is the one least slowed by others.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from rules_throughput import make_events, write_rules
 
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.rules import load_ruleset
+from alert_engine.rules import Ruleset, load_ruleset
+from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import MemoryWindowStore
+
+SHIPPED = Path(__file__).parents[1] / "rules"
+BATCH, PARTITIONS = 500, 4
 
 
 def main() -> None:
@@ -32,12 +38,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     events = make_events(args.events)
-    print(f"{'rules':>6}{'all rules, events/s':>22}{'filters + group keys':>22}")
-    for size in (int(size) for size in args.rules.split(",")):
-        directory = Path(tempfile.mkdtemp()) / "rules"
-        write_rules(directory, size)
-        ruleset = load_ruleset(directory)
-        everything = first_agent = 0.0
+    print(f"{'rules':>8}{'all rules, events/s':>22}{'filters + group keys':>22}{'both agents':>14}")
+    for size in args.rules.split(","):
+        if size == "shipped":
+            ruleset = load_ruleset(SHIPPED)
+        else:
+            directory = Path(tempfile.mkdtemp()) / "rules"
+            write_rules(directory, int(size))
+            ruleset = load_ruleset(directory)
+        everything = first_agent = agents = 0.0
         for _ in range(args.repeat):
             evaluator = Evaluator(ruleset, max_event_bytes=65536)
             store = MemoryWindowStore(ruleset.windows())
@@ -49,7 +58,29 @@ def main() -> None:
             for raw in events:
                 evaluator.process(Stream.RATINGS, raw)
             first_agent = max(first_agent, len(events) / (time.perf_counter() - start))
-        print(f"{size:>6}{everything:>22,.0f}{first_agent:>22,.0f}")
+            start = time.perf_counter()
+            through_the_hop(ruleset, events)
+            agents = max(agents, len(events) / (time.perf_counter() - start))
+        print(f"{size:>8}{everything:>22,.0f}{first_agent:>22,.0f}{agents:>14,.0f}")
+
+
+def through_the_hop(ruleset: Ruleset, events: list[bytes]) -> None:
+    """What the input agent and the windowed agent of a worker do with `events` (app.py)."""
+    evaluator = Evaluator(ruleset, max_event_bytes=65536)
+    store = MemoryWindowStore(ruleset.windows())
+    for first in range(0, len(events), BATCH):
+        hop = HopBuilder(Stream.RATINGS, PARTITIONS, evaluator.inputs_version)
+        for raw in events[first : first + BATCH]:
+            outcome = evaluator.process(Stream.RATINGS, raw)
+            hop.add(
+                raw,
+                [(group.grouping, group.key, group.inputs) for group in outcome.regroups],
+                outcome.timestamp,
+                outcome.watermark,
+            )
+        for batch in hop.batches():
+            received = ReceivedBatch.from_json(batch.to_json())
+            evaluator.windowed_batch(received, store, partition=batch.partition)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,25 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
     assert len(batches) == len({batch.partition for batch in batches})
 
 
+async def test_a_rating_no_windowed_rule_of_a_grouping_counts_does_not_travel_there(settings):
+    shipped = Path(__file__).parents[1] / "rules"
+    settings = Settings(
+        kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
+    )
+    app = build_worker(settings)
+    raw = encode(rating(id="r-5", rating=5, nps=None, agent={"id": "a-7"}))
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        await agent.put(raw)
+        [outputs] = agent.results.values()
+    [batch] = [output for output in outputs if isinstance(output, WindowBatch)]
+    # Only `agent-low-average` counts a 5-star rating without an NPS answer: the customer.id and
+    # team rules count ratings <= 2, `channel-nps` ratings with an NPS answer.
+    assert [(item.grouping, item.key, item.inputs) for item in batch.items] == [
+        ("agent.id", "a-7", ([None, 5],))  # count(), avg(rating)
+    ]
+    assert batch.partition == partition_for("agent.id", "a-7", settings.kafka.partitions)
+
+
 def test_all_window_shapes_share_one_state_table_that_faust_does_not_expire(settings):
     # Faust expires a windowed table's keys by the wall clock (wrong for a lagging worker) and
     # indexes each of its writes; the store expires windows by event time itself.

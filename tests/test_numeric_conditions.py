@@ -169,10 +169,25 @@ def test_a_field_path_reads_what_cel_reads_or_leaves_it_to_cel(source, fields):
         found: object = expression.value(activation)
     except EvaluationError:
         found = EvaluationError
+    assert same_value(found, expected)
+
+
+def same_value(found: object, expected: object) -> bool:
+    """Equal and of the same type all the way down, NaN being the same as NaN (`[nan] ==
+    [nan]` only holds when both hold the same float object)."""
+    if type(found) is not type(expected):
+        return False
     if isinstance(expected, float) and math.isnan(expected):
-        assert isinstance(found, float) and math.isnan(found)
-    else:
-        assert found == expected and type(found) is type(expected)
+        return math.isnan(found)  # type: ignore[arg-type]
+    if isinstance(expected, list) and isinstance(found, list):
+        return len(found) == len(expected) and all(
+            same_value(a, b) for a, b in zip(found, expected, strict=True)
+        )
+    if isinstance(expected, dict) and isinstance(found, dict):
+        return found.keys() == expected.keys() and all(
+            same_value(found[k], expected[k]) for k in expected
+        )
+    return found == expected
 
 
 def test_only_field_paths_are_read_directly():

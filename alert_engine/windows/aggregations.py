@@ -14,9 +14,10 @@ the argument is null or missing leaves the aggregate as it was.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alert_engine.expressions import (
@@ -34,13 +35,22 @@ DISTINCT_LIMIT = 10_000
 
 @dataclass(frozen=True)
 class Kind:
-    """One aggregate function: its empty state, how an event's value updates it, its result."""
+    """One aggregate function: its empty state, how an event's value updates it, its result.
+
+    An update is two steps: `check` refuses a value of the wrong type (`EvaluationError`) and
+    gives the value to count, `fold` counts it (changing a list state in place). An event's
+    value is checked once, then folded into each of its windows."""
 
     initial: Callable[[], State]
-    add: Callable[[State, Any], State]
+    fold: Callable[[State, Any], State]
     result: Callable[[State], Any]
+    check: Callable[[Any], Any] = field(default=lambda value: value)
     takes_argument: bool = True
     numeric: bool = True
+
+    def add(self, state: State, value: Any) -> State:
+        """The state after one more event with `value`."""
+        return self.fold(state, self.check(value))
 
 
 def _number(value: Any) -> float:
@@ -53,42 +63,64 @@ def _same(state: Any) -> Any:
     return state
 
 
-def _add_if(count: int, hit: Any) -> int:
+def _count(count: int, _: Any) -> int:
+    return count + 1
+
+
+def _condition(hit: Any) -> bool:
     if not isinstance(hit, bool):
         raise EvaluationError(f"count_if needs a condition, got {type(hit).__name__}")
-    return count + 1 if hit else count
+    return hit
 
 
-def _add_distinct(state: list[Any], value: Any) -> list[Any]:
+def _fold_average(state: list[float], value: float) -> list[float]:
+    state[0] += value
+    state[1] += 1
+    return state
+
+
+def _fold_min(state: float | None, value: float) -> float:
+    return value if state is None or value < state else state
+
+
+def _fold_max(state: float | None, value: float) -> float:
+    return value if state is None or value > state else state
+
+
+def _fold_distinct(state: list[Any], value: Any) -> list[Any]:
     if value not in state and len(state) < DISTINCT_LIMIT:
         state.append(value)
     return state
 
 
-def _add_nps(state: list[int], value: Any) -> list[int]:
+def _nps_score(value: Any) -> float:
     score = _number(value)
     if not 0 <= score <= 10:
         raise EvaluationError(f"an NPS answer is 0-10, got {value!r}")
-    promoters, detractors, answers = state
-    return [promoters + (score >= 9), detractors + (score <= 6), answers + 1]
+    return score
+
+
+def _fold_nps(state: list[int], score: float) -> list[int]:
+    state[0] += score >= 9
+    state[1] += score <= 6
+    state[2] += 1
+    return state
 
 
 KINDS: dict[str, Kind] = {
-    "count": Kind(lambda: 0, lambda n, _: n + 1, lambda n: n, takes_argument=False),
-    "count_if": Kind(lambda: 0, _add_if, lambda n: n, numeric=False),
-    "sum": Kind(lambda: 0.0, lambda s, v: s + _number(v), lambda s: s),
-    "avg": Kind(
-        lambda: [0.0, 0],
-        lambda s, v: [s[0] + _number(v), s[1] + 1],
-        lambda s: s[0] / s[1] if s[1] else None,
-    ),
-    "min": Kind(lambda: None, lambda s, v: _number(v) if s is None else min(s, _number(v)), _same),
-    "max": Kind(lambda: None, lambda s, v: _number(v) if s is None else max(s, _number(v)), _same),
-    "distinct": Kind(lambda: [], _add_distinct, len, numeric=False),
+    "count": Kind(lambda: 0, _count, _same, takes_argument=False),
+    # A count plus a boolean is a count.
+    "count_if": Kind(lambda: 0, operator.add, _same, _condition, numeric=False),
+    "sum": Kind(lambda: 0.0, operator.add, _same, _number),
+    "avg": Kind(lambda: [0.0, 0], _fold_average, lambda s: s[0] / s[1] if s[1] else None, _number),
+    "min": Kind(lambda: None, _fold_min, _same, _number),
+    "max": Kind(lambda: None, _fold_max, _same, _number),
+    "distinct": Kind(lambda: [], _fold_distinct, len, numeric=False),
     "nps": Kind(
         lambda: [0, 0, 0],
-        _add_nps,
+        _fold_nps,
         lambda s: (s[0] - s[1]) * 100.0 / s[2] if s[2] else None,
+        _nps_score,
     ),
 }
 
