@@ -50,6 +50,12 @@ class SlackStandIn:
     answer_after: float = 0.0
     most_in_flight: int = 0
     _in_flight: int = 0
+    # An outage (`outage`): until `_limited_until` every call is rate limited (429 with
+    # Retry-After), then until `_down_until` Slack fails (500); the answers given, by status.
+    _limited_until: float = 0.0
+    _down_until: float = 0.0
+    _retry_after: int = 1
+    outage_answers: dict[int, int] = field(default_factory=dict)
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -62,6 +68,15 @@ class SlackStandIn:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         with self._lock:
             self.failures.extend([(status, headers)] * count)
+
+    def outage(self, rate_limited: float, failing: float, retry_after: int = 5) -> None:
+        """From now: `rate_limited` seconds of 429 with `Retry-After: retry_after`, then
+        `failing` seconds of 500."""
+        now = time.time()
+        with self._lock:
+            self._limited_until = now + rate_limited
+            self._down_until = now + rate_limited + failing
+            self._retry_after = retry_after
 
     def posts(self, channel: str | None = None) -> list[Message]:
         """Top-level messages (not thread replies)."""
@@ -99,6 +114,12 @@ class SlackStandIn:
                 request.transport.get_extra_info("peername") if request.transport else None
             )
             failure = self.failures.pop(0) if self.failures else None
+            now = time.time()
+            if failure is None and now < self._down_until:
+                limited = now < self._limited_until
+                status = 429 if limited else 500
+                failure = (status, {"Retry-After": str(self._retry_after)} if limited else {})
+                self.outage_answers[status] = self.outage_answers.get(status, 0) + 1
         if failure is not None:
             status, headers = failure
             error = "ratelimited" if status == 429 else "internal_error"

@@ -171,6 +171,33 @@ def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_post
         worker.stop()
 
 
+@pytest.mark.slow
+def test_slack_rate_limiting_then_failing_for_30_seconds_every_alert_posted_once_after(
+    engine, slack
+):
+    # 15 s of 429 with Retry-After, then 15 s of 500, while 1,000 ratings (100 negative) arrive.
+    worker = engine.worker().start()
+    try:
+        slack.outage(rate_limited=15.0, failing=15.0, retry_after=5)
+        ratings = [rating(id=f"r-{n}", rating=1 if n % 10 == 0 else 5) for n in range(1000)]
+        for start in range(0, len(ratings), 100):
+            engine.produce(engine.kafka.ratings_topic, encode_all(ratings[start : start + 100]))
+            time.sleep(2.0)
+        expected = {alert_id("negative-rating", f"r-{n}") for n in range(0, 1000, 10)}
+        wait_until(lambda: len(slack.posts()) >= len(expected), timeout=180)
+        time.sleep(2.0)  # anything posted twice would land by now
+        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        print(
+            f"\nFAULT slack-outage-30s: events=1000 expected={len(expected)} "
+            f"posted={len(posted)} duplicates={len(posted) - len(set(posted))} "
+            f"lost={len(expected - set(posted))} answers={slack.outage_answers}"
+        )
+        assert sorted(posted) == sorted(expected)
+        assert slack.outage_answers.get(429, 0) > 0 and slack.outage_answers.get(500, 0) > 0
+    finally:
+        worker.stop()
+
+
 def test_a_burst_of_alerts_is_posted_at_once_over_connections_kept_open(engine, slack):
     slack.answer_after = 0.5  # a slow Slack: one post after the other would take 5 s a burst
     worker = engine.worker().start()
