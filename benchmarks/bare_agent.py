@@ -6,6 +6,7 @@ engine's worker.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -54,4 +55,6 @@ async def ready(web: Any, request: Any) -> Any:
 if __name__ == "__main__":
     runner = faust.Worker(app, loglevel="WARNING")
     runner.spinner = None  # as `alert-engine worker` does: no DEBUG root logger for a spinner
+    gc.freeze()  # and the same garbage collector thresholds
+    gc.set_threshold(50_000, 20, 100)
     runner.execute_from_commandline()
