@@ -1,5 +1,6 @@
-"""Faults on the real stack, mid-stream: a worker SIGKILLed, the Kafka broker and Redis stopped
-and restarted. Thousands of events, hundreds of expected alerts: 0 lost, 0 duplicates.
+"""Faults on the real stack, mid-stream: a worker SIGKILLed (filter and windowed alerts), the
+Kafka broker and Redis stopped and restarted. Thousands of events, hundreds of expected alerts:
+0 lost, 0 duplicates.
 
 Slow (tens of seconds each): excluded from `make test`, run by `make test-faults`. The broker and
 Redis tests start a stack of their own, so the session's shared one is never disturbed.
