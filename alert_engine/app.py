@@ -5,8 +5,7 @@ Each agent yields, once per input record (the input agents: once per batch of re
 records it produces (alerts, dead letters, window batches; maybe none), and one sink publishes
 them. Faust awaits the sink before taking the next record or batch, acks a batch's records only
 after that, and flushes the producer before committing offsets, so an input is never committed
-before its outputs are durable in Kafka. The windowed agent sends its alerts itself, and waits
-for Kafka to have them before it writes the window state that says they fired.
+before its outputs are durable in Kafka.
 """
 
 from __future__ import annotations
@@ -221,15 +220,7 @@ def create_app(
                 yield []
                 continue
             partition = record.message.partition
-            alerts = evaluator.windowed_batch(batch, store, partition=partition)
-            # The alerts are in Kafka before the state that marks their rules fired: killed in
-            # between, the worker fires them again when it replays the record (the same ids,
-            # delivered once); the other way round it would lose them.
-            sent = [
-                await topics[kafka.alerts_topic].send(key=alert.id.encode(), value=alert.to_json())
-                for alert in alerts
-            ]
-            await asyncio.gather(*sent)
+            alerts: Outputs = [*evaluator.windowed_batch(batch, store, partition=partition)]
             # Windows whose end is `expires` behind this partition's event time are done.
             watermark = max(
                 (time for (_, at), time in evaluator.watermarks.items() if at == partition),
@@ -238,7 +229,7 @@ def create_app(
             store.expire(partition, watermark)
             # Each group key the batch changed: one changelog message, to this partition.
             store.flush()
-            yield []
+            yield alerts
 
     async def deliver(alert: Alert, raw: bytes) -> Outputs:
         if followup is not None:
