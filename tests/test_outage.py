@@ -47,3 +47,13 @@ async def test_the_outbox_appends_an_alert_once_across_writers_on_one_file(tmp_p
     await first.send(make_alert("r-2"))
     await first.send(make_alert("r-3"))
     assert [entry["alert"]["key"] for entry in read_outbox(path)] == ["r-1", "r-2", "r-3"]
+
+
+async def test_a_reader_skips_the_line_a_writer_is_still_appending(tmp_path):
+    # The outbox page and the tests read while a worker appends: half a line is not an entry yet.
+    path = tmp_path / "outbox.jsonl"
+    await OutboxDestination(path).send(make_alert("r-1"))
+    whole = path.read_bytes()
+    with path.open("ab") as out:
+        out.write(whole[: len(whole) // 2])
+    assert [entry["alert"]["key"] for entry in read_outbox(path)] == ["r-1"]

@@ -98,6 +98,9 @@ def outbox_alerts(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def read_outbox(path: Path) -> list[dict[str, Any]]:
+    """The complete entries: a line still being written (no newline yet) is left for later."""
     if not path.exists():
         return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    return [orjson.loads(line) for line in complete.splitlines() if line.strip()]
