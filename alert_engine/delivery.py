@@ -166,16 +166,23 @@ class Deliverer:
     async def deliver(self, alert: Alert, only: str | None = None) -> list[Failure]:
         """Deliver to every destination the alert routes to (or just `only`, for a replay);
         returns those that failed for good."""
-        if only is None and await self._muted(alert):
+        # Every Redis step waits out an outage: an error escaping here would crash the agent
+        # with the alert unacknowledged behind it.
+        if only is None and await self._ledger_answer(lambda: self._muted(alert), alert.id):
             return []
         if not await self._ledger_answer(lambda: self.ledger.claim_throttle(alert), alert.id):
             self.stats.alerts_throttled[alert.rule] += 1
             log.info("throttled %s: %s already alerted for %s", alert.id, alert.rule, alert.key)
             return []
-        names, grouped = ([only], False) if only is not None else await self._route(alert)
+        names, grouped = (
+            ([only], False)
+            if only is not None
+            else await self._ledger_answer(lambda: self._route(alert), alert.id)
+        )
         if self.cases is not None and not is_escalated(alert):
-            await self.cases.remember(alert)
-        await self._schedule_escalation(alert)
+            cases = self.cases
+            await self._ledger_answer(lambda: cases.remember(alert), alert.id)
+        await self._ledger_answer(lambda: self._schedule_escalation(alert), alert.id)
         if not names and not grouped:
             return [self._failed(alert, alert.route, "the route has no destinations")]
         failures = []
