@@ -168,21 +168,21 @@ class Deliverer:
         returns those that failed for good."""
         # Every Redis step waits out an outage: an error escaping here would crash the agent
         # with the alert unacknowledged behind it.
-        if only is None and await self._ledger_answer(lambda: self._muted(alert), alert.id):
+        if only is None and await self._redis_answer(lambda: self._muted(alert), alert.id):
             return []
-        if not await self._ledger_answer(lambda: self.ledger.claim_throttle(alert), alert.id):
+        if not await self._redis_answer(lambda: self.ledger.claim_throttle(alert), alert.id):
             self.stats.alerts_throttled[alert.rule] += 1
             log.info("throttled %s: %s already alerted for %s", alert.id, alert.rule, alert.key)
             return []
         names, grouped = (
             ([only], False)
             if only is not None
-            else await self._ledger_answer(lambda: self._route(alert), alert.id)
+            else await self._redis_answer(lambda: self._route(alert), alert.id)
         )
         if self.cases is not None and not is_escalated(alert):
             cases = self.cases
-            await self._ledger_answer(lambda: cases.remember(alert), alert.id)
-        await self._ledger_answer(lambda: self._schedule_escalation(alert), alert.id)
+            await self._redis_answer(lambda: cases.remember(alert), alert.id)
+        await self._redis_answer(lambda: self._schedule_escalation(alert), alert.id)
         if not names and not grouped:
             return [self._failed(alert, alert.route, "the route has no destinations")]
         failures = []
@@ -263,18 +263,18 @@ class Deliverer:
         already_sent: Callable[[Alert], Awaitable[bool]] | None,
         alert: Alert,
     ) -> Failure | None:
-        if await self._ledger_answer(lambda: self.ledger.is_delivered(item_id, record_as), item_id):
+        if await self._redis_answer(lambda: self.ledger.is_delivered(item_id, record_as), item_id):
             self.stats.alerts_duplicate[name] += 1
             return None
         # Set when an earlier send may have gone through unrecorded (its worker died, or it timed
         # out): a destination that can look is asked before sending again.
-        maybe_sent = await self._ledger_answer(
+        maybe_sent = await self._redis_answer(
             lambda: self.ledger.mark_attempt(item_id, record_as), item_id
         )
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 if maybe_sent and already_sent is not None and await already_sent(alert):
-                    await self._ledger_answer(
+                    await self._redis_answer(
                         lambda: self.ledger.record(item_id, record_as), item_id
                     )
                     self.stats.alerts_duplicate[name] += 1
@@ -298,19 +298,20 @@ class Deliverer:
                 )
                 await self.sleep(delay)
             else:
-                await self._ledger_answer(lambda: self.ledger.record(item_id, record_as), item_id)
+                await self._redis_answer(lambda: self.ledger.record(item_id, record_as), item_id)
                 self.stats.observe_delivery(name, alert.latency_seconds(datetime.now(UTC)))
                 return None
         raise AssertionError("unreachable: the last attempt returns")
 
-    async def _ledger_answer(self, call: Callable[[], Awaitable[_T]], item_id: str) -> _T:
-        """The ledger's answer, waiting for Redis as long as it takes (see `redis_outage`)."""
+    async def _redis_answer(self, call: Callable[[], Awaitable[_T]], item_id: str) -> _T:
+        """Redis's answer to `call` (the ledger, silences, cases...), waiting out an outage as long
+        as it takes (see `redis_outage`)."""
 
         def count(exc: BaseException) -> None:
             self.stats.ledger_unavailable[type(exc).__name__] += 1
 
         return await until_redis_answers(
-            call, what=f"the delivery ledger of {item_id}", on_outage=count, sleep=self.sleep
+            call, what=f"the delivery of {item_id}", on_outage=count, sleep=self.sleep
         )
 
     def _failed(self, item: Alert | str, destination: str, reason: str) -> Failure:
