@@ -176,7 +176,12 @@ def create_app(
         )
         async for batch in batches:
             outputs: Outputs = []
-            hop = HopBuilder(stream, windows_partitions, evaluator.inputs_version)
+            hop = HopBuilder(
+                stream,
+                windows_partitions,
+                evaluator.inputs_version,
+                fold=partial(evaluator.fold, stream),
+            )
             for event in batch:
                 try:
                     outcome = evaluator.process(stream, event.value)

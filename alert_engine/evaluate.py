@@ -1,12 +1,14 @@
 """Where an event becomes alerts: decode, validate, run every rule of its stream, build alerts.
 
 Pure and synchronous, so the live agents, `alert-engine rules test` and the replay backtest all run
-exactly this code. Filters decide on one event (`matches`). Windowed rules take two steps, because
-a window's state must live on the partition of its group key: `regroup` names the group keys an
-event belongs to, each with what the rules of that grouping count of it (`inputs`; live, both
-travel to the windows topic, see `windows.hop`), and `count_in_windows` updates that key's windows
-in a `WindowStore` and fires a rule the first time its condition holds in a window; it needs the
-validated event only to build an alert.
+exactly this code. Filters decide on one event (`matches`). Windowed rules take steps, because a
+window's state must live on the partition of its group key: `regroup` names the group keys an
+event belongs to, each with what the rules of that grouping count of it (`inputs`); `fold` counts
+a batch of events into partial states per group key, rule family and window (live, in the input
+agent; they travel to the windows topic, see `windows.hop`); `merge` adds them to the key's
+windows in a `WindowStore` and fires a rule the first time its condition holds in a window after
+a batch. It needs the validated event only to build an alert. A replay counts each event as a
+batch of its own (`count_in_windows`): its rules fire on the very event.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -82,6 +85,13 @@ class Regroup(NamedTuple):
 # An event validated and ready for conditions, or None when it is invalid.
 Validated = tuple[Event, Activation] | None
 
+# The count of a batch's events for one rule family in one window: family, window start and
+# end, events counted, the aggregates' states, and a reference to the event counted last.
+Partial = tuple["_Family", float, float, int, list[Any], Any]
+# A batch's partials of one group key while they are counted (lists, updated in place), by
+# family id and window start.
+Partials = dict[tuple[str, float], list[Any]]
+
 
 class Outcome(NamedTuple):
     alerts: list[Alert]
@@ -131,9 +141,17 @@ class Evaluator:
         self._guarded = {
             stream: _guard_groups(rules) for stream, rules in ruleset.by_stream.items()
         }
+        windows = ruleset.windows()
         self._families = {
-            stream: {grouping: _families(rules) for grouping, rules in groupings.items()}
+            stream: {grouping: _families(rules, windows) for grouping, rules in groupings.items()}
             for stream, groupings in ruleset.windowed.items()
+        }
+        self._family_ids = {
+            stream: {
+                grouping: {family.id: family for family in families}
+                for grouping, families in groupings.items()
+            }
+            for stream, groupings in self._families.items()
         }
         # Names the ruleset and the layout of the inputs `regroup` computes for it: a windows
         # record is counted from its inputs only if they were computed for the same layout (not
@@ -315,7 +333,6 @@ class Evaluator:
                     store,
                     partition=partition,
                     event=lambda: found,
-                    memo=activation.memo,
                 )
             )
         return alerts
@@ -373,7 +390,6 @@ class Evaluator:
             store,
             partition=partition,
             event=lambda: found,
-            memo=activation.memo,
         )
 
     def count_in_windows(
@@ -385,68 +401,194 @@ class Evaluator:
         *,
         partition: int,
         event: Callable[[], Validated],
-        memo: dict[Any, Any],
     ) -> list[Alert]:
-        """Count an event at `timestamp` with `inputs` (one per rule family of the group's
+        """Count one event at `timestamp` with `inputs` (one per rule family of the group's
         grouping, `Evaluator.inputs`) in the windows of its group key; alerts of rules that now
-        hold. `event` gives the validated event, asked for only to build an alert; `memo` keeps
-        what the event's other groups reuse."""
+        hold. `event` gives the validated event, asked for only to build an alert. The same two
+        steps as live, for a batch of one: `fold`, then `merge`."""
         stream = group.stream
         self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
         watermark = self._advance(stream, partition, timestamp)
         if inputs is None:
             return []
-        # Rules of one grouping often share window shapes, filters and aggregate arguments:
-        # each is computed once per event.
+        partials: Partials = {}
+        self.fold(stream, group.grouping, inputs, timestamp, watermark, partials, None)
+        if not partials:
+            return []
+        return self.merge(
+            stream,
+            group.grouping,
+            group.key,
+            partials.values(),
+            store,
+            watermark,
+            lambda _: event(),
+        )
+
+    def fold(
+        self,
+        stream: Stream,
+        grouping: str,
+        inputs: Inputs,
+        timestamp: float,
+        mark: float,
+        into: Partials,
+        ref: Any,
+    ) -> None:
+        """Count one event of a batch (`ref` names it) into `into`: per rule family of
+        `grouping` and window of the event, the state of the batch's events so far (`Partial`).
+        `inputs` are the event's values per family (`Evaluator.inputs`); a window that ended
+        more than its grace before `mark` (the stream's latest event time) takes no more."""
+        families = self._families[stream].get(grouping, ())
         if len(self._ranges) > MAX_CACHED_RANGES:
             self._ranges.clear()
-        cache = _EventCache(
-            event, timestamp, store, state_key(group.grouping, group.key), memo, self._ranges
-        )
-        fired: dict[str, Alert] = {}
-        families = self._families[stream].get(group.grouping, ())
+        ranges_by_time = self._ranges
+        # Families of one grouping often differ only in their windows: a value is checked once.
+        checked: dict[str, Folds | EvaluationError] = {}
         for family, values in zip(families, inputs, strict=True):
-            if values is not None:
-                self._add_to_windows(family, values, stream, group.key, cache, watermark, fired)
-        cache.write_back()
+            if values is None:
+                continue
+            folds = checked.get(family.folds)
+            if folds is None:
+                folds = checked[family.folds] = _folds(family, values)
+            if folds.__class__ is not list:
+                # A value of the wrong type (text where a number belongs): not counted.
+                misses = self.stats.rule_misses
+                for rule in family.rules:
+                    misses[rule.name] += 1
+                continue
+            assert isinstance(folds, list)
+            window = family.window
+            ranges = ranges_by_time.get((window, timestamp))
+            if ranges is None:
+                ranges = ranges_by_time[(window, timestamp)] = window_ranges(window, timestamp)
+            for start, end in ranges:
+                if end + family.grace < mark:
+                    late = self.stats.late_events
+                    for rule in family.rules:
+                        late[rule.name] += 1
+                    continue
+                slot = into.get((family.id, start))
+                if slot is None:
+                    slot = into[(family.id, start)] = [family, start, end, 0, family.initial(), ref]
+                states = slot[4]
+                for i, fold, value in folds:
+                    states[i] = fold(states[i], value)
+                slot[3] += 1
+                slot[5] = ref
+
+    def merge(
+        self,
+        stream: Stream,
+        grouping: str,
+        key: str,
+        partials: Iterable[Partial | list[Any]],
+        store: WindowStore,
+        watermark: float,
+        event_of: Callable[[Any], Validated],
+    ) -> list[Alert]:
+        """Add the `partials` of group `key` (see `fold`) to its windows in `store`; alerts of
+        rules whose condition now holds in one of them (one per rule, for the oldest such
+        window), built from the event a partial counted last (`event_of` its reference).
+        A window that ended more than its grace before `watermark` takes no more events."""
+        buckets = _KeyBuckets(store, state_key(grouping, key))
+        fired: dict[str, Alert] = {}
+        for family, start, end, count, states, ref in partials:
+            if end + family.grace < watermark:
+                late = self.stats.late_events
+                for rule in family.rules:
+                    late[rule.name] += count
+                continue
+            window = (start, end)
+            bucket = buckets.get(family.shape, window)
+            merges = family.merges
+            event = partial(event_of, ref)
+            state = bucket.get(family.key)
+            if state is not None:
+                # The usual case: all the family's rules count in one state.
+                current = state["a"]
+                for i, merge in enumerate(merges):
+                    current[i] = merge(current[i], states[i])
+                total = state["n"] = state["n"] + count
+                if total >= family.min_sample:
+                    self._check(family, stream, key, window, state, None, event, fired)
+                continue
+            for cohort_key, state, members in _cohorts(family, bucket):
+                current = state["a"]
+                for i, merge in enumerate(merges):
+                    current[i] = merge(current[i], states[i])
+                total = state["n"] = state["n"] + count
+                bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
+                if total >= family.min_sample:
+                    self._check(family, stream, key, window, state, members, event, fired)
+        buckets.write_back()
         if not fired:
             return []
         return [
             fired[rule.name]
-            for rule in self._ruleset.windowed[stream][group.grouping]
+            for rule in self._ruleset.windowed[stream][grouping]
             if rule.name in fired
         ]
 
     def windowed_batch(
         self, batch: ReceivedBatch, store: WindowStore, *, partition: int
     ) -> list[Alert]:
-        """A record of the windows topic: each item's event counted in its group's windows.
+        """A record of the windows topic: the partial states of its group keys (`fold`)
+        merged into their windows, and each item's event counted in its group's windows.
 
-        Items computed for this `inputs_version` are counted from their shipped inputs, and an
-        event is validated only if a rule fires on it; the others (a reload in between, joins)
-        are evaluated from the event, as `evaluate_all` does."""
+        A partial is merged into the family of the rules in force with the same id (same
+        grouping, window, `where` and aggregates); one of a family no longer loaded (a reload
+        in between) is left out. Items are counted from their inputs if computed for this
+        `inputs_version`, else evaluated from the event, as `evaluate_all` does (joins, values
+        that do not travel as JSON, records of earlier versions). An event is validated only
+        if a rule fires on it."""
         stream = batch.stream
-        shipped = batch.version == self.inputs_version
-        families = self._families[stream]
         validated: dict[int, Validated] = {}
-        memos: dict[int, dict[Any, Any]] = {}
 
         def event_of(index: int) -> Validated:
             if index not in validated:
                 validated[index] = self._validated(stream, batch.events[index])
             return validated[index]
 
-        marks = batch.marks
         alerts: list[Alert] = []
+        if batch.groups:
+            # Lateness was decided per event by the sender against its stream's latest time;
+            # here against what this partition saw before this record.
+            watermark = self.watermarks.get((stream, partition), -math.inf)
+            by_id = self._family_ids[stream]
+            windowed_in = self.stats.windowed_in
+            for grouping, key, events, shipped in batch.groups:
+                windowed_in[_STREAM_NAMES[stream]] += events
+                families = by_id.get(grouping)
+                if families is None:
+                    continue
+                partials: list[Partial] = []
+                for family_id, start, end, count, states, index in shipped:
+                    family = families.get(family_id)
+                    if family is not None and family.accepts(states):
+                        partials.append((family, start, end, count, states, index))
+                    elif family is not None:
+                        log.warning("unreadable window state on the windows topic: %r", states)
+                if partials:
+                    alerts.extend(
+                        self.merge(stream, grouping, key, partials, store, watermark, event_of)
+                    )
+            if batch.mark:
+                self._advance(stream, partition, batch.mark)
+
+        shipped_inputs = batch.version == self.inputs_version
+        families_of = self._families[stream]
+        marks = batch.marks
         for item in batch.items:
             index = item.event
             inputs = item.inputs
             if marks:
                 self._advance(stream, partition, marks[index])
-            if shipped and inputs is not None and _fits(families.get(item.grouping), inputs):
-                memo = memos.get(index)
-                if memo is None:
-                    memo = memos[index] = {}
+            if (
+                shipped_inputs
+                and inputs is not None
+                and _fits(families_of.get(item.grouping), inputs)
+            ):
                 alerts.extend(
                     self.count_in_windows(
                         Regroup(stream, item.grouping, item.key),
@@ -455,7 +597,6 @@ class Evaluator:
                         store,
                         partition=partition,
                         event=partial(event_of, index),
-                        memo=memo,
                     )
                 )
                 continue
@@ -492,62 +633,6 @@ class Evaluator:
         self.watermarks[mark] = watermark
         return watermark
 
-    def _add_to_windows(
-        self,
-        family: _Family,
-        values: list[Any],
-        stream: Stream,
-        key: str,
-        cache: _EventCache,
-        watermark: float,
-        fired: dict[str, Alert],
-    ) -> None:
-        """Count the event's `values` in the family's windows; a rule whose condition now holds
-        in one of them goes into `fired` (one alert per rule and event, for the oldest such
-        window)."""
-        grace = family.grace
-        windows, buckets = cache.windows(family.shape)
-        # Per aggregate counting the event: position, fold function, checked value.
-        folds: Folds | None = None
-        for n, window in enumerate(windows):
-            if window[1] + grace < watermark:
-                late = self.stats.late_events
-                for rule in family.rules:
-                    late[rule.name] += 1
-                continue
-            if folds is None:
-                checked = cache.memo.get(family.folds)
-                if checked is None:
-                    checked = cache.memo[family.folds] = _folds(family, values)
-                if isinstance(checked, EvaluationError):
-                    # A value of the wrong type (text where a number belongs): not counted.
-                    misses = self.stats.rule_misses
-                    for rule in family.rules:
-                        misses[rule.name] += 1
-                    return
-                folds = checked
-            bucket = buckets[n]
-            if bucket is None:
-                bucket = cache.bucket(family.shape, n)
-            state = bucket.get(family.key)
-            if state is not None:
-                # The usual case: all the family's rules count in one state.
-                current = state["a"]
-                for i, fold, value in folds:
-                    current[i] = fold(current[i], value)
-                count = state["n"] = state["n"] + 1
-                if count >= family.min_sample:
-                    self._check(family, stream, key, window, state, None, cache, fired)
-                continue
-            for cohort_key, state, members in _cohorts(family, bucket):
-                current = state["a"]
-                for i, fold, value in folds:
-                    current[i] = fold(current[i], value)
-                count = state["n"] = state["n"] + 1
-                bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
-                if count >= family.min_sample:
-                    self._check(family, stream, key, window, state, members, cache, fired)
-
     def _check(
         self,
         family: _Family,
@@ -556,7 +641,7 @@ class Evaluator:
         window: WindowRange,
         state: dict[str, Any],
         members: frozenset[str] | None,
-        cache: _EventCache,
+        event: Callable[[], Validated],
         fired: dict[str, Alert],
     ) -> None:
         """Evaluate the conditions of the rules counting in `state` (all of the family's, or
@@ -612,7 +697,7 @@ class Evaluator:
                 if holds:
                     fired_ids.append(state_id)
                     if rule.name not in fired:
-                        found = cache.event()
+                        found = event()
                         if found is None:
                             continue  # an invalid event (logged): no alert can be built
                         results = {
@@ -781,62 +866,31 @@ def group_key(expression: Expression, activation: Activation) -> str | None:
     return key[:MAX_KEY_LENGTH]
 
 
-class _EventCache:
-    """What the windowed rules of one event and group key share: window ranges and the window
-    state per shape, and the validated event (asked for only to build an alert).
+class _KeyBuckets:
+    """The buckets of one group key's windows that a batch touches, each read from the store
+    once, changed in place and written back once.
 
-    The state of all rules of one grouping, key, window shape and window is one store entry,
-    read once and written once per event: a table write is a changelog message, and their number
-    per event then grows with window shapes, not with rules. Checked values are kept in `memo`,
-    the event's, and window ranges in `ranges`, the evaluator's, so the event's other groups
-    reuse them."""
+    The state of all rules of one grouping, key, window shape and window is one bucket: a table
+    write is a changelog message, and their number then grows with window shapes, not with
+    rules or events."""
 
-    __slots__ = ("_shapes", "event", "key", "memo", "ranges", "store", "timestamp")
+    __slots__ = ("key", "read", "store")
 
-    def __init__(
-        self,
-        event: Callable[[], Validated],
-        timestamp: float,
-        store: WindowStore,
-        key: str,
-        memo: dict[Any, Any],
-        ranges: dict[tuple[HoppingWindow, float], list[WindowRange]],
-    ) -> None:
-        self.event = event
-        self.timestamp = timestamp
+    def __init__(self, store: WindowStore, key: str) -> None:
         self.store = store
         self.key = key
-        self.memo = memo
-        self.ranges = ranges
-        # Per shape: the event's windows, oldest first, and their buckets once read.
-        self._shapes: dict[str, tuple[list[WindowRange], list[dict[str, Any] | None]]] = {}
+        self.read: dict[tuple[str, WindowRange], dict[str, Any]] = {}
 
-    def windows(self, shape: str) -> tuple[list[WindowRange], list[dict[str, Any] | None]]:
-        found = self._shapes.get(shape)
+    def get(self, shape: str, window: WindowRange) -> dict[str, Any]:
+        found = self.read.get((shape, window))
         if found is None:
-            window = self.store.window(shape)
-            ranges = self.ranges.get((window, self.timestamp))
-            if ranges is None:
-                ranges = self.ranges[(window, self.timestamp)] = window_ranges(
-                    window, self.timestamp
-                )
-            found = self._shapes[shape] = (ranges, [None] * len(ranges))
-        return found
-
-    def bucket(self, shape: str, n: int) -> dict[str, Any]:
-        """The bucket of the `n`th window of `shape`, read from the store."""
-        windows, buckets = self._shapes[shape]
-        stored = self.store.get(shape, self.key, windows[n])
-        # Changed in place and written back whole: a table write sends the whole value.
-        found: dict[str, Any] = stored if stored is not None else {}
-        buckets[n] = found
+            stored = self.store.get(shape, self.key, window)
+            found = self.read[(shape, window)] = stored if stored is not None else {}
         return found
 
     def write_back(self) -> None:
-        for shape, (windows, buckets) in self._shapes.items():
-            for window, bucket in zip(windows, buckets, strict=True):
-                if bucket is not None:
-                    self.store.set(shape, self.key, window, bucket)
+        for (shape, window), bucket in self.read.items():
+            self.store.set(shape, self.key, window, bucket)
 
 
 # Per aggregate counting an event: its position, fold function and checked value.
@@ -966,9 +1020,30 @@ class _Family:
     reads_key: bool
     # The bucket key of the state shared by all of `rules`.
     key: str
+    # The window of `shape`, and what names the family on the windows topic (`fold`): its
+    # grouping, shape, grace, `where` and aggregates, whatever the rules.
+    window: HoppingWindow
+    id: str
+    # Per aggregate: how a partial state of a batch merges into the window's.
+    merges: tuple[Callable[[Any, Any], Any], ...]
+
+    def initial(self) -> list[Any]:
+        """The aggregates' states before any event."""
+        return [aggregate.kind.initial() for aggregate in self.aggregates]
+
+    def accepts(self, states: Any) -> bool:
+        """Whether `states` (from the windows topic) are states of the family's aggregates."""
+        return (
+            states.__class__ is list
+            and len(states) == len(self.aggregates)
+            and all(
+                aggregate.kind.accepts(state)
+                for aggregate, state in zip(self.aggregates, states, strict=True)
+            )
+        )
 
 
-def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
+def _families(rules: Iterable[Rule], windows: dict[str, HoppingWindow]) -> tuple[_Family, ...]:
     found: dict[tuple[Any, ...], list[Rule]] = {}
     for rule in rules:
         windowed = rule.windowed
@@ -988,9 +1063,22 @@ def _families(rules: Iterable[Rule]) -> tuple[_Family, ...]:
         windowed = members[0].windowed
         assert windowed is not None
         read = {name for rule in members for name in rule.condition.program.variables()}
+        family_signature = (
+            windowed.group_by.source,
+            windowed.shape,
+            windowed.window.grace,
+            windowed.where.source if windowed.where is not None else None,
+            [
+                (aggregate.name, aggregate.function, aggregate.source)
+                for aggregate in windowed.aggregates
+            ],
+        )
         families.append(
             _Family(
                 rules=tuple(members),
+                window=windows[windowed.shape],
+                id=hashlib.sha256(orjson.dumps(family_signature)).hexdigest()[:16],
+                merges=tuple(aggregate.kind.merge for aggregate in windowed.aggregates),
                 shape=windowed.shape,
                 grace=windowed.window.grace,
                 where=windowed.where,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from rules_throughput import make_events, write_rules
@@ -69,7 +70,12 @@ def through_the_hop(ruleset: Ruleset, events: list[bytes]) -> None:
     evaluator = Evaluator(ruleset, max_event_bytes=65536)
     store = MemoryWindowStore(ruleset.windows())
     for first in range(0, len(events), BATCH):
-        hop = HopBuilder(Stream.RATINGS, PARTITIONS, evaluator.inputs_version)
+        hop = HopBuilder(
+            Stream.RATINGS,
+            PARTITIONS,
+            evaluator.inputs_version,
+            fold=partial(evaluator.fold, Stream.RATINGS),
+        )
         for raw in events[first : first + BATCH]:
             outcome = evaluator.process(Stream.RATINGS, raw)
             hop.add(

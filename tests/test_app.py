@@ -1,14 +1,16 @@
 """The agents, driven through Faust's test context (no broker), with a real Redis for delivery."""
 
+import itertools
 from pathlib import Path
 
+import orjson
 import pytest
 
 from alert_engine.app import DeadLetter
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import EngineSettings, KafkaSettings, RedisSettings, Settings
-from alert_engine.windows.hop import WindowBatch, partition_for
+from alert_engine.windows.hop import ReceivedBatch, WindowBatch, partition_for
 from alert_engine.worker import build_worker
 from tests.factories import encode, rating
 
@@ -84,11 +86,14 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
         await agent.put(raw)
         [outputs] = agent.results.values()
     batches = [output for output in outputs if isinstance(output, WindowBatch)]
+    received = [(batch.partition, ReceivedBatch.from_json(batch.to_json())) for batch in batches]
+    # Counted by the input agent (windowed rules) or travelling whole (the join).
     regrouped = sorted(
-        (item.grouping, item.key, batch.partition) for batch in batches for item in batch.items
+        [(item.grouping, item.key, partition) for partition, got in received for item in got.items]
+        + [(group[0], group[1], partition) for partition, got in received for group in got.groups]
     )
-    # One item per grouping of the shipped windowed rules, whatever the number of rules, each on
-    # the windows partition of its group key.
+    # One group key per grouping of the shipped windowed rules, whatever the number of rules,
+    # each on the windows partition of its group key.
     partitions = settings.kafka.partitions
     assert regrouped == [
         ("agent.id", "a-7", partition_for("agent.id", "a-7", partitions)),
@@ -99,7 +104,7 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
         ("team", "orders", partition_for("team", "orders", partitions)),
     ]
     # The event travels once per partition, not once per group key.
-    assert all(batch.events == [raw] for batch in batches)
+    assert all(got.events == [orjson.loads(raw)] for _, got in received)
     assert len(batches) == len({batch.partition for batch in batches})
 
 
@@ -114,11 +119,20 @@ async def test_a_rating_no_windowed_rule_of_a_grouping_counts_does_not_travel_th
         await agent.put(raw)
         [outputs] = agent.results.values()
     [batch] = [output for output in outputs if isinstance(output, WindowBatch)]
+    received = ReceivedBatch.from_json(batch.to_json())
     # Only `agent-low-average` counts a 5-star rating without an NPS answer: the customer.id and
     # team rules count ratings <= 2, `channel-nps` ratings with an NPS answer.
-    assert [(item.grouping, item.key, item.inputs) for item in batch.items] == [
-        ("agent.id", "a-7", ([None, 5],))  # count(), avg(rating)
-    ]
+    assert received.items == []
+    [(grouping, key, events, partials)] = received.groups
+    assert (grouping, key, events) == ("agent.id", "a-7", 1)
+    # Its 12 windows (1 hour every 5 minutes): one event counted in each, count() and
+    # avg(rating) after it, and the event itself for an alert.
+    assert [(counted, states) for _, _, _, counted, states, _ in partials] == [
+        (1, [1, [5.0, 1]])
+    ] * 12
+    starts = sorted(start for _, start, _, _, _, _ in partials)
+    assert [later - earlier for earlier, later in itertools.pairwise(starts)] == [300.0] * 11
+    assert received.events == [orjson.loads(raw)]
     assert batch.partition == partition_for("agent.id", "a-7", settings.kafka.partitions)
 
 

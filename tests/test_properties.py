@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Rating, Stream, decode_event
 from alert_engine.rules import RulesetError, load_rule_files
+from alert_engine.windows.aggregations import KINDS
 from tests.factories import interaction, rating
 
 RULES_DIR = Path(__file__).parents[1] / "rules"
@@ -180,3 +181,24 @@ def test_any_text_as_a_rule_file_loads_or_fails_with_located_problems(tmp_path_f
         load_text(tmp_path, text)
     except RulesetError as exc:
         assert exc.problems
+
+
+@given(
+    function=st.sampled_from(sorted(KINDS)),
+    values=st.lists(st.integers(min_value=0, max_value=10), max_size=30),
+    split=st.integers(min_value=0, max_value=30),
+)
+def test_two_batches_merged_count_as_one_batch(function, values, split):
+    """The input agent counts a batch per window and the windowed agent merges it in: for every
+    aggregate, counting in two batches gives what counting everything in one does."""
+    kind = KINDS[function]
+
+    def counted(batch: list[int]) -> Any:
+        state = kind.initial()
+        for value in batch:
+            state = kind.add(state, value > 5 if function == "count_if" else value)
+        return state
+
+    merged = kind.merge(counted(values[:split]), counted(values[split:]))
+    assert kind.result(merged) == kind.result(counted(values))
+    assert kind.accepts(merged)

@@ -4,6 +4,7 @@ import random
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from unittest.mock import patch
 
@@ -75,6 +76,25 @@ def test_a_batch_record_stays_under_the_size_limit():
     assert ids == [f"r-{n}" for n in range(30)]
 
 
+def test_a_batch_record_of_partial_states_stays_under_the_size_limit():
+    evaluator = shipped_rules_evaluator()
+    hop = HopBuilder(Stream.RATINGS, partitions=1, fold=partial(evaluator.fold, Stream.RATINGS))
+    for n in range(100):
+        raw = encode(rating(id=f"r-{n}", rating=1, team="orders", comment="x" * 4_900))
+        outcome = evaluator.process(Stream.RATINGS, raw)
+        hop.add(raw, [(g.grouping, g.key, g.inputs) for g in outcome.regroups], outcome.timestamp)
+    batches = hop.batches()
+    assert len(batches) > 1
+    assert all(len(batch.to_json()) < MAX_BATCH_BYTES + 1024 for batch in batches)
+    counted = [
+        events
+        for batch in batches
+        for grouping, _, events, _ in ReceivedBatch.from_json(batch.to_json()).groups
+        if grouping == "team"
+    ]
+    assert sum(counted) == 100
+
+
 def test_every_worker_puts_a_group_key_on_the_same_partition():
     # Python's own str hash differs between processes; the partition must not.
     keys = [("agent.id", f"a-{n}") for n in range(50)]
@@ -102,6 +122,12 @@ def test_every_worker_puts_a_group_key_on_the_same_partition():
         b'{"stream": "x", "items": [], "events": []}',
         b'{"stream": "ratings", "items": [["team", "t", 3]], "events": [{}]}',
         b'{"stream": "ratings", "items": [], "events": [1]}',
+        # partial states naming a missing event, or not counting any
+        b'{"stream": "ratings", "items": [], "events": [], '
+        b'"groups": [["team", "t", 1, [["f", 0, 60, 1, [1], 0]]]]}',
+        b'{"stream": "ratings", "items": [], "events": [{}], '
+        b'"groups": [["team", "t", 1, [["f", 0, 60, 0, [1], 0]]]]}',
+        b'{"stream": "ratings", "items": [], "events": [{}], "groups": [["team", "t"]]}',
     ],
 )
 def test_a_foreign_record_on_the_windows_topic_is_refused(raw):
@@ -116,14 +142,22 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def hop_through(
-    sender: Evaluator, receiver: Evaluator, store: MemoryWindowStore, raws: list[bytes]
+    sender: Evaluator,
+    receiver: Evaluator,
+    store: MemoryWindowStore,
+    raws: list[bytes],
+    *,
+    counted: bool = True,
+    size: int = 5,
 ) -> list[Alert]:
-    """What the live agents do: the input agent evaluates each event and ships its group keys
-    and inputs in batches (of 5 events here); the windowed agent takes each batch record."""
+    """What the live agents do: the input agent evaluates each event and, in batches of `size`
+    events, ships its group keys with the batch's partial states (`counted`, as the worker
+    does) or with the events and their inputs; the windowed agent takes each batch record."""
     alerts: list[Alert] = []
-    for start in range(0, len(raws), 5):
-        hop = HopBuilder(Stream.RATINGS, partitions=4, version=sender.inputs_version)
-        for raw in raws[start : start + 5]:
+    fold = partial(sender.fold, Stream.RATINGS) if counted else None
+    for start in range(0, len(raws), size):
+        hop = HopBuilder(Stream.RATINGS, partitions=4, version=sender.inputs_version, fold=fold)
+        for raw in raws[start : start + size]:
             outcome = sender.process(Stream.RATINGS, raw)
             alerts.extend(outcome.alerts)
             hop.add(
@@ -146,7 +180,14 @@ def same(alert: Alert) -> dict[str, object]:
     return alert.model_dump(exclude={"fired_at"})
 
 
-def test_live_windowed_alerts_from_shipped_values_equal_the_replays():
+@pytest.mark.parametrize(
+    ("counted", "size"),
+    [
+        (True, 1),  # partial states of one event each: the replay's granularity
+        (False, 5),  # events with their inputs, counted one by one by the windowed agent
+    ],
+)
+def test_live_windowed_alerts_equal_the_replays_at_the_same_granularity(counted, size):
     rng = random.Random(11)
     raws = [
         encode(
@@ -176,7 +217,7 @@ def test_live_windowed_alerts_from_shipped_values_equal_the_replays():
     sender, receiver = shipped_rules_evaluator(), shipped_rules_evaluator()
     store = MemoryWindowStore(receiver.ruleset.windows())
     with patch("alert_engine.evaluate.validate_event", wraps=validate_event) as validations:
-        live = hop_through(sender, receiver, store, raws)
+        live = hop_through(sender, receiver, store, raws, counted=counted, size=size)
     # Batches come out per partition, not in event order: compare per rule and key, in order.
     order = {alert.id: n for n, alert in enumerate(expected)}
     assert sorted((same(a) for a in live), key=lambda a: order.get(a["id"], -1)) == [
@@ -206,6 +247,99 @@ def test_an_event_goes_to_a_grouping_only_if_one_of_its_rules_counts_it():
     ]
 
 
+def test_a_batch_of_one_group_key_is_counted_in_one_step():
+    """team-negative-burst: more than 10 ratings <= 2 for a team in 15 minutes."""
+    raws = [
+        encode(
+            rating(
+                id=f"r-{n}",
+                rating=1,
+                team="orders",
+                interaction_id=None,
+                time=(T0 + timedelta(seconds=n)).isoformat(),
+            )
+        )
+        for n in range(14)
+    ]
+    replay = shipped_rules_evaluator()
+    replay_store = MemoryWindowStore(replay.ruleset.windows())
+    one_by_one = [
+        alert
+        for raw in raws
+        for alert in replay.evaluate_all(Stream.RATINGS, raw, replay_store)
+        if alert.rule == "team-negative-burst"
+    ]
+    sender, receiver = shipped_rules_evaluator(), shipped_rules_evaluator()
+    store = MemoryWindowStore(receiver.ruleset.windows())
+    batched = [
+        alert
+        for alert in hop_through(sender, receiver, store, raws, size=len(raws))
+        if alert.rule == "team-negative-burst"
+    ]
+    # Event by event, the rule fires on the 11th rating; with the 14 in one batch, after the
+    # batch: the same window (so the same alert id), its count after the batch, and the
+    # batch's last rating of the team.
+    assert [(a.id, a.values["negatives"], a.event["id"]) for a in one_by_one] == [
+        (one_by_one[0].id, 11, "r-10")
+    ]
+    assert [(a.id, a.values["negatives"], a.event["id"]) for a in batched] == [
+        (one_by_one[0].id, 14, "r-13")
+    ]
+    # Only that one rating of the 14 was validated again, to build the alert.
+    assert receiver.stats.windowed_in["ratings"] > len(raws)
+
+
+def test_partial_states_of_rules_reloaded_meanwhile(tmp_path):
+    rule = (
+        "name: NAME\nsource: ratings\ngroup_by: team\nwindow: {size: 1h}\n"
+        "aggregates: {responses: count(), average: avg(ARG)}\nmin_sample: 3\n"
+        "condition: average < LIMIT\n"
+    )
+    rules = tmp_path / "rules"
+    rules.mkdir()
+
+    def write(name: str, argument: str, limit: str) -> None:
+        text = rule.replace("NAME", name).replace("ARG", argument).replace("LIMIT", limit)
+        (rules / f"{name}.yaml").write_text(text)
+
+    write("a", "rating", "3.0")
+    write("b", "rating", "3.0")
+    sender = Evaluator(load_ruleset(rules), max_event_bytes=65536)
+    # Reloaded between the two agents: `a` now averages the NPS, `b` has a new limit only.
+    write("a", "nps", "3.0")
+    write("b", "rating", "5.5")
+    receiver = Evaluator(load_ruleset(rules), max_event_bytes=65536)
+    store = MemoryWindowStore(receiver.ruleset.windows())
+    raws = [
+        encode(rating(id=f"r-{n}", rating=5, nps=0, time=(T0 + timedelta(minutes=n)).isoformat()))
+        for n in range(4)
+    ]
+    alerts = hop_through(sender, receiver, store, raws, size=4)
+    # `b` counts what `b` counted before (same window, `where` and aggregates); what was
+    # counted for the old `a` is not the new `a`'s and is left out.
+    assert [(a.rule, a.values["responses"], a.values["average"]) for a in alerts] == [("b", 4, 5.0)]
+
+
+def test_a_partial_state_that_is_not_its_rules_is_not_counted(caplog):
+    evaluator = shipped_rules_evaluator()
+    store = MemoryWindowStore(evaluator.ruleset.windows())
+    hop = HopBuilder(
+        Stream.RATINGS, partitions=1, version="", fold=partial(evaluator.fold, Stream.RATINGS)
+    )
+    raw = encode(rating(id="r-1", rating=1, team="orders", interaction_id=None))
+    outcome = evaluator.process(Stream.RATINGS, raw)
+    hop.add(raw, [(g.grouping, g.key, g.inputs) for g in outcome.regroups], outcome.timestamp)
+    [batch] = hop.batches()
+    record = orjson.loads(batch.to_json())
+    for group in record["groups"]:
+        for partial_state in group[3]:
+            partial_state[4] = ["x"] * len(partial_state[4])  # text where counts belong
+    tampered = ReceivedBatch.from_json(orjson.dumps(record))
+    assert evaluator.windowed_batch(tampered, store, partition=0) == []
+    assert store.data == {}
+    assert "unreadable window state" in caplog.text
+
+
 def test_a_batch_of_an_older_ruleset_version_is_counted_by_the_current_rules(tmp_path):
     average = (
         "name: low-average\nsource: ratings\ngroup_by: team\nwindow: {size: 1h}\n"
@@ -224,7 +358,7 @@ def test_a_batch_of_an_older_ruleset_version_is_counted_by_the_current_rules(tmp
         encode(rating(id=f"r-{n}", rating=5, nps=0, time=(T0 + timedelta(minutes=n)).isoformat()))
         for n in range(4)
     ]
-    alerts = hop_through(sender, receiver, store, raws)
+    alerts = hop_through(sender, receiver, store, raws, counted=False)
     assert [
         (alert.rule, alert.values["responses"], alert.values["average"]) for alert in alerts
     ] == [("low-average", 3, 0.0)]

@@ -9,7 +9,9 @@
 
 Each aggregate keeps a small JSON-able state (it travels through the Faust table's changelog) and
 updates it in O(1) per event; `distinct` keeps the set of values it has seen. An event for which
-the argument is null or missing leaves the aggregate as it was.
+the argument is null or missing leaves the aggregate as it was. Two states of the same aggregate
+merge into the state of both their events (`Kind.merge`): the input agent counts a batch's events
+per window and ships that, and the windowed agent merges it into the window's state.
 """
 
 from __future__ import annotations
@@ -39,14 +41,27 @@ class Kind:
 
     An update is two steps: `check` refuses a value of the wrong type (`EvaluationError`) and
     gives the value to count, `fold` counts it (changing a list state in place). An event's
-    value is checked once, then folded into each of its windows."""
+    value is checked once, then folded into each of its windows. `merge` adds a second state
+    to a first (in place for a list state; the second is left as it was)."""
 
     initial: Callable[[], State]
     fold: Callable[[State, Any], State]
     result: Callable[[State], Any]
+    merge: Callable[[State, State], State]
     check: Callable[[Any], Any] = field(default=lambda value: value)
     takes_argument: bool = True
     numeric: bool = True
+
+    def accepts(self, state: Any) -> bool:
+        """Whether `state` has the form of this kind's states (read from the windows topic)."""
+        empty = self.initial()
+        if empty.__class__ is list:
+            if state.__class__ is not list:
+                return False
+            if self.fold is _fold_distinct:
+                return len(state) <= DISTINCT_LIMIT
+            return len(state) == len(empty) and all(_is_number(value) for value in state)
+        return _is_number(state) or (empty is None and state is None)
 
     def add(self, state: State, value: Any) -> State:
         """The state after one more event with `value`."""
@@ -57,6 +72,10 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EvaluationError(f"expected a number, got {type(value).__name__}")
     return float(value)
+
+
+def _is_number(value: Any) -> bool:
+    return value.__class__ is float or value.__class__ is int
 
 
 def _same(state: Any) -> Any:
@@ -93,6 +112,26 @@ def _fold_distinct(state: list[Any], value: Any) -> list[Any]:
     return state
 
 
+def _merge_pairs(state: list[float], other: list[float]) -> list[float]:
+    for i, value in enumerate(other):
+        state[i] += value
+    return state
+
+
+def _merge_min(state: float | None, other: float | None) -> float | None:
+    return state if other is None else _fold_min(state, other)
+
+
+def _merge_max(state: float | None, other: float | None) -> float | None:
+    return state if other is None else _fold_max(state, other)
+
+
+def _merge_distinct(state: list[Any], other: list[Any]) -> list[Any]:
+    for value in other:
+        _fold_distinct(state, value)
+    return state
+
+
 def _nps_score(value: Any) -> float:
     score = _number(value)
     if not 0 <= score <= 10:
@@ -108,18 +147,25 @@ def _fold_nps(state: list[int], score: float) -> list[int]:
 
 
 KINDS: dict[str, Kind] = {
-    "count": Kind(lambda: 0, _count, _same, takes_argument=False),
+    "count": Kind(lambda: 0, _count, _same, operator.add, takes_argument=False),
     # A count plus a boolean is a count.
-    "count_if": Kind(lambda: 0, operator.add, _same, _condition, numeric=False),
-    "sum": Kind(lambda: 0.0, operator.add, _same, _number),
-    "avg": Kind(lambda: [0.0, 0], _fold_average, lambda s: s[0] / s[1] if s[1] else None, _number),
-    "min": Kind(lambda: None, _fold_min, _same, _number),
-    "max": Kind(lambda: None, _fold_max, _same, _number),
-    "distinct": Kind(lambda: [], _fold_distinct, len, numeric=False),
+    "count_if": Kind(lambda: 0, operator.add, _same, operator.add, _condition, numeric=False),
+    "sum": Kind(lambda: 0.0, operator.add, _same, operator.add, _number),
+    "avg": Kind(
+        lambda: [0.0, 0],
+        _fold_average,
+        lambda s: s[0] / s[1] if s[1] else None,
+        _merge_pairs,
+        _number,
+    ),
+    "min": Kind(lambda: None, _fold_min, _same, _merge_min, _number),
+    "max": Kind(lambda: None, _fold_max, _same, _merge_max, _number),
+    "distinct": Kind(lambda: [], _fold_distinct, len, _merge_distinct, numeric=False),
     "nps": Kind(
         lambda: [0, 0, 0],
         _fold_nps,
         lambda s: (s[0] - s[1]) * 100.0 / s[2] if s[2] else None,
+        _merge_pairs,
         _nps_score,
     ),
 }

@@ -9,12 +9,17 @@ events and sends one `WindowBatch` record per windows partition; the windowed ag
 single event on that partition, updates every window it touches and writes each window's table
 entry once.
 
-The input agent has the event decoded and validated already, so it also computes what the
-windowed rules count: per rule family of the grouping, the values of its aggregates' arguments
-(null when its `where` is false), and the event's time. If they were computed for the rules in
-force (`Evaluator.inputs_version`), the windowed agent counts those values as they came and
-validates the event only to build an alert; a batch computed for other rules (a reload in
-between) is evaluated from the event itself.
+The input agent has the event decoded and validated already, so it also counts what the
+windowed rules count: per group key, rule family and window, the state of the aggregates over the
+batch's events (`Evaluator.fold`), with the event counted last. The windowed agent merges each
+such partial state into its window's (`Evaluator.merge`) and checks the rules' conditions once
+per window and batch, not once per event; it validates an event only to build an alert. So a
+windowed rule fires when its condition first holds after a batch of its key's events, and the
+alert carries the aggregates after that batch and the batch's last event of the key. The events
+themselves do not travel, only one per group key and window.
+
+An event whose values do not come back from JSON unchanged, and join rules' events, travel whole
+as items, and the windowed agent evaluates them from the event, one by one.
 
 The partition of a group key is `crc32(grouping, key) mod partitions`: stable across processes
 and Python versions (unlike `hash`), and the same function on every worker.
@@ -25,7 +30,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -50,6 +55,26 @@ class GroupItem:
 
 # A batch record stays well under Kafka's default 1 MB message limit (events are up to 64 KB).
 MAX_BATCH_BYTES = 256 * 1024
+# What a new group key or window adds to a record, about: grouping, key, family id, window.
+PARTIAL_BYTES = 128
+
+
+class Fold(Protocol):
+    """`Evaluator.fold` for one stream: counts one event of a batch into `into`."""
+
+    def __call__(
+        self,
+        grouping: str,
+        inputs: Inputs,
+        timestamp: float,
+        mark: float,
+        into: dict[Any, list[Any]],
+        ref: Any,
+    ) -> None: ...
+
+
+# An event a partial state refers to: its bytes, time and mark (embedded when it is sent).
+EventRef = tuple[bytes, float, float]
 
 
 @dataclass
@@ -65,30 +90,64 @@ class WindowBatch:
     # Per event, the latest event time of its stream when it was sent (see `Outcome.watermark`).
     marks: list[float] = field(default_factory=list)
     items: list[GroupItem] = field(default_factory=list)
+    # Per (grouping, key): the events counted, and the partial states (`Evaluator.fold`).
+    groups: dict[tuple[str, str], tuple[list[int], dict[Any, list[Any]]]] = field(
+        default_factory=dict
+    )
+    # The stream's latest event time when the batch was sent.
+    mark: float = 0.0
     size: int = 0
+    last: EventRef | None = None
+    # Where each event in `events` is, by the identity of its bytes.
+    indexes: dict[int, int] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
-        # The events are validated JSON objects already: embedded as they came, not re-encoded.
+        events, times, marks = list(self.events), list(self.times), list(self.marks)
+        # The events the partials counted last, each embedded once.
+        embedded = dict(self.indexes)
+        groups = []
+        for (grouping, key), (count, partials) in self.groups.items():
+            shipped = []
+            for family, start, end, n, states, ref in partials.values():
+                raw, time, mark = ref
+                index = embedded.get(id(raw))
+                if index is None:
+                    index = embedded[id(raw)] = len(events)
+                    events.append(raw)
+                    times.append(time)
+                    marks.append(mark)
+                shipped.append([family.id, start, end, n, states, index])
+            groups.append([grouping, key, count[0], shipped])
         items = orjson.dumps(
             [[item.grouping, item.key, item.event, item.inputs] for item in self.items]
         )
+        # The events are validated JSON objects already: embedded as they came, not re-encoded.
         return b"".join(
             (
                 b'{"stream":',
                 orjson.dumps(self.stream.value),
                 b',"version":',
                 orjson.dumps(self.version),
+                b',"mark":',
+                orjson.dumps(self.mark),
+                b',"groups":',
+                orjson.dumps(groups),
                 b',"times":',
-                orjson.dumps(self.times),
+                orjson.dumps(times),
                 b',"marks":',
-                orjson.dumps(self.marks),
+                orjson.dumps(marks),
                 b',"items":',
                 items,
                 b',"events":[',
-                b",".join(self.events),
+                b",".join(events),
                 b"]}",
             )
         )
+
+
+# A group key's partial states as they travel: grouping, key, events counted, and per family
+# and window: family id, window start and end, events counted, states, index of the last event.
+ShippedGroup = tuple[str, str, int, list[tuple[str, float, float, int, list[Any], int]]]
 
 
 @dataclass(frozen=True)
@@ -96,7 +155,8 @@ class ReceivedBatch:
     """A `WindowBatch` as the windowed agent reads it: the events' fields, not their bytes.
 
     A record written before values were shipped has no `version` (""), no `times` or `marks`
-    and items without inputs: its events are evaluated from their fields."""
+    and items without inputs: its events are evaluated from their fields. One written before
+    partial states were shipped has no `groups`."""
 
     stream: Stream
     events: list[dict[str, Any]]
@@ -104,6 +164,8 @@ class ReceivedBatch:
     version: str = ""
     times: list[float] = field(default_factory=list)
     marks: list[float] = field(default_factory=list)
+    groups: list[ShippedGroup] = field(default_factory=list)
+    mark: float = 0.0
 
     @staticmethod
     def from_json(raw: bytes | None) -> ReceivedBatch:
@@ -116,8 +178,12 @@ class ReceivedBatch:
             version = data.get("version", "")
             times = data.get("times", [])
             marks = data.get("marks", [])
+            mark = data.get("mark", 0.0)
+            groups = [_group(group, len(events)) for group in data.get("groups", [])]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a window batch: {exc}") from None
+        if not _is_number(mark):
+            raise ValueError("not a window batch: the mark is not a time")
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise ValueError("not a window batch: events are not objects")
         if any(not 0 <= item.event < len(events) for item in items):
@@ -133,7 +199,28 @@ class ReceivedBatch:
             raise ValueError("not a window batch: no time for every event")
         if not version:
             times = marks = []
-        return ReceivedBatch(stream, events, items, version, times, marks)
+        return ReceivedBatch(stream, events, items, version, times, marks, groups, mark)
+
+
+def _group(group: list[Any], events: int) -> ShippedGroup:
+    grouping, key, count, partials = group
+    if not (grouping.__class__ is str and key.__class__ is str and count.__class__ is int):
+        raise ValueError("a group is not grouping, key and count")
+    shipped = []
+    for family_id, start, end, n, states, index in partials:
+        if not (
+            family_id.__class__ is str
+            and _is_number(start)
+            and _is_number(end)
+            and n.__class__ is int
+            and n > 0
+            and states.__class__ is list
+            and index.__class__ is int
+            and 0 <= index < events
+        ):
+            raise ValueError("a partial state is not family, window, count, states and event")
+        shipped.append((family_id, float(start), float(end), n, states, index))
+    return grouping, key, count, shipped
 
 
 def _item(item: list[Any]) -> GroupItem:
@@ -181,15 +268,30 @@ def partition_for(grouping: str, key: str, partitions: int) -> int:
 
 class HopBuilder:
     """Collects the group keys of one input batch into one `WindowBatch` per partition (more
-    when one would outgrow `MAX_BATCH_BYTES`). `version` names what the items' inputs were
-    computed for (`Evaluator.inputs_version`)."""
+    when one would outgrow `MAX_BATCH_BYTES`). With `fold` (`Evaluator.fold` for the stream),
+    an event's values are counted into its group keys' partial states; without it, or for
+    values that do not travel as JSON, the event travels as an item with its values. `version`
+    names what the items' inputs were computed for (`Evaluator.inputs_version`)."""
 
-    def __init__(self, stream: Stream, partitions: int, version: str = "") -> None:
+    def __init__(
+        self, stream: Stream, partitions: int, version: str = "", fold: Fold | None = None
+    ) -> None:
         self.stream = stream
         self.partitions = partitions
         self.version = version
+        self.fold = fold
         self._open: dict[int, WindowBatch] = {}
         self._full: list[WindowBatch] = []
+
+    def _batch(self, partition: int, adding: int) -> WindowBatch:
+        batch = self._open.get(partition)
+        if batch is None or (
+            (batch.events or batch.groups) and batch.size + adding > MAX_BATCH_BYTES
+        ):
+            if batch is not None:
+                self._full.append(batch)
+            batch = self._open[partition] = WindowBatch(self.stream, partition, self.version)
+        return batch
 
     def add(
         self,
@@ -200,27 +302,42 @@ class HopBuilder:
     ) -> None:
         """The event `raw` (already validated) at `time` (epoch seconds), the latest time of
         its stream `mark`, and its group keys `(grouping, key, inputs)`."""
-        placed: dict[int, int] = {}
+        placed: dict[int, tuple[WindowBatch, int]] = {}
+        ref: EventRef | None = None
         for grouping, key, inputs in groups:
             partition = partition_for(grouping, key, self.partitions)
-            index = placed.get(partition)
-            if index is None:
-                batch = self._open.get(partition)
-                if batch is None or (batch.events and batch.size + len(raw) > MAX_BATCH_BYTES):
-                    if batch is not None:
-                        self._full.append(batch)
-                    batch = self._open[partition] = WindowBatch(
-                        self.stream, partition, self.version
-                    )
-                index = placed[partition] = len(batch.events)
+            if inputs is not None and not shippable(inputs):
+                inputs = None
+            if self.fold is not None and inputs is not None:
+                if ref is None:
+                    ref = (raw, time, mark)
+                batch = self._batch(partition, len(raw) + PARTIAL_BYTES)
+                if batch.last is not ref:
+                    # The event may be embedded as the last one a partial counted.
+                    batch.last = ref
+                    batch.size += len(raw)
+                group = batch.groups.get((grouping, key))
+                if group is None:
+                    group = batch.groups[(grouping, key)] = ([0], {})
+                    batch.size += PARTIAL_BYTES
+                group[0][0] += 1
+                partials = group[1]
+                before = len(partials)
+                self.fold(grouping, inputs, time, mark, partials, ref)
+                batch.size += (len(partials) - before) * PARTIAL_BYTES
+                if mark > batch.mark:
+                    batch.mark = mark
+                continue
+            found = placed.get(partition)
+            if found is None:
+                batch = self._batch(partition, len(raw))
+                found = placed[partition] = (batch, len(batch.events))
+                batch.indexes[id(raw)] = len(batch.events)
                 batch.events.append(raw)
                 batch.times.append(time)
                 batch.marks.append(mark)
                 batch.size += len(raw)
-            else:
-                batch = self._open[partition]
-            if inputs is not None and not shippable(inputs):
-                inputs = None
+            batch, index = found
             batch.items.append(GroupItem(grouping, key, index, inputs))
 
     def batches(self) -> list[WindowBatch]:
