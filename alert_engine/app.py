@@ -1,11 +1,12 @@
 """The Faust application: topics and agents only. Everything done per event lives in `evaluate`
 and `delivery`; rules and clients are built by the caller and passed in.
 
-Each agent yields, once per input record (the input agents: once per batch of records), the
-records it produces (alerts, dead letters, window batches; maybe none), and one sink publishes
-them. Faust awaits the sink before taking the next record or batch, acks a batch's records only
-after that, and flushes the producer before committing offsets, so an input is never committed
-before its outputs are durable in Kafka.
+Each agent yields, once per input record (most agents: once per batch of records), the records
+it produces (alerts, dead letters, window batches; maybe none), and one sink publishes them.
+Faust awaits the sink before taking the next record or batch, acks a batch's records only after
+that, and flushes the producer before committing offsets, so an input is never committed before
+its outputs are durable in Kafka. The windowed agent sends its alerts itself, and waits for Kafka
+to have them before it writes the window state that says they fired.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 from alert_engine.topics import Topics
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
-from alert_engine.windows.store import TableWindowStore
+from alert_engine.windows.store import TableWindowStore, WindowStateTable
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,17 @@ def create_app(
     # The windowed rules' state: one Faust table (memory store, changelog-backed) holding all
     # windows of a group key in one entry, so a batch writes one changelog message per key (see
     # `TableWindowStore`). Windows expire by event time in the store, not by Faust.
-    table = app.Table(
-        "window-state",
+    # (`app.Table` with our table class, which places entries by their key.)
+    table = WindowStateTable(
+        app,
+        name="window-state",
         default=None,
+        beacon=app.tables.beacon,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
         partitions=kafka.partitions,
         help="windowed rules' state: per group key, per window shape and window",
     )
+    app.tables.add(table)
     store = TableWindowStore(table, evaluator.ruleset.windows(), kafka.partitions)
 
     @app.on_rebalance_complete.connect
@@ -211,30 +216,49 @@ def create_app(
 
     @app.agent(topics[kafka.windows_topic], name="evaluate-windows", sink=[publish])
     async def evaluate_windows(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
-        # Runs on the partition of the batch's group keys, where their window state lives; the
-        # table writes go to that partition's changelog when the batch is done.
-        record: EventT[bytes]
-        async for record in records.events():
-            try:
-                batch = ReceivedBatch.from_json(record.value)
-            except ValueError as exc:
-                # Written by an input agent: only a foreign producer could get here.
-                log.warning(
-                    "unreadable record on the windows topic at %s: %s", record.message.offset, exc
+        # Runs on the partitions of the records' group keys, where their window state lives.
+        # In batches of records: the state a batch changed is written once, one changelog
+        # message per group key, when the batch is done.
+        batch: Sequence[EventT[bytes]]
+        batches = cast(faust.Stream[bytes], records).take_events(
+            engine.batch_size, within=engine.batch_wait
+        )
+        async for batch in batches:
+            alerts: list[Alert] = []
+            partitions: set[int] = set()
+            for record in batch:
+                try:
+                    received = ReceivedBatch.from_json(record.value)
+                except ValueError as exc:
+                    # Written by an input agent: only a foreign producer could get here.
+                    log.warning(
+                        "unreadable record on the windows topic at %s[%s]@%s: %s",
+                        record.message.topic,
+                        record.message.partition,
+                        record.message.offset,
+                        exc,
+                    )
+                    continue
+                partition = record.message.partition
+                partitions.add(partition)
+                alerts.extend(evaluator.windowed_batch(received, store, partition=partition))
+            for partition in partitions:
+                # Windows whose end is `expires` behind this partition's event time are done.
+                watermark = max(
+                    (time for (_, at), time in evaluator.watermarks.items() if at == partition),
+                    default=0.0,
                 )
-                yield []
-                continue
-            partition = record.message.partition
-            alerts: Outputs = [*evaluator.windowed_batch(batch, store, partition=partition)]
-            # Windows whose end is `expires` behind this partition's event time are done.
-            watermark = max(
-                (time for (_, at), time in evaluator.watermarks.items() if at == partition),
-                default=0.0,
-            )
-            store.expire(partition, watermark)
-            # Each group key the batch changed: one changelog message, to this partition.
+                store.expire(partition, watermark)
+            # The alerts are in Kafka before the state that marks their rules fired: killed in
+            # between, the worker fires them again when it replays the records (the same ids,
+            # delivered once); the other way round it would lose them. One wait per batch.
+            sent = [
+                await topics[kafka.alerts_topic].send(key=alert.id.encode(), value=alert.to_json())
+                for alert in alerts
+            ]
+            await asyncio.gather(*sent)
             store.flush()
-            yield alerts
+            yield []
 
     async def deliver(alert: Alert, raw: bytes) -> Outputs:
         if followup is not None:

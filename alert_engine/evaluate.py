@@ -125,8 +125,8 @@ class Evaluator:
         self.watermarks: dict[tuple[Stream, int], float] = {}
         # The latest event time per stream that `process` saw.
         self.latest: dict[Stream, float] = {}
-        # Window ranges by (window, event time), for the other groups of recent events: live,
-        # an event's groups arrive in different records, one per windows partition.
+        # Window ranges by (window, step number of the event time): the same for every event
+        # of one step (steps are whole seconds), so recent events share them.
         self._ranges: dict[tuple[HoppingWindow, float], list[WindowRange]] = {}
 
     @property
@@ -459,9 +459,10 @@ class Evaluator:
                 continue
             assert isinstance(folds, list)
             window = family.window
-            ranges = ranges_by_time.get((window, timestamp))
+            step = timestamp // window.step if timestamp >= 0 else timestamp
+            ranges = ranges_by_time.get((window, step))
             if ranges is None:
-                ranges = ranges_by_time[(window, timestamp)] = window_ranges(window, timestamp)
+                ranges = ranges_by_time[(window, step)] = window_ranges(window, timestamp)
             for start, end in ranges:
                 if end + family.grace < mark:
                     late = self.stats.late_events
@@ -1024,8 +1025,10 @@ class _Family:
     # grouping, shape, grace, `where` and aggregates, whatever the rules.
     window: HoppingWindow
     id: str
-    # Per aggregate: how a partial state of a batch merges into the window's.
+    # Per aggregate: how a partial state of a batch merges into the window's, and whether a
+    # value read from the windows topic is a state.
     merges: tuple[Callable[[Any, Any], Any], ...]
+    validators: tuple[Callable[[Any], bool], ...]
 
     def initial(self) -> list[Any]:
         """The aggregates' states before any event."""
@@ -1033,14 +1036,13 @@ class _Family:
 
     def accepts(self, states: Any) -> bool:
         """Whether `states` (from the windows topic) are states of the family's aggregates."""
-        return (
-            states.__class__ is list
-            and len(states) == len(self.aggregates)
-            and all(
-                aggregate.kind.accepts(state)
-                for aggregate, state in zip(self.aggregates, states, strict=True)
-            )
-        )
+        if states.__class__ is not list or len(states) != len(self.validators):
+            return False
+        # A loop, not `all()` over a generator: it runs per partial state of every record.
+        for accepts, state in zip(self.validators, states, strict=True):  # noqa: SIM110
+            if not accepts(state):
+                return False
+        return True
 
 
 def _families(rules: Iterable[Rule], windows: dict[str, HoppingWindow]) -> tuple[_Family, ...]:
@@ -1079,6 +1081,7 @@ def _families(rules: Iterable[Rule], windows: dict[str, HoppingWindow]) -> tuple
                 window=windows[windowed.shape],
                 id=hashlib.sha256(orjson.dumps(family_signature)).hexdigest()[:16],
                 merges=tuple(aggregate.kind.merge for aggregate in windowed.aggregates),
+                validators=tuple(aggregate.kind.accepts for aggregate in windowed.aggregates),
                 shape=windowed.shape,
                 grace=windowed.window.grace,
                 where=windowed.where,

@@ -4,12 +4,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
 from alert_engine.rules import RulesetError, load_ruleset
-from alert_engine.windows.definitions import parse_duration, window_ranges
+from alert_engine.windows.definitions import WindowSpec, parse_duration, window_ranges
 from alert_engine.windows.store import MemoryWindowStore, state_key
 from tests.factories import encode, interaction, rating
 
@@ -337,3 +339,20 @@ def test_window_state_written_as_one_state_per_rule_is_read_on(tmp_path):
     [alert] = feed(evaluator, store, Stream.RATINGS, [first])
     assert alert.values["responses"] == 5
     assert alert.values["average"] == 1.0
+
+
+@given(
+    size_steps=st.sampled_from([(60, 60), (900, 60), (3600, 300), (604800, 86400)]),
+    step_number=st.integers(min_value=0, max_value=30_000_000),
+    milliseconds=st.lists(st.integers(min_value=0, max_value=86_400_000), min_size=2),
+)
+def test_every_moment_of_one_step_falls_in_the_same_windows(size_steps, step_number, milliseconds):
+    # The evaluator keeps an event's windows, by `time // step`, for the next events.
+    size, step = size_steps
+    window = WindowSpec(size=size, step=step).faust_window(0.0)
+    start = step_number * step
+    moments = [start + (ms % (step * 1000)) / 1000 for ms in milliseconds]
+    assert all(moment // step == step_number for moment in moments)
+    first = window_ranges(window, moments[0])
+    assert all(window_ranges(window, moment) == first for moment in moments)
+    assert len(first) == size // step

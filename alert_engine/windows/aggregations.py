@@ -49,19 +49,10 @@ class Kind:
     result: Callable[[State], Any]
     merge: Callable[[State, State], State]
     check: Callable[[Any], Any] = field(default=lambda value: value)
+    # Whether a value has the form of a state (one read from the windows topic).
+    accepts: Callable[[Any], bool] = field(default=lambda state: _is_number(state))
     takes_argument: bool = True
     numeric: bool = True
-
-    def accepts(self, state: Any) -> bool:
-        """Whether `state` has the form of this kind's states (read from the windows topic)."""
-        empty = self.initial()
-        if empty.__class__ is list:
-            if state.__class__ is not list:
-                return False
-            if self.fold is _fold_distinct:
-                return len(state) <= DISTINCT_LIMIT
-            return len(state) == len(empty) and all(_is_number(value) for value in state)
-        return _is_number(state) or (empty is None and state is None)
 
     def add(self, state: State, value: Any) -> State:
         """The state after one more event with `value`."""
@@ -76,6 +67,25 @@ def _number(value: Any) -> float:
 
 def _is_number(value: Any) -> bool:
     return value.__class__ is float or value.__class__ is int
+
+
+def _is_optional_number(state: Any) -> bool:
+    return state is None or _is_number(state)
+
+
+def _are_numbers(length: int) -> Callable[[Any], bool]:
+    def accepts(state: Any) -> bool:
+        return (
+            state.__class__ is list
+            and len(state) == length
+            and all(value.__class__ is float or value.__class__ is int for value in state)
+        )
+
+    return accepts
+
+
+def _are_values(state: Any) -> bool:
+    return state.__class__ is list and len(state) <= DISTINCT_LIMIT
 
 
 def _same(state: Any) -> Any:
@@ -157,16 +167,20 @@ KINDS: dict[str, Kind] = {
         lambda s: s[0] / s[1] if s[1] else None,
         _merge_pairs,
         _number,
+        _are_numbers(2),
     ),
-    "min": Kind(lambda: None, _fold_min, _same, _merge_min, _number),
-    "max": Kind(lambda: None, _fold_max, _same, _merge_max, _number),
-    "distinct": Kind(lambda: [], _fold_distinct, len, _merge_distinct, numeric=False),
+    "min": Kind(lambda: None, _fold_min, _same, _merge_min, _number, _is_optional_number),
+    "max": Kind(lambda: None, _fold_max, _same, _merge_max, _number, _is_optional_number),
+    "distinct": Kind(
+        lambda: [], _fold_distinct, len, _merge_distinct, accepts=_are_values, numeric=False
+    ),
     "nps": Kind(
         lambda: [0, 0, 0],
         _fold_nps,
         lambda s: (s[0] - s[1]) * 100.0 / s[2] if s[2] else None,
         _merge_pairs,
         _nps_score,
+        _are_numbers(3),
     ),
 }
 

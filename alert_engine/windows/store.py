@@ -13,6 +13,7 @@ from functools import lru_cache
 from heapq import heappop, heappush
 from typing import Any, Protocol
 
+import faust
 from faust.windows import HoppingWindow
 
 from alert_engine.windows.definitions import WindowRange
@@ -69,16 +70,27 @@ def window_of(name: str) -> WindowRange:
     return float(start), float(end)
 
 
+class WindowStateTable(faust.Table):  # type: ignore[type-arg]
+    """The Faust table of the window state. An entry's changelog partition is its group key's
+    windows partition, computed from the key as the hop computes it, not taken from the record
+    being processed (Faust's default): the windowed agent writes the entries of a batch of
+    records, of several partitions, once the batch is done."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        grouping, _, group_key = str(key).partition("\x00")
+        return partition_for(grouping, group_key, self.partitions or 1)
+
+
 class TableWindowStore:
     """All windows of one group key in one entry of one Faust table, written once per batch.
 
     An entry is `{shape: {window: state}}` under the state key (grouping and key). The windowed
-    agent takes a batch of events as one record; `set` changes the entry in memory and `flush`,
-    when the batch is done, writes each changed entry to the table: one changelog message per
-    group key and batch, to the partition of the record being processed (the hop made it the
-    partition of the group key). A hopping window of 1 h every 5 min puts an event in 12
-    windows: with an entry per window (a Faust windowed table) that was 12 changelog messages per
-    key and batch, and those writes were most of the worker's time.
+    agent takes a batch of records; `set` changes the entry in memory and `flush`, when the
+    batch is done, writes each changed entry to the table: one changelog message per group key
+    and batch, to the partition of the group key (`WindowStateTable`), which the hop made the
+    windows partition the key's records come from. A hopping window of 1 h every 5 min puts an
+    event in 12 windows: with an entry per window (a Faust windowed table) that was 12
+    changelog messages per key and batch, and those writes were most of the worker's time.
 
     Windows expire by event time, here, not by Faust: Faust drops a windowed table's window once
     its end is `expires` behind the wall clock, so a worker catching up on a backlog would count
