@@ -85,9 +85,12 @@ class Regroup(NamedTuple):
 # An event validated and ready for conditions, or None when it is invalid.
 Validated = tuple[Event, Activation] | None
 
-# The count of a batch's events for one rule family in one window: family, window start and
-# end, events counted, the aggregates' states, and a reference to the event counted last.
-Partial = tuple["_Family", float, float, int, list[Any], Any]
+# The count of a batch's events for one rule family in one window, or for a pane group in one
+# pane: family or group, window or pane start and end, events counted, the aggregates' states,
+# and a reference to the event counted last.
+Partial = tuple["_Family | _PaneGroup", float, float, int, list[Any], Any]
+# A partial state of one family's window: what `merge` adds to the window's state.
+WindowPartial = tuple["_Family", float, float, int, list[Any], Any]
 # A batch's partials of one group key while they are counted (lists, updated in place), by
 # family id and window start.
 Partials = dict[tuple[str, float], list[Any]]
@@ -146,9 +149,17 @@ class Evaluator:
             stream: {grouping: _families(rules, windows) for grouping, rules in groupings.items()}
             for stream, groupings in ruleset.windowed.items()
         }
-        self._family_ids = {
+        self._panes = {
+            stream: {grouping: _pane_groups(families) for grouping, families in groupings.items()}
+            for stream, groupings in self._families.items()
+        }
+        # What a partial state on the windows topic names: a family, or a pane group.
+        self._counted_ids: dict[Stream, dict[str, dict[str, _Family | _PaneGroup]]] = {
             stream: {
-                grouping: {family.id: family for family in families}
+                grouping: {
+                    **{family.id: family for family in families},
+                    **{group.id: group for group in self._panes[stream][grouping]},
+                }
                 for grouping, families in groupings.items()
             }
             for stream, groupings in self._families.items()
@@ -419,7 +430,7 @@ class Evaluator:
             stream,
             group.grouping,
             group.key,
-            partials.values(),
+            self._in_windows(partials.values()),
             store,
             watermark,
             lambda _: event(),
@@ -435,55 +446,105 @@ class Evaluator:
         into: Partials,
         ref: Any,
     ) -> None:
-        """Count one event of a batch (`ref` names it) into `into`: per rule family of
-        `grouping` and window of the event, the state of the batch's events so far (`Partial`).
-        `inputs` are the event's values per family (`Evaluator.inputs`); a window that ended
-        more than its grace before `mark` (the stream's latest event time) takes no more."""
-        families = self._families[stream].get(grouping, ())
+        """Count one event of a batch (`ref` names it) into `into`: the state of the batch's
+        events so far (`Partial`) per pane of a pane group (`_PaneGroup`: the families of
+        `grouping` that count the same values), or per family and window for an event one of
+        whose windows ended more than its grace before `mark` (the stream's latest event time):
+        such a window takes no more events. `inputs` are the event's values per family
+        (`Evaluator.inputs`)."""
         if len(self._ranges) > MAX_CACHED_RANGES:
             self._ranges.clear()
-        ranges_by_time = self._ranges
-        # Families of one grouping often differ only in their windows: a value is checked once.
-        checked: dict[str, Folds | EvaluationError] = {}
-        for family, values in zip(families, inputs, strict=True):
+        for group in self._panes[stream].get(grouping, ()):
+            values = inputs[group.first]
             if values is None:
                 continue
-            folds = checked.get(family.folds)
-            if folds is None:
-                folds = checked[family.folds] = _folds(family, values)
+            folds = _folds(group.families[0], values)
             if folds.__class__ is not list:
                 # A value of the wrong type (text where a number belongs): not counted.
                 misses = self.stats.rule_misses
-                for rule in family.rules:
+                for rule in group.rules:
                     misses[rule.name] += 1
                 continue
             assert isinstance(folds, list)
-            window = family.window
-            step = timestamp // window.step if timestamp >= 0 else timestamp
-            ranges = ranges_by_time.get((window, step))
-            if ranges is None:
-                ranges = ranges_by_time[(window, step)] = window_ranges(window, timestamp)
-            for start, end in ranges:
-                if end + family.grace < mark:
-                    late = self.stats.late_events
-                    for rule in family.rules:
-                        late[rule.name] += 1
-                    continue
-                slot = into.get((family.id, start))
+            if timestamp >= 0 and not self._closed(group, timestamp, mark):
+                pane = group.pane
+                start = (timestamp // pane) * pane
+                slot = into.get((group.id, start))
                 if slot is None:
-                    slot = into[(family.id, start)] = [family, start, end, 0, family.initial(), ref]
+                    slot = into[(group.id, start)] = [
+                        group,
+                        start,
+                        start + pane,
+                        0,
+                        group.families[0].initial(),
+                        ref,
+                    ]
                 states = slot[4]
                 for i, fold, value in folds:
                     states[i] = fold(states[i], value)
                 slot[3] += 1
                 slot[5] = ref
+                continue
+            for family in group.families:
+                for start, end in self._window_ranges(family.window, timestamp):
+                    if end + family.grace < mark:
+                        late = self.stats.late_events
+                        for rule in family.rules:
+                            late[rule.name] += 1
+                        continue
+                    slot = into.get((family.id, start))
+                    if slot is None:
+                        slot = into[(family.id, start)] = [
+                            family,
+                            start,
+                            end,
+                            0,
+                            family.initial(),
+                            ref,
+                        ]
+                    states = slot[4]
+                    for i, fold, value in folds:
+                        states[i] = fold(states[i], value)
+                    slot[3] += 1
+                    slot[5] = ref
+
+    def _closed(self, group: _PaneGroup, timestamp: float, mark: float) -> bool:
+        """Whether a window of the group's families at `timestamp` ended more than its grace
+        before `mark` (the oldest window of each family ends first)."""
+        for family in group.families:
+            if self._window_ranges(family.window, timestamp)[0][1] + family.grace < mark:
+                return True
+        return False
+
+    def _window_ranges(self, window: HoppingWindow, timestamp: float) -> list[WindowRange]:
+        step = timestamp // window.step if timestamp >= 0 else timestamp
+        ranges = self._ranges.get((window, step))
+        if ranges is None:
+            ranges = self._ranges[(window, step)] = window_ranges(window, timestamp)
+        return ranges
+
+    def _in_windows(self, partials: Iterable[Partial | list[Any]]) -> list[WindowPartial]:
+        """Per family and window, the partial states of panes (`fold`) and windows: a pane's
+        counts go to every window of the group's families that holds the pane."""
+        found: list[WindowPartial] = []
+        for counted, start, end, count, states, ref in partials:
+            if isinstance(counted, _Family):
+                found.append((counted, start, end, count, states, ref))
+                continue
+            pane = end - start
+            for family in counted.families:
+                if family.window.step % pane:
+                    continue  # a pane of other rules (a reload): not whole windows of these
+                for window_start, window_end in self._window_ranges(family.window, start):
+                    found.append((family, window_start, window_end, count, states, ref))
+        return found
 
     def merge(
         self,
         stream: Stream,
         grouping: str,
         key: str,
-        partials: Iterable[Partial | list[Any]],
+        partials: Iterable[WindowPartial],
         store: WindowStore,
         watermark: float,
         event_of: Callable[[Any], Validated],
@@ -556,23 +617,33 @@ class Evaluator:
             # Lateness was decided per event by the sender against its stream's latest time;
             # here against what this partition saw before this record.
             watermark = self.watermarks.get((stream, partition), -math.inf)
-            by_id = self._family_ids[stream]
+            by_id = self._counted_ids[stream]
             windowed_in = self.stats.windowed_in
             for grouping, key, events, shipped in batch.groups:
                 windowed_in[_STREAM_NAMES[stream]] += events
-                families = by_id.get(grouping)
-                if families is None:
+                counted_ids = by_id.get(grouping)
+                if counted_ids is None:
                     continue
                 partials: list[Partial] = []
-                for family_id, start, end, count, states, index in shipped:
-                    family = families.get(family_id)
-                    if family is not None and family.accepts(states):
-                        partials.append((family, start, end, count, states, index))
-                    elif family is not None:
+                for counted_id, start, end, count, states, index in shipped:
+                    counted = counted_ids.get(counted_id)
+                    if counted is None:
+                        continue
+                    if counted.accepts(states):
+                        partials.append((counted, start, end, count, states, index))
+                    else:
                         log.warning("unreadable window state on the windows topic: %r", states)
                 if partials:
                     alerts.extend(
-                        self.merge(stream, grouping, key, partials, store, watermark, event_of)
+                        self.merge(
+                            stream,
+                            grouping,
+                            key,
+                            self._in_windows(partials),
+                            store,
+                            watermark,
+                            event_of,
+                        )
                     )
             if batch.mark:
                 self._advance(stream, partition, batch.mark)
@@ -1136,6 +1207,48 @@ def _families(rules: Iterable[Rule], windows: dict[str, HoppingWindow]) -> tuple
             )
         )
     return tuple(families)
+
+
+@dataclass(frozen=True)
+class _PaneGroup:
+    """The families of one grouping that count the same values (same `where` and aggregate
+    functions and arguments) in windows of different shapes.
+
+    The input agent counts a batch once per pane of the group, the longest span that divides
+    every family's step (windows start at whole steps, so a pane lies in whole windows), and
+    the windowed agent adds a pane's counts to each window that holds it: one count per event
+    and group instead of one per family and window (a rule set with 15-minute, 30-minute and
+    hourly windows, and an hourly one every 15 minutes, counts an event once, not 7 times)."""
+
+    id: str
+    families: tuple[_Family, ...]
+    # Where the group's values are in an event's inputs (`Evaluator.inputs`).
+    first: int
+    pane: float
+    rules: tuple[Rule, ...]
+
+    def accepts(self, states: Any) -> bool:
+        return self.families[0].accepts(states)
+
+
+def _pane_groups(families: tuple[_Family, ...]) -> tuple[_PaneGroup, ...]:
+    found: dict[str, list[tuple[int, _Family]]] = {}
+    for position, family in enumerate(families):
+        found.setdefault(family.folds, []).append((position, family))
+    groups = []
+    for folds, members in found.items():
+        pane = math.gcd(*(int(family.window.step) for _, family in members))
+        groups.append(
+            _PaneGroup(
+                # Not a family id (16 hex digits): both name partial states on the topic.
+                id="p" + hashlib.sha256(folds.encode()).hexdigest()[:16],
+                families=tuple(family for _, family in members),
+                first=members[0][0],
+                pane=float(pane),
+                rules=tuple(rule for _, family in members for rule in family.rules),
+            )
+        )
+    return tuple(groups)
 
 
 def _state_key(state_ids: Iterable[str]) -> str:

@@ -8,9 +8,11 @@ import pytest
 
 from alert_engine.app import DeadLetter
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.evaluate import Evaluator
 from alert_engine.rules import load_ruleset
 from alert_engine.settings import EngineSettings, KafkaSettings, RedisSettings, Settings
 from alert_engine.windows.hop import ReceivedBatch, WindowBatch, partition_for
+from alert_engine.windows.store import MemoryWindowStore
 from alert_engine.worker import build_worker
 from tests.factories import encode, rating
 
@@ -125,14 +127,19 @@ async def test_a_rating_no_windowed_rule_of_a_grouping_counts_does_not_travel_th
     assert received.items == []
     [(grouping, key, events, partials)] = received.groups
     assert (grouping, key, events) == ("agent.id", "a-7", 1)
-    # Its 12 windows (1 hour every 5 minutes): one event counted in each, count() and
+    # Counted once, in the 5-minute pane (the rule's step) that holds it: count() and
     # avg(rating) after it, and the event itself for an alert.
-    assert [(counted, states) for _, _, _, counted, states, _ in partials] == [
-        (1, [1, [5.0, 1]])
-    ] * 12
-    starts = sorted(start for _, start, _, _, _, _ in partials)
-    assert [later - earlier for earlier, later in itertools.pairwise(starts)] == [300.0] * 11
+    [(_, start, end, counted, states, _)] = partials
+    assert (end - start, counted, states) == (300.0, 1, [1, [5.0, 1]])
     assert received.events == [orjson.loads(raw)]
+    # The windowed agent adds that to each of the 12 windows (1 hour every 5 minutes) holding it.
+    evaluator = Evaluator(load_ruleset(shipped), max_event_bytes=65536)
+    store = MemoryWindowStore(evaluator.ruleset.windows())
+    evaluator.windowed_batch(received, store, partition=batch.partition)
+    windows = sorted(window for _, _, window in store.data)
+    assert len(windows) == 12
+    assert [later[0] - earlier[0] for earlier, later in itertools.pairwise(windows)] == [300.0] * 11
+    assert all(start in range(int(window[0]), int(window[0]) + 3600) for window in windows)
     assert batch.partition == partition_for("agent.id", "a-7", settings.kafka.partitions)
 
 

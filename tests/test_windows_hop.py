@@ -408,3 +408,38 @@ def test_only_values_that_come_back_from_json_unchanged_are_shipped(values, ship
     [batch] = hop.batches()
     [item] = ReceivedBatch.from_json(batch.to_json()).items
     assert item.inputs == ((None, values) if shipped else None)
+
+
+def test_a_pane_counts_in_every_window_of_the_rules_in_force_that_holds_it(tmp_path):
+    rule = (
+        "name: NAME\nsource: ratings\ngroup_by: team\nwindow: WINDOW\n"
+        "aggregates: {negatives: count()}\ncondition: negatives >= 3\n"
+    )
+    rules = tmp_path / "rules"
+    rules.mkdir()
+
+    def write(name: str, window: str) -> None:
+        (rules / f"{name}.yaml").write_text(rule.replace("NAME", name).replace("WINDOW", window))
+
+    write("quarter", "{size: 15m}")
+    sender = Evaluator(load_ruleset(rules), max_event_bytes=65536)
+    # Reloaded between the agents: an hourly window, and one every 7 minutes, on the same
+    # count. The sender counted 15-minute panes: whole parts of the hour, not of 7 minutes.
+    write("hour", "{size: 1h}")
+    write("seven", "{size: 14m, step: 7m}")
+    receiver = Evaluator(load_ruleset(rules), max_event_bytes=65536)
+    store = MemoryWindowStore(receiver.ruleset.windows())
+    raws = [
+        encode(rating(id=f"r-{n}", team="orders", time=(T0 + timedelta(minutes=n)).isoformat()))
+        for n in range(3)
+    ]
+    alerts = hop_through(sender, receiver, store, raws, size=3)
+    assert sorted(alert.rule for alert in alerts) == ["hour", "quarter"]
+    # The 7-minute rule starts counting with the next batch, which its rules' panes fit.
+    more = [
+        encode(rating(id=f"s-{n}", team="orders", time=(T0 + timedelta(minutes=n)).isoformat()))
+        for n in range(3)
+    ]
+    assert [alert.rule for alert in hop_through(receiver, receiver, store, more, size=3)] == [
+        "seven"
+    ]
