@@ -48,6 +48,15 @@ def seconds_ago(seconds: float) -> str:
     return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
 
 
+def this_window(size: int, count: int) -> list[str]:
+    """`count` times, in order, between the start of the current tumbling window of `size`
+    seconds and now: the other tests' events moved their stream's time to now, so the previous
+    window may have closed already."""
+    now = datetime.now(UTC)
+    start = datetime.fromtimestamp(now.timestamp() // size * size, UTC)
+    return [(start + (now - start) * n / count).isoformat() for n in range(count)]
+
+
 def name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
@@ -117,9 +126,10 @@ def test_a_queue_answering_under_70_percent_within_20_seconds_over_30_minutes_al
 
     def calls(queue: str, fast: int, slow: int) -> list[dict[str, Any]]:
         waits = [8.0] * fast + [45.0] * slow
+        times = this_window(30 * 60, len(waits))
         return [
-            interaction(id=name("i"), queue=queue, wait_seconds=w, time=seconds_ago(300 - n))
-            for n, w in enumerate(waits)
+            interaction(id=name("i"), queue=queue, wait_seconds=w, time=at)
+            for w, at in zip(waits, times, strict=True)
         ]
 
     # 13 of 20 in time (65%) alerts; 15 of 20 (75%) does not; chats are not counted.
@@ -142,8 +152,8 @@ def test_a_channel_with_negative_nps_over_a_day_and_thirty_responses_alerts(engi
     scores = [10] * 10 + [3] * 12 + [8] * 8
     events = [rating(id=name("r"), rating=4, nps=None, channel=channel) for _ in range(5)]
     events += [
-        rating(id=name("r"), rating=4, nps=score, channel=channel, time=seconds_ago(100 - n))
-        for n, score in enumerate(scores)
+        rating(id=name("r"), rating=4, nps=score, channel=channel, time=at)
+        for score, at in zip(scores, this_window(86400, len(scores)), strict=True)
     ]
     engine.produce(engine.kafka.ratings_topic, encode_all(events[:-1]))
     time.sleep(2.0)
