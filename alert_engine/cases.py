@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
+from alert_engine.first_write import FirstWrites
 
 CASE_TTL_SECONDS = 90 * 24 * 3600
 
@@ -179,23 +180,24 @@ class CaseStore:
         self.redis = redis
         self.prefix = prefix
         self._transition = redis.register_script(_TRANSITION)
+        self._first_writes = FirstWrites(redis)
 
     async def remember(self, alert: Alert) -> None:
         """Keep the alert with its case (once), so case changes can carry it."""
-        key = redis_keys.case(self.prefix, alert.id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "alert", alert.to_json())
-            pipe.expire(key, CASE_TTL_SECONDS)
-            await pipe.execute()
+        await self._first_writes.write(
+            redis_keys.case(self.prefix, alert.id),
+            {"alert": alert.to_json()},
+            ttl_seconds=CASE_TTL_SECONDS,
+        )
 
     async def remember_slack_message(self, alert_id: str, channel: str, ts: str) -> None:
         """Keep where the alert was posted in Slack (the first post wins: escalations and
         digests elsewhere do not move its thread)."""
-        key = redis_keys.case(self.prefix, alert_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "slack_message", f"{channel} {ts}")
-            pipe.expire(key, CASE_TTL_SECONDS)
-            await pipe.execute()
+        await self._first_writes.write(
+            redis_keys.case(self.prefix, alert_id),
+            {"slack_message": f"{channel} {ts}"},
+            ttl_seconds=CASE_TTL_SECONDS,
+        )
 
     async def record_rerating(self, alert_id: str, rerating: Rerating) -> None:
         key = redis_keys.case(self.prefix, alert_id)

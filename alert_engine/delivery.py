@@ -58,10 +58,39 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
+# KEYS[1] the delivered record, KEYS[2] the attempt record; ARGV[1] now, ARGV[2] the TTL.
+# Returns {1} if delivered already, else {0, the previous attempt or false}.
+_BEGIN = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return {1}
+end
+local previous = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return {0, previous}
+"""
+
+
 class DeliveryLedger:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self._begin = redis.register_script(_BEGIN)
+
+    async def begin(self, alert_id: str, destination: str) -> tuple[bool, bool]:
+        """Whether the alert was delivered to `destination` already; if not, notes that a send
+        is starting (`mark_attempt`) and whether one was started before (and not recorded).
+        One call instead of two: it is on every delivery's path."""
+        answer = await self._begin(
+            keys=[
+                redis_keys.delivered(self.prefix, alert_id, destination),
+                redis_keys.attempted(self.prefix, alert_id, destination),
+            ],
+            args=[datetime.now(UTC).isoformat(), LEDGER_TTL_SECONDS],
+            client=self.redis,
+        )
+        if answer[0] == 1:
+            return True, False
+        return False, answer[1] is not None
 
     async def is_delivered(self, alert_id: str, destination: str) -> bool:
         return bool(
@@ -263,14 +292,14 @@ class Deliverer:
         already_sent: Callable[[Alert], Awaitable[bool]] | None,
         alert: Alert,
     ) -> Failure | None:
-        if await self._redis_answer(lambda: self.ledger.is_delivered(item_id, record_as), item_id):
+        # `maybe_sent` when an earlier send may have gone through unrecorded (its worker died,
+        # or it timed out): a destination that can look is asked before sending again.
+        delivered, maybe_sent = await self._redis_answer(
+            lambda: self.ledger.begin(item_id, record_as), item_id
+        )
+        if delivered:
             self.stats.alerts_duplicate[name] += 1
             return None
-        # Set when an earlier send may have gone through unrecorded (its worker died, or it timed
-        # out): a destination that can look is asked before sending again.
-        maybe_sent = await self._redis_answer(
-            lambda: self.ledger.mark_attempt(item_id, record_as), item_id
-        )
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 if maybe_sent and already_sent is not None and await already_sent(alert):

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState
+from alert_engine.first_write import FirstWrites
 from alert_engine.followup.schedule import as_text
 from alert_engine.settings import RedisSettings
 
@@ -29,6 +30,7 @@ class OutcomeFacts:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self._first_writes = FirstWrites(redis)
 
     async def record(self, alert_id: str, fields: Mapping[str, str | int | float]) -> None:
         key = redis_keys.outcome(self.prefix, alert_id)
@@ -40,13 +42,12 @@ class OutcomeFacts:
 
     async def _record_first(self, alert_id: str, fields: Mapping[str, str | int | float]) -> None:
         """Fields set only if not there yet: the first claim, the alert as first seen."""
-        key = redis_keys.outcome(self.prefix, alert_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for name, value in fields.items():
-                pipe.hsetnx(key, name, value)
-            pipe.expire(key, FACTS_TTL_SECONDS)
-            pipe.sadd(redis_keys.outcome_index(self.prefix), alert_id)
-            await pipe.execute()
+        await self._first_writes.write(
+            redis_keys.outcome(self.prefix, alert_id),
+            fields,
+            ttl_seconds=FACTS_TTL_SECONDS,
+            index=(redis_keys.outcome_index(self.prefix), alert_id),
+        )
 
     async def record_alert(self, alert: Alert, *, holdout: bool = False) -> None:
         event = alert.event
