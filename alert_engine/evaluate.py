@@ -469,21 +469,7 @@ class Evaluator:
             if timestamp >= 0 and not self._closed(group, timestamp, mark):
                 pane = group.pane
                 start = (timestamp // pane) * pane
-                slot = into.get((group.id, start))
-                if slot is None:
-                    slot = into[(group.id, start)] = [
-                        group,
-                        start,
-                        start + pane,
-                        0,
-                        group.families[0].initial(),
-                        ref,
-                    ]
-                states = slot[4]
-                for i, fold, value in folds:
-                    states[i] = fold(states[i], value)
-                slot[3] += 1
-                slot[5] = ref
+                _count_into(into, group, start, start + pane, folds, ref)
                 continue
             for family in group.families:
                 for start, end in self._window_ranges(family.window, timestamp):
@@ -492,21 +478,7 @@ class Evaluator:
                         for rule in family.rules:
                             late[rule.name] += 1
                         continue
-                    slot = into.get((family.id, start))
-                    if slot is None:
-                        slot = into[(family.id, start)] = [
-                            family,
-                            start,
-                            end,
-                            0,
-                            family.initial(),
-                            ref,
-                        ]
-                    states = slot[4]
-                    for i, fold, value in folds:
-                        states[i] = fold(states[i], value)
-                    slot[3] += 1
-                    slot[5] = ref
+                    _count_into(into, family, start, end, folds, ref)
 
     def _closed(self, group: _PaneGroup, timestamp: float, mark: float) -> bool:
         """Whether a window of the group's families at `timestamp` ended more than its grace
@@ -984,6 +956,26 @@ def _folds(family: _Family, values: list[Any]) -> Folds | EvaluationError:
         return exc
 
 
+def _count_into(
+    into: Partials,
+    counted: _Family | _PaneGroup,
+    start: float,
+    end: float,
+    folds: Folds,
+    ref: Any,
+) -> None:
+    """One more event (`ref`) in the partial state of `counted` (a family's window, a pane
+    group's pane) from `start` to `end`."""
+    slot = into.get((counted.id, start))
+    if slot is None:
+        slot = into[(counted.id, start)] = [counted, start, end, 0, counted.initial(), ref]
+    states = slot[4]
+    for i, fold, value in folds:
+        states[i] = fold(states[i], value)
+    slot[3] += 1
+    slot[5] = ref
+
+
 def _family_values(family: _Family, activation: Activation) -> list[Any] | bool | EvaluationError:
     """The family's argument values for the event (null for `count()`), False when its `where`
     is false, or the error that kept one from being computed. Each expression's value is kept in
@@ -1226,6 +1218,9 @@ class _PaneGroup:
     first: int
     pane: float
     rules: tuple[Rule, ...]
+
+    def initial(self) -> list[Any]:
+        return self.families[0].initial()
 
     def accepts(self, states: Any) -> bool:
         return self.families[0].accepts(states)
