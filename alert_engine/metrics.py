@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import faust
 import prometheus_client
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust import web
+from faust.sensors.monitor import Monitor
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP, EventT, Message, StreamT
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 
 # Event time to delivery: a few milliseconds on a quiet worker, up to a minute behind a backlog or
 # a rate-limited destination.
@@ -62,7 +67,114 @@ def delivery_latency_histogram(registry: CollectorRegistry) -> prometheus_client
     )
 
 
+class FaustSensor(PrometheusMonitor):
+    """Faust's Prometheus sensor, with its per-event figures handed over when they are scraped.
+
+    Faust's own sensor calls prometheus_client about nine times per event (messages in and out,
+    stream events, partition offsets), each call taking a lock and most checking label names:
+    11 µs per event over Faust's base `Monitor`, measured in-process, or about 7% of a loaded
+    worker. Here those hooks only do the base `Monitor`'s counting in plain fields, and
+    `catch_up`, run before each scrape, brings the same Prometheus metrics up to date: a scrape
+    reads what Faust's sensor would show. The rarer hooks (sends, tables, commits, rebalances,
+    web requests) are Faust's.
+    """
+
+    def __init__(self, metrics: FaustMetrics) -> None:
+        super().__init__(metrics=metrics)
+        # What the Prometheus counters have been given so far.
+        self._handed_messages = 0
+        self._handed_events = 0
+        self._handed_by_topic: dict[str, int] = {}
+        self._handed_by_stream: dict[str, int] = {}
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> FaustSensor:
+        before_scrape = _BeforeScrape()
+        # Registered ahead of Faust's metrics: a registry collects in the order of registration.
+        registry.register(before_scrape)
+        sensor = cls(FaustMetrics.create(registry, "faust"))
+        before_scrape.run = sensor.catch_up
+        return sensor
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        Monitor.on_message_in(self, tp, offset, message)
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any]
+    ) -> dict[str, Any] | None:
+        return Monitor.on_stream_event_in(self, tp, offset, stream, event)
+
+    def on_stream_event_out(
+        self,
+        tp: TP,
+        offset: int,
+        stream: StreamT[Any],
+        event: EventT[Any],
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        Monitor.on_stream_event_out(self, tp, offset, stream, event, state)
+        if state is not None:  # a histogram keeps every observation: this one stays per event
+            self._metrics.events_runtime_latency.observe(self.secs_to_ms(self.events_runtime[-1]))
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        Monitor.on_message_out(self, tp, offset, message)
+
+    def track_tp_end_offset(self, tp: TP, offset: int) -> None:
+        Monitor.track_tp_end_offset(self, tp, offset)
+
+    def catch_up(self) -> None:
+        metrics = self._metrics
+        metrics.messages_received.inc(self.messages_received_total - self._handed_messages)
+        self._handed_messages = self.messages_received_total
+        metrics.active_messages.set(self.messages_active)
+        for topic, received in list(self.messages_received_by_topic.items()):
+            # Only a topic with messages since has a series (none since a rebalance removed it).
+            new = received - self._handed_by_topic.get(topic, 0)
+            if new:
+                metrics.messages_received_per_topics.labels(topic=topic).inc(new)
+                self._handed_by_topic[topic] = received
+        for tp, offset in list(self.tp_read_offsets.items()):
+            metrics.messages_received_per_topics_partition.labels(
+                topic=tp.topic, partition=tp.partition
+            ).set(offset)
+        for tp, offset in list(self.tp_end_offsets.items()):
+            metrics.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(
+                offset
+            )
+        metrics.total_events.inc(self.events_total - self._handed_events)
+        self._handed_events = self.events_total
+        metrics.total_active_events.set(self.events_active)
+        # Faust counts per stream under `str(stream)` and labels the metric by the stream's label.
+        for stream, key in list(self.stream_lookup.items()):
+            events = self.events_by_stream[key]
+            metrics.total_events_per_stream.labels(
+                stream=f"stream.{self._stream_label(stream)}.events"
+            ).inc(events - self._handed_by_stream.get(key, 0))
+            self._handed_by_stream[key] = events
+
+    def _clear_partition_related_metrics(self) -> None:
+        # Faust removes the per-topic series on a rebalance and counts afresh from there.
+        self._handed_by_topic = dict(self.messages_received_by_topic)
+        super()._clear_partition_related_metrics()
+
+
+class _BeforeScrape:
+    """A collector of no metrics, which runs a hook when the registry is collected."""
+
+    def __init__(self) -> None:
+        self.run: Callable[[], None] = lambda: None
+
+    def collect(self) -> Iterator[Metric]:
+        self.run()
+        return iter(())
+
+
 def serve_metrics(app: faust.App, registry: CollectorRegistry) -> None:
-    """Faust's Prometheus monitor (messages, commits, rebalances, send latency, ...) and the
+    """Faust's Prometheus sensor (messages, commits, rebalances, send latency, ...) and the
     engine's metrics in `registry`, together at `/metrics` on the worker's web server."""
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    app.monitor = FaustSensor.create(registry)
+
+    @app.page("/metrics")
+    async def metrics(view: web.View, request: web.Request) -> web.Response:
+        latest = prometheus_client.generate_latest(registry)
+        return view.bytes(latest, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})

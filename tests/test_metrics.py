@@ -141,3 +141,72 @@ def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path
     text = prometheus_client.generate_latest(evaluator.stats.registry).decode()
     assert 'alert_engine_rule_evaluations_total{rule="low-1"} 3.0' in text
     assert evaluator.stats.as_dict()["rule_evaluations"] == {"low-0": 3, "low-1": 3, "low-2": 3}
+
+
+def test_faust_sensor_serves_what_fausts_own_prometheus_sensor_serves_across_a_rebalance():
+    """The engine's sensor hands its per-event figures to Prometheus when scraped: every scrape
+    must read what Faust's `PrometheusMonitor`, fed the same calls, shows at that moment, also
+    after a rebalance removes the partitions' series and a partition comes back."""
+    from types import SimpleNamespace
+
+    import faust
+    import prometheus_client
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+
+    from alert_engine.metrics import FaustSensor
+
+    app = faust.App("sensor-test", autodiscover=False)
+    ratings, alerts = app.topic("ratings").stream(), app.topic("alerts").stream()
+
+    class Task:  # the agent's task, when running
+        pass
+
+    for stream in (ratings, alerts):
+        stream.task_owner = Task()
+
+    def scrapes(sensor: PrometheusMonitor, registry: prometheus_client.CollectorRegistry):
+        def scrape() -> list[str]:
+            return sorted(
+                line
+                for line in prometheus_client.generate_latest(registry).decode().splitlines()
+                # When each series was made, and how long the calls took: times of this run.
+                if "_created" not in line and "events_runtime_ms_sum" not in line
+            )
+
+        def traffic(offsets: range, streams: dict[TP, faust.Stream]) -> None:
+            for offset in offsets:
+                for tp, stream in streams.items():
+                    message = SimpleNamespace()
+                    sensor.track_tp_end_offset(tp, offset + 10)
+                    sensor.on_message_in(tp, offset, message)
+                    state = sensor.on_stream_event_in(tp, offset, stream, message)
+                    sensor.on_stream_event_out(tp, offset, stream, message, state)
+                    sensor.on_message_out(tp, offset, message)
+            sensor.on_tp_commit({TP("ratings", 0): offsets[-1]})
+
+        both = {TP("ratings", 0): ratings, TP("alerts", 1): alerts}
+        traffic(range(0, 5), both)
+        first = scrape()
+        traffic(range(5, 7), both)  # counted, but not scraped before the rebalance
+        sensor._clear_partition_related_metrics()  # what Faust does on a rebalance
+        after_rebalance = scrape()
+        traffic(range(7, 10), {TP("ratings", 0): ratings})
+        return [first, after_rebalance, scrape()]
+
+    fausts_registry, our_registry = (
+        prometheus_client.CollectorRegistry(),
+        (prometheus_client.CollectorRegistry()),
+    )
+    fausts = scrapes(
+        PrometheusMonitor(FaustMetrics.create(fausts_registry, "faust")), fausts_registry
+    )
+    ours = scrapes(FaustSensor.create(our_registry), our_registry)
+    assert ours == fausts
+    first, after_rebalance, last = ours
+    assert 'faust_topic_partition_end_offset{partition="0",topic="ratings"} 14.0' in first
+    assert 'faust_messages_received_per_topic_total{topic="alerts"} 5.0' in first
+    assert not any("partition=" in line for line in after_rebalance)
+    assert 'faust_messages_received_per_topic_total{topic="ratings"} 3.0' in last
+    assert 'faust_total_events_per_stream_total{stream="stream.topic_ratings.events"} 10.0' in last
+    assert "faust_messages_received_total 17.0" in last
