@@ -131,6 +131,8 @@ class Evaluator:
         # Window ranges by (window, step number of the event time): the same for every event
         # of one step (steps are whole seconds), so recent events share them.
         self._ranges: dict[tuple[HoppingWindow, float], list[WindowRange]] = {}
+        # When each pane of a pane group stops taking events, by (group id, pane number).
+        self._pane_closes: dict[tuple[str, float], float] = {}
 
     @property
     def ruleset(self) -> Ruleset:
@@ -141,6 +143,7 @@ class Evaluator:
         # Swapped by a reload between two events: the filter groups and the windowed rules'
         # families go with it.
         self._settle()
+        self._pane_closes = {}  # a group id names the same counting, not the same windows
         self._guarded = {
             stream: _guard_groups(rules) for stream, rules in ruleset.by_stream.items()
         }
@@ -454,6 +457,8 @@ class Evaluator:
         (`Evaluator.inputs`)."""
         if len(self._ranges) > MAX_CACHED_RANGES:
             self._ranges.clear()
+        if len(self._pane_closes) > MAX_CACHED_RANGES:
+            self._pane_closes.clear()
         for group in self._panes[stream].get(grouping, ()):
             values = inputs[group.first]
             if values is None:
@@ -466,11 +471,16 @@ class Evaluator:
                     misses[rule.name] += 1
                 continue
             assert isinstance(folds, list)
-            if timestamp >= 0 and not self._closed(group, timestamp, mark):
+            if timestamp >= 0:
                 pane = group.pane
-                start = (timestamp // pane) * pane
-                _count_into(into, group, start, start + pane, folds, ref)
-                continue
+                number = timestamp // pane
+                closes = self._pane_closes.get((group.id, number))
+                if closes is None:
+                    closes = self._pane_closes[(group.id, number)] = self._closes(group, timestamp)
+                if mark <= closes:
+                    start = number * pane
+                    _count_into(into, group, start, start + pane, folds, ref)
+                    continue
             for family in group.families:
                 for start, end in self._window_ranges(family.window, timestamp):
                     if end + family.grace < mark:
@@ -480,13 +490,14 @@ class Evaluator:
                         continue
                     _count_into(into, family, start, end, folds, ref)
 
-    def _closed(self, group: _PaneGroup, timestamp: float, mark: float) -> bool:
-        """Whether a window of the group's families at `timestamp` ended more than its grace
-        before `mark` (the oldest window of each family ends first)."""
-        for family in group.families:
-            if self._window_ranges(family.window, timestamp)[0][1] + family.grace < mark:
-                return True
-        return False
+    def _closes(self, group: _PaneGroup, timestamp: float) -> float:
+        """The latest mark at which every window of the group's families at `timestamp` still
+        takes events: the earliest end plus grace (the oldest window of each family ends first).
+        The same for the whole pane of `timestamp`: a pane lies in whole windows."""
+        return min(
+            self._window_ranges(family.window, timestamp)[0][1] + family.grace
+            for family in group.families
+        )
 
     def _window_ranges(self, window: HoppingWindow, timestamp: float) -> list[WindowRange]:
         step = timestamp // window.step if timestamp >= 0 else timestamp
@@ -497,19 +508,34 @@ class Evaluator:
 
     def _in_windows(self, partials: Iterable[Partial | list[Any]]) -> list[WindowPartial]:
         """Per family and window, the partial states of panes (`fold`) and windows: a pane's
-        counts go to every window of the group's families that holds the pane."""
-        found: list[WindowPartial] = []
+        counts go to every window of the group's families that holds the pane. The partials
+        of one window (several panes, or a pane and a late event's own) are merged into one,
+        so the window's condition is checked once, on the whole batch."""
+        found: dict[tuple[str, float], WindowPartial] = {}
+
+        def add(
+            family: _Family, start: float, end: float, count: int, states: list[Any], ref: Any
+        ) -> None:
+            earlier = found.get((family.id, start))
+            if earlier is not None:
+                # A new state: a pane's states are shared by all the windows that hold it.
+                merged = family.initial()
+                for i, merge in enumerate(family.merges):
+                    merged[i] = merge(merge(merged[i], earlier[4][i]), states[i])
+                count, states, ref = earlier[3] + count, merged, _later(earlier[5], ref)
+            found[(family.id, start)] = (family, start, end, count, states, ref)
+
         for counted, start, end, count, states, ref in partials:
             if isinstance(counted, _Family):
-                found.append((counted, start, end, count, states, ref))
+                add(counted, start, end, count, states, ref)
                 continue
             pane = end - start
             for family in counted.families:
                 if family.window.step % pane:
                     continue  # a pane of other rules (a reload): not whole windows of these
                 for window_start, window_end in self._window_ranges(family.window, start):
-                    found.append((family, window_start, window_end, count, states, ref))
-        return found
+                    add(family, window_start, window_end, count, states, ref)
+        return list(found.values())
 
     def merge(
         self,
@@ -954,6 +980,14 @@ def _folds(family: _Family, values: list[Any]) -> Folds | EvaluationError:
         ]
     except EvaluationError as exc:
         return exc
+
+
+def _later(ref: Any, other: Any) -> Any:
+    """Of two partials' last events, the later: references into a record's events are their
+    positions in the batch."""
+    if isinstance(ref, int) and isinstance(other, int):
+        return max(ref, other)
+    return other
 
 
 def _count_into(

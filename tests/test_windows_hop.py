@@ -443,3 +443,37 @@ def test_a_pane_counts_in_every_window_of_the_rules_in_force_that_holds_it(tmp_p
     assert [alert.rule for alert in hop_through(receiver, receiver, store, more, size=3)] == [
         "seven"
     ]
+
+
+def test_an_event_late_for_one_window_of_a_pane_still_counts_in_the_others(tmp_path):
+    """A minute and an hour share one pane count; an event late for its minute (the stream's
+    time moved on half an hour earlier in the same batch) is counted in its hour only, and
+    noted late for the minute. The windowed agent cannot tell: it judges a record by the time
+    of the records before it."""
+    rule = (
+        "name: NAME\nsource: ratings\ngroup_by: team\nwindow: {size: SIZE, grace: 10s}\n"
+        "aggregates: {negatives: count()}\ncondition: negatives >= 3\n"
+    )
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for name, size in (("minute", "1m"), ("hour", "1h")):
+        (rules / f"{name}.yaml").write_text(rule.replace("NAME", name).replace("SIZE", size))
+    evaluator = Evaluator(load_ruleset(rules), max_event_bytes=65536)
+    store = MemoryWindowStore(evaluator.ruleset.windows())
+    hour = T0.replace(minute=0, second=0, microsecond=0)
+    raws = [
+        encode(rating(id=f"r-{n}", team="orders", time=(hour + after).isoformat()))
+        for n, after in enumerate(
+            [
+                timedelta(seconds=10),
+                timedelta(seconds=20),
+                timedelta(minutes=30),
+                timedelta(seconds=30),  # late for its minute, in time for its hour
+            ]
+        )
+    ]
+    alerts = hop_through(evaluator, evaluator, store, raws, size=4)
+    assert [alert.rule for alert in alerts] == ["hour"]
+    # Checked once on the whole batch: its count, and its last event of the key.
+    assert (alerts[0].values["negatives"], alerts[0].event["id"]) == (4, "r-3")
+    assert evaluator.stats.late_events == {"minute": 1}
