@@ -1,6 +1,7 @@
 """Throughput of one worker with 10, 100 and 1,000 rules against a bare Faust agent.
 
     .venv/bin/python benchmarks/rules_throughput.py [--events 20000] [--rules 10,100,1000]
+                                                    [--repeat 1]
 
 Starts the local Kafka broker and Redis (or uses ALERT_ENGINE_KAFKA_BOOTSTRAP and
 ALERT_ENGINE_REDIS_URL), writes the same ratings to a fresh topic per run, then starts one worker
@@ -8,8 +9,8 @@ on it: first a bare agent that only decodes and counts, then `alert-engine worke
 rule sets (80% filters, 20% windowed rules, state in a Faust table). The rate is events per
 second from the first event the worker counted to the last one, including the windowed agent's
 work on the re-keyed events, both per second of wall time and per second of the worker's own CPU
-time: on a shared, busy machine the second is the steadier figure. Results are printed as a
-table.
+time: on a shared, busy machine the second is the steadier figure. With `--repeat N` the runs
+go round N times and the table shows each run's median. Results are printed as a table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -154,19 +156,41 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rules", default="10,100,1000")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of all runs, one after the other; the table shows each run's median",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.rules.split(",")]
     events = make_events(args.events)
     work = Path(tempfile.mkdtemp(prefix="bench-"))
+    rounds: dict[str, list[tuple[float, float]]] = {}
     with running_stack(work / "stack") as endpoints:
-        results: list[tuple[str, float, float]] = []
-        for size in [None, *sizes]:
-            name = "bare agent (decode + count)" if size is None else f"{size} rules"
-            wall, cpu = scenario(endpoints, work, events, size)
-            results.append((name, wall, cpu))
-            print(f"{name}: {wall:,.0f} events/s, {cpu:,.0f} per CPU-second", flush=True)
+        # Rounds rather than each run N times in a row: a busy spell on a shared machine then
+        # slows one round of every run, not every round of one.
+        for round_number in range(1, args.repeat + 1):
+            for size in [None, *sizes]:
+                name = "bare agent (decode + count)" if size is None else f"{size} rules"
+                wall, cpu = scenario(endpoints, work, events, size)
+                rounds.setdefault(name, []).append((wall, cpu))
+                print(
+                    f"round {round_number}, {name}: {wall:,.0f} events/s, "
+                    f"{cpu:,.0f} per CPU-second",
+                    flush=True,
+                )
+    results = [
+        (
+            name,
+            statistics.median(wall for wall, _ in runs),
+            statistics.median(cpu for _, cpu in runs),
+        )
+        for name, runs in rounds.items()
+    ]
     bare_wall, bare_cpu = results[0][1], results[0][2]
-    print(f"\n{len(events):,} ratings, 1 worker, 4 partitions")
+    medians = f", medians of {args.repeat} rounds" if args.repeat > 1 else ""
+    print(f"\n{len(events):,} ratings, 1 worker, 4 partitions{medians}")
     print(f"{'run':<30}{'events/s':>10}{'vs bare':>9}{'events/CPU-s':>14}{'vs bare':>9}")
     for name, wall, cpu in results:
         print(
