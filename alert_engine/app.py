@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeAlias, cast
@@ -23,6 +23,7 @@ from faust.types import EventT, StreamT
 
 from alert_engine import deadletter
 from alert_engine.alerts import Alert
+from alert_engine.batches import waiting_batches
 from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
 from alert_engine.evaluate import Evaluator
@@ -174,12 +175,9 @@ def create_app(
     async def evaluate(stream: Stream, events: StreamT[bytes]) -> AsyncIterator[Outputs]:
         # In batches: the windowed rules' share of a whole batch travels as one record per
         # windows partition. Faust acks a batch's events only after its outputs are published.
-        batch: Sequence[EventT[bytes]]
-        # `take_events` is on Faust's Stream, not yet on its StreamT protocol.
-        batches = cast(faust.Stream[bytes], events).take_events(
-            engine.batch_size, within=engine.batch_wait
-        )
-        async for batch in batches:
+        async for batch in waiting_batches(
+            cast(faust.Stream[bytes], events), engine.batch_size, engine.batch_wait
+        ):
             outputs: Outputs = []
             hop = HopBuilder(
                 stream,
@@ -219,11 +217,9 @@ def create_app(
         # Runs on the partitions of the records' group keys, where their window state lives.
         # In batches of records: the state a batch changed is written once, one changelog
         # message per group key, when the batch is done.
-        batch: Sequence[EventT[bytes]]
-        batches = cast(faust.Stream[bytes], records).take_events(
-            engine.batch_size, within=engine.batch_wait
-        )
-        async for batch in batches:
+        async for batch in waiting_batches(
+            cast(faust.Stream[bytes], records), engine.batch_size, engine.batch_wait
+        ):
             alerts: list[Alert] = []
             partitions: set[int] = set()
             for record in batch:
@@ -287,11 +283,9 @@ def create_app(
         # The alerts waiting are delivered together, not one after the other: each waits on
         # Redis and Slack far longer than on the CPU. Faust acks the batch's records once all
         # are done. (Faust's own `concurrency` may commit past an alert still in flight.)
-        batch: Sequence[EventT[bytes]]
-        batches = cast(faust.Stream[bytes], records).take_events(
-            engine.delivery_concurrency, within=engine.batch_wait
-        )
-        async for batch in batches:
+        async for batch in waiting_batches(
+            cast(faust.Stream[bytes], records), engine.delivery_concurrency, engine.batch_wait
+        ):
             # The same alert twice (an event evaluated again after a restart) is delivered
             # once: two deliveries of one id at once would both find it not yet delivered.
             alerts: dict[str, tuple[Alert, bytes]] = {}

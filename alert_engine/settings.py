@@ -104,9 +104,10 @@ class EngineSettings(BaseSettings):
     escalation_check_interval: float = Field(default=1.0, gt=0)
     # How often a worker looks for changed rule files; 0 turns hot reload off.
     rules_reload_seconds: float = Field(default=5.0, ge=0)
-    # Input events are evaluated in batches of up to `batch_size`, waiting at most `batch_wait`
-    # seconds for a batch to fill: the latency a quiet stream adds to an alert, traded for one
-    # windows-topic record per partition and batch instead of one per event and group key.
+    # Input events are evaluated in batches of up to `batch_size`: the events already waiting,
+    # handed over at once. While Kafka holds more of a partition than the worker has taken (a
+    # backlog), a batch waits up to `batch_wait` seconds to fill: fewer, fuller batches (one
+    # windows-topic record per partition and batch) while catching up, no wait when keeping up.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     batch_wait: float = Field(default=0.01, gt=0, le=1.0)
     # Alerts delivered at once: each mostly waits on Redis and Slack, so a burst is delivered in

@@ -1,0 +1,65 @@
+"""Agents take their events in batches of those already waiting (`waiting_batches`), on a real
+in-memory Faust channel."""
+
+import asyncio
+from unittest.mock import patch
+
+import faust
+import pytest
+
+from alert_engine.batches import waiting_batches
+
+
+def channel_stream() -> tuple[faust.ChannelT, faust.Stream]:
+    app = faust.App("batches-test", autodiscover=False)
+    app.flow_control.resume()  # as a started worker does
+    channel = app.channel()
+    return channel, channel.stream()
+
+
+async def take(stream: faust.Stream, max_size: int, batches: int, wait: float = 0.05) -> list:
+    taken = []
+    async for batch in waiting_batches(stream, max_size, catch_up_wait=wait):
+        taken.append([event.value for event in batch])
+        if len(taken) == batches:
+            break
+    return taken
+
+
+@pytest.mark.asyncio
+async def test_the_events_waiting_are_one_batch_up_to_its_size():
+    channel, stream = channel_stream()
+    for n in range(7):
+        await channel.send(value=n)
+    assert await take(stream, max_size=5, batches=2) == [[0, 1, 2, 3, 4], [5, 6]]
+
+
+@pytest.mark.asyncio
+async def test_a_quiet_streams_event_is_handed_over_at_once():
+    channel, stream = channel_stream()
+
+    async def trickle() -> None:
+        for n in range(3):
+            await channel.send(value=n)
+            await asyncio.sleep(0.02)
+
+    producer = asyncio.create_task(trickle())
+    assert await take(stream, max_size=500, batches=3) == [[0], [1], [2]]
+    await producer
+
+
+@pytest.mark.asyncio
+async def test_a_stream_behind_waits_for_more_but_hands_over_its_batch_after_the_wait():
+    channel, stream = channel_stream()
+    await channel.send(value=0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with patch("alert_engine.batches._behind", return_value=True):
+        # Kafka holds more of the partition, but none of it reaches the stream.
+        assert await take(stream, max_size=500, batches=1, wait=0.2) == [[0]]
+    assert loop.time() - started >= 0.2
+    with patch("alert_engine.batches._behind", return_value=False):
+        await channel.send(value=1)
+        started = loop.time()
+        assert await take(stream, max_size=500, batches=1, wait=30) == [[1]]
+    assert loop.time() - started < 30
