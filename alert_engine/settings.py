@@ -109,7 +109,7 @@ class EngineSettings(BaseSettings):
     # backlog), a batch waits up to `batch_wait` seconds to fill: fewer, fuller batches (one
     # windows-topic record per partition and batch) while catching up, no wait when keeping up.
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    batch_wait: float = Field(default=0.01, gt=0, le=1.0)
+    batch_wait: float = Field(default=0.05, gt=0, le=1.0)
     # Alerts delivered at once: each mostly waits on Redis and Slack, so a burst is delivered in
     # about the time of one instead of one after the other.
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)
