@@ -66,5 +66,7 @@ def _behind(consumer: faust.types.ConsumerT, message: Message) -> bool:
     try:
         end = consumer.highwater(message.tp)
     except Exception:
+        # No broker has answered for the partition (a consumer not yet started, a stream on an
+        # in-memory channel): nothing is known to be waiting, so the batch is handed over.
         return False
     return end is not None and message.offset + 1 < end
