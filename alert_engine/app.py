@@ -187,7 +187,9 @@ def create_app(
             )
             for event in batch:
                 try:
-                    outcome = evaluator.process(stream, event.value)
+                    outcome = evaluator.process(
+                        stream, event.value, partition=event.message.partition
+                    )
                 except EventRejected as rejected:
                     outputs.append(dead_letter(event, rejected))
                     continue
@@ -198,6 +200,7 @@ def create_app(
                         [(group.grouping, group.key, group.inputs) for group in outcome.regroups],
                         outcome.timestamp,
                         outcome.watermark,
+                        event.message.partition,
                     )
             outputs.extend(hop.batches())
             yield outputs
@@ -239,12 +242,8 @@ def create_app(
                 partitions.add(partition)
                 alerts.extend(evaluator.windowed_batch(received, store, partition=partition))
             for partition in partitions:
-                # Windows whose end is `expires` behind this partition's event time are done.
-                watermark = max(
-                    (time for (_, at), time in evaluator.watermarks.items() if at == partition),
-                    default=0.0,
-                )
-                store.expire(partition, watermark)
+                # Windows whose end is `expires` behind this partition's watermark are done.
+                store.expire(partition, evaluator.watermark(partition))
             # The alerts are in Kafka before the state that marks their rules fired: killed in
             # between, the worker fires them again when it replays the records (the same ids,
             # delivered once); the other way round it would lose them. One wait per batch.

@@ -53,6 +53,7 @@ from alert_engine.windows.aggregations import Aggregate
 from alert_engine.windows.definitions import WindowRange, window_ranges
 from alert_engine.windows.hop import Inputs, ReceivedBatch
 from alert_engine.windows.store import WindowStore, state_key
+from alert_engine.windows.watermarks import DEFAULT_IDLE_SECONDS, Watermark
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,9 @@ class Outcome(NamedTuple):
     regroups: list[Regroup]
     # The event's time in epoch seconds: where it falls in windows.
     timestamp: float = 0.0
-    # The latest event time of the stream so far, this event's included: the watermark of the
-    # windows the event travels to, as if every event of the stream had gone there.
+    # The latest event time of the event's input partition so far, this event's included: what
+    # the event tells its windows partitions about how far its source has got (see
+    # `windows.watermarks`).
     watermark: float = 0.0
 
 
@@ -114,6 +116,8 @@ class Evaluator:
         max_event_bytes: int,
         stats: Stats | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        input_partitions: int = 0,
     ) -> None:
         self.max_event_bytes = max_event_bytes
         self.stats = stats or Stats()
@@ -123,11 +127,16 @@ class Evaluator:
         self._owed: Counter[tuple[Stream, int]] = Counter()
         self.stats.on_settle(self._settle)
         self.ruleset = ruleset
-        # The latest event time seen per (stream, partition): windows that ended more than their
-        # grace before it take no more events.
-        self.watermarks: dict[tuple[Stream, int], float] = {}
-        # The latest event time per stream that `process` saw.
-        self.latest: dict[Stream, float] = {}
+        # The watermark per (stream, partition) over the sources of its events (the input
+        # partitions; a replay's own partition): windows that ended more than their grace
+        # before it take no more events.
+        self.idle_seconds = idle_seconds
+        # The input topics' partitions: the sources of the windows partitions' events, each
+        # holding their watermark back until it sent something or went idle (none: a replay).
+        self.input_partitions = input_partitions
+        self.watermarks: dict[tuple[Stream, int], Watermark] = {}
+        # The latest event time per (stream, input partition) that `process` saw.
+        self.latest: dict[tuple[Stream, int], float] = {}
         # Window ranges by (window, step number of the event time): the same for every event
         # of one step (steps are whole seconds), so recent events share them.
         self._ranges: dict[tuple[HoppingWindow, float], list[WindowRange]] = {}
@@ -300,15 +309,17 @@ class Evaluator:
                 self.stats.rule_misses[rule.name] += 1
         return found
 
-    def process(self, stream: Stream, raw: bytes | None) -> Outcome:
-        """One input event: the filter alerts, and the group keys for the windowed rules."""
+    def process(self, stream: Stream, raw: bytes | None, *, partition: int = 0) -> Outcome:
+        """One input event of input partition `partition`: the filter alerts, and the group
+        keys for the windowed rules."""
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
         timestamp = event.time.timestamp()
-        latest = self.latest.get(stream, timestamp)
+        source = (stream, partition)
+        latest = self.latest.get(source, timestamp)
         if timestamp > latest:
             latest = timestamp
-        self.latest[stream] = latest
+        self.latest[source] = latest
         return Outcome(
             self.alerts(stream, event, activation),
             self.regroup(stream, activation),
@@ -383,15 +394,17 @@ class Evaluator:
         *,
         partition: int = 0,
         activation: Activation | None = None,
+        source: int | None = None,
     ) -> list[Alert]:
         """Add the event to the windows of its group key; alerts of rules that now hold. The
-        group's `inputs` are computed from the event when it has none."""
+        group's `inputs` are computed from the event when it has none. `source` is the input
+        partition the event came from (default: `partition` itself, as in a replay)."""
         stream = group.stream
         activation = activation or self.activation(stream, event)
         timestamp = event.time.timestamp()
         if group.grouping == JOIN_GROUPING:
             self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
-            self._advance(stream, partition, timestamp)
+            self._advance(stream, partition, timestamp, source)
             return self._join(group, event, store, activation)
         inputs = group.inputs
         if inputs is None:
@@ -404,6 +417,7 @@ class Evaluator:
             store,
             partition=partition,
             event=lambda: found,
+            source=source,
         )
 
     def count_in_windows(
@@ -415,6 +429,7 @@ class Evaluator:
         *,
         partition: int,
         event: Callable[[], Validated],
+        source: int | None = None,
     ) -> list[Alert]:
         """Count one event at `timestamp` with `inputs` (one per rule family of the group's
         grouping, `Evaluator.inputs`) in the windows of its group key; alerts of rules that now
@@ -422,7 +437,7 @@ class Evaluator:
         steps as live, for a batch of one: `fold`, then `merge`."""
         stream = group.stream
         self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
-        watermark = self._advance(stream, partition, timestamp)
+        watermark = self._advance(stream, partition, timestamp, source)
         if inputs is None:
             return []
         partials: Partials = {}
@@ -548,11 +563,11 @@ class Evaluator:
         event_of: Callable[[Any], Validated],
     ) -> list[Alert]:
         """Add the `partials` of group `key` (see `fold`) to its windows in `store`; alerts of
-        rules whose condition now holds in one of them (one per rule, for the oldest such
-        window), built from the event a partial counted last (`event_of` its reference).
-        A window that ended more than its grace before `watermark` takes no more events."""
+        rules whose condition now holds in them (see `_raised`), built from the event a partial
+        counted last (`event_of` its reference). A window that ended more than its grace before
+        `watermark` takes no more events."""
         buckets = _KeyBuckets(store, state_key(grouping, key))
-        fired: dict[str, Alert] = {}
+        fired: Fired = {}
         for family, start, end, count, states, ref in partials:
             if end + family.grace < watermark:
                 late = self.stats.late_events
@@ -585,9 +600,10 @@ class Evaluator:
         if not fired:
             return []
         return [
-            fired[rule.name]
+            alert
             for rule in self._ruleset.windowed[stream][grouping]
             if rule.name in fired
+            for alert in _raised(fired[rule.name])
         ]
 
     def windowed_batch(
@@ -612,9 +628,10 @@ class Evaluator:
 
         alerts: list[Alert] = []
         if batch.groups:
-            # Lateness was decided per event by the sender against its stream's latest time;
-            # here against what this partition saw before this record.
-            watermark = self.watermarks.get((stream, partition), -math.inf)
+            # Lateness was decided per event by the sender against its own input partition's
+            # latest time; here against this partition's watermark over all the sources of its
+            # events, before this record.
+            watermark = self._watermark(stream, partition).value()
             by_id = self._counted_ids[stream]
             windowed_in = self.stats.windowed_in
             for grouping, key, events, shipped in batch.groups:
@@ -643,17 +660,19 @@ class Evaluator:
                             event_of,
                         )
                     )
-            if batch.mark:
-                self._advance(stream, partition, batch.mark)
+            for source, mark in batch.sources:
+                self._advance(stream, partition, mark, source)
 
         shipped_inputs = batch.version == self.inputs_version
         families_of = self._families[stream]
         marks = batch.marks
+        origins = batch.origins
         for item in batch.items:
             index = item.event
             inputs = item.inputs
+            source = origins[index] if origins else -1
             if marks:
-                self._advance(stream, partition, marks[index])
+                self._advance(stream, partition, marks[index], source)
             if (
                 shipped_inputs
                 and inputs is not None
@@ -667,6 +686,7 @@ class Evaluator:
                         store,
                         partition=partition,
                         event=partial(event_of, index),
+                        source=source,
                     )
                 )
                 continue
@@ -681,6 +701,7 @@ class Evaluator:
                     store,
                     partition=partition,
                     activation=activation,
+                    source=source,
                 )
             )
         return alerts
@@ -694,14 +715,30 @@ class Evaluator:
             return None
         return event, self.activation(stream, event)
 
-    def _advance(self, stream: Stream, partition: int, timestamp: float) -> float:
-        """The partition's watermark after an event at `timestamp`."""
-        mark = (stream, partition)
-        watermark = self.watermarks.get(mark, timestamp)
-        if timestamp > watermark:
-            watermark = timestamp
-        self.watermarks[mark] = watermark
-        return watermark
+    def _watermark(self, stream: Stream, partition: int) -> Watermark:
+        found = self.watermarks.get((stream, partition))
+        if found is None:
+            found = self.watermarks[(stream, partition)] = Watermark.over(
+                range(self.input_partitions), self.idle_seconds
+            )
+        return found
+
+    def _advance(
+        self, stream: Stream, partition: int, timestamp: float, source: int | None = None
+    ) -> float:
+        """The partition's watermark after its source `source` (an input partition; default
+        the partition itself) showed an event at `timestamp`."""
+        return self._watermark(stream, partition).advance(
+            partition if source is None else source, timestamp
+        )
+
+    def watermark(self, partition: int) -> float:
+        """The latest watermark of any stream on `partition`: windows there whose end is this
+        far behind are done (the store drops them)."""
+        return max(
+            (mark.value() for (_, at), mark in self.watermarks.items() if at == partition),
+            default=-math.inf,
+        )
 
     def _check(
         self,
@@ -712,7 +749,7 @@ class Evaluator:
         state: dict[str, Any],
         members: frozenset[str] | None,
         event: Callable[[], Validated],
-        fired: dict[str, Alert],
+        fired: Fired,
     ) -> None:
         """Evaluate the conditions of the rules counting in `state` (all of the family's, or
         the state ids `members`) that may fire now."""
@@ -766,17 +803,16 @@ class Evaluator:
                     continue
                 if holds:
                     fired_ids.append(state_id)
-                    if rule.name not in fired:
-                        found = event()
-                        if found is None:
-                            continue  # an invalid event (logged): no alert can be built
-                        results = {
-                            aggregate.name: aggregate.result(value)
-                            for aggregate, value in zip(family.aggregates, current, strict=True)
-                        }
-                        fired[rule.name] = self._window_alert(
-                            rule, stream, key, window, results, *found
-                        )
+                    found = event()
+                    if found is None:
+                        continue  # an invalid event (logged): no alert can be built
+                    results = {
+                        aggregate.name: aggregate.result(value)
+                        for aggregate, value in zip(family.aggregates, current, strict=True)
+                    }
+                    fired.setdefault(rule.name, []).append(
+                        (window, self._window_alert(rule, stream, key, window, results, *found))
+                    )
 
     def _join(
         self, group: Regroup, event: Event, store: WindowStore, activation: Activation
@@ -922,6 +958,26 @@ class Evaluator:
             if value is not None:
                 throttle_key = value if isinstance(value, str) else orjson.dumps(value).decode()
         return Throttle(key=throttle_key[:MAX_KEY_LENGTH], seconds=rule.spec.throttle.period)
+
+
+# Per rule, the windows that fired in one step (an event, or a batch of a key's events) with
+# their alerts.
+Fired = dict[str, list[tuple[WindowRange, Alert]]]
+
+
+def _raised(fired: list[tuple[WindowRange, Alert]]) -> list[Alert]:
+    """The alerts a rule raises for the windows that fired in one step: one for every window,
+    oldest first, except a window overlapping one already raised for (hopping windows that an
+    event or a batch makes hold at once raise one alert, for the oldest). Tumbling windows never
+    overlap: a batch spanning several of a key's windows raises every one of them."""
+    raised: list[Alert] = []
+    covered_until = -math.inf
+    for (start, end), alert in sorted(fired, key=lambda item: item[0]):
+        if start < covered_until:
+            continue
+        raised.append(alert)
+        covered_until = end
+    return raised
 
 
 def group_key(expression: Expression, activation: Activation) -> str | None:

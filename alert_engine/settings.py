@@ -113,6 +113,9 @@ class EngineSettings(BaseSettings):
     # Alerts delivered at once: each mostly waits on Redis and Slack, so a burst is delivered in
     # about the time of one instead of one after the other.
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)
+    # An input partition that has shown no newer event for this many seconds no longer holds
+    # back the windowed rules' watermark (see `windows.watermarks`).
+    windows_idle_seconds: float = Field(default=30.0, gt=0)
 
 
 class SlackSettings(BaseSettings):

@@ -103,7 +103,13 @@ def build_worker(settings: Settings) -> faust.App:
     # A rule's `route:` is a field the routing tree may match on, not a destination name.
     ruleset = load_ruleset(settings.engine.rules_dir)
     stats = Stats()
-    evaluator = Evaluator(ruleset, max_event_bytes=settings.engine.max_event_bytes, stats=stats)
+    evaluator = Evaluator(
+        ruleset,
+        max_event_bytes=settings.engine.max_event_bytes,
+        stats=stats,
+        idle_seconds=settings.engine.windows_idle_seconds,
+        input_partitions=settings.kafka.partitions,
+    )
     escalations = Escalations(redis, settings.redis.key_prefix)
     groups = Groups(redis, settings.redis.key_prefix)
 

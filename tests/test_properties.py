@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Rating, Stream, decode_event
 from alert_engine.rules import RulesetError, load_rule_files
+from alert_engine.sentiment import sentiment
 from alert_engine.windows.aggregations import KINDS
 from tests.factories import interaction, rating
 
@@ -115,7 +116,15 @@ def test_evaluating_any_accepted_rating_raises_nothing_and_alerts_only_on_low_st
     except EventRejected:
         assert not 1 <= stars <= 5
         return
-    assert [alert.rule for alert in alerts] == (["negative-rating"] if stars <= 2 else [])
+    # The shipped rules: 1-2 stars, or 3 stars with a clearly negative comment ("ERROR" is).
+    expected = (
+        ["negative-rating"]
+        if stars <= 2
+        else ["negative-comment"]
+        if stars == 3 and sentiment(comment) < -0.4
+        else []
+    )
+    assert [alert.rule for alert in alerts] == expected
 
 
 _evaluators: list[Evaluator] = []

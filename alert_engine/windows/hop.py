@@ -73,8 +73,9 @@ class Fold(Protocol):
     ) -> None: ...
 
 
-# An event a partial state refers to: its bytes, time and mark (embedded when it is sent).
-EventRef = tuple[bytes, float, float]
+# An event a partial state refers to: its bytes, time, mark and input partition (embedded when
+# it is sent).
+EventRef = tuple[bytes, float, float, int]
 
 
 @dataclass
@@ -87,35 +88,47 @@ class WindowBatch:
     version: str = ""
     events: list[bytes] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
-    # Per event, the latest event time of its stream when it was sent (see `Outcome.watermark`).
+    # Per event, the latest event time of its input partition when it was sent (see
+    # `Outcome.watermark`), and that input partition.
     marks: list[float] = field(default_factory=list)
+    origins: list[int] = field(default_factory=list)
     items: list[GroupItem] = field(default_factory=list)
     # Per (grouping, key): the events counted, and the partial states (`Evaluator.fold`).
     groups: dict[tuple[str, str], tuple[list[int], dict[Any, list[Any]]]] = field(
         default_factory=dict
     )
-    # The stream's latest event time when the batch was sent.
+    # The latest event time of the batch's events' input partitions when it was sent: the
+    # latest of any, and per input partition (the sources of the windows' watermark).
     mark: float = 0.0
+    sources: dict[int, float] = field(default_factory=dict)
     size: int = 0
     last: EventRef | None = None
     # Where each event in `events` is, by the identity of its bytes.
     indexes: dict[int, int] = field(default_factory=dict)
 
+    def note_source(self, origin: int, mark: float) -> None:
+        if mark > self.sources.get(origin, -math.inf):
+            self.sources[origin] = mark
+        if mark > self.mark:
+            self.mark = mark
+
     def to_json(self) -> bytes:
-        events, times, marks = list(self.events), list(self.times), list(self.marks)
+        events, times = list(self.events), list(self.times)
+        marks, origins = list(self.marks), list(self.origins)
         # The events the partials counted last, each embedded once.
         embedded = dict(self.indexes)
         groups = []
         for (grouping, key), (count, partials) in self.groups.items():
             shipped = []
             for family, start, end, n, states, ref in partials.values():
-                raw, time, mark = ref
+                raw, time, mark, origin = ref
                 index = embedded.get(id(raw))
                 if index is None:
                     index = embedded[id(raw)] = len(events)
                     events.append(raw)
                     times.append(time)
                     marks.append(mark)
+                    origins.append(origin)
                 shipped.append([family.id, start, end, n, states, index])
             groups.append([grouping, key, count[0], shipped])
         items = orjson.dumps(
@@ -136,6 +149,10 @@ class WindowBatch:
                 orjson.dumps(times),
                 b',"marks":',
                 orjson.dumps(marks),
+                b',"origins":',
+                orjson.dumps(origins),
+                b',"sources":',
+                orjson.dumps([[source, mark] for source, mark in self.sources.items()]),
                 b',"items":',
                 items,
                 b',"events":[',
@@ -166,6 +183,10 @@ class ReceivedBatch:
     marks: list[float] = field(default_factory=list)
     groups: list[ShippedGroup] = field(default_factory=list)
     mark: float = 0.0
+    # Per event its input partition, and per input partition its latest time (a record written
+    # before sources were shipped: one unnamed source, -1, at `mark`).
+    origins: list[int] = field(default_factory=list)
+    sources: list[tuple[int, float]] = field(default_factory=list)
 
     @staticmethod
     def from_json(raw: bytes | None) -> ReceivedBatch:
@@ -180,6 +201,8 @@ class ReceivedBatch:
             marks = data.get("marks", [])
             mark = data.get("mark", 0.0)
             groups = [_group(group, len(events)) for group in data.get("groups", [])]
+            origins = data.get("origins", [])
+            sources = [(source, at) for source, at in data.get("sources", [])]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a window batch: {exc}") from None
         if not _is_number(mark):
@@ -199,7 +222,19 @@ class ReceivedBatch:
             raise ValueError("not a window batch: no time for every event")
         if not version:
             times = marks = []
-        return ReceivedBatch(stream, events, items, version, times, marks, groups, mark)
+        if origins and not (
+            isinstance(origins, list)
+            and len(origins) == len(events)
+            and all(origin.__class__ is int for origin in origins)
+        ):
+            raise ValueError("not a window batch: no input partition for every event")
+        if not all(source.__class__ is int and _is_number(at) for source, at in sources):
+            raise ValueError("not a window batch: a source is not a partition and a time")
+        if not sources and mark:
+            sources = [(-1, mark)]
+        return ReceivedBatch(
+            stream, events, items, version, times, marks, groups, mark, origins, sources
+        )
 
 
 def _group(group: list[Any], events: int) -> ShippedGroup:
@@ -299,9 +334,11 @@ class HopBuilder:
         groups: list[tuple[str, str, Inputs | None]],
         time: float = 0.0,
         mark: float = 0.0,
+        origin: int = 0,
     ) -> None:
-        """The event `raw` (already validated) at `time` (epoch seconds), the latest time of
-        its stream `mark`, and its group keys `(grouping, key, inputs)`."""
+        """The event `raw` (already validated) at `time` (epoch seconds) from input partition
+        `origin`, the latest time of that partition `mark`, and its group keys
+        `(grouping, key, inputs)`."""
         placed: dict[int, tuple[WindowBatch, int]] = {}
         ref: EventRef | None = None
         for grouping, key, inputs in groups:
@@ -310,7 +347,7 @@ class HopBuilder:
                 inputs = None
             if self.fold is not None and inputs is not None:
                 if ref is None:
-                    ref = (raw, time, mark)
+                    ref = (raw, time, mark, origin)
                 batch = self._batch(partition, len(raw) + PARTIAL_BYTES)
                 if batch.last is not ref:
                     # The event may be embedded as the last one a partial counted.
@@ -325,8 +362,7 @@ class HopBuilder:
                 before = len(partials)
                 self.fold(grouping, inputs, time, mark, partials, ref)
                 batch.size += (len(partials) - before) * PARTIAL_BYTES
-                if mark > batch.mark:
-                    batch.mark = mark
+                batch.note_source(origin, mark)
                 continue
             found = placed.get(partition)
             if found is None:
@@ -336,6 +372,8 @@ class HopBuilder:
                 batch.events.append(raw)
                 batch.times.append(time)
                 batch.marks.append(mark)
+                batch.origins.append(origin)
+                batch.note_source(origin, mark)
                 batch.size += len(raw)
             batch, index = found
             batch.items.append(GroupItem(grouping, key, index, inputs))

@@ -1,0 +1,85 @@
+"""How far event time has got: the watermark that decides when a window takes no more events.
+
+A windows partition receives a group key's events from every partition of the input stream, and
+those partitions move through event time at their own pace: keyed production makes them uneven,
+and a worker catching up after an outage reads one partition's backlog faster than another's. As
+in Flink and Kafka Streams, the watermark is therefore the *minimum* over the input partitions
+(sources) of the latest event time each has shown: a window that ended more than its grace
+before it cannot get another in-order event from any source. Judging lateness against the fastest
+partition instead counted most of a slow partition's events late.
+
+The sources are known in advance (the input topic's partitions): a partition that has sent
+nothing yet holds the watermark back too, or a worker starting on a backlog would judge one
+partition's events by another's that happened to be read first.
+
+A source that has not moved its latest time for `idle_seconds` (wall clock) is idle and no longer
+holds the watermark back, so one quiet partition cannot keep every window open forever; when
+every source is idle the watermark is the latest time of any.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+# A source that has shown no newer event for this long (seconds of wall time) is idle.
+DEFAULT_IDLE_SECONDS = 30.0
+
+
+@dataclass
+class SourceTime:
+    """The latest event time a source has shown, and when (monotonic clock) it last moved."""
+
+    latest: float
+    moved_at: float
+
+
+@dataclass
+class Watermark:
+    """The watermark of one stream on one partition, over the sources its events come from."""
+
+    idle_seconds: float = DEFAULT_IDLE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    sources: dict[int, SourceTime] = field(default_factory=dict)
+
+    @classmethod
+    def over(
+        cls,
+        expected: Iterable[int],
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Watermark:
+        """A watermark held back by each of the `expected` sources until it sends an event or
+        has been idle for `idle_seconds`."""
+        started = clock()
+        return cls(
+            idle_seconds, clock, {source: SourceTime(-math.inf, started) for source in expected}
+        )
+
+    def advance(self, source: int, timestamp: float) -> float:
+        """Source `source` showed an event at `timestamp`; the watermark after it."""
+        known = self.sources.get(source)
+        if known is None:
+            self.sources[source] = SourceTime(timestamp, self.clock())
+        elif timestamp > known.latest:
+            known.latest = timestamp
+            known.moved_at = self.clock()
+        return self.value()
+
+    def value(self) -> float:
+        """The minimum latest time over the sources that are not idle (-inf with none)."""
+        if not self.sources:
+            return -math.inf
+        if len(self.sources) == 1:
+            return next(iter(self.sources.values())).latest
+        now = self.clock()
+        active = [
+            known.latest
+            for known in self.sources.values()
+            if now - known.moved_at <= self.idle_seconds
+        ]
+        if not active:
+            return max(known.latest for known in self.sources.values())
+        return min(active)
