@@ -1,6 +1,7 @@
 """SendGrid's published API contract served by Stoplight Prism as a validating mock.
 
-`../shared/specs/sendgrid-v3.json` is SendGrid's own OpenAPI description; its paths carry no `/v3`
+`standins/sendgrid/` holds SendGrid's own OpenAPI description (trimmed to the paths the engine
+calls, with its licence); its paths carry no `/v3`
 (the server URL does) while the sendgrid library calls `/v3/...`, so a copy with prefixed paths is
 served. With `--errors` Prism answers 202 only to a request the contract allows, 400 to a body that
 breaks the schema, 401 without credentials.
@@ -24,7 +25,7 @@ from alert_engine.workerprocess import free_port
 from standins.threaded_server import ThreadedServer
 
 ROOT = Path(__file__).parents[1]
-SPEC = ROOT.parent / "shared" / "specs" / "sendgrid-v3.json"
+SPEC = ROOT / "standins" / "sendgrid" / "sendgrid-v3-mail-send.json"
 PRISM = ROOT / "node_modules" / ".bin" / "prism"
 
 
