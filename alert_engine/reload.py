@@ -49,8 +49,10 @@ class RulesReloader:
     def reload(self) -> bool:
         try:
             ruleset = load_ruleset(self.directory)
-        except RulesetError as exc:
-            self.problems = [str(problem) for problem in exc.problems]
+        except Exception as exc:
+            # Whatever the files hold, the rules in force stay in force.
+            problems = exc.problems if isinstance(exc, RulesetError) else [exc]
+            self.problems = [str(problem) for problem in problems]
             log.error(
                 "rules in %s not reloaded, ruleset %s stays in force:\n%s",
                 self.directory,

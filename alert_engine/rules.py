@@ -484,7 +484,16 @@ def load_rule_files(
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(Location(file, 1, 1), f"cannot read rule file: {exc}"))
             continue
-        file_rules, file_problems = _rules_in(document, defaults)
+        except Exception as exc:
+            # A hostile file is a problem of that file, never a crash of the worker loading it.
+            problems.append(Problem(Location(file, 1, 1), _unexpected(exc)))
+            continue
+        try:
+            file_rules, file_problems = _rules_in(document, defaults)
+        except Exception as exc:
+            # e.g. a condition of thousands of `!` overflows the expression parsers' stack.
+            problems.append(Problem(document.locate(()), _unexpected(exc)))
+            continue
         rules.extend(file_rules)
         problems.extend(file_problems)
 
@@ -492,6 +501,13 @@ def load_rule_files(
     if problems:
         raise RulesetError(problems)
     return Ruleset.of(rules)
+
+
+def _unexpected(exc: Exception) -> str:
+    """A problem for what no check foresaw: the file is refused, the worker carries on."""
+    if isinstance(exc, RecursionError):
+        return "cannot load rule file: an expression or document is nested too deeply"
+    return f"cannot load rule file: {type(exc).__name__}: {exc}"[:500]
 
 
 def _rules_in(

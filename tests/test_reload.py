@@ -55,6 +55,23 @@ def test_a_changed_rule_set_is_swapped_in_and_a_broken_one_refused(tmp_path):
     assert reloader.problems and "neg.yaml:3:12: condition does not compile" in reloader.problems[0]
 
 
+def test_a_rule_file_that_overflows_the_parser_is_a_problem_and_the_rules_stay(tmp_path):
+    rule = tmp_path / "neg.yaml"
+    rule.write_text(ONE_STAR)
+    evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
+    reloader = RulesReloader(tmp_path, evaluator)
+    in_force = evaluator.ruleset.version
+
+    # 3,986 negations raised RecursionError in the numeric parser: the worker exited.
+    rewrite(rule, ONE_STAR.replace("rating <= 1", "'" + "!" * 3986 + "(rating <= 2)'"))
+    assert not reloader.check()
+    assert evaluator.ruleset.version == in_force
+    assert evaluator.evaluate(Stream.RATINGS, encode(rating(rating=1)))
+    assert reloader.problems == [
+        f"{rule}:1:1: cannot load rule file: an expression or document is nested too deeply"
+    ]
+
+
 def stats(worker) -> dict:
     with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
         return json.loads(response.read())
