@@ -356,3 +356,26 @@ def test_every_moment_of_one_step_falls_in_the_same_windows(size_steps, step_num
     first = window_ranges(window, moments[0])
     assert all(window_ranges(window, moment) == first for moment in moments)
     assert len(first) == size // step
+
+
+@given(
+    st.sampled_from([1, 30, 60, 300, 900, 3600]),
+    st.sampled_from([1, 2, 4, 12]),
+    # Up to 2033: beyond 2**31 seconds Faust's compiled maths overflows (the bug replaced here).
+    st.one_of(st.floats(0, 2e9, allow_nan=False), st.integers(0, 2_000_000_000).map(float)),
+)
+def test_window_ranges_are_fausts_own(step, windows, timestamp):
+    from faust.windows import HoppingWindow
+
+    window = HoppingWindow(step * windows, step, expires=60)
+    expected = [(float(start), float(end)) for start, end in window.ranges(timestamp)]
+    assert window_ranges(window, timestamp) == expected
+
+
+def test_an_event_dated_in_year_9999_falls_in_as_many_windows_as_any_other():
+    # Faust's compiled range maths overflowed a C int here and built billions of windows.
+    window = WindowSpec(size=3600, step=300).faust_window(60)
+    year_9999 = datetime(9999, 12, 31, 12, tzinfo=UTC).timestamp()
+    ranges = window_ranges(window, year_9999)
+    assert len(ranges) == 12
+    assert all(start <= year_9999 <= end for start, end in ranges)

@@ -120,5 +120,11 @@ WindowRange = tuple[float, float]
 
 
 def window_ranges(window: HoppingWindow, timestamp: float) -> list[WindowRange]:
-    """Every window containing `timestamp` (one when tumbling), oldest first."""
-    return [(float(start), float(end)) for start, end in window.ranges(timestamp)]
+    """Every window containing `timestamp` (one when tumbling), oldest first: the ranges Faust's
+    `HoppingWindow.ranges` gives (`start` to `start + size - 0.1`), computed here in Python
+    floats. Faust's compiled version does its range maths in C ints: a rating dated in year 9999
+    overflowed them into billions of windows and the worker ran out of memory."""
+    size, step = float(window.size), float(window.step)
+    last = timestamp - timestamp % step
+    first = last - size + step
+    return [(first + n * step, first + n * step + size - 0.1) for n in range(int(size // step))]
