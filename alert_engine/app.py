@@ -124,6 +124,7 @@ def create_app(
     async def reread_windows(_: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Faust read entries back from the changelog or dropped revoked partitions' entries.
         store.table_changed()
+        evaluator.forget_watermarks()
 
     if reloader is not None and settings.engine.rules_reload_seconds > 0:
 

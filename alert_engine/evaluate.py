@@ -620,6 +620,9 @@ class Evaluator:
         if a rule fires on it."""
         stream = batch.stream
         validated: dict[int, Validated] = {}
+        if (stream, partition) not in self.watermarks:
+            # Started, or took the partition over: the watermark its last owner persisted.
+            self._watermark(stream, partition).restore(store.marks(stream.value, partition))
 
         def event_of(index: int) -> Validated:
             if index not in validated:
@@ -704,7 +707,13 @@ class Evaluator:
                     source=source,
                 )
             )
+        store.set_marks(stream.value, partition, self._watermark(stream, partition).snapshot())
         return alerts
+
+    def forget_watermarks(self) -> None:
+        """Partitions moved (a rebalance): each windows partition's watermark is read again
+        from the store, where its last owner left it."""
+        self.watermarks.clear()
 
     def _validated(self, stream: Stream, fields: dict[str, Any]) -> Validated:
         try:

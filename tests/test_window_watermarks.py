@@ -255,3 +255,52 @@ def test_live_windows_equal_event_by_event_under_any_batching_and_partitioning(
     assert sorted(a.id for a in live_alerts if a.rule in tumbling) == sorted(
         a.id for a in replay_alerts if a.rule in tumbling
     )
+
+
+def test_a_restarted_worker_judges_lateness_by_the_watermark_it_left():
+    # The worker read an hour of the team's ratings, then stopped; the store (the changelog)
+    # outlives it. After the restart a rating from the first minute arrives: it is late, as it
+    # would have been before the restart, and must not count into a window long closed.
+    directory = rules_dir(PER_MINUTE % 2)
+    sender = Evaluator(load_ruleset(directory), max_event_bytes=65536)
+    first = Evaluator(load_ruleset(directory), max_event_bytes=65536, input_partitions=1)
+    store = MemoryWindowStore(first.ruleset.windows())
+
+    def ship(receiver: Evaluator, raws: list[bytes]) -> list[Alert]:
+        hop = HopBuilder(
+            Stream.RATINGS, 1, sender.inputs_version, fold=partial(sender.fold, Stream.RATINGS)
+        )
+        for raw in raws:
+            outcome = sender.process(Stream.RATINGS, raw, partition=0)
+            groups = [(group.grouping, group.key, group.inputs) for group in outcome.regroups]
+            hop.add(raw, groups, outcome.timestamp, outcome.watermark, 0)
+        return [
+            alert
+            for batch in hop.batches()
+            for alert in receiver.windowed_batch(
+                ReceivedBatch.from_json(batch.to_json()), store, partition=batch.partition
+            )
+        ]
+
+    ship(first, [team_rating(n, n * 60) for n in range(60)])
+    restarted = Evaluator(load_ruleset(directory), max_event_bytes=65536, input_partitions=1)
+    # A second input worker, restarted too, whose own partition time starts again.
+    sender = Evaluator(load_ruleset(directory), max_event_bytes=65536)
+    alerts = ship(restarted, [team_rating(1000 + n, 1) for n in range(3)])
+    assert alerts == []
+    assert sum(restarted.stats.late_events.values()) == 3
+
+
+def test_the_watermark_travels_with_the_window_state_in_the_table():
+    from alert_engine.windows.store import TableWindowStore, marks_key
+    from tests.test_window_store import RecordingTable
+
+    table = RecordingTable()
+    store = TableWindowStore(table, {}, partitions=3)
+    store.set_marks("ratings", 2, {0: 100.0, 3: 250.5})
+    store.flush()
+    assert table.changelog == [(marks_key("ratings", 2), {"marks": {"0": 100.0, "3": 250.5}})]
+    # Another worker's store over the same table (read back from the changelog) finds it.
+    assert TableWindowStore(table, {}, partitions=3).marks("ratings", 2) == {0: 100.0, 3: 250.5}
+    store.set_marks("ratings", 2, {0: 100.0, 3: 250.5})
+    assert store.flush() == 0  # unchanged: nothing written

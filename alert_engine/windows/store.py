@@ -30,6 +30,12 @@ def state_key(rule: str, key: str) -> StateKey:
 class WindowStore(Protocol):
     def window(self, shape: str) -> HoppingWindow: ...
 
+    def marks(self, stream: str, partition: int) -> dict[int, float]:
+        """The watermark sources' latest times of `stream` on `partition`, as last set."""
+        ...
+
+    def set_marks(self, stream: str, partition: int, marks: dict[int, float]) -> None: ...
+
     def get(self, shape: str, key: StateKey, window: WindowRange) -> Any | None: ...
 
     def set(self, shape: str, key: StateKey, window: WindowRange, state: Any) -> None: ...
@@ -41,9 +47,16 @@ class MemoryWindowStore:
     def __init__(self, windows: Mapping[str, HoppingWindow]) -> None:
         self.windows = dict(windows)
         self.data: dict[tuple[str, StateKey, WindowRange], Any] = {}
+        self.watermarks: dict[tuple[str, int], dict[int, float]] = {}
 
     def window(self, shape: str) -> HoppingWindow:
         return self.windows[shape]
+
+    def marks(self, stream: str, partition: int) -> dict[int, float]:
+        return dict(self.watermarks.get((stream, partition), {}))
+
+    def set_marks(self, stream: str, partition: int, marks: dict[int, float]) -> None:
+        self.watermarks[(stream, partition)] = dict(marks)
 
     def get(self, shape: str, key: StateKey, window: WindowRange) -> Any | None:
         return self.data.get((shape, key, window))
@@ -57,6 +70,16 @@ MAX_EXPIRED_PER_CALL = 1000
 
 # A table entry: per window shape, per window (`window_name`), the rules' state.
 Entry = dict[str, dict[str, Any]]
+
+
+# No state key starts so: a state key starts with a rule family's grouping.
+MARKS_PREFIX = "\x01marks\x00"
+
+
+def marks_key(stream: str, partition: int) -> StateKey:
+    """The table entry of a stream's watermark on a windows partition: `{"marks": {source:
+    latest}}`, written with that partition's window state."""
+    return f"{MARKS_PREFIX}{stream}\x00{partition}"
 
 
 @lru_cache(maxsize=65536)
@@ -77,6 +100,8 @@ class WindowStateTable(faust.Table):  # type: ignore[type-arg]
     records, of several partitions, once the batch is done."""
 
     def partition_for_key(self, key: Any) -> int | None:
+        if str(key).startswith(MARKS_PREFIX):
+            return int(str(key).rsplit("\x00", 1)[1]) % (self.partitions or 1)
         grouping, _, group_key = str(key).partition("\x00")
         return partition_for(grouping, group_key, self.partitions or 1)
 
@@ -125,6 +150,16 @@ class TableWindowStore:
         """The shapes of a reloaded rule set; shapes no rule uses any more stay until their
         windows expired."""
         self.windows.update(windows)
+
+    def marks(self, stream: str, partition: int) -> dict[int, float]:
+        key = marks_key(stream, partition)
+        entry = self._dirty.get(key) or self._contents().get(key) or {}
+        return {int(source): float(latest) for source, latest in entry.get("marks", {}).items()}
+
+    def set_marks(self, stream: str, partition: int, marks: dict[int, float]) -> None:
+        if marks != self.marks(stream, partition):
+            key = marks_key(stream, partition)
+            self._dirty[key] = {"marks": {str(source): latest for source, latest in marks.items()}}
 
     def get(self, shape: str, key: StateKey, window: WindowRange) -> Any | None:
         entry = self._dirty.get(key)
@@ -208,6 +243,8 @@ class TableWindowStore:
         self._ends.clear()
         self._held.clear()
         for key, entry in list(self.table.items()):
+            if key.startswith(MARKS_PREFIX):
+                continue
             for shape, windows in entry.items():
                 for name in windows:
                     self._hold(key, shape, name, window_of(name)[1])

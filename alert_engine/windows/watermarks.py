@@ -15,6 +15,11 @@ partition's events by another's that happened to be read first.
 A source that has not moved its latest time for `idle_seconds` (wall clock) is idle and no longer
 holds the watermark back, so one quiet partition cannot keep every window open forever; when
 every source is idle the watermark is the latest time of any.
+
+The sources' latest times are kept with the window state (`snapshot`, `restore`): a restarted
+worker, or one that took the partition over in a rebalance, judges lateness as the last one did,
+instead of accepting events into windows that already closed. A restored source counts as having
+just moved: its idle timeout starts again.
 """
 
 from __future__ import annotations
@@ -67,6 +72,25 @@ class Watermark:
             known.latest = timestamp
             known.moved_at = self.clock()
         return self.value()
+
+    def snapshot(self) -> dict[int, float]:
+        """The latest time of every source that has shown one, to persist."""
+        return {
+            source: known.latest
+            for source, known in self.sources.items()
+            if math.isfinite(known.latest)
+        }
+
+    def restore(self, latest: dict[int, float]) -> None:
+        """Take persisted latest times back; a source's time never moves backwards."""
+        now = self.clock()
+        for source, timestamp in latest.items():
+            known = self.sources.get(source)
+            if known is None:
+                self.sources[source] = SourceTime(timestamp, now)
+            elif timestamp > known.latest:
+                known.latest = timestamp
+                known.moved_at = now
 
     def value(self) -> float:
         """The minimum latest time over the sources that are not idle (-inf with none)."""
