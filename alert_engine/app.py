@@ -225,18 +225,17 @@ def create_app(
             cast(faust.Stream[bytes], records), engine.batch_size, engine.batch_wait
         ):
             alerts: list[Alert] = []
+            unreadable: Outputs = []
             partitions: set[int] = set()
             for record in batch:
                 try:
                     received = ReceivedBatch.from_json(record.value)
                 except ValueError as exc:
-                    # Written by an input agent: only a foreign producer could get here.
-                    log.warning(
-                        "unreadable record on the windows topic at %s[%s]@%s: %s",
-                        record.message.topic,
-                        record.message.partition,
-                        record.message.offset,
-                        exc,
+                    # The input agents write only what this reads: kept, with its reason, for
+                    # whoever finds out which producer wrote it.
+                    stats.events_rejected["unreadable_windows_record"] += 1
+                    unreadable.append(
+                        dead_letter(record, EventRejected("unreadable_windows_record", str(exc)))
                     )
                     continue
                 partition = record.message.partition
@@ -254,7 +253,7 @@ def create_app(
             ]
             await asyncio.gather(*sent)
             store.flush()
-            yield []
+            yield unreadable
 
     async def deliver(alert: Alert, raw: bytes) -> Outputs:
         if followup is not None:

@@ -155,3 +155,16 @@ def test_all_window_shapes_share_one_state_table_that_faust_does_not_expire(sett
     assert [table.name for table in windowed] == ["window-state"]
     assert len(load_ruleset(shipped).windows()) > 1  # several shapes, one table
     assert not windowed[0]._should_expire_keys()
+
+
+async def test_an_unreadable_windows_record_is_dead_lettered_with_its_reason(settings):
+    app = build_worker(settings)
+    async with app.agents["evaluate-windows"].test_context(sink=[]) as agent:
+        await agent.put(b'{"stream": "ratings", "events": "not a list"}', key=b"ratings")
+        [[dead]] = agent.results.values()
+    assert isinstance(dead, DeadLetter)
+    assert dead.topic == settings.kafka.deadletter_topic
+    assert dead.value == b'{"stream": "ratings", "events": "not a list"}'
+    assert dead.headers["alert-engine.deadletter.reason"] == b"unreadable_windows_record"
+    assert dead.headers["alert-engine.deadletter.topic"] == settings.kafka.windows_topic.encode()
+    assert b"not a window batch" in dead.headers["alert-engine.deadletter.detail"]
