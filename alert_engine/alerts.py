@@ -21,6 +21,22 @@ def alert_id(rule: str, key: str) -> str:
     return f"al-{digest}"
 
 
+class AlertWindow(BaseModel):
+    """What a windowed rule's alert is about: the group (`group_by` and its value), the window,
+    the aggregates that fired it and the condition they met, and the events counted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    group_by: str
+    key: str
+    start: AwareDatetime
+    end: AwareDatetime
+    condition: str
+    aggregates: dict[str, Any]
+    sample: int
+    min_sample: int
+
+
 class Throttle(BaseModel):
     """At most one delivered alert per rule and `key` every `seconds`."""
 
@@ -47,6 +63,8 @@ class Alert(BaseModel):
     ruleset_version: str
     labels: dict[str, str] = {}
     throttle: Throttle | None = None
+    # A windowed rule's alert: its group and window. The event is the last one counted.
+    window: AlertWindow | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import orjson
 from faust.windows import HoppingWindow
 
-from alert_engine.alerts import Alert, Throttle, alert_id
+from alert_engine.alerts import Alert, AlertWindow, Throttle, alert_id
 from alert_engine.events import (
     Event,
     EventRejected,
@@ -820,7 +820,10 @@ class Evaluator:
                         for aggregate, value in zip(family.aggregates, current, strict=True)
                     }
                     fired.setdefault(rule.name, []).append(
-                        (window, self._window_alert(rule, stream, key, window, results, *found))
+                        (
+                            window,
+                            self._window_alert(rule, stream, key, window, results, count, *found),
+                        )
                     )
 
     def _join(
@@ -907,14 +910,25 @@ class Evaluator:
         key: str,
         window: tuple[float, float],
         results: dict[str, Any],
+        sample: int,
         event: Event,
         activation: Activation,
     ) -> Alert:
-        assert rule.windowed is not None
+        assert rule.windowed is not None and rule.spec.group_by is not None
         self.stats.rule_matches[rule.name] += 1
         start = datetime.fromtimestamp(window[0], UTC)
         end = datetime.fromtimestamp(window[0] + rule.windowed.window.size, UTC)
         values = {**results, "window_start": start, "window_end": end}
+        about = AlertWindow(
+            group_by=rule.spec.group_by,
+            key=key,
+            start=start,
+            end=end,
+            condition=rule.spec.condition,
+            aggregates={name: _jsonable(value) for name, value in results.items()},
+            sample=sample,
+            min_sample=rule.windowed.min_sample,
+        )
         return self._alert(
             rule,
             stream,
@@ -925,6 +939,7 @@ class Evaluator:
             self.clock(),
             activation,
             id_key=f"{key}@{int(window[0])}",
+            window=about,
         )
 
     def _alert(
@@ -938,6 +953,7 @@ class Evaluator:
         fired_at: datetime,
         activation: Activation,
         id_key: str | None = None,
+        window: AlertWindow | None = None,
     ) -> Alert:
         return Alert(
             id=alert_id(rule.name, id_key or key),
@@ -953,6 +969,7 @@ class Evaluator:
             ruleset_version=self.ruleset.version,
             labels=rule.spec.labels,
             throttle=self._throttle(rule, key, activation),
+            window=window,
         )
 
     def _throttle(self, rule: Rule, key: str, activation: Activation) -> Throttle | None:
