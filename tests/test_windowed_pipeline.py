@@ -76,3 +76,86 @@ def test_window_state_and_the_fired_mark_survive_a_worker_restart(stack, unique,
         assert sorted(alert["key"] for alert in engine.delivered()) == ["a-1", "a-2"]
     finally:
         third.stop()
+
+
+CATCH_UP_RULES = """\
+name: busy-minute
+source: ratings
+group_by: team
+window: {size: 1m}
+aggregates: {ratings: count()}
+min_sample: 1
+condition: ratings >= 180
+"""
+
+
+async def _produce_to_partitions(bootstrap: str, topic: str, sends: list[tuple[int, bytes]]):
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    await producer.start()
+    try:
+        for partition, value in sends:
+            await producer.send(topic, value, partition=partition)
+    finally:
+        await producer.stop()
+
+
+def test_a_worker_catching_up_on_uneven_partitions_raises_every_windows_alert(
+    stack, unique, tmp_path
+):
+    # Both reproductions of a worker catching up after being down, through the real broker:
+    # ten minutes of one team's ratings, 2 per second to partition 0 and 1 per second to
+    # partition 1 (keyed production is uneven), and of another team's, 1.5 per second to both.
+    # Each minute of each team holds 180 ratings: 10 alerts per team, none of them late.
+    import asyncio
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "busy.yaml").write_text(CATCH_UP_RULES)
+    engine = Engine(stack, unique, tmp_path, rules_dir=rules, partitions=4)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=11)
+
+    def at(team: str, n: int, seconds: float) -> bytes:
+        [raw] = encode_all(
+            [
+                rating(
+                    id=f"r-{team}-{n}",
+                    team=team,
+                    rating=4,
+                    interaction_id=None,
+                    time=(start + timedelta(seconds=seconds)).isoformat(),
+                )
+            ]
+        )
+        return raw
+
+    uneven = [(0, at("orders", n, n / 2), n / 2) for n in range(1200)]
+    uneven += [(1, at("orders", 10_000 + n, n), float(n)) for n in range(600)]
+    even = [
+        (partition, at("billing", 20_000 * (partition + 1) + n, n / 1.5), n / 1.5)
+        for partition in (0, 1)
+        for n in range(900)
+    ]
+    # In time order within each partition (sorted by time, partitions interleaved).
+    sends = [(partition, raw) for partition, raw, _ in sorted(uneven + even, key=lambda s: s[2])]
+
+    worker = engine.worker("first").start()
+    worker.stop()  # SIGTERM: the ratings arrive while it is down
+    asyncio.run(_produce_to_partitions(engine.kafka.bootstrap, engine.kafka.ratings_topic, sends))
+    restarted = engine.worker("second").start()
+    try:
+        engine.wait_for(lambda: len(engine.delivered()) >= 20, timeout=180)
+        time.sleep(2.0)
+        delivered = engine.delivered()
+        late = restarted.stats().get("late_events", {})
+    finally:
+        restarted.stop()
+    assert late == {} or sum(late.values()) == 0, f"counted late: {late}"
+    windows = sorted((alert["key"], alert["values"]["window_start"]) for alert in delivered)
+    assert windows == sorted(
+        (team, (start + timedelta(minutes=minute)).isoformat())
+        for team in ("orders", "billing")
+        for minute in range(10)
+    )
+    assert all(alert["values"]["ratings"] >= 180 for alert in delivered)
