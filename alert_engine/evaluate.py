@@ -13,7 +13,6 @@ batch of its own (`count_in_windows`): its rules fire on the very event.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import math
@@ -41,16 +40,34 @@ from alert_engine.expressions import (
     CEL_ERRORS,
     EXACT_INT,
     Activation,
-    Condition,
     EvaluationError,
     Expression,
-    NumericCondition,
     plain_number,
 )
+from alert_engine.guards import guard_groups
 from alert_engine.rules import Rule, Ruleset
 from alert_engine.stats import Stats
-from alert_engine.windows.aggregations import Aggregate
+from alert_engine.windows.counting import (
+    Fired,
+    KeyBuckets,
+    Partial,
+    Partials,
+    WindowPartial,
+    count_into,
+    family_values,
+    folds_for,
+    inputs_fit,
+    later_ref,
+    raised_alerts,
+)
 from alert_engine.windows.definitions import WindowRange, window_ranges
+from alert_engine.windows.families import (
+    Family,
+    PaneGroup,
+    cohorts_of,
+    families_of,
+    pane_groups_of,
+)
 from alert_engine.windows.hop import Inputs, ReceivedBatch
 from alert_engine.windows.store import WindowStore, state_key
 from alert_engine.windows.watermarks import DEFAULT_IDLE_SECONDS, Watermark
@@ -85,16 +102,6 @@ class Regroup(NamedTuple):
 
 # An event validated and ready for conditions, or None when it is invalid.
 Validated = tuple[Event, Activation] | None
-
-# The count of a batch's events for one rule family in one window, or for a pane group in one
-# pane: family or group, window or pane start and end, events counted, the aggregates' states,
-# and a reference to the event counted last.
-Partial = tuple["_Family | _PaneGroup", float, float, int, list[Any], Any]
-# A partial state of one family's window: what `merge` adds to the window's state.
-WindowPartial = tuple["_Family", float, float, int, list[Any], Any]
-# A batch's partials of one group key while they are counted (lists, updated in place), by
-# family id and window start.
-Partials = dict[tuple[str, float], list[Any]]
 
 
 class Outcome(NamedTuple):
@@ -153,20 +160,18 @@ class Evaluator:
         # families go with it.
         self._settle()
         self._pane_closes = {}  # a group id names the same counting, not the same windows
-        self._guarded = {
-            stream: _guard_groups(rules) for stream, rules in ruleset.by_stream.items()
-        }
+        self._guarded = {stream: guard_groups(rules) for stream, rules in ruleset.by_stream.items()}
         windows = ruleset.windows()
         self._families = {
-            stream: {grouping: _families(rules, windows) for grouping, rules in groupings.items()}
+            stream: {grouping: families_of(rules, windows) for grouping, rules in groupings.items()}
             for stream, groupings in ruleset.windowed.items()
         }
         self._panes = {
-            stream: {grouping: _pane_groups(families) for grouping, families in groupings.items()}
+            stream: {grouping: pane_groups_of(families) for grouping, families in groupings.items()}
             for stream, groupings in self._families.items()
         }
         # What a partial state on the windows topic names: a family, or a pane group.
-        self._counted_ids: dict[Stream, dict[str, dict[str, _Family | _PaneGroup]]] = {
+        self._counted_ids: dict[Stream, dict[str, dict[str, Family | PaneGroup]]] = {
             stream: {
                 grouping: {
                     **{family.id: family for family in families},
@@ -362,7 +367,7 @@ class Evaluator:
             )
         return alerts
 
-    def inputs(self, families: tuple[_Family, ...], activation: Activation) -> Inputs | None:
+    def inputs(self, families: tuple[Family, ...], activation: Activation) -> Inputs | None:
         """What each rule family counts of the event: its aggregates' argument values, or None
         when its `where` is false or a value cannot be computed (a miss for its rules); None
         when no family counts the event."""
@@ -374,7 +379,7 @@ class Evaluator:
             # values are kept for the event under one key.
             values = memo.get(family.inputs)
             if values is None:
-                values = memo[family.inputs] = _family_values(family, activation)
+                values = memo[family.inputs] = family_values(family, activation)
             if values.__class__ is list:
                 counted = True
                 found.append(values)
@@ -465,7 +470,7 @@ class Evaluator:
         ref: Any,
     ) -> None:
         """Count one event of a batch (`ref` names it) into `into`: the state of the batch's
-        events so far (`Partial`) per pane of a pane group (`_PaneGroup`: the families of
+        events so far (`Partial`) per pane of a pane group (`PaneGroup`: the families of
         `grouping` that count the same values), or per family and window for an event one of
         whose windows ended more than its grace before `mark` (the stream's latest event time):
         such a window takes no more events. `inputs` are the event's values per family
@@ -478,7 +483,7 @@ class Evaluator:
             values = inputs[group.first]
             if values is None:
                 continue
-            folds = _folds(group.families[0], values)
+            folds = folds_for(group.families[0], values)
             if folds.__class__ is not list:
                 # A value of the wrong type (text where a number belongs): not counted.
                 misses = self.stats.rule_misses
@@ -494,7 +499,7 @@ class Evaluator:
                     closes = self._pane_closes[(group.id, number)] = self._closes(group, timestamp)
                 if mark <= closes:
                     start = number * pane
-                    _count_into(into, group, start, start + pane, folds, ref)
+                    count_into(into, group, start, start + pane, folds, ref)
                     continue
             for family in group.families:
                 for start, end in self._window_ranges(family.window, timestamp):
@@ -503,9 +508,9 @@ class Evaluator:
                         for rule in family.rules:
                             late[rule.name] += 1
                         continue
-                    _count_into(into, family, start, end, folds, ref)
+                    count_into(into, family, start, end, folds, ref)
 
-    def _closes(self, group: _PaneGroup, timestamp: float) -> float:
+    def _closes(self, group: PaneGroup, timestamp: float) -> float:
         """The latest mark at which every window of the group's families at `timestamp` still
         takes events: the earliest end plus grace (the oldest window of each family ends first).
         The same for the whole pane of `timestamp`: a pane lies in whole windows."""
@@ -529,7 +534,7 @@ class Evaluator:
         found: dict[tuple[str, float], WindowPartial] = {}
 
         def add(
-            family: _Family, start: float, end: float, count: int, states: list[Any], ref: Any
+            family: Family, start: float, end: float, count: int, states: list[Any], ref: Any
         ) -> None:
             earlier = found.get((family.id, start))
             if earlier is not None:
@@ -537,11 +542,11 @@ class Evaluator:
                 merged = family.initial()
                 for i, merge in enumerate(family.merges):
                     merged[i] = merge(merge(merged[i], earlier[4][i]), states[i])
-                count, states, ref = earlier[3] + count, merged, _later(earlier[5], ref)
+                count, states, ref = earlier[3] + count, merged, later_ref(earlier[5], ref)
             found[(family.id, start)] = (family, start, end, count, states, ref)
 
         for counted, start, end, count, states, ref in partials:
-            if isinstance(counted, _Family):
+            if isinstance(counted, Family):
                 add(counted, start, end, count, states, ref)
                 continue
             pane = end - start
@@ -563,10 +568,10 @@ class Evaluator:
         event_of: Callable[[Any], Validated],
     ) -> list[Alert]:
         """Add the `partials` of group `key` (see `fold`) to its windows in `store`; alerts of
-        rules whose condition now holds in them (see `_raised`), built from the event a partial
-        counted last (`event_of` its reference). A window that ended more than its grace before
-        `watermark` takes no more events."""
-        buckets = _KeyBuckets(store, state_key(grouping, key))
+        rules whose condition now holds in them (see `raised_alerts`), built from the event a
+        partial counted last (`event_of` its reference). A window that ended more than its
+        grace before `watermark` takes no more events."""
+        buckets = KeyBuckets(store, state_key(grouping, key))
         fired: Fired = {}
         for family, start, end, count, states, ref in partials:
             if end + family.grace < watermark:
@@ -588,12 +593,12 @@ class Evaluator:
                 if total >= family.min_sample:
                     self._check(family, stream, key, window, state, None, event, fired)
                 continue
-            for cohort_key, state, members in _cohorts(family, bucket):
+            for cohort_key, state, members in cohorts_of(family, bucket):
                 current = state["a"]
                 for i, merge in enumerate(merges):
                     current[i] = merge(current[i], states[i])
                 total = state["n"] = state["n"] + count
-                bucket[cohort_key] = state  # a new state, or one moved by `_cohorts`
+                bucket[cohort_key] = state  # a new state, or one moved by `cohorts_of`
                 if total >= family.min_sample:
                     self._check(family, stream, key, window, state, members, event, fired)
         buckets.write_back()
@@ -603,7 +608,7 @@ class Evaluator:
             alert
             for rule in self._ruleset.windowed[stream][grouping]
             if rule.name in fired
-            for alert in _raised(fired[rule.name])
+            for alert in raised_alerts(fired[rule.name])
         ]
 
     def windowed_batch(
@@ -679,7 +684,7 @@ class Evaluator:
             if (
                 shipped_inputs
                 and inputs is not None
-                and _fits(families_of.get(item.grouping), inputs)
+                and inputs_fit(families_of.get(item.grouping), inputs)
             ):
                 alerts.extend(
                     self.count_in_windows(
@@ -751,7 +756,7 @@ class Evaluator:
 
     def _check(
         self,
-        family: _Family,
+        family: Family,
         stream: Stream,
         key: str,
         window: WindowRange,
@@ -986,26 +991,6 @@ class Evaluator:
         return Throttle(key=throttle_key[:MAX_KEY_LENGTH], seconds=rule.spec.throttle.period)
 
 
-# Per rule, the windows that fired in one step (an event, or a batch of a key's events) with
-# their alerts.
-Fired = dict[str, list[tuple[WindowRange, Alert]]]
-
-
-def _raised(fired: list[tuple[WindowRange, Alert]]) -> list[Alert]:
-    """The alerts a rule raises for the windows that fired in one step: one for every window,
-    oldest first, except a window overlapping one already raised for (hopping windows that an
-    event or a batch makes hold at once raise one alert, for the oldest). Tumbling windows never
-    overlap: a batch spanning several of a key's windows raises every one of them."""
-    raised: list[Alert] = []
-    covered_until = -math.inf
-    for (start, end), alert in sorted(fired, key=lambda item: item[0]):
-        if start < covered_until:
-            continue
-        raised.append(alert)
-        covered_until = end
-    return raised
-
-
 def group_key(expression: Expression, activation: Activation) -> str | None:
     """The event's key in a grouping; None when it has none (a missing or null field)."""
     try:
@@ -1018,431 +1003,9 @@ def group_key(expression: Expression, activation: Activation) -> str | None:
     return key[:MAX_KEY_LENGTH]
 
 
-class _KeyBuckets:
-    """The buckets of one group key's windows that a batch touches, each read from the store
-    once, changed in place and written back once.
-
-    The state of all rules of one grouping, key, window shape and window is one bucket: a table
-    write is a changelog message, and their number then grows with window shapes, not with
-    rules or events."""
-
-    __slots__ = ("key", "read", "store")
-
-    def __init__(self, store: WindowStore, key: str) -> None:
-        self.store = store
-        self.key = key
-        self.read: dict[tuple[str, WindowRange], dict[str, Any]] = {}
-
-    def get(self, shape: str, window: WindowRange) -> dict[str, Any]:
-        found = self.read.get((shape, window))
-        if found is None:
-            stored = self.store.get(shape, self.key, window)
-            found = self.read[(shape, window)] = stored if stored is not None else {}
-        return found
-
-    def write_back(self) -> None:
-        for (shape, window), bucket in self.read.items():
-            self.store.set(shape, self.key, window, bucket)
-
-
-# Per aggregate counting an event: its position, fold function and checked value.
-Folds = list[tuple[int, Callable[[Any, Any], Any], Any]]
-
-
-def _folds(family: _Family, values: list[Any]) -> Folds | EvaluationError:
-    """`Aggregate.step` for the event's `values`, checked once for all windows, or the error of
-    a value of the wrong type. A null argument value changes nothing."""
-    try:
-        return [
-            (i, fold, check(value))
-            for i, ((fold, check, takes), value) in enumerate(
-                zip(family.steps, values, strict=True)
-            )
-            if value is not None or not takes
-        ]
-    except EvaluationError as exc:
-        return exc
-
-
-def _later(ref: Any, other: Any) -> Any:
-    """Of two partials' last events, the later: references into a record's events are their
-    positions in the batch."""
-    if isinstance(ref, int) and isinstance(other, int):
-        return max(ref, other)
-    return other
-
-
-def _count_into(
-    into: Partials,
-    counted: _Family | _PaneGroup,
-    start: float,
-    end: float,
-    folds: Folds,
-    ref: Any,
-) -> None:
-    """One more event (`ref`) in the partial state of `counted` (a family's window, a pane
-    group's pane) from `start` to `end`."""
-    slot = into.get((counted.id, start))
-    if slot is None:
-        slot = into[(counted.id, start)] = [counted, start, end, 0, counted.initial(), ref]
-    states = slot[4]
-    for i, fold, value in folds:
-        states[i] = fold(states[i], value)
-    slot[3] += 1
-    slot[5] = ref
-
-
-def _family_values(family: _Family, activation: Activation) -> list[Any] | bool | EvaluationError:
-    """The family's argument values for the event (null for `count()`), False when its `where`
-    is false, or the error that kept one from being computed. Each expression's value is kept in
-    the activation's memo under its source, for the families that share it."""
-    memo = activation.memo
-    where = family.where
-    if where is not None:
-        holds = memo.get(family.where_key, _MISSING)
-        if holds is _MISSING:
-            try:
-                holds = where.evaluate(activation)
-            except EvaluationError as exc:
-                holds = exc
-            memo[family.where_key] = holds
-        if holds is not True:
-            return holds if isinstance(holds, EvaluationError) else False
-    values: list[Any] = []
-    for argument in family.arguments:
-        if argument is None:
-            values.append(None)
-            continue
-        value = memo.get(argument.source, _MISSING)
-        if value is _MISSING:
-            try:
-                value = argument.value(activation)
-            except EvaluationError as exc:
-                value = exc
-            memo[argument.source] = value
-        if isinstance(value, EvaluationError):
-            return value
-        values.append(value)
-    return values
-
-
-def _fits(families: tuple[_Family, ...] | None, inputs: Inputs) -> bool:
-    """Whether shipped inputs have the shape of these families' (a foreign record may not)."""
-    if families is None or len(families) != len(inputs):
-        return False
-    for family, values in zip(families, inputs, strict=True):
-        if values is not None and len(values) != len(family.aggregates):
-            return False
-    return True
-
-
-_MISSING = object()
 # `Stream.value` goes through an enum descriptor; this is a dict lookup.
 _STREAM_NAMES = {stream: stream.value for stream in Stream}
 
 
 def _jsonable(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
-
-
-GuardGroup = tuple[NumericCondition | None, tuple[tuple[int, Rule], ...]]
-
-
-def _guard_groups(rules: tuple[Rule, ...]) -> tuple[GuardGroup, ...]:
-    """Filter rules grouped by their first guard (`rating <= 2 && ...`): when it is false for an
-    event, the whole group is, and none of its conditions runs. Rules keep their position, so
-    matches come out in rule order."""
-    groups: dict[str | None, tuple[NumericCondition | None, list[tuple[int, Rule]]]] = {}
-    for position, rule in enumerate(rules):
-        guards = rule.condition.guards
-        guard = guards[0] if guards else None
-        key = guard.source if guard is not None else None
-        groups.setdefault(key, (guard, []))[1].append((position, rule))
-    return tuple((guard, tuple(members)) for guard, members in groups.values())
-
-
-@dataclass(frozen=True)
-class _Family:
-    """Windowed rules of one grouping that count the same events the same way: same window
-    shape and grace, same `where`, same aggregates (names included).
-
-    Their windows hold one shared state (`n` events counted, the aggregates `a`, the rules `m`
-    counting in it and those that fired, `f`), updated once per event whatever the number of
-    rules, and their conditions read one context built once per window. Rules share a state only
-    if they started counting on the same event: a rule added by a reload starts a state of its
-    own, a rule taken out leaves with a copy of it."""
-
-    rules: tuple[Rule, ...]
-    shape: str
-    grace: float
-    where: Condition | None
-    aggregates: tuple[Aggregate, ...]
-    # Per aggregate: its fold and check functions (see `Kind`), and whether it takes an argument
-    # (a null one is skipped).
-    steps: tuple[tuple[Callable[[Any, Any], Any], Callable[[Any], Any], bool], ...]
-    # Names `where` and the aggregates' arguments: the key of their values for an event (a
-    # string: its hash is computed once).
-    inputs: str
-    # The key of the `where` value for an event (`?` and its source: the same source as an
-    # argument gives a value, not a boolean), and the arguments (None for `count()`).
-    where_key: str
-    arguments: tuple[Expression | None, ...]
-    # The key of the checked values (`_folds`) for an event: `inputs` and the aggregates' kinds.
-    folds: str
-    # The smallest `min_sample` of the rules: below it, no condition is evaluated.
-    min_sample: int
-    # The rules grouped by the first guard of their condition (see `_guard_groups`), each with
-    # its state id, `min_sample` and the Python form of its condition.
-    checks: tuple[tuple[NumericCondition | None, tuple[WindowCheck, ...]], ...]
-    # The aggregates the conditions read: name, position, result function; and whether they
-    # read `key`.
-    reads: tuple[tuple[str, int, Callable[[Any], Any]], ...]
-    reads_key: bool
-    # The bucket key of the state shared by all of `rules`.
-    key: str
-    # The window of `shape`, and what names the family on the windows topic (`fold`): its
-    # grouping, shape, grace, `where` and aggregates, whatever the rules.
-    window: HoppingWindow
-    id: str
-    # Per aggregate: how a partial state of a batch merges into the window's, and whether a
-    # value read from the windows topic is a state.
-    merges: tuple[Callable[[Any, Any], Any], ...]
-    validators: tuple[Callable[[Any], bool], ...]
-
-    def initial(self) -> list[Any]:
-        """The aggregates' states before any event."""
-        return [aggregate.kind.initial() for aggregate in self.aggregates]
-
-    def accepts(self, states: Any) -> bool:
-        """Whether `states` (from the windows topic) are states of the family's aggregates."""
-        if states.__class__ is not list or len(states) != len(self.validators):
-            return False
-        # A loop, not `all()` over a generator: it runs per partial state of every record.
-        for accepts, state in zip(self.validators, states, strict=True):  # noqa: SIM110
-            if not accepts(state):
-                return False
-        return True
-
-
-def _families(rules: Iterable[Rule], windows: dict[str, HoppingWindow]) -> tuple[_Family, ...]:
-    found: dict[tuple[Any, ...], list[Rule]] = {}
-    for rule in rules:
-        windowed = rule.windowed
-        assert windowed is not None
-        signature = (
-            windowed.shape,
-            windowed.window.grace,
-            windowed.where.source if windowed.where is not None else None,
-            tuple(
-                (aggregate.name, aggregate.function, aggregate.source)
-                for aggregate in windowed.aggregates
-            ),
-        )
-        found.setdefault(signature, []).append(rule)
-    families = []
-    for members in found.values():
-        windowed = members[0].windowed
-        assert windowed is not None
-        read = {name for rule in members for name in rule.condition.program.variables()}
-        family_signature = (
-            windowed.group_by.source,
-            windowed.shape,
-            windowed.window.grace,
-            windowed.where.source if windowed.where is not None else None,
-            [
-                (aggregate.name, aggregate.function, aggregate.source)
-                for aggregate in windowed.aggregates
-            ],
-        )
-        families.append(
-            _Family(
-                rules=tuple(members),
-                window=windows[windowed.shape],
-                id=hashlib.sha256(orjson.dumps(family_signature)).hexdigest()[:16],
-                merges=tuple(aggregate.kind.merge for aggregate in windowed.aggregates),
-                validators=tuple(aggregate.kind.accepts for aggregate in windowed.aggregates),
-                shape=windowed.shape,
-                grace=windowed.window.grace,
-                where=windowed.where,
-                aggregates=windowed.aggregates,
-                checks=tuple(
-                    (
-                        guard,
-                        tuple(
-                            (rule, rule.state_id, windowed_min_sample(rule), rule.condition.numeric)
-                            for _, rule in rules
-                        ),
-                    )
-                    for guard, rules in _guard_groups(tuple(members))
-                ),
-                reads=tuple(
-                    (aggregate.name, i, aggregate.kind.result)
-                    for i, aggregate in enumerate(windowed.aggregates)
-                    if aggregate.name in read
-                ),
-                reads_key="key" in read,
-                key=_state_key([rule.state_id for rule in members]),
-                inputs="\x00".join(
-                    (
-                        "inputs",
-                        windowed.where.source if windowed.where is not None else "",
-                        *(
-                            aggregate.argument.source if aggregate.argument is not None else ""
-                            for aggregate in windowed.aggregates
-                        ),
-                    )
-                ),
-                where_key="?" + windowed.where.source if windowed.where is not None else "",
-                folds="\x00".join(
-                    (
-                        "folds",
-                        windowed.where.source if windowed.where is not None else "",
-                        *(
-                            f"{aggregate.function}\x01"
-                            + (aggregate.argument.source if aggregate.argument is not None else "")
-                            for aggregate in windowed.aggregates
-                        ),
-                    )
-                ),
-                arguments=tuple(aggregate.argument for aggregate in windowed.aggregates),
-                steps=tuple(
-                    (aggregate.kind.fold, aggregate.kind.check, aggregate.argument is not None)
-                    for aggregate in windowed.aggregates
-                ),
-                min_sample=min(
-                    rule.windowed.min_sample for rule in members if rule.windowed is not None
-                ),
-            )
-        )
-    return tuple(families)
-
-
-@dataclass(frozen=True)
-class _PaneGroup:
-    """The families of one grouping that count the same values (same `where` and aggregate
-    functions and arguments) in windows of different shapes.
-
-    The input agent counts a batch once per pane of the group, the longest span that divides
-    every family's step (windows start at whole steps, so a pane lies in whole windows), and
-    the windowed agent adds a pane's counts to each window that holds it: one count per event
-    and group instead of one per family and window (a rule set with 15-minute, 30-minute and
-    hourly windows, and an hourly one every 15 minutes, counts an event once, not 7 times)."""
-
-    id: str
-    families: tuple[_Family, ...]
-    # Where the group's values are in an event's inputs (`Evaluator.inputs`).
-    first: int
-    pane: float
-    rules: tuple[Rule, ...]
-
-    def initial(self) -> list[Any]:
-        return self.families[0].initial()
-
-    def accepts(self, states: Any) -> bool:
-        return self.families[0].accepts(states)
-
-
-def _pane_groups(families: tuple[_Family, ...]) -> tuple[_PaneGroup, ...]:
-    found: dict[str, list[tuple[int, _Family]]] = {}
-    for position, family in enumerate(families):
-        found.setdefault(family.folds, []).append((position, family))
-    groups = []
-    for folds, members in found.items():
-        pane = math.gcd(*(int(family.window.step) for _, family in members))
-        groups.append(
-            _PaneGroup(
-                # Not a family id (16 hex digits): both name partial states on the topic.
-                id="p" + hashlib.sha256(folds.encode()).hexdigest()[:16],
-                families=tuple(family for _, family in members),
-                first=members[0][0],
-                pane=float(pane),
-                rules=tuple(rule for _, family in members for rule in family.rules),
-            )
-        )
-    return tuple(groups)
-
-
-def _state_key(state_ids: Iterable[str]) -> str:
-    """The bucket key of the state shared by these rules; rule state ids never start with `*`."""
-    digest = hashlib.sha256("\0".join(sorted(state_ids)).encode()).hexdigest()
-    return f"*{digest[:16]}"
-
-
-# A cohort's bucket key, state and members' state ids (None: all the family's rules).
-Cohort = tuple[str, dict[str, Any], frozenset[str] | None]
-WindowCheck = tuple[Rule, str, int, NumericCondition | None]
-
-
-def windowed_min_sample(rule: Rule) -> int:
-    assert rule.windowed is not None
-    return rule.windowed.min_sample
-
-
-def _cohorts(family: _Family, bucket: dict[str, Any]) -> list[Cohort]:
-    """The states the family's rules count in, when they do not all share one: after a reload
-    added or took out rules mid-window, or in a window written by an earlier version (one state
-    per rule). Rearranges `bucket`; a new state is only added to it once it counted an event."""
-    owner = {
-        member: bucket_key
-        for bucket_key, state in bucket.items()
-        if bucket_key.startswith("*")
-        for member in state["m"]
-    }
-    by_owner: dict[str | None, list[Rule]] = {}
-    for rule in family.rules:
-        state_id = rule.state_id
-        bucket_key = owner.get(state_id)
-        if bucket_key is None and state_id in bucket:
-            # One rule's own state, as earlier versions kept it.
-            old = bucket.pop(state_id)
-            bucket_key = _state_key([state_id])
-            bucket[bucket_key] = {
-                "n": old["n"],
-                "a": old["a"],
-                "m": [state_id],
-                "f": [state_id] if old["fired"] else [],
-            }
-        by_owner.setdefault(bucket_key, []).append(rule)
-    cohorts: list[Cohort] = []
-    for bucket_key, rules in by_owner.items():
-        ids = [rule.state_id for rule in rules]
-        new_key = _state_key(ids)
-        if bucket_key is None:
-            state = {
-                "n": 0,
-                "a": [aggregate.kind.initial() for aggregate in family.aggregates],
-                "m": sorted(ids),
-                "f": [],
-            }
-            cohorts.append((new_key, state, frozenset(ids)))
-            continue
-        state = bucket[bucket_key]
-        gone = [member for member in state["m"] if member not in ids]
-        if gone:
-            # Rules no longer loaded keep what they had counted, as if they had their own state.
-            bucket[_state_key(gone)] = {
-                "n": state["n"],
-                "a": copy.deepcopy(state["a"]),
-                "m": gone,
-                "f": [member for member in state["f"] if member in gone],
-            }
-            del bucket[bucket_key]
-            state = {
-                "n": state["n"],
-                "a": state["a"],
-                "m": sorted(ids),
-                "f": [member for member in state["f"] if member in ids],
-            }
-            bucket[new_key] = state
-            bucket_key = new_key
-        cohorts.append((bucket_key, state, frozenset(ids)))
-    return cohorts
-
-
-def window_state(bucket: dict[str, Any], rule: Rule) -> dict[str, Any] | None:
-    """A rule's state in one window's bucket: events counted `n`, aggregates `a`, `fired`."""
-    for bucket_key, state in bucket.items():
-        if bucket_key.startswith("*") and rule.state_id in state["m"]:
-            return {"n": state["n"], "a": state["a"], "fired": rule.state_id in state["f"]}
-    found: dict[str, Any] | None = bucket.get(rule.state_id)
-    return found
