@@ -21,6 +21,11 @@ def alert_id(rule: str, key: str) -> str:
     return f"al-{digest}"
 
 
+def jsonable(value: object) -> object:
+    """A value as an alert's `values` hold it: datetimes as ISO 8601 text."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 class AlertWindow(BaseModel):
     """What a windowed rule's alert is about: the group (`group_by` and its value), the window,
     the aggregates that fired it and the condition they met, and the events counted."""

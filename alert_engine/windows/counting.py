@@ -8,11 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 from alert_engine.alerts import Alert
+from alert_engine.events import Event
 from alert_engine.expressions import Activation, EvaluationError
 from alert_engine.windows.definitions import WindowRange
 from alert_engine.windows.families import Family, PaneGroup
 from alert_engine.windows.hop import Inputs
 from alert_engine.windows.store import WindowStore
+
+# An event validated and ready for conditions, or None when it is invalid.
+Validated = tuple[Event, Activation] | None
 
 # The count of a batch's events for one rule family in one window, or for a pane group in one
 # pane: family or group, window or pane start and end, events counted, the aggregates' states,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -39,6 +39,17 @@ from alert_engine.events import Stream
 # Per rule family of a grouping, in the ruleset's order: the event's values of the family's
 # aggregate arguments (null for `count()`), or None when the family does not count the event.
 Inputs = tuple[list[Any] | None, ...]
+
+
+class Regroup(NamedTuple):
+    """The event belongs to group `key` of the windowed rules grouped by `grouping`."""
+
+    stream: Stream
+    grouping: str
+    key: str
+    # What the grouping's rule families count of the event (see `WindowedEvaluation.inputs`);
+    # None when not computed (a join, or a batch of another ruleset version).
+    inputs: Inputs | None = None
 
 
 @dataclass(frozen=True)
