@@ -6,6 +6,7 @@ the group keys an event belongs to, each with what the rules of that grouping co
 rest of their way, counting into windows and firing, is `windows.evaluation` (joins:
 `windows.joins`), whose methods `Evaluator` has.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -216,7 +216,8 @@ def test_live_windowed_alerts_equal_the_replays_at_the_same_granularity(counted,
 
     sender, receiver = shipped_rules_evaluator(), shipped_rules_evaluator()
     store = MemoryWindowStore(receiver.ruleset.windows())
-    with patch("alert_engine.windows.evaluation.validate_event", wraps=validate_event) as validations:
+    validating = "alert_engine.windows.evaluation.validate_event"
+    with patch(validating, wraps=validate_event) as validations:
         live = hop_through(sender, receiver, store, raws, counted=counted, size=size)
     # Batches come out per partition, not in event order: compare per rule and key, in order.
     order = {alert.id: n for n, alert in enumerate(expected)}
