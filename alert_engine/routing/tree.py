@@ -1,121 +1,32 @@
-"""The routing tree: which destinations an alert goes to, in the spirit of Alertmanager's.
-
-`config/routing.yaml` (setting `ALERT_ENGINE_ROUTING_FILE`) names the destinations and the tree:
-
-    destinations:
-      outbox: {type: outbox}
-      billing-slack: {type: slack, channel: C0123456789}
-      leads-email: {type: email, to: [leads@example.com]}
-    route:                         # the root: matches every alert, its destinations are the default
-      destinations: [outbox]
-      routes:
-        - matchers: ["team = billing", "severity =~ high|critical"]
-          destinations: [billing-slack]
-          continue: true           # go on to the next sibling after this one matched
-        - matchers: ["customer.tier = gold"]
-          destinations: [leads-email]
-
-A matcher is `field OP value` with OP one of `=`, `!=`, `=~` (regex, whole value), `!~`. Fields:
-`rule`, `severity`, `route` (the rule's `route:`), `stream`, `labels.NAME` (or a bare label name),
-and any event field by dotted path (`team`, `channel`, `customer.tier`, `agent.id`). A field the
-alert lacks reads as "" as in Alertmanager. An alert descends into the first child that matches
-(and the following ones while the matched child says `continue`); where no child matches, the node
-itself is where it ends. A node without `destinations` inherits its parent's.
-
-Loading never half-succeeds: every problem is reported with file, line and column.
-"""
+"""The routing tree: loading the routing file and walking an alert down its routes."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
 from alert_engine.channels.email import EmailTemplates
-from alert_engine.events import Stream
+from alert_engine.routing.matchers import Matcher, field_value
+from alert_engine.routing.spec import (
+    DestinationSpec,
+    EmailSpec,
+    OutboxSpec,
+    RouteSpec,
+    RoutingSpec,
+    SlackSpec,
+)
 from alert_engine.rules import Problem, RulesetError
 from alert_engine.templates import MessageTemplate, TemplateProblem
 from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
 
-DestinationName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
-ALERT_FIELDS = ("rule", "severity", "route", "stream", "key", "id")
-
 
 class RoutingError(RulesetError):
     """The routing file has problems; each names file, line and column."""
-
-
-class OutboxSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["outbox"]
-
-
-class SlackSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["slack"]
-    # A channel id (C0123...) or name; chat.postMessage accepts both.
-    channel: Annotated[str, Field(min_length=1, max_length=80)]
-    # A Jinja2 template (sandboxed) for a line shown under the title and as the notification
-    # text, e.g. "{{ alert.team }}: call {{ alert.customer }} back". Shown as plain text.
-    template: str | None = None
-
-
-class EmailSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["email"]
-    to: Annotated[list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]], Field(min_length=1)]
-    # Jinja2 templates (sandboxed): the subject inline, the bodies as files relative to the
-    # routing file. Each has a built-in default.
-    subject: str | None = None
-    text_template: Path | None = None
-    html_template: Path | None = None
-
-
-DestinationSpec = Annotated[OutboxSpec | SlackSpec | EmailSpec, Field(discriminator="type")]
-
-
-class RouteSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    name: str | None = None
-    matchers: list[str] = Field(default_factory=list)
-    destinations: list[DestinationName] | None = None
-    continue_: bool = Field(default=False, alias="continue")
-    routes: list[RouteSpec] = Field(default_factory=list)
-    # Alerts of this route with the same values of these fields go out as one digest message:
-    # the first waits `group_wait` for others, later ones at most every `group_interval`.
-    # Inherited by child routes; `group_by: []` turns grouping off again.
-    group_by: list[str] | None = None
-    group_wait: timedelta | None = Field(default=None, ge=timedelta(0))
-    group_interval: timedelta | None = Field(default=None, gt=timedelta(0))
-
-
-class InhibitRuleSpec(BaseModel):
-    """While an alert matching `source_matchers` is active (for `active_for` after it fired),
-    alerts matching `target_matchers` with the same values of the `equal` fields are muted."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source_matchers: list[str] = Field(min_length=1)
-    target_matchers: list[str] = Field(min_length=1)
-    equal: list[str] = Field(default_factory=list)
-    active_for: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0))
-
-
-class RoutingSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    destinations: dict[DestinationName, DestinationSpec]
-    route: RouteSpec
-    inhibit_rules: list[InhibitRuleSpec] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -133,73 +44,6 @@ class InhibitRule:
 
     def values(self, alert: Alert) -> str:
         return "\x1f".join(field_value(alert, name) for name in self.equal)
-
-
-class Op(StrEnum):
-    EQ = "="
-    NE = "!="
-    RE = "=~"
-    NRE = "!~"
-
-
-_MATCHER = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
-
-
-@dataclass(frozen=True)
-class Matcher:
-    field: str
-    op: Op
-    value: str
-    pattern: re.Pattern[str] | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Matcher:
-        found = _MATCHER.match(text)
-        if found is None:
-            raise ValueError(f"matcher {text!r} is not `field OP value` with OP one of = != =~ !~")
-        name, op, value = found.group(1), Op(found.group(2)), found.group(3)
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        pattern = None
-        if op in (Op.RE, Op.NRE):
-            try:
-                pattern = re.compile(f"(?:{value})")
-            except re.error as exc:
-                raise ValueError(f"matcher {text!r}: invalid regular expression: {exc}") from None
-        return cls(name, op, value, pattern)
-
-    def matches(self, alert: Alert) -> bool:
-        actual = field_value(alert, self.field)
-        if self.op is Op.EQ:
-            return actual == self.value
-        if self.op is Op.NE:
-            return actual != self.value
-        assert self.pattern is not None
-        found = self.pattern.fullmatch(actual) is not None
-        return found if self.op is Op.RE else not found
-
-    def __str__(self) -> str:
-        return f"{self.field}{self.op.value}{self.value}"
-
-
-def field_value(alert: Alert, name: str) -> str:
-    """The alert's value for a matcher field, as text; "" when it has none."""
-    value: Any
-    if name in ALERT_FIELDS:
-        value = getattr(alert, name)
-    elif name.startswith("labels."):
-        value = alert.labels.get(name.removeprefix("labels."))
-    elif name in alert.labels:
-        value = alert.labels[name]
-    else:
-        value = alert.event
-        for part in name.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -432,70 +276,3 @@ def _build(
         for index, child in enumerate(spec.routes)
     )
     return Route(name, tuple(matchers), destinations, spec.continue_, children, grouping)
-
-
-def describe(matches: Sequence[RouteMatch], destinations: Mapping[str, DestinationSpec]) -> str:
-    """Human-readable result of routing one alert, for `alert-engine routes test`."""
-    lines = []
-    for found in matches:
-        grouped = ""
-        if found.grouping is not None:
-            grouped = (
-                f"  (grouped by {', '.join(found.grouping.by)}: wait "
-                f"{found.grouping.wait.total_seconds():g}s, interval "
-                f"{found.grouping.interval.total_seconds():g}s)"
-            )
-        lines.append(" > ".join(found.path) + grouped)
-        for name in found.destinations:
-            spec = destinations.get(name)
-            lines.append(f"  {name}: {_destination_summary(spec)}")
-    return "\n".join(lines)
-
-
-def _destination_summary(spec: DestinationSpec | None) -> str:
-    if isinstance(spec, SlackSpec):
-        return f"slack channel {spec.channel}"
-    if isinstance(spec, EmailSpec):
-        return f"email to {', '.join(spec.to)}"
-    if isinstance(spec, OutboxSpec):
-        return "local outbox"
-    return "undefined"
-
-
-def example_alert(event_json: str | None, fields: Iterable[str]) -> Alert:
-    """An alert made up from an event and `name=value` fields, for `alert-engine routes test`."""
-    event: dict[str, Any] = orjson.loads(event_json) if event_json else {}
-    if not isinstance(event, dict):
-        raise ValueError("--event must be a JSON object")
-    alert_fields: dict[str, Any] = {"rule": "example", "severity": "high", "route": "default"}
-    labels: dict[str, str] = {}
-    for pair in fields:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ValueError(f"expected name=value, got {pair!r}")
-        if name in ("rule", "severity", "route"):
-            alert_fields[name] = value
-        elif name.startswith("labels."):
-            labels[name.removeprefix("labels.")] = value
-        else:
-            target = event
-            *parents, leaf = name.split(".")
-            for part in parents:
-                target = target.setdefault(part, {})
-            target[leaf] = value
-    now = datetime.now(UTC)
-    try:
-        return Alert(
-            id="al-example",
-            key=str(event.get("id", "example")),
-            stream=Stream.RATINGS,
-            event=event,
-            values={},
-            event_time=now,
-            fired_at=now,
-            ruleset_version="example",
-            labels=labels,
-            **alert_fields,
-        )
-    except ValidationError as exc:
-        raise ValueError(str(exc)) from None
