@@ -15,7 +15,8 @@
         - matchers: ["customer.tier = gold"]
           destinations: [leads-email]
 
-A matcher is `field OP value` with OP one of `=`, `!=`, `=~` (regex, whole value), `!~`. Fields:
+A matcher is `field OP value` with OP one of `=`, `!=`, `=~` (regex, whole value), `!~`, parsed
+and matched as Alertmanager does (`matchers`: its escapes, Go's RE2 regexes, its anchoring). Fields:
 `rule`, `severity`, `route` (the rule's `route:`), `stream`, `labels.NAME` (or a bare label name),
 and any event field by dotted path (`team`, `channel`, `customer.tier`, `agent.id`). A field the
 alert lacks reads as "" as in Alertmanager. An alert descends into the first child that matches

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+
+import re2
 
 from alert_engine.alerts import Alert
 
@@ -19,31 +22,47 @@ class Op(StrEnum):
     NRE = "!~"
 
 
-_MATCHER = re.compile(r"^\s*([A-Za-z_][\w.-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+# Alertmanager's `pkg/labels/parse.go`, with Go's `\s` and `$` (Python's `\s` is Unicode's, and
+# its `$` also matches before a final line feed). Field names also take `.` and `-`: they are
+# dotted paths into the event (`customer.tier`).
+_SPACE = "[\t\n\f\r ]"
+_MATCHER = re.compile(
+    rf"\A{_SPACE}*([A-Za-z_][A-Za-z0-9_:.-]*){_SPACE}*(=~|=|!=|!~){_SPACE}*(.*?){_SPACE}*\Z",
+    re.DOTALL,
+)
+_RE2_OPTIONS = re2.Options()
+# Otherwise RE2 writes every refused pattern to stderr through absl, past the problem list.
+_RE2_OPTIONS.log_errors = False
+
+
+class _Regex(Protocol):
+    def search(self, text: str) -> object | None: ...
 
 
 @dataclass(frozen=True)
 class Matcher:
+    """`field OP value`. Regexes are RE2's syntax (Go's, as in Alertmanager), anchored the way
+    Alertmanager anchors them: the text `^(?:` + value + `)$` is what is compiled."""
+
     field: str
     op: Op
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: _Regex | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.op in (Op.RE, Op.NRE) and self.pattern is None:
+            object.__setattr__(self, "pattern", compile_regex(self.value))
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
         found = _MATCHER.match(text)
         if found is None:
             raise ValueError(f"matcher {text!r} is not `field OP value` with OP one of = != =~ !~")
-        name, op, value = found.group(1), Op(found.group(2)), found.group(3)
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        pattern = None
-        if op in (Op.RE, Op.NRE):
-            try:
-                pattern = re.compile(f"(?:{value})")
-            except re.error as exc:
-                raise ValueError(f"matcher {text!r}: invalid regular expression: {exc}") from None
-        return cls(name, op, value, pattern)
+        try:
+            value = unescape(found.group(3))
+            return cls(found.group(1), Op(found.group(2)), value)
+        except ValueError as exc:
+            raise ValueError(f"matcher {text!r}: {exc}") from None
 
     def matches(self, alert: Alert) -> bool:
         actual = field_value(alert, self.field)
@@ -52,11 +71,84 @@ class Matcher:
         if self.op is Op.NE:
             return actual != self.value
         assert self.pattern is not None
-        found = self.pattern.fullmatch(actual) is not None
+        found = self.pattern.search(actual) is not None
         return found if self.op is Op.RE else not found
 
     def __str__(self) -> str:
-        return f"{self.field}{self.op.value}{self.value}"
+        """As Alertmanager prints a matcher: `team="orders"`, which parses back to the same."""
+        escaped = self.value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        return f'{self.field}{self.op.value}"{escaped}"'
+
+
+def unescape(raw: str) -> str:
+    """A matcher's value as Alertmanager reads it: optionally in double quotes; `\\"`, `\\\\` and
+    `\\n` are escapes, any other backslash is itself; a double quote elsewhere is an error."""
+    quoted = raw.startswith('"')
+    if quoted:
+        raw = raw[1:]
+    try:
+        raw.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"value not valid UTF-8: {raw!r}") from None
+    value: list[str] = []
+    escaped = False
+    last = len(raw) - 1
+    for position, char in enumerate(raw):
+        if escaped:
+            escaped = False
+            value.append({"n": "\n", '"': '"', "\\": "\\"}.get(char, "\\" + char))
+        elif char == "\\" and position < last:
+            escaped = True
+        elif char == '"':
+            if not quoted or position < last:
+                raise ValueError("value contains unescaped double quote")
+            quoted = False
+        else:
+            value.append(char)
+    if quoted:
+        raise ValueError("value contains unescaped double quote")
+    return "".join(value)
+
+
+def compile_regex(value: str) -> _Regex:
+    refused = _go_refuses(value)
+    if refused is None:
+        try:
+            compiled: _Regex = re2.compile(f"^(?:{value})$", _RE2_OPTIONS)
+            return compiled
+        except re2.error as exc:
+            # Said about the value as written where it is wrong on its own (nearly always).
+            refused = _re2_problem(value) or _re2_problem(f"^(?:{value})$") or str(exc)
+    raise ValueError(f"invalid regular expression: {refused}")
+
+
+def _re2_problem(regex: str) -> str | None:
+    try:
+        re2.compile(regex, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else exc
+        return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    return None
+
+
+def _go_refuses(regex: str) -> str | None:
+    """What RE2 takes and Go's regexp (so Alertmanager) does not: `\\C`, one byte of a character."""
+    position = 0
+    while position < len(regex) - 1:
+        if regex[position] == "\\":
+            following = regex[position + 1]
+            if following == "Q":
+                end = regex.find("\\E", position + 2)
+                if end < 0:
+                    return None
+                position = end + 2
+                continue
+            if following == "C":
+                return "invalid escape sequence: \\C"
+            position += 2
+            continue
+        position += 1
+    return None
 
 
 def field_value(alert: Alert, name: str) -> str:
