@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
 from alert_engine.events import Stream
+from alert_engine.routing.durations import format_duration
 from alert_engine.routing.spec import DestinationSpec, EmailSpec, OutboxSpec, SlackSpec
 from alert_engine.routing.tree import RouteMatch
 
@@ -23,8 +24,8 @@ def describe(matches: Sequence[RouteMatch], destinations: Mapping[str, Destinati
         if found.grouping is not None:
             grouped = (
                 f"  (grouped by {', '.join(found.grouping.by)}: wait "
-                f"{found.grouping.wait.total_seconds():g}s, interval "
-                f"{found.grouping.interval.total_seconds():g}s)"
+                f"{format_duration(found.grouping.wait)}, interval "
+                f"{format_duration(found.grouping.interval)})"
             )
         lines.append(" > ".join(found.path) + grouped)
         for name in found.destinations:

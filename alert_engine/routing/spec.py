@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alert_engine.routing.durations import Duration
+
 DestinationName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 
 
@@ -52,8 +54,10 @@ class RouteSpec(BaseModel):
     # the first waits `group_wait` for others, later ones at most every `group_interval`.
     # Inherited by child routes; `group_by: []` turns grouping off again.
     group_by: list[str] | None = None
-    group_wait: timedelta | None = Field(default=None, ge=timedelta(0))
-    group_interval: timedelta | None = Field(default=None, gt=timedelta(0))
+    group_wait: Duration | None = Field(default=None, ge=timedelta(0))
+    group_interval: Duration | None = Field(default=None, gt=timedelta(0))
+    # Alertmanager's key, read and inherited the same way (default 4h); see `routes check`.
+    repeat_interval: Duration | None = Field(default=None, gt=timedelta(0))
 
 
 class InhibitRuleSpec(BaseModel):
@@ -65,7 +69,7 @@ class InhibitRuleSpec(BaseModel):
     source_matchers: list[str] = Field(min_length=1)
     target_matchers: list[str] = Field(min_length=1)
     equal: list[str] = Field(default_factory=list)
-    active_for: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0))
+    active_for: Duration = Field(default=timedelta(minutes=30), gt=timedelta(0))
 
 
 class RoutingSpec(BaseModel):

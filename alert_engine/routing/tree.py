@@ -61,6 +61,7 @@ class Route:
     continue_: bool
     children: tuple[Route, ...]
     grouping: Grouping | None = None
+    repeat_interval: timedelta = timedelta(hours=4)
 
     def matches(self, alert: Alert) -> bool:
         return all(matcher.matches(alert) for matcher in self.matchers)
@@ -220,6 +221,7 @@ def _build(
     document: LocatedDocument,
     problems: list[Problem],
     parent_grouping: Grouping | None = None,
+    parent_repeat: timedelta = timedelta(hours=4),
 ) -> Route:
     matchers: list[Matcher] = []
     for index, text in enumerate(spec.matchers):
@@ -261,6 +263,7 @@ def _build(
             spec.group_wait if spec.group_wait is not None else grouping.wait,
             spec.group_interval if spec.group_interval is not None else grouping.interval,
         )
+    repeat = spec.repeat_interval if spec.repeat_interval is not None else parent_repeat
     name = spec.name or default_name
     children = tuple(
         _build(
@@ -272,7 +275,8 @@ def _build(
             document,
             problems,
             grouping,
+            repeat,
         )
         for index, child in enumerate(spec.routes)
     )
-    return Route(name, tuple(matchers), destinations, spec.continue_, children, grouping)
+    return Route(name, tuple(matchers), destinations, spec.continue_, children, grouping, repeat)
