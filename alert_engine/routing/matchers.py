@@ -25,9 +25,10 @@ class Op(StrEnum):
 # Alertmanager's `pkg/labels/parse.go`, with Go's `\s` and `$` (Python's `\s` is Unicode's, and
 # its `$` also matches before a final line feed). Field names also take `.` and `-`: they are
 # dotted paths into the event (`customer.tier`).
+FIELD_NAME = "[A-Za-z_][A-Za-z0-9_:.-]*"
 _SPACE = "[\t\n\f\r ]"
 _MATCHER = re.compile(
-    rf"\A{_SPACE}*([A-Za-z_][A-Za-z0-9_:.-]*){_SPACE}*(=~|=|!=|!~){_SPACE}*(.*?){_SPACE}*\Z",
+    rf"\A{_SPACE}*({FIELD_NAME}){_SPACE}*(=~|=|!=|!~){_SPACE}*(.*?){_SPACE}*\Z",
     re.DOTALL,
 )
 _RE2_OPTIONS = re2.Options()

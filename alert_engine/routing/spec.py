@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alert_engine.routing.durations import Duration
+from alert_engine.routing.matchers import FIELD_NAME
 
+GROUP_BY_ALL = "..."
+_FIELD_NAME = re.compile(FIELD_NAME)
 DestinationName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 
 
@@ -52,12 +56,25 @@ class RouteSpec(BaseModel):
     routes: list[RouteSpec] = Field(default_factory=list)
     # Alerts of this route with the same values of these fields go out as one digest message:
     # the first waits `group_wait` for others, later ones at most every `group_interval`.
-    # Inherited by child routes; `group_by: []` turns grouping off again.
+    # Inherited by child routes; `group_by: []` turns grouping off again, and so does
+    # `group_by: ['...']` (Alertmanager's "every label": each alert on its own).
     group_by: list[str] | None = None
     group_wait: Duration | None = Field(default=None, ge=timedelta(0))
     group_interval: Duration | None = Field(default=None, gt=timedelta(0))
     # Alertmanager's key, read and inherited the same way (default 4h); see `routes check`.
     repeat_interval: Duration | None = Field(default=None, gt=timedelta(0))
+
+    @field_validator("group_by")
+    @classmethod
+    def _group_by_names_fields(cls, names: list[str] | None) -> list[str] | None:
+        if names is None or names == [GROUP_BY_ALL]:
+            return names
+        if GROUP_BY_ALL in names:
+            raise ValueError("`...` stands alone: it groups by every field (as in Alertmanager)")
+        for name in names:
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a field name")
+        return names
 
 
 class InhibitRuleSpec(BaseModel):

@@ -11,8 +11,10 @@ from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
 from alert_engine.channels.email import EmailTemplates
+from alert_engine.routing.lint import routing_warnings
 from alert_engine.routing.matchers import Matcher, field_value
 from alert_engine.routing.spec import (
+    GROUP_BY_ALL,
     DestinationSpec,
     EmailSpec,
     OutboxSpec,
@@ -84,6 +86,8 @@ class Routing:
     email_templates: Mapping[str, EmailTemplates] = field(default_factory=dict)
     inhibit_rules: tuple[InhibitRule, ...] = ()
     slack_templates: Mapping[str, MessageTemplate] = field(default_factory=dict)
+    # Where the file looks written for Alertmanager's meaning (`routing.lint`); none is fatal.
+    warnings: tuple[Problem, ...] = ()
 
     def match(self, alert: Alert) -> list[RouteMatch]:
         return _walk(self.root, alert, ())
@@ -162,7 +166,14 @@ def routing_from(document: LocatedDocument) -> Routing:
         )
     if problems:
         raise RoutingError(problems)
-    return Routing(root, spec.destinations, templates, tuple(inhibit_rules), slack_templates)
+    return Routing(
+        root,
+        spec.destinations,
+        templates,
+        tuple(inhibit_rules),
+        slack_templates,
+        tuple(routing_warnings(spec, document)),
+    )
 
 
 def _email_templates(
@@ -197,6 +208,17 @@ def _email_templates(
     return compiled
 
 
+# Alertmanager's keys that this file spells otherwise.
+_ALERTMANAGER_KEYS = {
+    "receiver": "a route names its `destinations` here",
+    "receivers": "destinations are defined under `destinations`",
+    "match": 'write `matchers`, e.g. ["team = orders"]',
+    "match_re": 'write `matchers` with =~, e.g. ["team =~ orders|billing"]',
+    "source_match": "write `source_matchers`",
+    "target_match": "write `target_matchers`",
+}
+
+
 def _validation_problems(document: LocatedDocument, exc: ValidationError) -> Iterable[Problem]:
     for error in exc.errors(include_url=False):
         # Tagged unions add the tag to the path (`destinations.x.slack.channel`); YAML has none.
@@ -205,7 +227,9 @@ def _validation_problems(document: LocatedDocument, exc: ValidationError) -> Ite
             loc = loc[:2] + loc[3:]
         where = ".".join(str(part) for part in loc)
         if error["type"] == "extra_forbidden":
-            yield Problem(document.locate_key(loc), f"unknown key {where!r}")
+            hint = _ALERTMANAGER_KEYS.get(str(loc[-1]))
+            message = f"unknown key {where!r}" + (f" ({hint})" if hint else "")
+            yield Problem(document.locate_key(loc), message)
         elif error["type"] == "missing":
             yield Problem(document.locate(loc[:-1]), f"missing required key {where!r}")
         else:
@@ -254,7 +278,7 @@ def _build(
                 spec.group_wait if spec.group_wait is not None else timedelta(seconds=30),
                 spec.group_interval if spec.group_interval is not None else timedelta(minutes=5),
             )
-            if spec.group_by
+            if spec.group_by and spec.group_by != [GROUP_BY_ALL]
             else None
         )
     elif grouping is not None and (spec.group_wait is not None or spec.group_interval is not None):
