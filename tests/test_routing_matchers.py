@@ -173,8 +173,10 @@ def _extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
     repeated = st.tuples(children, st.sampled_from(["*", "+", "?", "{1,2}", "*?"])).map(
         lambda pair: Node(f"(?:{pair[0].go}){pair[1]}", f"(?:{pair[0].python}){pair[1]}")
     )
-    either = st.lists(children, min_size=2, max_size=3).map(
-        lambda nodes: Node("|".join(n.go for n in nodes), "|".join(n.python for n in nodes))
+    either = (
+        st.lists(children, min_size=2, max_size=3)
+        .map(_either)
+        .map(lambda node: Node(f"(?:{node.go})", f"(?:{node.python})"))
     )
     grouped = st.tuples(st.sampled_from(["(?:", "(", "(?i:", "(?-i:", "(?s:"]), children).map(
         lambda pair: Node(f"{pair[0]}{pair[1].go})", f"{pair[0]}{pair[1].python})")
@@ -182,7 +184,14 @@ def _extend(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
     return sequence | repeated | either | grouped
 
 
-regexes = st.recursive(_atoms(), _extend, max_leaves=8)
+def _either(nodes: list[Node]) -> Node:
+    return Node("|".join(n.go for n in nodes), "|".join(n.python for n in nodes))
+
+
+# Branches at the top too: the anchoring must hold them all.
+regexes = st.lists(st.recursive(_atoms(), _extend, max_leaves=8), min_size=1, max_size=3).map(
+    _either
+)
 subjects = st.text(st.sampled_from("aAbB0\n.*_é"), max_size=6)
 
 
@@ -194,3 +203,51 @@ def test_regexes_with_flags_match_what_pythons_re_matches_with_the_anchored_form
     for text in texts:
         expected = python.fullmatch(text) is not None
         assert matcher.matches(alert(team=text)) is expected, (regex, text)
+
+
+def test_one_line_may_hold_several_matchers_as_in_alertmanagers_config():
+    from alert_engine.routing.matchers import parse_matchers
+
+    assert parse_matchers('{team="orders", severity=~"high|critical",}') == [
+        Matcher("team", Op.EQ, "orders"),
+        Matcher("severity", Op.RE, "high|critical"),
+    ]
+    assert parse_matchers('comment="a, b" , team=orders') == [
+        Matcher("comment", Op.EQ, "a, b"),
+        Matcher("team", Op.EQ, "orders"),
+    ]
+    assert parse_matchers(r'quote="She said: \"Hi, ladies\""') == [
+        Matcher("quote", Op.EQ, 'She said: "Hi, ladies"')
+    ]
+    assert parse_matchers('team =~ "a{1,3}"') == [Matcher("team", Op.RE, "a{1,3}")]
+    with pytest.raises(ValueError, match="quote the value"):
+        parse_matchers("team =~ a{1,3}")
+    with pytest.raises(ValueError, match="is not `field OP value`"):
+        parse_matchers("team = a,,severity = b")
+
+
+def test_a_route_with_several_matchers_on_one_line_needs_them_all(tmp_path):
+    from alert_engine.routing import load_routing
+    from alert_engine.rules import Severity
+    from tests.test_routing import write
+
+    routing = load_routing(
+        write(
+            tmp_path,
+            "destinations: {outbox: {type: outbox}, o: {type: outbox}}\n"
+            "route:\n  destinations: [outbox]\n  routes:\n"
+            "    - matchers: ['team = orders, severity = high']\n      destinations: [o]\n",
+        )
+    )
+    assert routing.destinations_for(alert(team="orders")) == ["o"]
+    assert routing.destinations_for(alert(Severity.LOW, team="orders")) == ["outbox"]
+    assert routing.destinations_for(alert(team="billing")) == ["outbox"]
+
+
+@bounded
+@given(st.lists(st.tuples(field_names, st.sampled_from([Op.EQ, Op.NE]), values), max_size=4))
+def test_matchers_printed_on_one_line_parse_back_to_the_same_list(parts):
+    from alert_engine.routing.matchers import parse_matchers
+
+    matchers = [Matcher(name, op, value) for name, op, value in parts]
+    assert parse_matchers("{" + ", ".join(str(m) for m in matchers) + "}") == matchers

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from alert_engine.routing.matchers import Matcher, Op
+from alert_engine.routing.matchers import Matcher, Op, parse_matchers
 from alert_engine.routing.spec import GROUP_BY_ALL, RouteSpec, RoutingSpec
 from alert_engine.rules import Problem
 from alert_engine.yamlsource import LocatedDocument, Location, PathKey
@@ -98,18 +98,22 @@ def _route(
 def _matchers(texts: Sequence[str], path: PathKey, document: LocatedDocument) -> Iterator[Problem]:
     for index, text in enumerate(texts):
         try:
-            matcher = Matcher.parse(text)
+            parsed = parse_matchers(text)
         except ValueError:
             continue  # reported as a problem when the routing loads
         where = document.locate((*path, index))
-        value = matcher.value
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            # Printed by hand: the unquoted value need not be a valid regex.
-            written = str(Matcher(matcher.field, Op.EQ, value[1:-1])).replace("=", matcher.op, 1)
-            yield Problem(
-                where,
-                f"matcher {text!r}: single quotes are part of the value (as in Alertmanager), "
-                f"so it matches {value} with its quotes; write {written} for {value[1:-1]!r}",
-            )
-        if matcher.field == "alertname":
-            yield Problem(where, f"matcher {text!r}: {_ALERTNAME}")
+        for matcher in parsed:
+            value = matcher.value
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                # Printed by hand: the unquoted value need not be a valid regex.
+                written = str(Matcher(matcher.field, Op.EQ, value[1:-1])).replace(
+                    "=", matcher.op, 1
+                )
+                yield Problem(
+                    where,
+                    f"matcher {text!r}: single quotes are part of the value (as in "
+                    f"Alertmanager), so it matches {value} with its quotes; write {written} for "
+                    f"{value[1:-1]!r}",
+                )
+            if matcher.field == "alertname":
+                yield Problem(where, f"matcher {text!r}: {_ALERTNAME}")

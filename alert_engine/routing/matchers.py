@@ -81,6 +81,42 @@ class Matcher:
         return f'{self.field}{self.op.value}"{escaped}"'
 
 
+def parse_matchers(line: str) -> list[Matcher]:
+    """One entry of a `matchers:` list, as Alertmanager's config reads it (`ParseMatchers`):
+    several matchers separated by commas outside double quotes, optionally in `{...}`."""
+    line = line.removeprefix("{").removesuffix("}")
+    tokens: list[str] = []
+    token: list[str] = []
+    inside_quotes = escaped = False
+    for char in line:
+        if char == "," and not inside_quotes:
+            tokens.append("".join(token))
+            token = []
+            continue
+        if char == '"':
+            if escaped:
+                escaped = False
+            else:
+                inside_quotes = not inside_quotes
+        elif char == "\\":
+            escaped = not escaped
+        elif char != ",":
+            escaped = False
+        token.append(char)
+    last = "".join(token).strip(" \t\n\f\r\v")
+    if last:
+        tokens.append(last)
+    try:
+        return [Matcher.parse(text) for text in tokens]
+    except ValueError as exc:
+        if len(tokens) < 2:
+            raise
+        raise ValueError(
+            f"{exc} (in {line!r}, a comma outside double quotes separates matchers, as in "
+            "Alertmanager: quote the value)"
+        ) from None
+
+
 def unescape(raw: str) -> str:
     """A matcher's value as Alertmanager reads it: optionally in double quotes; `\\"`, `\\\\` and
     `\\n` are escapes, any other backslash is itself; a double quote elsewhere is an error."""

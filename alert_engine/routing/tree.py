@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from alert_engine.alerts import Alert
 from alert_engine.channels.email import EmailTemplates
 from alert_engine.routing.lint import routing_warnings
-from alert_engine.routing.matchers import Matcher, field_value
+from alert_engine.routing.matchers import Matcher, field_value, parse_matchers
 from alert_engine.routing.spec import (
     GROUP_BY_ALL,
     DestinationSpec,
@@ -151,7 +151,7 @@ def routing_from(document: LocatedDocument) -> Routing:
             matchers = []
             for position, text in enumerate(getattr(rule, side)):
                 try:
-                    matchers.append(Matcher.parse(text))
+                    matchers.extend(parse_matchers(text))
                 except ValueError as exc:
                     where = document.locate(("inhibit_rules", index, side, position))
                     problems.append(Problem(where, str(exc)))
@@ -250,7 +250,7 @@ def _build(
     matchers: list[Matcher] = []
     for index, text in enumerate(spec.matchers):
         try:
-            matchers.append(Matcher.parse(text))
+            matchers.extend(parse_matchers(text))
         except ValueError as exc:
             problems.append(Problem(document.locate((*path, "matchers", index)), str(exc)))
     if path == ("route",) and matchers:
