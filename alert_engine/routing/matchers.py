@@ -37,7 +37,7 @@ _RE2_OPTIONS.log_errors = False
 
 
 class _Regex(Protocol):
-    def search(self, text: str) -> object | None: ...
+    def search(self, text: bytes) -> object | None: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ class Matcher:
         if self.op is Op.NE:
             return actual != self.value
         assert self.pattern is not None
-        found = self.pattern.search(actual) is not None
+        # Bytes: the wrapper maps str offsets back to characters, three times slower. Field
+        # values come from JSON and hold no lone surrogates; should one come, it cannot fail.
+        found = self.pattern.search(actual.encode(errors="surrogatepass")) is not None
         return found if self.op is Op.RE else not found
 
     def __str__(self) -> str:
@@ -151,7 +153,7 @@ def compile_regex(value: str) -> _Regex:
     refused = _go_refuses(value)
     if refused is None:
         try:
-            compiled: _Regex = re2.compile(f"^(?:{value})$", _RE2_OPTIONS)
+            compiled: _Regex = re2.compile(f"^(?:{value})$".encode(), _RE2_OPTIONS)
             return compiled
         except re2.error as exc:
             # Said about the value as written where it is wrong on its own (nearly always).
