@@ -103,8 +103,13 @@ def _routing_file(file: Path | None) -> Path:
 
 @routes.command("check")
 @click.option("--file", "file", type=click.Path(path_type=Path), help="The routing file.")
-def routes_check(file: Path | None) -> None:
-    """Validate the routing file; list each problem with file, line and column."""
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+def routes_check(file: Path | None, strict: bool) -> None:
+    """Validate the routing file; list each problem with file, line and column.
+
+    Warnings mark what loads but looks written for Alertmanager's meaning where the engine's
+    differs (docs/channels.md); with --strict they fail the check.
+    """
     from alert_engine.routing import load_routing
 
     path = _routing_file(file)
@@ -113,7 +118,12 @@ def routes_check(file: Path | None) -> None:
     except RulesetError as exc:
         _print_problems(exc, "the routing was not loaded")
         sys.exit(1)
-    click.echo(f"{path}: OK, {len(routing.destinations)} destination(s)")
+    for warning in routing.warnings:
+        click.echo(f"{warning.location}: warning: {warning.message}", err=True)
+    warned = f", {len(routing.warnings)} warning(s)" if routing.warnings else ""
+    click.echo(f"{path}: OK, {len(routing.destinations)} destination(s){warned}")
+    if strict and routing.warnings:
+        sys.exit(1)
 
 
 @routes.command("test")
