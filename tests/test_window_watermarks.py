@@ -41,17 +41,28 @@ def rules_dir(text: str) -> Path:
 
 
 def live(
-    directory: Path, consumed: Consumed, batch_sizes: Sequence[int], windows_partitions: int = 3
+    directory: Path,
+    consumed: Consumed,
+    batch_sizes: Sequence[int],
+    windows_partitions: int = 3,
+    restarts: frozenset[int] = frozenset(),
 ) -> tuple[list[Alert], MemoryWindowStore, Evaluator]:
     """What the worker does: the input agent takes `consumed` in batches of `batch_sizes`
     (cycled), evaluates each event and ships the batch to the windows partitions; the windowed
-    agent takes each record."""
+    agent takes each record. Before each batch numbered in `restarts` the worker restarts: new
+    evaluators, the same store (the changelog)."""
     sender = Evaluator(load_ruleset(directory), max_event_bytes=65536)
     receiver = Evaluator(load_ruleset(directory), max_event_bytes=65536, input_partitions=4)
     store = MemoryWindowStore(receiver.ruleset.windows())
     alerts: list[Alert] = []
+    late = 0
     position, turn = 0, 0
     while position < len(consumed):
+        if turn in restarts:
+            late += sum(sender.stats.late_events.values())
+            late += sum(receiver.stats.late_events.values())
+            sender = Evaluator(load_ruleset(directory), max_event_bytes=65536)
+            receiver = Evaluator(load_ruleset(directory), max_event_bytes=65536, input_partitions=4)
         size = batch_sizes[turn % len(batch_sizes)]
         turn += 1
         hop = HopBuilder(
@@ -74,7 +85,7 @@ def live(
         for batch in hop.batches():
             received = ReceivedBatch.from_json(batch.to_json())
             alerts.extend(receiver.windowed_batch(received, store, partition=batch.partition))
-    late = sum(sender.stats.late_events.values()) + sum(receiver.stats.late_events.values())
+    late += sum(sender.stats.late_events.values()) + sum(receiver.stats.late_events.values())
     assert late == 0, f"{late} events counted late"
     return alerts, store, receiver
 
@@ -239,13 +250,17 @@ def consumption(draw: st.DrawFn) -> tuple[list[bytes], Consumed, list[int]]:
     st.fixed_dictionaries(
         {"low": st.integers(1, 8), "volume": st.integers(3, 30), "total": st.integers(2, 40)}
     ),
+    st.frozensets(st.integers(1, 30), max_size=3),
 )
-def test_live_windows_equal_event_by_event_under_any_batching_and_partitioning(
-    events: tuple[list[bytes], Consumed, list[int]], thresholds: dict[str, int]
+def test_live_windows_equal_event_by_event_under_any_batching_partitioning_and_restart(
+    events: tuple[list[bytes], Consumed, list[int]],
+    thresholds: dict[str, int],
+    restarts: frozenset[int],
 ) -> None:
+    # A restart between batches (SIGTERM: state and watermark written) keeps the same windows.
     in_time, consumed, sizes = events
     directory = rules_dir(COUNTING_RULES % thresholds)
-    live_alerts, live_store, receiver = live(directory, consumed, sizes)
+    live_alerts, live_store, receiver = live(directory, consumed, sizes, restarts=restarts)
     replay_alerts, replay_store, replay = event_by_event(directory, in_time)
     # Every window holds the same count and aggregates, and fired (or not) alike.
     assert windows(live_store, receiver) == windows(replay_store, replay)
