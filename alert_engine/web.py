@@ -39,12 +39,16 @@ from alert_engine.channels.outbox import outbox_alerts, read_outbox
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
 from alert_engine.presentation import AlertView, LinkTemplates
 from alert_engine.redis_outage import until_redis_answers
+from alert_engine.webguard import parse_form, read_form
 
 log = logging.getLogger(__name__)
 
 PublishCase = Callable[[CaseEvent], Awaitable[None]]
 OUTBOX_PAGE_LIMIT = 200
 ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
+# Seconds since the epoch, as Slack sends them: ASCII digits (`int()` also reads "²", and raises
+# on thousands of digits), a length that stays a time.
+SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # Copies the "acting as" name into the form sent: the pages' one script, allowed by its hash.
 OUTBOX_SCRIPT = """
 document.addEventListener("submit", (event) => {
@@ -73,15 +77,9 @@ def register_views(
             body = await request.read()
             timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
             signature = request.headers.get("X-Slack-Signature", "")
-            if (
-                verifier is None
-                or not timestamp.isdigit()
-                # Slack signs UTF-8 form bodies; the verifier raises on any other bytes.
-                or not _is_utf8(body)
-                or not verifier.is_valid(body, timestamp, signature)
-            ):
+            if verifier is None or not _is_signed(verifier, body, timestamp, signature):
                 return self.error(401, "invalid signature")
-            form = dict(await request.post())
+            form = parse_form(body) or {}
             try:
                 payload = orjson.loads(form.get("payload", ""))
                 if payload["type"] != "block_actions":
@@ -150,8 +148,10 @@ def register_views(
             origin = request.headers.get("Origin")
             if origin and urlsplit(origin).netloc != request.headers.get("Host"):
                 return self.error(403, "cross-site request")
-            form = dict(await request.post())
-            if not secrets.compare_digest(str(form.get("token", "")), token):
+            form = await read_form(request)
+            if form is None:
+                return self.error(400, "not a URL-encoded UTF-8 form")
+            if not secrets.compare_digest(form.get("token", "").encode(), token.encode()):
                 return self.error(403, "stale or missing form token; reload the page")
             alert_id = str(form.get("alert_id", ""))
             try:
@@ -193,6 +193,17 @@ def register_views(
         async for raw in records:
             await until_redis_answers(partial(show_rerating, raw), what="a re-rating")
             yield None
+
+
+def _is_signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
+    # The verifier raises instead of saying no on a timestamp int() cannot read, a signature
+    # that is not ASCII and a body that is not UTF-8: none of them is Slack's.
+    return (
+        SLACK_TIMESTAMP.fullmatch(timestamp) is not None
+        and signature.isascii()
+        and _is_utf8(body)
+        and verifier.is_valid(body, timestamp, signature)
+    )
 
 
 def _is_utf8(body: bytes) -> bool:

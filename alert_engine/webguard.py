@@ -10,6 +10,7 @@
   whose DNS name is rebound to the worker's address cannot read them or act through a visitor's
   browser. Probes and scrapers address a pod by its IP, and Slack's requests and survey links
   carry their own proof (a signature, a signed token), so those paths answer under any Host.
+- Forms are read strictly: bytes that are not UTF-8 (raw or percent-encoded) are not a form.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from ipaddress import ip_address
+from typing import Protocol
+from urllib.parse import parse_qsl
 
 import faust
 from aiohttp import web
@@ -28,6 +31,8 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 # Paths answered whatever the Host: see the module's docstring.
 ANY_HOST_PATHS = frozenset({"/health", "/ready", "/metrics", "/slack/interactions"})
 ANY_HOST_PREFIXES = ("/survey/",)
+# A form of the pages has a handful of fields; Slack's has one.
+MAX_FORM_FIELDS = 50
 
 _HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
 
@@ -118,3 +123,27 @@ def guard_pages(
         return response
 
     server.web_app.middlewares.append(guarded)
+
+
+def parse_form(body: bytes) -> dict[str, str] | None:
+    """A URL-encoded UTF-8 form's fields (the last value of a repeated one), or None when the
+    body is not one."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return dict(pairs)
+
+
+class HasBody(Protocol):
+    async def read(self) -> bytes: ...
+
+
+async def read_form(request: HasBody) -> dict[str, str] | None:
+    """The request's body as a form (`parse_form`), whatever its Content-Type claims."""
+    return parse_form(await request.read())

@@ -25,6 +25,7 @@ from alert_engine.followup.service import Answered, FollowupService
 from alert_engine.redis_outage import tick_skipped_on_outage, until_redis_answers
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
+from alert_engine.webguard import read_form
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def add_followup(
             return self.html(page.html, status=page.status)
 
         async def post(self, request: Any, token: str) -> Any:
-            form = {name: str(value) for name, value in (await request.post()).items()}
+            # A body that is not a UTF-8 form is no answer: the form again, or the link's refusal.
+            form = await read_form(request) or {}
             try:
                 result = await followup.answer(token, form)
             except (RedisError, OSError):
