@@ -2,9 +2,10 @@
 
 - `POST /slack/interactions`: Slack sends button clicks here. Only requests signed with the app's
   signing secret within the last five minutes are accepted; anything else gets 401.
-- `GET /outbox`: every message delivered to the local outbox, as it would look, with working
-  Claim / Resolve buttons (`POST /outbox/act`). For a local demo: the form carries a per-worker
-  token, and a cross-site request (a foreign Origin) is refused.
+- `GET /outbox`: the latest messages delivered to the local outbox, as they would look, with
+  working Claim / Resolve buttons (`POST /outbox/act`). For a local demo: the form carries a
+  per-worker token, and a cross-site request (a foreign Origin) is refused. The file's tail is
+  read and the page rendered in a thread: the event loop goes on delivering alerts meanwhile.
 
 Headers, the Host check and Faust's own views are `webguard`'s.
 
@@ -15,12 +16,14 @@ records) on both: a reply in the alert's Slack thread, and a line on its outbox 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -35,7 +38,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseStore, allowed_actions
-from alert_engine.channels.outbox import outbox_alerts, read_outbox
+from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
 from alert_engine.presentation import AlertView, LinkTemplates
 from alert_engine.redis_outage import until_redis_answers
@@ -118,29 +121,29 @@ def register_views(
     @app.page("/outbox")
     class OutboxPage(View):
         async def get(self, request: Request) -> Response:
-            entries = read_outbox(outbox_path)[-OUTBOX_PAGE_LIMIT:]
+            shown = await asyncio.to_thread(outbox_views, outbox_path, links)
             cards = []
-            for entry in reversed(entries):
-                digest = entry.get("digest")
-                for raw in outbox_alerts(entry):
-                    alert = Alert.model_validate(raw)
-                    case = await cases.get(alert.id)
-                    cards.append(
-                        {
-                            "digest": digest,
-                            "destination": entry.get("destination"),
-                            "delivered_at": entry.get("delivered_at"),
-                            "view": AlertView.of(alert, links),
-                            "state": LABELS[case.state],
-                            "case": case,
-                            "buttons": [
-                                (action.value, label)
-                                for action, label, _ in BUTTONS
-                                if action in allowed_actions(case.state)
-                            ],
-                        }
-                    )
-            return self.html(page.render(cards=cards, token=token, script=OUTBOX_SCRIPT))
+            for entry, view in shown:
+                case = await cases.get(view.alert_id)
+                cards.append(
+                    {
+                        "digest": entry.get("digest"),
+                        "destination": entry.get("destination"),
+                        "delivered_at": entry.get("delivered_at"),
+                        "view": view,
+                        "state": LABELS[case.state],
+                        "case": case,
+                        "buttons": [
+                            (action.value, label)
+                            for action, label, _ in BUTTONS
+                            if action in allowed_actions(case.state)
+                        ],
+                    }
+                )
+            html = await asyncio.to_thread(
+                page.render, cards=cards, token=token, script=OUTBOX_SCRIPT
+            )
+            return self.html(html)
 
     @app.page("/outbox/act")
     class OutboxAct(View):
@@ -193,6 +196,21 @@ def register_views(
         async for raw in records:
             await until_redis_answers(partial(show_rerating, raw), what="a re-rating")
             yield None
+
+
+def outbox_views(path: Path, links: LinkTemplates) -> list[tuple[dict[str, Any], AlertView]]:
+    """The alerts of the page's latest entries, newest first, with their entries. Blocking: run
+    in a thread. An alert the engine cannot read any more is passed over."""
+    shown = []
+    for entry in reversed(read_outbox_tail(path, OUTBOX_PAGE_LIMIT)):
+        for raw in outbox_alerts(entry):
+            try:
+                alert = Alert.model_validate(raw)
+            except ValidationError as exc:
+                log.warning("an outbox entry is not an alert: %s", exc.errors()[0]["msg"])
+                continue
+            shown.append((entry, AlertView.of(alert, links)))
+    return shown
 
 
 def _is_signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
