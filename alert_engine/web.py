@@ -1,7 +1,8 @@
 """The worker's web pages for people: Slack's interactivity endpoint and the local outbox.
 
 - `POST /slack/interactions`: Slack sends button clicks here. Only requests signed with the app's
-  signing secret within the last five minutes are accepted; anything else gets 401.
+  signing secret within the last five minutes are accepted; anything else gets 401. Each signed
+  request is taken once: a replay of it is answered, and changes nothing.
 - `GET /outbox`: the latest messages delivered to the local outbox, as they would look, with
   working Claim / Resolve buttons (`POST /outbox/act`). For a local demo: the form carries a
   per-worker token, and a cross-site request (a foreign Origin) is refused. The file's tail is
@@ -36,6 +37,7 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseStore, allowed_actions
 from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
@@ -52,6 +54,9 @@ ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 # Seconds since the epoch, as Slack sends them: ASCII digits (`int()` also reads "²", and raises
 # on thousands of digits), a length that stays a time.
 SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# The verifier takes a request up to five minutes either side of its timestamp: a request first
+# seen at t can be replayed until t + 10 min. A minute more for the clocks of several workers.
+REPLAY_WINDOW_MS = 11 * 60 * 1000
 # Copies the "acting as" name into the form sent: the pages' one script, allowed by its hash.
 OUTBOX_SCRIPT = """
 document.addEventListener("submit", (event) => {
@@ -82,6 +87,9 @@ def register_views(
             signature = request.headers.get("X-Slack-Signature", "")
             if verifier is None or not _is_signed(verifier, body, timestamp, signature):
                 return self.error(401, "invalid signature")
+            if not await first_seen(signature):
+                log.info("a signed Slack request was sent again (a replay): nothing changed")
+                return self.text("This request was already taken: nothing changed.")
             form = parse_form(body) or {}
             try:
                 payload = orjson.loads(form.get("payload", ""))
@@ -114,6 +122,12 @@ def register_views(
                         log.warning("cannot update the Slack message of %s: %s", alert_id, exc)
             # Slack shows an error to the user unless it gets 200 within 3 seconds.
             return self.text("")
+
+    async def first_seen(signature: str) -> bool:
+        """Slack sends each click once: a request whose signature was seen is a replay. In
+        Redis, so that a replay to another worker is one too."""
+        key = redis_keys.slack_request(cases.prefix, signature)
+        return bool(await cases.redis.set(key, "1", nx=True, px=REPLAY_WINDOW_MS))
 
     token = secrets.token_urlsafe(24)
     page = Environment(autoescape=True).from_string(OUTBOX_PAGE)

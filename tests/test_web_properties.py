@@ -531,3 +531,37 @@ def test_no_request_gets_a_5xx_and_only_a_real_form_acts(served, data, endpoint,
         assert answered(served, survey_id) is (status == 200)
     if endpoint != "outbox":
         assert case_fields(served, alert_id) == before
+
+
+# ---------------------------------------------------------------- replayed Slack clicks
+
+
+def test_a_replayed_click_changes_nothing_and_says_so(served):
+    """A signed click sent again within its five minutes (by anyone who saw it) is answered but
+    not taken, even when the case is back in a state the click's action could leave: as a
+    reopened case would be."""
+    engine = served.engine
+    engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-web-replay", rating=1)]))
+    engine.wait_for(lambda: any(a["key"] == "r-web-replay" for a in engine.delivered()))
+    alert_id = next(a["id"] for a in engine.delivered() if a["key"] == "r-web-replay")
+    body = urllib.parse.urlencode({"payload": orjson.dumps(payload(alert_id, "claim"))}).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": slack_signature(SIGNING_SECRET, timestamp, body),
+    }
+    url = served.worker.url + "/slack/interactions"
+    assert request(url, data=body, headers=headers)[0] == 200
+    assert case_state(served, alert_id) is CaseState.CLAIMED
+
+    key = redis_keys.case(served.prefix, alert_id)
+    served.redis.hset(key, mapping={"state": CaseState.OPEN.value})
+    before = case_fields(served, alert_id)
+    status, text = request(url, data=body, headers=headers)
+    assert status == 200
+    assert "already taken" in text and "nothing changed" in text
+    assert case_fields(served, alert_id) == before
+
+    records = engine.consume(engine.kafka.cases_topic, 1000, 3.0)
+    about = [r for r in records if r.key == alert_id.encode()]
+    assert len(about) == 1
