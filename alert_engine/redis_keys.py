@@ -108,3 +108,9 @@ def throttle(prefix: str, rule: str, key: str) -> str:
     """Held by the first alert of a rule and key for the throttle period; its value is that
     alert's id, so the same alert redelivered after a crash still goes through."""
     return f"{prefix}:throttle:{rule}:{key}"
+
+
+def slack_request(prefix: str, signature: str) -> str:
+    """Set when a signed Slack request is taken, while its signature is valid: a replay of it
+    changes nothing."""
+    return f"{prefix}:slack:request:{signature}"

@@ -6,14 +6,16 @@ frozen: a worker reads its configuration once at start and passes it down, never
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import time
+from ipaddress import ip_address
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class KafkaSettings(BaseSettings):
@@ -82,6 +84,49 @@ class WebSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=0, le=65535)
+    # Names (without a port) browsers may reach the operators' pages by, besides localhost and
+    # `host`; comma-separated in the environment. A page asked for under any other Host is
+    # refused: a DNS-rebinding site cannot read or act through a visitor's browser.
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name for name in (part.strip() for part in value.split(",")) if name)
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_host_name(name) for name in names)
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        """Every name the operators' pages answer to: localhost, the address the server listens
+        on (unless it listens on every address) and `allowed_hosts`."""
+        names = {"localhost", "127.0.0.1", "::1", *self.allowed_hosts}
+        if self.host not in ("", "0.0.0.0", "::"):
+            names.add(self.host.lower().strip("[]"))
+        return frozenset(names)
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _host_name(name: str) -> str:
+    """A DNS name or an IP address, lower-cased; IPv6 with or without brackets."""
+    name = name.strip().lower()
+    try:
+        return str(ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    if ":" in name:
+        raise ValueError(f"{name!r}: give the host name without a port")
+    labels = name.removesuffix(".").split(".")
+    if len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(f"{name!r} is not a host name")
+    return name.removesuffix(".")
 
 
 class EngineSettings(BaseSettings):

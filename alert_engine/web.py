@@ -1,10 +1,14 @@
 """The worker's web pages for people: Slack's interactivity endpoint and the local outbox.
 
 - `POST /slack/interactions`: Slack sends button clicks here. Only requests signed with the app's
-  signing secret within the last five minutes are accepted; anything else gets 401.
-- `GET /outbox`: every message delivered to the local outbox, as it would look, with working
-  Claim / Resolve buttons (`POST /outbox/act`). For a local demo: the form carries a per-worker
-  token, and a cross-site request (a foreign Origin) is refused.
+  signing secret within the last five minutes are accepted; anything else gets 401. Each signed
+  request is taken once: a replay of it is answered, and changes nothing.
+- `GET /outbox`: the latest messages delivered to the local outbox, as they would look, with
+  working Claim / Resolve buttons (`POST /outbox/act`). For a local demo: the form carries a
+  per-worker token, and a cross-site request (a foreign Origin) is refused. The file's tail is
+  read and the page rendered in a thread: the event loop goes on delivering alerts meanwhile.
+
+Headers, the Host check and Faust's own views are `webguard`'s.
 
 Both go through the same `CaseStore`, so a case changes the same way whichever button was used.
 An agent on the `cases` topic shows the customer's answer to the follow-up survey (`rerated`
@@ -13,12 +17,14 @@ records) on both: a reply in the alert's Slack thread, and a line on its outbox 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -31,18 +37,33 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseStore, allowed_actions
-from alert_engine.channels.outbox import outbox_alerts, read_outbox
+from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
 from alert_engine.presentation import AlertView, LinkTemplates
 from alert_engine.redis_outage import until_redis_answers
+from alert_engine.webguard import parse_form, read_form
 
 log = logging.getLogger(__name__)
 
 PublishCase = Callable[[CaseEvent], Awaitable[None]]
 OUTBOX_PAGE_LIMIT = 200
 ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
+# Seconds since the epoch, as Slack sends them: ASCII digits (`int()` also reads "²", and raises
+# on thousands of digits), a length that stays a time.
+SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# The verifier takes a request up to five minutes either side of its timestamp: a request first
+# seen at t can be replayed until t + 10 min. A minute more for the clocks of several workers.
+REPLAY_WINDOW_MS = 11 * 60 * 1000
+# Copies the "acting as" name into the form sent: the pages' one script, allowed by its hash.
+OUTBOX_SCRIPT = """
+document.addEventListener("submit", (event) => {
+  event.target.elements.user.value = document.getElementById("user").value;
+});
+"""
+PAGE_SCRIPTS = (OUTBOX_SCRIPT,)
 
 
 def register_views(
@@ -64,15 +85,12 @@ def register_views(
             body = await request.read()
             timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
             signature = request.headers.get("X-Slack-Signature", "")
-            if (
-                verifier is None
-                or not timestamp.isdigit()
-                # Slack signs UTF-8 form bodies; the verifier raises on any other bytes.
-                or not _is_utf8(body)
-                or not verifier.is_valid(body, timestamp, signature)
-            ):
+            if verifier is None or not _is_signed(verifier, body, timestamp, signature):
                 return self.error(401, "invalid signature")
-            form = dict(await request.post())
+            if not await first_seen(signature):
+                log.info("a signed Slack request was sent again (a replay): nothing changed")
+                return self.text("This request was already taken: nothing changed.")
+            form = parse_form(body) or {}
             try:
                 payload = orjson.loads(form.get("payload", ""))
                 if payload["type"] != "block_actions":
@@ -105,35 +123,41 @@ def register_views(
             # Slack shows an error to the user unless it gets 200 within 3 seconds.
             return self.text("")
 
+    async def first_seen(signature: str) -> bool:
+        """Slack sends each click once: a request whose signature was seen is a replay. In
+        Redis, so that a replay to another worker is one too."""
+        key = redis_keys.slack_request(cases.prefix, signature)
+        return bool(await cases.redis.set(key, "1", nx=True, px=REPLAY_WINDOW_MS))
+
     token = secrets.token_urlsafe(24)
     page = Environment(autoescape=True).from_string(OUTBOX_PAGE)
 
     @app.page("/outbox")
     class OutboxPage(View):
         async def get(self, request: Request) -> Response:
-            entries = read_outbox(outbox_path)[-OUTBOX_PAGE_LIMIT:]
+            shown = await asyncio.to_thread(outbox_views, outbox_path, links)
             cards = []
-            for entry in reversed(entries):
-                digest = entry.get("digest")
-                for raw in outbox_alerts(entry):
-                    alert = Alert.model_validate(raw)
-                    case = await cases.get(alert.id)
-                    cards.append(
-                        {
-                            "digest": digest,
-                            "destination": entry.get("destination"),
-                            "delivered_at": entry.get("delivered_at"),
-                            "view": AlertView.of(alert, links),
-                            "state": LABELS[case.state],
-                            "case": case,
-                            "buttons": [
-                                (action.value, label)
-                                for action, label, _ in BUTTONS
-                                if action in allowed_actions(case.state)
-                            ],
-                        }
-                    )
-            return self.html(page.render(cards=cards, token=token))
+            for entry, view in shown:
+                case = await cases.get(view.alert_id)
+                cards.append(
+                    {
+                        "digest": entry.get("digest"),
+                        "destination": entry.get("destination"),
+                        "delivered_at": entry.get("delivered_at"),
+                        "view": view,
+                        "state": LABELS[case.state],
+                        "case": case,
+                        "buttons": [
+                            (action.value, label)
+                            for action, label, _ in BUTTONS
+                            if action in allowed_actions(case.state)
+                        ],
+                    }
+                )
+            html = await asyncio.to_thread(
+                page.render, cards=cards, token=token, script=OUTBOX_SCRIPT
+            )
+            return self.html(html)
 
     @app.page("/outbox/act")
     class OutboxAct(View):
@@ -141,8 +165,10 @@ def register_views(
             origin = request.headers.get("Origin")
             if origin and urlsplit(origin).netloc != request.headers.get("Host"):
                 return self.error(403, "cross-site request")
-            form = dict(await request.post())
-            if not secrets.compare_digest(str(form.get("token", "")), token):
+            form = await read_form(request)
+            if form is None:
+                return self.error(400, "not a URL-encoded UTF-8 form")
+            if not secrets.compare_digest(form.get("token", "").encode(), token.encode()):
                 return self.error(403, "stale or missing form token; reload the page")
             alert_id = str(form.get("alert_id", ""))
             try:
@@ -184,6 +210,32 @@ def register_views(
         async for raw in records:
             await until_redis_answers(partial(show_rerating, raw), what="a re-rating")
             yield None
+
+
+def outbox_views(path: Path, links: LinkTemplates) -> list[tuple[dict[str, Any], AlertView]]:
+    """The alerts of the page's latest entries, newest first, with their entries. Blocking: run
+    in a thread. An alert the engine cannot read any more is passed over."""
+    shown = []
+    for entry in reversed(read_outbox_tail(path, OUTBOX_PAGE_LIMIT)):
+        for raw in outbox_alerts(entry):
+            try:
+                alert = Alert.model_validate(raw)
+            except ValidationError as exc:
+                log.warning("an outbox entry is not an alert: %s", exc.errors()[0]["msg"])
+                continue
+            shown.append((entry, AlertView.of(alert, links)))
+    return shown
+
+
+def _is_signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
+    # The verifier raises instead of saying no on a timestamp int() cannot read, a signature
+    # that is not ASCII and a body that is not UTF-8: none of them is Slack's.
+    return (
+        SLACK_TIMESTAMP.fullmatch(timestamp) is not None
+        and signature.isascii()
+        and _is_utf8(body)
+        and verifier.is_valid(body, timestamp, signature)
+    )
 
 
 def _is_utf8(body: bytes) -> bool:
@@ -228,8 +280,7 @@ first, as they would look. Acting as:
 (claimed by {{ card.case.claimed_by.removeprefix("outbox:") }}){% endif %}</p>
 {% if card.case.rerated %}<p class="rerated">{{ card.case.rerated }}</p>{% endif %}
 {% if card.buttons %}
-<form method="post" action="/outbox/act" onsubmit="this.user.value=
-document.getElementById('user').value">
+<form method="post" action="/outbox/act">
 <input type="hidden" name="token" value="{{ token }}">
 <input type="hidden" name="alert_id" value="{{ card.view.alert_id }}">
 <input type="hidden" name="user" value="">
@@ -239,5 +290,6 @@ document.getElementById('user').value">
 </form>{% endif %}
 </div>
 {% else %}<p>No alerts yet.</p>{% endfor %}
+<script>{{ script | safe }}</script>
 </body></html>
 """

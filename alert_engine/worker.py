@@ -35,7 +35,8 @@ from alert_engine.rules import load_ruleset
 from alert_engine.settings import Settings
 from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
-from alert_engine.web import register_views
+from alert_engine.web import PAGE_SCRIPTS, register_views
+from alert_engine.webguard import guard_pages
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def build_worker(settings: Settings) -> faust.App:
         links=link_templates(settings),
         cases_topic=topics.cases,
     )
+    guard_pages(app, settings.web.host_names, inline_scripts=PAGE_SCRIPTS)
     return app
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -390,3 +392,176 @@ def test_the_requests_the_property_found_answering_500_are_refused_cleanly(serve
             "X-Slack-Signature": slack_signature(SIGNING_SECRET, timestamp, body),
         }
         assert request(url, data=body, headers=headers)[0] == 400
+
+
+# ---------------------------------------------------------------- raw requests: never a 5xx
+
+
+def raw_request(
+    served: Served, path: str, body: bytes, headers: dict[str, bytes]
+) -> tuple[int, str]:
+    """A POST with header values sent as the very bytes given (urllib would encode them)."""
+    connection = http.client.HTTPConnection("127.0.0.1", served.worker.web_port, timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+
+
+def outbox_token(served: Served) -> str:
+    page = request(served.worker.url + "/outbox")[1]
+    match = re.search(r'name="token" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+FORM = {"Content-Type": b"application/x-www-form-urlencoded"}
+
+
+def test_the_requests_found_answering_500_are_refused_cleanly(served):
+    """Found from outside: a timestamp `int()` reads but the verifier then fails on ("²" is a
+    digit to `str.isdigit`; 5,000 digits exceed `int()`'s limit), a signature that is not ASCII
+    (`compare_digest` raises), and form bodies that are not UTF-8."""
+    url_path = "/slack/interactions"
+    body = urllib.parse.urlencode(
+        {"payload": orjson.dumps(payload(served.alert_ids[0], "claim"))}
+    ).encode()
+    now = str(int(time.time()))
+    for timestamp in (
+        "²".encode(),
+        "\u0661\u0667\u0660\u0660".encode(),
+        b"9" * 5000,
+        "²".encode("latin-1"),
+    ):
+        headers = {
+            **FORM,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": slack_signature(
+                SIGNING_SECRET, timestamp.decode("utf-8", "replace"), body
+            ).encode(),
+        }
+        assert raw_request(served, url_path, body, headers)[0] == 401, timestamp[:10]
+    for signature in ("v0=é".encode(), "v0=é".encode("latin-1"), "v0=☃".encode()):
+        headers = {
+            **FORM,
+            "X-Slack-Request-Timestamp": now.encode(),
+            "X-Slack-Signature": signature,
+        }
+        assert raw_request(served, url_path, body, headers)[0] == 401, signature
+
+    alert_id = served.alert_ids[0]
+    before = case_fields(served, alert_id)
+    token = outbox_token(served)
+    for tail in (b"&user=\xff\xfe", b"&user=%ff%fe"):
+        form = f"token={token}&alert_id={alert_id}&action=claim".encode() + tail
+        status, text = raw_request(served, "/outbox/act", form, FORM)
+        assert status == 400 and "UTF-8" in text
+    assert case_fields(served, alert_id) == before
+
+    survey_id, valid = new_survey(served, "Non UTF")
+    for body in (b"rating=5&comment=\xff\xfe", b"rating=5&comment=%ff%fe"):
+        status, page = raw_request(served, "/survey/" + valid, body, FORM)
+        assert status == 400 and "How did we do" in page
+    assert not answered(served, survey_id)
+
+
+# Header values HTTP can carry: any byte but CR, LF and NUL.
+header_bytes = st.binary(max_size=40).map(
+    lambda raw: raw.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x00", b"")
+)
+header_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=40
+)
+# What `int()` or `str.isdigit` take for a number, and the verifier then cannot.
+timestamps = st.one_of(
+    header_bytes,
+    st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=12).map(str.encode),
+    st.integers(4301, 6000).map(lambda digits: b"9" * digits),
+    st.builds(lambda: str(int(time.time())).encode()),
+)
+signatures = st.one_of(header_bytes, header_text.map(lambda text: ("v0=" + text).encode()))
+content_types = (
+    st.sampled_from(
+        [b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x", b"text/plain"]
+    )
+    | header_bytes
+)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.tuples(texts, texts), max_size=5).map(
+        lambda pairs: urllib.parse.urlencode(pairs).encode()
+    ),
+    st.lists(st.binary(max_size=20), max_size=6).map(lambda parts: b"&".join(parts)),
+)
+
+
+@bounded
+@given(st.data(), st.sampled_from(["slack", "outbox", "survey"]), bodies)
+def test_no_request_gets_a_5xx_and_only_a_real_form_acts(served, data, endpoint, body):
+    """Whatever bytes the body and the headers hold, on each page that takes a POST: never a
+    5xx, and nothing changes without a real form token or signature."""
+    alert_id = served.alert_ids[1]
+    before = case_fields(served, alert_id)
+    headers = {"Content-Type": data.draw(content_types, label="content type")}
+    for name in data.draw(st.sets(st.sampled_from(["Origin", "Referer", "Cookie"])), "others"):
+        headers[name] = data.draw(header_bytes, label=name)
+    if endpoint == "slack":
+        path = "/slack/interactions"
+        headers["X-Slack-Request-Timestamp"] = data.draw(timestamps, label="timestamp")
+        headers["X-Slack-Signature"] = data.draw(signatures, label="signature")
+    elif endpoint == "outbox":
+        path = "/outbox/act"
+        if data.draw(st.booleans(), label="with the page's token"):
+            body = f"token={outbox_token(served)}&alert_id={alert_id}&".encode() + body
+    else:
+        survey_id, token = new_survey(served, "Raw")
+        path = "/survey/" + token
+    status, _ = raw_request(served, path, body, headers)
+    assert status < 500
+    if endpoint == "slack":
+        # 400: a header byte the HTTP parser refuses (a control character).
+        assert status in (400, 401)
+    if endpoint == "survey":
+        assert answered(served, survey_id) is (status == 200)
+    if endpoint != "outbox":
+        assert case_fields(served, alert_id) == before
+
+
+# ---------------------------------------------------------------- replayed Slack clicks
+
+
+def test_a_replayed_click_changes_nothing_and_says_so(served):
+    """A signed click sent again within its five minutes (by anyone who saw it) is answered but
+    not taken, even when the case is back in a state the click's action could leave: as a
+    reopened case would be."""
+    engine = served.engine
+    engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-web-replay", rating=1)]))
+    engine.wait_for(lambda: any(a["key"] == "r-web-replay" for a in engine.delivered()))
+    alert_id = next(a["id"] for a in engine.delivered() if a["key"] == "r-web-replay")
+    body = urllib.parse.urlencode({"payload": orjson.dumps(payload(alert_id, "claim"))}).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": slack_signature(SIGNING_SECRET, timestamp, body),
+    }
+    url = served.worker.url + "/slack/interactions"
+    assert request(url, data=body, headers=headers)[0] == 200
+    assert case_state(served, alert_id) is CaseState.CLAIMED
+
+    key = redis_keys.case(served.prefix, alert_id)
+    served.redis.hset(key, mapping={"state": CaseState.OPEN.value})
+    before = case_fields(served, alert_id)
+    status, text = request(url, data=body, headers=headers)
+    assert status == 200
+    assert "already taken" in text and "nothing changed" in text
+    assert case_fields(served, alert_id) == before
+
+    records = engine.consume(engine.kafka.cases_topic, 1000, 3.0)
+    about = [r for r in records if r.key == alert_id.encode()]
+    assert len(about) == 1

@@ -104,3 +104,40 @@ def read_outbox(path: Path) -> list[dict[str, Any]]:
     data = path.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]
     return [orjson.loads(line) for line in complete.splitlines() if line.strip()]
+
+
+# Bytes read at a time from the end of the file: a few entries.
+_TAIL_CHUNK = 64 * 1024
+
+
+def read_outbox_tail(path: Path, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` complete entries, oldest first, reading only as much of the file's end
+    as they take (the outbox only grows). A line that is not JSON is passed over."""
+    if limit <= 0:
+        return []
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return []
+    with file:
+        position = file.seek(0, io.SEEK_END)
+        data = b""
+        while True:
+            complete = data[: data.rfind(b"\n") + 1].splitlines()
+            # Unless the file's start was read, the first line may be the end of another.
+            lines = [line for line in complete[1 if position > 0 else 0 :] if line.strip()]
+            if position == 0 or len(lines) >= limit:
+                break
+            step = min(_TAIL_CHUNK, position)
+            position -= step
+            file.seek(position)
+            data = file.read(step) + data
+    entries = []
+    for line in lines[-limit:]:
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries

@@ -1,0 +1,149 @@
+"""What every request to the worker's web server goes through, in one place.
+
+- Only the engine's own pages are served. Faust's default views are not: `/table/...` reads any
+  table's entries (the window state holds buffered ratings, with customers' e-mails and phones),
+  `/router/` shows the cluster, `/` and the statistics views show internals.
+- Every response carries the same security headers: a Content-Security-Policy that allows no
+  script but the pages' own (by hash), no framing, no caching, no sniffing, no referrer.
+- The operators' pages (`/outbox`, `/dashboard`, `/stats`, ...) answer only under the configured
+  host names (`ALERT_ENGINE_WEB_ALLOWED_HOSTS`, localhost and the listening address): a site
+  whose DNS name is rebound to the worker's address cannot read them or act through a visitor's
+  browser. Probes and scrapers address a pod by its IP, and Slack's requests and survey links
+  carry their own proof (a signature, a signed token), so those paths answer under any Host.
+- Forms are read strictly: bytes that are not UTF-8 (raw or percent-encoded) are not a form.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from ipaddress import ip_address
+from typing import Protocol
+from urllib.parse import parse_qsl
+
+import faust
+from aiohttp import web
+from faust.web.base import BlueprintManager
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
+
+# Paths answered whatever the Host: see the module's docstring.
+ANY_HOST_PATHS = frozenset({"/health", "/ready", "/metrics", "/slack/interactions"})
+ANY_HOST_PREFIXES = ("/survey/",)
+# A form of the pages has a handful of fields; Slack's has one.
+MAX_FORM_FIELDS = 50
+
+_HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def content_security_policy(inline_scripts: Iterable[str] = ()) -> str:
+    """The one policy of every page: nothing loads or runs but the page itself, its inline
+    styles and the listed inline scripts (allowed by their SHA-256)."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in inline_scripts
+    ]
+    directives = [
+        "default-src 'none'",
+        *([f"script-src {' '.join(hashes)}"] if hashes else []),
+        "style-src 'unsafe-inline'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+    return "; ".join(directives)
+
+
+def security_headers(inline_scripts: Iterable[str] = ()) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(inline_scripts),
+        # For browsers that predate frame-ancestors.
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        # Pages show customers' details, and survey links carry their token in the URL.
+        "Cache-Control": "no-store",
+        # No URL leaves the worker; same-origin, not no-referrer: under no-referrer a browser
+        # sends `Origin: null` with the outbox's forms, and the Origin check refuses them.
+        "Referrer-Policy": "same-origin",
+    }
+
+
+def host_name(header: str | None) -> str | None:
+    """The name of a `Host` header without its port (IP addresses normalised), or None if it is
+    not a plain host[:port]."""
+    match = _HOST_HEADER.fullmatch(header or "")
+    if match is None:
+        return None
+    name = match.group(1).lower().removesuffix(".")
+    try:
+        return str(ip_address(name.strip("[]")))
+    except ValueError:
+        return None if name.startswith("[") else name
+
+
+def checks_host(path: str) -> bool:
+    return path not in ANY_HOST_PATHS and not path.startswith(ANY_HOST_PREFIXES)
+
+
+def guard_pages(
+    app: faust.App, host_names: frozenset[str], *, inline_scripts: Iterable[str] = ()
+) -> None:
+    """Serve only the engine's pages on `app`, each with the security headers, the operators'
+    pages only under `host_names`. Call before the worker starts."""
+    server = app.web
+    if not isinstance(server, AiohttpWeb):
+        raise TypeError(f"the engine's pages need Faust's aiohttp web driver, not {server!r}")
+    if server.blueprints.applied:
+        raise RuntimeError("the web server has already started")
+    # Faust's default views (see the module's docstring) come as blueprints, and nothing of the
+    # engine's does: none is served.
+    server.blueprints = BlueprintManager()
+    headers = security_headers(inline_scripts)
+
+    @web.middleware
+    async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response: web.StreamResponse
+        if checks_host(request.path) and host_name(request.headers.get("Host")) not in host_names:
+            response = web.Response(
+                status=421,
+                text="This page answers only under the worker's configured host names "
+                "(ALERT_ENGINE_WEB_ALLOWED_HOSTS).\n",
+            )
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                # Raised for 404s, 405s and the like: answered with the same headers.
+                exc.headers.update(headers)
+                raise
+        response.headers.update(headers)
+        return response
+
+    server.web_app.middlewares.append(guarded)
+
+
+def parse_form(body: bytes) -> dict[str, str] | None:
+    """A URL-encoded UTF-8 form's fields (the last value of a repeated one), or None when the
+    body is not one."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return dict(pairs)
+
+
+class HasBody(Protocol):
+    async def read(self) -> bytes: ...
+
+
+async def read_form(request: HasBody) -> dict[str, str] | None:
+    """The request's body as a form (`parse_form`), whatever its Content-Type claims."""
+    return parse_form(await request.read())
