@@ -2,24 +2,53 @@
 
 Events arrive as JSON bytes. `decode_event` either returns a validated, immutable event or raises
 `EventRejected` with a reason a person can act on; the caller dead-letters the original bytes.
-Validation is strict: `"5"` is not a rating and `true` is not a count. Unknown fields are kept, so
-producers can add context (a customer tier, a store id) and rules can read it before the schema
-names it.
+Validation is strict: `"5"` is not a rating, `true` is not a count and `"12.5"` is not seconds.
+One leniency is kept on purpose: the event time may be an ISO-8601 string with an offset (JSON has
+no time type) or a number of epoch seconds, never milliseconds (no guessing by magnitude). Unknown
+fields are kept, so producers can add context (a customer tier, a store id) and rules can read it
+before the schema names it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 # Ids and names are keys in tables, Slack text and Redis keys: bound them.
 ShortText = Annotated[str, Field(min_length=1, max_length=256)]
-# Event time may arrive as an ISO-8601 string or epoch seconds; strict mode alone refuses strings.
-EventTime = Annotated[AwareDatetime, Field(strict=False)]
+# A duration: a JSON number (an integer is fine), finite, never text or a boolean.
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _epoch_seconds(value: Any) -> Any:
+    """A number is epoch seconds, whatever its size: Pydantic would read one beyond 2e10 as
+    milliseconds, so that `1.7e12` (a time in milliseconds sent as seconds) became 2023."""
+    if isinstance(value, bool):
+        return value  # refused by the datetime validator
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(
+                "epoch seconds out of range (a time is read as seconds, never milliseconds)"
+            ) from None
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+        # Pydantic's lax parsing reads numeric text as a timestamp, milliseconds included.
+        raise ValueError("epoch seconds must be a JSON number, not text")
+    return value
+
+
+# Event time: an ISO-8601 string with an offset, or epoch seconds (strict mode alone refuses
+# strings, which JSON times are).
+EventTime = Annotated[AwareDatetime, BeforeValidator(_epoch_seconds), Field(strict=False)]
 
 
 class Stream(StrEnum):
@@ -71,9 +100,9 @@ class Interaction(_Model):
     queue: ShortText
     channel: ShortText
     customer: Customer | None = None
-    wait_seconds: float = Field(ge=0, strict=False)
-    handle_seconds: float = Field(default=0, ge=0, strict=False)
-    hold_seconds: float = Field(default=0, ge=0, strict=False)
+    wait_seconds: Seconds
+    handle_seconds: Seconds = 0
+    hold_seconds: Seconds = 0
     transfers: int = Field(default=0, ge=0)
     outcome: str | None = Field(default=None, max_length=64)
     time: EventTime

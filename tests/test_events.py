@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from alert_engine.events import EventRejected, Interaction, Rating, Stream, decode_event
@@ -66,3 +68,48 @@ def test_bad_events_are_rejected_with_a_reason_and_a_readable_detail(raw, reason
 def test_an_interaction_with_a_negative_wait_is_rejected():
     with pytest.raises(EventRejected, match="wait_seconds"):
         decode(Stream.INTERACTIONS, encode(interaction(wait_seconds=-1)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("wait_seconds", "12.5"),
+        ("wait_seconds", True),
+        ("handle_seconds", "300"),
+        ("hold_seconds", "Infinity"),
+        ("hold_seconds", "NaN"),
+    ],
+)
+def test_seconds_are_numbers_not_text_or_booleans(field, value):
+    with pytest.raises(EventRejected) as caught:
+        decode(Stream.INTERACTIONS, encode(interaction(**{field: value})))
+    assert caught.value.reason == "invalid"
+    assert caught.value.detail.startswith(f"{field}: ")
+
+
+def test_whole_seconds_are_still_seconds():
+    event = decode(Stream.INTERACTIONS, encode(interaction(wait_seconds=12, hold_seconds=0)))
+    assert isinstance(event, Interaction)
+    assert (event.wait_seconds, event.hold_seconds) == (12.0, 0.0)
+
+
+def test_an_epoch_time_is_read_as_seconds():
+    event = decode(Stream.RATINGS, encode(rating(time=1_700_000_000.5)))
+    assert event.time == datetime.fromtimestamp(1_700_000_000.5, UTC)
+
+
+@pytest.mark.parametrize(
+    ("time", "detail"),
+    [
+        # Milliseconds are not guessed: read as seconds, this is about year 55,800.
+        (1.7e12, "time: Value error, epoch seconds out of range"),
+        (1_700_000_000_000, "time: Value error, epoch seconds out of range"),
+        ("1700000000", "time: Value error, epoch seconds must be a JSON number"),
+        (True, "time:"),
+    ],
+)
+def test_an_epoch_time_that_is_not_seconds_is_refused(time, detail):
+    with pytest.raises(EventRejected) as caught:
+        decode(Stream.RATINGS, encode(rating(time=time)))
+    assert caught.value.reason == "invalid"
+    assert caught.value.detail.startswith(detail)
