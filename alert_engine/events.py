@@ -11,6 +11,7 @@ before the schema names it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -136,7 +137,59 @@ def decode_event(stream: Stream, raw: bytes | None, *, max_bytes: int) -> Event:
         raise EventRejected("not_json", str(exc)) from None
     if not isinstance(data, dict):
         raise EventRejected("not_object", f"expected a JSON object, got {type(data).__name__}")
+    duplicate = duplicate_key(raw, data)
+    if duplicate is not None:
+        raise EventRejected("invalid", f"duplicate key {duplicate!r}")
     return validate_event(stream, data)
+
+
+def duplicate_key(raw: bytes, data: Any) -> str | None:
+    """The path of a key that occurs twice in one object of the JSON text `raw` (which orjson
+    parsed into `data`, keeping the last value), or None.
+
+    orjson cannot report duplicates, so they are found by counting: every member of an object
+    has one colon outside strings, and orjson writes colons inside strings as they are. Parsed
+    without a loss, `data` encodes to exactly as many colons as `raw` holds; a dropped member
+    takes its colon with it. Only an escaped colon (`\\u003a`) breaks the count: then, and to
+    name the key, the text is parsed again by the standard library with every member kept.
+    """
+    if b"\\u003" not in raw and raw.count(b":") == orjson.dumps(data).count(b":"):
+        return None
+    try:
+        parsed = json.loads(raw, object_pairs_hook=_first_duplicate)
+    except ValueError:  # pragma: no cover - orjson parsed it: a stricter parser
+        return None
+    return ".".join(parsed.path) if isinstance(parsed, _Duplicate) else None
+
+
+class _Duplicate:
+    """What the standard parser returns for an object with a duplicate key at `path`."""
+
+    def __init__(self, path: list[str]) -> None:
+        self.path = path
+
+
+def _first_duplicate(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Duplicate:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            return _Duplicate([key])
+        inner = _inner_duplicate(value)
+        if inner is not None:
+            return _Duplicate([key, *inner])
+        seen[key] = value
+    return seen
+
+
+def _inner_duplicate(value: Any) -> list[str] | None:
+    if isinstance(value, _Duplicate):
+        return value.path
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            inner = _inner_duplicate(item)
+            if inner is not None:
+                return [str(index), *inner]
+    return None
 
 
 def validate_event(stream: Stream, data: dict[str, Any]) -> Event:

@@ -113,3 +113,26 @@ def test_an_epoch_time_that_is_not_seconds_is_refused(time, detail):
         decode(Stream.RATINGS, encode(rating(time=time)))
     assert caught.value.reason == "invalid"
     assert caught.value.detail.startswith(detail)
+
+
+def test_a_duplicate_key_is_refused_not_read_last_wins():
+    # `rating` twice: a lenient parser takes the 1 and alerts on a 5-star rating.
+    raw = encode(rating(rating=5))[:-1] + b',"rating":1}'
+    with pytest.raises(EventRejected) as caught:
+        decode(Stream.RATINGS, raw)
+    assert (caught.value.reason, caught.value.detail) == ("invalid", "duplicate key 'rating'")
+
+
+def test_a_duplicate_key_in_a_nested_object_is_refused():
+    raw = encode(rating()).replace(b'"customer":{', b'"customer":{"id":"c-2",')
+    with pytest.raises(EventRejected) as caught:
+        decode(Stream.RATINGS, raw)
+    assert caught.value.detail == "duplicate key 'customer.id'"
+
+
+def test_an_escaped_colon_is_no_duplicate():
+    raw = encode(rating(comment="10:30")).replace(b"10:30", b"10\\u003a30")
+    assert decode(Stream.RATINGS, raw).comment == "10:30"
+    twice = raw[:-1] + b',"comment":"again"}'
+    with pytest.raises(EventRejected, match="duplicate key 'comment'"):
+        decode(Stream.RATINGS, twice)
