@@ -111,6 +111,13 @@ class Interaction(_Model):
 
 Event = Rating | Interaction
 
+# The deepest nesting of objects and arrays an event may have, the event itself one level (the
+# default of `ALERT_ENGINE_EVENTS_MAX_DEPTH`, and the most it may be). Later stages put the event
+# inside records of their own (an alert, an outbox line, a `windows` record, a few levels each)
+# and orjson writes at most 255 levels and reads 1,024: past that an event crashed the agent
+# that encoded it, and a `windows` record holding it could not be read.
+MAX_DEPTH = 64
+
 MODELS: Mapping[Stream, type[Rating] | type[Interaction]] = {
     Stream.RATINGS: Rating,
     Stream.INTERACTIONS: Interaction,
@@ -126,7 +133,10 @@ class EventRejected(Exception):
         self.detail = detail
 
 
-def decode_event(stream: Stream, raw: bytes | None, *, max_bytes: int) -> Event:
+def decode_event(
+    stream: Stream, raw: bytes | None, *, max_bytes: int, max_depth: int = MAX_DEPTH
+) -> Event:
+    """The validated event of the JSON text `raw`; raises `EventRejected`."""
     if raw is None or not raw:
         raise EventRejected("empty", "the message has no value")
     if len(raw) > max_bytes:
@@ -137,10 +147,44 @@ def decode_event(stream: Stream, raw: bytes | None, *, max_bytes: int) -> Event:
         raise EventRejected("not_json", str(exc)) from None
     if not isinstance(data, dict):
         raise EventRejected("not_object", f"expected a JSON object, got {type(data).__name__}")
+    too_deep = field_too_deep(raw, data, max_depth)
+    if too_deep is not None:
+        raise EventRejected(
+            "invalid", f"{too_deep}: nested deeper than {max_depth} levels, the limit"
+        )
     duplicate = duplicate_key(raw, data)
     if duplicate is not None:
         raise EventRejected("invalid", f"duplicate key {duplicate!r}")
     return validate_event(stream, data)
+
+
+def field_too_deep(raw: bytes, data: dict[str, Any], max_depth: int) -> str | None:
+    """The first top-level field of the event `data` (parsed from `raw`) holding objects or
+    arrays nested deeper than `max_depth` levels, the event itself counting as one; or None.
+    Nesting takes a bracket a level, so an event with few brackets needs no look (most)."""
+    if raw.count(b"{") + raw.count(b"[") <= max_depth:
+        return None
+    for name, value in data.items():
+        if isinstance(value, dict | list) and _deeper_than(value, max_depth - 1):
+            return name
+    return None
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], levels: int) -> bool:
+    """Whether `value` nests more than `levels` levels of objects and arrays, itself one. Looks
+    level by level, without recursion: no depth of input can exhaust the stack."""
+    level: list[Any] = [value]
+    while level:
+        if levels == 0:
+            return True
+        levels -= 1
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, dict | list)
+        ]
+    return False
 
 
 def duplicate_key(raw: bytes, data: Any) -> str | None:

@@ -1,8 +1,16 @@
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
-from alert_engine.events import EventRejected, Interaction, Rating, Stream, decode_event
+from alert_engine.events import (
+    MAX_DEPTH,
+    EventRejected,
+    Interaction,
+    Rating,
+    Stream,
+    decode_event,
+)
 from tests.factories import encode, interaction, rating
 
 LIMIT = 4096
@@ -136,3 +144,33 @@ def test_an_escaped_colon_is_no_duplicate():
     twice = raw[:-1] + b',"comment":"again"}'
     with pytest.raises(EventRejected, match="duplicate key 'comment'"):
         decode(Stream.RATINGS, twice)
+
+
+def nested(depth: int) -> bytes:
+    """`depth` arrays one inside the other, as JSON text (orjson writes at most 255 levels)."""
+    return b"[" * depth + b"1" + b"]" * depth
+
+
+def with_field(event: bytes, name: str, value: bytes) -> bytes:
+    return event[:-1] + b',"' + name.encode() + b'":' + value + b"}"
+
+
+def test_an_unknown_field_nested_too_deep_is_refused_with_its_name():
+    # 1,023 levels pass orjson's parser; Alert.to_json and the windows record could not carry it.
+    raw = with_field(encode(rating()), "x", nested(1023))
+    with pytest.raises(EventRejected) as caught:
+        decode(Stream.RATINGS, raw)
+    assert caught.value.reason == "invalid"
+    assert caught.value.detail == f"x: nested deeper than {MAX_DEPTH} levels, the limit"
+
+
+def test_the_depth_limit_counts_the_event_itself_and_nested_known_objects():
+    limit = 8
+    fits = with_field(encode(rating()), "x", nested(limit - 1))  # the event, then 7 arrays
+    assert decode_event(Stream.RATINGS, fits, max_bytes=LIMIT, max_depth=limit)
+    too_deep = with_field(encode(rating()), "x", nested(limit))
+    with pytest.raises(EventRejected, match="x: nested deeper than 8 levels"):
+        decode_event(Stream.RATINGS, too_deep, max_bytes=LIMIT, max_depth=limit)
+    deep_customer = encode(rating(customer={"id": "c-1", "store": orjson.loads(nested(limit))}))
+    with pytest.raises(EventRejected, match="customer: nested deeper than 8 levels"):
+        decode_event(Stream.RATINGS, deep_customer, max_bytes=LIMIT, max_depth=limit)
