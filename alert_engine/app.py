@@ -26,6 +26,7 @@ from alert_engine.alerts import Alert
 from alert_engine.batches import waiting_batches
 from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
+from alert_engine.edge import Edge
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
 from alert_engine.followup.service import FollowupService
@@ -158,6 +159,7 @@ def create_app(
 
     engine = settings.engine
     windows_partitions = topics[kafka.windows_topic].partitions or kafka.partitions
+    edge = Edge(settings.events, stats)
 
     def dead_letter(event: EventT[bytes], rejected: EventRejected) -> DeadLetter:
         message = event.message
@@ -186,10 +188,10 @@ def create_app(
                 fold=partial(evaluator.fold, stream),
             )
             for event in batch:
+                message = event.message
                 try:
-                    outcome = evaluator.process(
-                        stream, event.value, partition=event.message.partition
-                    )
+                    edge.check(stream.value, event.value, message.timestamp)
+                    outcome = evaluator.process(stream, event.value, partition=message.partition)
                 except EventRejected as rejected:
                     outputs.append(dead_letter(event, rejected))
                     continue

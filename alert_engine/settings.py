@@ -7,13 +7,15 @@ frozen: a worker reads its configuration once at start and passes it down, never
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alert_engine.events import MAX_DEPTH
 
 
 class KafkaSettings(BaseSettings):
@@ -118,6 +120,23 @@ class EngineSettings(BaseSettings):
     windows_idle_seconds: float = Field(default=30.0, gt=0)
 
 
+class EventSettings(BaseSettings):
+    """What the input agents accept beyond the schema: nesting, and event times against the
+    broker's timestamp of their record. An event outside them is dead-lettered as `invalid`."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_EVENTS_", frozen=True)
+
+    # Levels of objects and arrays, the event itself one: later stages embed the event in
+    # records of their own, and JSON encoders stop at some depth (see `events.MAX_DEPTH`).
+    max_depth: int = Field(default=32, ge=3, le=MAX_DEPTH)
+    # Seconds an event's time may be ahead of its record's timestamp (clocks disagree a little);
+    # further ahead, one event would move the windowed rules' watermark into the future.
+    max_future_skew: float = Field(default=300.0, ge=0)
+    # Events timed before this are refused: no contact center's feedback is that old, and
+    # times near year 1 or 9999 break date arithmetic further down.
+    earliest_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 class SlackSettings(BaseSettings):
     """Without a bot token, Slack destinations deliver to the local outbox instead."""
 
@@ -201,6 +220,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     web: WebSettings = field(default_factory=WebSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     log: LogSettings = field(default_factory=LogSettings)
     followup: FollowupSettings = field(default_factory=FollowupSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
