@@ -42,6 +42,9 @@ from alert_engine.windows.store import TableWindowStore, WindowStateTable
 
 log = logging.getLogger(__name__)
 
+# The dead-letter reason of an event whose processing raised an unexpected exception.
+PROCESSING_ERROR = "processing_error"
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -174,6 +177,23 @@ def create_app(
             event, kafka.deadletter_topic, reason=rejected.reason, detail=rejected.detail
         )
 
+    def processing_error(event: EventT[bytes], exc: Exception) -> DeadLetter:
+        message = event.message
+        log.error(
+            "dead-lettered %s[%s]@%s: processing_error",
+            message.topic,
+            message.partition,
+            message.offset,
+            exc_info=exc,
+        )
+        stats.events_rejected[PROCESSING_ERROR] += 1
+        return DeadLetter.of(
+            event,
+            kafka.deadletter_topic,
+            reason=PROCESSING_ERROR,
+            detail=f"{type(exc).__name__}: {exc}",
+        )
+
     async def evaluate(stream: Stream, events: StreamT[bytes]) -> AsyncIterator[Outputs]:
         # In batches: the windowed rules' share of a whole batch travels as one record per
         # windows partition. Faust acks a batch's events only after its outputs are published.
@@ -192,18 +212,24 @@ def create_app(
                 try:
                     edge.check(stream.value, event.value, message.timestamp)
                     outcome = evaluator.process(stream, event.value, partition=message.partition)
+                    if outcome.regroups and event.value is not None:
+                        hop.add(
+                            event.value,
+                            [(g.grouping, g.key, g.inputs) for g in outcome.regroups],
+                            outcome.timestamp,
+                            outcome.watermark,
+                            message.partition,
+                        )
                 except EventRejected as rejected:
                     outputs.append(dead_letter(event, rejected))
                     continue
+                except Exception as exc:
+                    # A fault of the engine that this event sets off. Raised, it would stop the
+                    # agent with its whole batch unpublished, and every restart would replay
+                    # the batch into the same fault: the event is dead-lettered instead.
+                    outputs.append(processing_error(event, exc))
+                    continue
                 outputs.extend(outcome.alerts)
-                if outcome.regroups and event.value is not None:
-                    hop.add(
-                        event.value,
-                        [(group.grouping, group.key, group.inputs) for group in outcome.regroups],
-                        outcome.timestamp,
-                        outcome.watermark,
-                        event.message.partition,
-                    )
             outputs.extend(hop.batches())
             yield outputs
 

@@ -299,3 +299,37 @@ async def test_the_nesting_limit_is_a_setting(settings):
     assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-2"]
     with pytest.raises(ValidationError, match="max_depth"):
         EventSettings(max_depth=MAX_DEPTH + 1)
+
+
+# A rule whose group key cannot be encoded for some events: grouping them raises a TypeError
+# (`bytes` is no JSON), a fault in the engine that one event triggers.
+BYTES_KEY_RULE = """\
+name: by-customer-name
+source: ratings
+group_by: "customer.name == 'Bad' ? bytes(customer.name) : customer.id"
+window: {size: 1h}
+aggregates:
+  responses: count()
+condition: responses >= 100
+"""
+
+
+async def test_an_event_that_raises_while_processed_is_dead_lettered_and_its_batch_mates_alert(
+    settings,
+):
+    (settings.engine.rules_dir / "by-customer-name.yaml").write_text(BYTES_KEY_RULE)
+    app = build_worker(settings)
+    bad = {"id": "c-2", "name": "Bad"}
+    values = [
+        encode(rating(id="r-1", rating=1)),
+        encode(rating(id="r-2", rating=1, customer=bad)),
+        encode(rating(id="r-3", rating=2)),
+    ]
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        outputs = await put_batch(agent, values)
+    assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-1", "r-3"]
+    [dead] = [output for output in outputs if isinstance(output, DeadLetter)]
+    assert dead.value == values[1]
+    assert dead.headers["alert-engine.deadletter.reason"] == b"processing_error"
+    assert dead.headers["alert-engine.deadletter.detail"].startswith(b"TypeError: ")
+    assert dead.headers["alert-engine.deadletter.offset"] == b"1"
