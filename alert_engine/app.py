@@ -138,6 +138,9 @@ def create_app(
 
         app.timer(interval=settings.engine.rules_reload_seconds, name="reload-rules")(reload_rules)
 
+    # The largest record the producer sends; a dead letter must fit in it.
+    max_record_bytes = int(app.conf.producer_max_request_size)
+
     async def publish(outputs: Outputs) -> None:
         for output in outputs:
             if isinstance(output, Alert):
@@ -156,9 +159,16 @@ def create_app(
                     partition=output.partition,
                 )
             else:
-                await topics[output.topic].send(
-                    key=output.key, value=output.value, headers=output.headers
+                key, value, headers = deadletter.fit(
+                    output.key, output.value, output.headers, max_record_bytes
                 )
+                if value is not output.value or key is not output.key:
+                    log.warning(
+                        "dead letter for %s truncated to fit in a record of %d bytes",
+                        output.headers.get(deadletter.HEADER_PREFIX + "topic", b"").decode(),
+                        max_record_bytes,
+                    )
+                await topics[output.topic].send(key=key, value=value, headers=headers)
 
     engine = settings.engine
     windows_partitions = topics[kafka.windows_topic].partitions or kafka.partitions
