@@ -4,6 +4,7 @@ and the worker goes on."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -11,7 +12,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from alert_engine.deadletter import read_headers
 from tests.engine import Engine, alert_keys, encode_all
-from tests.factories import rating
+from tests.factories import encode, rating
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +76,52 @@ def test_dead_letters_too_big_to_send_whole_go_truncated_and_the_worker_goes_on(
             record.key, record.value, list(record.headers)
         )
         assert MAX_RECORD - 64 <= size <= MAX_RECORD or len(record.value) == len(value)
+
+
+AGENT_RULE = """\
+name: agent-low-average
+source: ratings
+group_by: agent.id
+window: {size: 1h}
+aggregates:
+  responses: count()
+  average: avg(rating)
+min_sample: 5
+condition: average < 3.0
+"""
+
+
+def test_a_deep_event_last_in_its_batch_is_dead_lettered_and_its_batch_mates_count(
+    stack, unique, tmp_path
+):
+    # It made the batch's `windows` record too deep to parse: the windowed agent dropped the
+    # whole record, and the five genuine ratings never counted.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "agent.yaml").write_text(AGENT_RULE)
+    engine = Engine(stack, unique, tmp_path, rules_dir=rules, partitions=1)
+    now = datetime.now(UTC).replace(microsecond=0)
+    genuine = encode_all(
+        [
+            rating(id=f"r-{n}", rating=stars, agent={"id": "a-1"}, time=now.isoformat())
+            for n, stars in enumerate([1, 2, 1, 2, 1])
+        ]
+    )
+    deep = encode(rating(id="r-deep", rating=5, agent={"id": "a-1"}, time=now.isoformat()))
+    deep = deep[:-1] + b',"x":' + b"[" * 1023 + b"]" * 1023 + b"}"
+    worker = engine.worker().start()
+    try:
+        engine.produce(engine.kafka.ratings_topic, [*genuine, deep])
+        engine.wait_for(lambda: len(engine.delivered()) >= 1, timeout=60)
+        [letter] = engine.consume(engine.kafka.deadletter_topic, 1)
+    finally:
+        worker.stop()
+    [alert] = engine.delivered()
+    assert (alert["rule"], alert["key"]) == ("agent-low-average", "a-1")
+    assert alert["values"]["responses"] == 5
+    assert letter.value == deep
+    headers = read_headers(letter.headers)
+    assert (headers["reason"], headers["detail"]) == (
+        "invalid",
+        "x: nested deeper than 32 levels, the limit",
+    )
