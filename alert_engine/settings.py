@@ -95,8 +95,10 @@ class EngineSettings(BaseSettings):
     rules_dir: Path = Path("rules")
     outbox_path: Path = Path(".outbox/alerts.jsonl")
     # Events larger than this are dead-lettered unread: a survey answer is a few hundred bytes,
-    # and an unbounded comment is a memory and Slack-limit hazard.
-    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    # and an unbounded comment is a memory and Slack-limit hazard. At most 256 KiB: an alert
+    # carries its event (a join alert a rating and an interaction) and a `windows` record at
+    # least one, each in one Kafka record of the producer's 1,000,000 bytes.
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=256 * 1024)
     # The routing tree (see `alert_engine.routing`); without one, every alert goes to the outbox.
     routing_file: Path | None = None
     # Links shown with an alert: `{customer_id}`, `{interaction_id}`, `{agent_id}`, `{rating_id}`.

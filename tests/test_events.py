@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from alert_engine.events import (
     MAX_DEPTH,
@@ -11,6 +12,7 @@ from alert_engine.events import (
     Stream,
     decode_event,
 )
+from alert_engine.settings import EngineSettings
 from tests.factories import encode, interaction, rating
 
 LIMIT = 4096
@@ -174,3 +176,11 @@ def test_the_depth_limit_counts_the_event_itself_and_nested_known_objects():
     deep_customer = encode(rating(customer={"id": "c-1", "store": orjson.loads(nested(limit))}))
     with pytest.raises(EventRejected, match="customer: nested deeper than 8 levels"):
         decode_event(Stream.RATINGS, deep_customer, max_bytes=LIMIT, max_depth=limit)
+
+
+def test_the_event_size_limit_leaves_room_for_the_records_an_event_travels_in():
+    # An alert carries its event (a join alert two), a windows record one at least: all must
+    # fit in one Kafka record of 1,000,000 bytes.
+    assert EngineSettings(max_event_bytes=256 * 1024).max_event_bytes == 256 * 1024
+    with pytest.raises(ValidationError, match="max_event_bytes"):
+        EngineSettings(max_event_bytes=1024 * 1024)
