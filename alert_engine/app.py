@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # The dead-letter reason of an event whose processing raised an unexpected exception.
 PROCESSING_ERROR = "processing_error"
+# The dead-letter reason of a record on the windows topic that no input agent wrote.
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -262,19 +264,15 @@ def create_app(
             cast(faust.Stream[bytes], records), engine.batch_size, engine.batch_wait
         ):
             alerts: list[Alert] = []
+            letters: Outputs = []
             partitions: set[int] = set()
             for record in batch:
                 try:
                     received = ReceivedBatch.from_json(record.value)
                 except ValueError as exc:
-                    # Written by an input agent: only a foreign producer could get here.
-                    log.warning(
-                        "unreadable record on the windows topic at %s[%s]@%s: %s",
-                        record.message.topic,
-                        record.message.partition,
-                        record.message.offset,
-                        exc,
-                    )
+                    # Written by an input agent: only a foreign producer could get here. Kept,
+                    # never dropped silently: it may hold events some windows should count.
+                    letters.append(dead_letter(record, EventRejected(UNREADABLE, str(exc))))
                     continue
                 partition = record.message.partition
                 partitions.add(partition)
@@ -291,7 +289,7 @@ def create_app(
             ]
             await asyncio.gather(*sent)
             store.flush()
-            yield []
+            yield letters
 
     async def deliver(alert: Alert, raw: bytes) -> Outputs:
         if followup is not None:

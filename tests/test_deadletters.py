@@ -125,3 +125,23 @@ def test_a_deep_event_last_in_its_batch_is_dead_lettered_and_its_batch_mates_cou
         "invalid",
         "x: nested deeper than 32 levels, the limit",
     )
+
+
+def test_an_unreadable_windows_record_is_dead_lettered_not_dropped_silently(
+    stack, unique, tmp_path
+):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "agent.yaml").write_text(AGENT_RULE)
+    engine = Engine(stack, unique, tmp_path, rules_dir=rules, partitions=1)
+    worker = engine.worker().start()
+    try:
+        # Only a foreign producer writes such a record to the internal topic.
+        engine.produce(engine.kafka.windows_topic, [b'{"stream": "ratings"}'])
+        [letter] = engine.consume(engine.kafka.deadletter_topic, 1)
+    finally:
+        worker.stop()
+    assert letter.value == b'{"stream": "ratings"}'
+    headers = read_headers(letter.headers)
+    assert (headers["reason"], headers["topic"]) == ("unreadable", engine.kafka.windows_topic)
+    assert headers["detail"].startswith("not a window batch")
