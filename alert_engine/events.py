@@ -32,19 +32,20 @@ _NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 def _epoch_seconds(value: Any) -> Any:
     """A number is epoch seconds, whatever its size: Pydantic would read one beyond 2e10 as
     milliseconds, so that `1.7e12` (a time in milliseconds sent as seconds) became 2023."""
-    if isinstance(value, bool):
-        return value  # refused by the datetime validator
-    if isinstance(value, int | float):
+    if isinstance(value, str):
+        # Pydantic's lax parsing reads numeric text as a timestamp, milliseconds included. (An
+        # ISO time has a colon, a number none: most events need no pattern matched.)
+        if ":" not in value and _NUMBER_TEXT.fullmatch(value):
+            raise ValueError("epoch seconds must be a JSON number, not text")
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
             raise ValueError(
                 "epoch seconds out of range (a time is read as seconds, never milliseconds)"
             ) from None
-    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
-        # Pydantic's lax parsing reads numeric text as a timestamp, milliseconds included.
-        raise ValueError("epoch seconds must be a JSON number, not text")
-    return value
+    return value  # anything else (a boolean) the datetime validator refuses
 
 
 # Event time: an ISO-8601 string with an offset, or epoch seconds (strict mode alone refuses

@@ -195,7 +195,7 @@ async def put_batch(agent, values: list[bytes], **kwargs) -> list[object]:
         (1, "9999-12-31T12:00:00Z", "time 9999-12-31T12:00:00Z is 7973 years ahead"),
         # This one moved the watermark: later events counted as late until a restart.
         (5, "9999-12-31T23:59:59-14:00", "time 9999-12-31T23:59:59-14:00 is 7973 years ahead"),
-        (1, "2026-12-02T16:10:00+00:00", "time 2026-12-02T16:10:00Z is 10 minutes ahead"),
+        (1, "2026-12-02T16:10:00+00:00", "time 2026-12-02T16:10:00+00:00 is 10 minutes ahead"),
     ],
 )
 async def test_an_event_timed_far_ahead_of_its_record_is_dead_lettered(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alert_engine.alerts import Alert
+from alert_engine.edge import event_seconds
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream, duplicate_key, validate_event
 from alert_engine.rules import load_ruleset
@@ -151,3 +153,31 @@ def test_every_event_the_edge_accepts_every_later_stage_can_encode(field, value,
         assert all(validate_event(Stream.RATINGS, event) for event in received.events)
         for alert in evaluator.windowed_batch(received, store, partition=batch.partition):
             Alert.from_json(alert.to_json())
+
+
+TIMESPECS = ["auto", "seconds", "milliseconds", "microseconds", "minutes"]
+event_times = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+)
+time_texts = st.one_of(
+    st.tuples(event_times, st.sampled_from(["T", " ", "t"]), st.sampled_from(TIMESPECS)).map(
+        lambda shape: shape[0].isoformat(sep=shape[1], timespec=shape[2])
+    ),
+    event_times.map(lambda time: time.isoformat().replace("+00:00", "Z")),
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]{2,15}(Z|[+-][0-9:]{2,6})?\Z"),
+    st.floats(min_value=-1e11, max_value=1e11) | st.integers(-(2**40), 2**40),
+    st.text(max_size=30),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(time_texts)
+def test_the_edge_reads_every_event_time_as_the_schema_does(value):
+    """The edge compares times with the broker's before the event is validated: for any value
+    the schema reads as a time, it must read the same instant (else an event could slip past
+    the bounds)."""
+    try:
+        expected = validate_event(Stream.RATINGS, rating(time=value)).time.timestamp()
+    except EventRejected:
+        return
+    assert event_seconds(value) == expected
