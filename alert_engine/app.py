@@ -26,6 +26,7 @@ from alert_engine.alerts import Alert
 from alert_engine.batches import waiting_batches
 from alert_engine.cases import CaseEvent
 from alert_engine.delivery import Deliverer
+from alert_engine.edge import Edge
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
 from alert_engine.followup.service import FollowupService
@@ -40,6 +41,11 @@ from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
 from alert_engine.windows.store import TableWindowStore, WindowStateTable
 
 log = logging.getLogger(__name__)
+
+# The dead-letter reason of an event whose processing raised an unexpected exception.
+PROCESSING_ERROR = "processing_error"
+# The dead-letter reason of a record on the windows topic that no input agent wrote.
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,9 @@ def create_app(
 
         app.timer(interval=settings.engine.rules_reload_seconds, name="reload-rules")(reload_rules)
 
+    # The largest record the producer sends; a dead letter must fit in it.
+    max_record_bytes = int(app.conf.producer_max_request_size)
+
     async def publish(outputs: Outputs) -> None:
         for output in outputs:
             if isinstance(output, Alert):
@@ -153,12 +162,20 @@ def create_app(
                     partition=output.partition,
                 )
             else:
-                await topics[output.topic].send(
-                    key=output.key, value=output.value, headers=output.headers
+                key, value, headers = deadletter.fit(
+                    output.key, output.value, output.headers, max_record_bytes
                 )
+                if value is not output.value or key is not output.key:
+                    log.warning(
+                        "dead letter for %s truncated to fit in a record of %d bytes",
+                        output.headers.get(deadletter.HEADER_PREFIX + "topic", b"").decode(),
+                        max_record_bytes,
+                    )
+                await topics[output.topic].send(key=key, value=value, headers=headers)
 
     engine = settings.engine
     windows_partitions = topics[kafka.windows_topic].partitions or kafka.partitions
+    edge = Edge(settings.events, stats)
 
     def dead_letter(event: EventT[bytes], rejected: EventRejected) -> DeadLetter:
         message = event.message
@@ -171,6 +188,23 @@ def create_app(
         )
         return DeadLetter.of(
             event, kafka.deadletter_topic, reason=rejected.reason, detail=rejected.detail
+        )
+
+    def processing_error(event: EventT[bytes], exc: Exception) -> DeadLetter:
+        message = event.message
+        log.error(
+            "dead-lettered %s[%s]@%s: processing_error",
+            message.topic,
+            message.partition,
+            message.offset,
+            exc_info=exc,
+        )
+        stats.events_rejected[PROCESSING_ERROR] += 1
+        return DeadLetter.of(
+            event,
+            kafka.deadletter_topic,
+            reason=PROCESSING_ERROR,
+            detail=f"{type(exc).__name__}: {exc}",
         )
 
     async def evaluate(stream: Stream, events: StreamT[bytes]) -> AsyncIterator[Outputs]:
@@ -187,22 +221,28 @@ def create_app(
                 fold=partial(evaluator.fold, stream),
             )
             for event in batch:
+                message = event.message
                 try:
-                    outcome = evaluator.process(
-                        stream, event.value, partition=event.message.partition
-                    )
+                    edge.check(stream.value, event.value, message.timestamp)
+                    outcome = evaluator.process(stream, event.value, partition=message.partition)
+                    if outcome.regroups and event.value is not None:
+                        hop.add(
+                            event.value,
+                            [(g.grouping, g.key, g.inputs) for g in outcome.regroups],
+                            outcome.timestamp,
+                            outcome.watermark,
+                            message.partition,
+                        )
                 except EventRejected as rejected:
                     outputs.append(dead_letter(event, rejected))
                     continue
+                except Exception as exc:
+                    # A fault of the engine that this event sets off. Raised, it would stop the
+                    # agent with its whole batch unpublished, and every restart would replay
+                    # the batch into the same fault: the event is dead-lettered instead.
+                    outputs.append(processing_error(event, exc))
+                    continue
                 outputs.extend(outcome.alerts)
-                if outcome.regroups and event.value is not None:
-                    hop.add(
-                        event.value,
-                        [(group.grouping, group.key, group.inputs) for group in outcome.regroups],
-                        outcome.timestamp,
-                        outcome.watermark,
-                        event.message.partition,
-                    )
             outputs.extend(hop.batches())
             yield outputs
 
@@ -225,18 +265,16 @@ def create_app(
             cast(faust.Stream[bytes], records), engine.batch_size, engine.batch_wait
         ):
             alerts: list[Alert] = []
-            unreadable: Outputs = []
+            letters: Outputs = []
             partitions: set[int] = set()
             for record in batch:
                 try:
                     received = ReceivedBatch.from_json(record.value)
                 except ValueError as exc:
-                    # The input agents write only what this reads: kept, with its reason, for
-                    # whoever finds out which producer wrote it.
-                    stats.events_rejected["unreadable_windows_record"] += 1
-                    unreadable.append(
-                        dead_letter(record, EventRejected("unreadable_windows_record", str(exc)))
-                    )
+                    # Written by an input agent: only a foreign producer could get here. Kept,
+                    # never dropped silently: it may hold events some windows should count.
+                    stats.events_rejected[UNREADABLE] += 1
+                    letters.append(dead_letter(record, EventRejected(UNREADABLE, str(exc))))
                     continue
                 partition = record.message.partition
                 partitions.add(partition)
@@ -253,7 +291,7 @@ def create_app(
             ]
             await asyncio.gather(*sent)
             store.flush()
-            yield unreadable
+            yield letters
 
     async def deliver(alert: Alert, raw: bytes) -> Outputs:
         if followup is not None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import UTC, datetime, time
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from alert_engine.events import MAX_DEPTH
 
 
 class KafkaSettings(BaseSettings):
@@ -138,8 +140,10 @@ class EngineSettings(BaseSettings):
     rules_dir: Path = Path("rules")
     outbox_path: Path = Path(".outbox/alerts.jsonl")
     # Events larger than this are dead-lettered unread: a survey answer is a few hundred bytes,
-    # and an unbounded comment is a memory and Slack-limit hazard.
-    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    # and an unbounded comment is a memory and Slack-limit hazard. At most 256 KiB: an alert
+    # carries its event (a join alert a rating and an interaction) and a `windows` record at
+    # least one, each in one Kafka record of the producer's 1,000,000 bytes.
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=256 * 1024)
     # The routing tree (see `alert_engine.routing`); without one, every alert goes to the outbox.
     routing_file: Path | None = None
     # Links shown with an alert: `{customer_id}`, `{interaction_id}`, `{agent_id}`, `{rating_id}`.
@@ -161,6 +165,23 @@ class EngineSettings(BaseSettings):
     # An input partition that has shown no newer event for this many seconds no longer holds
     # back the windowed rules' watermark (see `windows.watermarks`).
     windows_idle_seconds: float = Field(default=30.0, gt=0)
+
+
+class EventSettings(BaseSettings):
+    """What the input agents accept beyond the schema: nesting, and event times against the
+    broker's timestamp of their record. An event outside them is dead-lettered as `invalid`."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_EVENTS_", frozen=True)
+
+    # Levels of objects and arrays, the event itself one: later stages embed the event in
+    # records of their own, and JSON encoders stop at some depth (see `events.MAX_DEPTH`).
+    max_depth: int = Field(default=32, ge=3, le=MAX_DEPTH)
+    # Seconds an event's time may be ahead of its record's timestamp (clocks disagree a little);
+    # further ahead, one event would move the windowed rules' watermark into the future.
+    max_future_skew: float = Field(default=300.0, ge=0)
+    # Events timed before this are refused: no contact center's feedback is that old, and
+    # times near year 1 or 9999 break date arithmetic further down.
+    earliest_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class SlackSettings(BaseSettings):
@@ -246,6 +267,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     web: WebSettings = field(default_factory=WebSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     log: LogSettings = field(default_factory=LogSettings)
     followup: FollowupSettings = field(default_factory=FollowupSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)

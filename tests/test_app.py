@@ -1,16 +1,27 @@
 """The agents, driven through Faust's test context (no broker), with a real Redis for delivery."""
 
+import dataclasses
 import itertools
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
+from alert_engine.alerts import Alert
 from alert_engine.app import DeadLetter
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.evaluate import Evaluator
+from alert_engine.events import MAX_DEPTH
 from alert_engine.rules import load_ruleset
-from alert_engine.settings import EngineSettings, KafkaSettings, RedisSettings, Settings
+from alert_engine.settings import (
+    EngineSettings,
+    EventSettings,
+    KafkaSettings,
+    RedisSettings,
+    Settings,
+)
 from alert_engine.windows.hop import ReceivedBatch, WindowBatch, partition_for
 from alert_engine.windows.store import MemoryWindowStore
 from alert_engine.worker import build_worker
@@ -165,6 +176,171 @@ async def test_an_unreadable_windows_record_is_dead_lettered_with_its_reason(set
     assert isinstance(dead, DeadLetter)
     assert dead.topic == settings.kafka.deadletter_topic
     assert dead.value == b'{"stream": "ratings", "events": "not a list"}'
-    assert dead.headers["alert-engine.deadletter.reason"] == b"unreadable_windows_record"
+    assert dead.headers["alert-engine.deadletter.reason"] == b"unreadable"
     assert dead.headers["alert-engine.deadletter.topic"] == settings.kafka.windows_topic.encode()
     assert b"not a window batch" in dead.headers["alert-engine.deadletter.detail"]
+def dead_letter_reasons(outputs: list[object]) -> list[tuple[bytes, bytes]]:
+    return [
+        (
+            output.headers["alert-engine.deadletter.reason"],
+            output.headers["alert-engine.deadletter.detail"],
+        )
+        for output in outputs
+        if isinstance(output, DeadLetter)
+    ]
+
+
+async def put_batch(agent, values: list[bytes], **kwargs) -> list[object]:
+    """The values as one batch: all waiting in the agent's queue when it takes them."""
+    for value in values[:-1]:
+        await agent.put(value, wait=False, **kwargs)
+    await agent.put(values[-1], **kwargs)
+    [outputs] = agent.results.values()
+    return outputs
+
+
+@pytest.mark.parametrize(
+    ("stars", "time", "detail"),
+    [
+        # Faust's window maths ran out of memory on this one.
+        (1, "9999-12-31T12:00:00Z", "time 9999-12-31T12:00:00Z is 7973 years ahead"),
+        # This one moved the watermark: later events counted as late until a restart.
+        (5, "9999-12-31T23:59:59-14:00", "time 9999-12-31T23:59:59-14:00 is 7973 years ahead"),
+        (1, "2026-12-02T16:10:00+00:00", "time 2026-12-02T16:10:00+00:00 is 10 minutes ahead"),
+    ],
+)
+async def test_an_event_timed_far_ahead_of_its_record_is_dead_lettered(
+    settings, stars, time, detail
+):
+    broker_time = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
+    app = build_worker(settings)
+    genuine = encode(rating(id="r-1", rating=1, time=broker_time.isoformat()))
+    hostile = encode(rating(id="r-2", rating=stars, time=time))
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        outputs = await put_batch(agent, [hostile, genuine], timestamp=broker_time.timestamp())
+    [(reason, text)] = dead_letter_reasons(outputs)
+    assert reason == b"invalid"
+    assert text.decode().startswith(detail)
+    assert text.decode().endswith(
+        "of the broker's timestamp 2026-12-02T16:00:00Z (the limit is 5 minutes)"
+    )
+    assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-1"]
+
+
+async def test_an_event_a_little_ahead_of_its_record_is_clock_skew_and_counts(settings):
+    broker_time = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
+    app = build_worker(settings)
+    ahead = encode(rating(id="r-1", time=(broker_time + timedelta(minutes=4)).isoformat()))
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        [alert] = await put_batch(agent, [ahead], timestamp=broker_time.timestamp())
+    assert alert.key == "r-1"
+
+
+async def test_an_event_before_the_earliest_time_is_dead_lettered(settings):
+    app = build_worker(settings)
+    old = encode(rating(id="r-1", time="1999-12-31T23:59:59Z"))
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        outputs = await put_batch(agent, [old, encode(rating(id="r-2"))])
+    assert dead_letter_reasons(outputs) == [
+        (
+            b"invalid",
+            b"time 1999-12-31T23:59:59Z is before 2000-01-01T00:00:00Z, the earliest accepted",
+        )
+    ]
+    assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-2"]
+
+
+async def test_the_time_bounds_are_settings(settings):
+    events = EventSettings(max_future_skew=3600, earliest_time="1990-01-01T00:00:00Z")
+    app = build_worker(dataclasses.replace(settings, events=events))
+    broker_time = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
+    values = [
+        encode(rating(id="r-1", time="1999-12-31T23:59:59Z")),
+        encode(rating(id="r-2", time="2026-12-02T16:50:00Z")),
+        encode(rating(id="r-3", time="2026-12-02T17:01:00Z")),
+    ]
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        outputs = await put_batch(agent, values, timestamp=broker_time.timestamp())
+    assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-1", "r-2"]
+    [(reason, text)] = dead_letter_reasons(outputs)
+    assert reason == b"invalid"
+    assert text.startswith(b"time 2026-12-02T17:01:00Z is 61 minutes ahead")
+    assert text.endswith(b"(the limit is 60 minutes)")
+
+
+def test_the_time_bounds_are_validated():
+    with pytest.raises(ValidationError, match="max_future_skew"):
+        EventSettings(max_future_skew=-1)
+    with pytest.raises(ValidationError, match="earliest_time"):
+        EventSettings(earliest_time="2000-01-01T00:00:00")  # no offset
+
+
+async def test_an_event_far_ahead_moves_no_watermark_of_the_windowed_rules(settings):
+    shipped = Path(__file__).parents[1] / "rules"
+    settings = Settings(
+        kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
+    )
+    app = build_worker(settings)
+    now = datetime.now(UTC)
+    values = [
+        encode(rating(id="r-1", rating=5, nps=None, time="9999-12-31T23:59:59-14:00")),
+        encode(rating(id="r-2", rating=5, nps=None, time=now.isoformat())),
+    ]
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        outputs = await put_batch(agent, values, timestamp=now.timestamp())
+    [batch] = [output for output in outputs if isinstance(output, WindowBatch)]
+    # What the windowed agent is told of how far the input partition has got: r-2's time.
+    assert batch.mark == now.timestamp()
+    assert [event["id"] for event in ReceivedBatch.from_json(batch.to_json()).events] == ["r-2"]
+
+
+async def test_the_nesting_limit_is_a_setting(settings):
+    app = build_worker(dataclasses.replace(settings, events=EventSettings(max_depth=4)))
+    base = encode(rating(id="r-1"))
+    # The event and four arrays are five levels; three arrays, four.
+    values = [
+        base[:-1] + b',"x":[[[[1]]]]}',
+        base[:-1].replace(b"r-1", b"r-2") + b',"x":[[[1]]]}',
+    ]
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        outputs = await put_batch(agent, values)
+    assert dead_letter_reasons(outputs) == [
+        (b"invalid", b"x: nested deeper than 4 levels, the limit")
+    ]
+    assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-2"]
+    with pytest.raises(ValidationError, match="max_depth"):
+        EventSettings(max_depth=MAX_DEPTH + 1)
+
+
+# A rule whose group key cannot be encoded for some events: grouping them raises a TypeError
+# (`bytes` is no JSON), a fault in the engine that one event triggers.
+BYTES_KEY_RULE = """\
+name: by-customer-name
+source: ratings
+group_by: "customer.name == 'Bad' ? bytes(customer.name) : customer.id"
+window: {size: 1h}
+aggregates:
+  responses: count()
+condition: responses >= 100
+"""
+
+
+async def test_an_event_that_raises_while_processed_is_dead_lettered_and_its_batch_mates_alert(
+    settings,
+):
+    (settings.engine.rules_dir / "by-customer-name.yaml").write_text(BYTES_KEY_RULE)
+    app = build_worker(settings)
+    bad = {"id": "c-2", "name": "Bad"}
+    values = [
+        encode(rating(id="r-1", rating=1)),
+        encode(rating(id="r-2", rating=1, customer=bad)),
+        encode(rating(id="r-3", rating=2)),
+    ]
+    async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
+        outputs = await put_batch(agent, values)
+    assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-1", "r-3"]
+    [dead] = [output for output in outputs if isinstance(output, DeadLetter)]
+    assert dead.value == values[1]
+    assert dead.headers["alert-engine.deadletter.reason"] == b"processing_error"
+    assert dead.headers["alert-engine.deadletter.detail"].startswith(b"TypeError: ")
+    assert dead.headers["alert-engine.deadletter.offset"] == b"1"
