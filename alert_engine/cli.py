@@ -82,7 +82,7 @@ def rules() -> None:
 def rules_check(directory: Path) -> None:
     """Validate every rule file in DIRECTORY; list each problem with file, line and column."""
     try:
-        ruleset = load_ruleset(directory)
+        ruleset = load_ruleset(directory, limits=EngineSettings().rule_file_limits)
     except RulesetError as exc:
         _print_problems(exc)
         sys.exit(1)
@@ -279,10 +279,14 @@ def rules_test(rule: str, event_files: tuple[Path, ...], rules_dir: Path) -> Non
 
     try:
         if Path(rule).is_file():
-            ruleset = load_rule_files([Path(rule)], defaults_file=_defaults_next_to(Path(rule)))
+            ruleset = load_rule_files(
+                [Path(rule)],
+                defaults_file=_defaults_next_to(Path(rule)),
+                limits=EngineSettings().rule_file_limits,
+            )
             [found] = ruleset.rules[:1] or [None]
         else:
-            ruleset = load_ruleset(rules_dir)
+            ruleset = load_ruleset(rules_dir, limits=EngineSettings().rule_file_limits)
             found = ruleset.get(rule)
     except RulesetError as exc:
         _print_problems(exc)
@@ -319,7 +323,7 @@ def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
     from alert_engine.backtest import replay as run_replay
 
     try:
-        ruleset = load_ruleset(directory)
+        ruleset = load_ruleset(directory, limits=EngineSettings().rule_file_limits)
     except RulesetError as exc:
         _print_problems(exc)
         sys.exit(1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from alert_engine.evaluate import Evaluator
 from alert_engine.rules import RULE_FILE_SUFFIXES, RulesetError, load_ruleset
+from alert_engine.yamlsource import YamlLimits
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,12 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 class RulesReloader:
-    def __init__(self, directory: Path, evaluator: Evaluator) -> None:
+    def __init__(
+        self, directory: Path, evaluator: Evaluator, *, limits: YamlLimits | None = None
+    ) -> None:
         self.directory = directory
         self.evaluator = evaluator
+        self.limits = limits
         self.seen = fingerprint(directory)
         self.problems: list[str] = []
 
@@ -48,7 +52,7 @@ class RulesReloader:
 
     def reload(self) -> bool:
         try:
-            ruleset = load_ruleset(self.directory)
+            ruleset = load_ruleset(self.directory, limits=self.limits)
         except Exception as exc:
             # Whatever the files hold, the rules in force stay in force.
             problems = exc.problems if isinstance(exc, RulesetError) else [exc]
