@@ -81,10 +81,19 @@ def rules() -> None:
 @click.argument("directory", type=click.Path(path_type=Path), default=Path("rules"))
 def rules_check(directory: Path) -> None:
     """Validate every rule file in DIRECTORY; list each problem with file, line and column."""
+    from alert_engine.reload import snapshot
+
+    # Files a worker would skip (a dangling symlink, a symlink loop): a check fails on them.
+    skipped = snapshot(directory).unreadable if directory.is_dir() else ()
+    for entry in skipped:
+        click.echo(entry, err=True)
     try:
         ruleset = load_ruleset(directory, limits=EngineSettings().rule_file_limits)
     except RulesetError as exc:
         _print_problems(exc)
+        sys.exit(1)
+    if skipped:
+        click.echo(f"{len(skipped)} rule file(s) cannot be read and would be skipped", err=True)
         sys.exit(1)
     click.echo(f"{len(ruleset.rules)} rule(s) OK, ruleset version {ruleset.version}")
 
