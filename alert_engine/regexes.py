@@ -15,8 +15,8 @@ pattern is checked when the rules load; one read from the event is checked at it
 fails that evaluation like any CEL error.
 
 RE2 as CEL specifies it differs from the Rust engine in a few places: `\\d`, `\\w`, `\\s` and `\\b`
-are ASCII (use `\\pL`, `\\p{Nd}` for Unicode letters and digits), and `(?x)` and class set
-operations (`[a-z&&[^aeiou]]`) are not RE2.
+are ASCII (use `\\pL`, `\\p{Nd}` for Unicode letters and digits), and `(?x)`, nested classes and
+class set operations (`[a-z&&[^aeiou]]`) are refused: RE2 has no such syntax.
 """
 
 from __future__ import annotations
@@ -54,6 +54,12 @@ _OPTIONS = _options()
 def _compiled(pattern: str) -> Any:
     """The compiled pattern, or the `RegexError` it gives: a bad pattern read from events is
     refused from the cache, not compiled again for each event."""
+    if _rust_class_syntax(pattern):
+        # RE2 would read them as plain characters: a different pattern, silently.
+        return RegexError(
+            "nested classes and class set operations (`[a-z&&[^aeiou]]`, `[\\w--\\d]`) "
+            "are not RE2 syntax"
+        )
     try:
         compiled = re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
@@ -66,6 +72,38 @@ def _compiled(pattern: str) -> Any:
             "repetition repeats its part: `(a|b){500}` is 1,504)"
         )
     return compiled
+
+
+def _rust_class_syntax(pattern: str) -> bool:
+    """Whether a character class holds `[` (not `[:alpha:]`), `&&`, `--` or `~~`: Rust's regex
+    syntax for nested classes and set operations, which the engine before RE2 accepted."""
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char != "[":
+            i += 1
+            continue
+        i += 1
+        if i < n and pattern[i] == "^":
+            i += 1
+        if i < n and pattern[i] == "]":
+            i += 1  # a leading `]` is a member
+        while i < n and pattern[i] != "]":
+            if pattern[i] == "\\":
+                i += 2
+                continue
+            if pattern.startswith("[:", i):
+                end = pattern.find(":]", i + 2)
+                i = n if end < 0 else end + 2
+                continue
+            if pattern[i] == "[" or pattern[i : i + 2] in ("&&", "--", "~~"):
+                return True
+            i += 1
+        i += 1
+    return False
 
 
 def check_pattern(pattern: str) -> None:

@@ -147,3 +147,18 @@ def test_ordinary_patterns_match_as_they_did_before(pattern: str, data: st.DataO
     # Before: cel-rust's own `matches`, on Rust's regex engine.
     before = cel.compile(source).execute(cel.Context({"comment": comment}, {}))
     assert decide(source, comment=comment) is before
+
+
+@pytest.mark.parametrize("pattern", ["[a-z&&[^aeiou]]", r"[\\w--\\d]", "[a[bc]]"])
+def test_rust_class_syntax_that_re2_would_read_differently_is_refused(pattern: str) -> None:
+    # RE2 reads `[a-z&&[^aeiou]]` as a class of letters, `&` and `[`, then `]`: not what it says.
+    with pytest.raises(ExpressionError, match="not RE2 syntax"):
+        compile_condition(f"comment.matches('{pattern}')")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "comment"),
+    [("[[:alpha:]]+", "abc"), ("[]a]", "]"), (r"[\\[\\]]", "["), ("[a-]", "-"), ("a--b", "a--b")],
+)
+def test_ordinary_classes_with_brackets_and_dashes_still_load(pattern: str, comment: str) -> None:
+    assert decide(f"comment.matches('{pattern}')", comment=comment)
