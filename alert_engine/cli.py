@@ -81,10 +81,19 @@ def rules() -> None:
 @click.argument("directory", type=click.Path(path_type=Path), default=Path("rules"))
 def rules_check(directory: Path) -> None:
     """Validate every rule file in DIRECTORY; list each problem with file, line and column."""
+    from alert_engine.reload import snapshot
+
+    # Files a worker would skip (a dangling symlink, a symlink loop): a check fails on them.
+    skipped = snapshot(directory).unreadable if directory.is_dir() else ()
+    for entry in skipped:
+        click.echo(entry, err=True)
     try:
-        ruleset = load_ruleset(directory)
+        ruleset = load_ruleset(directory, limits=EngineSettings().rule_file_limits)
     except RulesetError as exc:
         _print_problems(exc)
+        sys.exit(1)
+    if skipped:
+        click.echo(f"{len(skipped)} rule file(s) cannot be read and would be skipped", err=True)
         sys.exit(1)
     click.echo(f"{len(ruleset.rules)} rule(s) OK, ruleset version {ruleset.version}")
 
@@ -289,10 +298,14 @@ def rules_test(rule: str, event_files: tuple[Path, ...], rules_dir: Path) -> Non
 
     try:
         if Path(rule).is_file():
-            ruleset = load_rule_files([Path(rule)], defaults_file=_defaults_next_to(Path(rule)))
+            ruleset = load_rule_files(
+                [Path(rule)],
+                defaults_file=_defaults_next_to(Path(rule)),
+                limits=EngineSettings().rule_file_limits,
+            )
             [found] = ruleset.rules[:1] or [None]
         else:
-            ruleset = load_ruleset(rules_dir)
+            ruleset = load_ruleset(rules_dir, limits=EngineSettings().rule_file_limits)
             found = ruleset.get(rule)
     except RulesetError as exc:
         _print_problems(exc)
@@ -329,7 +342,7 @@ def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
     from alert_engine.backtest import replay as run_replay
 
     try:
-        ruleset = load_ruleset(directory)
+        ruleset = load_ruleset(directory, limits=EngineSettings().rule_file_limits)
     except RulesetError as exc:
         _print_problems(exc)
         sys.exit(1)

@@ -17,12 +17,17 @@ from typing import Any
 import cel
 from cel.stdlib import STDLIB_FUNCTIONS
 
+from alert_engine.regexes import MATCH_FUNCTION, RegexError, check_pattern, matches, rewrite_matches
 from alert_engine.sentiment import sentiment
 
 # Functions available to conditions beyond CEL's built-ins, by the name a condition calls them
 # with: cel-go's string, math, list and set extensions (`lowerAscii`, `split`, `math.abs`, ...),
 # and `sentiment(text)`, VADER's compound score from -1 (negative) to 1 (positive).
-FUNCTIONS: dict[str, Callable[..., Any]] = {**STDLIB_FUNCTIONS, "sentiment": sentiment}
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **STDLIB_FUNCTIONS,
+    "sentiment": sentiment,
+    MATCH_FUNCTION: matches,
+}
 # The prefixes of namespaced functions (`math`, `sets`, `base64`, ...).
 NAMESPACES = frozenset(name.split(".", 1)[0] for name in FUNCTIONS if "." in name)
 
@@ -111,7 +116,7 @@ class Condition:
         try:
             result = self.program.execute(activation.context)
         except CEL_ERRORS as exc:
-            raise EvaluationError(str(exc)) from None
+            raise EvaluationError(_cel_error(exc)) from None
         if not isinstance(result, bool):
             raise EvaluationError(f"condition gave {type(result).__name__}, not a boolean")
         return result
@@ -164,7 +169,7 @@ class Expression:
         try:
             return self.program.execute(activation.context)
         except CEL_ERRORS as exc:
-            raise EvaluationError(str(exc)) from None
+            raise EvaluationError(_cel_error(exc)) from None
 
 
 def compile_condition(source: str) -> Condition:
@@ -265,26 +270,31 @@ def equality_condition(source: str) -> EqualityCondition | None:
     return EqualityCondition(path, literal, negated=match.group("op") == "!=")
 
 
-# A regular expression given as a literal: `comment.matches('...')`.
-_REGEX_LITERAL = re.compile(r"""matches\(\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\s*\)""")
-
-
 def _compile(source: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
+    # `matches` runs on RE2, compiled once and bounded in size (see `alert_engine.regexes`).
+    rewritten = rewrite_matches(source)
     try:
-        program = cel.compile(source)
+        program = cel.compile(rewritten.source)
     except (ValueError, RuntimeError) as exc:
-        raise ExpressionError(_clean_cel_message(str(exc))) from None
-    # CEL's regular expressions are RE2-style (linear time, no catastrophic backtracking), but an
-    # invalid one only fails when an event reaches it: try each literal now.
-    for literal in _REGEX_LITERAL.findall(source):
+        message = str(exc)
         try:
-            cel.compile(f"''.matches({literal})").execute(cel.Context({}, {}))
+            # The error as the author's own text gives it: positions in what they wrote.
+            cel.compile(source)
+        except (ValueError, RuntimeError) as own:
+            message = str(own)
+        raise ExpressionError(_clean_cel_message(message)) from None
+    # A literal pattern that RE2 refuses would only fail when an event reaches it: check it now.
+    for literal in rewritten.literals:
+        try:
+            pattern = cel.compile(literal).execute(cel.Context({}, {}))
         except (ValueError, RuntimeError) as exc:
-            detail = str(exc).split("regex parse error:", 1)[-1].strip()
-            detail = " ".join(detail.split()).removesuffix(
-                " Check function arguments and their types."
-            )
-            raise ExpressionError(f"invalid regular expression {literal}: {detail}") from None
+            raise ExpressionError(_clean_cel_message(str(exc))) from None
+        if not isinstance(pattern, str):
+            raise ExpressionError(f"matches takes a string pattern, not {literal}")
+        try:
+            check_pattern(pattern)
+        except RegexError as exc:
+            raise ExpressionError(f"invalid regular expression {literal}: {exc}") from None
     # CEL reports `math.abs(x)` as the variable `math` and the function `abs`: a namespace used
     # by a call is no variable, and the function is registered under its dotted name.
     used_namespaces = {name for name in program.variables() if name in NAMESPACES}
@@ -298,6 +308,11 @@ def _compile(source: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
         if dotted in FUNCTIONS
     )
     return program, names, called
+
+
+def _cel_error(exc: Exception) -> str:
+    # The author wrote `matches`: name it, not the function it was rewritten to.
+    return str(exc).replace(MATCH_FUNCTION, "matches")
 
 
 def functions_for(conditions: Iterable[Condition | Expression]) -> dict[str, Callable[..., Any]]:

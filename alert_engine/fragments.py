@@ -37,7 +37,7 @@ def expand(source: str, fragments: Mapping[str, str]) -> str:
     while i < n:
         char = source[i]
         if char in "'\"":
-            end = _string_end(source, i)
+            end = string_end(source, i)
             out.append(source[i:end])
             i = end
         elif char == "$":
@@ -95,7 +95,7 @@ def expand_entry(
     return expanded, problems
 
 
-def _string_end(source: str, start: int) -> int:
+def string_end(source: str, start: int) -> int:
     """The index after the string literal opening at `start` (CEL: '..', "..", '''..''',
     \"\"\"..\"\"\", raw strings keep backslashes but still end at their quote)."""
     raw = start > 0 and source[start - 1] in "rR"

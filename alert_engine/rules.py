@@ -42,7 +42,14 @@ from alert_engine.expressions import (
 from alert_engine.fragments import FragmentError, expand, expand_entry
 from alert_engine.windows.aggregations import Aggregate, AggregateError, compile_aggregate
 from alert_engine.windows.definitions import Duration, WindowSpec
-from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
+from alert_engine.yamlsource import (
+    LocatedDocument,
+    Location,
+    PathKey,
+    YamlError,
+    YamlLimits,
+    load_yaml,
+)
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -397,7 +404,7 @@ def rule_file_schema() -> dict[str, Any]:
     }
 
 
-def load_ruleset(directory: Path) -> Ruleset:
+def load_ruleset(directory: Path, *, limits: YamlLimits | None = None) -> Ruleset:
     """Every rule file below `directory` (sorted, recursively), or every problem found in them."""
     if not directory.is_dir():
         raise RulesetError([Problem(Location(directory, 1, 1), "rules directory not found")])
@@ -416,18 +423,18 @@ def load_ruleset(directory: Path) -> Ruleset:
     defaults_file = next(
         (directory / name for name in DEFAULTS_FILES if (directory / name).is_file()), None
     )
-    return load_rule_files(files, defaults_file=defaults_file)
+    return load_rule_files(files, defaults_file=defaults_file, limits=limits)
 
 
 DEFAULTS_FILES = ("_defaults.yaml", "_defaults.yml")
 
 
-def load_defaults(file: Path) -> RuleDefaults:
+def load_defaults(file: Path, *, limits: YamlLimits | None = None) -> RuleDefaults:
     """Raises `RulesetError` with the defaults file's own lines."""
     try:
-        document = load_yaml(file)
+        document = load_yaml(file, limits=limits)
     except YamlError as exc:
-        raise RulesetError([Problem(exc.location, exc.message)]) from None
+        raise RulesetError([_yaml_problem(exc)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesetError([Problem(Location(file, 1, 1), f"cannot read: {exc}")]) from None
     try:
@@ -466,20 +473,21 @@ def load_rule_files(
     files: Iterable[Path],
     *,
     defaults_file: Path | None = None,
+    limits: YamlLimits | None = None,
 ) -> Ruleset:
     problems: list[Problem] = []
     rules: list[Rule] = []
     defaults = RuleDefaults()
     if defaults_file is not None:
         try:
-            defaults = load_defaults(defaults_file)
+            defaults = load_defaults(defaults_file, limits=limits)
         except RulesetError as exc:
             problems.extend(exc.problems)
     for file in files:
         try:
-            document = load_yaml(file)
+            document = load_yaml(file, limits=limits)
         except YamlError as exc:
-            problems.append(Problem(exc.location, exc.message))
+            problems.append(_yaml_problem(exc))
             continue
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(Location(file, 1, 1), f"cannot read rule file: {exc}"))
@@ -501,6 +509,19 @@ def load_rule_files(
     if problems:
         raise RulesetError(problems)
     return Ruleset.of(rules)
+
+
+# The setting that raises each of `YamlLimits`, named in the problem so the operator knows the knob.
+LIMIT_SETTINGS = {
+    "max_bytes": "ALERT_ENGINE_RULES_MAX_FILE_BYTES",
+    "max_nodes": "ALERT_ENGINE_RULES_MAX_YAML_NODES",
+}
+
+
+def _yaml_problem(exc: YamlError) -> Problem:
+    setting = LIMIT_SETTINGS.get(exc.limit or "")
+    message = f"{exc.message}; the limit is {setting}" if setting else exc.message
+    return Problem(exc.location, message)
 
 
 def _unexpected(exc: Exception) -> str:

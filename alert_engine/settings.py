@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from alert_engine.events import MAX_DEPTH
+from alert_engine.yamlsource import YamlLimits
 
 
 class KafkaSettings(BaseSettings):
@@ -153,6 +154,10 @@ class EngineSettings(BaseSettings):
     escalation_check_interval: float = Field(default=1.0, gt=0)
     # How often a worker looks for changed rule files; 0 turns hot reload off.
     rules_reload_seconds: float = Field(default=5.0, ge=0)
+    # A larger rule file is refused unread; a file whose YAML aliases expand it beyond this many
+    # nodes is refused at the alias (a few hundred bytes can stand for gigabytes).
+    rules_max_file_bytes: int = Field(default=YamlLimits.max_bytes, ge=1024)
+    rules_max_yaml_nodes: int = Field(default=YamlLimits.max_nodes, ge=100)
     # Input events are evaluated in batches of up to `batch_size`: the events already waiting,
     # handed over at once. While Kafka holds more of a partition than the worker has taken (a
     # backlog), a batch waits up to `batch_wait` seconds to fill: fewer, fuller batches (one
@@ -165,6 +170,10 @@ class EngineSettings(BaseSettings):
     # An input partition that has shown no newer event for this many seconds no longer holds
     # back the windowed rules' watermark (see `windows.watermarks`).
     windows_idle_seconds: float = Field(default=30.0, gt=0)
+
+    @property
+    def rule_file_limits(self) -> YamlLimits:
+        return YamlLimits(max_bytes=self.rules_max_file_bytes, max_nodes=self.rules_max_yaml_nodes)
 
 
 class EventSettings(BaseSettings):

@@ -102,7 +102,7 @@ def build_worker(settings: Settings) -> faust.App:
     cases = CaseStore(redis, settings.redis.key_prefix)
     destinations = build_destinations(routing, settings, cases)
     # A rule's `route:` is a field the routing tree may match on, not a destination name.
-    ruleset = load_ruleset(settings.engine.rules_dir)
+    ruleset = load_ruleset(settings.engine.rules_dir, limits=settings.engine.rule_file_limits)
     stats = Stats()
     evaluator = Evaluator(
         ruleset,
@@ -142,7 +142,9 @@ def build_worker(settings: Settings) -> faust.App:
             rule.name: rule.spec.followup for rule in ruleset.rules if rule.spec.followup
         },
     )
-    reloader = RulesReloader(settings.engine.rules_dir, evaluator)
+    reloader = RulesReloader(
+        settings.engine.rules_dir, evaluator, limits=settings.engine.rule_file_limits
+    )
     app, topics = create_app(settings, evaluator, deliverer, stats, followup, reloader)
 
     async def publish_case(change: CaseEvent) -> None:

@@ -179,6 +179,8 @@ async def test_an_unreadable_windows_record_is_dead_lettered_with_its_reason(set
     assert dead.headers["alert-engine.deadletter.reason"] == b"unreadable"
     assert dead.headers["alert-engine.deadletter.topic"] == settings.kafka.windows_topic.encode()
     assert b"not a window batch" in dead.headers["alert-engine.deadletter.detail"]
+
+
 def dead_letter_reasons(outputs: list[object]) -> list[tuple[bytes, bytes]]:
     return [
         (
