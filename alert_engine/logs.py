@@ -46,6 +46,11 @@ TOKEN = re.compile(
     r"|(?<=://)[^/\s:@]*:[^/\s@]+(?=@)"  # user:password in a URL
 )
 
+# Libraries that format request and response bodies into their debug messages themselves (no
+# arguments to withhold): held at INFO whatever `--loglevel` says.
+BODY_LOGGING_LIBRARIES = ("slack_sdk", "python_http_client")
+_SCALARS = (str, int, float, bool, type(None), BaseException)
+
 # LogRecord's own attributes: everything else on a record was passed with `extra=`.
 _RECORD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -154,6 +159,8 @@ class RedactingFilter(logging.Filter):
         self.redact = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and not record.name.startswith("alert_engine"):
+            record.args = _without_payloads(record.args)
         record.msg = self.redact(record.getMessage())
         record.args = None
         if record.exc_info and not record.exc_text:
@@ -166,6 +173,36 @@ class RedactingFilter(logging.Filter):
             if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
                 setattr(record, name, self.redact(value))
         return True
+
+
+class _Withheld:
+    """Stands in for a library's log argument that may hold a record: shows only its kind."""
+
+    def __init__(self, value: object) -> None:
+        if isinstance(value, bytes | bytearray | memoryview):
+            self.text = f"<{len(value)} bytes>"
+        elif isinstance(value, list | tuple | set | frozenset) and not hasattr(value, "_fields"):
+            self.text = "[" + ", ".join(repr(_without_payload(item)) for item in value) + "]"
+        else:
+            self.text = f"<{type(value).__name__}>"
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def _without_payload(value: object) -> object:
+    return value if isinstance(value, _SCALARS) else _Withheld(value)
+
+
+def _without_payloads(args: Any) -> Any:
+    """Faust and aiokafka log whole records at debug (`yielded: [Alert(...)]`, `send: ... v=b'...'`,
+    fetch responses with their message sets): names and comments no redaction pattern knows. Their
+    arguments keep their scalars (topics, offsets, errors) and show the kind of everything else."""
+    if isinstance(args, dict):
+        return {key: _without_payload(value) for key, value in args.items()}
+    return tuple(_without_payload(value) for value in args)
 
 
 class JsonFormatter(logging.Formatter):
@@ -227,6 +264,10 @@ def logging_config(log_format: LogFormat, level: str, secrets: Iterable[str]) ->
                 "filters": ["redact"],
                 "level": level.upper(),
             }
+        },
+        "loggers": {
+            name: {"level": max(logging.INFO, logging.getLevelNamesMapping()[level.upper()])}
+            for name in BODY_LOGGING_LIBRARIES
         },
         "root": {"level": level.upper(), "handlers": ["default"]},
     }

@@ -17,7 +17,7 @@ from alert_engine.events import EventRejected, Stream, validate_event
 from alert_engine.logs import Redactor, logging_config, secrets_of
 from alert_engine.settings import RedisSettings, Settings
 from tests.engine import Engine
-from tests.factories import encode, rating
+from tests.factories import encode, make_alert, rating
 
 SLACK_TOKEN = "xoxb-1234567890-abcdefghijklmnop"
 
@@ -222,6 +222,29 @@ def test_floats_ids_and_timestamps_are_never_taken_for_phone_numbers(values):
     assert Redactor()(line) == line
 
 
+def test_library_debug_records_carry_no_event_or_alert(capture):
+    # What Faust, aiokafka and slack_sdk log at `--loglevel debug`: the records they send and
+    # receive, whole (customer names and comments are neither e-mails nor phones).
+    out = capture("text", [], level="debug")
+    alert = make_alert("r-1")
+    value = alert.to_json()
+    logging.getLogger("faust.agents.agent").debug("%r yielded: %r", print, [alert])
+    logging.getLogger("faust.topics").debug("send: topic=%r k=%r v=%r", "alerts", b"al-1", value)
+    logging.getLogger("aiokafka.producer.producer").debug(
+        "Sending (key=%r value=%r) to %s", b"al-1", value, ("alerts", 0)
+    )
+    logging.getLogger("slack_sdk.web.async_base_client").debug(
+        f"Sending a request - url: https://slack.com/api/chat.postMessage, json_body: {value!r}"
+    )
+    logging.getLogger("alert_engine.delivery").debug("delivering %s", alert.id)
+    text = out.getvalue()
+    for customer_field in ("Jordan Lee", "Nobody called me back", "Priya Nair"):
+        assert customer_field not in text
+    assert "yielded: [<Alert>]" in text
+    assert f"v=<{len(value)} bytes>" in text
+    assert f"delivering {alert.id}" in text  # the engine's own debug lines stay
+
+
 def test_text_format_is_one_readable_line(capture):
     out = capture("text", [])
     logging.getLogger("alert_engine.app").info("started for %s", "a@b.example")
@@ -260,3 +283,30 @@ def test_a_json_logging_worker_writes_json_lines_without_the_customers_email(
     assert "[email]" in dead["message"]
     assert "jordan.lee@example.com" not in worker.log_path.read_text()
     assert {r["logger"] for r in records} >= {"alert_engine.app"}
+
+
+@pytest.mark.integration
+def test_a_worker_at_debug_level_logs_no_customer_name_or_comment(stack, unique, tmp_path):
+    engine = Engine(stack, unique, tmp_path)
+    worker = engine.worker(options=["--loglevel", "debug"]).start()
+    try:
+        engine.produce(
+            engine.kafka.ratings_topic,
+            [
+                encode(
+                    rating(
+                        id="r-debug",
+                        customer={"id": "c-9", "name": "Zebulon Quartermaine"},
+                        comment="Waited forty minutes for nothing",
+                    )
+                )
+            ],
+        )
+        engine.wait_for(lambda: len(engine.delivered()) == 1)
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text()
+    assert " DEBUG faust." in log and " DEBUG aiokafka." in log  # the libraries did log at debug
+    assert "r-debug" in engine.delivered()[0]["key"]
+    for customer_field in ("Zebulon", "Quartermaine", "forty minutes", "Priya Nair"):
+        assert customer_field not in log
