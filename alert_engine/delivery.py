@@ -334,14 +334,8 @@ class Deliverer:
 
     async def _redis_answer(self, call: Callable[[], Awaitable[_T]], item_id: str) -> _T:
         """Redis's answer to `call` (the ledger, silences, cases...), waiting out an outage as long
-        as it takes (see `redis_outage`)."""
-
-        def count(exc: BaseException) -> None:
-            self.stats.ledger_unavailable[type(exc).__name__] += 1
-
-        return await until_redis_answers(
-            call, what=f"the delivery of {item_id}", on_outage=count, sleep=self.sleep
-        )
+        as it takes (see `redis_outage`, which also counts it for `/metrics` and `/ready`)."""
+        return await until_redis_answers(call, what=f"the delivery of {item_id}", sleep=self.sleep)
 
     def _failed(self, item: Alert | str, destination: str, reason: str) -> Failure:
         self.stats.alerts_failed[destination] += 1

@@ -5,6 +5,10 @@ the moment partitions are revoked until the new assignment is recovered and the 
 It does not mean the worker owns partitions: with more replicas than partitions some members get
 none, and they are standbys, ready to take partitions over when another member leaves. Were they
 "not ready" for good, a rolling update bounded by `maxUnavailable` would wait on them forever.
+
+Nor is a worker ready while Redis is unreachable (a delivery or a look-up waiting on it, or a
+timer's last tick skipped): it consumes but cannot deliver, and the 503 is what an operator's
+probe or alert sees.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 import faust
 from faust.exceptions import ConsumerNotStarted
 
+from alert_engine.redis_outage import REDIS
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -25,6 +31,8 @@ class Readiness:
     rebalancing: bool
     # Partitions of the engine's topics this worker consumes (0 on a standby member).
     partitions: int
+    # False while work waits on Redis or a timer's last tick could not reach it.
+    redis_reachable: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,8 +51,9 @@ def readiness(app: faust.App, topics: Collection[str]) -> Readiness:
         except ConsumerNotStarted:
             joined = False
     return Readiness(
-        ready=joined and not rebalancing,
+        ready=joined and not rebalancing and REDIS.reachable,
         generation=generation,
         rebalancing=rebalancing,
         partitions=partitions,
+        redis_reachable=REDIS.reachable,
     )

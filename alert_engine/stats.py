@@ -12,6 +12,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from alert_engine.metrics import CountersCollector, delivery_latency_histogram
+from alert_engine.redis_outage import REDIS
 
 # name -> (help, label): every counter of the engine, declared once.
 COUNTERS: dict[str, tuple[str, str]] = {
@@ -33,7 +34,8 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "alerts_inhibited": ("Alerts muted by an inhibition rule, by rule", "inhibition"),
     "alerts_held_out": ("Alerts held out of recovery contact (surveyed only)", "rule"),
     "ledger_unavailable": (
-        "Delivery-ledger calls that found Redis unreachable (delivery waits), by error",
+        "Redis calls that found Redis unreachable (delivery and look-ups wait, a timer's tick is"
+        " skipped), by error",
         "error",
     ),
     "cases_in": ("Case state changes read, by state", "state"),
@@ -69,7 +71,9 @@ class Stats:
             counter: Counter[str] = Counter()
             setattr(self, name, counter)
             counters.append((name, documentation, label, counter))
-        self._settlers: list[Callable[[], None]] = []
+        self._settlers: list[Callable[[], None]] = [self._settle_redis_errors]
+        # Every wait on Redis counts, wherever it is (`redis_outage.REDIS`): these since now.
+        self._redis_errors_before = Counter(REDIS.errors)
         self.registry.register(CountersCollector(counters, before=self.settle))
         self.delivery_latency = delivery_latency_histogram(self.registry)
 
@@ -80,6 +84,10 @@ class Stats:
     def on_settle(self, settle: Callable[[], None]) -> None:
         """`settle` adds counts kept aside on the hot path (see `Evaluator`) to the counters."""
         self._settlers.append(settle)
+
+    def _settle_redis_errors(self) -> None:
+        self.ledger_unavailable.clear()
+        self.ledger_unavailable.update(REDIS.errors - self._redis_errors_before)
 
     def settle(self) -> None:
         """Bring every counter up to date; `/stats` and `/metrics` call it before reading."""

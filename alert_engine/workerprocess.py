@@ -11,13 +11,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 
 class WorkerProcess:
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: Path, options: Sequence[str] = ()) -> None:
+        """`options`: added to `alert-engine worker` (`--loglevel debug`)."""
+        self.options = list(options)
         self.web_port = free_port()
         self.env = {**os.environ, **env, "ALERT_ENGINE_WEB_PORT": str(self.web_port)}
         self.log_path = log_path
@@ -31,7 +33,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "alert_engine.cli", "worker"],
+                [sys.executable, "-m", "alert_engine.cli", "worker", *self.options],
                 env=self.env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

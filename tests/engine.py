@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,8 @@ class Engine:
         self.workdir = workdir
         asyncio.run(ensure_topics(self.kafka))
 
-    def worker(self, name: str = "worker") -> WorkerProcess:
-        return WorkerProcess(self.env, self.workdir / f"{name}.log")
+    def worker(self, name: str = "worker", options: Sequence[str] = ()) -> WorkerProcess:
+        return WorkerProcess(self.env, self.workdir / f"{name}.log", options)
 
     def produce(self, topic: str, values: list[bytes]) -> None:
         asyncio.run(produce_lines(self.kafka.bootstrap, topic, values))

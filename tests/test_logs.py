@@ -3,16 +3,21 @@
 import io
 import logging
 import logging.config
+from datetime import UTC
 
 import orjson
+import phonenumbers
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
+from alert_engine.events import EventRejected, Stream, validate_event
 from alert_engine.logs import Redactor, logging_config, secrets_of
 from alert_engine.settings import RedisSettings, Settings
 from tests.engine import Engine
-from tests.factories import encode, rating
+from tests.factories import encode, make_alert, rating
 
 SLACK_TOKEN = "xoxb-1234567890-abcdefghijklmnop"
 
@@ -24,8 +29,8 @@ def capture():
     saved = root.handlers[:], root.level
     buffer = io.StringIO()
 
-    def configure(log_format: str, secrets: list[str]) -> io.StringIO:
-        config = logging_config(log_format, "info", secrets)  # type: ignore[arg-type]
+    def configure(log_format: str, secrets: list[str], level: str = "info") -> io.StringIO:
+        config = logging_config(log_format, level, secrets)  # type: ignore[arg-type]
         config["handlers"]["default"]["stream"] = buffer
         logging.config.dictConfig(config)
         return buffer
@@ -90,6 +95,156 @@ def test_ids_timestamps_and_offsets_are_not_mistaken_for_phone_numbers():
     assert redact(line) == line
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "(415)555-0134",
+        "4155550134",
+        "14155550134",  # a phone sent as a JSON number
+        "0044 20 7946 0958",
+        "020 7946 0958",
+        "+1 (415) 555-0134",
+        "+44-20-7946-0958",
+        "(555)123-4567",  # fictional, but shaped like a phone
+    ],
+)
+def test_phone_numbers_in_the_forms_customers_write_them_are_redacted(written):
+    redact = Redactor()
+    line = (
+        f'dead-lettered: customer.phone: should be a string (got {written}); {{"p": "{written}"}}'
+    )
+    assert redact(line) == (
+        'dead-lettered: customer.phone: should be a string (got [phone]); {"p": "[phone]"}'
+    )
+
+
+def test_a_decimal_with_many_digits_is_not_a_phone_number():
+    redact = Redactor()
+    line = "score +7.01262417199996 at lat -33.868820171 long 151.2092955 pi 3.14159265358"
+    assert redact(line) == line
+
+
+def test_the_local_part_of_an_email_whose_domain_was_cut_off_is_redacted():
+    # The dead-letter detail shortens a bad value to 60 characters: the domain loses its dot.
+    customer = {"id": "c-1", "name": "J", "email": "jordan.lee@examplecorp.com"}
+    with pytest.raises(EventRejected) as rejected:
+        validate_event(Stream.RATINGS, rating(customer=[customer]))
+    assert "'jordan.lee@examplec..." in rejected.value.detail
+    redacted = Redactor()(rejected.value.detail)
+    assert "jordan" not in redacted
+    assert "[email]" in redacted
+    assert Redactor()("sent to jordan.lee@ and") == "sent to [email] and"
+
+
+def test_object_addresses_in_library_logs_are_not_email_addresses():
+    line = "[QueueServiceThread@0x7f0cddd579c0 index=0]: Started."
+    assert Redactor()(line) == line
+
+
+# Countries whose numbers a log line may hold: written internationally they are found whatever
+# the region setting; nationally only in the configured regions (US and GB by default).
+COUNTRIES = ["US", "GB", "DE", "FR", "IN", "BR", "AU", "JP", "MX", "ZA", "NG", "ES", "IT", "CA"]
+NATIONAL_REGIONS = {"US", "GB", "CA"}  # Canada shares +1 and the NANP plan with the US
+FORMATS = ["e164", "international", "idd", "rfc3966", "national", "digits", "json_number"]
+
+
+@st.composite
+def phone_numbers(draw: st.DrawFn) -> str:
+    """A valid number of one of COUNTRIES, written as people and systems write them."""
+    region = draw(st.sampled_from(COUNTRIES))
+    kind = draw(
+        st.sampled_from(
+            [phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE]
+        )
+    )
+    example = phonenumbers.example_number_for_type(region, kind)
+    national = phonenumbers.national_significant_number(example)
+    # Vary the subscriber digits, keeping the area or mobile prefix that makes it valid.
+    tail = draw(st.text("0123456789", min_size=4, max_size=4))
+    number = phonenumbers.parse(f"+{example.country_code}{national[:-4]}{tail}")
+    if not phonenumbers.is_valid_number(number):
+        number = example
+    form = draw(st.sampled_from(FORMATS))
+    if form in ("national", "digits") and region not in NATIONAL_REGIONS:
+        form = "international"
+    if form == "json_number" and example.country_code not in (1, 44):
+        form = "e164"
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if form == "e164":
+        return e164
+    if form == "international":
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    if form == "idd":
+        return "00" + phonenumbers.format_number(
+            number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        ).removeprefix("+")
+    if form == "rfc3966":
+        # tel:+44-20-7946-0958; the `tel:` is kept, the number is not.
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.RFC3966)[4:]
+    written = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    if form == "digits":
+        return "".join(char for char in written if char.isdigit())
+    if form == "json_number":
+        return e164.removeprefix("+")
+    return written
+
+
+# What else log lines hold: numbers that are no phone, however many digits they have.
+NOT_PHONES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.floats(min_value=-180, max_value=180).map(lambda x: f"{x:+}"),
+    st.floats(min_value=1e9, max_value=2e9).map(repr),  # Unix time with a fraction
+    st.integers(min_value=10**9, max_value=2 * 10**9 - 1).map(str),  # Unix time, 2001-2033
+    st.integers(min_value=10**12, max_value=4 * 10**12).map(str),  # Unix time in ms
+    st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat(timespec="microseconds")),
+    st.tuples(st.integers(0, 99), st.integers(0, 10**9 - 1)).map(
+        lambda p: f"ratings[{p[0]}]@{p[1]}"  # Kafka coordinates
+    ),
+    st.integers(min_value=0, max_value=10**6).map(lambda n: f"r-{n}"),
+    st.uuids().map(lambda u: u.hex),
+    st.uuids().map(str),
+    st.floats(min_value=0, max_value=600).map(lambda s: f"in {s:.3f} s"),
+)
+WORDS = st.text(st.characters(categories=["L"]), min_size=1, max_size=12)
+
+
+@given(word=WORDS, before=NOT_PHONES, phone=phone_numbers(), after=NOT_PHONES)
+def test_a_phone_in_any_form_is_redacted_and_the_numbers_beside_it_are_kept(
+    word, before, phone, after
+):
+    line = f"{word}: {before} customer {phone}, {after}"
+    assert Redactor()(line) == f"{word}: {before} customer [phone], {after}"
+
+
+@given(values=st.lists(NOT_PHONES, min_size=1, max_size=6))
+def test_floats_ids_and_timestamps_are_never_taken_for_phone_numbers(values):
+    line = " ".join(values)
+    assert Redactor()(line) == line
+
+
+def test_library_debug_records_carry_no_event_or_alert(capture):
+    # What Faust, aiokafka and slack_sdk log at `--loglevel debug`: the records they send and
+    # receive, whole (customer names and comments are neither e-mails nor phones).
+    out = capture("text", [], level="debug")
+    alert = make_alert("r-1")
+    value = alert.to_json()
+    logging.getLogger("faust.agents.agent").debug("%r yielded: %r", print, [alert])
+    logging.getLogger("faust.topics").debug("send: topic=%r k=%r v=%r", "alerts", b"al-1", value)
+    logging.getLogger("aiokafka.producer.producer").debug(
+        "Sending (key=%r value=%r) to %s", b"al-1", value, ("alerts", 0)
+    )
+    logging.getLogger("slack_sdk.web.async_base_client").debug(
+        f"Sending a request - url: https://slack.com/api/chat.postMessage, json_body: {value!r}"
+    )
+    logging.getLogger("alert_engine.delivery").debug("delivering %s", alert.id)
+    text = out.getvalue()
+    for customer_field in ("Jordan Lee", "Nobody called me back", "Priya Nair"):
+        assert customer_field not in text
+    assert "yielded: [<Alert>]" in text
+    assert f"v=<{len(value)} bytes>" in text
+    assert f"delivering {alert.id}" in text  # the engine's own debug lines stay
+
+
 def test_text_format_is_one_readable_line(capture):
     out = capture("text", [])
     logging.getLogger("alert_engine.app").info("started for %s", "a@b.example")
@@ -128,3 +283,30 @@ def test_a_json_logging_worker_writes_json_lines_without_the_customers_email(
     assert "[email]" in dead["message"]
     assert "jordan.lee@example.com" not in worker.log_path.read_text()
     assert {r["logger"] for r in records} >= {"alert_engine.app"}
+
+
+@pytest.mark.integration
+def test_a_worker_at_debug_level_logs_no_customer_name_or_comment(stack, unique, tmp_path):
+    engine = Engine(stack, unique, tmp_path)
+    worker = engine.worker(options=["--loglevel", "debug"]).start()
+    try:
+        engine.produce(
+            engine.kafka.ratings_topic,
+            [
+                encode(
+                    rating(
+                        id="r-debug",
+                        customer={"id": "c-9", "name": "Zebulon Quartermaine"},
+                        comment="Waited forty minutes for nothing",
+                    )
+                )
+            ],
+        )
+        engine.wait_for(lambda: len(engine.delivered()) == 1)
+    finally:
+        worker.stop()
+    log = worker.log_path.read_text()
+    assert " DEBUG faust." in log and " DEBUG aiokafka." in log  # the libraries did log at debug
+    assert "r-debug" in engine.delivered()[0]["key"]
+    for customer_field in ("Zebulon", "Quartermaine", "forty minutes", "Priya Nair"):
+        assert customer_field not in log

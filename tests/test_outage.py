@@ -1,11 +1,19 @@
 """Delivery when its records cannot be read or written: wait, never lose or double-send."""
 
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 from redis.asyncio import Redis
 
 from alert_engine.channels.outbox import OutboxDestination, read_outbox
 from alert_engine.delivery import Deliverer, DeliveryLedger
+from alert_engine.stack import LocalStack
 from alert_engine.stats import Stats
-from alert_engine.workerprocess import free_port
+from alert_engine.workerprocess import WorkerProcess, free_port
+from tests.engine import Engine
+from tests.factories import encode, rating
 from tests.test_delivery import Recorder, make_alert
 
 
@@ -28,7 +36,7 @@ async def test_delivery_waits_for_an_unreachable_ledger_then_delivers_once(redis
     assert await deliverer.deliver(alert) == []
     assert destination.sent == [alert.id]  # sent only once Redis answered "not delivered"
     assert sleeps == [0.1, 0.2, 0.4]
-    assert sum(stats.ledger_unavailable.values()) == 3  # on /metrics for an ops alert
+    assert sum(stats.as_dict()["ledger_unavailable"].values()) == 3  # on /metrics for ops
 
     # Consumed again: the record written after Redis came back stops a second send.
     assert await deliverer.deliver(alert) == []
@@ -57,3 +65,61 @@ async def test_a_reader_skips_the_line_a_writer_is_still_appending(tmp_path):
     with path.open("ab") as out:
         out.write(whole[: len(whole) // 2])
     assert [entry["alert"]["key"] for entry in read_outbox(path)] == ["r-1"]
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """A broker and a Redis of this test's own: stopping Redis disturbs no other test."""
+    local = LocalStack(tmp_path / "stack")
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+def _ready_status(worker: WorkerProcess) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(worker.url + "/ready", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _until(what: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.2)
+
+
+@pytest.mark.integration
+def test_a_redis_outage_turns_ready_to_503_and_counts_then_delivers_when_redis_returns(
+    own_stack, unique, tmp_path
+):
+    # The first Redis call of a delivery is the follow-up's holdout look-up: an outage there
+    # went unseen (the metric at 0, /ready 200) while every alert waited.
+    engine = Engine(own_stack.endpoints, unique, tmp_path)
+    worker = engine.worker().start()
+    try:
+        engine.produce(engine.kafka.ratings_topic, [encode(rating(id="r-before"))])
+        engine.wait_for(lambda: len(engine.delivered()) == 1)
+        assert _ready_status(worker) == 200
+        assert sum(worker.stats()["ledger_unavailable"].values()) == 0
+
+        own_stack.redis.stop()
+        engine.produce(engine.kafka.ratings_topic, [encode(rating(id="r-during"))])
+        _until(lambda: _ready_status(worker) == 503)
+        _until(lambda: sum(worker.stats()["ledger_unavailable"].values()) > 0)
+        assert worker.readiness()["redis_reachable"] is False
+        assert len(engine.delivered()) == 1  # waiting, not dropped
+
+        own_stack.redis.start()
+        engine.wait_for(lambda: len(engine.delivered()) == 2, timeout=60)
+        _until(lambda: _ready_status(worker) == 200)
+    finally:
+        worker.stop()
+    assert sorted(alert["key"] for alert in engine.delivered()) == ["r-before", "r-during"]
