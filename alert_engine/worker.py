@@ -59,10 +59,9 @@ def build_destinations(
     destinations keep where they posted each alert in `cases`, for replies in its thread."""
     links = link_templates(settings)
     slack_token = settings.slack.bot_token
+    # Posts are retried by the delivery layer alone (see `make_client`).
     slack_client = (
-        make_client(
-            slack_token.get_secret_value(), settings.slack.api_url, settings.slack.max_retries
-        )
+        make_client(slack_token.get_secret_value(), settings.slack.api_url)
         if slack_token is not None
         else None
     )
@@ -184,14 +183,22 @@ def build_worker(settings: Settings) -> faust.App:
     slack_client = next(
         (d.client for d in destinations.values() if isinstance(d, SlackDestination)), None
     )
-    if slack_client is not None:
+    updates_client = None
+    if slack_client is not None and settings.slack.bot_token is not None:
         reuse_connections(app, slack_client)
+        # A click's message update and thread reply have no retry layer but slack_sdk's.
+        updates_client = make_client(
+            settings.slack.bot_token.get_secret_value(),
+            settings.slack.api_url,
+            settings.slack.max_retries,
+        )
+        reuse_connections(app, updates_client)
     register_views(
         app,
         cases,
         publish_case,
         signing_secret=secret.get_secret_value() if secret is not None else None,
-        slack_updates=SlackCaseUpdates(slack_client) if slack_client is not None else None,
+        slack_updates=SlackCaseUpdates(updates_client) if updates_client is not None else None,
         outbox_path=settings.engine.outbox_path,
         links=link_templates(settings),
         cases_topic=topics.cases,

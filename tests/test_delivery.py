@@ -29,14 +29,28 @@ def sleeps() -> list[float]:
     return []
 
 
-def deliverer(redis, unique, destination: Recorder, sleeps: list[float], attempts: int = 4):
+def deliverer(
+    redis,
+    unique,
+    destination: Recorder,
+    sleeps: list[float],
+    attempts: int = 4,
+    first_delay: float = 0.5,
+    uniform: float = 0.5,
+):
     async def fake_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
     return Deliverer(
         {destination.name: destination},
         DeliveryLedger(redis, f"test-{unique}"),
-        retry=RetryPolicy(attempts=attempts, first_delay=0.5, max_delay=4.0),
+        retry=RetryPolicy(
+            attempts=attempts,
+            first_delay=first_delay,
+            max_delay=4.0,
+            jitter=0.2,
+            uniform=lambda: uniform,
+        ),
         sleep=fake_sleep,
     )
 
@@ -56,11 +70,22 @@ async def test_an_alert_is_delivered_once_even_when_consumed_twice(redis, unique
 async def test_transient_failures_are_retried_with_backoff_honouring_retry_after(
     redis, unique, sleeps
 ):
-    team = Recorder(errors=[OSError("reset"), DeliveryError("429", retry_after=3.0), OSError("x")])
-    failures = await deliverer(redis, unique, team, sleeps, attempts=4).deliver(make_alert())
-    assert failures == []
+    team = Recorder(errors=[OSError("reset"), DeliveryError("429", retry_after=1.0), OSError("x")])
+    # The jitter at its top (+20%): 0.1 s doubling, but never less than the Retry-After.
+    worker = deliverer(redis, unique, team, sleeps, attempts=4, first_delay=0.1, uniform=1.0)
+    assert await worker.deliver(make_alert()) == []
     assert team.sent == [make_alert().id]
-    assert sleeps == [0.5, 3.0, 2.0]
+    assert sleeps == pytest.approx([0.12, 1.0, 0.48])
+
+
+def test_retry_delays_are_spread_by_the_jitter_within_bounds():
+    def policy(uniform: float) -> RetryPolicy:
+        return RetryPolicy(first_delay=0.5, max_delay=30.0, jitter=0.2, uniform=lambda: uniform)
+
+    assert [policy(0.0).delay(n) for n in (1, 2, 3)] == pytest.approx([0.4, 0.8, 1.6])
+    assert [policy(1.0).delay(n) for n in (1, 2, 3)] == pytest.approx([0.6, 1.2, 2.4])
+    assert policy(1.0).delay(10) == 30.0  # capped
+    assert policy(0.0).delay(1, retry_after=5.0) == 5.0
 
 
 async def test_a_delivery_that_keeps_failing_is_handed_back_not_dropped(redis, unique, sleeps):

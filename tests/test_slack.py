@@ -199,3 +199,14 @@ async def test_a_revoked_token_fails_for_good(slack, redis, unique):
     [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
     assert failure.reason == "permanent: slack: invalid_auth"
     assert slack.posts() == []
+
+
+async def test_one_retry_layer_decides_how_often_an_alert_is_posted(slack, redis, unique):
+    # Slack fails every post: the delivery layer's attempts are all the posts there are
+    # (slack_sdk's own handlers retried each attempt twice more: 3 x the attempts).
+    slack.fail_next(100, 500)
+    [failure] = await deliverer(redis, unique, destination(slack), attempts=4).deliver(
+        make_alert(), only="recovery"
+    )
+    assert "after 4 attempts" in failure.reason
+    assert slack.calls.count("chat.postMessage") == 4
