@@ -210,3 +210,31 @@ async def test_one_retry_layer_decides_how_often_an_alert_is_posted(slack, redis
     )
     assert "after 4 attempts" in failure.reason
     assert slack.calls.count("chat.postMessage") == 4
+
+
+@pytest.mark.parametrize("status, error", [(200, "missing_scope"), (405, "method_not_allowed")])
+async def test_a_failing_look_up_never_keeps_an_alert_from_being_posted(
+    slack, redis, unique, status, error
+):
+    # A token without `channels:history` (or a proxy refusing the method): the look-up for an
+    # earlier post fails every time, and the alert is still posted, once.
+    slack.failing_methods["conversations.history"] = (status, error)
+    dest = destination(slack)
+    alert = make_alert()
+    await DeliveryLedger(redis, f"test-{unique}").mark_attempt(alert.id, dest.name)
+    d = deliverer(redis, unique, dest)
+    assert await d.deliver(alert, only="recovery") == []
+    assert slack.calls == ["conversations.history", "chat.postMessage"]
+    assert len(slack.posts()) == 1
+    assert d.stats.lookups_failed["recovery"] == 1
+
+
+async def test_after_a_rate_limit_the_alert_is_posted_again_without_a_look_up(slack, redis, unique):
+    # Slack refuses a rate-limited call unread: nothing to look for.
+    slack.fail_next(1, 429, retry_after=1)
+    assert (
+        await deliverer(redis, unique, destination(slack)).deliver(make_alert(), only="recovery")
+        == []
+    )
+    assert slack.calls == ["chat.postMessage", "chat.postMessage"]
+    assert len(slack.posts()) == 1
