@@ -259,18 +259,15 @@ class Deliverer:
         await self._redis_answer(lambda: self._schedule_escalation(alert), alert.id)
         if not names and not grouped:
             return [self._failed(alert, alert.route, "the route has no destinations")]
-        failures = []
-        for name in names:
-            destination = self.destinations.get(name)
-            if destination is None:
-                failure: Failure | None = self._failed(
-                    alert, name, f"no destination named {name!r}"
-                )
-            else:
-                failure = await self._deliver_to(alert, destination)
-            if failure is not None:
-                failures.append(failure)
-        return failures
+        # All destinations at once: one that keeps failing does not delay the others.
+        outcomes = await asyncio.gather(*(self._deliver_named(alert, name) for name in names))
+        return [failure for failure in outcomes if failure is not None]
+
+    async def _deliver_named(self, alert: Alert, name: str) -> Failure | None:
+        destination = self.destinations.get(name)
+        if destination is None:
+            return self._failed(alert, name, f"no destination named {name!r}")
+        return await self._deliver_to(alert, destination)
 
     async def _muted(self, alert: Alert) -> bool:
         if self.silences is not None:

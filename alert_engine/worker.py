@@ -20,7 +20,7 @@ from alert_engine.channels import Destination
 from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
-from alert_engine.delivery import Deliverer, DeliveryLedger, Failure
+from alert_engine.delivery import Deliverer, DeliveryLedger, Failure, RetryPolicy
 from alert_engine.escalation import Escalations, escalated
 from alert_engine.evaluate import Evaluator
 from alert_engine.followup.mailer import survey_mailer
@@ -128,6 +128,8 @@ def build_worker(settings: Settings) -> faust.App:
         inhibitor=Inhibitor(redis, settings.redis.key_prefix, routing.inhibit_rules),
         groups=groups,
         cases=cases,
+        retry=RetryPolicy.of(settings.delivery),
+        max_in_flight=settings.engine.delivery_concurrency,
     )
     followup = FollowupService(
         settings.followup,

@@ -64,6 +64,8 @@ class SlackStandIn:
     # Posts of these alert ids (message metadata) always fail with 500: an alert that cannot be
     # delivered while every other can.
     poisoned: set[str] = field(default_factory=set)
+    # Posts refused that way, by alert id.
+    refused_posts: dict[str, int] = field(default_factory=dict)
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -183,7 +185,10 @@ class SlackStandIn:
             error = error or "invalid_metadata_format"
         if error:
             return self._error(error)
-        if (metadata or {}).get("event_payload", {}).get("alert_id") in self.poisoned:
+        poisoned = (metadata or {}).get("event_payload", {}).get("alert_id")
+        if poisoned in self.poisoned:
+            with self._lock:
+                self.refused_posts[poisoned] = self.refused_posts.get(poisoned, 0) + 1
             return web.json_response({"ok": False, "error": "internal_error"}, status=500)
         thread_ts = args.get("thread_ts")
         with self._lock:
