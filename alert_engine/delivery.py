@@ -37,7 +37,7 @@ from alert_engine.channels import (
     ReconcilableDigest,
 )
 from alert_engine.escalation import Escalations, is_escalated
-from alert_engine.gates import DestinationGate
+from alert_engine.gates import DestinationGate, HeldTooLong
 from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
 from alert_engine.redis_outage import until_redis_answers
@@ -62,6 +62,7 @@ class RetryPolicy:
     first_delay: float = 0.5
     max_delay: float = 30.0
     jitter: float = 0.2
+    give_up_after: float = 600.0
     failures_to_open: int = 5
     uniform: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
@@ -72,6 +73,7 @@ class RetryPolicy:
             first_delay=settings.first_delay,
             max_delay=settings.max_delay,
             jitter=settings.jitter,
+            give_up_after=settings.give_up_after,
             failures_to_open=settings.failures_to_open,
         )
 
@@ -344,23 +346,26 @@ class Deliverer:
             return None
         gate = self.gate(name)
         age = alert.fired_at.timestamp()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry.give_up_after
+        error: Exception | None = None
         for attempt in range(1, self.retry.attempts + 1):
-            error: Exception | None = None
-            async with gate.turn(age, attempt - 1) as turn:
-                if maybe_sent and await self._found(already_sent, alert, name):
-                    turn.succeeded()
-                    found = True
-                else:
-                    found = False
-                    try:
-                        await send()
-                    except PermanentDeliveryError as exc:
-                        error = exc
-                    except (DeliveryError, OSError, TimeoutError) as exc:
-                        error = exc
-                        turn.failed(exc.retry_after if isinstance(exc, DeliveryError) else None)
-                    else:
+            try:
+                async with gate.turn(age, attempt - 1, deadline) as turn:
+                    error, found = await self._send_once(
+                        send, already_sent, alert, name, maybe_sent
+                    )
+                    if error is None:
                         turn.succeeded()
+                    elif not isinstance(error, PermanentDeliveryError):
+                        turn.failed(error.retry_after if isinstance(error, DeliveryError) else None)
+            except HeldTooLong:
+                return self._failed(
+                    item_id,
+                    name,
+                    f"not delivered within {self.retry.give_up_after:g} s, {name} kept failing"
+                    + (f": {error}" if error is not None else ""),
+                )
             if error is None:
                 await self._redis_answer(lambda: self.ledger.record(item_id, record_as), item_id)
                 if found:
@@ -385,8 +390,26 @@ class Deliverer:
                 delay,
                 error,
             )
-            await gate.pause(delay, self.sleep)
+            await gate.pause(max(0.0, min(delay, deadline - loop.time())), self.sleep)
         raise AssertionError("unreachable: the last attempt returns")
+
+    async def _send_once(
+        self,
+        send: Callable[[], Awaitable[None]],
+        already_sent: Callable[[Alert], Awaitable[bool]] | None,
+        alert: Alert,
+        name: str,
+        maybe_sent: bool,
+    ) -> tuple[Exception | None, bool]:
+        """One attempt: the error it met (None: delivered), and whether the destination was
+        found to hold it already."""
+        if maybe_sent and await self._found(already_sent, alert, name):
+            return None, True
+        try:
+            await send()
+        except (PermanentDeliveryError, DeliveryError, OSError, TimeoutError) as exc:
+            return exc, False
+        return None, False
 
     async def _found(
         self,

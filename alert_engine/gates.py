@@ -33,6 +33,10 @@ from enum import Enum
 log = logging.getLogger(__name__)
 
 
+class HeldTooLong(Exception):
+    """The send was not let through by its deadline: the destination kept failing."""
+
+
 class Outcome(Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -107,20 +111,26 @@ class DestinationGate:
         return len(self._waiting)
 
     @asynccontextmanager
-    async def turn(self, age: float, attempts: int) -> AsyncIterator[Turn]:
+    async def turn(
+        self, age: float, attempts: int, deadline: float | None = None
+    ) -> AsyncIterator[Turn]:
         """Waits until this send may go (`age`: older first; `attempts`: its failures so far),
-        then holds one of the destination's sends while the body runs."""
+        then holds one of the destination's sends while the body runs. Raises `HeldTooLong`
+        if not let through by `deadline` (event-loop time)."""
         waiter = _Waiter(age, next(self._seq), attempts, self._loop().create_future())
         insort(self._waiting, waiter)
         self._dispatch()
         try:
-            await waiter.admitted
-        except asyncio.CancelledError:
+            async with asyncio.timeout_at(deadline):
+                await waiter.admitted
+        except (asyncio.CancelledError, TimeoutError) as exc:
             if waiter in self._waiting:
                 self._waiting.remove(waiter)
             elif waiter.admitted.done() and not waiter.admitted.cancelled():
                 self._in_flight -= 1
                 self._dispatch()
+            if isinstance(exc, TimeoutError):
+                raise HeldTooLong(f"{self.name} kept failing") from exc
             raise
         turn = Turn(while_tripped=waiter.while_tripped)
         try:

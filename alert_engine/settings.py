@@ -146,6 +146,11 @@ class DeliverySettings(BaseSettings):
     first_delay: float = Field(default=0.5, gt=0)
     max_delay: float = Field(default=30.0, gt=0)
     jitter: float = Field(default=0.2, ge=0, le=1)
+    # An alert not delivered to a destination this many seconds after its first try goes to
+    # `alerts.failed` whatever its attempts: while a destination's circuit is open its alerts
+    # wait without spending attempts, and a destination down for good must not keep them (and
+    # their uncommitted offsets) in hand forever.
+    give_up_after: float = Field(default=600.0, gt=0)
     # Transient failures in a row that open a destination's circuit (`alert_engine.gates`).
     failures_to_open: int = Field(default=5, ge=1)
     # Alerts a worker has taken from Kafka and not yet delivered or given up on (waiting for a

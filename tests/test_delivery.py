@@ -146,3 +146,92 @@ async def test_the_throttle_ends_after_its_period(redis, unique, sleeps):
     await asyncio.sleep(0.3)
     await worker.deliver(make_alert("r-3").model_copy(update={"throttle": brief}))
     assert team.sent == [alert_id("negative-rating", "r-1"), alert_id("negative-rating", "r-3")]
+
+
+class Down:
+    """A destination that fails every send until `up_at` (event-loop time), noting each send."""
+
+    def __init__(self, name: str, up_at: float = float("inf")) -> None:
+        self.name = name
+        self.up_at = up_at
+        self.tries = 0
+        self.sent: list[str] = []
+
+    async def send(self, alert: Alert) -> None:
+        import asyncio
+
+        self.tries += 1
+        await asyncio.sleep(0.01)  # a network call
+        if asyncio.get_running_loop().time() < self.up_at:
+            raise OSError("connection refused")
+        self.sent.append(alert.id)
+
+
+def real_time_deliverer(redis, unique, *destinations, give_up_after: float = 30.0) -> Deliverer:
+    return Deliverer(
+        {d.name: d for d in destinations},
+        DeliveryLedger(redis, f"test-{unique}"),
+        retry=RetryPolicy(
+            attempts=3,
+            first_delay=0.05,
+            max_delay=0.2,
+            failures_to_open=3,
+            give_up_after=give_up_after,
+        ),
+    )
+
+
+async def test_a_dead_destination_neither_slows_another_nor_gets_a_send_per_alert_and_try(
+    redis, unique
+):
+    import asyncio
+
+    email, slack = Down("email"), Down("slack", up_at=0.0)
+    worker = real_time_deliverer(redis, unique, email, slack, give_up_after=1.5)
+    to_email = [
+        asyncio.create_task(worker.deliver(make_alert(f"r-e{n}", route="email"))) for n in range(10)
+    ]
+    to_slack = [
+        asyncio.create_task(worker.deliver(make_alert(f"r-s{n}", route="slack"))) for n in range(10)
+    ]
+    done, _ = await asyncio.wait(to_slack, timeout=1.0)
+    assert len(done) == 10 and all(task.result() == [] for task in done)
+    assert len(slack.sent) == 10 and not all(task.done() for task in to_email)
+
+    failures = [failure for outcome in await asyncio.gather(*to_email) for failure in outcome]
+    # Every e-mail alert is handed back for the dead-letter topic, none dropped ...
+    assert [f.destination for f in failures] == ["email"] * 10
+    assert all(
+        "after 3 attempts" in f.reason or "not delivered within 1.5 s" in f.reason for f in failures
+    ), failures
+    # ... and the open circuit spared the dead account most of the 30 sends.
+    assert email.tries < 20
+    assert worker.stats.destination_held["email"] >= 1
+    assert worker.stats.destination_held["slack"] == 0
+
+
+async def test_when_a_destination_answers_again_what_waited_goes_out_oldest_first(redis, unique):
+    import asyncio
+    from datetime import timedelta
+
+    loop = asyncio.get_running_loop()
+    slack = Down("slack", up_at=loop.time() + 0.8)
+    worker = real_time_deliverer(redis, unique, slack)
+    base = make_alert("r-0", route="slack").fired_at
+    alerts = [
+        make_alert(f"r-{n}", route="slack").model_copy(
+            update={"fired_at": base + timedelta(seconds=n)}
+        )
+        for n in range(12)
+    ]
+    tasks = []
+    for alert in alerts:  # they arrive during the outage, a little apart
+        tasks.append(asyncio.create_task(worker.deliver(alert)))
+        await asyncio.sleep(0.03)
+    assert await asyncio.gather(*tasks) == [[]] * 12
+    # The probe that found it answering is the alert with the fewest failed tries (so one that
+    # fails on its own cannot be it every time); after it, the oldest first.
+    probe, *rest = slack.sent
+    assert rest == [alert.id for alert in alerts if alert.id != probe]
+    # About a probe per cool-down while down, not a send per alert and backoff.
+    assert slack.tries < 12 + 12
