@@ -64,6 +64,7 @@ class RetryPolicy:
     jitter: float = 0.2
     give_up_after: float = 600.0
     failures_to_open: int = 5
+    max_cool_down: float = 5.0
     uniform: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
     @staticmethod
@@ -75,6 +76,7 @@ class RetryPolicy:
             jitter=settings.jitter,
             give_up_after=settings.give_up_after,
             failures_to_open=settings.failures_to_open,
+            max_cool_down=settings.max_cool_down,
         )
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -83,6 +85,10 @@ class RetryPolicy:
         backoff = min(self.max_delay, self.first_delay * 2.0 ** min(attempt - 1, 30))
         spread = backoff * self.jitter * (2.0 * self.uniform() - 1.0)
         return max(min(self.max_delay, backoff + spread), retry_after or 0.0)
+
+    def cool_down(self, opens: int, retry_after: float | None = None) -> float:
+        """How long a destination's circuit stays open after opening `opens` times in a row."""
+        return max(min(self.max_cool_down, self.delay(opens)), retry_after or 0.0)
 
 
 # KEYS[1] the delivered record, KEYS[2] the attempt record; ARGV[1] now, ARGV[2] the TTL.
@@ -210,7 +216,7 @@ class Deliverer:
                 name,
                 max_in_flight=self.max_in_flight,
                 failures_to_open=self.retry.failures_to_open,
-                cool_down=self.retry.delay,
+                cool_down=self.retry.cool_down,
                 on_open=self._count_open,
             )
             self._gates[name] = gate

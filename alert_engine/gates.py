@@ -100,7 +100,8 @@ class DestinationGate:
         self._open_until = 0.0
         self._window = max_in_flight
         self._timer: asyncio.TimerHandle | None = None
-        self._recovered = asyncio.Event()
+        # The pauses of alerts that failed (`pause`), ended when the gate recovers.
+        self._pausing: set[asyncio.Future[None]] = set()
 
     @property
     def is_open(self) -> bool:
@@ -141,20 +142,20 @@ class DestinationGate:
             self._dispatch()
 
     async def pause(self, seconds: float, sleep: Callable[[float], Awaitable[None]]) -> None:
-        """An alert's own backoff after a failure, cut short when the gate recovers: its failure
-        was most likely the destination's, and it goes out with the others, in age order."""
-        if not self._tripped:
-            await sleep(seconds)
-            return
-        recovered = asyncio.ensure_future(self._recovered.wait())
+        """An alert's own backoff after a failure, cut short when the gate next recovers (even
+        if it opened after this failure): the failure was most likely the destination's, and
+        the alert goes out with the others, in age order."""
+        recovered = self._loop().create_future()
+        self._pausing.add(recovered)
         slept = asyncio.ensure_future(sleep(seconds))
         try:
             await asyncio.wait((recovered, slept), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (recovered, slept):
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+            self._pausing.discard(recovered)
+            recovered.cancel()
+            slept.cancel()
+            with suppress(asyncio.CancelledError):
+                await slept
 
     def _settle(self, turn: Turn) -> None:
         if self._tripped and not turn.while_tripped:
@@ -168,7 +169,9 @@ class DestinationGate:
                     self._probed = True
                     self._opens = 0
                     log.info("%s answers again: sending what waited, oldest first", self.name)
-                    self._recovered.set()
+                    for pausing in self._pausing:
+                        if not pausing.done():
+                            pausing.set_result(None)
                 self._window = min(self.max_in_flight, self._window * 2)
                 if self._window >= self.max_in_flight:
                     self._tripped = False
@@ -193,9 +196,6 @@ class DestinationGate:
                 seconds,
             )
         self._open_until = max(self._open_until, until)
-        if not self._tripped or self._recovered.is_set():
-            # Alerts pausing from now on are woken when this trip ends (`pause`).
-            self._recovered = asyncio.Event()
         self._tripped = True
         self._probed = False
         self._window = 1

@@ -153,6 +153,10 @@ class DeliverySettings(BaseSettings):
     give_up_after: float = Field(default=600.0, gt=0)
     # Transient failures in a row that open a destination's circuit (`alert_engine.gates`).
     failures_to_open: int = Field(default=5, ge=1)
+    # An open circuit lets one probe through after a cool-down that backs off like a retry but
+    # only up to this (a Retry-After still counts): a probe costs one call, and the cool-down is
+    # how long alerts may wait after the destination is back.
+    max_cool_down: float = Field(default=5.0, gt=0)
     # Alerts a worker has taken from Kafka and not yet delivered or given up on (waiting for a
     # retry or for their destination to answer). At the limit it takes no more until one is done.
     max_pending: int = Field(default=5000, ge=1)

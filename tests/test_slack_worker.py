@@ -345,3 +345,36 @@ def test_an_alert_that_keeps_failing_holds_up_no_other_and_is_dead_lettered_afte
         assert sorted(desk) == sorted([poisoned, *(alert_id("negative-rating", i) for i in others)])
     finally:
         worker.stop()
+
+
+def test_after_an_outage_every_alert_is_posted_once_oldest_first_soon_after_it_ends(
+    engine, slack
+):
+    # The outage: 20 s of 429 (Retry-After: 5), then 10 s of 500, while alerts arrive.
+    # Each alert used to wait out its own backoff (up to 30 s) after Slack was back.
+    worker = engine.worker().start()
+    try:
+        ids = [f"r-out-{n:02d}" for n in range(15)]
+        slack.outage(rate_limited=20.0, failing=10.0, retry_after=5)
+        outage_end = time.time() + 30.0
+        for rating_id in ids:  # one a second, so their ages are plain
+            engine.produce(engine.kafka.ratings_topic, encode_all([rating(id=rating_id)]))
+            time.sleep(1.0)
+        wait_until(lambda: len(slack.posts()) >= len(ids), timeout=120)
+        time.sleep(2.0)  # anything posted twice would land by now
+        order = {alert_id("negative-rating", i): n for n, i in enumerate(ids)}
+        posts = slack.posts()
+        posted = [m.metadata["event_payload"]["alert_id"] for m in posts]
+        assert sorted(posted) == sorted(order), "lost or posted twice"
+        assert slack.outage_answers.get(429, 0) > 0 and slack.outage_answers.get(500, 0) > 0
+        late = max(m.received_at for m in posts) - outage_end
+        print(f"\nFAULT slack-outage-order: last post {late:.1f} s after the outage ended")
+        assert late < 12.0, f"the last alert went out {late:.1f} s after the outage ended"
+        # After the probe that found Slack answering, the oldest first: a few sends are in
+        # flight at once (the window grows 1, 2, 4, ...), so neighbours may swap, no more.
+        probe, *rest = posted
+        ages = [order[i] for i in rest]
+        print(f"FAULT slack-outage-order: probe {order[probe]}, then {ages}")
+        assert all(abs(rank - sorted(ages).index(age)) <= 3 for rank, age in enumerate(ages))
+    finally:
+        worker.stop()
