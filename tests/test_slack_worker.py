@@ -347,9 +347,7 @@ def test_an_alert_that_keeps_failing_holds_up_no_other_and_is_dead_lettered_afte
         worker.stop()
 
 
-def test_after_an_outage_every_alert_is_posted_once_oldest_first_soon_after_it_ends(
-    engine, slack
-):
+def test_after_an_outage_every_alert_is_posted_once_oldest_first_soon_after_it_ends(engine, slack):
     # The outage: 20 s of 429 (Retry-After: 5), then 10 s of 500, while alerts arrive.
     # Each alert used to wait out its own backoff (up to 30 s) after Slack was back.
     worker = engine.worker().start()
