@@ -358,6 +358,7 @@ class Deliverer:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 async with gate.turn(age, attempt - 1, deadline) as turn:
+                    last_turn = turn
                     error, found = await self._send_once(
                         send, already_sent, alert, name, maybe_sent
                     )
@@ -396,7 +397,7 @@ class Deliverer:
                 delay,
                 error,
             )
-            await gate.pause(max(0.0, min(delay, deadline - loop.time())), self.sleep)
+            await gate.pause(last_turn, max(0.0, min(delay, deadline - loop.time())), self.sleep)
         raise AssertionError("unreachable: the last attempt returns")
 
     async def _send_once(

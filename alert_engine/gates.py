@@ -33,6 +33,9 @@ from enum import Enum
 log = logging.getLogger(__name__)
 
 
+LINE_UP_SECONDS = 0.05
+
+
 class HeldTooLong(Exception):
     """The send was not let through by its deadline: the destination kept failing."""
 
@@ -51,6 +54,8 @@ class Turn:
     # Admitted while the gate was tripped (a probe, or the slow start's window): only such a
     # send's outcome tells how the destination is now; one admitted before is old news.
     while_tripped: bool = False
+    # The gate's recoveries when the send was let through (see `pause`).
+    recoveries: int = 0
     outcome: Outcome = Outcome.NEUTRAL
     retry_after: float | None = None
 
@@ -102,6 +107,10 @@ class DestinationGate:
         self._timer: asyncio.TimerHandle | None = None
         # The pauses of alerts that failed (`pause`), ended when the gate recovers.
         self._pausing: set[asyncio.Future[None]] = set()
+        self._recoveries = 0
+        # Right after a recovery, sends wait a moment for the paused alerts to line up again, so
+        # that the oldest go first rather than those that happened to be waiting already.
+        self._line_up_until = 0.0
 
     @property
     def is_open(self) -> bool:
@@ -133,7 +142,7 @@ class DestinationGate:
             if isinstance(exc, TimeoutError):
                 raise HeldTooLong(f"{self.name} kept failing") from exc
             raise
-        turn = Turn(while_tripped=waiter.while_tripped)
+        turn = Turn(while_tripped=waiter.while_tripped, recoveries=self._recoveries)
         try:
             yield turn
         finally:
@@ -141,10 +150,15 @@ class DestinationGate:
             self._settle(turn)
             self._dispatch()
 
-    async def pause(self, seconds: float, sleep: Callable[[float], Awaitable[None]]) -> None:
-        """An alert's own backoff after a failure, cut short when the gate next recovers (even
-        if it opened after this failure): the failure was most likely the destination's, and
-        the alert goes out with the others, in age order."""
+    async def pause(
+        self, turn: Turn, seconds: float, sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        """An alert's own backoff after its failed `turn`, cut short when the gate next recovers
+        (even if it opened after this failure), or skipped if it recovered while the send was
+        under way: the failure was most likely the destination's, and the alert goes out with
+        the others, in age order."""
+        if self._recoveries > turn.recoveries:
+            return
         recovered = self._loop().create_future()
         self._pausing.add(recovered)
         slept = asyncio.ensure_future(sleep(seconds))
@@ -169,6 +183,8 @@ class DestinationGate:
                     self._probed = True
                     self._opens = 0
                     log.info("%s answers again: sending what waited, oldest first", self.name)
+                    self._recoveries += 1
+                    self._line_up_until = self._loop().time() + LINE_UP_SECONDS
                     for pausing in self._pausing:
                         if not pausing.done():
                             pausing.set_result(None)
@@ -209,6 +225,9 @@ class DestinationGate:
         loop = self._loop()
         if self._tripped and loop.time() < self._open_until:
             self._timer = loop.call_at(self._open_until, self._dispatch)
+            return
+        if loop.time() < self._line_up_until:
+            self._timer = loop.call_at(self._line_up_until, self._dispatch)
             return
         limit = self._window if self._tripped else self.max_in_flight
         while self._waiting and self._in_flight < limit:
