@@ -30,6 +30,7 @@ from alert_engine.edge import Edge
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
 from alert_engine.followup.service import FollowupService
+from alert_engine.inorder import InOrderAcks, Taken
 from alert_engine.metrics import serve_metrics
 from alert_engine.readiness import readiness
 from alert_engine.redis_outage import until_redis_answers
@@ -315,23 +316,46 @@ def create_app(
             for failure in failures
         ]
 
-    @app.agent(topics[kafka.alerts_topic], name="deliver-alerts", sink=[publish])
-    async def deliver_alerts(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
-        # The alerts waiting are delivered together, not one after the other: each waits on
-        # Redis and Slack far longer than on the CPU. Faust acks the batch's records once all
-        # are done. (Faust's own `concurrency` may commit past an alert still in flight.)
-        async for batch in waiting_batches(
-            cast(faust.Stream[bytes], records), engine.delivery_concurrency, engine.batch_wait
-        ):
-            # The same alert twice (an event evaluated again after a restart) is delivered
-            # once: two deliveries of one id at once would both find it not yet delivered.
-            alerts: dict[str, tuple[Alert, bytes]] = {}
-            for record in batch:
-                raw = record.value or b""
+    @app.agent(topics[kafka.alerts_topic], name="deliver-alerts")
+    async def deliver_alerts(records: StreamT[bytes]) -> None:
+        # Each alert is delivered on its own, as soon as it is read: one that waits for a retry
+        # (or for its destination to answer again) holds up no other. Acknowledgements keep
+        # each partition's order (`InOrderAcks`), after the alert's dead letters are sent: Faust
+        # flushes the producer before it commits. At most `max_pending` alerts are in hand.
+        stream = cast(faust.Stream[bytes], records)
+        stream.enable_acks = False
+        acks = InOrderAcks(stream.ack)
+        room = asyncio.Semaphore(settings.delivery.max_pending)
+        in_hand: dict[str, asyncio.Task[None]] = {}
+
+        async def deliver_one(
+            alert: Alert, raw: bytes, taken: Taken, before: asyncio.Task[None] | None
+        ) -> None:
+            try:
+                if before is not None:
+                    # The same alert twice (an event evaluated again after a restart) is
+                    # delivered once: at once, both would find it not yet delivered.
+                    await asyncio.wait([before])
+                await publish(await deliver(alert, raw))
+                await acks.done(taken)
+            finally:
+                room.release()
+                if in_hand.get(alert.id) is asyncio.current_task():
+                    del in_hand[alert.id]
+
+        # A delivery that raises (a bug, not a failed send) stops the agent, as it always did.
+        async with asyncio.TaskGroup() as deliveries:
+            async for value in stream:
+                event = stream.current_event
+                if event is None:  # pragma: no cover - Faust sets it for every value it yields
+                    raise RuntimeError("a stream value without its event")
+                await room.acquire()
+                raw = value or b""
                 alert = Alert.from_json(raw)
-                alerts.setdefault(alert.id, (alert, raw))
-            done = await asyncio.gather(*(deliver(alert, raw) for alert, raw in alerts.values()))
-            yield [output for outputs in done for output in outputs]
+                taken = acks.take(event)
+                in_hand[alert.id] = deliveries.create_task(
+                    deliver_one(alert, raw, taken, in_hand.get(alert.id))
+                )
 
     if followup is not None:
         from alert_engine.followup.agents import add_followup

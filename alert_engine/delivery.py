@@ -4,14 +4,20 @@ Alerts are durable in Kafka before this runs, and the delivering agent commits a
 only after `deliver` returns, so every alert is delivered at least once. A record per alert and
 destination in Redis turns that into once: a re-consumed alert (after a crash or a rebalance) that
 is already recorded is skipped.
+
+Retries are this module's alone (slack_sdk's own are off for posts): each alert keeps its own
+attempts and jittered backoff, and each destination's sends pass its gate (`gates`), a circuit
+breaker that holds them while the destination keeps failing and lets them out oldest first when
+it answers again. An alert that keeps failing waits on its own; the others go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TypeVar
@@ -31,10 +37,12 @@ from alert_engine.channels import (
     ReconcilableDigest,
 )
 from alert_engine.escalation import Escalations, is_escalated
+from alert_engine.gates import DestinationGate, HeldTooLong
 from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
 from alert_engine.redis_outage import until_redis_answers
 from alert_engine.routing import Routing
+from alert_engine.settings import DeliverySettings
 from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
 
@@ -48,14 +56,39 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """The one retry layer: see `DeliverySettings` for what each value means."""
+
     attempts: int = 8
     first_delay: float = 0.5
     max_delay: float = 30.0
+    jitter: float = 0.2
+    give_up_after: float = 600.0
+    failures_to_open: int = 5
+    max_cool_down: float = 5.0
+    uniform: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+
+    @staticmethod
+    def of(settings: DeliverySettings) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=settings.attempts,
+            first_delay=settings.first_delay,
+            max_delay=settings.max_delay,
+            jitter=settings.jitter,
+            give_up_after=settings.give_up_after,
+            failures_to_open=settings.failures_to_open,
+            max_cool_down=settings.max_cool_down,
+        )
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        backoff = min(self.max_delay, self.first_delay * 2.0 ** (attempt - 1))
-        return max(backoff, retry_after or 0.0)
+        """Seconds to wait after failed attempt number `attempt` (1-based): the backoff spread
+        by the jitter, never shorter than the destination's Retry-After."""
+        backoff = min(self.max_delay, self.first_delay * 2.0 ** min(attempt - 1, 30))
+        spread = backoff * self.jitter * (2.0 * self.uniform() - 1.0)
+        return max(min(self.max_delay, backoff + spread), retry_after or 0.0)
+
+    def cool_down(self, opens: int, retry_after: float | None = None) -> float:
+        """How long a destination's circuit stays open after opening `opens` times in a row."""
+        return max(min(self.max_cool_down, self.delay(opens)), retry_after or 0.0)
 
 
 # KEYS[1] the delivered record, KEYS[2] the attempt record; ARGV[1] now, ARGV[2] the TTL.
@@ -157,6 +190,7 @@ class Deliverer:
         inhibitor: Inhibitor | None = None,
         groups: Groups | None = None,
         cases: CaseStore | None = None,
+        max_in_flight: int = 32,
     ) -> None:
         self.destinations = destinations
         # Without a routing tree, a rule's `route:` names its one destination.
@@ -171,6 +205,25 @@ class Deliverer:
         self.stats = stats or Stats()
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.max_in_flight = max_in_flight
+        self._gates: dict[str, DestinationGate] = {}
+
+    def gate(self, name: str) -> DestinationGate:
+        """The destination's gate (see `gates`), one per destination for the worker's life."""
+        gate = self._gates.get(name)
+        if gate is None:
+            gate = DestinationGate(
+                name,
+                max_in_flight=self.max_in_flight,
+                failures_to_open=self.retry.failures_to_open,
+                cool_down=self.retry.cool_down,
+                on_open=self._count_open,
+            )
+            self._gates[name] = gate
+        return gate
+
+    def _count_open(self, name: str) -> None:
+        self.stats.destination_held[name] += 1
 
     def destination_names(self, alert: Alert) -> list[str]:
         if self.routing is None:
@@ -214,18 +267,15 @@ class Deliverer:
         await self._redis_answer(lambda: self._schedule_escalation(alert), alert.id)
         if not names and not grouped:
             return [self._failed(alert, alert.route, "the route has no destinations")]
-        failures = []
-        for name in names:
-            destination = self.destinations.get(name)
-            if destination is None:
-                failure: Failure | None = self._failed(
-                    alert, name, f"no destination named {name!r}"
-                )
-            else:
-                failure = await self._deliver_to(alert, destination)
-            if failure is not None:
-                failures.append(failure)
-        return failures
+        # All destinations at once: one that keeps failing does not delay the others.
+        outcomes = await asyncio.gather(*(self._deliver_named(alert, name) for name in names))
+        return [failure for failure in outcomes if failure is not None]
+
+    async def _deliver_named(self, alert: Alert, name: str) -> Failure | None:
+        destination = self.destinations.get(name)
+        if destination is None:
+            return self._failed(alert, name, f"no destination named {name!r}")
+        return await self._deliver_to(alert, destination)
 
     async def _muted(self, alert: Alert) -> bool:
         if self.silences is not None:
@@ -300,37 +350,96 @@ class Deliverer:
         if delivered:
             self.stats.alerts_duplicate[name] += 1
             return None
+        gate = self.gate(name)
+        age = alert.fired_at.timestamp()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry.give_up_after
+        error: Exception | None = None
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                if maybe_sent and already_sent is not None and await already_sent(alert):
-                    await self._redis_answer(
-                        lambda: self.ledger.record(item_id, record_as), item_id
+                async with gate.turn(age, attempt - 1, deadline) as turn:
+                    last_turn = turn
+                    error, found = await self._send_once(
+                        send, already_sent, alert, name, maybe_sent
                     )
-                    self.stats.alerts_duplicate[name] += 1
-                    return None
-                maybe_sent = True
-                await send()
-            except PermanentDeliveryError as exc:
-                return self._failed(item_id, name, f"permanent: {exc}")
-            except (DeliveryError, OSError, TimeoutError) as exc:
-                retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
-                if attempt == self.retry.attempts:
-                    return self._failed(item_id, name, f"after {attempt} attempts: {exc}")
-                delay = self.retry.delay(attempt, retry_after)
-                log.warning(
-                    "delivery of %s to %s failed (attempt %d), retrying in %.1fs: %s",
+                    if error is None:
+                        turn.succeeded()
+                    elif not isinstance(error, PermanentDeliveryError):
+                        turn.failed(error.retry_after if isinstance(error, DeliveryError) else None)
+            except HeldTooLong:
+                return self._failed(
                     item_id,
                     name,
-                    attempt,
-                    delay,
-                    exc,
+                    f"not delivered within {self.retry.give_up_after:g} s, {name} kept failing"
+                    + (f": {error}" if error is not None else ""),
                 )
-                await self.sleep(delay)
-            else:
+            if error is None:
                 await self._redis_answer(lambda: self.ledger.record(item_id, record_as), item_id)
-                self.stats.observe_delivery(name, alert.latency_seconds(datetime.now(UTC)))
+                if found:
+                    self.stats.alerts_duplicate[name] += 1
+                else:
+                    self.stats.observe_delivery(name, alert.latency_seconds(datetime.now(UTC)))
                 return None
+            if isinstance(error, PermanentDeliveryError):
+                return self._failed(item_id, name, f"permanent: {error}")
+            # A send that may have reached the destination is looked for before the next one;
+            # one the destination refused unread (a rate limit) is not.
+            maybe_sent = not (isinstance(error, DeliveryError) and error.not_sent)
+            if attempt == self.retry.attempts:
+                return self._failed(item_id, name, f"after {attempt} attempts: {error}")
+            retry_after = error.retry_after if isinstance(error, DeliveryError) else None
+            delay = self.retry.delay(attempt, retry_after)
+            log.warning(
+                "delivery of %s to %s failed (attempt %d), retrying in %.1fs: %s",
+                item_id,
+                name,
+                attempt,
+                delay,
+                error,
+            )
+            await gate.pause(last_turn, max(0.0, min(delay, deadline - loop.time())), self.sleep)
         raise AssertionError("unreachable: the last attempt returns")
+
+    async def _send_once(
+        self,
+        send: Callable[[], Awaitable[None]],
+        already_sent: Callable[[Alert], Awaitable[bool]] | None,
+        alert: Alert,
+        name: str,
+        maybe_sent: bool,
+    ) -> tuple[Exception | None, bool]:
+        """One attempt: the error it met (None: delivered), and whether the destination was
+        found to hold it already."""
+        if maybe_sent and await self._found(already_sent, alert, name):
+            return None, True
+        try:
+            await send()
+        except (PermanentDeliveryError, DeliveryError, OSError, TimeoutError) as exc:
+            return exc, False
+        return None, False
+
+    async def _found(
+        self,
+        already_sent: Callable[[Alert], Awaitable[bool]] | None,
+        alert: Alert,
+        name: str,
+    ) -> bool:
+        """Whether the destination already holds what an earlier send may have delivered. A
+        look-up that fails (a missing `channels:history` scope, the method refused, the API
+        down) is never why a delivery fails: the alert is sent, at worst once more."""
+        if already_sent is None:
+            return False
+        try:
+            return await already_sent(alert)
+        except (DeliveryError, PermanentDeliveryError, OSError, TimeoutError) as exc:
+            self.stats.lookups_failed[name] += 1
+            log.warning(
+                "could not look for an earlier send of %s in %s, sending it: %s",
+                alert.id,
+                name,
+                exc,
+            )
+            return False
 
     async def _redis_answer(self, call: Callable[[], Awaitable[_T]], item_id: str) -> _T:
         """Redis's answer to `call` (the ledger, silences, cases...), waiting out an outage as long

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, Field, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from alert_engine.events import MAX_DEPTH
@@ -164,8 +164,8 @@ class EngineSettings(BaseSettings):
     # windows-topic record per partition and batch) while catching up, no wait when keeping up.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     batch_wait: float = Field(default=0.05, gt=0, le=1.0)
-    # Alerts delivered at once: each mostly waits on Redis and Slack, so a burst is delivered in
-    # about the time of one instead of one after the other.
+    # Sends in flight at once per destination: each mostly waits on Redis and Slack, so a burst
+    # is delivered in about the time of one instead of one after the other.
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)
     # An input partition that has shown no newer event for this many seconds no longer holds
     # back the windowed rules' watermark (see `windows.watermarks`).
@@ -201,9 +201,48 @@ class SlackSettings(BaseSettings):
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     api_url: str = "https://slack.com/api/"
-    # Retries inside slack_sdk (429 with Retry-After, 500/503, connection errors) per attempt;
-    # the delivery layer retries again on top with its own backoff.
+    # Retries inside slack_sdk (429 with Retry-After, 500/503, connection errors) of the calls
+    # a click makes (message update, thread reply). Alert posts have one retry layer, the
+    # delivery layer's (`DeliverySettings`), and no slack_sdk retries.
     max_retries: int = Field(default=2, ge=0)
+
+
+class DeliverySettings(BaseSettings):
+    """How failed deliveries are retried: one layer, for every destination (slack_sdk's own
+    retries are off for alert posts)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_DELIVERY_", frozen=True)
+
+    # Sends of one alert to one destination before it goes to `alerts.failed`.
+    attempts: int = Field(default=8, ge=1, le=100)
+    # Backoff after a failed send: doubling from `first_delay` to `max_delay`, each delay spread
+    # by +-`jitter` (a share of it) so alerts that failed together do not retry together, and
+    # never shorter than the destination's Retry-After.
+    first_delay: float = Field(default=0.5, gt=0)
+    max_delay: float = Field(default=30.0, gt=0)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    # An alert not delivered to a destination this many seconds after its first try goes to
+    # `alerts.failed` whatever its attempts: while a destination's circuit is open its alerts
+    # wait without spending attempts, and a destination down for good must not keep them (and
+    # their uncommitted offsets) in hand forever.
+    give_up_after: float = Field(default=600.0, gt=0)
+    # Transient failures in a row that open a destination's circuit (`alert_engine.gates`).
+    failures_to_open: int = Field(default=5, ge=1)
+    # An open circuit lets one probe through after a cool-down that backs off like a retry but
+    # only up to this (a Retry-After still counts): a probe costs one call, and the cool-down is
+    # how long alerts may wait after the destination is back.
+    max_cool_down: float = Field(default=5.0, gt=0)
+    # Alerts a worker has taken from Kafka and not yet delivered or given up on (waiting for a
+    # retry or for their destination to answer). At the limit it takes no more until one is done.
+    max_pending: int = Field(default=5000, ge=1)
+
+    @field_validator("max_delay")
+    @classmethod
+    def _not_below_first(cls, value: float, info: ValidationInfo) -> float:
+        first = info.data.get("first_delay")
+        if first is not None and value < first:
+            raise ValueError(f"max_delay ({value}) is below first_delay ({first})")
+        return value
 
 
 class SendGridSettings(BaseSettings):
@@ -280,4 +319,5 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     followup: FollowupSettings = field(default_factory=FollowupSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     sendgrid: SendGridSettings = field(default_factory=SendGridSettings)

@@ -29,6 +29,14 @@ COUNTERS: dict[str, tuple[str, str]] = {
         "destination",
     ),
     "alerts_failed": ("Alerts given up on (dead-lettered), by destination", "destination"),
+    "destination_held": (
+        "Times a destination's circuit opened (its sends held while it keeps failing)",
+        "destination",
+    ),
+    "lookups_failed": (
+        "Look-ups of an earlier send that failed (the alert was sent anyway), by destination",
+        "destination",
+    ),
     "alerts_throttled": ("Alerts held back by their rule's throttle, by rule", "rule"),
     "alerts_silenced": ("Alerts muted by a silence, by silence id", "silence"),
     "alerts_inhibited": ("Alerts muted by an inhibition rule, by rule", "inhibition"),
@@ -55,6 +63,8 @@ class Stats:
     alerts_delivered: Counter[str]
     alerts_duplicate: Counter[str]
     alerts_failed: Counter[str]
+    destination_held: Counter[str]
+    lookups_failed: Counter[str]
     alerts_throttled: Counter[str]
     alerts_silenced: Counter[str]
     alerts_inhibited: Counter[str]

@@ -20,7 +20,7 @@ from alert_engine.channels import Destination
 from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
-from alert_engine.delivery import Deliverer, DeliveryLedger, Failure
+from alert_engine.delivery import Deliverer, DeliveryLedger, Failure, RetryPolicy
 from alert_engine.escalation import Escalations, escalated
 from alert_engine.evaluate import Evaluator
 from alert_engine.followup.mailer import survey_mailer
@@ -60,10 +60,9 @@ def build_destinations(
     destinations keep where they posted each alert in `cases`, for replies in its thread."""
     links = link_templates(settings)
     slack_token = settings.slack.bot_token
+    # Posts are retried by the delivery layer alone (see `make_client`).
     slack_client = (
-        make_client(
-            slack_token.get_secret_value(), settings.slack.api_url, settings.slack.max_retries
-        )
+        make_client(slack_token.get_secret_value(), settings.slack.api_url)
         if slack_token is not None
         else None
     )
@@ -130,6 +129,8 @@ def build_worker(settings: Settings) -> faust.App:
         inhibitor=Inhibitor(redis, settings.redis.key_prefix, routing.inhibit_rules),
         groups=groups,
         cases=cases,
+        retry=RetryPolicy.of(settings.delivery),
+        max_in_flight=settings.engine.delivery_concurrency,
     )
     followup = FollowupService(
         settings.followup,
@@ -187,14 +188,22 @@ def build_worker(settings: Settings) -> faust.App:
     slack_client = next(
         (d.client for d in destinations.values() if isinstance(d, SlackDestination)), None
     )
-    if slack_client is not None:
+    updates_client = None
+    if slack_client is not None and settings.slack.bot_token is not None:
         reuse_connections(app, slack_client)
+        # A click's message update and thread reply have no retry layer but slack_sdk's.
+        updates_client = make_client(
+            settings.slack.bot_token.get_secret_value(),
+            settings.slack.api_url,
+            settings.slack.max_retries,
+        )
+        reuse_connections(app, updates_client)
     register_views(
         app,
         cases,
         publish_case,
         signing_secret=secret.get_secret_value() if secret is not None else None,
-        slack_updates=SlackCaseUpdates(slack_client) if slack_client is not None else None,
+        slack_updates=SlackCaseUpdates(updates_client) if updates_client is not None else None,
         outbox_path=settings.engine.outbox_path,
         links=link_templates(settings),
         cases_topic=topics.cases,

@@ -2,8 +2,10 @@
 
 It checks what Slack checks for the methods the engine calls (bearer token, channel, required
 arguments, Block Kit size limits, metadata shape) and keeps the messages, so tests can see what a
-channel would show. It can be told to fail: answer 429 with Retry-After, or 500, for N requests;
-and it can run a hook after storing a post and before answering (to kill a worker right there).
+channel would show. It can be told to fail: answer 429 with Retry-After, or 500, for N requests
+or for a while (`outage`); fail one method always (`failing_methods`) or the posts of given
+alerts (`poisoned`); and it can run a hook after storing a post and before answering (to kill a
+worker right there).
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class SlackStandIn:
     _down_until: float = 0.0
     _retry_after: int = 1
     outage_answers: dict[int, int] = field(default_factory=dict)
+    # A method that always fails: method -> (HTTP status, Slack error), e.g. a token without
+    # `channels:history` gets ("conversations.history": (200, "missing_scope")).
+    failing_methods: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # Posts of these alert ids (message metadata) always fail with 500: an alert that cannot be
+    # delivered while every other can.
+    poisoned: set[str] = field(default_factory=set)
+    # Posts refused that way, by alert id.
+    refused_posts: dict[str, int] = field(default_factory=dict)
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -120,6 +130,9 @@ class SlackStandIn:
                 status = 429 if limited else 500
                 failure = (status, {"Retry-After": str(self._retry_after)} if limited else {})
                 self.outage_answers[status] = self.outage_answers.get(status, 0) + 1
+        if failure is None and method in self.failing_methods:
+            status, error = self.failing_methods[method]
+            return web.json_response({"ok": False, "error": error}, status=status)
         if failure is not None:
             status, headers = failure
             error = "ratelimited" if status == 429 else "internal_error"
@@ -172,6 +185,11 @@ class SlackStandIn:
             error = error or "invalid_metadata_format"
         if error:
             return self._error(error)
+        poisoned = (metadata or {}).get("event_payload", {}).get("alert_id")
+        if poisoned in self.poisoned:
+            with self._lock:
+                self.refused_posts[poisoned] = self.refused_posts.get(poisoned, 0) + 1
+            return web.json_response({"ok": False, "error": "internal_error"}, status=500)
         thread_ts = args.get("thread_ts")
         with self._lock:
             if thread_ts is not None and not any(m.ts == thread_ts for m in self.messages):

@@ -29,14 +29,28 @@ def sleeps() -> list[float]:
     return []
 
 
-def deliverer(redis, unique, destination: Recorder, sleeps: list[float], attempts: int = 4):
+def deliverer(
+    redis,
+    unique,
+    destination: Recorder,
+    sleeps: list[float],
+    attempts: int = 4,
+    first_delay: float = 0.5,
+    uniform: float = 0.5,
+):
     async def fake_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
     return Deliverer(
         {destination.name: destination},
         DeliveryLedger(redis, f"test-{unique}"),
-        retry=RetryPolicy(attempts=attempts, first_delay=0.5, max_delay=4.0),
+        retry=RetryPolicy(
+            attempts=attempts,
+            first_delay=first_delay,
+            max_delay=4.0,
+            jitter=0.2,
+            uniform=lambda: uniform,
+        ),
         sleep=fake_sleep,
     )
 
@@ -56,11 +70,22 @@ async def test_an_alert_is_delivered_once_even_when_consumed_twice(redis, unique
 async def test_transient_failures_are_retried_with_backoff_honouring_retry_after(
     redis, unique, sleeps
 ):
-    team = Recorder(errors=[OSError("reset"), DeliveryError("429", retry_after=3.0), OSError("x")])
-    failures = await deliverer(redis, unique, team, sleeps, attempts=4).deliver(make_alert())
-    assert failures == []
+    team = Recorder(errors=[OSError("reset"), DeliveryError("429", retry_after=1.0), OSError("x")])
+    # The jitter at its top (+20%): 0.1 s doubling, but never less than the Retry-After.
+    worker = deliverer(redis, unique, team, sleeps, attempts=4, first_delay=0.1, uniform=1.0)
+    assert await worker.deliver(make_alert()) == []
     assert team.sent == [make_alert().id]
-    assert sleeps == [0.5, 3.0, 2.0]
+    assert sleeps == pytest.approx([0.12, 1.0, 0.48])
+
+
+def test_retry_delays_are_spread_by_the_jitter_within_bounds():
+    def policy(uniform: float) -> RetryPolicy:
+        return RetryPolicy(first_delay=0.5, max_delay=30.0, jitter=0.2, uniform=lambda: uniform)
+
+    assert [policy(0.0).delay(n) for n in (1, 2, 3)] == pytest.approx([0.4, 0.8, 1.6])
+    assert [policy(1.0).delay(n) for n in (1, 2, 3)] == pytest.approx([0.6, 1.2, 2.4])
+    assert policy(1.0).delay(10) == 30.0  # capped
+    assert policy(0.0).delay(1, retry_after=5.0) == 5.0
 
 
 async def test_a_delivery_that_keeps_failing_is_handed_back_not_dropped(redis, unique, sleeps):
@@ -121,3 +146,92 @@ async def test_the_throttle_ends_after_its_period(redis, unique, sleeps):
     await asyncio.sleep(0.3)
     await worker.deliver(make_alert("r-3").model_copy(update={"throttle": brief}))
     assert team.sent == [alert_id("negative-rating", "r-1"), alert_id("negative-rating", "r-3")]
+
+
+class Down:
+    """A destination that fails every send until `up_at` (event-loop time), noting each send."""
+
+    def __init__(self, name: str, up_at: float = float("inf")) -> None:
+        self.name = name
+        self.up_at = up_at
+        self.tries = 0
+        self.sent: list[str] = []
+
+    async def send(self, alert: Alert) -> None:
+        import asyncio
+
+        self.tries += 1
+        await asyncio.sleep(0.01)  # a network call
+        if asyncio.get_running_loop().time() < self.up_at:
+            raise OSError("connection refused")
+        self.sent.append(alert.id)
+
+
+def real_time_deliverer(redis, unique, *destinations, give_up_after: float = 30.0) -> Deliverer:
+    return Deliverer(
+        {d.name: d for d in destinations},
+        DeliveryLedger(redis, f"test-{unique}"),
+        retry=RetryPolicy(
+            attempts=3,
+            first_delay=0.05,
+            max_delay=0.2,
+            failures_to_open=3,
+            give_up_after=give_up_after,
+        ),
+    )
+
+
+async def test_a_dead_destination_neither_slows_another_nor_gets_a_send_per_alert_and_try(
+    redis, unique
+):
+    import asyncio
+
+    email, slack = Down("email"), Down("slack", up_at=0.0)
+    worker = real_time_deliverer(redis, unique, email, slack, give_up_after=1.5)
+    to_email = [
+        asyncio.create_task(worker.deliver(make_alert(f"r-e{n}", route="email"))) for n in range(10)
+    ]
+    to_slack = [
+        asyncio.create_task(worker.deliver(make_alert(f"r-s{n}", route="slack"))) for n in range(10)
+    ]
+    done, _ = await asyncio.wait(to_slack, timeout=1.0)
+    assert len(done) == 10 and all(task.result() == [] for task in done)
+    assert len(slack.sent) == 10 and not all(task.done() for task in to_email)
+
+    failures = [failure for outcome in await asyncio.gather(*to_email) for failure in outcome]
+    # Every e-mail alert is handed back for the dead-letter topic, none dropped ...
+    assert [f.destination for f in failures] == ["email"] * 10
+    assert all(
+        "after 3 attempts" in f.reason or "not delivered within 1.5 s" in f.reason for f in failures
+    ), failures
+    # ... and the open circuit spared the dead account most of the 30 sends.
+    assert email.tries < 20
+    assert worker.stats.destination_held["email"] >= 1
+    assert worker.stats.destination_held["slack"] == 0
+
+
+async def test_when_a_destination_answers_again_what_waited_goes_out_oldest_first(redis, unique):
+    import asyncio
+    from datetime import timedelta
+
+    loop = asyncio.get_running_loop()
+    slack = Down("slack", up_at=loop.time() + 0.8)
+    worker = real_time_deliverer(redis, unique, slack)
+    base = make_alert("r-0", route="slack").fired_at
+    alerts = [
+        make_alert(f"r-{n}", route="slack").model_copy(
+            update={"fired_at": base + timedelta(seconds=n)}
+        )
+        for n in range(12)
+    ]
+    tasks = []
+    for alert in alerts:  # they arrive during the outage, a little apart
+        tasks.append(asyncio.create_task(worker.deliver(alert)))
+        await asyncio.sleep(0.03)
+    assert await asyncio.gather(*tasks) == [[]] * 12
+    # The probe that found it answering is the alert with the fewest failed tries (so one that
+    # fails on its own cannot be it every time); after it, the oldest first.
+    probe, *rest = slack.sent
+    assert rest == [alert.id for alert in alerts if alert.id != probe]
+    # About a probe per cool-down while down, not a send per alert and backoff.
+    assert slack.tries < 12 + 12

@@ -199,3 +199,42 @@ async def test_a_revoked_token_fails_for_good(slack, redis, unique):
     [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
     assert failure.reason == "permanent: slack: invalid_auth"
     assert slack.posts() == []
+
+
+async def test_one_retry_layer_decides_how_often_an_alert_is_posted(slack, redis, unique):
+    # Slack fails every post: the delivery layer's attempts are all the posts there are
+    # (slack_sdk's own handlers retried each attempt twice more: 3 x the attempts).
+    slack.fail_next(100, 500)
+    [failure] = await deliverer(redis, unique, destination(slack), attempts=4).deliver(
+        make_alert(), only="recovery"
+    )
+    assert "after 4 attempts" in failure.reason
+    assert slack.calls.count("chat.postMessage") == 4
+
+
+@pytest.mark.parametrize("status, error", [(200, "missing_scope"), (405, "method_not_allowed")])
+async def test_a_failing_look_up_never_keeps_an_alert_from_being_posted(
+    slack, redis, unique, status, error
+):
+    # A token without `channels:history` (or a proxy refusing the method): the look-up for an
+    # earlier post fails every time, and the alert is still posted, once.
+    slack.failing_methods["conversations.history"] = (status, error)
+    dest = destination(slack)
+    alert = make_alert()
+    await DeliveryLedger(redis, f"test-{unique}").mark_attempt(alert.id, dest.name)
+    d = deliverer(redis, unique, dest)
+    assert await d.deliver(alert, only="recovery") == []
+    assert slack.calls == ["conversations.history", "chat.postMessage"]
+    assert len(slack.posts()) == 1
+    assert d.stats.lookups_failed["recovery"] == 1
+
+
+async def test_after_a_rate_limit_the_alert_is_posted_again_without_a_look_up(slack, redis, unique):
+    # Slack refuses a rate-limited call unread: nothing to look for.
+    slack.fail_next(1, 429, retry_after=1)
+    assert (
+        await deliverer(redis, unique, destination(slack)).deliver(make_alert(), only="recovery")
+        == []
+    )
+    assert slack.calls == ["chat.postMessage", "chat.postMessage"]
+    assert len(slack.posts()) == 1

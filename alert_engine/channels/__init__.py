@@ -55,9 +55,14 @@ class ReconcilableDigest(Protocol):
 class DeliveryError(Exception):
     """A delivery that failed but may succeed later (network, rate limit, server error)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, not_sent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # The destination certainly did not take it (a rate limit refuses before acting): no
+        # need to look for it before sending again.
+        self.not_sent = not_sent
 
 
 class PermanentDeliveryError(Exception):

@@ -221,9 +221,16 @@ def retry_handlers(max_retries: int) -> list[Any]:
     ]
 
 
-def make_client(token: str, base_url: str, max_retries: int = 2) -> AsyncWebClient:
+def make_client(token: str, base_url: str, max_retries: int = 0) -> AsyncWebClient:
+    """A client for alert posts has no retry handlers (`max_retries=0`): the delivery layer is
+    the one that retries them, with its backoff, Retry-After and per-destination circuit
+    breaker; slack_sdk retrying inside each of its attempts multiplied the posts of one alert.
+    Calls with no retry layer of their own (case updates after a click) get slack_sdk's."""
     return AsyncWebClient(
-        token=token, base_url=base_url, timeout=15, retry_handlers=retry_handlers(max_retries)
+        token=token,
+        base_url=base_url,
+        timeout=15,
+        retry_handlers=retry_handlers(max_retries) if max_retries else [],
     )
 
 
@@ -236,8 +243,9 @@ def delivery_error(exc: SlackApiError) -> Exception:
             "Retry-After"
         )
         seconds = float(retry_after[0] if isinstance(retry_after, list) else retry_after or 1)
+        # Slack refuses a rate-limited call before acting on it: nothing was posted.
         return DeliveryError(
-            f"slack rate limited (429), retry after {seconds}s", retry_after=seconds
+            f"slack rate limited (429), retry after {seconds}s", retry_after=seconds, not_sent=True
         )
     if code in PERMANENT_ERRORS:
         return PermanentDeliveryError(f"slack: {code}")
