@@ -1,5 +1,5 @@
 """The open-cases count behind `alert_engine_cases_open`: a case is open from its alert's first
-delivery until someone closes it, over every worker, and a count Redis cannot give keeps the last."""
+delivery until someone closes it, over every worker; a count Redis cannot give keeps the last."""
 
 import time
 
