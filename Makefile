@@ -3,11 +3,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+HELM_VERSION := v4.3.2
+HELM := .cache/helm-$(HELM_VERSION)/helm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages demo test test-faults lint clean k8s-rules
+.PHONY: setup system-packages demo test test-faults lint clean
 
-setup: system-packages $(VENV)/.installed .cache/.kafka-libs node_modules/.installed
+setup: system-packages $(VENV)/.installed .cache/.kafka-libs node_modules/.installed $(HELM)
 
 # Debian packages the local stack needs: Redis, Java + Maven for the Kafka broker, Node.js for
 # the test tools, and Chromium for the survey page's browser test.
@@ -35,6 +37,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m alert_engine.stack libs
 	mkdir -p .cache && touch $@
 
+# Helm, built by the machine's Go from its module (no release binary is downloaded): the chart
+# tests render deploy/helm/alert-engine with it. One build per version, kept in .cache.
+$(HELM):
+	@command -v go >/dev/null || { echo "Go is needed to build helm $(HELM_VERSION)"; exit 1; }
+	GOBIN=$(CURDIR)/.cache/helm-$(HELM_VERSION) go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mkdir -p .cache/bin && ln -sf ../helm-$(HELM_VERSION)/helm .cache/bin/helm
+
 # Test tools from npm, pinned by package-lock.json: Prism mocks SendGrid's API contract.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -54,10 +63,6 @@ lint: setup
 	$(BIN)/ruff check alert_engine tests benchmarks standins
 	$(BIN)/ruff format --check alert_engine tests benchmarks standins
 	$(BIN)/mypy alert_engine
-
-# The Kubernetes rules ConfigMap, generated from rules/.
-k8s-rules: setup
-	$(BIN)/python deploy/k8s/render_rules_configmap.py
 
 clean:
 	rm -rf $(VENV) node_modules .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -14,6 +14,7 @@ them all with the same model.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -153,9 +154,10 @@ class Case(BaseModel):
         return channel, ts
 
 
-# KEYS[1] the case hash. ARGV: new state, allowed states (comma-separated), user, time, is claim.
-# Returns the previous state if the transition was made, or false (also for an alert the store
-# does not hold: a case record always carries its alert).
+# KEYS[1] the case hash, KEYS[2] the open-cases index. ARGV: new state, allowed states
+# (comma-separated), user, time, is claim, TTL, closes the case, alert id. Returns the previous
+# state if the transition was made, or false (also for an alert the store does not hold: a case
+# record always carries its alert).
 _TRANSITION = """
 if redis.call('HEXISTS', KEYS[1], 'alert') == 0 then return false end
 local current = redis.call('HGET', KEYS[1], 'state') or 'open'
@@ -171,7 +173,21 @@ else
   redis.call('HSET', KEYS[1], 'closed_by', ARGV[3], 'closed_at', ARGV[4])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[2], ARGV[8]) end
 return current
+"""
+
+# KEYS[1] the case hash, KEYS[2] the open-cases index. ARGV: the alert (JSON), TTL, alert id, now.
+# The alert is kept once; the case counts as open from its first delivery until it is closed (a
+# delivery again of a closed case's alert does not open it again).
+_REMEMBER = """
+redis.call('HSETNX', KEYS[1], 'alert', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'open' or state == 'claimed' then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[3])
+end
+return 1
 """
 
 
@@ -180,15 +196,27 @@ class CaseStore:
         self.redis = redis
         self.prefix = prefix
         self._transition = redis.register_script(_TRANSITION)
+        self._remember = redis.register_script(_REMEMBER)
         self._first_writes = FirstWrites(redis)
 
     async def remember(self, alert: Alert) -> None:
-        """Keep the alert with its case (once), so case changes can carry it."""
-        await self._first_writes.write(
-            redis_keys.case(self.prefix, alert.id),
-            {"alert": alert.to_json()},
-            ttl_seconds=CASE_TTL_SECONDS,
+        """Keep the alert with its case (once), so case changes can carry it; the case is open
+        from now until it is closed."""
+        await self._remember(
+            keys=[redis_keys.case(self.prefix, alert.id), redis_keys.open_cases(self.prefix)],
+            args=[alert.to_json(), CASE_TTL_SECONDS, alert.id, time.time()],
         )
+
+    async def open_count(self, now: float | None = None) -> int:
+        """Cases not closed yet (open or claimed). A case untouched since its alert was
+        delivered CASE_TTL_SECONDS ago has expired with its record and no longer counts."""
+        key = redis_keys.open_cases(self.prefix)
+        expired_before = (time.time() if now is None else now) - CASE_TTL_SECONDS
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", f"({expired_before}")
+            pipe.zcard(key)
+            _, count = await pipe.execute()
+        return int(count)
 
     async def remember_slack_message(self, alert_id: str, channel: str, ts: str) -> None:
         """Keep where the alert was posted in Slack (the first post wins: escalations and
@@ -231,7 +259,7 @@ class CaseStore:
         at = at or datetime.now(UTC)
         target, sources = TRANSITIONS[action]
         previous = await self._transition(
-            keys=[redis_keys.case(self.prefix, alert_id)],
+            keys=[redis_keys.case(self.prefix, alert_id), redis_keys.open_cases(self.prefix)],
             args=[
                 target.value,
                 ",".join(sorted(sources)),
@@ -239,6 +267,8 @@ class CaseStore:
                 at.isoformat(),
                 "1" if action is CaseAction.CLAIM else "0",
                 CASE_TTL_SECONDS,
+                "1" if target in CLOSED else "0",
+                alert_id,
             ],
         )
         if previous is None:

@@ -6,18 +6,22 @@ one process, as the tests do, never clash over metric names.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import faust
 import prometheus_client
 from faust import web
+from faust.exceptions import ConsumerNotStarted
 from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP, EventT, Message, StreamT
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 # Event time to delivery: a few milliseconds on a quiet worker, up to a minute behind a backlog or
@@ -25,6 +29,16 @@ from prometheus_client.metrics_core import Metric
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 PREFIX = "alert_engine"
+
+log = logging.getLogger(__name__)
+
+# Gauges whose value needs I/O (Redis) are brought up to date by `/metrics` before it renders:
+# a registry's collectors are called synchronously, inside the event loop.
+_REFRESH_BEFORE_SCRAPE: WeakKeyDictionary[
+    CollectorRegistry, list[Callable[[], Awaitable[None]]]
+] = WeakKeyDictionary()
+# A scrape waits this long for them, then serves the last values.
+REFRESH_TIMEOUT_SECONDS = 2.0
 
 
 class CountersCollector:
@@ -169,12 +183,115 @@ class _BeforeScrape:
         return iter(())
 
 
+class ConsumerLag:
+    """`alert_engine_consumer_lag{topic,partition}`: the records of each partition this worker
+    consumes that its group has not committed yet (the partition's end offset minus the
+    committed offset, as `kafka-consumer-groups --describe` shows LAG), read when scraped.
+
+    A worker that falls behind, or whose delivery is stuck, shows a growing lag; a standby
+    member without partitions serves none. Faust's sensor has both offsets only as separate
+    series, and only for partitions with messages since the last rebalance."""
+
+    NAME = f"{PREFIX}_consumer_lag"
+    HELP = "Records of a consumed partition not yet committed (end offset - committed offset)"
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.NAME, self.HELP, labels=["topic", "partition"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["topic", "partition"])
+        for tp, lag in sorted(self.lags().items()):
+            family.add_metric([tp.topic, str(tp.partition)], lag)
+        yield family
+
+    def lags(self) -> dict[TP, int]:
+        app = self.app
+        if app.consumer_generation_id <= 0:  # not in the group yet: no consumer to ask
+            return {}
+        try:
+            assigned = app.consumer.assignment()
+            consumer = app.consumer
+        except ConsumerNotStarted:
+            return {}
+        # Faust's record of the group's committed offsets: read from Kafka when a partition is
+        # assigned, moved on each commit, dropped on revocation (its sensor's copy is only moved
+        # on this worker's own commits, so it goes stale across a rebalance). Faust keeps an
+        # offset of 0 as None: then the next offset to read, else the start.
+        committed_offsets = getattr(consumer, "_committed_offset", {})
+        read_offsets = app.monitor.tp_read_offsets
+        lags = {}
+        for tp in assigned:
+            end = consumer.highwater(tp)
+            if end is None:
+                continue  # nothing fetched from this partition yet: its end is not known
+            committed = committed_offsets.get(tp)
+            if committed is None:
+                read = read_offsets.get(tp)
+                committed = 0 if read is None else read + 1
+            lags[tp] = max(0, end - committed)
+        return lags
+
+
+class OpenCases:
+    """`alert_engine_cases_open`: cases not closed yet (open or claimed) over the whole
+    deployment, counted in Redis when scraped; every worker serves the same figure (take the
+    max, not the sum). While Redis does not answer, the last count is served."""
+
+    NAME = f"{PREFIX}_cases_open"
+    HELP = "Cases not closed yet (open or claimed), over all workers: take the max"
+
+    def __init__(self, count: Callable[[], Awaitable[int]]) -> None:
+        self._count = count
+        self.value: int | None = None
+
+    async def refresh(self) -> None:
+        try:
+            self.value = await self._count()
+        except Exception as exc:  # any Redis or connection error: keep the last count
+            log.warning("cannot count the open cases for /metrics: %r", exc)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.NAME, self.HELP)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, self.HELP)
+        if self.value is not None:
+            family.add_metric([], self.value)
+        yield family
+
+
+def serve_open_cases(registry: CollectorRegistry, count: Callable[[], Awaitable[int]]) -> None:
+    """Serve the open-cases gauge at `/metrics`, counted by `count` before each scrape."""
+    gauge = OpenCases(count)
+    registry.register(gauge)
+    _REFRESH_BEFORE_SCRAPE.setdefault(registry, []).append(gauge.refresh)
+
+
+async def refresh_before_scrape(registry: CollectorRegistry) -> None:
+    hooks = _REFRESH_BEFORE_SCRAPE.get(registry, [])
+    if hooks:
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(hook() for hook in hooks)), REFRESH_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            log.warning(
+                "/metrics serves the last values: refreshing them took over %s s",
+                REFRESH_TIMEOUT_SECONDS,
+            )
+
+
 def serve_metrics(app: faust.App, registry: CollectorRegistry) -> None:
     """Faust's Prometheus sensor (messages, commits, rebalances, send latency, ...) and the
     engine's metrics in `registry`, together at `/metrics` on the worker's web server."""
     app.monitor = FaustSensor.create(registry)
+    registry.register(ConsumerLag(app))
 
     @app.page("/metrics")
     async def metrics(view: web.View, request: web.Request) -> web.Response:
+        await refresh_before_scrape(registry)
         latest = prometheus_client.generate_latest(registry)
         return view.bytes(latest, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})

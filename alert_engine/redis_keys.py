@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def open_cases(prefix: str) -> str:
+    """Sorted set: alert id -> epoch second of its first delivery, while its case is not closed
+    (open or claimed); `CaseStore.open_count` reads it for the open-cases gauge."""
+    return f"{prefix}:cases:open"
+
+
 def delivered(prefix: str, alert_id: str, destination: str) -> str:
     """Set once an alert reached a destination; delivery skips what is already there."""
     return f"{prefix}:delivered:{alert_id}:{destination}"

@@ -27,6 +27,7 @@ from alert_engine.followup.mailer import survey_mailer
 from alert_engine.followup.service import FollowupService
 from alert_engine.grouping import Groups
 from alert_engine.inhibition import Inhibitor
+from alert_engine.metrics import serve_open_cases
 from alert_engine.presentation import LinkTemplates
 from alert_engine.redis_outage import tick_skipped_on_outage
 from alert_engine.reload import RulesReloader
@@ -103,6 +104,7 @@ def build_worker(settings: Settings) -> faust.App:
     # A rule's `route:` is a field the routing tree may match on, not a destination name.
     ruleset = load_ruleset(settings.engine.rules_dir, limits=settings.engine.rule_file_limits)
     stats = Stats()
+    serve_open_cases(stats.registry, cases.open_count)
     evaluator = Evaluator(
         ruleset,
         max_event_bytes=settings.engine.max_event_bytes,

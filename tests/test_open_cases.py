@@ -1,0 +1,62 @@
+"""The open-cases count behind `alert_engine_cases_open`: a case is open from its alert's first
+delivery until someone closes it, over every worker; a count Redis cannot give keeps the last."""
+
+import time
+
+import prometheus_client
+from prometheus_client import CollectorRegistry
+
+from alert_engine.cases import CASE_TTL_SECONDS, CaseAction, CaseStore
+from alert_engine.metrics import refresh_before_scrape, serve_open_cases
+from tests.factories import make_alert
+
+
+async def test_a_case_counts_as_open_until_it_is_closed_and_redelivery_does_not_reopen_it(
+    redis, unique
+):
+    cases = CaseStore(redis, f"test-{unique}")
+    alerts = [make_alert(f"r-{n}") for n in range(4)]
+    for alert in alerts:
+        await cases.remember(alert)
+    await cases.remember(alerts[0])  # the same alert delivered to a second destination
+    assert await cases.open_count() == 4
+    user = {"user_id": "U1", "user_name": "ana", "source": "slack"}
+    await cases.apply(alerts[0].id, CaseAction.CLAIM, **user)
+    assert await cases.open_count() == 4  # claimed is still open work
+    await cases.apply(alerts[0].id, CaseAction.RESOLVED_FOLLOWUP, **user)
+    await cases.apply(alerts[1].id, CaseAction.NOT_ACTIONABLE, **user)
+    await cases.apply(alerts[2].id, CaseAction.RESOLVED_NO_FOLLOWUP, **user)
+    assert await cases.open_count() == 1
+    # A closed case's alert delivered again (a redelivery after a restart) stays closed.
+    await cases.remember(alerts[1])
+    assert await cases.open_count() == 1
+    # Another worker's store on the same Redis counts the same cases.
+    assert await CaseStore(redis, f"test-{unique}").open_count() == 1
+
+
+async def test_an_open_case_whose_record_expired_no_longer_counts(redis, unique):
+    cases = CaseStore(redis, f"test-{unique}")
+    await cases.remember(make_alert("r-old"))
+    assert await cases.open_count() == 1
+    assert await cases.open_count(now=time.time() + CASE_TTL_SECONDS + 1) == 0
+
+
+async def test_the_gauge_serves_the_count_and_keeps_the_last_one_when_counting_fails():
+    registry = CollectorRegistry()
+    answers: list[int | Exception] = [3, ConnectionError("redis down"), 5]
+
+    async def count() -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    serve_open_cases(registry, count)
+
+    def served() -> str:
+        return prometheus_client.generate_latest(registry).decode()
+
+    assert "\nalert_engine_cases_open " not in served()  # nothing counted yet: no sample
+    for expected in (3.0, 3.0, 5.0):
+        await refresh_before_scrape(registry)
+        assert f"\nalert_engine_cases_open {expected}\n" in served()
