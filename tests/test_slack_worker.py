@@ -368,11 +368,15 @@ def test_after_an_outage_every_alert_is_posted_once_oldest_first_soon_after_it_e
         late = max(m.received_at for m in posts) - outage_end
         print(f"\nFAULT slack-outage-order: last post {late:.1f} s after the outage ended")
         assert late < 12.0, f"the last alert went out {late:.1f} s after the outage ended"
-        # After the probe that found Slack answering, the oldest first: a few sends are in
-        # flight at once (the window grows 1, 2, 4, ...), so neighbours may swap, no more.
+        # After the probe that found Slack answering, the oldest first. They are let through in
+        # age order, but a few sends are in flight at once (the window grows 1, 2, 4, ...), and
+        # an alert whose last try got a 500 looks itself up in the channel before posting, so
+        # its post lands a round trip later: a few pairs swap. (Before, each alert's own timer
+        # decided: 23 of the 91 pairs were out of order, newest first.)
         probe, *rest = posted
         ages = [order[i] for i in rest]
-        print(f"FAULT slack-outage-order: probe {order[probe]}, then {ages}")
-        assert all(abs(rank - sorted(ages).index(age)) <= 3 for rank, age in enumerate(ages))
+        swapped = sum(1 for n, age in enumerate(ages) for later in ages[n + 1 :] if later < age)
+        print(f"FAULT slack-outage-order: probe {order[probe]}, then {ages}, {swapped} swapped")
+        assert swapped <= 12, f"not oldest first: {ages}"
     finally:
         worker.stop()
