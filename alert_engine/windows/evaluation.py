@@ -24,8 +24,7 @@ from faust.windows import HoppingWindow
 from alert_engine.alerts import Alert, AlertWindow, jsonable
 from alert_engine.events import Event, EventRejected, Stream, validate_event
 from alert_engine.expressions import CEL_ERRORS, EXACT_INT, Activation
-from alert_engine.rules import Rule, Ruleset
-from alert_engine.stats import Stats
+from alert_engine.rules import Rule
 from alert_engine.windows.counting import (
     Fired,
     KeyBuckets,
@@ -44,6 +43,7 @@ from alert_engine.windows.definitions import WindowRange, window_ranges
 from alert_engine.windows.families import Family, PaneGroup, cohorts_of
 from alert_engine.windows.hop import Inputs, ReceivedBatch, Regroup
 from alert_engine.windows.joins import JOIN_GROUPING
+from alert_engine.windows.parts import EvaluatorParts
 from alert_engine.windows.store import WindowStore, state_key
 from alert_engine.windows.watermarks import Watermark
 
@@ -55,7 +55,7 @@ MAX_CACHED_RANGES = 4096
 _STREAM_NAMES = {stream: stream.value for stream in Stream}
 
 
-class WindowedEvaluation:
+class WindowedEvaluation(EvaluatorParts):
     """The windowed half of `Evaluator`: its families and pane groups per stream and grouping,
     the watermarks per stream and windows partition, and the caches of window ranges."""
 
@@ -70,29 +70,6 @@ class WindowedEvaluation:
     _pane_closes: dict[tuple[str, float], float]
 
     if TYPE_CHECKING:
-        # Kept by `Evaluator`, whose filters share them.
-        stats: Stats
-        clock: Callable[[], datetime]
-        _ruleset: Ruleset
-
-        @property
-        def ruleset(self) -> Ruleset: ...
-
-        def activation(self, stream: Stream, event: Event) -> Activation: ...
-
-        def _alert(
-            self,
-            rule: Rule,
-            stream: Stream,
-            key: str,
-            fields: dict[str, Any],
-            values: dict[str, object],
-            event: Event,
-            fired_at: datetime,
-            activation: Activation,
-            id_key: str | None = None,
-            window: AlertWindow | None = None,
-        ) -> Alert: ...
 
         def _join(
             self, group: Regroup, event: Event, store: WindowStore, activation: Activation

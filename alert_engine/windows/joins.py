@@ -6,17 +6,15 @@ where each waits for its partner in the window state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from alert_engine.alerts import Alert, AlertWindow
+from alert_engine.alerts import Alert
 from alert_engine.events import Event, Rating, Stream
 from alert_engine.expressions import Activation, EvaluationError
-from alert_engine.rules import Rule, Ruleset
-from alert_engine.stats import Stats
+from alert_engine.rules import Rule
 from alert_engine.windows.definitions import window_ranges
 from alert_engine.windows.hop import Regroup
+from alert_engine.windows.parts import EvaluatorParts
 from alert_engine.windows.store import WindowStore, state_key
 
 # The grouping of ratings and interactions re-keyed by interaction id for join rules.
@@ -25,33 +23,8 @@ JOIN_GROUPING = "join:interaction"
 MAX_JOIN_WAITING = 100
 
 
-class JoinEvaluation:
+class JoinEvaluation(EvaluatorParts):
     """The join rules of `Evaluator`."""
-
-    if TYPE_CHECKING:
-        # Kept by `Evaluator`, whose filters share them.
-        stats: Stats
-        clock: Callable[[], datetime]
-        _ruleset: Ruleset
-
-        @property
-        def ruleset(self) -> Ruleset: ...
-
-        def activation(self, stream: Stream, event: Event) -> Activation: ...
-
-        def _alert(
-            self,
-            rule: Rule,
-            stream: Stream,
-            key: str,
-            fields: dict[str, Any],
-            values: dict[str, object],
-            event: Event,
-            fired_at: datetime,
-            activation: Activation,
-            id_key: str | None = None,
-            window: AlertWindow | None = None,
-        ) -> Alert: ...
 
     def _join_key(self, stream: Stream, activation: Activation) -> str | None:
         """The interaction id, if a join rule may need this event: every interaction, and the
