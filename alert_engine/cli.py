@@ -34,11 +34,10 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
 
     Kafka, Redis and the web server are configured with ALERT_ENGINE_* environment variables.
     """
-    import faust
-
     from alert_engine.logs import logging_config, secrets_of
     from alert_engine.producer import ensure_topics
     from alert_engine.routing import RoutingError
+    from alert_engine.shutdown import BoundedShutdownWorker
     from alert_engine.worker import build_worker, changelog_topics
 
     engine = EngineSettings() if rules_dir is None else EngineSettings(rules_dir=rules_dir)
@@ -54,8 +53,9 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     # Before Faust subscribes: a broker that auto-creates topics would give them its own default
     # partition count, and the partition count bounds how many workers can share the load.
     asyncio.run(ensure_topics(settings.kafka, extra=changelog_topics(app)))
-    runner = faust.Worker(
+    runner = BoundedShutdownWorker(
         app,
+        shutdown_timeout=settings.engine.shutdown_timeout,
         loglevel=loglevel.upper(),
         logging_config=logging_config(settings.log.format, loglevel, secrets_of(settings)),
     )

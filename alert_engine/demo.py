@@ -25,7 +25,7 @@ from alert_engine.followup.outcomes import load_cases
 from alert_engine.followup.report import table
 from alert_engine.producer import ensure_topics
 from alert_engine.settings import KafkaSettings, RedisSettings
-from alert_engine.stack import running_stack
+from alert_engine.stack import StopRequested, running_stack, stop_on_signals
 from alert_engine.workerprocess import WorkerProcess
 
 # (stars, customer, agent, team, channel, comment)
@@ -56,6 +56,15 @@ FEED: list[tuple[int, str, str, str, str, str]] = [
 
 
 def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -> int:
+    """SIGTERM or SIGINT (Ctrl-C) stops the worker, then Kafka and Redis, and returns 0."""
+    try:
+        with stop_on_signals():
+            return _run(workdir, pause, keep_running)
+    except (StopRequested, KeyboardInterrupt):
+        return 0
+
+
+def _run(workdir: Path, pause: float, keep_running: bool) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     outbox = workdir / "outbox.jsonl"
@@ -113,8 +122,6 @@ def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -
                 while True:
                     time.sleep(3600)
             return 0 if seen == expected and answered == expected else 1
-        except KeyboardInterrupt:
-            return 0
         finally:
             worker.stop()
 

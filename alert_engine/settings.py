@@ -170,6 +170,10 @@ class EngineSettings(BaseSettings):
     # An input partition that has shown no newer event for this many seconds no longer holds
     # back the windowed rules' watermark (see `windows.watermarks`).
     windows_idle_seconds: float = Field(default=30.0, gt=0)
+    # Seconds a worker's shutdown may take after SIGTERM or SIGINT before it exits anyway (code
+    # 70, see `alert_engine.shutdown`): below Kubernetes' default 30 s grace period, so the log
+    # says why rather than a bare SIGKILL.
+    shutdown_timeout: float = Field(default=25.0, gt=0, le=600)
 
     @property
     def rule_file_limits(self) -> YamlLimits:

@@ -58,11 +58,14 @@ __all__ = [
     "LocalStack",
     "RedisServer",
     "StackError",
+    "StopRequested",
+    "die_with_parent",
     "endpoints_from_env",
     "ensure_kafka_libs",
     "kafka_libs_dir",
     "main",
     "running_stack",
+    "stop_on_signals",
 ]
 
 log = logging.getLogger(__name__)
@@ -253,8 +256,8 @@ def _run_sync(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         return pool.submit(asyncio.run, factory()).result()
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that has Linux SIGKILL the child when this process dies.
+def die_with_parent(death_signal: signal.Signals = signal.SIGKILL) -> Callable[[], None] | None:
+    """A preexec_fn that has Linux send the child `death_signal` when this process dies.
 
     atexit covers normal exits; this covers SIGKILL and crashes of the caller. The death signal
     fires when the *thread* that forked exits, so it is only armed from the main thread: a child
@@ -268,7 +271,7 @@ def _die_with_parent() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        libc.prctl(_PR_SET_PDEATHSIG, int(death_signal))
         if os.getppid() != parent:  # the parent died before the signal was armed
             os._exit(1)
 
@@ -334,7 +337,7 @@ class _Server:
                     stderr=subprocess.STDOUT,
                     cwd=self.workdir,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent(),
+                    preexec_fn=die_with_parent(),
                 )
             except OSError as exc:
                 raise StackError(
@@ -735,25 +738,40 @@ def running_stack(workdir: Path | None = None) -> Iterator[Endpoints]:
 # --------------------------------------------------------------------------- command line
 
 
-class _StopRequested(Exception):
-    pass
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived inside `stop_on_signals`.
+
+    A BaseException, as KeyboardInterrupt is: raised in whatever asyncio task runs when the
+    signal arrives, an Exception would only end that task and leave the loop waiting forever."""
 
 
 def _request_stop(signum: int, frame: FrameType | None) -> None:
     # Only the first signal interrupts: a second Ctrl-C must not abort the clean shutdown.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise _StopRequested(signum)
+    raise StopRequested(signum)
 
 
-def _run_up(workdir: Path | None) -> int:
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise `StopRequested` in the block, so that its `finally` and `with`
+    exits stop every child it started. SIGTERM's default action would end this process at once
+    and leave the children that no death signal covers running."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     # Raising from the handler also interrupts a start in progress, whose cleanup then runs.
     for sig in previous:
         signal.signal(sig, _request_stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_up(workdir: Path | None) -> int:
     stack = LocalStack(workdir)
     try:
-        with stack as endpoints:
+        with stop_on_signals(), stack as endpoints:
             for key, value in endpoints.as_env().items():
                 print(f"export {key}={shlex.quote(value)}")
             sys.stdout.flush()
@@ -767,11 +785,8 @@ def _run_up(workdir: Path | None) -> int:
                             file=sys.stderr,
                         )
                         return 1
-    except _StopRequested:
+    except StopRequested:
         return 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:

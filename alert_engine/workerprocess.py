@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from alert_engine.stack import die_with_parent
 
 
 class WorkerProcess:
@@ -32,11 +35,17 @@ class WorkerProcess:
     def start(self, ready_timeout: float = 120.0) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
+            # Own process group: a terminal's Ctrl-C reaches only the caller, which stops the
+            # worker before Kafka and Redis, so that its last commit still reaches the broker.
+            # Should the caller die without stopping it, Linux sends it SIGTERM: its shutdown
+            # is bounded (`alert_engine.shutdown`) even with the broker gone too.
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "alert_engine.cli", "worker", *self.options],
                 env=self.env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         self.wait_ready(ready_timeout)
         return self
@@ -76,21 +85,33 @@ class WorkerProcess:
             stats: dict[str, dict[str, int]] = json.loads(response.read())
             return stats
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
     def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout` seconds (the worker's own shutdown timeout is
+        shorter: this is for a worker that cannot even exit)."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, as in a crash."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        # The worker leads its group; it is not yet reaped, so the group id is still its own.
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

@@ -245,7 +245,8 @@ def test_libs_command_prints_cached_dir() -> None:
 
 
 @pytest.mark.integration
-def test_up_command_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_up_command_prints_exports_and_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     workdir = tmp_path / "up"
     proc = subprocess.Popen(
         [sys.executable, "-m", "alert_engine.stack", "up", "--workdir", str(workdir)],
@@ -281,7 +282,7 @@ def test_up_command_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
         ]
         assert len(server_pids) == 2
 
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         assert proc.wait(timeout=30) == 0
         assert all(_process_gone(pid) for pid in server_pids)
         assert _port_free(_port_of(exports[ENV_KAFKA_BOOTSTRAP]))
