@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 
 # The Kafka broker's jars, resolved from Maven Central by deploy/kafka/pom.xml.
 .cache/.kafka-libs: deploy/kafka/pom.xml $(VENV)/.installed
-	$(BIN)/python -m alert_engine.stack libs
+	$(BIN)/python -m devstack libs
 	mkdir -p .cache && touch $@
 
 # Helm, built by the machine's Go from its module (no release binary is downloaded): the chart
@@ -50,7 +50,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 demo: setup
-	$(BIN)/alert-engine demo
+	$(BIN)/python -m devstack demo
 
 test: setup
 	$(BIN)/python -m pytest
@@ -60,9 +60,9 @@ test-faults: setup
 	$(BIN)/python -m pytest -m slow -s -v
 
 lint: setup
-	$(BIN)/ruff check alert_engine tests benchmarks standins
-	$(BIN)/ruff format --check alert_engine tests benchmarks standins
-	$(BIN)/mypy alert_engine
+	$(BIN)/ruff check alert_engine devstack tests benchmarks standins
+	$(BIN)/ruff format --check alert_engine devstack tests benchmarks standins
+	$(BIN)/mypy alert_engine devstack
 
 clean:
 	rm -rf $(VENV) node_modules .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 
 from alert_engine.alerts import Alert
+from alert_engine.conditions.expressions import EvaluationError
 from alert_engine.evaluate import Evaluator, group_key
 from alert_engine.events import Event, EventRejected, Stream, decode_event
-from alert_engine.expressions import EvaluationError
-from alert_engine.rules import Rule, Ruleset
+from alert_engine.rules.ruleset import Rule, Ruleset
 from alert_engine.stats import Stats
 from alert_engine.windows.families import window_state
 from alert_engine.windows.store import MemoryWindowStore, state_key

@@ -23,9 +23,9 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
-from alert_engine.first_write import FirstWrites
+from alert_engine.storage import redis_keys
+from alert_engine.storage.first_write import FirstWrites
 
 CASE_TTL_SECONDS = 90 * 24 * 3600
 

@@ -21,6 +21,14 @@ import orjson
 from faust.windows import HoppingWindow
 
 from alert_engine.alerts import Alert, AlertWindow, Throttle, alert_id, jsonable
+from alert_engine.conditions.expressions import (
+    CEL_ERRORS,
+    Activation,
+    EvaluationError,
+    Expression,
+    plain_number,
+)
+from alert_engine.conditions.guards import guard_groups
 from alert_engine.events import (
     Event,
     EventRejected,
@@ -28,15 +36,7 @@ from alert_engine.events import (
     decode_event,
     event_fields,
 )
-from alert_engine.expressions import (
-    CEL_ERRORS,
-    Activation,
-    EvaluationError,
-    Expression,
-    plain_number,
-)
-from alert_engine.guards import guard_groups
-from alert_engine.rules import Rule, Ruleset
+from alert_engine.rules.ruleset import Rule, Ruleset
 from alert_engine.stats import Stats
 from alert_engine.windows.counting import (
     Validated,

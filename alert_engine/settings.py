@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, Field, SecretStr, ValidationInfo, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from alert_engine.events import MAX_DEPTH
-from alert_engine.yamlsource import YamlLimits
+from alert_engine.rules.yamlsource import YamlLimits
 
 
 class KafkaSettings(BaseSettings):
@@ -171,7 +171,7 @@ class EngineSettings(BaseSettings):
     # back the windowed rules' watermark (see `windows.watermarks`).
     windows_idle_seconds: float = Field(default=30.0, gt=0)
     # Seconds a worker's shutdown may take after SIGTERM or SIGINT before it exits anyway (code
-    # 70, see `alert_engine.shutdown`): below Kubernetes' default 30 s grace period, so the log
+    # 70, see `worker.shutdown`): below Kubernetes' default 30 s grace period, so the log
     # says why rather than a bare SIGKILL.
     shutdown_timeout: float = Field(default=25.0, gt=0, le=600)
 
@@ -230,7 +230,7 @@ class DeliverySettings(BaseSettings):
     # wait without spending attempts, and a destination down for good must not keep them (and
     # their uncommitted offsets) in hand forever.
     give_up_after: float = Field(default=600.0, gt=0)
-    # Transient failures in a row that open a destination's circuit (`alert_engine.gates`).
+    # Transient failures in a row that open a destination's circuit (`alert_engine.delivery.gates`).
     failures_to_open: int = Field(default=5, ge=1)
     # An open circuit lets one probe through after a cool-down that backs off like a retry but
     # only up to this (a Retry-After still counts): a probe costs one call, and the cool-down is

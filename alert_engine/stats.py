@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from alert_engine.metrics import CountersCollector, delivery_latency_histogram
-from alert_engine.redis_outage import REDIS
+from alert_engine.storage.outage import REDIS
+from alert_engine.worker.metrics import CountersCollector, delivery_latency_histogram
 
 # name -> (help, label): every counter of the engine, declared once.
 COUNTERS: dict[str, tuple[str, str]] = {

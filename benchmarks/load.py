@@ -38,10 +38,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from alert_engine.alerts import alert_id
-from alert_engine.producer import ensure_topics
+from alert_engine.cli.kafka import ensure_topics
 from alert_engine.settings import KafkaSettings
-from alert_engine.stack import Endpoints, running_stack
-from alert_engine.workerprocess import WorkerProcess
+from devstack.stack import Endpoints, running_stack
+from devstack.workerprocess import WorkerProcess
 from standins.slack import TOKEN, SlackStandIn
 
 SHIPPED_RULES = Path(__file__).parents[1] / "rules"

@@ -35,12 +35,12 @@ from typing import Any
 
 import orjson
 
-from alert_engine.producer import ensure_topics
+from alert_engine.cli.kafka import ensure_topics
 from alert_engine.settings import KafkaSettings
-from alert_engine.stack import running_stack
 from alert_engine.windows.definitions import WindowSpec
-from alert_engine.workerprocess import WorkerProcess
 from benchmarks.load import events_in, produce_at_rate, rss_mb
+from devstack.stack import running_stack
+from devstack.workerprocess import WorkerProcess
 
 RULE = """\
 name: soak-per-customer

@@ -33,12 +33,12 @@ from typing import Any
 
 import orjson
 
+from alert_engine.cli.kafka import ensure_topics, produce_lines
 from alert_engine.events import Stream
-from alert_engine.producer import ensure_topics, produce_lines
-from alert_engine.rules import load_ruleset
+from alert_engine.rules.ruleset import load_ruleset
 from alert_engine.settings import KafkaSettings
-from alert_engine.stack import Endpoints, running_stack
-from alert_engine.workerprocess import free_port
+from devstack.stack import Endpoints, running_stack
+from devstack.workerprocess import free_port
 
 BENCH_DIR = Path(__file__).parent
 TEAMS, AGENTS, CHANNELS = 10, 50, 4
@@ -229,7 +229,7 @@ def scenario(
     write_rules(rules_dir, rules)
     groupings = len(load_ruleset(rules_dir).groupings[Stream.RATINGS])
     env["ALERT_ENGINE_RULES_DIR"] = str(rules_dir)
-    command = [sys.executable, "-m", "alert_engine.cli", "worker", "--loglevel", "warning"]
+    command = [sys.executable, "-m", "alert_engine.cli.main", "worker", "--loglevel", "warning"]
     return run_worker(command, env, log, len(events), len(events) * groupings)
 
 

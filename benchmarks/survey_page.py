@@ -18,12 +18,12 @@ from pathlib import Path
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.cases import CaseEvent, CaseState
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.cli.kafka import ensure_topics, produce_lines
 from alert_engine.events import Stream
-from alert_engine.producer import ensure_topics, produce_lines
-from alert_engine.rules import Severity
+from alert_engine.rules.ruleset import Severity
 from alert_engine.settings import KafkaSettings
-from alert_engine.stack import running_stack
-from alert_engine.workerprocess import WorkerProcess
+from devstack.stack import running_stack
+from devstack.workerprocess import WorkerProcess
 
 
 def main(count: int) -> None:

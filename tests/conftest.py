@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from alert_engine.stack import Endpoints, running_stack
+from devstack.stack import Endpoints, running_stack
 
 
 @pytest.fixture(scope="session")

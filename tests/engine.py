@@ -13,10 +13,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from alert_engine.channels.outbox import outbox_alerts, read_outbox
-from alert_engine.producer import ensure_topics, produce_lines
+from alert_engine.cli.kafka import ensure_topics, produce_lines
 from alert_engine.settings import KafkaSettings
-from alert_engine.stack import Endpoints
-from alert_engine.workerprocess import WorkerProcess
+from devstack.stack import Endpoints
+from devstack.workerprocess import WorkerProcess
 
 RULES_DIR = Path(__file__).parents[1] / "rules"
 

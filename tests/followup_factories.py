@@ -10,7 +10,7 @@ from pathlib import Path
 
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState
-from alert_engine.stack import Endpoints
+from devstack.stack import Endpoints
 from tests.engine import Engine
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from alert_engine.workerprocess import free_port
+from devstack.workerprocess import free_port
 from standins.threaded_server import ThreadedServer
 
 ROOT = Path(__file__).parents[1]

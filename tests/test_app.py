@@ -10,11 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
-from alert_engine.app import DeadLetter
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import MAX_DEPTH
-from alert_engine.rules import load_ruleset
+from alert_engine.rules.ruleset import load_ruleset
 from alert_engine.settings import (
     EngineSettings,
     EventSettings,
@@ -24,7 +23,8 @@ from alert_engine.settings import (
 )
 from alert_engine.windows.hop import ReceivedBatch, WindowBatch, partition_for
 from alert_engine.windows.store import MemoryWindowStore
-from alert_engine.worker import build_worker
+from alert_engine.worker.app import DeadLetter
+from alert_engine.worker.build import build_worker
 from tests.factories import encode, rating
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
-from alert_engine.cli import main
+from alert_engine.cli.main import main
 from tests.factories import interaction, rating
 
 RULES = Path(__file__).parents[1] / "rules"

@@ -7,7 +7,7 @@ from unittest.mock import patch
 import faust
 import pytest
 
-from alert_engine.batches import waiting_batches
+from alert_engine.worker.batches import waiting_batches
 
 
 def channel_stream() -> tuple[faust.ChannelT, faust.Stream]:
@@ -54,11 +54,11 @@ async def test_a_stream_behind_waits_for_more_but_hands_over_its_batch_after_the
     await channel.send(value=0)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with patch("alert_engine.batches._behind", return_value=True):
+    with patch("alert_engine.worker.batches._behind", return_value=True):
         # Kafka holds more of the partition, but none of it reaches the stream.
         assert await take(stream, max_size=500, batches=1, wait=0.2) == [[0]]
     assert loop.time() - started >= 0.2
-    with patch("alert_engine.batches._behind", return_value=False):
+    with patch("alert_engine.worker.batches._behind", return_value=False):
         await channel.send(value=1)
         started = loop.time()
         assert await take(stream, max_size=500, batches=1, wait=30) == [[1]]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from alert_engine.cli import main
+from alert_engine.cli.main import main
 from tests.test_yamlsource import billion_laughs
 
 RULE = "name: {name}\nsource: ratings\ncondition: {condition}\n"

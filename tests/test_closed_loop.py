@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
 
-from alert_engine.cli import main
+from alert_engine.cli.main import main
 from standins.slack import TOKEN, SlackStandIn
 from tests.engine import Engine, encode_all
 from tests.factories import rating

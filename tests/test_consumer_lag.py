@@ -8,7 +8,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from alert_engine.metrics import ConsumerLag
+from alert_engine.worker.metrics import ConsumerLag
 
 
 class FakeConsumer:

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from alert_engine.deadletter import read_headers
+from alert_engine.deadletters import read_headers
 from tests.engine import Engine, alert_keys, encode_all
 from tests.factories import encode, rating
 

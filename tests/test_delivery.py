@@ -4,7 +4,7 @@ import pytest
 
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.channels import DeliveryError, PermanentDeliveryError
-from alert_engine.delivery import Deliverer, DeliveryLedger, RetryPolicy
+from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, RetryPolicy
 from tests import factories
 
 make_alert = partial(factories.make_alert, route="team")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from alert_engine.demo import close_the_loop
 from alert_engine.settings import RedisSettings
-from alert_engine.stack import ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL
+from devstack.demo import close_the_loop
+from devstack.stack import ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL
 from tests.engine import encode_all
 from tests.factories import rating
 from tests.followup_factories import followup_engine
@@ -105,7 +105,7 @@ def test_a_signalled_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.S
     # Killed, the demo cannot stop its worker first: the worker's shutdown meets a dead broker.
     env["ALERT_ENGINE_SHUTDOWN_TIMEOUT"] = "5"
     demo = subprocess.Popen(
-        [sys.executable, "-m", "alert_engine.cli", "demo", "--workdir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "devstack", "demo", "--workdir", str(tmp_path / "demo")],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings
 
 from alert_engine import settings as settings_module
 from alert_engine.routing import load_routing
-from alert_engine.rules import load_ruleset
+from alert_engine.rules.ruleset import load_ruleset
 
 ROOT = Path(__file__).parents[1]
 CHART = ROOT / "deploy" / "helm" / "alert-engine"

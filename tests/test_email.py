@@ -8,11 +8,11 @@ from sendgrid.helpers.mail import Mail
 
 from alert_engine.channels import PermanentDeliveryError
 from alert_engine.channels.email import EmailDestination, EmailTemplates
+from alert_engine.channels.presentation import LinkTemplates
+from alert_engine.channels.templates import MessageTemplate, TemplateProblem
 from alert_engine.followup import survey as survey_pages
 from alert_engine.followup.mailer import OutboxMailer, SendGridMailer, SurveyEmail, survey_mailer
-from alert_engine.presentation import LinkTemplates
-from alert_engine.rules import Severity
-from alert_engine.templates import MessageTemplate, TemplateProblem
+from alert_engine.rules.ruleset import Severity
 from tests import factories
 from tests.factories import rating
 from tests.sendgrid_mock import PrismMock

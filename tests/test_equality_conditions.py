@@ -11,7 +11,7 @@ import cel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alert_engine.expressions import (
+from alert_engine.conditions.expressions import (
     Activation,
     EvaluationError,
     compile_condition,

@@ -6,7 +6,7 @@ import pytest
 from alert_engine.alerts import alert_id
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
-from alert_engine.rules import load_ruleset
+from alert_engine.rules.ruleset import load_ruleset
 from tests.factories import encode, interaction, rating
 
 RULES = {
@@ -135,8 +135,8 @@ GUARDED = [
 def test_rules_skipped_by_a_shared_guard_count_exactly_as_if_each_had_run(tmp_path):
     import random
 
+    from alert_engine.conditions.expressions import Activation, EvaluationError
     from alert_engine.events import decode_event, event_fields
-    from alert_engine.expressions import Activation, EvaluationError
 
     (tmp_path / "rules.yaml").write_text(
         "rules:\n"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from alert_engine.stack import LocalStack
-from alert_engine.workerprocess import WorkerProcess
+from devstack.stack import LocalStack
+from devstack.workerprocess import WorkerProcess
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 

@@ -1,6 +1,6 @@
 """Hash fields written once (case records, outcome facts), on a real Redis."""
 
-from alert_engine.first_write import FirstWrites
+from alert_engine.storage.first_write import FirstWrites
 
 
 async def test_the_first_value_of_a_field_stays_and_the_expiry_is_renewed(redis, unique):

@@ -7,7 +7,6 @@ import faust
 import faust.topics
 import pytest
 
-from alert_engine.app import DeadLetter
 from alert_engine.cases import CaseEvent, CaseState
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.followup.schedule import FollowupSchedule
@@ -18,7 +17,8 @@ from alert_engine.settings import (
     RedisSettings,
     Settings,
 )
-from alert_engine.worker import build_worker
+from alert_engine.worker.app import DeadLetter
+from alert_engine.worker.build import build_worker
 from tests.factories import make_alert
 from tests.followup_factories import case
 

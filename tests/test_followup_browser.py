@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from alert_engine.cases import CaseState
-from alert_engine.deadletter import read_headers
+from alert_engine.deadletters import read_headers
 from tests.engine import Engine
 from tests.factories import make_alert
 from tests.followup_factories import case, followup_engine

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 from click.testing import CliRunner
 
 from alert_engine.cases import CaseState
-from alert_engine.cli import main
+from alert_engine.cli.main import main
 from alert_engine.followup.outcomes import load_cases
-from alert_engine.followup.report import dashboard
 from alert_engine.followup.service import Answered
+from alert_engine.reports import dashboard
 from alert_engine.settings import RedisSettings
 from tests.factories import make_alert
 from tests.followup_factories import case

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alert_engine.alerts import alert_id
-from alert_engine.delivery import Deliverer, DeliveryLedger
-from alert_engine.grouping import Groups
+from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
+from alert_engine.delivery.digests import Groups
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 from tests.test_routing import alert, load_routing, write

@@ -41,13 +41,13 @@ def capture():
 
 def test_json_lines_carry_time_level_logger_message_and_fields(capture):
     out = capture("json", [])
-    logging.getLogger("alert_engine.delivery").warning(
+    logging.getLogger("alert_engine.delivery.deliverer").warning(
         "delivery of %s failed", "al-1", extra={"destination": "slack", "attempt": 2}
     )
     [line] = out.getvalue().splitlines()
     record = orjson.loads(line)
     assert record["level"] == "warning"
-    assert record["logger"] == "alert_engine.delivery"
+    assert record["logger"] == "alert_engine.delivery.deliverer"
     assert record["message"] == "delivery of al-1 failed"
     assert record["destination"] == "slack"
     assert record["attempt"] == 2
@@ -236,7 +236,7 @@ def test_library_debug_records_carry_no_event_or_alert(capture):
     logging.getLogger("slack_sdk.web.async_base_client").debug(
         f"Sending a request - url: https://slack.com/api/chat.postMessage, json_body: {value!r}"
     )
-    logging.getLogger("alert_engine.delivery").debug("delivering %s", alert.id)
+    logging.getLogger("alert_engine.delivery.deliverer").debug("delivering %s", alert.id)
     text = out.getvalue()
     for customer_field in ("Jordan Lee", "Nobody called me back", "Priya Nair"):
         assert customer_field not in text
@@ -247,8 +247,8 @@ def test_library_debug_records_carry_no_event_or_alert(capture):
 
 def test_text_format_is_one_readable_line(capture):
     out = capture("text", [])
-    logging.getLogger("alert_engine.app").info("started for %s", "a@b.example")
-    assert out.getvalue().rstrip().endswith("INFO alert_engine.app: started for [email]")
+    logging.getLogger("alert_engine.worker.app").info("started for %s", "a@b.example")
+    assert out.getvalue().rstrip().endswith("INFO alert_engine.worker.app: started for [email]")
 
 
 def test_secrets_are_found_in_settings_typed_secret_str(monkeypatch):
@@ -282,7 +282,7 @@ def test_a_json_logging_worker_writes_json_lines_without_the_customers_email(
     assert dead["level"] == "warning"
     assert "[email]" in dead["message"]
     assert "jordan.lee@example.com" not in worker.log_path.read_text()
-    assert {r["logger"] for r in records} >= {"alert_engine.app"}
+    assert {r["logger"] for r in records} >= {"alert_engine.worker.app"}
 
 
 @pytest.mark.integration

@@ -124,7 +124,7 @@ def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path
 
     from alert_engine.evaluate import Evaluator
     from alert_engine.events import Stream
-    from alert_engine.rules import load_ruleset
+    from alert_engine.rules.ruleset import load_ruleset
     from tests.factories import encode
 
     (tmp_path / "rules.yaml").write_text(
@@ -154,7 +154,7 @@ def test_faust_sensor_serves_what_fausts_own_prometheus_sensor_serves_across_a_r
     from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
     from faust.types import TP
 
-    from alert_engine.metrics import FaustSensor
+    from alert_engine.worker.metrics import FaustSensor
 
     app = faust.App("sensor-test", autodiscover=False)
     ratings, alerts = app.topic("ratings").stream(), app.topic("alerts").stream()

@@ -4,11 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
-from alert_engine.cli import main
-from alert_engine.delivery import Deliverer, DeliveryLedger
-from alert_engine.inhibition import Inhibitor
-from alert_engine.rules import Severity
-from alert_engine.silences import SilenceStore
+from alert_engine.cli.main import main
+from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
+from alert_engine.delivery.inhibition import Inhibitor
+from alert_engine.delivery.silences import SilenceStore
+from alert_engine.rules.ruleset import Severity
 from tests.test_delivery import Recorder
 from tests.test_routing import alert, load_routing, write
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alert_engine.expressions import (
+from alert_engine.conditions.expressions import (
     EXACT_INT,
     Activation,
     EvaluationError,

@@ -7,7 +7,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry
 
 from alert_engine.cases import CASE_TTL_SECONDS, CaseAction, CaseStore
-from alert_engine.metrics import refresh_before_scrape, serve_open_cases
+from alert_engine.worker.metrics import refresh_before_scrape, serve_open_cases
 from tests.factories import make_alert
 
 

@@ -8,10 +8,10 @@ import pytest
 from redis.asyncio import Redis
 
 from alert_engine.channels.outbox import OutboxDestination, read_outbox
-from alert_engine.delivery import Deliverer, DeliveryLedger
-from alert_engine.stack import LocalStack
+from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
 from alert_engine.stats import Stats
-from alert_engine.workerprocess import WorkerProcess, free_port
+from devstack.stack import LocalStack
+from devstack.workerprocess import WorkerProcess, free_port
 from tests.engine import Engine
 from tests.factories import encode, rating
 from tests.test_delivery import Recorder, make_alert

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from alert_engine.deadletter import read_headers
+from alert_engine.deadletters import read_headers
 from tests.engine import Engine, alert_keys, encode_all
 from tests.factories import encode, rating
 

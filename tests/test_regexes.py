@@ -7,16 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alert_engine.evaluate import Evaluator
-from alert_engine.events import Stream
-from alert_engine.expressions import (
+from alert_engine.conditions.expressions import (
     Activation,
     EvaluationError,
     ExpressionError,
     compile_condition,
     functions_for,
 )
-from alert_engine.rules import RulesetError, load_ruleset
+from alert_engine.evaluate import Evaluator
+from alert_engine.events import Stream
+from alert_engine.rules.ruleset import RulesetError, load_ruleset
 from tests.factories import encode, rating
 
 CATASTROPHIC = "(?:a?){3000}a{3000}"

@@ -13,8 +13,8 @@ import pytest
 
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.reload import RulesReloader
-from alert_engine.rules import load_ruleset
+from alert_engine.rules.reload import RulesReloader
+from alert_engine.rules.ruleset import load_ruleset
 from tests.engine import Engine, encode_all
 from tests.factories import encode, rating
 
@@ -141,7 +141,7 @@ def test_a_symlink_loop_or_a_dangling_link_is_reported_and_edits_still_load(tmp_
     dangling = tmp_path / "team" / "gone.yaml"
     dangling.parent.mkdir()
     dangling.symlink_to(tmp_path / "moved.yaml")
-    with caplog.at_level(logging.ERROR, logger="alert_engine.reload"):
+    with caplog.at_level(logging.ERROR, logger="alert_engine.rules.reload"):
         settle(reloader)
     expected = [
         f"{loop}:1:1: symlink loop: file skipped",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from alert_engine.cli import main
+from alert_engine.cli.main import main
 from alert_engine.routing import RoutingError, load_routing
 from tests.test_routing import EXAMPLE, alert, write
 

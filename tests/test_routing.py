@@ -7,7 +7,7 @@ import pytest
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.events import Stream
 from alert_engine.routing import RoutingError, load_routing
-from alert_engine.rules import Severity
+from alert_engine.rules.ruleset import Severity
 from tests.factories import rating
 
 ROUTES = """\
@@ -152,7 +152,7 @@ EXAMPLE = Path(__file__).parents[1] / "deploy" / "routing.example.yaml"
 def test_routes_test_shows_the_path_and_destinations_an_alert_takes():
     from click.testing import CliRunner
 
-    from alert_engine.cli import main
+    from alert_engine.cli.main import main
 
     result = CliRunner().invoke(
         main, ["routes", "test", "--file", str(EXAMPLE), "team=orders", "customer.tier=gold"]
@@ -173,7 +173,7 @@ def test_routes_test_shows_the_path_and_destinations_an_alert_takes():
 def test_routes_check_rejects_a_broken_file_with_its_line(tmp_path):
     from click.testing import CliRunner
 
-    from alert_engine.cli import main
+    from alert_engine.cli.main import main
 
     path = write(tmp_path, "destinations: {}\nroute:\n  destinations: [slack]\n")
     result = CliRunner().invoke(main, ["routes", "check", "--file", str(path)])
@@ -198,7 +198,7 @@ route:
     (tmp_path / "leads.txt.j2").write_text("Alert: {{ alert.title }}\n")
     routing = load_routing(write(tmp_path, body % "leads.html.j2"))
     templates = routing.email_templates["leads"]
-    from alert_engine.presentation import AlertView
+    from alert_engine.channels.presentation import AlertView
 
     view = AlertView.of(alert(comment="<i>x</i>"))
     assert templates.text.render(view) == "Alert: 1★ rating: negative-rating [high]\n"

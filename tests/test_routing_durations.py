@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alert_engine.durations import format_duration, parse_duration
 from alert_engine.routing import RoutingError, load_routing
-from alert_engine.routing.durations import format_duration, parse_duration
 from tests.test_routing import write
 
 bounded = settings(max_examples=300, deadline=None)
@@ -181,7 +181,7 @@ route:
 def test_routes_test_shows_a_routes_grouping_in_go_style_durations(tmp_path):
     from click.testing import CliRunner
 
-    from alert_engine.cli import main
+    from alert_engine.cli.main import main
 
     path = write(tmp_path, ROUTES % ("45s", "1h30m", "4h", "1d"))
     result = CliRunner().invoke(main, ["routes", "test", "--file", str(path), "team=orders"])

@@ -88,7 +88,7 @@ def test_an_invalid_regex_leaves_nothing_on_stderr_but_the_problem(tmp_path):
         "route:\n  destinations: [outbox]\n  routes:\n    - matchers: ['team =~ (a']\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "alert_engine.cli", "routes", "check", "--file", str(path)],
+        [sys.executable, "-m", "alert_engine.cli.main", "routes", "check", "--file", str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -228,7 +228,7 @@ def test_one_line_may_hold_several_matchers_as_in_alertmanagers_config():
 
 def test_a_route_with_several_matchers_on_one_line_needs_them_all(tmp_path):
     from alert_engine.routing import load_routing
-    from alert_engine.rules import Severity
+    from alert_engine.rules.ruleset import Severity
     from tests.test_routing import write
 
     routing = load_routing(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from alert_engine.shutdown import EXIT_SHUTDOWN_TIMEOUT
-from alert_engine.stack import LocalStack
-from alert_engine.workerprocess import WorkerProcess
+from alert_engine.worker.shutdown import EXIT_SHUTDOWN_TIMEOUT
+from devstack.stack import LocalStack
+from devstack.workerprocess import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackDestination, make_client
-from alert_engine.delivery import Deliverer, DeliveryLedger, RetryPolicy
-from alert_engine.presentation import LinkTemplates
+from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, RetryPolicy
 from standins.slack import TOKEN, SlackStandIn
 from tests.factories import make_alert
 
@@ -167,7 +167,7 @@ async def test_an_unknown_channel_fails_for_good_without_retrying(slack, redis, 
 async def test_an_ops_template_adds_a_plain_text_line_and_cannot_reach_internals(
     slack, redis, unique
 ):
-    from alert_engine.templates import MessageTemplate
+    from alert_engine.channels.templates import MessageTemplate
 
     line = MessageTemplate(
         "{{ alert.team }}: call {{ alert.customer }} back", name="recovery.template", html=False

@@ -11,7 +11,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from alert_engine.alerts import alert_id
-from alert_engine.failed import read_failed
+from alert_engine.delivery.failed import read_failed
 from standins.slack import TOKEN, SlackStandIn
 from tests.engine import RULES_DIR, Engine, encode_all
 from tests.factories import rating
@@ -224,7 +224,7 @@ def test_a_burst_of_alerts_is_posted_at_once_over_connections_kept_open(engine, 
 def test_failed_deliveries_are_listed_and_replayed_once_the_cause_is_fixed(engine, slack, tmp_path):
     from click.testing import CliRunner
 
-    from alert_engine.cli import main
+    from alert_engine.cli.main import main
 
     (tmp_path / "routing.yaml").write_text(ROUTING.replace("C0RECOVERY", "C0LATER"))
     worker = engine.worker().start()

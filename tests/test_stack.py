@@ -20,8 +20,8 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from alert_engine import stack
-from alert_engine.stack import (
+from devstack import stack
+from devstack.stack import (
     ENV_KAFKA_BOOTSTRAP,
     ENV_REDIS_URL,
     Endpoints,
@@ -232,7 +232,7 @@ def test_missing_libs_dir_raises(tmp_path: Path) -> None:
 
 def test_libs_command_prints_cached_dir() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "alert_engine.stack", "libs"],
+        [sys.executable, "-m", "devstack", "libs"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -249,7 +249,7 @@ def test_libs_command_prints_cached_dir() -> None:
 def test_up_command_prints_exports_and_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     workdir = tmp_path / "up"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alert_engine.stack", "up", "--workdir", str(workdir)],
+        [sys.executable, "-m", "devstack", "up", "--workdir", str(workdir)],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -295,7 +295,7 @@ def test_up_command_prints_exports_and_stops_on_signal(tmp_path: Path, sig: sign
 
 _ORPHAN_SCRIPT = """
 import os, sys, time
-from alert_engine.stack import LocalStack
+from devstack.stack import LocalStack
 stack = LocalStack()
 stack.start()
 print(stack.kafka.pid, stack.redis.pid, stack.workdir, flush=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from alert_engine.stack import Endpoints
-from alert_engine.workerprocess import WorkerProcess
+from devstack.stack import Endpoints
+from devstack.workerprocess import WorkerProcess
 from tests.engine import Engine, encode_all, only_rules
 from tests.factories import rating
 

@@ -29,12 +29,12 @@ import redis as sync_redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alert_engine import redis_keys
 from alert_engine.cases import TRANSITIONS, CaseAction, CaseState
 from alert_engine.followup.schedule import ScheduledSurvey, new_survey_id
 from alert_engine.followup.tokens import sign
-from alert_engine.stack import Endpoints
-from alert_engine.workerprocess import WorkerProcess
+from alert_engine.storage import redis_keys
+from devstack.stack import Endpoints
+from devstack.workerprocess import WorkerProcess
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 from tests.followup_factories import legacy_survey_token

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from alert_engine.settings import WebSettings
-from alert_engine.webguard import checks_host, content_security_policy, host_name, parse_form
+from alert_engine.worker.webguard import checks_host, content_security_policy, host_name, parse_form
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alert_engine.yamlsource import YamlError, YamlLimits, load_yaml
+from alert_engine.rules.yamlsource import YamlError, YamlLimits, load_yaml
 
 
 def billion_laughs(levels: int) -> str:

@@ -18,15 +18,15 @@ from sendgrid.helpers.mail import CustomArg, Mail
 
 from alert_engine.alerts import Alert
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
-from alert_engine.presentation import AlertView, LinkTemplates
-from alert_engine.settings import SendGridSettings
-from alert_engine.templates import (
+from alert_engine.channels.presentation import AlertView, LinkTemplates
+from alert_engine.channels.templates import (
     DEFAULT_HTML,
     DEFAULT_SUBJECT,
     DEFAULT_TEXT,
     MessageTemplate,
     TemplateError,
 )
+from alert_engine.settings import SendGridSettings
 
 
 def sendgrid_client(settings: SendGridSettings) -> SendGridAPIClient | None:

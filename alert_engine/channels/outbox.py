@@ -14,7 +14,7 @@ import orjson
 
 from alert_engine.alerts import Alert
 from alert_engine.channels import Digest
-from alert_engine.escalation import is_escalated
+from alert_engine.delivery.escalation import is_escalated
 
 
 class OutboxDestination:

@@ -48,9 +48,9 @@ from alert_engine.cases import (
     allowed_actions,
 )
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
-from alert_engine.escalation import is_escalated
-from alert_engine.presentation import AlertView, LinkTemplates, clean_text
-from alert_engine.templates import MessageTemplate, TemplateError
+from alert_engine.channels.presentation import AlertView, LinkTemplates, clean_text
+from alert_engine.channels.templates import MessageTemplate, TemplateError
+from alert_engine.delivery.escalation import is_escalated
 
 METADATA_EVENT = "alert_engine_alert"
 # Block ids carry the alert id: a digest message holds the buttons of several alerts.

@@ -15,12 +15,12 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState
-from alert_engine.first_write import FirstWrites
 from alert_engine.followup.schedule import as_text
 from alert_engine.settings import RedisSettings
+from alert_engine.storage import redis_keys
+from alert_engine.storage.first_write import FirstWrites
 
 # Outcome facts are kept for a year: enough for week-over-week and year-ago figures.
 FACTS_TTL_SECONDS = 366 * 24 * 3600

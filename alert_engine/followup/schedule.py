@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
+from alert_engine.storage import redis_keys
 
 # Settled markers outlive any replay of the cases topic (7 days' retention) by far.
 DONE_TTL_SECONDS = 180 * 24 * 3600

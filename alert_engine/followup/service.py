@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState, Rerating
 from alert_engine.channels import PermanentDeliveryError
@@ -31,8 +30,9 @@ from alert_engine.followup.schedule import (
 )
 from alert_engine.followup.timing import QuietHours, customer_zone, is_holdout, send_time
 from alert_engine.followup.tokens import InvalidToken, sign, verify
-from alert_engine.rules import FollowupPolicy
+from alert_engine.rules.ruleset import FollowupPolicy
 from alert_engine.settings import FollowupSettings
+from alert_engine.storage import redis_keys
 
 log = logging.getLogger(__name__)
 

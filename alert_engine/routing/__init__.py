@@ -26,7 +26,7 @@ itself is where it ends. A node without `destinations` inherits its parent's.
 Loading never half-succeeds: every problem is reported with file, line and column.
 """
 
-from alert_engine.routing.durations import format_duration, parse_duration
+from alert_engine.durations import format_duration, parse_duration
 from alert_engine.routing.explain import describe, example_alert
 from alert_engine.routing.matchers import ALERT_FIELDS, Matcher, Op, field_value, parse_matchers
 from alert_engine.routing.spec import (

@@ -10,8 +10,8 @@ import orjson
 from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
+from alert_engine.durations import format_duration
 from alert_engine.events import Stream
-from alert_engine.routing.durations import format_duration
 from alert_engine.routing.spec import DestinationSpec, EmailSpec, OutboxSpec, SlackSpec
 from alert_engine.routing.tree import RouteMatch
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Sequence
 
 from alert_engine.routing.matchers import Matcher, Op, parse_matchers
 from alert_engine.routing.spec import GROUP_BY_ALL, RouteSpec, RoutingSpec
-from alert_engine.rules import Problem
-from alert_engine.yamlsource import LocatedDocument, Location, PathKey
+from alert_engine.rules.ruleset import Problem
+from alert_engine.rules.yamlsource import LocatedDocument, Location, PathKey
 
 ON_ITS_OWN = "each alert on its own card"
 

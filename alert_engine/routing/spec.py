@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alert_engine.routing.durations import Duration
+from alert_engine.durations import Duration
 from alert_engine.routing.matchers import FIELD_NAME
 
 GROUP_BY_ALL = "..."

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
 from alert_engine.channels.email import EmailTemplates
+from alert_engine.channels.templates import MessageTemplate, TemplateProblem
 from alert_engine.routing.lint import routing_warnings
 from alert_engine.routing.matchers import Matcher, field_value, parse_matchers
 from alert_engine.routing.spec import (
@@ -22,9 +23,8 @@ from alert_engine.routing.spec import (
     RoutingSpec,
     SlackSpec,
 )
-from alert_engine.rules import Problem, RulesetError
-from alert_engine.templates import MessageTemplate, TemplateProblem
-from alert_engine.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
+from alert_engine.rules.ruleset import Problem, RulesetError
+from alert_engine.rules.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
 
 
 class RoutingError(RulesetError):

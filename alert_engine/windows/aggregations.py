@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alert_engine.expressions import (
+from alert_engine.conditions.expressions import (
     Activation,
     EvaluationError,
     Expression,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from alert_engine.alerts import Alert
+from alert_engine.conditions.expressions import Activation, EvaluationError
 from alert_engine.events import Event
-from alert_engine.expressions import Activation, EvaluationError
 from alert_engine.windows.definitions import WindowRange
 from alert_engine.windows.families import Family, PaneGroup
 from alert_engine.windows.hop import Inputs

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from alert_engine.alerts import Alert
+from alert_engine.conditions.expressions import Activation, EvaluationError
 from alert_engine.events import Event, Rating, Stream
-from alert_engine.expressions import Activation, EvaluationError
-from alert_engine.rules import Rule
+from alert_engine.rules.ruleset import Rule
 from alert_engine.windows.definitions import window_ranges
 from alert_engine.windows.hop import Regroup
 from alert_engine.windows.parts import EvaluatorParts

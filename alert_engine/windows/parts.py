@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from alert_engine.alerts import Alert, AlertWindow
+    from alert_engine.conditions.expressions import Activation
     from alert_engine.events import Event, Stream
-    from alert_engine.expressions import Activation
-    from alert_engine.rules import Rule, Ruleset
+    from alert_engine.rules.ruleset import Rule, Ruleset
     from alert_engine.stats import Stats
 
 

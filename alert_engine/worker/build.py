@@ -12,32 +12,32 @@ import faust
 from redis.asyncio import Redis
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alert_engine import deadletter
+from alert_engine import deadletters
 from alert_engine.alerts import Alert
-from alert_engine.app import create_app
 from alert_engine.cases import CaseEvent, CaseState, CaseStore
 from alert_engine.channels import Destination
 from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
+from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
-from alert_engine.delivery import Deliverer, DeliveryLedger, Failure, RetryPolicy
-from alert_engine.escalation import Escalations, escalated
+from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, Failure, RetryPolicy
+from alert_engine.delivery.digests import Groups
+from alert_engine.delivery.escalation import Escalations, escalated
+from alert_engine.delivery.inhibition import Inhibitor
+from alert_engine.delivery.silences import SilenceStore
 from alert_engine.evaluate import Evaluator
 from alert_engine.followup.mailer import survey_mailer
 from alert_engine.followup.service import FollowupService
-from alert_engine.grouping import Groups
-from alert_engine.inhibition import Inhibitor
-from alert_engine.metrics import serve_open_cases
-from alert_engine.presentation import LinkTemplates
-from alert_engine.redis_outage import tick_skipped_on_outage
-from alert_engine.reload import RulesReloader
 from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
-from alert_engine.rules import load_ruleset
+from alert_engine.rules.reload import RulesReloader
+from alert_engine.rules.ruleset import load_ruleset
 from alert_engine.settings import Settings
-from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
-from alert_engine.web import PAGE_SCRIPTS, register_views
-from alert_engine.webguard import guard_pages
+from alert_engine.storage.outage import tick_skipped_on_outage
+from alert_engine.worker.app import create_app
+from alert_engine.worker.metrics import serve_open_cases
+from alert_engine.worker.web import PAGE_SCRIPTS, register_views
+from alert_engine.worker.webguard import guard_pages
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def build_worker(settings: Settings) -> faust.App:
         await topics.failed_alerts.send(
             key=alert.id.encode(),
             value=alert.to_json(),
-            headers=deadletter.headers(
+            headers=deadletters.headers(
                 reason="delivery_failed", detail=failure.reason, topic=failure.destination
             ),
         )

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from alert_engine.stack import die_with_parent
+from devstack.stack import die_with_parent
 
 
 class WorkerProcess:
@@ -38,9 +38,9 @@ class WorkerProcess:
             # Own process group: a terminal's Ctrl-C reaches only the caller, which stops the
             # worker before Kafka and Redis, so that its last commit still reaches the broker.
             # Should the caller die without stopping it, Linux sends it SIGTERM: its shutdown
-            # is bounded (`alert_engine.shutdown`) even with the broker gone too.
+            # is bounded (`alert_engine.worker.shutdown`) even with the broker gone too.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "alert_engine.cli", "worker", *self.options],
+                [sys.executable, "-m", "alert_engine.cli.main", "worker", *self.options],
                 env=self.env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

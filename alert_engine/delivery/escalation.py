@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
+from alert_engine.storage import redis_keys
 
 ESCALATED_LABEL = "escalated"
 LEASE = timedelta(minutes=1)

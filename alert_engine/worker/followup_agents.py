@@ -17,16 +17,16 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from alert_engine.app import DeadLetter, Outputs
+from alert_engine import reports
 from alert_engine.cases import CaseEvent
 from alert_engine.events import describe_validation_error
-from alert_engine.followup import report
 from alert_engine.followup.outcomes import DIMENSIONS, CaseFacts
 from alert_engine.followup.service import Answered, FollowupService
-from alert_engine.redis_outage import tick_skipped_on_outage, until_redis_answers
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
-from alert_engine.webguard import read_form
+from alert_engine.storage.outage import tick_skipped_on_outage, until_redis_answers
+from alert_engine.worker.app import DeadLetter, Outputs
+from alert_engine.worker.webguard import read_form
 
 log = logging.getLogger(__name__)
 
@@ -129,4 +129,4 @@ def add_followup(
 
 def _dashboard(rows: list[dict[str, str]], by: str, company: str) -> str:
     cases = [case for case in map(CaseFacts.parse, rows) if case is not None]
-    return report.dashboard(cases, by, company=company)
+    return reports.dashboard(cases, by, company=company)

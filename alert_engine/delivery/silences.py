@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.routing import Matcher
+from alert_engine.storage import redis_keys
 
 
 class Silence(BaseModel):

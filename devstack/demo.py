@@ -21,12 +21,12 @@ from aiokafka import AIOKafkaProducer
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseAction, Rerating
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.cli.kafka import ensure_topics
 from alert_engine.followup.outcomes import load_cases
-from alert_engine.followup.report import table
-from alert_engine.producer import ensure_topics
+from alert_engine.reports import table
 from alert_engine.settings import KafkaSettings, RedisSettings
-from alert_engine.stack import StopRequested, running_stack, stop_on_signals
-from alert_engine.workerprocess import WorkerProcess
+from devstack.stack import StopRequested, running_stack, stop_on_signals
+from devstack.workerprocess import WorkerProcess
 
 # (stars, customer, agent, team, channel, comment)
 FEED: list[tuple[int, str, str, str, str, str]] = [
@@ -99,7 +99,11 @@ def _run(workdir: Path, pause: float, keep_running: bool) -> int:
             _say(
                 f"Alerts as the recovery team sees them, with working Claim / Resolve buttons: "
                 f"{worker.url}/outbox"
-                + ("" if keep_running else " (run `alert-engine demo --keep-running` to click)")
+                + (
+                    ""
+                    if keep_running
+                    else " (run `python -m devstack demo --keep-running` to click)"
+                )
             )
             # Kept running, the last case is left open for the user to claim and resolve.
             leave_open = 1 if keep_running and seen else 0

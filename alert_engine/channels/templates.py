@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from alert_engine.presentation import AlertView
+from alert_engine.channels.presentation import AlertView
 
 TEXT = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
 HTML = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)

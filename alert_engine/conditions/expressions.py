@@ -17,8 +17,14 @@ from typing import Any
 import cel
 from cel.stdlib import STDLIB_FUNCTIONS
 
-from alert_engine.regexes import MATCH_FUNCTION, RegexError, check_pattern, matches, rewrite_matches
-from alert_engine.sentiment import sentiment
+from alert_engine.conditions.regexes import (
+    MATCH_FUNCTION,
+    RegexError,
+    check_pattern,
+    matches,
+    rewrite_matches,
+)
+from alert_engine.conditions.sentiment import sentiment
 
 # Functions available to conditions beyond CEL's built-ins, by the name a condition calls them
 # with: cel-go's string, math, list and set extensions (`lowerAscii`, `split`, `math.abs`, ...),
@@ -271,7 +277,7 @@ def equality_condition(source: str) -> EqualityCondition | None:
 
 
 def _compile(source: str) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
-    # `matches` runs on RE2, compiled once and bounded in size (see `alert_engine.regexes`).
+    # `matches` runs on RE2, compiled once and bounded in size (see `conditions.regexes`).
     rewritten = rewrite_matches(source)
     try:
         program = cel.compile(rewritten.source)

@@ -21,25 +21,25 @@ from typing import Any, TypeAlias, cast
 import faust
 from faust.types import EventT, StreamT
 
-from alert_engine import deadletter
+from alert_engine import deadletters
 from alert_engine.alerts import Alert
-from alert_engine.batches import waiting_batches
 from alert_engine.cases import CaseEvent
-from alert_engine.delivery import Deliverer
+from alert_engine.delivery.deliverer import Deliverer
+from alert_engine.delivery.inorder import InOrderAcks, Taken
 from alert_engine.edge import Edge
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
 from alert_engine.followup.service import FollowupService
-from alert_engine.inorder import InOrderAcks, Taken
-from alert_engine.metrics import serve_metrics
-from alert_engine.readiness import readiness
-from alert_engine.redis_outage import until_redis_answers
-from alert_engine.reload import RulesReloader
+from alert_engine.rules.reload import RulesReloader
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
-from alert_engine.topics import Topics
+from alert_engine.storage.outage import until_redis_answers
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
 from alert_engine.windows.store import TableWindowStore, WindowStateTable
+from alert_engine.worker.batches import waiting_batches
+from alert_engine.worker.metrics import serve_metrics
+from alert_engine.worker.readiness import readiness
+from alert_engine.worker.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class DeadLetter:
             topic=topic,
             key=event.key,
             value=event.value,
-            headers=deadletter.headers(
+            headers=deadletters.headers(
                 reason=reason,
                 detail=detail,
                 topic=message.topic,
@@ -163,13 +163,13 @@ def create_app(
                     partition=output.partition,
                 )
             else:
-                key, value, headers = deadletter.fit(
+                key, value, headers = deadletters.fit(
                     output.key, output.value, output.headers, max_record_bytes
                 )
                 if value is not output.value or key is not output.key:
                     log.warning(
                         "dead letter for %s truncated to fit in a record of %d bytes",
-                        output.headers.get(deadletter.HEADER_PREFIX + "topic", b"").decode(),
+                        output.headers.get(deadletters.HEADER_PREFIX + "topic", b"").decode(),
                         max_record_bytes,
                     )
                 await topics[output.topic].send(key=key, value=value, headers=headers)
@@ -309,7 +309,7 @@ def create_app(
                 topic=kafka.failed_alerts_topic,
                 key=alert.id.encode(),
                 value=raw,
-                headers=deadletter.headers(
+                headers=deadletters.headers(
                     reason="delivery_failed", detail=failure.reason, topic=failure.destination
                 ),
             )
@@ -358,7 +358,7 @@ def create_app(
                 )
 
     if followup is not None:
-        from alert_engine.followup.agents import add_followup
+        from alert_engine.worker.followup_agents import add_followup
 
         add_followup(app, settings, followup, topics.cases, publish, stats)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import os
 import re
 import sys
@@ -16,7 +15,7 @@ from typing import Any, BinaryIO
 import click
 
 from alert_engine.events import Stream
-from alert_engine.rules import RulesetError, load_rule_files, load_ruleset
+from alert_engine.rules.ruleset import RulesetError, load_rule_files, load_ruleset
 from alert_engine.settings import EngineSettings, KafkaSettings, Settings
 
 
@@ -34,11 +33,11 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
 
     Kafka, Redis and the web server are configured with ALERT_ENGINE_* environment variables.
     """
+    from alert_engine.cli.kafka import ensure_topics
     from alert_engine.logs import logging_config, secrets_of
-    from alert_engine.producer import ensure_topics
     from alert_engine.routing import RoutingError
-    from alert_engine.shutdown import BoundedShutdownWorker
-    from alert_engine.worker import build_worker, changelog_topics
+    from alert_engine.worker.build import build_worker, changelog_topics
+    from alert_engine.worker.shutdown import BoundedShutdownWorker
 
     engine = EngineSettings() if rules_dir is None else EngineSettings(rules_dir=rules_dir)
     settings = Settings(engine=engine)
@@ -81,7 +80,7 @@ def rules() -> None:
 @click.argument("directory", type=click.Path(path_type=Path), default=Path("rules"))
 def rules_check(directory: Path) -> None:
     """Validate every rule file in DIRECTORY; list each problem with file, line and column."""
-    from alert_engine.reload import snapshot
+    from alert_engine.rules.reload import snapshot
 
     # Files a worker would skip (a dangling symlink, a symlink loop): a check fails on them.
     skipped = snapshot(directory).unreadable if directory.is_dir() else ()
@@ -166,8 +165,8 @@ def silence() -> None:
 def _silences() -> Any:
     from redis.asyncio import Redis
 
+    from alert_engine.delivery.silences import SilenceStore
     from alert_engine.settings import RedisSettings
-    from alert_engine.silences import SilenceStore
 
     settings = RedisSettings()
     return SilenceStore(Redis.from_url(settings.url), settings.key_prefix)
@@ -259,7 +258,7 @@ def deadletter() -> None:
 @deadletter.command("list")
 def deadletter_list() -> None:
     """List failed deliveries: alert, destination, time and error."""
-    from alert_engine.failed import read_failed
+    from alert_engine.delivery.failed import read_failed
 
     failed = asyncio.run(read_failed(KafkaSettings()))
     for item in failed:
@@ -271,7 +270,7 @@ def deadletter_list() -> None:
 @click.option("--alert", "alert_ids", multiple=True, help="Only this alert id (repeatable).")
 def deadletter_replay(alert_ids: tuple[str, ...]) -> None:
     """Send failed alerts back for delivery; destinations that already have them are skipped."""
-    from alert_engine.failed import read_failed, replay
+    from alert_engine.delivery.failed import read_failed, replay
 
     kafka = KafkaSettings()
     failed = asyncio.run(read_failed(kafka))
@@ -365,7 +364,7 @@ def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
 
 
 def _defaults_next_to(rule_file: Path) -> Path | None:
-    from alert_engine.rules import DEFAULTS_FILES
+    from alert_engine.rules.ruleset import DEFAULTS_FILES
 
     found = [rule_file.parent / name for name in DEFAULTS_FILES]
     return next((path for path in found if path.is_file()), None)
@@ -383,7 +382,7 @@ def rules_schema(output: Path) -> None:
     """Write the JSON Schema of rule files, for editors with a YAML language server."""
     import json
 
-    from alert_engine.rules import rule_file_schema
+    from alert_engine.rules.ruleset import rule_file_schema
 
     text = json.dumps(rule_file_schema(), indent=2, sort_keys=True) + "\n"
     if str(output) == "-":
@@ -398,26 +397,13 @@ def rules_schema(output: Path) -> None:
 @click.argument("events", type=click.File("rb"), default="-")
 def produce(topic: str, events: BinaryIO) -> None:
     """Send EVENTS (JSON lines; `-` for stdin) to TOPIC as they are, invalid ones included."""
-    from alert_engine.producer import produce_lines
+    from alert_engine.cli.kafka import produce_lines
 
     kafka = KafkaSettings()
     topic_name = kafka.ratings_topic if topic == Stream.RATINGS.value else kafka.interactions_topic
     lines = [line.rstrip(b"\n") for line in events if line.strip()]
     count = asyncio.run(produce_lines(kafka.bootstrap, topic_name, lines))
     click.echo(f"sent {count} event(s) to {topic_name}")
-
-
-@main.command()
-@click.option(
-    "--workdir", type=click.Path(path_type=Path), default=Path(".demo"), show_default=True
-)
-@click.option("--keep-running", is_flag=True, help="Leave the stack and worker up after the feed.")
-def demo(workdir: Path, keep_running: bool) -> None:
-    """Start Kafka, Redis and a worker, play a demo feed and show the alerts as they fire."""
-    from alert_engine.demo import run_demo
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(run_demo(workdir, keep_running=keep_running))
 
 
 @main.command()
@@ -431,20 +417,11 @@ def demo(workdir: Path, keep_running: bool) -> None:
 def report(by: str) -> None:
     """Print the recovery outcome figures: alerts, time to claim, follow-ups, rating uplift."""
     from alert_engine.followup.outcomes import load_cases
-    from alert_engine.followup.report import table
+    from alert_engine.reports import table
     from alert_engine.settings import RedisSettings
 
     cases = asyncio.run(load_cases(RedisSettings()))
     click.echo(table(cases, by))
-
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def stack(args: tuple[str, ...]) -> None:
-    """Start or prepare the local Kafka broker and Redis (`stack up`, `stack libs`)."""
-    from alert_engine import stack as local_stack
-
-    sys.exit(local_stack.main(list(args)))
 
 
 def _print_problems(exc: RulesetError, outcome: str = "the rules were not loaded") -> None:

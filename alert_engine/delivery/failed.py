@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from alert_engine.deadletter import read_headers
-from alert_engine.producer import produce_lines
+from alert_engine.cli.kafka import produce_lines
+from alert_engine.deadletters import read_headers
 from alert_engine.settings import KafkaSettings
 
 

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import re2
 
-from alert_engine.fragments import string_end
+from alert_engine.rules.fragments import string_end
 
 # The function conditions' `matches` calls are rewritten to (camelCase like CEL's own extensions).
 MATCH_FUNCTION = "re2Matches"

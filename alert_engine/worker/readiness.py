@@ -20,7 +20,7 @@ from typing import Any
 import faust
 from faust.exceptions import ConsumerNotStarted
 
-from alert_engine.redis_outage import REDIS
+from alert_engine.storage.outage import REDIS
 
 
 @dataclass(frozen=True)

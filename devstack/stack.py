@@ -13,8 +13,8 @@ about 35 ms. A cold jar cache adds the Maven download (~45 MB) once.
 
 Command line::
 
-    python -m alert_engine.stack up [--workdir DIR]   # start both, print `export` lines, block
-    python -m alert_engine.stack libs                 # only resolve the Kafka jars
+    python -m devstack.stack up [--workdir DIR]   # start both, print `export` lines, block
+    python -m devstack.stack libs                 # only resolve the Kafka jars
 """
 
 from __future__ import annotations
@@ -791,7 +791,7 @@ def _run_up(workdir: Path | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m alert_engine.stack",
+        prog="python -m devstack",
         description="Run the local Kafka broker and Redis used by the tests and the demo.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.routing import InhibitRule
+from alert_engine.storage import redis_keys
 
 
 class Inhibitor:

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 import orjson
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.channels import Digest
 from alert_engine.routing import RouteMatch, field_value
+from alert_engine.storage import redis_keys
 
 LEASE = timedelta(minutes=1)
 

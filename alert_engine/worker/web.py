@@ -37,14 +37,14 @@ from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseStore, allowed_actions
 from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
+from alert_engine.channels.presentation import AlertView, LinkTemplates
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
-from alert_engine.presentation import AlertView, LinkTemplates
-from alert_engine.redis_outage import until_redis_answers
-from alert_engine.webguard import parse_form, read_form
+from alert_engine.storage import redis_keys
+from alert_engine.storage.outage import until_redis_answers
+from alert_engine.worker.webguard import parse_form, read_form
 
 log = logging.getLogger(__name__)
 

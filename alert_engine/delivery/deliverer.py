@@ -24,7 +24,6 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from alert_engine import redis_keys
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseStore
 from alert_engine.channels import (
@@ -36,15 +35,16 @@ from alert_engine.channels import (
     Reconcilable,
     ReconcilableDigest,
 )
-from alert_engine.escalation import Escalations, is_escalated
-from alert_engine.gates import DestinationGate, HeldTooLong
-from alert_engine.grouping import Groups
-from alert_engine.inhibition import Inhibitor
-from alert_engine.redis_outage import until_redis_answers
+from alert_engine.delivery.digests import Groups
+from alert_engine.delivery.escalation import Escalations, is_escalated
+from alert_engine.delivery.gates import DestinationGate, HeldTooLong
+from alert_engine.delivery.inhibition import Inhibitor
+from alert_engine.delivery.silences import SilenceStore
 from alert_engine.routing import Routing
 from alert_engine.settings import DeliverySettings
-from alert_engine.silences import SilenceStore
 from alert_engine.stats import Stats
+from alert_engine.storage import redis_keys
+from alert_engine.storage.outage import until_redis_answers
 
 log = logging.getLogger(__name__)
 

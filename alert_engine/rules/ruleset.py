@@ -30,8 +30,7 @@ import orjson
 from faust.windows import HoppingWindow
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from alert_engine.events import MODELS, Stream
-from alert_engine.expressions import (
+from alert_engine.conditions.expressions import (
     Condition,
     Expression,
     ExpressionError,
@@ -39,10 +38,9 @@ from alert_engine.expressions import (
     compile_expression,
     functions_for,
 )
-from alert_engine.fragments import FragmentError, expand, expand_entry
-from alert_engine.windows.aggregations import Aggregate, AggregateError, compile_aggregate
-from alert_engine.windows.definitions import Duration, WindowSpec
-from alert_engine.yamlsource import (
+from alert_engine.events import MODELS, Stream
+from alert_engine.rules.fragments import FragmentError, expand, expand_entry
+from alert_engine.rules.yamlsource import (
     LocatedDocument,
     Location,
     PathKey,
@@ -50,6 +48,8 @@ from alert_engine.yamlsource import (
     YamlLimits,
     load_yaml,
 )
+from alert_engine.windows.aggregations import Aggregate, AggregateError, compile_aggregate
+from alert_engine.windows.definitions import Duration, WindowSpec
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -178,7 +178,7 @@ class RuleDefaults(BaseModel):
     throttle: ThrottleSpec | None = None
     grace: Duration | None = None
     min_sample: int | None = Field(default=None, ge=1, le=1_000_000)
-    # Named CEL snippets a rule's expressions use as `$name` (see `alert_engine.fragments`).
+    # Named CEL snippets a rule's expressions use as `$name` (see `alert_engine.rules.fragments`).
     fragments: dict[FragmentName, Source] = Field(default_factory=dict)
 
     def apply(self, entry: Any) -> Any:

@@ -1,0 +1,1 @@
+"""The `alert-engine` command: one module per command group."""

@@ -1,0 +1,1 @@
+"""Rule conditions: CEL expressions, the numeric fast path, regular expressions, sentiment."""

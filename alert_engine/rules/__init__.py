@@ -1,0 +1,2 @@
+"""Alert rules: the YAML spec, the compiled ruleset, loading with file and line, fragments,
+reload."""

@@ -1,0 +1,1 @@
+"""Redis as the engine uses it: every key name, first writes, riding out an outage."""

@@ -1,0 +1,1 @@
+"""The worker: the Faust app, its topics, every agent, timer and page, built from settings."""
