@@ -10,7 +10,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import Severity
+from alert_engine.rules.spec import Severity
 
 
 def alert_id(rule: str, key: str) -> str:

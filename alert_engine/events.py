@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from alert_engine.problems import AlertEngineError
+
 # Ids and names are keys in tables, Slack text and Redis keys: bound them.
 ShortText = Annotated[str, Field(min_length=1, max_length=256)]
 # A duration: a JSON number (an integer is fine), finite, never text or a boolean.
@@ -125,7 +127,7 @@ MODELS: Mapping[Stream, type[Rating] | type[Interaction]] = {
 }
 
 
-class EventRejected(Exception):
+class EventRejected(AlertEngineError):
     """An input event that cannot be evaluated; `reason` is a short, stable label for counting."""
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -24,7 +24,8 @@ from rules_throughput import make_events, write_rules
 
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import Ruleset, load_ruleset
+from alert_engine.rules.load import load_ruleset
+from alert_engine.rules.ruleset import Ruleset
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import MemoryWindowStore
 

@@ -35,7 +35,7 @@ import orjson
 
 from alert_engine.cli.kafka import ensure_topics, produce_lines
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import load_ruleset
+from alert_engine.rules.load import load_ruleset
 from alert_engine.settings import KafkaSettings
 from devstack.stack import Endpoints, running_stack
 from devstack.workerprocess import free_port

@@ -20,7 +20,7 @@ from alert_engine.cases import CaseEvent, CaseState
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.cli.kafka import ensure_topics, produce_lines
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import Severity
+from alert_engine.rules.spec import Severity
 from alert_engine.settings import KafkaSettings
 from devstack.stack import running_stack
 from devstack.workerprocess import WorkerProcess

@@ -9,7 +9,7 @@ import orjson
 
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import Severity
+from alert_engine.rules.spec import Severity
 
 
 def rating(**overrides: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from alert_engine.alerts import Alert
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import MAX_DEPTH
-from alert_engine.rules.ruleset import load_ruleset
+from alert_engine.rules.load import load_ruleset
 from alert_engine.settings import (
     EngineSettings,
     EventSettings,

@@ -12,7 +12,7 @@ from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.templates import MessageTemplate, TemplateProblem
 from alert_engine.followup import survey as survey_pages
 from alert_engine.followup.mailer import OutboxMailer, SendGridMailer, SurveyEmail, survey_mailer
-from alert_engine.rules.ruleset import Severity
+from alert_engine.rules.spec import Severity
 from tests import factories
 from tests.factories import rating
 from tests.sendgrid_mock import PrismMock

@@ -6,7 +6,7 @@ import pytest
 from alert_engine.alerts import alert_id
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream
-from alert_engine.rules.ruleset import load_ruleset
+from alert_engine.rules.load import load_ruleset
 from tests.factories import encode, interaction, rating
 
 RULES = {

@@ -19,7 +19,7 @@ from alert_engine.alerts import Alert
 from alert_engine.edge import event_seconds
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Stream, duplicate_key, validate_event
-from alert_engine.rules.ruleset import load_ruleset
+from alert_engine.rules.load import load_ruleset
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import MemoryWindowStore
 from tests.factories import encode, rating

@@ -184,7 +184,7 @@ async def test_a_survey_whose_send_failed_is_sent_when_its_claim_expires(
 async def test_a_rules_own_policy_sets_the_delay_or_turns_the_survey_off(
     redis, unique, tmp_path, clock
 ):
-    from alert_engine.rules.ruleset import FollowupPolicy
+    from alert_engine.rules.spec import FollowupPolicy
 
     followup = service(redis, unique, tmp_path, clock)
     followup.rule_policies = {

@@ -7,7 +7,7 @@ import pytest
 
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import RulesetError, load_ruleset
+from alert_engine.rules.load import RulesetError, load_ruleset
 from alert_engine.windows.store import MemoryWindowStore
 from tests.factories import encode, interaction, rating
 

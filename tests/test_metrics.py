@@ -124,7 +124,7 @@ def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path
 
     from alert_engine.evaluate import Evaluator
     from alert_engine.events import Stream
-    from alert_engine.rules.ruleset import load_ruleset
+    from alert_engine.rules.load import load_ruleset
     from tests.factories import encode
 
     (tmp_path / "rules.yaml").write_text(

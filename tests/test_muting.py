@@ -8,7 +8,7 @@ from alert_engine.cli.main import main
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
 from alert_engine.delivery.inhibition import Inhibitor
 from alert_engine.delivery.silences import SilenceStore
-from alert_engine.rules.ruleset import Severity
+from alert_engine.rules.spec import Severity
 from tests.test_delivery import Recorder
 from tests.test_routing import alert, load_routing, write
 

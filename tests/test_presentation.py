@@ -12,7 +12,7 @@ from alert_engine.channels.slack import alert_blocks
 from alert_engine.channels.templates import DEFAULT_TEXT, MessageTemplate
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import load_ruleset
+from alert_engine.rules.load import load_ruleset
 from alert_engine.windows.store import MemoryWindowStore
 from tests.factories import encode, interaction, rating
 

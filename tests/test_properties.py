@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from alert_engine.conditions.sentiment import sentiment
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import EventRejected, Rating, Stream, decode_event
-from alert_engine.rules.ruleset import RulesetError, load_rule_files
+from alert_engine.rules.load import RulesetError, load_rule_files
 from alert_engine.windows.aggregations import KINDS
 from tests.factories import interaction, rating
 
@@ -132,7 +132,7 @@ _evaluators: list[Evaluator] = []
 
 def _evaluator() -> Evaluator:
     if not _evaluators:
-        from alert_engine.rules.ruleset import load_ruleset
+        from alert_engine.rules.load import load_ruleset
 
         _evaluators.append(Evaluator(load_ruleset(RULES_DIR), max_event_bytes=MAX_BYTES))
     return _evaluators[0]

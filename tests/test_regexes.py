@@ -16,7 +16,7 @@ from alert_engine.conditions.expressions import (
 )
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import RulesetError, load_ruleset
+from alert_engine.rules.load import RulesetError, load_ruleset
 from tests.factories import encode, rating
 
 CATASTROPHIC = "(?:a?){3000}a{3000}"

@@ -13,8 +13,8 @@ import pytest
 
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
+from alert_engine.rules.load import load_ruleset
 from alert_engine.rules.reload import RulesReloader
-from alert_engine.rules.ruleset import load_ruleset
 from tests.engine import Engine, encode_all
 from tests.factories import encode, rating
 

@@ -7,7 +7,7 @@ import pytest
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.events import Stream
 from alert_engine.routing import RoutingError, load_routing
-from alert_engine.rules.ruleset import Severity
+from alert_engine.rules.spec import Severity
 from tests.factories import rating
 
 ROUTES = """\

@@ -228,7 +228,7 @@ def test_one_line_may_hold_several_matchers_as_in_alertmanagers_config():
 
 def test_a_route_with_several_matchers_on_one_line_needs_them_all(tmp_path):
     from alert_engine.routing import load_routing
-    from alert_engine.rules.ruleset import Severity
+    from alert_engine.rules.spec import Severity
     from tests.test_routing import write
 
     routing = load_routing(

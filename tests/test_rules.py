@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import RulesetError, Severity, load_ruleset
+from alert_engine.rules.load import RulesetError, load_ruleset
+from alert_engine.rules.spec import Severity
 
 GOOD = """\
 name: negative-rating
@@ -149,14 +150,14 @@ def test_a_typo_in_a_follow_up_policy_is_reported_with_its_line(tmp_path):
 def test_the_committed_json_schema_is_up_to_date():
     import json
 
-    from alert_engine.rules.ruleset import rule_file_schema
+    from alert_engine.rules.spec import rule_file_schema
 
     committed = json.loads((Path(__file__).parents[1] / "rules.schema.json").read_text())
     assert committed == rule_file_schema(), "run `alert-engine rules schema` and commit it"
 
 
 def test_the_shipped_rules_validate_against_the_json_schema_structure():
-    from alert_engine.rules.ruleset import rule_file_schema
+    from alert_engine.rules.spec import rule_file_schema
 
     # The schema names every key a rule may have, with the rule's own required keys.
     rule = rule_file_schema()["$defs"]["Rule"]

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from alert_engine.alerts import Alert
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import load_ruleset
+from alert_engine.rules.load import load_ruleset
 from alert_engine.windows.families import window_state
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import MemoryWindowStore

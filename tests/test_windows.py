@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import RulesetError, load_ruleset
+from alert_engine.rules.load import RulesetError, load_ruleset
 from alert_engine.windows.definitions import WindowSpec, parse_duration, window_ranges
 from alert_engine.windows.store import MemoryWindowStore, state_key
 from tests.factories import encode, interaction, rating

@@ -14,7 +14,7 @@ import pytest
 from alert_engine.alerts import Alert
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream, validate_event
-from alert_engine.rules.ruleset import load_ruleset
+from alert_engine.rules.load import load_ruleset
 from alert_engine.windows.hop import (
     MAX_BATCH_BYTES,
     HopBuilder,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from alert_engine.alerts import Alert
+from alert_engine.problems import AlertEngineError
 
 
 class Destination(Protocol):
@@ -52,7 +53,7 @@ class ReconcilableDigest(Protocol):
     async def digest_sent(self, digest: Digest) -> bool: ...
 
 
-class DeliveryError(Exception):
+class DeliveryError(AlertEngineError):
     """A delivery that failed but may succeed later (network, rate limit, server error)."""
 
     def __init__(
@@ -65,5 +66,5 @@ class DeliveryError(Exception):
         self.not_sent = not_sent
 
 
-class PermanentDeliveryError(Exception):
+class PermanentDeliveryError(AlertEngineError):
     """A delivery that will fail the same way every time (bad credentials, unknown channel)."""

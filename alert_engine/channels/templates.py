@@ -18,12 +18,13 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from alert_engine.channels.presentation import AlertView
+from alert_engine.problems import AlertEngineError
 
 TEXT = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
 HTML = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
 
 
-class TemplateProblem(Exception):
+class TemplateProblem(AlertEngineError):
     def __init__(self, file: str, line: int, message: str) -> None:
         super().__init__(f"{file}:{line}: {message}")
         self.file = file

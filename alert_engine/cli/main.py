@@ -15,7 +15,8 @@ from typing import Any, BinaryIO
 import click
 
 from alert_engine.events import Stream
-from alert_engine.rules.ruleset import RulesetError, load_rule_files, load_ruleset
+from alert_engine.problems import ProblemsError
+from alert_engine.rules.load import RulesetError, load_rule_files, load_ruleset
 from alert_engine.settings import EngineSettings, KafkaSettings, Settings
 
 
@@ -123,7 +124,7 @@ def routes_check(file: Path | None, strict: bool) -> None:
     path = _routing_file(file)
     try:
         routing = load_routing(path)
-    except RulesetError as exc:
+    except ProblemsError as exc:
         _print_problems(exc, "the routing was not loaded")
         sys.exit(1)
     for warning in routing.warnings:
@@ -149,7 +150,7 @@ def routes_test(file: Path | None, event_json: str | None, fields: tuple[str, ..
     try:
         routing = load_routing(_routing_file(file))
         alert = example_alert(event_json, fields)
-    except RulesetError as exc:
+    except ProblemsError as exc:
         _print_problems(exc, "the routing was not loaded")
         sys.exit(1)
     except ValueError as exc:
@@ -364,7 +365,7 @@ def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
 
 
 def _defaults_next_to(rule_file: Path) -> Path | None:
-    from alert_engine.rules.ruleset import DEFAULTS_FILES
+    from alert_engine.rules.load import DEFAULTS_FILES
 
     found = [rule_file.parent / name for name in DEFAULTS_FILES]
     return next((path for path in found if path.is_file()), None)
@@ -382,7 +383,7 @@ def rules_schema(output: Path) -> None:
     """Write the JSON Schema of rule files, for editors with a YAML language server."""
     import json
 
-    from alert_engine.rules.ruleset import rule_file_schema
+    from alert_engine.rules.spec import rule_file_schema
 
     text = json.dumps(rule_file_schema(), indent=2, sort_keys=True) + "\n"
     if str(output) == "-":
@@ -424,7 +425,7 @@ def report(by: str) -> None:
     click.echo(table(cases, by))
 
 
-def _print_problems(exc: RulesetError, outcome: str = "the rules were not loaded") -> None:
+def _print_problems(exc: ProblemsError, outcome: str = "the rules were not loaded") -> None:
     for problem in exc.problems:
         click.echo(f"{problem}", err=True)
     click.echo(f"{len(exc.problems)} problem(s); {outcome}", err=True)

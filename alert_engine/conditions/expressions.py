@@ -25,6 +25,7 @@ from alert_engine.conditions.regexes import (
     rewrite_matches,
 )
 from alert_engine.conditions.sentiment import sentiment
+from alert_engine.problems import AlertEngineError
 
 # Functions available to conditions beyond CEL's built-ins, by the name a condition calls them
 # with: cel-go's string, math, list and set extensions (`lowerAscii`, `split`, `math.abs`, ...),
@@ -38,11 +39,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 NAMESPACES = frozenset(name.split(".", 1)[0] for name in FUNCTIONS if "." in name)
 
 
-class ExpressionError(ValueError):
+class ExpressionError(AlertEngineError, ValueError):
     """A condition that does not compile; `message` is CEL's own explanation."""
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(AlertEngineError, RuntimeError):
     """A condition that could not be decided for one event, e.g. it reads a missing field."""
 
 

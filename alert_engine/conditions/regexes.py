@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import re2
 
+from alert_engine.problems import AlertEngineError
 from alert_engine.rules.fragments import string_end
 
 # The function conditions' `matches` calls are rewritten to (camelCase like CEL's own extensions).
@@ -37,7 +38,7 @@ MATCH_FUNCTION = "re2Matches"
 MAX_PROGRAM_SIZE = 2000
 
 
-class RegexError(ValueError):
+class RegexError(AlertEngineError, ValueError):
     """A pattern RE2 refuses, or one too large to run on every event."""
 
 

@@ -30,13 +30,15 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from enum import Enum
 
+from alert_engine.problems import AlertEngineError
+
 log = logging.getLogger(__name__)
 
 
 LINE_UP_SECONDS = 0.05
 
 
-class HeldTooLong(Exception):
+class HeldTooLong(AlertEngineError):
     """The send was not let through by its deadline: the destination kept failing."""
 
 

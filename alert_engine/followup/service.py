@@ -30,7 +30,7 @@ from alert_engine.followup.schedule import (
 )
 from alert_engine.followup.timing import QuietHours, customer_zone, is_holdout, send_time
 from alert_engine.followup.tokens import InvalidToken, sign, verify
-from alert_engine.rules.ruleset import FollowupPolicy
+from alert_engine.rules.spec import FollowupPolicy
 from alert_engine.settings import FollowupSettings
 from alert_engine.storage import redis_keys
 

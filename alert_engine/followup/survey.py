@@ -11,6 +11,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from alert_engine.followup.tokens import TokenProblem
+from alert_engine.problems import AlertEngineError
 
 MAX_COMMENT = 2000
 
@@ -48,7 +49,7 @@ class Answer:
     comment: str | None
 
 
-class InvalidAnswer(Exception):
+class InvalidAnswer(AlertEngineError):
     pass
 
 

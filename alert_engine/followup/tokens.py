@@ -27,6 +27,8 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer
 
+from alert_engine.problems import AlertEngineError
+
 SALT = "alert-engine.followup.survey-link"
 # Generous for `{"survey": <id of up to 67 characters>, "expires": <12 digits>}` and its signature;
 # anything longer is refused before it is decoded.
@@ -42,7 +44,7 @@ class TokenProblem(StrEnum):
     EXPIRED = "expired"
 
 
-class InvalidToken(Exception):
+class InvalidToken(AlertEngineError):
     def __init__(self, problem: TokenProblem) -> None:
         super().__init__(problem.value)
         self.problem = problem

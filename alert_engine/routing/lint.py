@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from alert_engine.problems import Location, Problem
 from alert_engine.routing.matchers import Matcher, Op, parse_matchers
 from alert_engine.routing.spec import GROUP_BY_ALL, RouteSpec, RoutingSpec
-from alert_engine.rules.ruleset import Problem
-from alert_engine.rules.yamlsource import LocatedDocument, Location, PathKey
+from alert_engine.rules.yamlsource import LocatedDocument, PathKey
 
 ON_ITS_OWN = "each alert on its own card"
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from alert_engine.alerts import Alert
 from alert_engine.channels.email import EmailTemplates
 from alert_engine.channels.templates import MessageTemplate, TemplateProblem
+from alert_engine.problems import Location, Problem, ProblemsError
 from alert_engine.routing.lint import routing_warnings
 from alert_engine.routing.matchers import Matcher, field_value, parse_matchers
 from alert_engine.routing.spec import (
@@ -23,11 +24,10 @@ from alert_engine.routing.spec import (
     RoutingSpec,
     SlackSpec,
 )
-from alert_engine.rules.ruleset import Problem, RulesetError
-from alert_engine.rules.yamlsource import LocatedDocument, Location, PathKey, YamlError, load_yaml
+from alert_engine.rules.yamlsource import LocatedDocument, PathKey, YamlError, load_yaml
 
 
-class RoutingError(RulesetError):
+class RoutingError(ProblemsError):
     """The routing file has problems; each names file, line and column."""
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from alert_engine.problems import AlertEngineError
+
 FRAGMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # The keys of a rule (as written in YAML) whose values are CEL expressions.
 EXPRESSION_KEYS: tuple[tuple[str, ...], ...] = (
@@ -26,7 +28,7 @@ EXPRESSION_KEYS: tuple[tuple[str, ...], ...] = (
 )
 
 
-class FragmentError(ValueError):
+class FragmentError(AlertEngineError, ValueError):
     pass
 
 

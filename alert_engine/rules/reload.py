@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alert_engine.evaluate import Evaluator
-from alert_engine.rules.ruleset import RULE_FILE_SUFFIXES, Ruleset, RulesetError, load_ruleset
+from alert_engine.rules.load import RULE_FILE_SUFFIXES, RulesetError, load_ruleset
+from alert_engine.rules.ruleset import Ruleset
 from alert_engine.rules.yamlsource import YamlLimits
 
 log = logging.getLogger(__name__)

@@ -15,17 +15,9 @@ from typing import Any
 
 import yaml
 
+from alert_engine.problems import AlertEngineError, Location
+
 PathKey = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Location:
-    file: Path
-    line: int  # 1-based
-    column: int  # 1-based
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
 
 
 @dataclass(frozen=True)
@@ -36,7 +28,7 @@ class YamlLimits:
     max_nodes: int = 100_000
 
 
-class YamlError(Exception):
+class YamlError(AlertEngineError):
     def __init__(self, location: Location, message: str, *, limit: str | None = None) -> None:
         super().__init__(f"{location}: {message}")
         self.location = location

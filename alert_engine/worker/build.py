@@ -29,8 +29,8 @@ from alert_engine.evaluate import Evaluator
 from alert_engine.followup.mailer import survey_mailer
 from alert_engine.followup.service import FollowupService
 from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing, load_routing
+from alert_engine.rules.load import load_ruleset
 from alert_engine.rules.reload import RulesReloader
-from alert_engine.rules.ruleset import load_ruleset
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 from alert_engine.storage.outage import tick_skipped_on_outage
