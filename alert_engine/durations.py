@@ -1,5 +1,6 @@
-"""Durations as Alertmanager reads them: Prometheus' `model.Duration` (`30s`, `1h30m`, `1d`, `1w`,
-`1y`, `500ms`), plus what the routing file always took: a number of seconds, or ISO 8601."""
+"""Durations, read one way wherever a person writes one (rules, routing, settings, the CLI):
+Prometheus' `model.Duration` as Alertmanager reads it (`30s`, `15m`, `1h30m`, `7d`, `2w`, `1y`,
+`500ms`), a number of seconds, or ISO 8601 (`PT15M`, `P1D`); one error message for all."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, TypeAdapter, ValidationError, WithJsonSchema
 
 # model.Duration's units, biggest first; a year is 365 days, a week 7, a day 24 hours.
 _UNITS_NS = {
@@ -84,5 +85,41 @@ def _read(value: Any) -> Any:
     return value
 
 
-# A routing-file duration: Go-style text, or what pydantic reads (seconds, ISO 8601).
-Duration = Annotated[timedelta, BeforeValidator(_read)]
+# A duration as a person writes it: Go-style text, or what pydantic reads (seconds, ISO 8601).
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_read),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "minLength": 1}, {"type": "number", "minimum": 0}],
+            "description": "a duration: 30s, 15m, 1h30m, 1d, 1w, seconds, or ISO 8601 (PT15M)",
+        }
+    ),
+]
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("a duration cannot be negative")
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a duration must be greater than zero")
+    return value
+
+
+NonNegativeDuration = Annotated[Duration, AfterValidator(_not_negative)]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+_DURATION = TypeAdapter(Duration)
+
+
+def read_duration(text: str) -> timedelta:
+    """A duration as a person writes it (see the module's docstring); `ValueError` otherwise."""
+    try:
+        return _DURATION.validate_python(text.strip())
+    except ValidationError as exc:
+        message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise ValueError(message) from None

@@ -235,3 +235,29 @@ def test_a_rule_file_beyond_the_limits_is_a_problem_naming_the_setting(tmp_path,
     laughs.unlink()
     ruleset = load_ruleset(tmp_path, limits=EngineSettings().rule_file_limits)
     assert [rule.name for rule in ruleset.rules] == ["big", "negative-rating"]
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("30m", 1800), ("1h30m", 5400), ("900", 900), ("PT15M", 900), ("2d", 172800), (45, 45)],
+)
+def test_escalate_after_and_followup_delay_take_durations_as_written_elsewhere(
+    tmp_path, written, seconds
+):
+    write(
+        tmp_path,
+        "neg.yaml",
+        GOOD + f"escalate_after: {written}\nfollowup: {{delay: {written}}}\n",
+    )
+    rule = load_ruleset(tmp_path).get("negative-rating")
+    assert rule is not None and rule.spec.escalate_after is not None
+    assert rule.spec.escalate_after.total_seconds() == seconds
+    assert rule.spec.followup is not None and rule.spec.followup.delay is not None
+    assert rule.spec.followup.delay.total_seconds() == seconds
+
+
+def test_a_duration_that_is_not_one_says_how_to_write_it(tmp_path):
+    write(tmp_path, "neg.yaml", GOOD + "escalate_after: 30 minutes\n")
+    [problem] = problems_of(tmp_path)
+    assert "neg.yaml:5:" in problem
+    assert "write durations as 30s, 5m, 1h30m, 1d, 1w" in problem

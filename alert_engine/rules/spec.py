@@ -14,12 +14,12 @@ A rule file holds one rule, or several under a top-level `rules:` list:
 
 from __future__ import annotations
 
-from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alert_engine.durations import NonNegativeDuration, PositiveDuration
 from alert_engine.events import Stream
 from alert_engine.windows.definitions import Duration, WindowSpec
 
@@ -72,8 +72,8 @@ class FollowupPolicy(BaseModel):
 
     # False: cases of this rule never get a follow-up survey, even when resolved with follow-up.
     enabled: bool = True
-    # After resolve time: seconds, `HH:MM:SS` or an ISO 8601 duration (`P1D`, `PT24H`).
-    delay: timedelta | None = Field(default=None, ge=timedelta(0))
+    # After resolve time: `24h`, `1d`, seconds, or ISO 8601 (`P1D`).
+    delay: NonNegativeDuration | None = None
 
 
 class RuleSpec(BaseModel):
@@ -91,8 +91,8 @@ class RuleSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     followup: FollowupPolicy | None = None
     # An alert nobody claimed (or closed) within this time goes again through the routing tree
-    # with the label `escalated=true`: seconds, or ISO 8601 (`PT15M`).
-    escalate_after: timedelta | None = Field(default=None, gt=timedelta(0))
+    # with the label `escalated=true`: `30m`, `1h30m`, seconds, or ISO 8601 (`PT15M`).
+    escalate_after: PositiveDuration | None = None
     # Windowed rules: events passing `where` are grouped by `group_by` into windows, aggregated,
     # and `condition` reads the aggregates (and `key`) once `min_sample` events are in.
     where: Source | None = None
