@@ -1,5 +1,6 @@
 """`alert-engine rules check` on hostile rule files: file:line problems, never a traceback."""
 
+import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -48,3 +49,65 @@ def test_rules_check_reports_every_hostile_file_with_its_line(tmp_path: Path) ->
         assert any(line.startswith(start) for line in lines), (start, lines)
     assert not any(str(good) in line for line in lines)
     assert lines[-1] == "5 problem(s); the rules were not loaded"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _alert_engine(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    command = [sys.executable, "-m", "alert_engine.cli.main", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
+
+
+def test_commands_that_cannot_reach_redis_say_so_in_one_line_and_exit_3() -> None:
+    url = f"redis://:hunter2@127.0.0.1:{_free_port()}/0"
+    for args in (["report"], ["silence", "list"]):
+        result = _alert_engine(*args, ALERT_ENGINE_REDIS_URL=url)
+        assert result.returncode == 3, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("cannot reach Redis at redis://:***@127.0.0.1:")
+        assert line.endswith("set ALERT_ENGINE_REDIS_URL") and "hunter2" not in line
+
+
+def test_commands_that_cannot_reach_kafka_say_so_in_one_line_and_exit_3(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"id": "r-1"}\n')
+    bootstrap = f"127.0.0.1:{_free_port()}"
+    for args in (["deadletter", "list"], ["produce", "ratings", str(events)]):
+        result = _alert_engine(*args, ALERT_ENGINE_KAFKA_BOOTSTRAP=bootstrap)
+        assert result.returncode == 3, result.stderr
+        # One line: no traceback, no "Unclosed AIOKafkaConsumer" from a client left open.
+        assert result.stderr.strip().splitlines() == [
+            f"cannot reach Kafka at {bootstrap} (KafkaConnectionError); "
+            "set ALERT_ENGINE_KAFKA_BOOTSTRAP"
+        ]
+
+
+def test_settings_that_do_not_validate_are_a_usage_error() -> None:
+    result = _alert_engine("deadletter", "list", ALERT_ENGINE_KAFKA_PARTITIONS="four")
+    assert result.returncode == 2
+    assert result.stderr.startswith("setting partitions: ")
+
+
+def test_rules_check_lists_the_problems_of_a_file_sorted_by_line(tmp_path: Path) -> None:
+    (tmp_path / "two.yaml").write_text(
+        "rules:\n"
+        "  - name: a\n    source: ratings\n    condition: nope <= 2\n"
+        "  - name: b\n    source: ratings\n    condition: rating <= 2\n    colour: red\n"
+    )
+    result = CliRunner().invoke(main, ["rules", "check", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "two.yaml:" in line]
+    numbers = [int(line.split("two.yaml:")[1].split(":")[0]) for line in lines]
+    assert len(numbers) == 2 and numbers == sorted(numbers)

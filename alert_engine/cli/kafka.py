@@ -28,8 +28,9 @@ async def ensure_topics(
     extra = extra or {}
     wanted.extend(name for name in extra if name not in wanted)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
-    await admin.start()
     try:
+        # Inside the try: a start that cannot reach the broker leaves a client to close.
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
@@ -53,8 +54,8 @@ async def produce_lines(
     bootstrap: str, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None
 ) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         for index, value in enumerate(values):
             key = keys[index] if keys is not None else None
             await producer.send(topic, value=value, key=key)

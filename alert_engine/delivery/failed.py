@@ -38,8 +38,9 @@ async def read_failed(kafka: KafkaSettings, wait: float = 10.0) -> list[FailedAl
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
     try:
+        # Inside the try: a start that cannot reach the broker leaves a consumer to close.
+        await consumer.start()
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
