@@ -29,7 +29,7 @@ class KafkaSettings(BaseSettings):
     interactions_topic: str = "interactions"
     alerts_topic: str = "alerts"
     deadletter_topic: str = "deadletter"
-    # Alerts whose delivery failed for good, with the error; `alert-engine deadletter` replays them.
+    # Alerts whose delivery failed for good, with the error (`alert-engine failed list|replay`).
     failed_alerts_topic: str = "alerts.failed"
     # Case state changes (claimed, resolved, ...), one JSON record per change keyed by alert id.
     cases_topic: str = "cases"

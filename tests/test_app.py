@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.deadletters import DeadLetter
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import MAX_DEPTH
 from alert_engine.rules.load import load_ruleset
@@ -23,7 +24,6 @@ from alert_engine.settings import (
 )
 from alert_engine.windows.hop import ReceivedBatch, WindowBatch, partition_for
 from alert_engine.windows.store import MemoryWindowStore
-from alert_engine.worker.app import DeadLetter
 from alert_engine.worker.build import build_worker
 from tests.factories import encode, rating
 

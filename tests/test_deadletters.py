@@ -145,3 +145,59 @@ def test_an_unreadable_windows_record_is_dead_lettered_not_dropped_silently(
     headers = read_headers(letter.headers)
     assert (headers["reason"], headers["topic"]) == ("unreadable", engine.kafka.windows_topic)
     assert headers["detail"].startswith("not a window batch")
+
+
+def test_deadletter_list_shows_refused_events_and_replay_sends_them_back_unchanged(
+    stack, unique, tmp_path
+):
+    from click.testing import CliRunner
+
+    from alert_engine import deadletters
+    from alert_engine.cli.main import main
+
+    engine = Engine(stack, unique, tmp_path, partitions=1)
+    ratings = engine.kafka.ratings_topic
+    refused = [
+        (b"k-1", b"{oops", "not_json", "not JSON: unexpected end of data", False),
+        (None, b'{"id": "r-9"}', "invalid", "rating: field required", False),
+        (None, b'{"pad": "xxx', "too_large", "70000 bytes", True),
+    ]
+
+    async def dead_letter_them() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=engine.kafka.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for offset, (key, value, reason, detail, truncated) in enumerate(refused):
+                headers = deadletters.headers(
+                    reason=reason, detail=detail, topic=ratings, partition=0, offset=offset
+                )
+                if truncated:
+                    headers[deadletters.HEADER_PREFIX + "truncated"] = b"true"
+                await producer.send_and_wait(
+                    engine.kafka.deadletter_topic,
+                    key=key,
+                    value=value,
+                    headers=list(headers.items()),
+                )
+        finally:
+            await producer.stop()
+
+    asyncio.run(dead_letter_them())
+    listed = CliRunner().invoke(main, ["deadletter", "list"], env=engine.env)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert f"{ratings}[0]@0  not_json  not JSON: unexpected end of data" in lines[0]
+    assert f"{ratings}[0]@2  too_large (truncated)  70000 bytes" in lines[2]
+    assert lines[-1] == "3 dead letter(s): 1 invalid, 1 not_json, 1 too_large"
+
+    only = CliRunner().invoke(main, ["deadletter", "list", "--reason", "invalid"], env=engine.env)
+    assert only.output.splitlines()[-1] == "1 dead letter(s): 1 invalid"
+
+    replayed = CliRunner().invoke(main, ["deadletter", "replay", "--yes"], env=engine.env)
+    assert replayed.exit_code == 0, replayed.output
+    assert f"not replayed (truncated): {ratings}@2" in replayed.output
+    assert "replayed 2 event(s)" in replayed.output
+    back = engine.consume(ratings, 2)
+    assert [(record.key, record.value) for record in back] == [
+        (key, value) for key, value, *_ in refused[:2]
+    ]

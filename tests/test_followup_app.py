@@ -9,6 +9,7 @@ import pytest
 
 from alert_engine.cases import CaseEvent, CaseState
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.deadletters import DeadLetter
 from alert_engine.followup.schedule import FollowupSchedule
 from alert_engine.settings import (
     EngineSettings,
@@ -17,7 +18,6 @@ from alert_engine.settings import (
     RedisSettings,
     Settings,
 )
-from alert_engine.worker.app import DeadLetter
 from alert_engine.worker.build import build_worker
 from tests.factories import make_alert
 from tests.followup_factories import case

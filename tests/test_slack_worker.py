@@ -233,14 +233,14 @@ def test_failed_deliveries_are_listed_and_replayed_once_the_cause_is_fixed(engin
         [record] = engine.consume(engine.kafka.failed_alerts_topic, 1)
         assert slack.posts() == []
 
-        listed = CliRunner().invoke(main, ["deadletter", "list"], env=engine.env)
+        listed = CliRunner().invoke(main, ["failed", "list"], env=engine.env)
         assert listed.exit_code == 0, listed.output
         assert record.key.decode() in listed.output
         assert "recovery  permanent: slack: channel_not_found" in listed.output
 
         slack.channels.add("C0LATER")  # someone invited the bot to the channel
         for _ in range(2):  # replaying twice still posts once
-            replayed = CliRunner().invoke(main, ["deadletter", "replay"], env=engine.env)
+            replayed = CliRunner().invoke(main, ["failed", "replay"], env=engine.env)
             assert replayed.output.strip() == f"replayed 1 alert(s) to {engine.kafka.alerts_topic}"
         wait_until(lambda: len(slack.posts("C0LATER")) == 1)
         time.sleep(1.0)
@@ -332,7 +332,7 @@ def test_an_alert_that_keeps_failing_holds_up_no_other_and_is_dead_lettered_afte
         assert slack.refused_posts[poisoned] < 6  # still being retried meanwhile
 
         engine.consume(engine.kafka.failed_alerts_topic, 1, timeout=60)
-        # As `alert-engine deadletter list` shows it: to be replayed once the cause is fixed.
+        # As `alert-engine failed list` shows it: to be replayed once the cause is fixed.
         [failed] = asyncio.run(read_failed(engine.kafka))
         assert (failed.alert_id, failed.destination) == (poisoned, "recovery")
         assert failed.reason == "after 6 attempts: slack: HTTP 500 internal_error"

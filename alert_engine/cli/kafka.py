@@ -1,11 +1,12 @@
-"""Small Kafka helpers for the CLI, the demo and tests: create topics, send raw events."""
+"""Small Kafka helpers for the CLI, the demo and tests: create topics, send raw events, read a
+whole topic back."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -63,3 +64,42 @@ async def produce_lines(
     finally:
         await producer.stop()
     return len(values)
+
+
+async def read_topic(
+    bootstrap: str, topic: str, wait: float = 10.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record now on `topic`, oldest first per partition (partitions in order)."""
+    # Without a group, a consumer reads every partition of the topic and commits nothing.
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        # Inside the try: a start that cannot reach the broker leaves a consumer to close.
+        await consumer.start()
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return []
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: dict[int, list[ConsumerRecord[bytes, bytes]]] = {
+            tp.partition: [] for tp in partitions
+        }
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=int(wait * 1000))
+            if not batch:
+                raise TimeoutError(f"could not read {topic} within {wait} s")
+            for tp, records in batch.items():
+                found[tp.partition].extend(record for record in records if record.offset < ends[tp])
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return [record for partition in sorted(found) for record in found[partition]]
+    finally:
+        await consumer.stop()

@@ -8,6 +8,7 @@ import logging
 import click
 
 from alert_engine.cli.deadletters import deadletter
+from alert_engine.cli.failed import failed
 from alert_engine.cli.output import EngineGroup
 from alert_engine.cli.routes import routes
 from alert_engine.cli.rules import replay, rules
@@ -28,7 +29,7 @@ def main(ctx: click.Context) -> None:
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
-for command in (worker, produce, rules, replay, routes, silence, deadletter):
+for command in (worker, produce, rules, replay, routes, silence, failed, deadletter):
     main.add_command(command)
 
 

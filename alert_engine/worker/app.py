@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 import faust
 from faust.types import EventT, StreamT
@@ -24,6 +23,7 @@ from faust.types import EventT, StreamT
 from alert_engine import deadletters
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent
+from alert_engine.deadletters import PROCESSING_ERROR, UNREADABLE, DeadLetter
 from alert_engine.delivery.deliverer import Deliverer
 from alert_engine.delivery.inorder import InOrderAcks, Taken
 from alert_engine.edge import Edge
@@ -38,47 +38,11 @@ from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
 from alert_engine.windows.store import TableWindowStore, WindowStateTable
 from alert_engine.worker.batches import waiting_batches
 from alert_engine.worker.metrics import serve_metrics
+from alert_engine.worker.outputs import Outputs
 from alert_engine.worker.readiness import readiness
 from alert_engine.worker.topics import Topics
 
 log = logging.getLogger(__name__)
-
-# The dead-letter reason of an event whose processing raised an unexpected exception.
-PROCESSING_ERROR = "processing_error"
-# The dead-letter reason of a record on the windows topic that no input agent wrote.
-UNREADABLE = "unreadable"
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record for a dead-letter topic: the original key and value, the reason in headers."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: dict[str, bytes]
-
-    @staticmethod
-    def of(event: EventT[bytes], topic: str, *, reason: str, detail: str) -> DeadLetter:
-        """The consumed record `event` as it came, with where it came from and why."""
-        message = event.message
-        return DeadLetter(
-            topic=topic,
-            key=event.key,
-            value=event.value,
-            headers=deadletters.headers(
-                reason=reason,
-                detail=detail,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            ),
-        )
-
-
-Output: TypeAlias = Alert | CaseEvent | DeadLetter | WindowBatch
-# What an agent yields for one input record; often empty.
-Outputs: TypeAlias = list[Output]
 
 
 def create_app(
@@ -305,13 +269,12 @@ def create_app(
                 return [holdout]
         failures = await deliverer.deliver(alert)
         return [
-            DeadLetter(
-                topic=kafka.failed_alerts_topic,
-                key=alert.id.encode(),
-                value=raw,
-                headers=deadletters.headers(
-                    reason="delivery_failed", detail=failure.reason, topic=failure.destination
-                ),
+            DeadLetter.failed_delivery(
+                kafka.failed_alerts_topic,
+                alert.id,
+                raw,
+                destination=failure.destination,
+                error=failure.reason,
             )
             for failure in failures
         ]

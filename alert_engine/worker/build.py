@@ -12,7 +12,6 @@ import faust
 from redis.asyncio import Redis
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alert_engine import deadletters
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState, CaseStore
 from alert_engine.channels import Destination
@@ -20,6 +19,7 @@ from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
+from alert_engine.deadletters import DeadLetter
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, Failure, RetryPolicy
 from alert_engine.delivery.digests import Groups
 from alert_engine.delivery.escalation import Escalations, escalated
@@ -178,13 +178,14 @@ def build_worker(settings: Settings) -> faust.App:
                 await groups.sent(digest, datetime.now(UTC))
 
     async def dead_letter(alert: Alert, failure: Failure) -> None:
-        await topics.failed_alerts.send(
-            key=alert.id.encode(),
-            value=alert.to_json(),
-            headers=deadletters.headers(
-                reason="delivery_failed", detail=failure.reason, topic=failure.destination
-            ),
+        letter = DeadLetter.failed_delivery(
+            topics.failed_alerts.get_topic_name(),
+            alert.id,
+            alert.to_json(),
+            destination=failure.destination,
+            error=failure.reason,
         )
+        await topics.failed_alerts.send(key=letter.key, value=letter.value, headers=letter.headers)
 
     secret = settings.slack.signing_secret
     slack_client = next(

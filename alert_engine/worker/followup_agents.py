@@ -19,13 +19,14 @@ from redis.exceptions import RedisError
 
 from alert_engine import reports
 from alert_engine.cases import CaseEvent
+from alert_engine.deadletters import DeadLetter
 from alert_engine.events import describe_validation_error
 from alert_engine.followup.outcomes import DIMENSIONS, CaseFacts
 from alert_engine.followup.service import Answered, FollowupService
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 from alert_engine.storage.outage import tick_skipped_on_outage, until_redis_answers
-from alert_engine.worker.app import DeadLetter, Outputs
+from alert_engine.worker.outputs import Outputs
 from alert_engine.worker.webguard import read_form
 
 log = logging.getLogger(__name__)
