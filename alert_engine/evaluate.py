@@ -21,13 +21,8 @@ import orjson
 from faust.windows import HoppingWindow
 
 from alert_engine.alerts import Alert, AlertWindow, Throttle, alert_id, jsonable
-from alert_engine.conditions.expressions import (
-    CEL_ERRORS,
-    Activation,
-    EvaluationError,
-    Expression,
-    plain_number,
-)
+from alert_engine.conditions.expressions import CEL_ERRORS, Activation, EvaluationError, Expression
+from alert_engine.conditions.fastpaths import plain_number
 from alert_engine.conditions.guards import guard_groups
 from alert_engine.events import (
     Event,

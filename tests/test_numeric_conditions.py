@@ -13,15 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alert_engine.conditions.expressions import (
-    EXACT_INT,
     Activation,
     EvaluationError,
     compile_condition,
     compile_expression,
-    conjuncts,
-    numeric_condition,
-    plain_number,
 )
+from alert_engine.conditions.fastpaths import EXACT_INT, conjuncts, numeric_condition, plain_number
 
 NAMES = ("a", "b", "low")
 

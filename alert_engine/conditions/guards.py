@@ -4,7 +4,7 @@ and windowed rule families both check their rules so."""
 
 from __future__ import annotations
 
-from alert_engine.conditions.expressions import NumericCondition
+from alert_engine.conditions.fastpaths import NumericCondition
 from alert_engine.rules.ruleset import Rule
 
 GuardGroup = tuple[NumericCondition | None, tuple[tuple[int, Rule], ...]]

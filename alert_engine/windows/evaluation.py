@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from faust.windows import HoppingWindow
 
 from alert_engine.alerts import Alert, AlertWindow, jsonable
-from alert_engine.conditions.expressions import CEL_ERRORS, EXACT_INT, Activation
+from alert_engine.conditions.expressions import CEL_ERRORS, Activation
+from alert_engine.conditions.fastpaths import EXACT_INT
 from alert_engine.events import Event, EventRejected, Stream, validate_event
 from alert_engine.rules.ruleset import Rule
 from alert_engine.windows.counting import (

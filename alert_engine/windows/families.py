@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 from faust.windows import HoppingWindow
 
-from alert_engine.conditions.expressions import Condition, Expression, NumericCondition
+from alert_engine.conditions.expressions import Condition, Expression
+from alert_engine.conditions.fastpaths import NumericCondition
 from alert_engine.conditions.guards import guard_groups
 from alert_engine.rules.ruleset import Rule
 from alert_engine.windows.aggregations import Aggregate
