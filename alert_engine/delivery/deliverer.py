@@ -44,6 +44,7 @@ from alert_engine.routing import Routing
 from alert_engine.settings import DeliverySettings
 from alert_engine.stats import Stats
 from alert_engine.storage import redis_keys
+from alert_engine.storage.due_queue import claim
 from alert_engine.storage.outage import until_redis_answers
 
 log = logging.getLogger(__name__)
@@ -146,17 +147,7 @@ class DeliveryLedger:
         if alert.throttle is None:
             return True
         key = redis_keys.throttle(self.prefix, alert.rule, alert.throttle.key)
-        claimed = await self.redis.set(
-            key, alert.id, nx=True, px=max(1, int(alert.throttle.seconds * 1000))
-        )
-        if claimed:
-            return True
-        holder = await self.redis.get(key)
-        if holder is None:
-            # Expired between the two calls: the period is over, so this alert may claim it.
-            return await self.claim_throttle(alert)
-        held_by = holder.decode() if isinstance(holder, bytes) else str(holder)
-        return held_by == alert.id
+        return await claim(self.redis, key, alert.id, ttl_ms=int(alert.throttle.seconds * 1000))
 
     async def record(self, alert_id: str, destination: str) -> None:
         await self.redis.set(

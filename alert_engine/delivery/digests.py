@@ -19,23 +19,16 @@ from alert_engine.alerts import Alert
 from alert_engine.channels import Digest
 from alert_engine.routing import RouteMatch, field_value
 from alert_engine.storage import redis_keys
+from alert_engine.storage.due_queue import DueQueue
 
 LEASE = timedelta(minutes=1)
-
-# KEYS: due set. ARGV: now, lease end, max count. Returns the group keys taken.
-_TAKE_DUE = """
-local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, key in ipairs(keys) do redis.call('ZADD', KEYS[1], ARGV[2], key) end
-return keys
-"""
 
 
 class Groups:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.due_key = redis_keys.groups_due(prefix)
-        self._take_due = redis.register_script(_TAKE_DUE)
+        self.queue = DueQueue(redis, redis_keys.groups_due(prefix))
 
     async def add(self, alert: Alert, match: RouteMatch, now: datetime) -> None:
         grouping = match.grouping
@@ -58,20 +51,19 @@ class Groups:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(redis_keys.group_meta(self.prefix), group_id, group)
             pipe.hsetnx(redis_keys.group_alerts(self.prefix, group_id), alert.id, alert.to_json())
-            pipe.zadd(self.due_key, {group_id: due.timestamp()}, nx=True)
+            self.queue.add_to(pipe, group_id, due.timestamp())
             await pipe.execute()
 
     async def take_due(self, now: datetime, limit: int = 20) -> list[Digest]:
-        group_ids = await self._take_due(
-            keys=[self.due_key], args=[now.timestamp(), (now + LEASE).timestamp(), limit]
+        taken = await self.queue.take_due(
+            now.timestamp(), lease_seconds=LEASE.total_seconds(), limit=limit
         )
         digests = []
-        for raw_id in group_ids:
-            group_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        for group_id in (item.id for item in taken):
             meta = await self.redis.hget(redis_keys.group_meta(self.prefix), group_id)
             raw = await self.redis.hgetall(redis_keys.group_alerts(self.prefix, group_id))
             if meta is None or not raw:
-                await self.redis.zrem(self.due_key, group_id)
+                await self.queue.remove(group_id)
                 continue
             group = orjson.loads(meta)
             alerts = sorted(
@@ -111,7 +103,7 @@ class Groups:
                 ex=int(interval) + 3600,
             )
             pipe.hlen(alerts_key)
-            pipe.zrem(self.due_key, group_id)
+            self.queue.remove_from(pipe, group_id)
             _, _, remaining, _ = await pipe.execute()
         if remaining:
-            await self.redis.zadd(self.due_key, {group_id: now.timestamp() + interval})
+            await self.queue.add(group_id, now.timestamp() + interval)

@@ -16,21 +16,10 @@ from redis.asyncio import Redis
 
 from alert_engine.alerts import Alert
 from alert_engine.storage import redis_keys
+from alert_engine.storage.due_queue import DueQueue
 
 ESCALATED_LABEL = "escalated"
 LEASE = timedelta(minutes=1)
-
-# KEYS: due set, alerts hash. ARGV: now, lease end, max count. Returns alert JSONs taken.
-_TAKE_DUE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-local taken = {}
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
-  local alert = redis.call('HGET', KEYS[2], id)
-  if alert then table.insert(taken, alert) else redis.call('ZREM', KEYS[1], id) end
-end
-return taken
-"""
 
 
 def escalated(alert: Alert) -> Alert:
@@ -43,31 +32,22 @@ def is_escalated(alert: Alert) -> bool:
 
 class Escalations:
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self.redis = redis
-        self.due_key = redis_keys.escalations_due(prefix)
-        self.alerts_key = redis_keys.escalation_alerts(prefix)
-        self._take_due = redis.register_script(_TAKE_DUE)
+        self.queue = DueQueue(
+            redis, redis_keys.escalations_due(prefix), redis_keys.escalation_alerts(prefix)
+        )
 
     async def schedule(self, alert: Alert, after: timedelta) -> None:
         """Idempotent: a redelivered alert keeps its first due time."""
-        due = (alert.fired_at + after).timestamp()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(self.alerts_key, alert.id, alert.to_json())
-            pipe.zadd(self.due_key, {alert.id: due}, nx=True)
-            await pipe.execute()
+        await self.queue.add(alert.id, (alert.fired_at + after).timestamp(), alert.to_json())
 
     async def cancel(self, alert_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.due_key, alert_id)
-            pipe.hdel(self.alerts_key, alert_id)
-            await pipe.execute()
+        await self.queue.remove(alert_id)
 
     async def take_due(self, now: datetime, limit: int = 50) -> list[Alert]:
-        raw = await self._take_due(
-            keys=[self.due_key, self.alerts_key],
-            args=[now.timestamp(), (now + LEASE).timestamp(), limit],
+        taken = await self.queue.take_due(
+            now.timestamp(), lease_seconds=LEASE.total_seconds(), limit=limit
         )
-        return [Alert.from_json(item) for item in raw]
+        return [Alert.model_validate_json(item.payload) for item in taken]
 
     async def pending(self) -> int:
-        return int(await self.redis.zcard(self.due_key))
+        return await self.queue.pending()

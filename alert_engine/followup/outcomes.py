@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 
 from alert_engine.alerts import Alert
 from alert_engine.cases import CaseEvent, CaseState
-from alert_engine.followup.schedule import as_text
 from alert_engine.settings import RedisSettings
 from alert_engine.storage import redis_keys
+from alert_engine.storage.due_queue import text as as_text
 from alert_engine.storage.first_write import FirstWrites
 
 # Outcome facts are kept for a year: enough for week-over-week and year-ago figures.

@@ -1,7 +1,7 @@
 """The durable follow-up schedule in Redis.
 
 A sorted set holds each scheduled alert's due time, a hash its survey. Sending claims due entries
-atomically (a Lua script moves their score to a lease deadline), so two workers never claim the
+atomically (`DueQueue`: their score moves to a lease deadline), so two workers never claim the
 same survey; a sender that dies leaves its claim to expire and another worker claims it again.
 A settled survey gets a per-alert marker, which makes scheduling it again a no-op. With Redis's
 append-only file (the stack and the deploy config turn it on) all of it survives a Redis restart.
@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from alert_engine.storage import redis_keys
+from alert_engine.storage.due_queue import DueQueue, claim, text
 
 # Settled markers outlive any replay of the cases topic (7 days' retention) by far.
 DONE_TTL_SECONDS = 180 * 24 * 3600
@@ -31,27 +32,6 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 1
-"""
-
-_CANCEL = """
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return removed
-"""
-
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local claimed = {}
-for _, id in ipairs(ids) do
-  local payload = redis.call('HGET', KEYS[2], id)
-  if payload then
-    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
-    table.insert(claimed, payload)
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return claimed
 """
 
 _SETTLE = """
@@ -99,9 +79,12 @@ class FollowupSchedule:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.queue = DueQueue(
+            redis, redis_keys.followup_due(prefix), redis_keys.followup_payloads(prefix)
+        )
+        # Scheduling and settling also read or write the alert's settled marker: their own
+        # scripts, on the queue's keys.
         self._schedule = redis.register_script(_SCHEDULE)
-        self._cancel = redis.register_script(_CANCEL)
-        self._claim = redis.register_script(_CLAIM)
         self._settle = redis.register_script(_SETTLE)
 
     def _keys(self, alert_id: str) -> list[str]:
@@ -121,31 +104,28 @@ class FollowupSchedule:
 
     async def cancel(self, alert_id: str) -> bool:
         """False if nothing was scheduled (or it is already settled)."""
-        return bool(await self._cancel(keys=self._keys(alert_id)[:2], args=[alert_id]))
+        return await self.queue.remove(alert_id)
 
     async def claim_due(
         self, now: datetime, *, lease_seconds: float, limit: int = 100
     ) -> list[ScheduledSurvey]:
         """Surveys due at `now`, each claimed for `lease_seconds` by this caller alone."""
-        payloads = await self._claim(
-            keys=self._keys("")[:2],
-            args=[now.timestamp(), now.timestamp() + lease_seconds, limit],
-        )
-        return [ScheduledSurvey.model_validate_json(payload) for payload in payloads]
+        taken = await self.queue.take_due(now.timestamp(), lease_seconds=lease_seconds, limit=limit)
+        return [ScheduledSurvey.model_validate_json(item.payload) for item in taken]
 
     async def settle(self, alert_id: str, how: Settled) -> None:
         await self._settle(keys=self._keys(alert_id), args=[alert_id, how.value, DONE_TTL_SECONDS])
 
     async def settled(self, alert_id: str) -> Settled | None:
         value = await self.redis.get(redis_keys.followup_done(self.prefix, alert_id))
-        return Settled(as_text(value)) if value else None
+        return Settled(text(value)) if value else None
 
     async def due_at(self, alert_id: str) -> datetime | None:
-        score = await self.redis.zscore(redis_keys.followup_due(self.prefix), alert_id)
-        return None if score is None else datetime.fromtimestamp(score, UTC)
+        due = await self.queue.due_at(alert_id)
+        return None if due is None else datetime.fromtimestamp(due, UTC)
 
     async def pending(self) -> int:
-        return int(await self.redis.zcard(redis_keys.followup_due(self.prefix)))
+        return await self.queue.pending()
 
     async def suppress_customer(self, customer_id: str, alert_id: str, seconds: float) -> bool:
         """True if this alert may survey the customer: no survey for another alert within
@@ -153,11 +133,4 @@ class FollowupSchedule:
         if seconds <= 0:
             return True
         key = redis_keys.followup_suppressed(self.prefix, customer_id)
-        if await self.redis.set(key, alert_id, nx=True, px=int(seconds * 1000)):
-            return True
-        holder = await self.redis.get(key)
-        return holder is not None and as_text(holder) == alert_id
-
-
-def as_text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return await claim(self.redis, key, alert_id, ttl_ms=int(seconds * 1000))
