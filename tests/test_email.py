@@ -7,9 +7,9 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail
 
 from alert_engine.channels import PermanentDeliveryError
-from alert_engine.channels.email import EmailDestination, EmailTemplates
+from alert_engine.channels.email import EmailDestination
 from alert_engine.channels.presentation import LinkTemplates
-from alert_engine.channels.templates import MessageTemplate, TemplateProblem
+from alert_engine.channels.templates import EmailTemplates, MessageTemplate, TemplateProblem
 from alert_engine.followup import survey as survey_pages
 from alert_engine.followup.mailer import OutboxMailer, SendGridMailer, SurveyEmail, survey_mailer
 from alert_engine.rules.spec import Severity

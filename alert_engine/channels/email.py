@@ -19,13 +19,7 @@ from sendgrid.helpers.mail import CustomArg, Mail
 from alert_engine.alerts import Alert
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
 from alert_engine.channels.presentation import AlertView, LinkTemplates
-from alert_engine.channels.templates import (
-    DEFAULT_HTML,
-    DEFAULT_SUBJECT,
-    DEFAULT_TEXT,
-    MessageTemplate,
-    TemplateError,
-)
+from alert_engine.channels.templates import EmailTemplates, TemplateError
 from alert_engine.settings import SendGridSettings
 
 
@@ -44,18 +38,6 @@ async def send_mail(client: SendGridAPIClient, mail: Mail) -> None:
         raise _delivery_error(exc) from exc
     if response.status_code != 202:
         raise DeliveryError(f"sendgrid answered {response.status_code}")
-
-
-class EmailTemplates:
-    def __init__(
-        self,
-        subject: MessageTemplate | None = None,
-        text: MessageTemplate | None = None,
-        html: MessageTemplate | None = None,
-    ) -> None:
-        self.subject = subject or MessageTemplate(DEFAULT_SUBJECT, name="subject", html=False)
-        self.text = text or MessageTemplate(DEFAULT_TEXT, name="text", html=False)
-        self.html = html or MessageTemplate(DEFAULT_HTML, name="html", html=True)
 
 
 class EmailDestination:

@@ -91,3 +91,17 @@ DEFAULT_HTML = """\
 {% if alert.interaction_url %}<a href="{{ alert.interaction_url }}">Interaction</a>{% endif %}</p>
 <p style="color:#888">Alert {{ alert.alert_id }}</p>
 """
+
+
+class EmailTemplates:
+    """An email destination's subject, text and HTML templates (the defaults where not set)."""
+
+    def __init__(
+        self,
+        subject: MessageTemplate | None = None,
+        text: MessageTemplate | None = None,
+        html: MessageTemplate | None = None,
+    ) -> None:
+        self.subject = subject or MessageTemplate(DEFAULT_SUBJECT, name="subject", html=False)
+        self.text = text or MessageTemplate(DEFAULT_TEXT, name="text", html=False)
+        self.html = html or MessageTemplate(DEFAULT_HTML, name="html", html=True)

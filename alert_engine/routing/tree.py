@@ -10,8 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
-from alert_engine.channels.email import EmailTemplates
-from alert_engine.channels.templates import MessageTemplate, TemplateProblem
+from alert_engine.channels.templates import EmailTemplates, MessageTemplate, TemplateProblem
 from alert_engine.problems import Location, Problem, ProblemsError
 from alert_engine.routing.lint import routing_warnings
 from alert_engine.routing.matchers import Matcher, field_value, parse_matchers
