@@ -25,6 +25,7 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from alert_engine.alerts import Alert
+from alert_engine.calendars.intervals import CalendarError
 from alert_engine.cases import CaseStore
 from alert_engine.channels import (
     DeliveryError,
@@ -287,8 +288,19 @@ class Deliverer:
         if self.escalations is None or self.escalate_after is None or is_escalated(alert):
             return
         after = self.escalate_after(alert)
-        if after is not None:
-            await self.escalations.schedule(alert, after)
+        if after is None:
+            return
+        calendar = self.routing.working_time(alert)[0] if self.routing is not None else None
+        if calendar is None:
+            due = alert.fired_at + after
+        else:
+            try:
+                due = calendar.add(alert.fired_at, after)
+            except CalendarError as exc:
+                # Working hours that never open again: escalate as if around the clock, and say so.
+                log.warning("%s: %s; escalating %s after %s", alert.id, exc, alert.id, after)
+                due = alert.fired_at + after
+        await self.escalations.schedule(alert, due)
 
     async def _deliver_to(self, alert: Alert, destination: Destination) -> Failure | None:
         # An escalation of an alert is a delivery of its own, even to the same destination.

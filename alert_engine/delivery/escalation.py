@@ -1,5 +1,7 @@
 """Escalation: an alert nobody claimed within its rule's `escalate_after` is delivered again,
 through the routing tree with the label `escalated=true` (so a route can send it to leads).
+`escalate_after` is working time where the alert's route has `business_hours`: an alert at 18:55
+on a Friday, 30 minutes, office hours to 18:00, escalates at 09:30 on Monday.
 
 Due times live in Redis (a sorted set, and the alert itself in a hash), so they survive worker
 restarts, and any worker may send a due escalation. A worker takes a due alert with a lease (its
@@ -36,9 +38,9 @@ class Escalations:
             redis, redis_keys.escalations_due(prefix), redis_keys.escalation_alerts(prefix)
         )
 
-    async def schedule(self, alert: Alert, after: timedelta) -> None:
+    async def schedule(self, alert: Alert, due: datetime) -> None:
         """Idempotent: a redelivered alert keeps its first due time."""
-        await self.queue.add(alert.id, (alert.fired_at + after).timestamp(), alert.to_json())
+        await self.queue.add(alert.id, due.timestamp(), alert.to_json())
 
     async def cancel(self, alert_id: str) -> None:
         await self.queue.remove(alert_id)

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alert_engine.durations import Duration
+from alert_engine.calendars.intervals import NamedIntervalSpec
+from alert_engine.durations import Duration, PositiveDuration
 from alert_engine.routing.matchers import FIELD_NAME
 
 GROUP_BY_ALL = "..."
@@ -46,6 +47,15 @@ class EmailSpec(BaseModel):
 DestinationSpec = Annotated[OutboxSpec | SlackSpec | EmailSpec, Field(discriminator="type")]
 
 
+class SlaSpec(BaseModel):
+    """How soon a case of this route should be claimed and resolved, in its working time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    claim: PositiveDuration | None = None
+    resolve: PositiveDuration | None = None
+
+
 class RouteSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -63,6 +73,12 @@ class RouteSpec(BaseModel):
     group_interval: Duration | None = Field(default=None, gt=timedelta(0))
     # Alertmanager's key, read and inherited the same way (default 4h); see `routes check`.
     repeat_interval: Duration | None = Field(default=None, gt=timedelta(0))
+    # The team's working time, by names of `time_intervals`: when open (any of them holds) and
+    # when closed although open (holidays). Escalation timers and the SLA run in it. Inherited;
+    # `business_hours: []` is around the clock again.
+    business_hours: list[str] | None = None
+    holidays: list[str] | None = None
+    sla: SlaSpec | None = None
 
     @field_validator("group_by")
     @classmethod
@@ -95,3 +111,5 @@ class RoutingSpec(BaseModel):
     destinations: dict[DestinationName, DestinationSpec]
     route: RouteSpec
     inhibit_rules: list[InhibitRuleSpec] = Field(default_factory=list)
+    # Alertmanager's syntax: named working hours and holidays that routes refer to.
+    time_intervals: list[NamedIntervalSpec] = Field(default_factory=list)

@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
+from alert_engine.calendars.business_time import BusinessCalendar
+from alert_engine.calendars.intervals import CalendarError, TimeInterval, compile_intervals
 from alert_engine.channels.templates import EmailTemplates, MessageTemplate, TemplateProblem
 from alert_engine.problems import Location, Problem, ProblemsError
 from alert_engine.routing.lint import routing_warnings
@@ -22,6 +24,7 @@ from alert_engine.routing.spec import (
     RouteSpec,
     RoutingSpec,
     SlackSpec,
+    SlaSpec,
 )
 from alert_engine.rules.yamlsource import LocatedDocument, PathKey, YamlError, load_yaml
 
@@ -63,6 +66,8 @@ class Route:
     children: tuple[Route, ...]
     grouping: Grouping | None = None
     repeat_interval: timedelta = timedelta(hours=4)
+    calendar: BusinessCalendar | None = None
+    sla: SlaSpec | None = None
 
     def matches(self, alert: Alert) -> bool:
         return all(matcher.matches(alert) for matcher in self.matchers)
@@ -75,6 +80,9 @@ class RouteMatch:
     path: tuple[str, ...]
     destinations: tuple[str, ...]
     grouping: Grouping | None = None
+    # The route's working time (None: around the clock) and SLA.
+    calendar: BusinessCalendar | None = None
+    sla: SlaSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,11 @@ class Routing:
 
     def match(self, alert: Alert) -> list[RouteMatch]:
         return _walk(self.root, alert, ())
+
+    def working_time(self, alert: Alert) -> tuple[BusinessCalendar | None, SlaSpec | None]:
+        """The working time and SLA of the first route the alert takes (its case's team)."""
+        first = self.match(alert)[0]
+        return first.calendar, first.sla
 
     def destinations_for(self, alert: Alert) -> list[str]:
         """Every destination the alert goes to, each once, in route order."""
@@ -107,7 +120,9 @@ def _walk(route: Route, alert: Alert, parent: tuple[str, ...]) -> list[RouteMatc
             found.extend(_walk(child, alert, path))
             if not child.continue_:
                 break
-    return found or [RouteMatch(path, route.destinations, route.grouping)]
+    return found or [
+        RouteMatch(path, route.destinations, route.grouping, route.calendar, route.sla)
+    ]
 
 
 def default_routing() -> Routing:
@@ -131,7 +146,12 @@ def routing_from(document: LocatedDocument) -> Routing:
     except ValidationError as exc:
         raise RoutingError(list(_validation_problems(document, exc))) from None
     problems: list[Problem] = []
-    root = _build(spec.route, ("route",), "root", None, spec, document, problems)
+    try:
+        intervals = compile_intervals(spec.time_intervals)
+    except CalendarError as exc:
+        problems.append(Problem(document.locate(("time_intervals",)), str(exc)))
+        intervals = {}
+    root = _build(spec.route, ("route",), "root", None, spec, document, problems, intervals)
     templates = _email_templates(spec, document, problems)
     slack_templates = {}
     for name, destination in spec.destinations.items():
@@ -243,8 +263,11 @@ def _build(
     routing: RoutingSpec,
     document: LocatedDocument,
     problems: list[Problem],
+    intervals: Mapping[str, tuple[TimeInterval, ...]],
     parent_grouping: Grouping | None = None,
     parent_repeat: timedelta = timedelta(hours=4),
+    parent_calendar: BusinessCalendar | None = None,
+    parent_sla: SlaSpec | None = None,
 ) -> Route:
     matchers: list[Matcher] = []
     for index, text in enumerate(spec.matchers):
@@ -287,6 +310,8 @@ def _build(
             spec.group_interval if spec.group_interval is not None else grouping.interval,
         )
     repeat = spec.repeat_interval if spec.repeat_interval is not None else parent_repeat
+    calendar = _calendar(spec, path, intervals, document, problems, parent_calendar)
+    sla = spec.sla if spec.sla is not None else parent_sla
     name = spec.name or default_name
     children = tuple(
         _build(
@@ -297,9 +322,61 @@ def _build(
             routing,
             document,
             problems,
+            intervals,
             grouping,
             repeat,
+            calendar,
+            sla,
         )
         for index, child in enumerate(spec.routes)
     )
-    return Route(name, tuple(matchers), destinations, spec.continue_, children, grouping, repeat)
+    return Route(
+        name,
+        tuple(matchers),
+        destinations,
+        spec.continue_,
+        children,
+        grouping,
+        repeat,
+        calendar,
+        sla,
+    )
+
+
+def _calendar(
+    spec: RouteSpec,
+    path: PathKey,
+    intervals: Mapping[str, tuple[TimeInterval, ...]],
+    document: LocatedDocument,
+    problems: list[Problem],
+    inherited: BusinessCalendar | None,
+) -> BusinessCalendar | None:
+    if spec.business_hours is None and spec.holidays is None:
+        return inherited
+    unknown = [name for name in spec.holidays or () if name not in intervals]
+    if unknown:
+        known = ", ".join(sorted(intervals)) or "none"
+        where = document.locate((*path, "holidays"))
+        problems.append(
+            Problem(where, f"unknown time interval(s) {', '.join(unknown)} (defined: {known})")
+        )
+        return inherited
+    open_names = spec.business_hours
+    if open_names is None:
+        if inherited is None:
+            where = document.locate((*path, "holidays"))
+            problems.append(Problem(where, "holidays apply to business_hours: name those too"))
+            return None
+        # Holidays of their own on the parent's working hours: the parent's open intervals.
+        return BusinessCalendar(
+            inherited.open,
+            tuple(item for name in spec.holidays or () for item in intervals[name]),
+            inherited.name,
+        )
+    if not open_names:
+        return None
+    try:
+        return BusinessCalendar.of(intervals, open_names, spec.holidays or ())
+    except CalendarError as exc:
+        problems.append(Problem(document.locate((*path, "business_hours")), str(exc)))
+        return None

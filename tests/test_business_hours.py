@@ -1,0 +1,111 @@
+"""Business hours on routes: working time and holidays from the routing file's `time_intervals`,
+inherited down the tree, and escalation timers that run in them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from alert_engine.channels.outbox import OutboxDestination
+from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
+from alert_engine.delivery.escalation import Escalations
+from alert_engine.routing import RoutingError, load_routing
+from tests.factories import make_alert
+
+LONDON = ZoneInfo("Europe/London")
+
+ROUTES = """\
+time_intervals:
+  - name: office
+    time_intervals:
+      - weekdays: ['monday:friday']
+        times: [{start_time: '09:00', end_time: '18:00'}]
+        location: Europe/London
+  - name: christmas
+    time_intervals:
+      - {months: [december], days_of_month: ['25:26'], location: Europe/London}
+destinations:
+  outbox: {type: outbox}
+route:
+  destinations: [outbox]
+  business_hours: [office]
+  holidays: [christmas]
+  sla: {claim: 30m, resolve: 4h}
+  routes:
+    - name: orders
+      matchers: ["team = orders"]
+    - name: night-desk
+      matchers: ["team = billing"]
+      business_hours: []
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_routes_inherit_working_time_and_sla_and_may_turn_it_off(tmp_path):
+    routing = load_routing(write(tmp_path, ROUTES))
+    friday_evening = datetime(2026, 12, 4, 18, 55, tzinfo=LONDON)
+    calendar, sla = routing.working_time(make_alert(team="orders"))
+    assert calendar is not None and sla is not None
+    assert sla.claim == timedelta(minutes=30) and sla.resolve == timedelta(hours=4)
+    assert calendar.add(friday_evening, timedelta(minutes=30)) == datetime(
+        2026, 12, 7, 9, 30, tzinfo=LONDON
+    )
+    assert routing.working_time(make_alert(team="billing"))[0] is None  # around the clock
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "message"),
+    [
+        (
+            ("business_hours: [office]", "business_hours: [offce]"),
+            14,
+            "unknown time interval(s) offce",
+        ),
+        (("holidays: [christmas]", "holidays: [xmas]"), 15, "unknown time interval(s) xmas"),
+        (("['monday:friday']", "['monday:fryday']"), 4, "'fryday' is not a weekday"),
+        (
+            ("location: Europe/London\n  - name", "location: Europe/Londn\n  - name"),
+            6,
+            "unknown time zone",
+        ),
+        (("sla: {claim: 30m", "sla: {claim: soon"), 16, "not a valid duration string: 'soon'"),
+    ],
+)
+def test_a_routing_file_with_unreadable_working_time_is_refused_with_its_line(
+    tmp_path, change, line, message
+):
+    with pytest.raises(RoutingError) as caught:
+        load_routing(write(tmp_path, ROUTES.replace(*change, 1)))
+    [problem] = caught.value.problems
+    assert problem.location.line == line, problem
+    assert message in problem.message
+
+
+async def test_an_escalation_timer_runs_in_the_routes_working_time(redis, unique, tmp_path):
+    routing = load_routing(write(tmp_path, ROUTES))
+    escalations = Escalations(redis, f"test-{unique}")
+    deliverer = Deliverer(
+        {"outbox": OutboxDestination(tmp_path / "outbox.jsonl")},
+        DeliveryLedger(redis, f"test-{unique}"),
+        routing=routing,
+        escalations=escalations,
+        escalate_after=lambda alert: timedelta(minutes=30),
+    )
+    friday_evening = datetime(2026, 12, 4, 18, 55, tzinfo=LONDON)
+    await deliverer.deliver(make_alert("r-orders", friday_evening, team="orders"))
+    await deliverer.deliver(make_alert("r-billing", friday_evening, team="billing"))
+    monday = datetime(2026, 12, 7, 9, 30, tzinfo=LONDON)
+    # Not at 19:25 on Friday: the orders team is home until Monday.
+    [billing] = await escalations.take_due(friday_evening + timedelta(minutes=31))
+    assert billing.key == "r-billing"
+    await escalations.cancel(billing.id)  # sent, as the timer does
+    assert await escalations.take_due(monday - timedelta(seconds=1)) == []
+    assert [a.key for a in await escalations.take_due(monday)] == ["r-orders"]
