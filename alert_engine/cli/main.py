@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from alert_engine.cli.members import members
 from alert_engine.events import Stream
 from alert_engine.rules.ruleset import RulesetError, load_rule_files, load_ruleset
 from alert_engine.settings import EngineSettings, KafkaSettings, Settings
@@ -36,6 +37,7 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     from alert_engine.cli.kafka import ensure_topics
     from alert_engine.logs import logging_config, secrets_of
     from alert_engine.routing import RoutingError
+    from alert_engine.signin.members import MembersError
     from alert_engine.worker.build import build_worker, changelog_topics
     from alert_engine.worker.shutdown import BoundedShutdownWorker
 
@@ -48,6 +50,9 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
         sys.exit(2)
     except RulesetError as exc:
         _print_problems(exc)
+        sys.exit(2)
+    except MembersError as exc:
+        click.echo(f"{exc}; the worker did not start", err=True)
         sys.exit(2)
     # Before Faust subscribes: a broker that auto-creates topics would give them its own default
     # partition count, and the partition count bounds how many workers can share the load.
@@ -429,6 +434,8 @@ def _print_problems(exc: RulesetError, outcome: str = "the rules were not loaded
         click.echo(f"{problem}", err=True)
     click.echo(f"{len(exc.problems)} problem(s); {outcome}", err=True)
 
+
+main.add_command(members)
 
 if __name__ == "__main__":
     main()
