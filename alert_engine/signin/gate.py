@@ -167,16 +167,16 @@ class Gate:
         return SigninLinks(await self.secret(), self.redis, self.prefix)
 
     async def announce_link(self, *, throttled: bool = False) -> None:
-        """In the demo: a one-time sign-in link as `demo`, written to the log."""
+        """In the demo: a one-time sign-in link as `demo`, written to the log. `throttled`
+        (the sign-in page asks): not again within `ANNOUNCE_EVERY_SECONDS` of the last time the
+        page asked."""
         if not self.demo:
             return
-        now = time.monotonic()
-        recently = self._announced_at is not None and (
-            now - self._announced_at < ANNOUNCE_EVERY_SECONDS
-        )
-        if throttled and recently:
-            return
-        self._announced_at = now
+        if throttled:
+            now = time.monotonic()
+            if self._announced_at is not None and now - self._announced_at < ANNOUNCE_EVERY_SECONDS:
+                return
+            self._announced_at = now
         token = (await self.links()).new_token()
         log.warning(
             "No sign-in is configured (ALERT_ENGINE_SIGNIN_MEMBERS_FILE or "
