@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
-from ipaddress import ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -259,6 +259,62 @@ class SendGridSettings(BaseSettings):
     sender: str = "alerts@example.com"
 
 
+class SigninSettings(BaseSettings):
+    """Who may open the worker's internal pages (see `alert_engine.signin`). Neither a members
+    file nor trusted proxies: one generated member, `demo`, signs in with a one-time link the
+    worker writes to its log."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_SIGNIN_", frozen=True)
+
+    # Members and their argon2 password hashes (YAML or JSON; a mounted Kubernetes Secret works
+    # the same): the built-in login. Re-read when it changes.
+    members_file: Path | None = None
+    # Addresses or networks of the authenticating proxy (oauth2-proxy) whose `X-Forwarded-User`
+    # / `X-Forwarded-Email` (or `X-Auth-Request-*`) headers sign a request in; comma-separated.
+    # From any other peer those headers are ignored.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # Signs session cookies and sign-in links. Unset: a random secret is created once in Redis
+    # and shared by the workers.
+    session_secret: SecretStr | None = None
+    # A session ends this long after sign-in.
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Cookies only over HTTPS: set it when the pages are reached through TLS.
+    secure_cookies: bool = False
+    # Failed sign-ins per client address, and per member name, within the window; then 429.
+    max_failures: int = Field(default=5, ge=1, le=1000)
+    failure_window_seconds: float = Field(default=15 * 60, gt=0)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple):
+            return value
+        networks = []
+        for part in parts:
+            text = str(part).strip()
+            if not text:
+                continue
+            try:
+                networks.append(ip_network(text, strict=False))
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IP address or network") from None
+        return tuple(networks)
+
+    @property
+    def configured(self) -> bool:
+        """Whether sign-in is set up (else the generated `demo` member)."""
+        return self.members_file is not None or bool(self.trusted_proxies)
+
+
+class MetricsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_METRICS_", frozen=True)
+
+    # When set, `/metrics` answers only a request with `Authorization: Bearer <token>` (401
+    # otherwise): Prometheus' `authorization: {credentials_file: ...}`.
+    token: SecretStr | None = None
+
+
 LogFormat: TypeAlias = Literal["text", "json"]
 
 
@@ -325,3 +381,5 @@ class Settings:
     slack: SlackSettings = field(default_factory=SlackSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     sendgrid: SendGridSettings = field(default_factory=SendGridSettings)
+    signin: SigninSettings = field(default_factory=SigninSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)

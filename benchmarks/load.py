@@ -26,7 +26,6 @@ import platform
 import statistics
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -115,8 +114,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def events_in(worker: WorkerProcess) -> int:
-    with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
-        return int(sum(json.loads(response.read())["events_in"].values()))
+    return int(sum(worker.stats()["events_in"].values()))
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +37,7 @@ from alert_engine.events import Stream
 from alert_engine.rules.load import load_ruleset
 from alert_engine.settings import KafkaSettings
 from devstack.stack import Endpoints, running_stack
+from devstack.webclient import Credentials, SignedInClient, new_credentials, write_members_file
 from devstack.workerprocess import free_port
 
 BENCH_DIR = Path(__file__).parent
@@ -100,10 +100,9 @@ def write_rules(directory: Path, count: int) -> None:
     (directory / "generated.yaml").write_text(text)
 
 
-def stats(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
-        result: dict[str, Any] = json.loads(response.read())
-        return result
+def stats(client: SignedInClient) -> dict[str, Any]:
+    result: dict[str, Any] = client.get_json("/stats")
+    return result
 
 
 def cpu_seconds(pid: int) -> float:
@@ -113,12 +112,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_worker(
-    command: list[str], env: dict[str, str], log: Path, total: int, windowed: int
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    total: int,
+    windowed: int,
+    member: Credentials | None = None,
 ) -> tuple[float, float]:
     """Start a worker on pre-produced events; events per second of wall time and per second of
-    the worker's CPU time, from its first counted event to the last."""
+    the worker's CPU time, from its first counted event to the last. `member`: who reads the
+    engine's `/stats` (the bare agent's needs no sign-in)."""
     port = free_port()
     env = {**os.environ, **env, "ALERT_ENGINE_WEB_PORT": str(port)}
+    client = SignedInClient(f"http://127.0.0.1:{port}", member)
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -128,8 +134,8 @@ def run_worker(
             if process.poll() is not None:
                 raise RuntimeError(f"worker exited: {log.read_text()[-3000:]}")
             try:
-                current = stats(port)
-            except OSError:
+                current = stats(client)
+            except (OSError, RuntimeError):  # not serving yet
                 time.sleep(0.2)
                 continue
             seen = current["events_in"].get("ratings", 0)
@@ -229,8 +235,11 @@ def scenario(
     write_rules(rules_dir, rules)
     groupings = len(load_ruleset(rules_dir).groupings[Stream.RATINGS])
     env["ALERT_ENGINE_RULES_DIR"] = str(rules_dir)
+    member = new_credentials("bench")
+    members = write_members_file(work / f"members-{unique}.json", [member])
+    env["ALERT_ENGINE_SIGNIN_MEMBERS_FILE"] = str(members)
     command = [sys.executable, "-m", "alert_engine.cli.main", "worker", "--loglevel", "warning"]
-    return run_worker(command, env, log, len(events), len(events) * groupings)
+    return run_worker(command, env, log, len(events), len(events) * groupings, member)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
@@ -26,6 +25,7 @@ from alert_engine.followup.outcomes import load_cases
 from alert_engine.reports import table
 from alert_engine.settings import KafkaSettings, RedisSettings
 from devstack.stack import StopRequested, running_stack, stop_on_signals
+from devstack.webclient import SignedInClient
 from devstack.workerprocess import WorkerProcess
 
 # (stars, customer, agent, team, channel, comment)
@@ -105,6 +105,12 @@ def _run(workdir: Path, pause: float, keep_running: bool) -> int:
                     else " (run `python -m devstack demo --keep-running` to click)"
                 )
             )
+            if keep_running and worker.credentials is not None:
+                _say(
+                    f"Sign in there as {worker.credentials.name!r} with the password "
+                    f"{worker.credentials.password!r} (this run's members file: "
+                    f"{worker.env['ALERT_ENGINE_SIGNIN_MEMBERS_FILE']})"
+                )
             # Kept running, the last case is left open for the user to claim and resolve.
             leave_open = 1 if keep_running and seen else 0
             _say(
@@ -114,7 +120,7 @@ def _run(workdir: Path, pause: float, keep_running: bool) -> int:
             )
             answered = asyncio.run(
                 close_the_loop(
-                    worker.url,
+                    worker.client,
                     outbox,
                     workdir / "surveys.jsonl",
                     RedisSettings(url=endpoints.redis_url),
@@ -210,17 +216,23 @@ FOLLOW_UP_STARS = {1: 4, 2: 5}
 
 
 async def close_the_loop(
-    worker_url: str, outbox: Path, surveys: Path, redis: RedisSettings, *, leave_open: int = 0
+    client: SignedInClient,
+    outbox: Path,
+    surveys: Path,
+    redis: RedisSettings,
+    *,
+    leave_open: int = 0,
 ) -> int:
-    """Claim and resolve each alert's case with the outbox page's buttons (all but the last
-    `leave_open`, which are left for the user), answer each survey as its customer would, print
-    the outcome; returns how many follow-ups were answered."""
+    """Claim and resolve each alert's case with the outbox page's buttons, signed in through
+    `client` (all but the last `leave_open`, which are left for the user), answer each survey
+    as its customer would, print the outcome; returns how many follow-ups were answered."""
+    worker_url = client.base_url
     delivered = [Alert.model_validate(entry["alert"]) for entry in read_outbox(outbox)]
     split = len(delivered) - leave_open
     alerts, left_open = delivered[:split], delivered[split:]
     for alert in alerts:
         for action in (CaseAction.CLAIM, CaseAction.RESOLVED_FOLLOWUP):
-            status = await asyncio.to_thread(_click, worker_url, alert.id, action)
+            status = await asyncio.to_thread(_click, client, alert.id, action)
             if status != 303:
                 _say(f"  ✘ {action.value} on {alert.id} answered HTTP {status}")
         _say(
@@ -253,7 +265,7 @@ async def close_the_loop(
     # The worker shows each answer on its alert's card as it consumes the `rerated` records.
     shown: list[str] = []
     while len(shown) < answered and time.monotonic() < deadline:
-        page = await asyncio.to_thread(_get, f"{worker_url}/outbox")
+        page = await asyncio.to_thread(client.get, "/outbox")
         shown = re.findall(r'<p class="rerated">([^<]+)</p>', page)
         await asyncio.sleep(0.2)
     for line in shown:
@@ -269,32 +281,10 @@ async def close_the_loop(
     return answered
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def _click(worker_url: str, alert_id: str, action: CaseAction) -> int:
-    """A button on the outbox page, as a browser sends it: the page's form with its token."""
-    page = _get(f"{worker_url}/outbox")
-    found = re.search(r'name="token" value="([^"]+)"', page)
-    if found is None:
-        raise RuntimeError("the outbox page has no form")
-    form = {"token": found.group(1), "alert_id": alert_id, "action": action.value, "user": "Demo"}
-    request = urllib.request.Request(
-        f"{worker_url}/outbox/act", data=urllib.parse.urlencode(form).encode()
-    )
-    try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+def _click(client: SignedInClient, alert_id: str, action: CaseAction) -> int:
+    """A button on the outbox page, as a signed-in browser sends it: the page's form with its
+    CSRF token."""
+    return client.post_form("/outbox/act", {"alert_id": alert_id, "action": action.value})
 
 
 def _answer(link: str, stars: int) -> int:

@@ -17,16 +17,40 @@ from pathlib import Path
 from typing import Any
 
 from devstack.stack import die_with_parent
+from devstack.webclient import Credentials, SignedInClient, new_credentials, write_members_file
 
 
 class WorkerProcess:
-    def __init__(self, env: Mapping[str, str], log_path: Path, options: Sequence[str] = ()) -> None:
-        """`options`: added to `alert-engine worker` (`--loglevel debug`)."""
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        options: Sequence[str] = (),
+        *,
+        sign_in: bool = True,
+    ) -> None:
+        """`options`: added to `alert-engine worker` (`--loglevel debug`). Unless the
+        environment configures sign-in (or `sign_in` is false), the worker gets a members file
+        with one member, `devstack`, as whom `client` signs in."""
         self.options = list(options)
         self.web_port = free_port()
         self.env = {**os.environ, **env, "ALERT_ENGINE_WEB_PORT": str(self.web_port)}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.credentials: Credentials | None = None
+        if sign_in and not any(name.startswith("ALERT_ENGINE_SIGNIN_") for name in self.env):
+            self.credentials = new_credentials("devstack", "Devstack")
+            members = log_path.with_name(log_path.stem + "-members.json")
+            write_members_file(members, [self.credentials])
+            self.env["ALERT_ENGINE_SIGNIN_MEMBERS_FILE"] = str(members)
+        self._client: SignedInClient | None = None
+
+    @property
+    def client(self) -> SignedInClient:
+        """A client signed in as the worker's `devstack` member (see `__init__`)."""
+        if self._client is None:
+            self._client = SignedInClient(self.url, self.credentials)
+        return self._client
 
     @property
     def url(self) -> str:
@@ -81,9 +105,8 @@ class WorkerProcess:
 
     def stats(self) -> dict[str, dict[str, int]]:
         """The worker's `/stats` counters."""
-        with urllib.request.urlopen(self.url + "/stats", timeout=5) as response:
-            stats: dict[str, dict[str, int]] = json.loads(response.read())
-            return stats
+        stats: dict[str, dict[str, int]] = self.client.get_json("/stats")
+        return stats
 
     @property
     def pid(self) -> int | None:

@@ -17,7 +17,7 @@ from tests.followup_factories import followup_engine
 from tests.sendgrid_mock import PrismMock, RecordingProxy
 from tests.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium
 from tests.test_followup_schedule import read_emails
-from tests.test_outbox_page import get, post
+from tests.test_outbox_page import post
 from tests.test_slack_worker import ROUTING, SIGNING_SECRET, click, wait_until
 
 pytestmark = pytest.mark.integration
@@ -69,11 +69,12 @@ def test_resolved_send_follow_up_on_the_outbox_page_schedules_the_survey_and_sho
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-outbox-fu")]))
         engine.wait_for(lambda: len(engine.delivered()) == 1)
         [alert] = engine.delivered()
-        page = get(worker.url + "/outbox")
-        token = re.search(r'name="token" value="([^"]+)"', page).group(1)
-        form = {"token": token, "alert_id": alert["id"], "user": "Ana"}
-        assert post(worker.url + "/outbox/act", {**form, "action": "claim"}) == 303
-        assert post(worker.url + "/outbox/act", {**form, "action": "resolved_followup"}) == 303
+        # Signed in as the worker's member (`WorkerProcess.client`), as the team is.
+        form = {"alert_id": alert["id"]}
+        assert worker.client.post_form("/outbox/act", {**form, "action": "claim"}) == 303
+        assert (
+            worker.client.post_form("/outbox/act", {**form, "action": "resolved_followup"}) == 303
+        )
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 1)
         [email] = read_emails(engine.surveys)
         assert email["alert_id"] == alert["id"]
@@ -81,7 +82,7 @@ def test_resolved_send_follow_up_on_the_outbox_page_schedules_the_survey_and_sho
 
         # The customer's answer shows on the alert's card.
         assert post(email["link"], {"rating": "4"}) == 200
-        engine.wait_for(lambda: "Customer re-rated 4★ (was 1★)" in get(worker.url + "/outbox"))
+        engine.wait_for(lambda: "Customer re-rated 4★ (was 1★)" in worker.client.get("/outbox"))
     finally:
         worker.stop()
 

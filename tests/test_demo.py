@@ -21,7 +21,6 @@ from tests.engine import encode_all
 from tests.factories import rating
 from tests.followup_factories import followup_engine
 from tests.test_followup_schedule import read_emails
-from tests.test_outbox_page import get, post
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +37,7 @@ def test_kept_running_the_demo_leaves_the_last_case_for_the_user(stack, unique, 
         engine.wait_for(lambda: len(engine.delivered()) == 2)
         redis = RedisSettings(url=stack.redis_url, key_prefix=f"test-{unique}")
         answered = asyncio.run(
-            close_the_loop(worker.url, engine.outbox, engine.surveys, redis, leave_open=1)
+            close_the_loop(worker.client, engine.outbox, engine.surveys, redis, leave_open=1)
         )
         assert answered == 1
         [closed, left] = engine.delivered()
@@ -47,11 +46,11 @@ def test_kept_running_the_demo_leaves_the_last_case_for_the_user(stack, unique, 
         assert f"Left open for you: case {left['id']}" in capsys.readouterr().out
 
         # The user's clicks on the page: the open case can still be claimed and resolved.
-        page = get(worker.url + "/outbox")
-        token = page.split('name="token" value="', 1)[1].split('"', 1)[0]
-        form = {"token": token, "alert_id": left["id"], "user": "You"}
-        assert post(worker.url + "/outbox/act", {**form, "action": "claim"}) == 303
-        assert post(worker.url + "/outbox/act", {**form, "action": "resolved_followup"}) == 303
+        form = {"alert_id": left["id"]}
+        assert worker.client.post_form("/outbox/act", {**form, "action": "claim"}) == 303
+        assert (
+            worker.client.post_form("/outbox/act", {**form, "action": "resolved_followup"}) == 303
+        )
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 2)
         assert read_emails(engine.surveys)[1]["alert_id"] == left["id"]
     finally:

@@ -122,8 +122,6 @@ def test_a_template_syntax_error_names_file_and_line():
 
 @pytest.mark.integration
 def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(sendgrid, stack, unique, tmp_path):
-    import json
-    import urllib.request
 
     from tests.engine import Engine, encode_all
 
@@ -152,8 +150,7 @@ def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(sendgrid, stack,
         )
 
         def stats():
-            with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
-                return json.loads(response.read())
+            return worker.stats()
 
         engine.wait_for(lambda: stats()["alerts_delivered"].get("leads") == len(comments))
         assert stats()["alerts_failed"] == {}

@@ -3,7 +3,6 @@ Chromium, an answer given with the keyboard, and the answer arriving on the rati
 
 import os
 import shutil
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,8 +112,7 @@ def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):
 
         # The worker's own cases agent records the answer: the dashboard shows the uplift.
         def dashboard() -> str:
-            with urllib.request.urlopen(worker.url + "/dashboard?by=agent", timeout=5) as page:
-                return str(page.read().decode())
+            return worker.client.get("/dashboard?by=agent")
 
         engine.wait_for(lambda: "1.0→5.0" in dashboard(), timeout=20)
         assert "<td>Priya Nair</td>" in dashboard() and "5.00x" in dashboard()

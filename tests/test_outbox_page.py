@@ -1,6 +1,5 @@
 """The outbox page of a real worker: alerts as they would look, with working buttons."""
 
-import re
 import threading
 import time
 import urllib.error
@@ -12,6 +11,7 @@ import orjson
 import pytest
 
 from alert_engine.alerts import alert_id
+from devstack.webclient import Credentials, SignedInClient, csrf_token, write_members_file
 from tests.engine import Engine, encode_all
 from tests.factories import make_alert, rating
 
@@ -41,7 +41,11 @@ def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) 
 
 def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, unique, tmp_path):
     engine = Engine(stack, unique, tmp_path)
+    ana, bo = Credentials("ana", "ana's long password", "Ana"), Credentials("bo", "bo's password")
+    members = write_members_file(tmp_path / "members.json", [ana, bo])
+    engine.env["ALERT_ENGINE_SIGNIN_MEMBERS_FILE"] = str(members)
     worker = engine.worker().start()
+    as_ana, as_bo = SignedInClient(worker.url, ana), SignedInClient(worker.url, bo)
     try:
         hostile = '<script>alert("x")</script> <!channel>'
         engine.produce(
@@ -49,31 +53,35 @@ def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, u
         )
         engine.wait_for(lambda: len(engine.delivered()) == 1)
         [alert] = engine.delivered()
-        page = get(worker.url + "/outbox")
+        page = as_ana.get("/outbox")
         assert "1★ rating: negative-rating [high]" in page
         assert "Priya Nair" in page and "★☆☆☆☆" in page
-        # The page's own script is its one <script>; the customer's is text.
-        assert page.count("<script>") == 1 and 'alert("x")</script>' not in page
+        # The page runs no script; the customer's is text.
+        assert "<script>" not in page and 'alert("x")</script>' not in page
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &lt;!channel&gt;" in page
-        token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+        # Who acts is the signed-in member: the page has no "acting as" field to type into.
+        assert 'name="user"' not in page and "Acting as" not in page
+        token = csrf_token(page)
 
-        act = worker.url + "/outbox/act"
-        claim = {"token": token, "alert_id": alert["id"], "action": "claim", "user": "Ana"}
-        assert post(act, {**claim, "token": "guessed"}) == 403
-        assert post(act, claim, {"Origin": "http://evil.example"}) == 403
-        assert "(claimed by" not in get(worker.url + "/outbox")
+        claim = {"csrf": token, "alert_id": alert["id"], "action": "claim", "user": "Mallory"}
+        assert as_ana.request("/outbox/act", {**claim, "csrf": "guessed"}).status == 403
+        # Bo's session with Ana's token: refused.
+        assert as_bo.request("/outbox/act", claim).status == 403
+        assert as_ana.request("/outbox/act", claim, {"Origin": "http://evil.example"}).status == 403
+        assert "(claimed by" not in as_ana.get("/outbox")
 
-        assert post(act, claim) == 303
-        page = get(worker.url + "/outbox")
-        assert "Claimed" in page and "(claimed by Ana)" in page
+        assert as_ana.request("/outbox/act", claim).status == 303
+        page = as_bo.get("/outbox")
+        assert "Claimed" in page and "(claimed by ana)" in page and "Mallory" not in page
         assert 'value="claim"' not in page
-        assert post(act, {**claim, "action": "resolved_no_followup", "user": "Bo"}) == 303
-        assert "Resolved, no follow-up" in get(worker.url + "/outbox")
+        resolve = {"alert_id": alert["id"], "action": "resolved_no_followup"}
+        assert as_bo.post_form("/outbox/act", resolve) == 303
+        assert "Resolved, no follow-up" in as_ana.get("/outbox")
 
         records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 2)]
-        assert [(r["state"], r["user_name"], r["source"]) for r in records] == [
-            ("claimed", "Ana", "outbox"),
-            ("resolved_no_followup", "Bo", "outbox"),
+        assert [(r["state"], r["user_id"], r["user_name"], r["source"]) for r in records] == [
+            ("claimed", "member:ana", "Ana", "outbox"),
+            ("resolved_no_followup", "member:bo", "bo", "outbox"),
         ]
         assert [r["alert"]["id"] for r in records] == [alert["id"]] * 2
     finally:
@@ -116,7 +124,7 @@ def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(stack, unique, tmp_p
         # The outbox destination reads the file once, at its first delivery: before measuring.
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-first")]))
         engine.wait_for(lambda: len(engine.delivered()) == 50_001, timeout=60)
-        assert "1★ rating: negative-rating" in get(worker.url + "/outbox")
+        assert "1★ rating: negative-rating" in worker.client.get("/outbox")
         idle = ticks(3)
 
         stop = threading.Event()
@@ -124,9 +132,10 @@ def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(stack, unique, tmp_p
 
         def keep_asking() -> None:
             while not stop.is_set():
-                pages.append(get(worker.url + "/outbox"))
+                pages.append(client.get("/outbox"))
 
         askers = [threading.Thread(target=keep_asking) for _ in range(3)]
+        client = worker.client  # signed in once, before the threads share it
         for asker in askers:
             asker.start()
         try:

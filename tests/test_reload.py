@@ -2,11 +2,9 @@
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -163,8 +161,7 @@ def test_a_symlink_loop_or_a_dangling_link_is_reported_and_edits_still_load(tmp_
 
 
 def stats(worker) -> dict:
-    with urllib.request.urlopen(worker.url + "/stats", timeout=5) as response:
-        return json.loads(response.read())
+    return worker.stats()
 
 
 @pytest.mark.integration

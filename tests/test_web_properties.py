@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +33,7 @@ from alert_engine.followup.schedule import ScheduledSurvey, new_survey_id
 from alert_engine.followup.tokens import sign
 from alert_engine.storage import redis_keys
 from devstack.stack import Endpoints
+from devstack.webclient import csrf_token
 from devstack.workerprocess import WorkerProcess
 from tests.engine import Engine, encode_all
 from tests.factories import rating
@@ -415,10 +415,15 @@ def raw_request(
 
 
 def outbox_token(served: Served) -> str:
-    page = request(served.worker.url + "/outbox")[1]
-    match = re.search(r'name="token" value="([^"]+)"', page)
-    assert match
-    return match.group(1)
+    """The CSRF token of the outbox page's forms, for the worker's signed-in member."""
+    return csrf_token(served.worker.client.get("/outbox"))
+
+
+def session_cookie(served: Served) -> bytes:
+    """The `Cookie` header of the worker's signed-in member."""
+    client = served.worker.client
+    client.get("/outbox")
+    return "; ".join(f"{cookie.name}={cookie.value}" for cookie in client.cookies).encode()
 
 
 FORM = {"Content-Type": b"application/x-www-form-urlencoded"}
@@ -459,8 +464,10 @@ def test_the_requests_found_answering_500_are_refused_cleanly(served):
     before = case_fields(served, alert_id)
     token = outbox_token(served)
     for tail in (b"&user=\xff\xfe", b"&user=%ff%fe"):
-        form = f"token={token}&alert_id={alert_id}&action=claim".encode() + tail
-        status, text = raw_request(served, "/outbox/act", form, FORM)
+        form = f"csrf={token}&alert_id={alert_id}&action=claim".encode() + tail
+        status, text = raw_request(
+            served, "/outbox/act", form, {**FORM, "Cookie": session_cookie(served)}
+        )
         assert status == 400 and "UTF-8" in text
     assert case_fields(served, alert_id) == before
 
@@ -517,8 +524,10 @@ def test_no_request_gets_a_5xx_and_only_a_real_form_acts(served, data, endpoint,
         headers["X-Slack-Signature"] = data.draw(signatures, label="signature")
     elif endpoint == "outbox":
         path = "/outbox/act"
+        # Signed in (unless a drawn Cookie header replaces the session's).
+        headers.setdefault("Cookie", session_cookie(served))
         if data.draw(st.booleans(), label="with the page's token"):
-            body = f"token={outbox_token(served)}&alert_id={alert_id}&".encode() + body
+            body = f"csrf={outbox_token(served)}&alert_id={alert_id}&".encode() + body
     else:
         survey_id, token = new_survey(served, "Raw")
         path = "/survey/" + token

@@ -9,6 +9,7 @@ import click
 
 from alert_engine.cli.deadletters import deadletter
 from alert_engine.cli.failed import failed
+from alert_engine.cli.members import members
 from alert_engine.cli.output import EngineGroup
 from alert_engine.cli.routes import routes
 from alert_engine.cli.rules import replay, rules
@@ -29,7 +30,7 @@ def main(ctx: click.Context) -> None:
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
-for command in (worker, produce, rules, replay, routes, silence, failed, deadletter):
+for command in (worker, produce, rules, replay, routes, silence, failed, deadletter, members):
     main.add_command(command)
 
 

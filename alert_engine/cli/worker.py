@@ -27,6 +27,7 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     from alert_engine.cli.kafka import ensure_topics
     from alert_engine.logs import logging_config, secrets_of
     from alert_engine.routing import RoutingError
+    from alert_engine.signin.members import MembersError
     from alert_engine.worker.build import build_worker, changelog_topics
     from alert_engine.worker.shutdown import BoundedShutdownWorker
 
@@ -39,6 +40,9 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
         sys.exit(EXIT_USAGE)
     except RulesetError as exc:
         print_problems(exc)
+        sys.exit(EXIT_USAGE)
+    except MembersError as exc:
+        click.echo(f"{exc}; the worker did not start", err=True)
         sys.exit(EXIT_USAGE)
     # Before Faust subscribes: a broker that auto-creates topics would give them its own default
     # partition count, and the partition count bounds how many workers can share the load.

@@ -120,3 +120,25 @@ def slack_request(prefix: str, signature: str) -> str:
     """Set when a signed Slack request is taken, while its signature is valid: a replay of it
     changes nothing."""
     return f"{prefix}:slack:request:{signature}"
+
+
+def signin_secret(prefix: str) -> str:
+    """The signing secret of sign-in sessions and links, when none is configured: created once,
+    shared."""
+    return f"{prefix}:signin:secret"
+
+
+def signed_out(prefix: str, session_id: str) -> str:
+    """Set when a session is signed out; expires when the session would have ended."""
+    return f"{prefix}:signin:signed-out:{session_id}"
+
+
+def signin_failures(prefix: str, kind: str, value: str) -> str:
+    """Failed sign-ins of one client address or member name in the current window (a counter
+    that expires with the window)."""
+    return f"{prefix}:signin:failures:{kind}:{value}"
+
+
+def signin_link_used(prefix: str, nonce: str) -> str:
+    """Set when a one-time sign-in link is used; expires with the link."""
+    return f"{prefix}:signin:link-used:{nonce}"

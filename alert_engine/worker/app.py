@@ -72,7 +72,8 @@ def create_app(
         autodiscover=False,
     )
 
-    serve_metrics(app, stats.registry)
+    metrics_token = settings.metrics.token
+    serve_metrics(app, stats.registry, metrics_token.get_secret_value() if metrics_token else None)
 
     topics = Topics.create(app, kafka)
     # The windowed rules' state: one Faust table (memory store, changelog-backed) holding all

@@ -32,8 +32,10 @@ from alert_engine.routing import EmailSpec, Routing, SlackSpec, default_routing,
 from alert_engine.rules.load import load_ruleset
 from alert_engine.rules.reload import RulesReloader
 from alert_engine.settings import Settings
+from alert_engine.signin.gate import Gate
+from alert_engine.signin.views import register_signin_views
 from alert_engine.stats import Stats
-from alert_engine.storage.outage import tick_skipped_on_outage
+from alert_engine.storage.outage import tick_skipped_on_outage, until_redis_answers
 from alert_engine.worker.app import create_app
 from alert_engine.worker.metrics import serve_open_cases
 from alert_engine.worker.web import PAGE_SCRIPTS, register_views
@@ -211,8 +213,39 @@ def build_worker(settings: Settings) -> faust.App:
         links=link_templates(settings),
         cases_topic=topics.cases,
     )
-    guard_pages(app, settings.web.host_names, inline_scripts=PAGE_SCRIPTS)
+    gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
+    register_signin_views(app, gate)
+    guard_pages(app, settings.web.host_names, gate=gate, inline_scripts=PAGE_SCRIPTS)
+    warn_of_open_metrics(settings)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def announce_signin_link() -> None:
+        # The demo's way in (no members, no proxy configured); Redis holds the links' secret.
+        await until_redis_answers(gate.announce_link, what="the sign-in link")
+
     return app
+
+
+def pages_url(settings: Settings) -> str:
+    """Where an operator reaches the worker's pages, as the sign-in link says."""
+    if settings.followup.public_url:
+        return settings.followup.public_url
+    host = settings.web.host
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web.port}"
+
+
+def warn_of_open_metrics(settings: Settings) -> None:
+    loopback = settings.web.host in ("127.0.0.1", "::1", "localhost")
+    if settings.metrics.token is None and not loopback:
+        log.warning(
+            "/metrics is served without a token on %s: set ALERT_ENGINE_METRICS_TOKEN (see "
+            "docs/operations.md, Sign-in) unless only your scraper reaches that port",
+            settings.web.host or "every address",
+        )
 
 
 def reuse_connections(app: faust.App, client: AsyncWebClient) -> None:

@@ -7,6 +7,7 @@ one process, as the tests do, never clash over metric names.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -284,14 +285,31 @@ async def refresh_before_scrape(registry: CollectorRegistry) -> None:
             )
 
 
-def serve_metrics(app: faust.App, registry: CollectorRegistry) -> None:
+def bearer_token_matches(authorization: str | None, token: str) -> bool:
+    """Whether an `Authorization` header carries `Bearer <token>` (the scheme in any case)."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        credentials.strip().encode(), token.encode()
+    )
+
+
+def serve_metrics(app: faust.App, registry: CollectorRegistry, token: str | None = None) -> None:
     """Faust's Prometheus sensor (messages, commits, rebalances, send latency, ...) and the
-    engine's metrics in `registry`, together at `/metrics` on the worker's web server."""
+    engine's metrics in `registry`, together at `/metrics` on the worker's web server; with a
+    `token`, only to a scrape that sends it as a bearer token (401 otherwise)."""
     app.monitor = FaustSensor.create(registry)
     registry.register(ConsumerLag(app))
 
     @app.page("/metrics")
     async def metrics(view: web.View, request: web.Request) -> web.Response:
+        if token is not None and not bearer_token_matches(
+            request.headers.get("Authorization"), token
+        ):
+            return view.text(
+                "/metrics needs the bearer token (ALERT_ENGINE_METRICS_TOKEN)\n",
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         await refresh_before_scrape(registry)
         latest = prometheus_client.generate_latest(registry)
         return view.bytes(latest, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})

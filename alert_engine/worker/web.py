@@ -4,11 +4,12 @@
   signing secret within the last five minutes are accepted; anything else gets 401. Each signed
   request is taken once: a replay of it is answered, and changes nothing.
 - `GET /outbox`: the latest messages delivered to the local outbox, as they would look, with
-  working Claim / Resolve buttons (`POST /outbox/act`). For a local demo: the form carries a
-  per-worker token, and a cross-site request (a foreign Origin) is refused. The file's tail is
-  read and the page rendered in a thread: the event loop goes on delivering alerts meanwhile.
+  working Claim / Resolve buttons (`POST /outbox/act`), which act as the signed-in member. The
+  form carries the session's CSRF token (checked by the web guard), and a cross-site request (a
+  foreign Origin) is refused. The file's tail is read and the page rendered in a thread: the
+  event loop goes on delivering alerts meanwhile.
 
-Headers, the Host check and Faust's own views are `webguard`'s.
+Headers, the Host check, sign-in and Faust's own views are `webguard`'s.
 
 Both go through the same `CaseStore`, so a case changes the same way whichever button was used.
 An agent on the `cases` topic shows the customer's answer to the follow-up survey (`rerated`
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -42,6 +42,8 @@ from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseSto
 from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
 from alert_engine.channels.presentation import AlertView, LinkTemplates
 from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
+from alert_engine.signin.csrf import FIELD as CSRF_FIELD
+from alert_engine.signin.gate import signed_in_member, visitor_of
 from alert_engine.storage import redis_keys
 from alert_engine.storage.outage import until_redis_answers
 from alert_engine.worker.webguard import parse_form, read_form
@@ -57,13 +59,8 @@ SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # The verifier takes a request up to five minutes either side of its timestamp: a request first
 # seen at t can be replayed until t + 10 min. A minute more for the clocks of several workers.
 REPLAY_WINDOW_MS = 11 * 60 * 1000
-# Copies the "acting as" name into the form sent: the pages' one script, allowed by its hash.
-OUTBOX_SCRIPT = """
-document.addEventListener("submit", (event) => {
-  event.target.elements.user.value = document.getElementById("user").value;
-});
-"""
-PAGE_SCRIPTS = (OUTBOX_SCRIPT,)
+# The pages' inline scripts, allowed by their hashes: none (who acts is the signed-in member).
+PAGE_SCRIPTS: tuple[str, ...] = ()
 
 
 def register_views(
@@ -129,7 +126,6 @@ def register_views(
         key = redis_keys.slack_request(cases.prefix, signature)
         return bool(await cases.redis.set(key, "1", nx=True, px=REPLAY_WINDOW_MS))
 
-    token = secrets.token_urlsafe(24)
     page = Environment(autoescape=True).from_string(OUTBOX_PAGE)
 
     @app.page("/outbox")
@@ -154,8 +150,14 @@ def register_views(
                         ],
                     }
                 )
+            visitor = visitor_of(request)
             html = await asyncio.to_thread(
-                page.render, cards=cards, token=token, script=OUTBOX_SCRIPT
+                page.render,
+                cards=cards,
+                csrf=visitor.csrf_token,
+                csrf_field=CSRF_FIELD,
+                member=signed_in_member(request),
+                via_proxy=visitor.via_proxy,
             )
             return self.html(html)
 
@@ -168,8 +170,6 @@ def register_views(
             form = await read_form(request)
             if form is None:
                 return self.error(400, "not a URL-encoded UTF-8 form")
-            if not secrets.compare_digest(form.get("token", "").encode(), token.encode()):
-                return self.error(403, "stale or missing form token; reload the page")
             alert_id = str(form.get("alert_id", ""))
             try:
                 action = CaseAction(str(form.get("action", "")))
@@ -177,9 +177,13 @@ def register_views(
                 return self.error(400, "unknown action")
             if not ALERT_ID.match(alert_id):
                 return self.error(400, "unknown alert")
-            name = str(form.get("user", "")).strip()[:80] or "outbox user"
+            member = signed_in_member(request)
             change = await cases.apply(
-                alert_id, action, user_id=f"outbox:{name}", user_name=name, source="outbox"
+                alert_id,
+                action,
+                user_id=member.user_id,
+                user_name=member.shown_name,
+                source="outbox",
             )
             if change is not None:
                 await publish_case(change)
@@ -261,8 +265,11 @@ border:1px solid #bbb;background:#fff;cursor:pointer}button.claim{background:#00
 </style></head><body>
 <h1>Outbox</h1>
 <p class="meta">Alerts delivered to destinations without a Slack or SendGrid account, newest
-first, as they would look. Acting as:
-<input form="" id="user" value="demo user" aria-label="your name"></p>
+first, as they would look.</p>
+<p class="meta">Signed in as <b class="member">{{ member.shown_name }}</b>{% if not via_proxy %}
+<form method="post" action="/signout" class="signout">
+<input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
+<button type="submit">Sign out</button></form>{% endif %}</p>
 {% for card in cards %}
 <div class="card">
 <div class="meta">to <b>{{ card.destination }}</b> at {{ card.delivered_at }}
@@ -277,19 +284,18 @@ first, as they would look. Acting as:
 {% if card.view.interaction_url %}
 <a href="{{ card.view.interaction_url }}">Interaction</a>{% endif %}
 <p class="state">{{ card.state }}{% if card.case.claimed_by %}
-(claimed by {{ card.case.claimed_by.removeprefix("outbox:") }}){% endif %}</p>
+(claimed by {{ card.case.claimed_by.removeprefix("member:").removeprefix("outbox:") }})
+{% endif %}</p>
 {% if card.case.rerated %}<p class="rerated">{{ card.case.rerated }}</p>{% endif %}
 {% if card.buttons %}
 <form method="post" action="/outbox/act">
-<input type="hidden" name="token" value="{{ token }}">
+<input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
 <input type="hidden" name="alert_id" value="{{ card.view.alert_id }}">
-<input type="hidden" name="user" value="">
 {% for action, label in card.buttons %}
 <button name="action" value="{{ action }}" class="{{ action }}">{{ label }}</button>
 {% endfor %}
 </form>{% endif %}
 </div>
 {% else %}<p>No alerts yet.</p>{% endfor %}
-<script>{{ script | safe }}</script>
 </body></html>
 """

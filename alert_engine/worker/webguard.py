@@ -10,6 +10,11 @@
   whose DNS name is rebound to the worker's address cannot read them or act through a visitor's
   browser. Probes and scrapers address a pod by its IP, and Slack's requests and survey links
   carry their own proof (a signature, a signed token), so those paths answer under any Host.
+- Every page but the public ones needs a signed-in member (`alert_engine.signin`). Public:
+  Slack's interactivity endpoint (signed by Slack), the survey pages (a signed link), `/health`
+  and `/ready` (probes), `/metrics` (its own bearer token) and the sign-in pages themselves.
+  An anonymous browser is sent to `/signin?next=...` (303), any other client gets 401; every
+  POST needs the CSRF token of the visitor's session (403 without it).
 - Forms are read strictly: bytes that are not UTF-8 (raw or percent-encoded) are not a form.
 """
 
@@ -21,16 +26,24 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from ipaddress import ip_address
 from typing import Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import faust
 from aiohttp import web
 from faust.web.base import BlueprintManager
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
+from redis.exceptions import RedisError
 
-# Paths answered whatever the Host: see the module's docstring.
+from alert_engine.signin import csrf
+from alert_engine.signin.gate import SIGNIN_PATH, SIGNIN_PATHS, VISITOR_KEY, Gate, Visitor
+from alert_engine.signin.sessions import COOKIE_NAME
+
+# Paths answered whatever the Host, and without sign-in: see the module's docstring.
 ANY_HOST_PATHS = frozenset({"/health", "/ready", "/metrics", "/slack/interactions"})
 ANY_HOST_PREFIXES = ("/survey/",)
+PUBLIC_PATHS = ANY_HOST_PATHS
+PUBLIC_PREFIXES = ANY_HOST_PREFIXES
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # A form of the pages has a handful of fields; Slack's has one.
 MAX_FORM_FIELDS = 50
 
@@ -88,11 +101,26 @@ def checks_host(path: str) -> bool:
     return path not in ANY_HOST_PATHS and not path.startswith(ANY_HOST_PREFIXES)
 
 
+def is_public(path: str) -> bool:
+    """Answered without sign-in: the requests that carry their own proof, and the probes."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def wants_html(request: web.Request) -> bool:
+    """A browser navigating or posting a form (sent to the sign-in page), not a script."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
 def guard_pages(
-    app: faust.App, host_names: frozenset[str], *, inline_scripts: Iterable[str] = ()
+    app: faust.App,
+    host_names: frozenset[str],
+    *,
+    gate: Gate,
+    inline_scripts: Iterable[str] = (),
 ) -> None:
     """Serve only the engine's pages on `app`, each with the security headers, the operators'
-    pages only under `host_names`. Call before the worker starts."""
+    pages only under `host_names` and to members signed in through `gate`. Call before the
+    worker starts."""
     server = app.web
     if not isinstance(server, AiohttpWeb):
         raise TypeError(f"the engine's pages need Faust's aiohttp web driver, not {server!r}")
@@ -103,6 +131,33 @@ def guard_pages(
     server.blueprints = BlueprintManager()
     headers = security_headers(inline_scripts)
 
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            # Raised for 404s, 405s and the like: answered with the same headers.
+            exc.headers.update(headers)
+            raise
+
+    async def members_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            visitor = await gate.visitor(request)
+        except (RedisError, OSError) as exc:
+            return web.Response(status=503, text=f"Sign-in is unavailable (Redis: {exc!r}).\n")
+        request[VISITOR_KEY] = visitor
+        response: web.StreamResponse
+        if visitor.member is None and request.path not in SIGNIN_PATHS:
+            response = anonymous(request)
+        elif request.method not in SAFE_METHODS and (
+            refused := await refused_form(request, gate, visitor)
+        ):
+            response = refused
+        else:
+            response = await answer(request, handler)
+        if visitor.new_session and COOKIE_NAME not in response.cookies:
+            await gate.set_cookie(response, visitor.session)
+        return response
+
     @web.middleware
     async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         response: web.StreamResponse
@@ -112,17 +167,43 @@ def guard_pages(
                 text="This page answers only under the worker's configured host names "
                 "(ALERT_ENGINE_WEB_ALLOWED_HOSTS).\n",
             )
+        elif is_public(request.path):
+            response = await answer(request, handler)
         else:
-            try:
-                response = await handler(request)
-            except web.HTTPException as exc:
-                # Raised for 404s, 405s and the like: answered with the same headers.
-                exc.headers.update(headers)
-                raise
+            response = await members_only(request, handler)
         response.headers.update(headers)
         return response
 
     server.web_app.middlewares.append(guarded)
+
+
+def anonymous(request: web.Request) -> web.Response:
+    """Sign in first: a browser is sent to the sign-in page, back here afterwards."""
+    if wants_html(request):
+        location = SIGNIN_PATH
+        if request.method in SAFE_METHODS:
+            location += "?" + urlencode({"next": request.path_qs})
+        return web.Response(status=303, headers={"Location": location})
+    return web.json_response(
+        {"error": "sign-in required", "signin": SIGNIN_PATH},
+        status=401,
+        headers={"WWW-Authenticate": 'Cookie realm="alert-engine", form-action="/signin"'},
+    )
+
+
+async def refused_form(request: web.Request, gate: Gate, visitor: Visitor) -> web.Response | None:
+    """A POST without its session's CSRF token (a form field, or a header for scripts): 403."""
+    token = request.headers.get(csrf.HEADER)
+    if token is None:
+        form = parse_form(await request.read())
+        if form is None:
+            return web.Response(status=400, text="not a URL-encoded UTF-8 form\n")
+        token = form.get(csrf.FIELD, "")
+    if not await gate.csrf_valid(visitor, token):
+        return web.Response(
+            status=403, text="stale or missing form token (CSRF); reload the page\n"
+        )
+    return None
 
 
 def parse_form(body: bytes) -> dict[str, str] | None:
