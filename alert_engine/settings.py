@@ -36,6 +36,8 @@ class KafkaSettings(BaseSettings):
     # Events re-keyed by the group key of windowed rules, so that a key's window state lives on
     # one partition (an internal topic, like the tables' changelogs).
     windows_topic: str = "windows"
+    # What became of each due survey (sent, suppressed, ...), for the outcome history.
+    followups_topic: str = "followups"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # How long the group waits for a silent worker before its partitions move to another. Faust's
