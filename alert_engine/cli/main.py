@@ -406,29 +406,18 @@ def produce(topic: str, events: BinaryIO) -> None:
     click.echo(f"sent {count} event(s) to {topic_name}")
 
 
-@main.command()
-@click.option(
-    "--by",
-    type=click.Choice(["team", "agent", "rule", "week"]),
-    default="team",
-    show_default=True,
-    help="One row per team, agent, rule or ISO week of the alert.",
-)
-def report(by: str) -> None:
-    """Print the recovery outcome figures: alerts, time to claim, follow-ups, rating uplift."""
-    from alert_engine.followup.outcomes import load_cases
-    from alert_engine.reports import table
-    from alert_engine.settings import RedisSettings
-
-    cases = asyncio.run(load_cases(RedisSettings()))
-    click.echo(table(cases, by))
-
-
 def _print_problems(exc: RulesetError, outcome: str = "the rules were not loaded") -> None:
     for problem in exc.problems:
         click.echo(f"{problem}", err=True)
     click.echo(f"{len(exc.problems)} problem(s); {outcome}", err=True)
 
+
+# Command groups in modules of their own.
+from alert_engine.cli.history import history  # noqa: E402
+from alert_engine.cli.report import report  # noqa: E402
+
+main.add_command(report)
+main.add_command(history)
 
 if __name__ == "__main__":
     main()
