@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
@@ -98,9 +98,10 @@ class Story:
 
     @property
     def member(self) -> str:
+        """Who owns the case: its claimer, else whoever closed it (on the outbox page)."""
         if self.claimed_by:
             return self.claimed_by
-        return "-"
+        return "outbox" if self.resolution is not None else "-"
 
     def key(self, by: str) -> str:
         if by == "week":
@@ -194,6 +195,30 @@ class Story:
             followup_rating=self.answer_rating,
             followup_nps=self.answer_nps,
         )
+
+
+def story(number: int = 1, **changes: object) -> Story:
+    """A claimed case resolved with a follow-up survey, answered 4 stars after 1 (NPS 2 -> 9)."""
+    base = Story(
+        number=number,
+        fired_at=START + timedelta(hours=number),
+        team="orders",
+        agent="Priya Nair",
+        channel="chat",
+        severity=Severity.HIGH,
+        initial_rating=1,
+        initial_nps=2,
+        holdout=False,
+        claimed_by="lee",
+        claim_after=60.0,
+        resolution="resolved_followup",
+        resolve_after=600.0,
+        reopened=False,
+        sent=True,
+        answer_rating=4,
+        answer_nps=9,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 @st.composite
