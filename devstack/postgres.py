@@ -8,7 +8,9 @@ leave clusters behind. Stopping is a *fast* shutdown (SIGINT to the postmaster):
 SIGTERM is a *smart* one that waits for every client to disconnect.
 
 PostgreSQL refuses to run as root: as root, the cluster belongs to and runs as the `postgres`
-system user that Debian's package creates.
+system user that Debian's package creates. When that user cannot reach the workdir (a private
+directory of root's on the way, as pytest's temporary directories are), the data goes to a
+temporary directory of its own instead, removed when the server object goes.
 
 Measured on the 2-core development machine: a first start (initdb included) about 0.9 s until a
 query answers, a restart after kill() about 0.15 s.
@@ -22,9 +24,13 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
+import tempfile
 import time
+import weakref
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -45,9 +51,9 @@ def postgres_bin_dir() -> Path:
     newest version first; or the directory of an `initdb` on PATH."""
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda path: int(Path(path).parent.parent.name)
-        if Path(path).parent.parent.name.isdigit()
-        else 0,
+        key=lambda path: (
+            int(Path(path).parent.parent.name) if Path(path).parent.parent.name.isdigit() else 0
+        ),
         reverse=True,
     )
     if found:
@@ -59,6 +65,21 @@ def postgres_bin_dir() -> Path:
         "PostgreSQL's `initdb` was not found (in /usr/lib/postgresql/*/bin or on PATH); "
         "run `make setup` (it apt-get installs postgresql)"
     )
+
+
+def _traversable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether `user` may pass through every directory above `path`."""
+    for directory in path.resolve().parents:
+        mode = directory.stat()
+        if mode.st_uid == user.pw_uid:
+            allowed = mode.st_mode & stat.S_IXUSR
+        elif mode.st_gid == user.pw_gid:
+            allowed = mode.st_mode & stat.S_IXGRP
+        else:
+            allowed = mode.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
 
 
 def _run_as() -> pwd.struct_passwd | None:
@@ -104,11 +125,16 @@ class PostgresServer(_Server):
 
     def _initdb(self, user: pwd.struct_passwd | None, deadline: float, offset: int) -> None:
         assert self.bin_dir is not None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if user is not None and not _traversable_by(self.workdir, user):
+            self.data_dir = Path(tempfile.mkdtemp(prefix="alert-engine-pg-")) / "postgres"
+            weakref.finalize(self, shutil.rmtree, self.data_dir.parent, True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if user is not None:
-            # The workdir may be a private temp dir of root's: the cluster's user must reach its
-            # own directory in it (traverse only, nothing listed or read).
-            self.workdir.chmod(self.workdir.stat().st_mode | 0o111)
+            # The directory above may be a private temp dir of root's: the cluster's user must
+            # reach its own directory in it (traverse only, nothing listed or read).
+            parent = self.data_dir.parent
+            parent.chmod(parent.stat().st_mode | 0o111)
             os.chown(self.data_dir, user.pw_uid, user.pw_gid)
         self.data_dir.chmod(0o700)
         cmd = [
@@ -191,9 +217,17 @@ class PostgresServer(_Server):
         super().stop(timeout)
 
 
-def _user_args(user: pwd.struct_passwd | None) -> dict[str, object]:
+class _RunAs(TypedDict):
+    """Popen's arguments for running a child as `user` (all None: as we are)."""
+
+    user: int | None
+    group: int | None
+    extra_groups: list[int] | None
+
+
+def _user_args(user: pwd.struct_passwd | None) -> _RunAs:
     if user is None:
-        return {}
+        return {"user": None, "group": None, "extra_groups": None}
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 

@@ -819,7 +819,7 @@ def _run_up(workdir: Path | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
-        description="Run the local Kafka broker, Redis and PostgreSQL used by the tests and the demo.",
+        description="Run the local Kafka broker, Redis and PostgreSQL for the tests and the demo.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser(

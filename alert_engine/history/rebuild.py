@@ -56,25 +56,24 @@ async def read_all(
     """Every record of the history's topics up to their current end, into the tables."""
     topics = topic_names(kafka)
     stats = ProjectionStats()
+    # Without a group, a consumer reads every partition of its topics and commits nothing.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap, enable_auto_commit=False, max_poll_records=batch_size
+        *topics.all,
+        bootstrap_servers=kafka.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch_size,
     )
     await consumer.start()
     try:
-        # Metadata of every topic (a consumer without subscriptions has none yet).
-        await consumer.topics()
         partitions = [
             TopicPartition(topic, partition)
             for topic in topics.all
             for partition in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        missing = [topic for topic in topics.all if consumer.partitions_for_topic(topic) is None]
-        if missing:
-            # A topic nothing was written to yet (a new install): nothing to read in it.
-            log.info("history rebuild: no topic %s yet", ", ".join(missing))
         if not partitions:
             return stats
-        consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         remaining = {tp for tp in partitions if ends[tp] > await consumer.position(tp)}
