@@ -11,11 +11,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: system-packages $(VENV)/.installed .cache/.kafka-libs node_modules/.installed $(HELM)
 
-# Debian packages the local stack needs: Redis, Java + Maven for the Kafka broker, Node.js for
-# the test tools, and Chromium for the survey page's browser test.
+# Debian packages the local stack needs: Redis, Java + Maven for the Kafka broker, PostgreSQL for
+# the outcome history, Node.js for the test tools, and Chromium for the browser tests.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \

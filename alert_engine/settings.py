@@ -36,6 +36,8 @@ class KafkaSettings(BaseSettings):
     # Events re-keyed by the group key of windowed rules, so that a key's window state lives on
     # one partition (an internal topic, like the tables' changelogs).
     windows_topic: str = "windows"
+    # What became of each due survey (sent, suppressed, ...), for the outcome history.
+    followups_topic: str = "followups"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     # How long the group waits for a silent worker before its partitions move to another. Faust's
@@ -367,6 +369,41 @@ class FollowupSettings(BaseSettings):
         return value
 
 
+class DatabaseSettings(BaseSettings):
+    """The outcome history in PostgreSQL (`alert_engine.history`): off unless `url` is set."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_DATABASE_", frozen=True)
+
+    # `postgresql://user:password@host:5432/dbname` (or a libpq `key=value` string). Secret: it
+    # may hold the password, and the logs mask it whole.
+    url: SecretStr | None = None
+    # The projection reads the topics in its own consumer group, `<app id>-<group_suffix>`: its
+    # progress (or a PostgreSQL outage) never holds up delivery.
+    group_suffix: str = Field(default="history", min_length=1, max_length=64)
+    # Records written per transaction, at most; and how long a batch waits for more records.
+    batch_size: int = Field(default=1000, ge=1, le=50_000)
+    batch_wait: float = Field(default=0.2, gt=0, le=10)
+    # Seconds a query of the report may take before it is cancelled.
+    statement_timeout: float = Field(default=30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        text = value.get_secret_value().strip()
+        scheme, sep, _ = text.partition("://")
+        if sep and scheme not in ("postgres", "postgresql"):
+            raise ValueError(f"expected a postgresql:// URL, got a {scheme}:// one")
+        if not sep and "=" not in text:
+            raise ValueError("expected a postgresql:// URL or a libpq key=value string")
+        return SecretStr(text)
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None
+
+
 @dataclass(frozen=True)
 class Settings:
     """The components' settings, read together from one environment."""
@@ -383,3 +420,4 @@ class Settings:
     sendgrid: SendGridSettings = field(default_factory=SendGridSettings)
     signin: SigninSettings = field(default_factory=SigninSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)

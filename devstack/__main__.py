@@ -32,7 +32,7 @@ def demo(workdir: Path, keep_running: bool) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def up(args: tuple[str, ...]) -> None:
-    """Start the local Kafka broker and Redis on free loopback ports, until Ctrl-C or SIGTERM."""
+    """Start the local Kafka broker, Redis and PostgreSQL on free loopback ports, until Ctrl-C."""
     sys.exit(stack.main(["up", *args]))
 
 

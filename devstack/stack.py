@@ -1,4 +1,5 @@
-"""Start and stop the local infrastructure: one Kafka broker (KRaft) and one Redis, on loopback.
+"""Start and stop the local infrastructure: one Kafka broker (KRaft) and one Redis, on loopback,
+and for the outcome history one PostgreSQL (`devstack.postgres`) when asked (`up` starts it).
 
 Tests, the demo and CI use this instead of Docker. Kafka runs from Maven Central jars
 (``deploy/kafka/pom.xml``, cached by :func:`ensure_kafka_libs`) on a plain ``java``; Redis is the
@@ -13,7 +14,7 @@ about 35 ms. A cold jar cache adds the Maven download (~45 MB) once.
 
 Command line::
 
-    python -m devstack.stack up [--workdir DIR]   # start both, print `export` lines, block
+    python -m devstack.stack up [--workdir DIR]   # start all, print `export` lines, block
     python -m devstack.stack libs                 # only resolve the Kafka jars
 """
 
@@ -50,6 +51,7 @@ import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
 __all__ = [
+    "ENV_DATABASE_URL",
     "ENV_KAFKA_BOOTSTRAP",
     "ENV_REDIS_URL",
     "KAFKA_VERSION",
@@ -75,6 +77,7 @@ KAFKA_VERSION = "4.1.1"
 
 ENV_KAFKA_BOOTSTRAP = "ALERT_ENGINE_KAFKA_BOOTSTRAP"
 ENV_REDIS_URL = "ALERT_ENGINE_REDIS_URL"
+ENV_DATABASE_URL = "ALERT_ENGINE_DATABASE_URL"
 ENV_CACHE_DIR = "ALERT_ENGINE_CACHE_DIR"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,21 +101,26 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the running Kafka and Redis can be reached."""
+    """Where the running Kafka and Redis (and PostgreSQL, if the stack has it) can be reached."""
 
     kafka_bootstrap: str
     redis_url: str
+    database_url: str | None = None
 
     def as_env(self) -> dict[str, str]:
-        return {ENV_KAFKA_BOOTSTRAP: self.kafka_bootstrap, ENV_REDIS_URL: self.redis_url}
+        env = {ENV_KAFKA_BOOTSTRAP: self.kafka_bootstrap, ENV_REDIS_URL: self.redis_url}
+        if self.database_url is not None:
+            env[ENV_DATABASE_URL] = self.database_url
+        return env
 
 
 def endpoints_from_env() -> Endpoints | None:
     """Endpoints of an already running stack, if both environment variables name one."""
     bootstrap = os.environ.get(ENV_KAFKA_BOOTSTRAP, "").strip()
     redis_url = os.environ.get(ENV_REDIS_URL, "").strip()
+    database_url = os.environ.get(ENV_DATABASE_URL, "").strip() or None
     if bootstrap and redis_url:
-        return Endpoints(kafka_bootstrap=bootstrap, redis_url=redis_url)
+        return Endpoints(kafka_bootstrap=bootstrap, redis_url=redis_url, database_url=database_url)
     return None
 
 
@@ -325,7 +333,8 @@ class _Server:
             f"--- last lines of the log ---\n{self._log_tail(offset)}"
         )
 
-    def _spawn(self, argv: list[str]) -> None:
+    def _spawn(self, argv: list[str], **popen: Any) -> None:
+        """`popen`: more arguments of Popen (the user to run as, say)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             # Own session: Ctrl-C in a terminal reaches only us, and we stop the server in order.
@@ -338,6 +347,7 @@ class _Server:
                     cwd=self.workdir,
                     start_new_session=True,
                     preexec_fn=die_with_parent(),
+                    **popen,
                 )
             except OSError as exc:
                 raise StackError(
@@ -669,9 +679,10 @@ class RedisServer(_Server):
 
 
 class LocalStack:
-    """Kafka and Redis together, in ``workdir`` or in a fresh temporary dir removed on stop."""
+    """Kafka and Redis together (and PostgreSQL with `with_postgres`), in ``workdir`` or in a
+    fresh temporary dir removed on stop."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, *, with_postgres: bool = False) -> None:
         self._owns_workdir = workdir is None
         self.workdir = (
             Path(tempfile.mkdtemp(prefix="alert-engine-stack-"))
@@ -681,6 +692,10 @@ class LocalStack:
         self._cleanup = self._arm_cleanup()
         self.kafka = KafkaBroker(self.workdir)
         self.redis = RedisServer(self.workdir)
+        # Imported here: devstack.postgres builds on this module's server class.
+        from devstack.postgres import PostgresServer
+
+        self.postgres = PostgresServer(self.workdir) if with_postgres else None
 
     def _arm_cleanup(self) -> weakref.finalize[..., LocalStack] | None:
         # finalize also runs at interpreter exit, so an un-stopped stack leaves no temp dir.
@@ -690,7 +705,15 @@ class LocalStack:
 
     @property
     def endpoints(self) -> Endpoints:
-        return Endpoints(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url)
+        return Endpoints(
+            kafka_bootstrap=self.kafka.bootstrap,
+            redis_url=self.redis.url,
+            database_url=self.postgres.url if self.postgres is not None else None,
+        )
+
+    @property
+    def servers(self) -> list[_Server]:
+        return [self.kafka, self.redis, *([self.postgres] if self.postgres is not None else [])]
 
     def start(self) -> Endpoints:
         if self._owns_workdir and (self._cleanup is None or not self._cleanup.alive):
@@ -698,10 +721,12 @@ class LocalStack:
             self._cleanup = self._arm_cleanup()
         try:
             self.redis.start()
+            if self.postgres is not None:
+                self.postgres.start()
             self.kafka.start()
         except BaseException as exc:
-            self.kafka.stop()
-            self.redis.stop()
+            for server in self.servers:
+                server.stop()
             if self._cleanup is not None:
                 if isinstance(exc, StackError) and any(self.workdir.glob("*.log")):
                     # The log the error points to lives there: keep it.
@@ -712,8 +737,8 @@ class LocalStack:
         return self.endpoints
 
     def stop(self) -> None:
-        self.kafka.stop()
-        self.redis.stop()
+        for server in self.servers:
+            server.stop()
         if self._cleanup is not None:
             self._cleanup()
 
@@ -725,13 +750,15 @@ class LocalStack:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path | None = None) -> Iterator[Endpoints]:
+def running_stack(
+    workdir: Path | None = None, *, with_postgres: bool = False
+) -> Iterator[Endpoints]:
     """The stack named by the environment if there is one, else a LocalStack for the block."""
     external = endpoints_from_env()
     if external is not None:
         yield external
         return
-    with LocalStack(workdir) as endpoints:
+    with LocalStack(workdir, with_postgres=with_postgres) as endpoints:
         yield endpoints
 
 
@@ -769,7 +796,7 @@ def stop_on_signals() -> Iterator[None]:
 
 
 def _run_up(workdir: Path | None) -> int:
-    stack = LocalStack(workdir)
+    stack = LocalStack(workdir, with_postgres=True)
     try:
         with stop_on_signals(), stack as endpoints:
             for key, value in endpoints.as_env().items():
@@ -778,7 +805,7 @@ def _run_up(workdir: Path | None) -> int:
             print(f"# logs and data in {stack.workdir}; Ctrl-C stops", file=sys.stderr, flush=True)
             while True:
                 time.sleep(1.0)
-                for server in (stack.kafka, stack.redis):
+                for server in stack.servers:
                     if not server.is_running():
                         print(
                             f"error: {server.name} exited unexpectedly; log: {server.log_path}",
@@ -792,11 +819,12 @@ def _run_up(workdir: Path | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
-        description="Run the local Kafka broker and Redis used by the tests and the demo.",
+        description="Run the local Kafka broker, Redis and PostgreSQL for the tests and the demo.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser(
-        "up", help="start Kafka and Redis, print their endpoints, run until interrupted"
+        "up",
+        help="start Kafka, Redis and PostgreSQL, print their endpoints, run until interrupted",
     )
     up.add_argument(
         "--workdir", type=Path, help="keep data and logs here (default: a temp dir, removed)"

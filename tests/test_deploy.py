@@ -20,6 +20,8 @@ CHART = ROOT / "deploy" / "helm" / "alert-engine"
 HELM = ROOT / ".cache" / "bin" / "helm"
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest schemas known.
 KUBE_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
+# The workers' Secret (the chart's PostgreSQL has one of its own).
+SECRETS = "ae-alert-engine-secrets"
 # Everything switched on that a production install would set.
 FULL = [
     "ingress.enabled=true",
@@ -86,7 +88,15 @@ def test_the_chart_lints_strictly():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("sets", [[], FULL, ["redis.enabled=false", "redis.url=redis://r:6379/0"]])
+@pytest.mark.parametrize(
+    "sets",
+    [
+        [],
+        FULL,
+        ["redis.enabled=false", "redis.url=redis://r:6379/0"],
+        ["postgresql.enabled=false", "secrets.databaseUrl=postgresql://ae:pw@db:5432/ae"],
+    ],
+)
 def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(sets):
     docs = render(*sets)
     for doc in docs:
@@ -143,7 +153,7 @@ def test_a_misspelt_value_is_refused_by_the_values_schema():
 def test_every_configured_variable_is_a_setting_the_worker_reads():
     docs = render(*FULL, "worker.extraEnv.ALERT_ENGINE_BATCH_SIZE=200")
     config = one(docs, "ConfigMap", "ae-alert-engine-config")["data"]
-    secret = one(docs, "Secret")["stringData"]
+    secret = one(docs, "Secret", SECRETS)["stringData"]
     assert set(config) <= known_env_names()
     assert set(secret) == {
         "ALERT_ENGINE_SLACK_BOT_TOKEN",
@@ -158,11 +168,11 @@ def test_every_configured_variable_is_a_setting_the_worker_reads():
 
 def test_unset_secrets_are_left_out_so_those_destinations_use_the_outbox():
     # An empty ALERT_ENGINE_SLACK_BOT_TOKEN would be a token "", not "no Slack".
-    assert one(render(), "Secret")["stringData"] == {}
+    assert one(render(), "Secret", SECRETS)["stringData"] == {}
     docs = render("secrets.slackBotToken=xoxb-1")
-    assert one(docs, "Secret")["stringData"] == {"ALERT_ENGINE_SLACK_BOT_TOKEN": "xoxb-1"}
+    assert one(docs, "Secret", SECRETS)["stringData"] == {"ALERT_ENGINE_SLACK_BOT_TOKEN": "xoxb-1"}
     # A Secret managed elsewhere is used, not rendered.
-    docs = render("secrets.existingSecret=vault-synced")
+    docs = render("secrets.existingSecret=vault-synced", "postgresql.auth.existingSecret=pg")
     assert not [d for d in docs if d["kind"] == "Secret"]
     container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert {"secretRef": {"name": "vault-synced"}} in container["envFrom"]
@@ -170,7 +180,7 @@ def test_unset_secrets_are_left_out_so_those_destinations_use_the_outbox():
 
 def test_redis_keeps_its_data_on_a_volume_with_the_append_only_file():
     docs = render()
-    redis = one(docs, "StatefulSet")
+    redis = one(docs, "StatefulSet", "ae-alert-engine-redis")
     [container] = redis["spec"]["template"]["spec"]["containers"]
     args = container["args"]
     assert args[args.index("--appendonly") + 1] == "yes"
@@ -188,9 +198,48 @@ def test_redis_keeps_its_data_on_a_volume_with_the_append_only_file():
 def test_an_external_redis_needs_its_url():
     assert "redis.url is required" in refused("redis.enabled=false")
     docs = render("redis.enabled=false", "redis.url=redis://cache:6379/2")
-    assert not [d for d in docs if d["kind"] == "StatefulSet"]
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "StatefulSet"] == [
+        "ae-alert-engine-postgresql"
+    ]
     config = one(docs, "ConfigMap", "ae-alert-engine-config")["data"]
     assert config["ALERT_ENGINE_REDIS_URL"] == "redis://cache:6379/2"
+
+
+def test_the_history_database_keeps_its_data_on_a_volume_and_the_workers_reach_it():
+    docs = render()
+    database = one(docs, "StatefulSet", "ae-alert-engine-postgresql")
+    [container] = database["spec"]["template"]["spec"]["containers"]
+    [claim] = database["spec"]["volumeClaimTemplates"]
+    assert {"name": claim["metadata"]["name"], "mountPath": "/var/lib/postgresql/data"} in (
+        container["volumeMounts"]
+    )
+    service = one(docs, "Service", database["spec"]["serviceName"])
+    assert selects(service["spec"]["selector"], database["spec"]["template"]["metadata"]["labels"])
+    url = one(docs, "ConfigMap", "ae-alert-engine-config")["data"]["ALERT_ENGINE_DATABASE_URL"]
+    host = f"{database['metadata']['name']}-0.{service['metadata']['name']}"
+    assert url == f"postgresql://alert_engine@{host}:5432/alert_engine"
+    # The workers' password (libpq's PGPASSWORD) is the one the server was initialised with.
+    env = {item["name"]: item for item in container["env"]}
+    worker = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    [password] = [item for item in worker["env"] if item["name"] == "PGPASSWORD"]
+    assert password["valueFrom"] == env["POSTGRES_PASSWORD"]["valueFrom"]
+    secret = one(docs, "Secret", password["valueFrom"]["secretKeyRef"]["name"])
+    assert len(secret["stringData"]["password"]) == 32
+
+
+def test_an_external_history_database_is_a_secret_url():
+    docs = render("postgresql.enabled=false", "secrets.databaseUrl=postgresql://ae:pw@db/ae")
+    assert not [d for d in docs if d["metadata"]["name"] == "ae-alert-engine-postgresql"]
+    assert (
+        "ALERT_ENGINE_DATABASE_URL" not in one(docs, "ConfigMap", "ae-alert-engine-config")["data"]
+    )
+    assert one(docs, "Secret")["stringData"] == {
+        "ALERT_ENGINE_DATABASE_URL": "postgresql://ae:pw@db/ae"
+    }
+    worker = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "env" not in worker
+    assert "postgresql.enabled=false" in refused("secrets.databaseUrl=postgresql://ae:pw@db/ae")
+    assert "databaseUrl" in refused("postgresql.enabled=false", "secrets.databaseUrl=mysql://x")
 
 
 def test_the_rules_config_map_is_the_rules_directory_and_loads_as_mounted(tmp_path):
@@ -279,8 +328,10 @@ def test_a_changed_setting_restarts_the_workers_and_a_changed_rule_does_not_need
 
 def test_the_compose_file_is_valid_yaml_with_the_stack():
     compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
-    assert set(compose["services"]) >= {"kafka", "redis", "worker"}
+    assert set(compose["services"]) >= {"kafka", "redis", "postgres", "worker"}
     worker = compose["services"]["worker"]
     assert worker["deploy"]["replicas"] >= 2
     assert set(worker["environment"]) <= known_env_names()
     assert "--appendonly" in compose["services"]["redis"]["command"]
+    assert worker["environment"]["ALERT_ENGINE_DATABASE_URL"].startswith("postgresql://")
+    assert worker["depends_on"]["postgres"] == {"condition": "service_healthy"}

@@ -16,12 +16,14 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devstack import stack
 from devstack.stack import (
+    ENV_DATABASE_URL,
     ENV_KAFKA_BOOTSTRAP,
     ENV_REDIS_URL,
     Endpoints,
@@ -265,27 +267,30 @@ def test_up_command_prints_exports_and_stops_on_signal(tmp_path: Path, sig: sign
     threading.Thread(target=read_stdout, daemon=True).start()
     try:
         exports: dict[str, str] = {}
-        while len(exports) < 2:
+        while len(exports) < 3:
             try:
                 line = lines.get(timeout=120)
             except queue.Empty:
                 pytest.fail(f"`up` printed no endpoints in 120s; exit code {proc.poll()}")
             key, _, value = line.strip().removeprefix("export ").partition("=")
             exports[key] = value
-        assert set(exports) == {ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL}
+        assert set(exports) == {ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL, ENV_DATABASE_URL}
 
         client = redis.Redis.from_url(exports[ENV_REDIS_URL])
         assert client.ping()
         client.close()
+        with psycopg.connect(exports[ENV_DATABASE_URL]) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
         server_pids = [
             int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         ]
-        assert len(server_pids) == 2
+        assert len(server_pids) == 3  # Kafka, Redis, PostgreSQL
 
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == 0
         assert all(_process_gone(pid) for pid in server_pids)
         assert _port_free(_port_of(exports[ENV_KAFKA_BOOTSTRAP]))
+        assert _port_free(_port_of(exports[ENV_DATABASE_URL]))
         assert (workdir / "kafka.log").is_file()  # an explicit workdir is kept
     finally:
         if proc.poll() is None:

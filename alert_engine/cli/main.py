@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import click
 
 from alert_engine.cli.deadletters import deadletter
 from alert_engine.cli.failed import failed
+from alert_engine.cli.history import history
 from alert_engine.cli.members import members
 from alert_engine.cli.output import EngineGroup
+from alert_engine.cli.report import report
 from alert_engine.cli.routes import routes
 from alert_engine.cli.rules import replay, rules
 from alert_engine.cli.silences import silence
@@ -23,33 +24,28 @@ from alert_engine.cli.worker import produce, worker
 def main(ctx: click.Context) -> None:
     """Streaming alerts on negative customer feedback.
 
-    Exit codes: 0 done, 1 problems found, 2 usage or settings, 3 Kafka or Redis unreachable.
+    Exit codes: 0 done, 1 problems found, 2 usage or settings, 3 Kafka, Redis or PostgreSQL
+    unreachable.
     """
     if ctx.invoked_subcommand != "worker":
         # aiokafka logs each failed connection attempt; a command says it once, on one line.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
-for command in (worker, produce, rules, replay, routes, silence, failed, deadletter, members):
+for command in (
+    worker,
+    produce,
+    rules,
+    replay,
+    routes,
+    silence,
+    failed,
+    deadletter,
+    members,
+    report,
+    history,
+):
     main.add_command(command)
-
-
-@main.command()
-@click.option(
-    "--by",
-    type=click.Choice(["team", "agent", "rule", "week"]),
-    default="team",
-    show_default=True,
-    help="One row per team, agent, rule or ISO week of the alert.",
-)
-def report(by: str) -> None:
-    """Print the recovery outcome figures: alerts, time to claim, follow-ups, rating uplift."""
-    from alert_engine.followup.outcomes import load_cases
-    from alert_engine.reports import table
-    from alert_engine.settings import RedisSettings
-
-    cases = asyncio.run(load_cases(RedisSettings()))
-    click.echo(table(cases, by))
 
 
 if __name__ == "__main__":

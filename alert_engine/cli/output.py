@@ -4,7 +4,7 @@ per kind of outcome, the same for every command.
     0  done, nothing wrong
     1  problems found (a rule or routing file refused, a rule that does not exist)
     2  usage: a command line click refuses, or settings that do not validate
-    3  infrastructure unreachable: Kafka or Redis did not answer
+    3  infrastructure unreachable: Kafka, Redis or PostgreSQL did not answer
 
 Colour only when the stream is a terminal (click drops the styles otherwise).
 """
@@ -57,7 +57,9 @@ def redacted_url(url: str) -> str:
 def unreachable_message(exc: BaseException) -> str | None:
     """One line naming what could not be reached and the setting that points elsewhere, or None
     if `exc` is not about reaching Kafka or Redis."""
-    from alert_engine.settings import KafkaSettings, RedisSettings
+    from psycopg import OperationalError
+
+    from alert_engine.settings import DatabaseSettings, KafkaSettings, RedisSettings
 
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         url = redacted_url(RedisSettings().url)
@@ -68,6 +70,11 @@ def unreachable_message(exc: BaseException) -> str | None:
             f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); "
             "set ALERT_ENGINE_KAFKA_BOOTSTRAP"
         )
+    if isinstance(exc, OperationalError):
+        secret = DatabaseSettings().url
+        url = redacted_url(secret.get_secret_value()) if secret is not None else "(not set)"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"cannot reach PostgreSQL at {url} ({first_line}); set ALERT_ENGINE_DATABASE_URL"
     return None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from alert_engine.followup.schedule import (
     Settled,
     new_survey_id,
 )
+from alert_engine.followup.sends import FollowupSettled
 from alert_engine.followup.timing import QuietHours, customer_zone, is_holdout, send_time
 from alert_engine.followup.tokens import InvalidToken, sign, verify
 from alert_engine.rules.spec import FollowupPolicy
@@ -81,6 +82,9 @@ class FollowupService:
         self._secret: bytes | None = (
             settings.token_secret.get_secret_value().encode() if settings.token_secret else None
         )
+        # Told of every settled survey once Redis has it (the worker publishes it to the
+        # `followups` topic for the outcome history); until it returns the send is not done.
+        self.on_settled: Callable[[FollowupSettled], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------------ cases and alerts
 
@@ -162,6 +166,7 @@ class FollowupService:
         email = customer.get("email")
         if not isinstance(email, str) or "@" not in email:
             await self.schedule.settle(survey.alert_id, Settled.NO_EMAIL)
+            await self._settled(survey, Settled.NO_EMAIL, now)
             return 0
         customer_id = str(customer.get("id", email))
         if not await self.schedule.suppress_customer(
@@ -170,6 +175,7 @@ class FollowupService:
             log.info("follow-up for %s suppressed: customer surveyed recently", survey.alert_id)
             await self.schedule.settle(survey.alert_id, Settled.SUPPRESSED)
             await self.facts.record(survey.alert_id, {"followup": Settled.SUPPRESSED.value})
+            await self._settled(survey, Settled.SUPPRESSED, now)
             return 0
         expires = now + timedelta(seconds=self.settings.token_ttl_seconds)
         await self.redis.set(
@@ -200,12 +206,27 @@ class FollowupService:
             log.warning("follow-up survey for %s refused for good: %s", survey.alert_id, exc)
             await self.schedule.settle(survey.alert_id, Settled.REJECTED)
             await self.facts.record(survey.alert_id, {"followup": Settled.REJECTED.value})
+            await self._settled(survey, Settled.REJECTED, now)
             return 0
         await self.schedule.settle(survey.alert_id, Settled.SENT)
         await self.facts.record(
             survey.alert_id, {"followup": Settled.SENT.value, "followup_sent_at": now.isoformat()}
         )
+        await self._settled(survey, Settled.SENT, now)
         return 1
+
+    async def _settled(self, survey: ScheduledSurvey, outcome: Settled, now: datetime) -> None:
+        if self.on_settled is not None:
+            await self.on_settled(
+                FollowupSettled(
+                    alert_id=survey.alert_id,
+                    survey_id=survey.survey_id,
+                    outcome=outcome,
+                    at=now,
+                    holdout=survey.holdout,
+                    rule=survey.rule,
+                )
+            )
 
     async def secret(self) -> bytes:
         if self._secret is None:

@@ -37,6 +37,7 @@ from alert_engine.signin.views import register_signin_views
 from alert_engine.stats import Stats
 from alert_engine.storage.outage import tick_skipped_on_outage, until_redis_answers
 from alert_engine.worker.app import create_app
+from alert_engine.worker.history_agents import add_history
 from alert_engine.worker.metrics import serve_open_cases
 from alert_engine.worker.web import PAGE_SCRIPTS, register_views
 from alert_engine.worker.webguard import guard_pages
@@ -151,6 +152,7 @@ def build_worker(settings: Settings) -> faust.App:
         settings.engine.rules_dir, evaluator, limits=settings.engine.rule_file_limits
     )
     app, topics = create_app(settings, evaluator, deliverer, stats, followup, reloader)
+    add_history(app, settings, topics, followup)
 
     async def publish_case(change: CaseEvent) -> None:
         # Someone acted on the alert: it no longer escalates.

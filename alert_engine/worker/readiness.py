@@ -8,7 +8,7 @@ none, and they are standbys, ready to take partitions over when another member l
 
 Nor is a worker ready while Redis is unreachable (a delivery or a look-up waiting on it, or a
 timer's last tick skipped): it consumes but cannot deliver, and the 503 is what an operator's
-probe or alert sees.
+probe or alert sees. The same holds while the outcome history's projection waits for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.exceptions import ConsumerNotStarted
 
+from alert_engine.history.database import DATABASE
 from alert_engine.storage.outage import REDIS
 
 
@@ -33,6 +34,8 @@ class Readiness:
     partitions: int
     # False while work waits on Redis or a timer's last tick could not reach it.
     redis_reachable: bool = True
+    # False while the history's projection waits for PostgreSQL (its records wait in Kafka).
+    database_reachable: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,9 +54,10 @@ def readiness(app: faust.App, topics: Collection[str]) -> Readiness:
         except ConsumerNotStarted:
             joined = False
     return Readiness(
-        ready=joined and not rebalancing and REDIS.reachable,
+        ready=joined and not rebalancing and REDIS.reachable and DATABASE.reachable,
         generation=generation,
         rebalancing=rebalancing,
         partitions=partitions,
         redis_reachable=REDIS.reachable,
+        database_reachable=DATABASE.reachable,
     )

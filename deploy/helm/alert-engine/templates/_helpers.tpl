@@ -53,4 +53,20 @@ slackBotToken: ALERT_ENGINE_SLACK_BOT_TOKEN
 slackSigningSecret: ALERT_ENGINE_SLACK_SIGNING_SECRET
 sendgridApiKey: ALERT_ENGINE_SENDGRID_API_KEY
 followupTokenSecret: ALERT_ENGINE_FOLLOWUP_TOKEN_SECRET
+databaseUrl: ALERT_ENGINE_DATABASE_URL
+{{- end -}}
+
+{{/* The chart's PostgreSQL: its StatefulSet and headless Service, and the Secret of its password. */}}
+{{- define "alert-engine.postgresqlName" -}}
+{{- printf "%s-postgresql" (include "alert-engine.fullname" .) -}}
+{{- end -}}
+
+{{- define "alert-engine.postgresqlSecret" -}}
+{{- .Values.postgresql.auth.existingSecret | default (include "alert-engine.postgresqlName" .) -}}
+{{- end -}}
+
+{{/* The workers' URL of the chart's PostgreSQL; the password comes from PGPASSWORD. */}}
+{{- define "alert-engine.postgresqlUrl" -}}
+{{- $name := include "alert-engine.postgresqlName" . -}}
+{{- printf "postgresql://%s@%s-0.%s:5432/%s" .Values.postgresql.user $name $name .Values.postgresql.database -}}
 {{- end -}}

@@ -1,0 +1,60 @@
+"""`alert-engine history`: the outcome history's schema and its rebuild from the topics."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from alert_engine.settings import DatabaseSettings, KafkaSettings
+
+
+def _url() -> str:
+    database = DatabaseSettings()
+    if database.url is None:
+        click.echo("error: set ALERT_ENGINE_DATABASE_URL to the history's PostgreSQL", err=True)
+        sys.exit(2)
+    return database.url.get_secret_value()
+
+
+@click.group()
+def history() -> None:
+    """The outcome history in PostgreSQL (ALERT_ENGINE_DATABASE_URL)."""
+
+
+@history.command("migrate")
+def history_migrate() -> None:
+    """Create or update the history's tables (workers do it too, at start)."""
+    from alert_engine.history.migrate import MigrationError, migrate_url
+
+    try:
+        applied = asyncio.run(migrate_url(_url()))
+    except MigrationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for migration in applied:
+        click.echo(f"applied {migration.version:04d}_{migration.name}")
+    click.echo(f"{len(applied)} migration(s) applied; the schema is up to date")
+
+
+@history.command("rebuild")
+@click.option("--batch-size", default=5000, show_default=True, help="Records per transaction.")
+def history_rebuild(batch_size: int) -> None:
+    """Empty the history's tables and read the alerts, cases and followups topics into them
+    again, from their start to their end now (workers go on projecting meanwhile)."""
+    from alert_engine.history.migrate import MigrationError
+    from alert_engine.history.rebuild import rebuild
+
+    kafka = KafkaSettings()
+    try:
+        rebuilt = asyncio.run(rebuild(kafka, _url(), batch_size=batch_size))
+    except MigrationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"rebuilt the history from {rebuilt.records} record(s) of {kafka.alerts_topic}, "
+        f"{kafka.cases_topic} and {kafka.followups_topic}"
+        + (f"; {rebuilt.unreadable} unreadable record(s) skipped" if rebuilt.unreadable else "")
+        + (f"; {rebuilt.refused} row(s) refused (see the log)" if rebuilt.refused else "")
+    )

@@ -1,0 +1,152 @@
+"""`alert-engine report`: the recovery outcome figures.
+
+From the outcome history in PostgreSQL when a database is configured (`ALERT_ENGINE_DATABASE_URL`):
+any date range, filters, grouping by any dimension or by week or month, as a table, CSV or JSON.
+Without one, from the outcome facts in Redis, as before (a table by team, agent, rule or week).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import click
+
+from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery
+from alert_engine.settings import DatabaseSettings
+
+# Group-bys the Redis-based report knows (`followup.outcomes.DIMENSIONS`).
+REDIS_DIMENSIONS = ("team", "agent", "rule", "week")
+DEFAULT_SINCE = "12w"
+_RELATIVE = re.compile(r"^(\d+)([dw])$")
+
+
+def parse_time(text: str, *, now: datetime, end: bool = False) -> datetime:
+    """`2026-03-01` (a day: its start, or with `end` the start of the next day), an ISO 8601
+    time (UTC unless it says otherwise), `7d` / `4w` / `52w` before now, `this-week` (since
+    Monday 00:00 UTC), `this-month`, or `now`."""
+    value = text.strip().lower()
+    if value == "now":
+        return now
+    if value == "this-week":
+        monday = now.date() - timedelta(days=now.weekday())
+        return datetime.combine(monday, time(), UTC)
+    if value == "this-month":
+        return datetime.combine(now.date().replace(day=1), time(), UTC)
+    relative = _RELATIVE.match(value)
+    if relative is not None:
+        amount = int(relative.group(1))
+        return now - (
+            timedelta(days=amount) if relative.group(2) == "d" else timedelta(weeks=amount)
+        )
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: expected a date (2026-03-01), an ISO 8601 time, 7d / 4w / 52w, "
+            "this-week, this-month or now"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _filter_options(command: Any) -> Any:
+    for name in reversed(FILTERS):
+        command = click.option(
+            f"--{name}",
+            f"filter_{name}",
+            metavar="VALUE",
+            help=f"Only alerts whose {name} is VALUE"
+            + (" (the recovery member who owns the case)." if name == "member" else "."),
+        )(command)
+    return command
+
+
+@click.command()
+@click.option("--since", default=None, help=f"Alerts fired from (default {DEFAULT_SINCE} ago).")
+@click.option("--until", default="now", show_default=True, help="Alerts fired before.")
+@click.option(
+    "--by",
+    type=click.Choice(DIMENSIONS),
+    default="team",
+    show_default=True,
+    help="One row per value of this dimension, or per ISO week or month of the alert.",
+)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(("table", "csv", "json")),
+    default="table",
+    show_default=True,
+)
+@_filter_options
+def report(since: str | None, until: str, by: str, form: str, **filters: str | None) -> None:
+    """Print the recovery outcome figures: alerts, time to claim and to resolve, follow-ups,
+    ratings and NPS before and after, uplift, and the holdout's lift.
+
+    Dates: 2026-03-01, an ISO 8601 time, 7d / 4w / 52w (before now), this-week, this-month.
+    """
+    now = datetime.now(UTC)
+    chosen = {name.removeprefix("filter_"): value for name, value in filters.items() if value}
+    start = parse_time(since or DEFAULT_SINCE, now=now)
+    end = parse_time(until, now=now, end=True)
+    if end <= start:
+        raise click.BadParameter("--until must be after --since")
+    database = DatabaseSettings()
+    if database.url is None:
+        _redis_report(since is not None or until != "now", start, end, by, form, chosen)
+        return
+    from alert_engine.history.presentation import render
+
+    report = asyncio.run(_history_report(database, ReportQuery(start, end, by, chosen)))
+    click.echo(render(report, form), nl=form != "csv")
+
+
+async def _history_report(database: DatabaseSettings, query: ReportQuery) -> Any:
+    import psycopg
+
+    from alert_engine.history.queries import report
+
+    assert database.url is not None
+    # Unreachable: `psycopg.OperationalError`, told in one line with exit code 3 by the CLI.
+    conn = await psycopg.AsyncConnection.connect(
+        database.url.get_secret_value(), connect_timeout=10
+    )
+    async with conn:
+        timeout_ms = str(int(database.statement_timeout * 1000))
+        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+        try:
+            return await report(conn, query)
+        except psycopg.errors.UndefinedTable:
+            click.echo(
+                "error: the history database has no tables yet: run `alert-engine history "
+                "migrate` (a worker does it at start), then `alert-engine history rebuild`",
+                err=True,
+            )
+            sys.exit(1)
+
+
+def _redis_report(
+    ranged: bool, start: datetime, end: datetime, by: str, form: str, filters: dict[str, str]
+) -> None:
+    from alert_engine.followup.outcomes import load_cases
+    from alert_engine.reports import table
+    from alert_engine.settings import RedisSettings
+
+    if by not in REDIS_DIMENSIONS or form != "table" or filters:
+        raise click.UsageError(
+            "without the history database (ALERT_ENGINE_DATABASE_URL) the report is a table "
+            f"by {', '.join(REDIS_DIMENSIONS)}, without filters"
+        )
+    cases = asyncio.run(load_cases(RedisSettings()))
+    if ranged:
+        cases = [case for case in cases if start <= case.alert_at < end]
+    click.echo(table(cases, by))

@@ -1,0 +1,67 @@
+"""The outcome history on the worker: the follow-up sends onto the `followups` topic (always:
+the topic is the record a history rebuilt later reads), and, with a database configured
+(`ALERT_ENGINE_DATABASE_URL`), the projection of the topics into PostgreSQL as a task of the
+worker (`alert_engine.history.projection`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from alert_engine.followup.sends import FollowupSettled
+from alert_engine.followup.service import FollowupService
+from alert_engine.history.projection import Projection
+from alert_engine.settings import Settings
+from alert_engine.worker.topics import Topics
+
+log = logging.getLogger(__name__)
+
+FIRST_DELAY = 0.2
+MAX_DELAY = 5.0
+
+
+def add_history(
+    app: faust.App, settings: Settings, topics: Topics, followup: FollowupService | None
+) -> Projection | None:
+    """The projection, if the history has a database."""
+    if followup is not None:
+        followups = topics[settings.kafka.followups_topic]
+
+        async def publish_settled(settled: FollowupSettled) -> None:
+            # The survey is settled in Redis already (sent at most once): its record waits for
+            # the broker rather than being lost from the history.
+            delay = FIRST_DELAY
+            while True:
+                try:
+                    sent = await followups.send(
+                        key=settled.alert_id.encode(), value=settled.to_json()
+                    )
+                    await sent
+                    return
+                except Exception as exc:  # the producer's errors have no common base
+                    log.warning(
+                        "follow-up record of %s not sent, retrying in %.1fs: %s",
+                        settled.alert_id,
+                        delay,
+                        exc,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(MAX_DELAY, delay * 2)
+
+        followup.on_settled = publish_settled
+
+    if not settings.database.enabled:
+        return None
+    projection = Projection(
+        settings.kafka,
+        settings.database,
+        group_id=f"{settings.engine.app_id}-{settings.database.group_suffix}",
+    )
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def project_history() -> None:
+        await projection.run()
+
+    return projection

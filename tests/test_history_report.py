@@ -1,0 +1,198 @@
+"""The report's figures computed in SQL from the history, against the same figures computed from
+the seeded stories alone, and against the Redis-based outcome figures of the same cases (a
+differential test: the two paths must agree on every figure they share)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections import defaultdict
+from datetime import timedelta
+
+import orjson
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alert_engine.followup import outcomes
+from alert_engine.history.migrate import migrate
+from alert_engine.history.presentation import WIDTH, as_csv, as_json, table
+from alert_engine.history.queries import (
+    DIMENSIONS,
+    Cohort,
+    Report,
+    ReportQuery,
+    ReportRow,
+    holdout_lift,
+    report,
+    t_quantile,
+)
+from alert_engine.history.records import TopicNames
+from alert_engine.history.writer import write
+from tests.history_factories import MEMBERS, START, TEAMS, Story, expected, histories, rows_of
+from tests.history_factories import story as a_story
+
+TOPICS = TopicNames("alerts", "cases", "followups")
+
+
+async def _report(url: str, stories: list[Story], query: ReportQuery) -> Report:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await migrate(conn)
+        await conn.execute(
+            "TRUNCATE alerts, case_transitions, holdout_assignments, followup_sends, "
+            "followup_answers"
+        )
+        await write(conn, rows_of(stories, TOPICS))
+        return await report(conn, query)
+
+
+def approx(value: float | None) -> object:
+    return None if value is None else pytest.approx(value, rel=1e-9, abs=1e-9)
+
+
+def assert_matches(row: ReportRow, stories: list[Story]) -> None:
+    want = expected(stories)
+    assert (row.alerts, row.claimed, row.resolved, row.not_actionable) == (
+        want.alerts,
+        want.claimed,
+        want.resolved,
+        want.not_actionable,
+    )
+    assert row.median_claim_seconds == approx(want.median_claim)
+    assert row.median_resolve_seconds == approx(want.median_resolve)
+    assert (row.sent, row.answered) == (want.sent, want.answered)
+    assert (row.recovered.paired, row.holdout.paired) == (
+        want.recovered_paired,
+        want.holdout_paired,
+    )
+    assert row.recovered.mean_change == approx(want.recovered_mean_change)
+    assert row.holdout.mean_change == approx(want.holdout_mean_change)
+
+
+def assert_cohorts_agree(mine: Cohort, theirs: outcomes.Cohort) -> None:
+    assert (mine.sent, mine.answered) == (theirs.sent, theirs.answered)
+    for name in ("avg_initial", "avg_followup", "nps_before", "nps_after", "uplift"):
+        assert getattr(mine, name) == approx(getattr(theirs, name)), name
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    stories=histories(max_size=40),
+    by=st.sampled_from(DIMENSIONS),
+    start_day=st.integers(0, 40),
+    days=st.integers(1, 80),
+    team=st.none() | st.sampled_from(TEAMS),
+)
+def test_the_report_in_sql_has_the_figures_of_the_stories(
+    database_url, stories, by, start_day, days, team
+):
+    since = START + timedelta(days=start_day)
+    until = since + timedelta(days=days)
+    query = ReportQuery(since, until, by, {"team": team} if team else {})
+    result = asyncio.run(_report(database_url, stories, query))
+
+    in_scope = [
+        s for s in stories if since <= s.fired_at < until and (team is None or s.team == team)
+    ]
+    groups: dict[str, list[Story]] = defaultdict(list)
+    for story in in_scope:
+        groups[story.key(by)].append(story)
+    assert [row.key for row in result.rows] == sorted(groups)
+    for row in result.rows:
+        assert_matches(row, groups[row.key])
+    assert_matches(result.total, in_scope)
+
+    # The Redis-based figures of the same cases agree on everything they both have.
+    if by in outcomes.DIMENSIONS:
+        facts = [story.facts() for story in in_scope]
+        theirs = [*outcomes.figures(facts, by), outcomes.total(facts)]
+        for mine, other in zip([*result.rows, result.total], theirs, strict=True):
+            assert (mine.key, mine.alerts, mine.claimed, mine.resolved) == (
+                other.key,
+                other.alerts,
+                other.claimed,
+                other.resolved,
+            )
+            assert mine.median_claim_seconds == approx(other.median_claim_seconds)
+            assert_cohorts_agree(mine.recovered, other.recovered)
+            assert_cohorts_agree(mine.holdout, other.holdout)
+            assert mine.recovery_lift == approx(other.recovery_lift)
+
+    # Every view fits a terminal of 100 columns, and CSV and JSON carry the same figures.
+    assert all(len(line) <= WIDTH for line in table(result).splitlines())
+    parsed = list(csv.DictReader(io.StringIO(as_csv(result))))
+    assert [int(line["alerts"]) for line in parsed] == [
+        row.alerts for row in [*result.rows, result.total]
+    ]
+    document = orjson.loads(as_json(result))
+    assert document["total"]["alerts"] == len(in_scope)
+    assert [line["key"] for line in document["rows"]] == sorted(groups)
+
+
+def test_students_t_quantiles_match_the_tables():
+    # Two-sided 95% critical values.
+    for freedom, value in [(3, 3.182), (5, 2.571), (10, 2.228), (30, 2.042), (1000, 1.962)]:
+        assert t_quantile(0.975, freedom) == pytest.approx(value, rel=2e-3)
+
+
+def test_the_holdout_lift_interval_is_welchs():
+    recovered = Cohort(10, 10, 10, 1.5, 3.5, 1.0, None, None)
+    held = Cohort(8, 8, 8, 1.5, 2.0, 2.0, None, None)
+    lift = holdout_lift(recovered, held)
+    assert lift is not None
+    assert lift.stars == pytest.approx(1.5)
+    a, b = 1.0 / 10, 2.0 / 8
+    freedom = (a + b) ** 2 / (a**2 / 9 + b**2 / 7)
+    margin = t_quantile(0.975, freedom) * (a + b) ** 0.5
+    assert (lift.low, lift.high) == (pytest.approx(1.5 - margin), pytest.approx(1.5 + margin))
+    assert (lift.recovered_n, lift.holdout_n) == (10, 8)
+    # A cohort of one answer has no variance: no interval, and the sentence says what to do.
+    assert holdout_lift(recovered, Cohort(1, 1, 1, 1.0, 2.0, None, None, None)) is None
+
+
+def test_the_table_explains_the_lift_and_an_empty_range(database_url):
+    # Recovered customers rose 1 -> 4 or 5, held-out ones 1 -> 2 or 3.
+    stories = [a_story(n, answer_rating=4 + n % 2, claimed_by=MEMBERS[n % 3]) for n in range(6)]
+    stories += [
+        a_story(
+            10 + n,
+            holdout=True,
+            claimed_by=None,
+            claim_after=None,
+            resolution=None,
+            resolve_after=None,
+            answer_rating=2 + n % 2,
+        )
+        for n in range(4)
+    ]
+    query = ReportQuery(START, START + timedelta(days=90), "member")
+    result = asyncio.run(_report(database_url, stories, query))
+    text = table(result)
+    lines = text.splitlines()
+    assert lines[2] == "Cases"
+    assert [line.split()[0] for line in lines[5:9]] == ["-", "kim", "lee", "noor"]
+    lift = result.total.holdout_lift
+    assert lift is not None and lift.stars == pytest.approx(3.5 - 1.5)
+    assert (lift.recovered_n, lift.holdout_n) == (6, 4)
+    assert "Recovery raised ratings: recovered customers' ratings rose +2.00 stars" in " ".join(
+        text.split()
+    )
+    assert "regression to the mean" in text
+    assert all(len(line) <= WIDTH for line in lines)
+    empty = asyncio.run(
+        _report(database_url, stories, ReportQuery(START - timedelta(days=9), START, "team"))
+    )
+    assert empty.total.alerts == 0
+    assert "No alerts in this range" in table(empty)
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted():
+    row = ReportRow("=HYPERLINK(1)", 1, 0, None, 0, None, 0, *[Cohort(0, 0, 0, *[None] * 5)] * 2)
+    text = as_csv(Report(ReportQuery(START, START + timedelta(days=1)), [row], row))
+    assert "'=HYPERLINK(1)" in text
