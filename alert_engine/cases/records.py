@@ -181,14 +181,18 @@ class CaseEvent(BaseModel):
         """Whether the case moved (a note, or a record of the follow-up side, does not)."""
         return self.previous_state is not None and self.previous_state is not self.state
 
-    def summary(self, who: Callable[[str, str], str] | None = None) -> str:
+    def summary(
+        self,
+        who: Callable[[str, str], str] | None = None,
+        escape: Callable[[str], str] = str,
+    ) -> str:
         """The change as a person reads it: `Claimed by ana`, `Resolved, no follow-up by bo ·
-        reason: Refund`. `who(id, name)` shows a person (Slack: a mention); the text around
-        is the engine's, the note and names are not escaped here (each channel escapes)."""
+        reason: Refund`. `who(id, name)` shows a person (Slack: a mention, escaped name);
+        `escape` makes the note and the customer's words safe for the channel."""
         show = who or (lambda user_id, name: name or user_id)
         actor = show(self.user_id or self.actor, self.user_name or self.actor)
         if self.rerating is not None and self.state is CaseState.RERATED:
-            text = self.rerating.summary()
+            text = escape(self.rerating.summary())
         elif self.action is CaseAction.NOTE:
             text = f"Note by {actor}"
         elif self.action is CaseAction.UNDO:
@@ -206,9 +210,9 @@ class CaseEvent(BaseModel):
         else:
             text = f"{LABELS[self.state]} by {actor}"
         if self.reason:
-            text += f" \u00b7 reason: {reason_label(self.reason)}"
+            text += f" \u00b7 reason: {escape(reason_label(self.reason))}"
         if self.note:
-            text += f"\n\u201c{self.note}\u201d"
+            text += f"\n\u201c{escape(self.note)}\u201d"
         return text
 
 
