@@ -16,6 +16,7 @@ from alert_engine.cases.lifecycle import (
     allowed_actions,
     check_request,
     decide,
+    duration_text,
 )
 from alert_engine.cases.records import (
     ACTION_LABELS,
@@ -63,5 +64,6 @@ __all__ = [
     "allowed_actions",
     "check_request",
     "decide",
+    "duration_text",
     "reason_label",
 ]

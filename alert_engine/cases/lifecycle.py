@@ -241,11 +241,11 @@ def refusal_message(
         return "Nothing to undo: the last change was not a resolution, or it was undone already."
     if reason is RefusalReason.UNDO_EXPIRED:
         return (
-            f"Too late to undo: a change can be undone for {_duration(policy.undo_seconds)}. "
+            f"Too late to undo: a change can be undone for {duration_text(policy.undo_seconds)}. "
             "Reopen the case instead."
         )
     if reason is RefusalReason.REOPEN_EXPIRED:
-        period = _duration(policy.reopen_seconds)
+        period = duration_text(policy.reopen_seconds)
         return f"Too late to reopen: a case can be reopened for {period} after it closed."
     # Not from this state.
     if action is CaseAction.CLAIM and state is CaseState.CLAIMED:
@@ -256,12 +256,15 @@ def refusal_message(
         return "Claim the case before resolving it: nothing changed."
     if action is CaseAction.UNCLAIM:
         return "Nobody has claimed this case: nothing changed."
+    if action is CaseAction.UNDO:
+        return f"Nothing to undo: the case is {label.lower()}, not closed."
     if action is CaseAction.REOPEN:
         return f"This case is not closed (it is {label.lower()}): nothing to reopen."
     return f"{ACTION_LABELS[action]} cannot be done on a case that is {label.lower()}."
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """`5 minutes`, `14 days`: a configured period as a person reads it."""
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:g} days"
     if seconds >= 2 * 3600:

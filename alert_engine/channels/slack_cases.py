@@ -44,6 +44,7 @@ from alert_engine.cases import (
     CasePolicy,
     CaseRequest,
     CaseState,
+    duration_text,
     reason_label,
 )
 from alert_engine.channels.slack_text import mrkdwn_text, person, plain, slack_ago, slack_date
@@ -59,7 +60,7 @@ NOTE_BLOCK = "note"
 
 
 def _confirm(title: str, text: str, confirm: str, policy: CasePolicy) -> ConfirmObject:
-    undo = f" You can undo it for {round(policy.undo_seconds / 60) or 1} min."
+    undo = f" You can undo it for {duration_text(policy.undo_seconds)}."
     return ConfirmObject(
         title=title,
         text=text + (undo if policy.undo_seconds else ""),
