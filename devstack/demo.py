@@ -19,7 +19,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import CaseAction, Rerating
+from alert_engine.cases import FINAL_ACTIONS, CaseAction, Rerating
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.cli.kafka import ensure_topics
 from alert_engine.followup.outcomes import load_cases
@@ -286,6 +286,9 @@ def _click(worker_url: str, alert_id: str, action: CaseAction) -> int:
     if found is None:
         raise RuntimeError("the outbox page has no form")
     form = {"token": found.group(1), "alert_id": alert_id, "action": action.value, "user": "Demo"}
+    if action in FINAL_ACTIONS:
+        # A resolution records a reason; a final action passes the page's confirm step.
+        form.update({"reason": "apology", "confirm": "yes"})
     request = urllib.request.Request(
         f"{worker_url}/outbox/act", data=urllib.parse.urlencode(form).encode()
     )

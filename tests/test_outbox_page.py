@@ -39,6 +39,12 @@ def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) 
         return exc.code
 
 
+def post_page(url: str, form: dict[str, str]) -> str:
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
+
+
 def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, unique, tmp_path):
     engine = Engine(stack, unique, tmp_path)
     worker = engine.worker().start()
@@ -50,7 +56,8 @@ def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, u
         engine.wait_for(lambda: len(engine.delivered()) == 1)
         [alert] = engine.delivered()
         page = get(worker.url + "/outbox")
-        assert "1★ rating: negative-rating [high]" in page
+        assert "<h2>Jordan Lee rated Priya Nair 1★</h2>" in page
+        assert "<dt>Email</dt><dd>jordan@example.com</dd>" in page
         assert "Priya Nair" in page and "★☆☆☆☆" in page
         # The page's own script is its one <script>; the customer's is text.
         assert page.count("<script>") == 1 and 'alert("x")</script>' not in page
@@ -67,15 +74,40 @@ def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, u
         page = get(worker.url + "/outbox")
         assert "Claimed" in page and "(claimed by Ana)" in page
         assert 'value="claim"' not in page
-        assert post(act, {**claim, "action": "resolved_no_followup", "user": "Bo"}) == 303
-        assert "Resolved, no follow-up" in get(worker.url + "/outbox")
+        # A final action asks first: the confirm step changes nothing yet.
+        resolve = {**claim, "action": "resolved_no_followup", "user": "Bo", "reason": "apology"}
+        confirm_page = post_page(act, resolve)
+        assert "<h1>Resolve \u2013 no follow-up?</h1>" in confirm_page
+        assert "Reason: Apology." in confirm_page and "undo it for 5 minutes" in confirm_page
+        assert 'name="confirm" value="yes"' in confirm_page
+        assert "Resolved" not in get(worker.url + "/outbox")
+        # Confirmed without a reason: nothing changes, and the page says why.
+        assert post(act, {**resolve, "reason": "", "confirm": "yes"}) == 409
+        assert post(act, {**resolve, "confirm": "yes"}) == 303
+        page = get(worker.url + "/outbox")
+        assert "Resolved, no follow-up" in page and "reason: apology" in page
+        assert 'value="undo"' in page and 'value="reopen"' in page
+        # Undo within the period puts the case back as it was.
+        assert post(act, {**claim, "action": "undo", "user": "Bo"}) == 303
+        assert post(act, {**claim, "action": "note", "note": "called, voicemail"}) == 303
+        page = get(worker.url + "/outbox")
+        assert "(claimed by Ana)" in page and 'value="undo"' not in page
+        history = re.findall(r"<li>[^<]* UTC · ([^<]*)</li>", page)
+        assert history == [
+            "Claimed by Ana",
+            "Resolved, no follow-up by Bo · reason: Apology",
+            "Bo undid “Resolve \u2013 no follow-up”: back to Claimed",
+            "Note by Ana\n“called, voicemail”",
+        ]
 
-        records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 2)]
+        records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 4)]
         assert [(r["state"], r["user_name"], r["source"]) for r in records] == [
             ("claimed", "Ana", "outbox"),
             ("resolved_no_followup", "Bo", "outbox"),
+            ("claimed", "Bo", "outbox"),
+            ("claimed", "Ana", "outbox"),
         ]
-        assert [r["alert"]["id"] for r in records] == [alert["id"]] * 2
+        assert [r["alert"]["id"] for r in records] == [alert["id"]] * 4
     finally:
         worker.stop()
 
@@ -116,7 +148,7 @@ def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(stack, unique, tmp_p
         # The outbox destination reads the file once, at its first delivery: before measuring.
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-first")]))
         engine.wait_for(lambda: len(engine.delivered()) == 50_001, timeout=60)
-        assert "1★ rating: negative-rating" in get(worker.url + "/outbox")
+        assert "Jordan Lee rated Priya Nair 1★" in get(worker.url + "/outbox")
         idle = ticks(3)
 
         stop = threading.Event()
@@ -140,7 +172,7 @@ def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(stack, unique, tmp_p
             stop.set()
             for asker in askers:
                 asker.join()
-        assert len(pages) >= 3 and all("1★ rating: negative-rating" in page for page in pages)
+        assert len(pages) >= 3 and all("Jordan Lee rated Priya Nair 1★" in page for page in pages)
         assert busy > idle / 2, (busy, idle, len(pages))
     finally:
         worker.stop()

@@ -59,6 +59,7 @@ from alert_engine.cases import (
     Refusal,
     Rerating,
     allowed_actions,
+    duration_text,
     reason_label,
 )
 from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
@@ -268,7 +269,11 @@ def register_views(
                     form=form,
                     action_label=ACTION_LABELS[action],
                     reason=reason_label(form["reason"]) if form.get("reason") else None,
-                    undo_minutes=round(cases.policy.undo_seconds / 60),
+                    undo_for=(
+                        duration_text(cases.policy.undo_seconds)
+                        if cases.policy.undo_seconds
+                        else None
+                    ),
                 )
                 return self.html(html)
             result = await cases.attempt(alert_id, case_request)
@@ -475,7 +480,7 @@ CONFIRM_PAGE = (
 <div class="card"><h1>{{ action_label }}?</h1>
 <p>{% if reason %}Reason: {{ reason }}. {% endif %}
 {% if form.note %}Note: “{{ form.note }}”. {% endif %}
-{% if undo_minutes %}You can undo it for {{ undo_minutes }} minutes afterwards.{% endif %}</p>
+{% if undo_for %}You can undo it for {{ undo_for }} afterwards.{% endif %}</p>
 <form method="post" action="/outbox/act">
 {% for name, value in form.items() %}{% if name != "confirm" %}
 <input type="hidden" name="{{ name }}" value="{{ value }}">{% endif %}{% endfor %}
