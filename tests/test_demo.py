@@ -51,7 +51,10 @@ def test_kept_running_the_demo_leaves_the_last_case_for_the_user(stack, unique, 
         token = page.split('name="token" value="', 1)[1].split('"', 1)[0]
         form = {"token": token, "alert_id": left["id"], "user": "You"}
         assert post(worker.url + "/outbox/act", {**form, "action": "claim"}) == 303
-        assert post(worker.url + "/outbox/act", {**form, "action": "resolved_followup"}) == 303
+        resolve = {**form, "action": "resolved_followup", "reason": "refund"}
+        # The page asks first (200, the confirm step), then takes the confirmed form.
+        assert post(worker.url + "/outbox/act", resolve) == 200
+        assert post(worker.url + "/outbox/act", {**resolve, "confirm": "yes"}) == 303
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 2)
         assert read_emails(engine.surveys)[1]["alert_id"] == left["id"]
     finally:

@@ -2,6 +2,7 @@
 actions, unclaim and reassign, notes from a modal, "other" with its note, undo in its time and
 not after, each change in the thread, on the card and on the `cases` topic."""
 
+import re
 import time
 
 import orjson
@@ -10,8 +11,10 @@ import pytest
 from standins.slack import SlackStandIn
 from tests.engine import encode_all
 from tests.factories import rating
+from tests.test_outbox_page import get, post
 from tests.test_slack_worker import (
     ROUTING,
+    SLACK_AND_DESK,
     click,
     controls_of,
     slack_engine,
@@ -129,5 +132,28 @@ def test_every_transition_from_slack_with_confirm_notes_and_undo(stack, unique, 
         }
         [other] = [r for r in records if r["action"] == "resolved_no_followup"]
         assert (other["reason"], other["note"]) == ("other", "sent a voucher by post")
+    finally:
+        worker.stop()
+
+
+def test_a_change_on_the_outbox_page_shows_on_the_slack_card_and_thread_too(
+    stack, unique, tmp_path, slack
+):
+    engine = slack_engine(stack, unique, tmp_path, slack, SLACK_AND_DESK)
+    worker = engine.worker().start()
+    try:
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-both")]))
+        wait_until(lambda: len(slack.posts()) == 1)
+        engine.wait_for(lambda: len(engine.delivered()) == 1)
+        [message] = slack.posts()
+        page = get(worker.url + "/outbox")
+        token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+        form = {"token": token, "alert_id": alert_id(message), "user": "Ana", "action": "claim"}
+        assert post(worker.url + "/outbox/act", form) == 303
+        wait_until(lambda: thread(slack, message) == ["Claimed by Ana"])
+        assert status_of(message).startswith("*Claimed* by Ana")
+        # And the other way round: the Slack click shows on the outbox card.
+        assert click(worker, message, "unclaim", user="U0BO") == 200
+        assert "Unclaimed by u0bo" in get(worker.url + "/outbox")
     finally:
         worker.stop()

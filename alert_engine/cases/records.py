@@ -53,10 +53,6 @@ class CaseAction(StrEnum):
 CLOSED = frozenset(
     {CaseState.RESOLVED_FOLLOWUP, CaseState.RESOLVED_NO_FOLLOWUP, CaseState.NOT_ACTIONABLE}
 )
-# Workflow states: what a case can be in (the others name records, not states).
-WORKFLOW = frozenset(
-    {CaseState.OPEN, CaseState.CLAIMED, CaseState.REOPENED, *CLOSED},
-)
 # The actions that close a case: they ask for confirmation and can be undone for a while.
 FINAL_ACTIONS = frozenset(
     {CaseAction.RESOLVED_FOLLOWUP, CaseAction.RESOLVED_NO_FOLLOWUP, CaseAction.NOT_ACTIONABLE}
@@ -104,10 +100,6 @@ class Actor(BaseModel):
     name: str = Field(default="", max_length=256)
     # Where: `slack`, `outbox`, `console`, `followup`.
     source: str = Field(min_length=1, max_length=32)
-
-    @property
-    def shown(self) -> str:
-        return self.name or self.id
 
 
 class Rerating(BaseModel):
@@ -175,11 +167,6 @@ class CaseEvent(BaseModel):
     def customer(self) -> dict[str, Any]:
         customer = self.alert.event.get("customer")
         return customer if isinstance(customer, dict) else {}
-
-    @property
-    def changes_state(self) -> bool:
-        """Whether the case moved (a note, or a record of the follow-up side, does not)."""
-        return self.previous_state is not None and self.previous_state is not self.state
 
     def summary(
         self,

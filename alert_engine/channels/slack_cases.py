@@ -168,7 +168,8 @@ def case_blocks(case: Case, policy: CasePolicy, now: datetime | None = None) -> 
     return [
         ContextBlock(
             block_id=STATUS_BLOCK + case.alert_id,
-            elements=[MarkdownTextObject(text=status_text(case, now)[:3000])],
+            # Verbatim: nothing in it is auto-linked; mentions and dates are explicit syntax.
+            elements=[MarkdownTextObject(text=status_text(case, now)[:3000], verbatim=True)],
         ),
         controls(case, policy, now),
     ]

@@ -188,6 +188,18 @@ def register_views(
                 result.alert_id,
             )
 
+    async def show_in_slack(change: CaseEvent) -> None:
+        """A change made elsewhere (the outbox page) on the alert's Slack card and thread too,
+        where it was posted there."""
+        if slack_updates is None:
+            return
+        case = await cases.get(change.alert_id)
+        if case.slack_thread is not None:
+            channel, ts = case.slack_thread
+            await slack_call(
+                slack_updates.show(case, change, channel=channel, ts=ts), change.alert_id
+            )
+
     async def slack_call(call: Awaitable[None], alert_id: str) -> None:
         try:
             await call
@@ -280,6 +292,7 @@ def register_views(
             if isinstance(result, Refusal):
                 return self.html(refused_page.render(message=result.message), status=409)
             await publish_case(result)
+            await show_in_slack(result)
             return self.text("", status=303, headers={"Location": "/outbox"})
 
     async def show_rerating(raw: bytes) -> None:
