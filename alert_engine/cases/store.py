@@ -47,8 +47,8 @@ _FINAL_LUA = "{" + ", ".join(f"['{action.value}'] = true" for action in sorted(F
 # ('' when it stays or is restored), 3 the states it may be taken from (comma-separated), 4 actor
 # id, 5 actor name, 6 source, 7 now (epoch ms), 8 now (ISO), 9 undo until (epoch ms), 10 undo
 # until (ISO), 11 reopen period (ms; -1 for none), 12 reason, 13 note, 14 assignee id,
-# 15 assignee name, 16 TTL (s), 17 alert id. Returns {'ok', history entry JSON} or
-# {'refused', reason, state, assignee}.
+# 15 assignee name, 16 TTL (s), 17 alert id. Returns {'ok', history entry JSON, the alert, and
+# after the change: claimed by, claimed at, undo until} or {'refused', reason, state, assignee}.
 _ATTEMPT = (
     """
 local case, history, open = KEYS[1], KEYS[2], KEYS[3]
@@ -140,7 +140,8 @@ local encoded = cjson.encode(entry)
 redis.call('RPUSH', history, encoded)
 redis.call('EXPIRE', case, ARGV[16])
 redis.call('EXPIRE', history, ARGV[16])
-return {'ok', encoded}
+local after = redis.call('HMGET', case, 'claimed_by', 'claimed_at', 'undo_until')
+return {'ok', encoded, f[1], after[1] or '', after[2] or '', after[3] or ''}
 """
 )
 
@@ -281,11 +282,18 @@ class CaseStore:
                 ),
                 found,
             )
-        entry = HistoryEntry.model_validate(orjson.loads(rest[0]))
-        case = await self.get(alert_id)
-        alert = case.parsed_alert()
-        assert alert is not None, "a change requires the alert"
-        return entry.event(alert_id, alert, case)
+        # What the record says of the case is as the script left it, whatever came after.
+        encoded, alert_json, claimed_by, claimed_at, undoable_until = rest
+        after = Case.model_validate(
+            {
+                "alert_id": alert_id,
+                "claimed_by": claimed_by or None,
+                "claimed_at": claimed_at or None,
+                "undo_until": undoable_until or None,
+            }
+        )
+        entry = HistoryEntry.model_validate(orjson.loads(encoded))
+        return entry.event(alert_id, Alert.model_validate_json(alert_json), after)
 
 
 def _text(value: bytes | str) -> str:
