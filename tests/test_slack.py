@@ -290,3 +290,38 @@ async def test_after_a_rate_limit_the_alert_is_posted_again_without_a_look_up(sl
     )
     assert slack.calls == ["chat.postMessage", "chat.postMessage"]
     assert len(slack.posts()) == 1
+
+
+def test_a_team_that_must_not_see_contact_details_gets_cards_and_emails_without_them(
+    tmp_path, monkeypatch
+):
+    from alert_engine.settings import Settings
+    from alert_engine.worker.build import build_destinations, configured_routing
+
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "destinations:\n"
+        "  recovery: {type: slack, channel: C0RECOVERY}\n"
+        "  leads: {type: email, to: [leads@example.com]}\n"
+        "route:\n  destinations: [recovery, leads]\n"
+    )
+    monkeypatch.setenv("ALERT_ENGINE_ROUTING_FILE", str(routing))
+    monkeypatch.setenv("ALERT_ENGINE_SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ALERT_ENGINE_SENDGRID_API_KEY", "SG.unused")
+    alert = make_alert(
+        customer={
+            "id": "c-1",
+            "name": "Jordan Lee",
+            "phone": "+1 555 0100",
+            "email": "jordan@example.com",
+        }
+    )
+    for show, seen in (("true", True), ("false", False)):
+        monkeypatch.setenv("ALERT_ENGINE_CASES_SHOW_CONTACT", show)
+        settings = Settings()
+        destinations = build_destinations(configured_routing(settings), settings)
+        card = json.dumps([b.to_dict() for b in destinations["recovery"].message(alert)["blocks"]])
+        mail = json.dumps(destinations["leads"].message(alert).get())
+        for shown in (card, mail):
+            assert ("jordan@example.com" in shown) is seen
+            assert ("+1 555 0100" in shown) is seen
