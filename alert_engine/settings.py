@@ -404,6 +404,61 @@ class DatabaseSettings(BaseSettings):
         return self.url is not None
 
 
+CaseReasons: TypeAlias = Annotated[tuple[str, ...], NoDecode]
+REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class CaseSettings(BaseSettings):
+    """The team's rules for cases: the reason codes a resolution records, how long an undo and a
+    reopen stay possible, which follow-up answers reopen a case, what the card shows."""
+
+    model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_CASES_", frozen=True)
+
+    # Comma-separated codes (`call_back` reads "Call back"); `other` needs a note.
+    reasons: CaseReasons = (
+        "refund",
+        "replacement",
+        "apology",
+        "call_back",
+        "policy_explained",
+        "other",
+    )
+    # A resolution or "not actionable" can be undone for this long.
+    undo_seconds: float = Field(default=300.0, ge=0, le=24 * 3600)
+    # A closed case can be reopened for this many days after it closed.
+    reopen_days: float = Field(default=14.0, ge=0)
+    # A follow-up answer still unhappy reopens a closed case.
+    reopen_when_unhappy: bool = True
+    # Unhappy: at most this many stars...
+    unhappy_at_most: int = Field(default=2, ge=1, le=5)
+    # ... or (if set) no better than the rating the alert was about.
+    unhappy_if_not_better: bool = False
+    # The customer's email and phone on the card (off for teams that must not see them).
+    show_contact: bool = True
+
+    @field_validator("reasons", mode="before")
+    @classmethod
+    def _reason_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("reasons")
+    @classmethod
+    def _reason_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one reason code is needed")
+        for code in value:
+            if not REASON_CODE.match(code):
+                raise ValueError(
+                    f"reason code {code!r}: lower-case letters, digits and _, starting with a "
+                    "letter, at most 40"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("a reason code is listed twice")
+        return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The components' settings, read together from one environment."""
@@ -421,3 +476,4 @@ class Settings:
     signin: SigninSettings = field(default_factory=SigninSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    cases: CaseSettings = field(default_factory=CaseSettings)

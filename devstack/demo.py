@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import CaseAction, Rerating
+from alert_engine.cases import FINAL_ACTIONS, CaseAction, Rerating
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.cli.kafka import ensure_topics
 from alert_engine.followup.outcomes import load_cases
@@ -283,8 +283,11 @@ async def close_the_loop(
 
 def _click(client: SignedInClient, alert_id: str, action: CaseAction) -> int:
     """A button on the outbox page, as a signed-in browser sends it: the page's form with its
-    CSRF token."""
-    return client.post_form("/outbox/act", {"alert_id": alert_id, "action": action.value})
+    CSRF token. A resolution records a reason; a final action passes the page's confirm step."""
+    form = {"alert_id": alert_id, "action": action.value}
+    if action in FINAL_ACTIONS:
+        form.update({"reason": "apology", "confirm": "yes"})
+    return client.post_form("/outbox/act", form)
 
 
 def _answer(link: str, stars: int) -> int:

@@ -40,10 +40,22 @@ class Message:
 
 
 @dataclass
+class Ephemeral:
+    """A message only `user` sees (`chat.postEphemeral`)."""
+
+    channel: str
+    user: str
+    text: str
+
+
+@dataclass
 class SlackStandIn:
     channels: set[str] = field(default_factory=lambda: {"C0RECOVERY", "C0ESCALATE"})
     messages: list[Message] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    ephemerals: list[Ephemeral] = field(default_factory=list)
+    # Modals opened (`views.open`): the view as sent, and its trigger id.
+    views: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     after_post: Callable[[Message], None] | None = None
     # The client ends (address, port) requests came from: one per connection.
@@ -148,7 +160,12 @@ class SlackStandIn:
                 args.update(dict(await request.post()))
         if method == "chat.postMessage":
             return await self._post(args, arrived)
-        handler = {"chat.update": self._update, "conversations.history": self._history}.get(method)
+        handler = {
+            "chat.update": self._update,
+            "chat.postEphemeral": self._ephemeral,
+            "views.open": self._open_view,
+            "conversations.history": self._history,
+        }.get(method)
         if handler is None:
             return self._error("unknown_method")
         return await handler(args)
@@ -230,18 +247,52 @@ class SlackStandIn:
             found.updates += 1
         return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts})
 
+    async def _ephemeral(self, args: dict[str, Any]) -> web.Response:
+        if args.get("channel") not in self.channels:
+            return self._error("channel_not_found")
+        if not args.get("user"):
+            return self._error("user_not_in_channel")
+        if not args.get("text") and not args.get("blocks"):
+            return self._error("no_text")
+        with self._lock:
+            self.ephemerals.append(
+                Ephemeral(args["channel"], str(args["user"]), args.get("text") or "")
+            )
+        return web.json_response({"ok": True, "message_ts": f"{time.time():.6f}"})
+
+    async def _open_view(self, args: dict[str, Any]) -> web.Response:
+        view = args.get("view")
+        if isinstance(view, str):
+            view = orjson.loads(view)
+        trigger = args.get("trigger_id")
+        if not trigger:
+            return self._error("invalid_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("title"):
+            return self._error("invalid_arguments")
+        if len(view.get("blocks") or []) > 100:
+            return self._error("invalid_arguments")
+        with self._lock:
+            self.views.append((str(trigger), view))
+        return web.json_response({"ok": True, "view": {"id": f"V{len(self.views):08d}", **view}})
+
     async def _history(self, args: dict[str, Any]) -> web.Response:
         channel = args.get("channel")
         if channel not in self.channels:
             return self._error("channel_not_found")
         oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or "inf")
+        inclusive = str(args.get("inclusive")).lower() in ("1", "true")
+        limit = int(args.get("limit") or 100)
         with_metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
         with self._lock:
             found = [
                 m
                 for m in reversed(self.messages)
-                if m.channel == channel and m.thread_ts is None and float(m.ts) >= oldest
-            ]
+                if m.channel == channel
+                and m.thread_ts is None
+                and float(m.ts) >= oldest
+                and (float(m.ts) <= latest if inclusive else float(m.ts) < latest)
+            ][:limit]
         return web.json_response(
             {
                 "ok": True,
@@ -251,6 +302,7 @@ class SlackStandIn:
                         "type": "message",
                         "ts": m.ts,
                         "text": m.text,
+                        "blocks": m.blocks,
                         **({"metadata": m.metadata} if with_metadata and m.metadata else {}),
                     }
                     for m in found

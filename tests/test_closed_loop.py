@@ -5,6 +5,7 @@ alert's Slack thread, the outbox page and the outcome report."""
 import re
 import time
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
@@ -18,7 +19,14 @@ from tests.sendgrid_mock import PrismMock, RecordingProxy
 from tests.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium
 from tests.test_followup_schedule import read_emails
 from tests.test_outbox_page import post
-from tests.test_slack_worker import ROUTING, SIGNING_SECRET, click, wait_until
+from tests.test_slack_worker import (
+    ROUTING,
+    SIGNING_SECRET,
+    click,
+    controls_of,
+    status_of,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +59,8 @@ def test_resolved_send_follow_up_in_slack_schedules_the_survey(stack, unique, tm
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-slack-fu")]))
         wait_until(lambda: len(slack.posts()) == 1)
         [message] = slack.posts()
-        assert click(worker, message, "resolved_followup") == 200
+        assert click(worker, message, "claim") == 200
+        assert click(worker, message, "resolved_followup", reason="apology") == 200
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 1)
         [email] = read_emails(engine.surveys)
         assert email["alert_id"] == message.metadata["event_payload"]["alert_id"]
@@ -72,9 +81,8 @@ def test_resolved_send_follow_up_on_the_outbox_page_schedules_the_survey_and_sho
         # Signed in as the worker's member (`WorkerProcess.client`), as the team is.
         form = {"alert_id": alert["id"]}
         assert worker.client.post_form("/outbox/act", {**form, "action": "claim"}) == 303
-        assert (
-            worker.client.post_form("/outbox/act", {**form, "action": "resolved_followup"}) == 303
-        )
+        resolve = {**form, "action": "resolved_followup", "reason": "refund", "confirm": "yes"}
+        assert worker.client.post_form("/outbox/act", resolve) == 303
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 1)
         [email] = read_emails(engine.surveys)
         assert email["alert_id"] == alert["id"]
@@ -115,7 +123,7 @@ def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
 
         # 2. Claimed, then resolved with follow-up, by signed clicks.
         assert click(worker, message, "claim", user="U0ANA") == 200
-        assert click(worker, message, "resolved_followup", user="U0ANA") == 200
+        assert click(worker, message, "resolved_followup", user="U0ANA", reason="refund") == 200
 
         # 3. The survey email, as SendGrid's contract accepted it.
         wait_until(lambda: len(sendgrid.sent()) == 1)
@@ -145,9 +153,12 @@ def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
         wait_until(lambda: "Customer re-rated 5★ (was 1★)" in replies(slack, message.ts))
         assert replies(slack, message.ts) == [
             "Claimed by <@U0ANA>",
-            "Resolved, follow-up survey to be sent by <@U0ANA>",
+            "Resolved, follow-up survey to be sent by <@U0ANA> · reason: Refund",
             "Customer re-rated 5★ (was 1★)",
         ]
+        # A happy answer leaves the case closed; the card shows the answer.
+        assert "Customer re-rated 5★ (was 1★)" in status_of(message)
+        assert status_of(message).startswith("*Resolved, follow-up survey to be sent*")
 
         # 6. The outcome report shows the case and its uplift.
         def report() -> str:
@@ -161,6 +172,47 @@ def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
         assert "1.0→5.0" in orders.split() and "5.00x" in orders.split()
         time.sleep(0.5)
         assert len(slack.replies(message.ts)) == 3  # replied once
+    finally:
+        worker.stop()
+
+
+def test_a_follow_up_answer_still_unhappy_reopens_the_case_with_the_comment_in_the_thread(
+    stack, unique, tmp_path, slack
+):
+    engine = with_slack(followup_engine(stack, unique, tmp_path), slack, tmp_path)
+    worker = engine.worker().start()
+    try:
+        engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-unhappy")]))
+        wait_until(lambda: len(slack.posts()) == 1)
+        [message] = slack.posts()
+        assert click(worker, message, "claim") == 200
+        assert click(worker, message, "resolved_followup", reason="call_back") == 200
+        engine.wait_for(lambda: len(read_emails(engine.surveys)) == 1)
+        [email] = read_emails(engine.surveys)
+
+        # 2 stars is at most ALERT_ENGINE_CASES_UNHAPPY_AT_MOST (2): still unhappy.
+        answer = {"rating": "2", "comment": "Still *no* refund. <!channel>"}
+        assert post(email["link"], answer) == 200
+        wait_until(lambda: len(replies(slack, message.ts)) == 4, timeout=30)
+        assert replies(slack, message.ts)[2:] == [
+            # The customer's comment, not only the rating, escaped as all customer text.
+            "Customer re-rated 2★ (was 1★): “Still \u200b*no* refund. &lt;!channel&gt;”",
+            "Reopened: the customer is still unhappy",
+        ]
+        wait_until(lambda: status_of(message).startswith("*Reopened*"))
+        assert "Customer re-rated 2★ (was 1★)" in status_of(message)
+        assert controls_of(message)[0] == "claim"
+
+        records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 4)]
+        assert [(r["state"], r.get("source")) for r in records] == [
+            ("claimed", "slack"),
+            ("resolved_followup", "slack"),
+            ("rerated", None),
+            ("reopened", "followup"),
+        ]
+        # On the outbox's card too, and the case can be worked again.
+        assert click(worker, message, "claim", user="U0BO") == 200
+        assert status_of(message).startswith("*Claimed* by <@U0BO>")
     finally:
         worker.stop()
 

@@ -48,9 +48,10 @@ def test_kept_running_the_demo_leaves_the_last_case_for_the_user(stack, unique, 
         # The user's clicks on the page: the open case can still be claimed and resolved.
         form = {"alert_id": left["id"]}
         assert worker.client.post_form("/outbox/act", {**form, "action": "claim"}) == 303
-        assert (
-            worker.client.post_form("/outbox/act", {**form, "action": "resolved_followup"}) == 303
-        )
+        resolve = {**form, "action": "resolved_followup", "reason": "refund"}
+        # The page asks first (200, the confirm step), then takes the confirmed form.
+        assert worker.client.post_form("/outbox/act", resolve) == 200
+        assert worker.client.post_form("/outbox/act", {**resolve, "confirm": "yes"}) == 303
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 2)
         assert read_emails(engine.surveys)[1]["alert_id"] == left["id"]
     finally:

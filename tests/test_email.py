@@ -78,8 +78,12 @@ def test_an_email_has_text_and_html_with_customer_text_escaped():
         "lead-one@example.com",
         "lead-two@example.com",
     ]
-    assert mail["subject"] == "1★ rating: negative-rating [critical] · Jordan Lee"
+    # Who rated whom how, as on the Slack card.
+    assert mail["subject"] == "[critical] Jordan Lee rated Priya Nair 1★"
     contents = {part["type"]: part["value"] for part in mail["content"]}
+    # The same facts as the card: how to reach the customer, when they rated.
+    assert "Email: jordan@example.com" in contents["text/plain"]
+    assert "Rated: " in contents["text/plain"] and " UTC" in contents["text/plain"]
     assert "<b>loud</b> & <a href='x'>link</a>" in contents["text/plain"]
     assert (
         "&lt;b&gt;loud&lt;/b&gt; &amp; &lt;a href=&#39;x&#39;&gt;link&lt;/a&gt;"

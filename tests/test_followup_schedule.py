@@ -115,6 +115,37 @@ async def test_reopening_or_not_actionable_cancels_the_survey(
     assert await followup.send_due() == 1
 
 
+async def test_undoing_a_resolution_cancels_its_survey_and_the_figures_forget_it(
+    redis, unique, tmp_path, clock
+):
+    from alert_engine.cases import CaseAction
+
+    followup = service(redis, unique, tmp_path, clock)
+    alert = make_alert("r-undo")
+    resolved = case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW).model_copy(
+        update={"action": CaseAction.RESOLVED_FOLLOWUP}
+    )
+    await followup.on_case(case(alert, CaseState.CLAIMED, at=NOW, previous=CaseState.OPEN))
+    await followup.on_case(resolved)
+    assert await followup.schedule.due_at(alert.id) is not None
+    # A note on the resolved case is no second resolution.
+    note = case(alert, CaseState.RESOLVED_FOLLOWUP, previous=CaseState.RESOLVED_FOLLOWUP)
+    undone = case(
+        alert,
+        CaseState.CLAIMED,
+        at=NOW + timedelta(minutes=2),
+        previous=CaseState.RESOLVED_FOLLOWUP,
+    ).model_copy(update={"action": CaseAction.UNDO, "undone": CaseAction.RESOLVED_FOLLOWUP})
+    await followup.on_case(undone)
+    await followup.on_case(note.model_copy(update={"action": CaseAction.NOTE}))
+    assert await followup.schedule.due_at(alert.id) is None
+    clock.now = NOW + timedelta(days=1)
+    assert await followup.send_due() == 0
+    [facts] = [row for row in await followup.facts.all() if row.get("rule")]
+    assert (facts["resolution"], facts["resolved_at"]) == ("", "")
+    assert facts["claimed_at"]  # the claim stays counted
+
+
 async def test_a_customer_surveyed_recently_gets_no_second_survey(redis, unique, tmp_path, clock):
     followup = service(redis, unique, tmp_path, clock, suppression_seconds=7 * 86400)
     first, second = make_alert("r-a"), make_alert("r-b")  # the same customer c-1

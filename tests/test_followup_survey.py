@@ -55,7 +55,8 @@ async def test_an_answer_is_recorded_once_and_becomes_a_follow_up_rating(
     assert event.id != "r-1"
     assert answered.case.state is CaseState.RERATED
     assert answered.case.rerating is not None
-    assert answered.case.rerating.summary() == "Customer re-rated 4★ (was 1★)"
+    # The comment shows with the rating, where the team reads the answer.
+    assert answered.case.rerating.summary() == "Customer re-rated 4★ (was 1★): “Sorted!”"
 
     # The link is used up: the form and a second answer are refused.
     again = await followup.answer(token, {"rating": "1"})

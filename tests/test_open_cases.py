@@ -6,7 +6,7 @@ import time
 import prometheus_client
 from prometheus_client import CollectorRegistry
 
-from alert_engine.cases import CASE_TTL_SECONDS, CaseAction, CaseStore
+from alert_engine.cases import CASE_TTL_SECONDS, Actor, CaseAction, CaseRequest, CaseStore
 from alert_engine.worker.metrics import refresh_before_scrape, serve_open_cases
 from tests.factories import make_alert
 
@@ -20,12 +20,24 @@ async def test_a_case_counts_as_open_until_it_is_closed_and_redelivery_does_not_
         await cases.remember(alert)
     await cases.remember(alerts[0])  # the same alert delivered to a second destination
     assert await cases.open_count() == 4
-    user = {"user_id": "U1", "user_name": "ana", "source": "slack"}
-    await cases.apply(alerts[0].id, CaseAction.CLAIM, **user)
+    ana = Actor(id="U1", name="ana", source="slack")
+
+    def act(action: CaseAction) -> CaseRequest:
+        return CaseRequest.of(action, ana, reason="refund")
+
+    await cases.attempt(alerts[0].id, act(CaseAction.CLAIM))
     assert await cases.open_count() == 4  # claimed is still open work
-    await cases.apply(alerts[0].id, CaseAction.RESOLVED_FOLLOWUP, **user)
-    await cases.apply(alerts[1].id, CaseAction.NOT_ACTIONABLE, **user)
-    await cases.apply(alerts[2].id, CaseAction.RESOLVED_NO_FOLLOWUP, **user)
+    await cases.attempt(alerts[0].id, act(CaseAction.RESOLVED_FOLLOWUP))
+    await cases.attempt(alerts[1].id, act(CaseAction.NOT_ACTIONABLE))
+    await cases.attempt(alerts[2].id, act(CaseAction.CLAIM))
+    await cases.attempt(alerts[2].id, act(CaseAction.RESOLVED_NO_FOLLOWUP))
+    assert await cases.open_count() == 1
+    # Undone or reopened, a case is open work again; closed again, it is not.
+    await cases.attempt(alerts[1].id, act(CaseAction.UNDO))
+    await cases.attempt(alerts[2].id, act(CaseAction.REOPEN))
+    assert await cases.open_count() == 3
+    await cases.attempt(alerts[1].id, act(CaseAction.NOT_ACTIONABLE))
+    await cases.attempt(alerts[2].id, act(CaseAction.NOT_ACTIONABLE))
     assert await cases.open_count() == 1
     # A closed case's alert delivered again (a redelivery after a restart) stays closed.
     await cases.remember(alerts[1])

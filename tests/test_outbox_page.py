@@ -1,5 +1,6 @@
 """The outbox page of a real worker: alerts as they would look, with working buttons."""
 
+import re
 import threading
 import time
 import urllib.error
@@ -41,7 +42,7 @@ def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) 
 
 def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, unique, tmp_path):
     engine = Engine(stack, unique, tmp_path)
-    ana, bo = Credentials("ana", "ana's long password", "Ana"), Credentials("bo", "bo's password")
+    ana, bo = Credentials("ana", "ana's long password", "Ana"), Credentials("bo", "bo's pw", "Bo")
     members = write_members_file(tmp_path / "members.json", [ana, bo])
     engine.env["ALERT_ENGINE_SIGNIN_MEMBERS_FILE"] = str(members)
     worker = engine.worker().start()
@@ -54,7 +55,8 @@ def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, u
         engine.wait_for(lambda: len(engine.delivered()) == 1)
         [alert] = engine.delivered()
         page = as_ana.get("/outbox")
-        assert "1★ rating: negative-rating [high]" in page
+        assert "<h2>Jordan Lee rated Priya Nair 1★</h2>" in page
+        assert "<dt>Email</dt><dd>jordan@example.com</dd>" in page
         assert "Priya Nair" in page and "★☆☆☆☆" in page
         # The page runs no script; the customer's is text.
         assert "<script>" not in page and 'alert("x")</script>' not in page
@@ -72,18 +74,52 @@ def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, u
 
         assert as_ana.request("/outbox/act", claim).status == 303
         page = as_bo.get("/outbox")
-        assert "Claimed" in page and "(claimed by ana)" in page and "Mallory" not in page
+        assert "Claimed" in page and "(claimed by Ana)" in page and "Mallory" not in page
         assert 'value="claim"' not in page
-        resolve = {"alert_id": alert["id"], "action": "resolved_no_followup"}
-        assert as_bo.post_form("/outbox/act", resolve) == 303
-        assert "Resolved, no follow-up" in as_ana.get("/outbox")
+        # A final action asks first: the confirm step changes nothing yet.
+        bo_token = csrf_token(page)
+        resolve = {
+            "csrf": bo_token,
+            "alert_id": alert["id"],
+            "action": "resolved_no_followup",
+            "reason": "apology",
+        }
+        confirm_page = as_bo.request("/outbox/act", resolve).text
+        assert "<h1>Resolve \u2013 no follow-up?</h1>" in confirm_page
+        assert "Reason: Apology." in confirm_page and "undo it for 5 minutes" in confirm_page
+        assert 'name="confirm" value="yes"' in confirm_page
+        assert "Resolved" not in as_ana.get("/outbox")
+        # Confirmed without a reason: nothing changes, and the page says why.
+        assert (
+            as_bo.request("/outbox/act", {**resolve, "reason": "", "confirm": "yes"}).status == 409
+        )
+        assert as_bo.request("/outbox/act", {**resolve, "confirm": "yes"}).status == 303
+        page = as_ana.get("/outbox")
+        assert "Resolved, no follow-up" in page and "reason: apology" in page
+        assert 'value="undo"' in page and 'value="reopen"' in page
+        # Undo within the period puts the case back as it was.
+        undo = {"alert_id": alert["id"], "action": "undo"}
+        assert as_bo.post_form("/outbox/act", undo) == 303
+        note = {"alert_id": alert["id"], "action": "note", "note": "called, voicemail"}
+        assert as_ana.post_form("/outbox/act", note) == 303
+        page = as_ana.get("/outbox")
+        assert "(claimed by Ana)" in page and 'value="undo"' not in page
+        history = re.findall(r"<li>[^<]* UTC · ([^<]*)</li>", page)
+        assert history == [
+            "Claimed by Ana",
+            "Resolved, no follow-up by Bo · reason: Apology",
+            "Bo undid “Resolve \u2013 no follow-up”: back to Claimed",
+            "Note by Ana\n“called, voicemail”",
+        ]
 
-        records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 2)]
+        records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 4)]
         assert [(r["state"], r["user_id"], r["user_name"], r["source"]) for r in records] == [
             ("claimed", "member:ana", "Ana", "outbox"),
-            ("resolved_no_followup", "member:bo", "bo", "outbox"),
+            ("resolved_no_followup", "member:bo", "Bo", "outbox"),
+            ("claimed", "member:bo", "Bo", "outbox"),
+            ("claimed", "member:ana", "Ana", "outbox"),
         ]
-        assert [r["alert"]["id"] for r in records] == [alert["id"]] * 2
+        assert [r["alert"]["id"] for r in records] == [alert["id"]] * 4
     finally:
         worker.stop()
 
@@ -124,7 +160,7 @@ def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(stack, unique, tmp_p
         # The outbox destination reads the file once, at its first delivery: before measuring.
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-first")]))
         engine.wait_for(lambda: len(engine.delivered()) == 50_001, timeout=60)
-        assert "1★ rating: negative-rating" in worker.client.get("/outbox")
+        assert "Jordan Lee rated Priya Nair 1★" in worker.client.get("/outbox")
         idle = ticks(3)
 
         stop = threading.Event()
@@ -149,7 +185,7 @@ def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(stack, unique, tmp_p
             stop.set()
             for asker in askers:
                 asker.join()
-        assert len(pages) >= 3 and all("1★ rating: negative-rating" in page for page in pages)
+        assert len(pages) >= 3 and all("Jordan Lee rated Priya Nair 1★" in page for page in pages)
         assert busy > idle / 2, (busy, idle, len(pages))
     finally:
         worker.stop()

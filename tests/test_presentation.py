@@ -114,3 +114,38 @@ def test_templates_read_the_group_key_and_window(tmp_path):
     assert rendered == "returns 2026-03-02T14:00:00+00:00 2026-03-02T14:30:00+00:00"
     default = MessageTemplate(DEFAULT_TEXT, name="default", html=False).render(AlertView.of(alert))
     assert "Window: 2026-03-02 14:00-14:30 UTC" in default
+
+
+def test_a_rating_card_says_who_rated_whom_how_and_how_to_reach_the_customer():
+    from tests.factories import make_alert
+
+    at = datetime(2026, 7, 1, 17, 30, tzinfo=UTC)
+    customer = {
+        "id": "c-1",
+        "name": "Jordan Lee",
+        "tier": "gold",
+        "email": "jordan_lee@example.com",
+        "phone": "+33 1 23 45 67 89",
+        "timezone": "Europe/Paris",
+    }
+    alert = make_alert("r-1", at, customer=customer)
+    view = AlertView.of(alert)
+    assert view.title == "Jordan Lee (gold) rated Priya Nair 1★"
+    facts = dict(view.facts())
+    assert facts["Email"] == "jordan_lee@example.com"
+    assert facts["Phone"] == "+33 1 23 45 67 89"
+    # Summer time in Paris: the customer's local time at the rating, with its offset.
+    assert facts["Customer's time"] == "19:30 Europe/Paris (UTC+02:00)"
+    assert facts["Rated"] == "2026-07-01 17:30 UTC"
+    # A team that must not see contact details does not get them, on any channel.
+    hidden = dict(AlertView.of(alert, contact=False).facts())
+    assert "Email" not in hidden and "Phone" not in hidden
+    assert "jordan_lee" not in str(alert_blocks(AlertView.of(alert, contact=False)))
+    # Without an agent, or a name, the headline still reads.
+    anonymous = make_alert("r-2", at, customer={"id": "c-9"}, agent=None, rating=2)
+    assert AlertView.of(anonymous).title == "c-9 rated 2★"
+    nobody = make_alert("r-3", at, customer=None, agent=None, rating=2)
+    assert AlertView.of(nobody).title == "A customer rated 2★"
+    # An unknown zone is left out rather than guessed.
+    odd = make_alert("r-4", at, customer={**customer, "timezone": "Mars/Olympus"})
+    assert "Customer's time" not in dict(AlertView.of(odd).facts())

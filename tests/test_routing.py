@@ -201,7 +201,7 @@ route:
     from alert_engine.channels.presentation import AlertView
 
     view = AlertView.of(alert(comment="<i>x</i>"))
-    assert templates.text.render(view) == "Alert: 1★ rating: negative-rating [high]\n"
+    assert templates.text.render(view) == "Alert: Jordan Lee rated Priya Nair 1★\n"
     assert templates.html.render(view) == "<p>&lt;i&gt;x&lt;/i&gt;</p>"
 
 

@@ -49,6 +49,13 @@ def about(mail: Recorded) -> tuple[str, str | None]:
 
 
 def resolve_with_followup(url: str, alert_id: str) -> int:
+    """Claimed, then resolved with a follow-up and a reason picked, by Slack clicks."""
+    claimed = slack_click(url, alert_id, "claim", {})
+    reason = {f"actions:{alert_id}": {"reason": {"selected_option": {"value": "refund"}}}}
+    return max(claimed, slack_click(url, alert_id, "resolved_followup", {"values": reason}))
+
+
+def slack_click(url: str, alert_id: str, action: str, state: dict) -> int:
     body = urllib.parse.urlencode(
         {
             "payload": orjson.dumps(
@@ -57,7 +64,8 @@ def resolve_with_followup(url: str, alert_id: str) -> int:
                     "user": {"id": "U0OPS", "name": "ops"},
                     "channel": {"id": "C0OPS"},
                     "message": {"ts": "1700000000.000100", "blocks": []},
-                    "actions": [{"action_id": "resolved_followup", "value": alert_id}],
+                    "actions": [{"action_id": action, "value": alert_id}],
+                    "state": state,
                 }
             )
         }

@@ -1,4 +1,5 @@
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -59,37 +60,76 @@ async def test_an_alert_shows_everything_needed_to_act(slack, redis, unique):
         customer="https://crm.example.com/customers/{customer_id}",
         interaction="https://cc.example.com/interactions/{interaction_id}",
     )
-    alert = make_alert(customer={"id": "c 42/x", "name": "Jordan Lee", "tier": "gold"})
+    alert = make_alert(
+        "r-1",
+        datetime(2026, 12, 3, 14, 5, tzinfo=UTC),
+        customer={
+            "id": "c 42/x",
+            "name": "Jordan Lee",
+            "tier": "gold",
+            "email": "jordan@example.com",
+            "phone": "+44 20 7946 0958",
+            "timezone": "America/New_York",
+        },
+    )
     assert await deliverer(redis, unique, dest).deliver(alert, only="recovery") == []
     [message] = slack.posts("C0RECOVERY")
+    # The header says who rated whom how, not the rule's name.
+    assert message.blocks[0] == {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": "Jordan Lee (gold) rated Priya Nair 1★",
+            "emoji": False,
+        },
+    }
     rendered = "\n".join(texts(message.blocks))
+    epoch = int(alert.event_time.timestamp())
     for expected in (
-        "★☆☆☆☆",
-        "NPS: 2/10",
-        "Nobody called me back.",
-        "Agent: Priya Nair",
-        "Team: orders",
-        "Channel: chat",
-        "Customer: Jordan Lee (gold)",
-        "Rule: negative-rating",
+        # Fields: a bold label over the value.
+        "mrkdwn:*Rating*\n★☆☆☆☆",
+        "mrkdwn:*NPS*\n2/10",
+        "mrkdwn:*Agent*\nPriya Nair",
+        "mrkdwn:*Team*\norders",
+        "mrkdwn:*Channel*\nchat",
+        "mrkdwn:*Customer*\nJordan Lee (gold)",
+        "mrkdwn:*Email*\njordan@example.com",
+        "mrkdwn:*Phone*\n+44 20 7946 0958",
+        "mrkdwn:*Customer's time*\n09:05 America/New_York (UTC-05:00)",
+        # The rating's time, in each reader's own time zone.
+        f"mrkdwn:*Rated*\n<!date^{epoch}^{{date_short_pretty}} {{time}}|2026-12-03 14:05 UTC>",
+        "mrkdwn:*Rule*\nnegative-rating",
         "rating=1",
+        "plain_text:“Nobody called me back.”",
         # Ids from events are quoted: they cannot change the link.
         "<https://crm.example.com/customers/c%2042%2Fx|Customer>",
         "<https://cc.example.com/interactions/i-1|Interaction>",
+        # The case's status, with its age as each reader's Slack counts it.
+        "mrkdwn:*Open* · opened <!date^",
     ):
         assert expected in rendered, rendered
+    assert "^{ago}|" in rendered
     [actions] = [block for block in message.blocks if block["type"] == "actions"]
-    assert [b["text"]["text"] for b in actions["elements"]] == [
-        "Claim",
-        "Resolved \u2013 send follow-up",
-        "Resolved \u2013 no follow-up",
-        "Not actionable",
+    # Before a claim: Claim and Not actionable (asking first), assign, a note.
+    assert [(e["type"], e.get("action_id")) for e in actions["elements"]] == [
+        ("button", "claim"),
+        ("button", "not_actionable"),
+        ("users_select", "reassign"),
+        ("button", "note"),
     ]
-    assert {b["value"] for b in actions["elements"]} == {alert.id}
+    assert actions["elements"][1]["confirm"]["title"]["text"] == "Not actionable?"
+    assert {e["value"] for e in actions["elements"] if e["type"] == "button"} == {alert.id}
+    assert message.text == "Jordan Lee (gold) rated Priya Nair 1★ · Nobody called me back."
     assert message.metadata == {
         "event_type": "alert_engine_alert",
         "event_payload": {"alert_id": alert.id, "escalated": False},
     }
+
+
+def opens_nothing(text: str, n: int) -> bool:
+    """A formatting character at `n` cannot open formatting: a zero-width space or a letter
+    before it."""
+    return n > 0 and (text[n - 1] == "\u200b" or text[n - 1].isalnum())
 
 
 @pytest.mark.parametrize(
@@ -112,7 +152,8 @@ async def test_hostile_comments_render_as_plain_text(slack, redis, unique, comme
         assert raw not in payload
     for control in ("\x07", "\x1b", "\u202e"):
         assert control not in payload
-    # Customer text only ever sits in plain_text objects, which Slack never formats.
+    # Customer text sits in plain_text objects, which Slack never formats, or inside the engine's
+    # mrkdwn with every formatting character defused (a zero-width space before it).
     customer_texts = [
         t
         for t in texts(message.blocks)
@@ -123,7 +164,18 @@ async def test_hostile_comments_render_as_plain_text(slack, redis, unique, comme
         or "bold" in t
         or "escape" in t
     ]
-    assert customer_texts and all(t.startswith("plain_text:") for t in customer_texts)
+    assert customer_texts
+    for text in customer_texts:
+        if text.startswith("mrkdwn:"):
+            value = text.split("\n", 1)[-1]
+            assert all(opens_nothing(value, n) for n, c in enumerate(value) if c in "*_~`"), text
+        else:
+            assert text.startswith("plain_text:")
+    assert any("Eve" in t and t.startswith("mrkdwn:*Customer*") for t in customer_texts)
+    # The notification text is escaped as the blocks are: `*bold*` is not bold there either.
+    assert "<" not in message.text.replace("&lt;", "")
+    text = message.text
+    assert all(opens_nothing(text, n) for n, c in enumerate(text) if c in "*_~`")
     if comment.startswith("*bold*"):
         assert any("*bold* _it_ ~strike~ `code`" in t for t in customer_texts)
 
@@ -238,3 +290,38 @@ async def test_after_a_rate_limit_the_alert_is_posted_again_without_a_look_up(sl
     )
     assert slack.calls == ["chat.postMessage", "chat.postMessage"]
     assert len(slack.posts()) == 1
+
+
+def test_a_team_that_must_not_see_contact_details_gets_cards_and_emails_without_them(
+    tmp_path, monkeypatch
+):
+    from alert_engine.settings import Settings
+    from alert_engine.worker.build import build_destinations, configured_routing
+
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "destinations:\n"
+        "  recovery: {type: slack, channel: C0RECOVERY}\n"
+        "  leads: {type: email, to: [leads@example.com]}\n"
+        "route:\n  destinations: [recovery, leads]\n"
+    )
+    monkeypatch.setenv("ALERT_ENGINE_ROUTING_FILE", str(routing))
+    monkeypatch.setenv("ALERT_ENGINE_SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ALERT_ENGINE_SENDGRID_API_KEY", "SG.unused")
+    alert = make_alert(
+        customer={
+            "id": "c-1",
+            "name": "Jordan Lee",
+            "phone": "+1 555 0100",
+            "email": "jordan@example.com",
+        }
+    )
+    for show, seen in (("true", True), ("false", False)):
+        monkeypatch.setenv("ALERT_ENGINE_CASES_SHOW_CONTACT", show)
+        settings = Settings()
+        destinations = build_destinations(configured_routing(settings), settings)
+        card = json.dumps([b.to_dict() for b in destinations["recovery"].message(alert)["blocks"]])
+        mail = json.dumps(destinations["leads"].message(alert).get())
+        for shown in (card, mail):
+            assert ("jordan@example.com" in shown) is seen
+            assert ("+1 555 0100" in shown) is seen

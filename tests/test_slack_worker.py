@@ -62,14 +62,61 @@ def wait_until(what, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def click(worker, message, action: str, *, secret=SIGNING_SECRET, age: float = 0, user="U0ANA"):
+def click(
+    worker,
+    message,
+    action: str,
+    *,
+    secret=SIGNING_SECRET,
+    age: float = 0,
+    user="U0ANA",
+    reason: str | None = None,
+    selected_user: str | None = None,
+    trigger_id: str | None = None,
+    alert: str | None = None,
+):
+    """A click on the card as Slack sends it: the control, the reason picked on the card (its
+    `state`), a user picked, a trigger id for a modal."""
+    alert = alert or message.metadata["event_payload"]["alert_id"]
+    element = {"action_id": action, "block_id": f"actions:{alert}"}
+    if selected_user is not None:
+        element["selected_user"] = selected_user
+    else:
+        element["value"] = alert
     payload = {
         "type": "block_actions",
         "user": {"id": user, "name": user.lower()},
         "channel": {"id": message.channel},
         "message": {"ts": message.ts, "blocks": message.blocks},
-        "actions": [{"action_id": action, "value": message.metadata["event_payload"]["alert_id"]}],
+        "actions": [element],
     }
+    if trigger_id is not None:
+        payload["trigger_id"] = trigger_id
+    if reason is not None:
+        payload["state"] = {
+            "values": {
+                f"actions:{alert}": {
+                    "reason": {"type": "static_select", "selected_option": {"value": reason}}
+                }
+            }
+        }
+    return interact(worker, payload, secret=secret, age=age)
+
+
+def submit_note(worker, view: dict, note: str, *, user="U0ANA"):
+    """The note modal sent back, as Slack sends a `view_submission`: status, answer body."""
+    payload = {
+        "type": "view_submission",
+        "user": {"id": user, "name": user.lower()},
+        "view": {
+            **view,
+            "state": {"values": {"note": {"note": {"type": "plain_text_input", "value": note}}}},
+        },
+    }
+    return interact(worker, payload, answer=True)
+
+
+def interact(worker, payload, *, secret=SIGNING_SECRET, age: float = 0, answer: bool = False):
     body = urllib.parse.urlencode({"payload": orjson.dumps(payload).decode()}).encode()
     timestamp = str(int(time.time() - age))
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -81,9 +128,19 @@ def click(worker, message, action: str, *, secret=SIGNING_SECRET, age: float = 0
     request = urllib.request.Request(worker.url + "/slack/interactions", data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
+            return (response.status, response.read()) if answer else response.status
     except urllib.error.HTTPError as exc:
-        return exc.code
+        return (exc.code, exc.read()) if answer else exc.code
+
+
+def status_of(message) -> str:
+    [status] = [b for b in message.blocks if b.get("block_id", "").startswith("status:")]
+    return status["elements"][0]["text"]
+
+
+def controls_of(message) -> list[str]:
+    [actions] = [b for b in message.blocks if b["type"] == "actions"]
+    return [e["action_id"] for e in actions["elements"]]
 
 
 def test_clicks_claim_and_resolve_an_alert_and_forged_ones_are_rejected(engine, slack):
@@ -100,29 +157,45 @@ def test_clicks_claim_and_resolve_an_alert_and_forged_ones_are_rejected(engine, 
 
         assert click(worker, message, "claim") == 200
         assert message.updates == 1
-        status = [b for b in message.blocks if b.get("block_id", "").startswith("status:")]
-        assert status[0]["elements"][0]["text"].startswith("Claimed by u0ana at ")
-        [buttons] = [b for b in message.blocks if b["type"] == "actions"]
-        assert "claim" not in [e["action_id"] for e in buttons["elements"]]
+        assert status_of(message).startswith("*Claimed* by <@U0ANA> · opened <!date^")
+        assert controls_of(message) == [
+            "resolved_followup",
+            "resolved_no_followup",
+            "reason",
+            "not_actionable",
+            "unclaim",
+            "reassign",
+            "note",
+        ]
         assert [r.text for r in slack.replies(message.ts)] == ["Claimed by <@U0ANA>"]
 
-        # Clicked again (or Slack retrying the request): nothing changes.
+        # Clicked again (or Slack retrying the request): nothing changes, and the clicker alone
+        # is told why.
         assert click(worker, message, "claim", user="U0BO") == 200
         assert message.updates == 1 and len(slack.replies(message.ts)) == 1
+        [told] = slack.ephemerals
+        assert (told.user, told.text) == ("U0BO", "Already claimed by u0ana: nothing changed.")
 
+        # Resolving needs a reason picked on the card.
         assert click(worker, message, "resolved_followup", user="U0BO") == 200
+        assert slack.ephemerals[-1].text.startswith("Choose a reason before resolving: Refund")
+        assert message.updates == 1
+        assert click(worker, message, "resolved_followup", user="U0BO", reason="refund") == 200
         assert message.updates == 2
         assert [r.text for r in slack.replies(message.ts)][-1] == (
-            "Resolved, follow-up survey to be sent by <@U0BO>"
+            "Resolved, follow-up survey to be sent by <@U0BO> · reason: Refund"
         )
-        assert not [b for b in message.blocks if b["type"] == "actions"]
+        # Closed: Reopen, Undo while it can be, a note.
+        assert controls_of(message) == ["reopen", "undo", "note"]
+        assert "reason: Refund · opened" in status_of(message)
+        assert "can be undone until <!date^" in status_of(message)
 
         records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 2)]
         assert [(r["action"], r["state"], r["user_id"]) for r in records] == [
             ("claim", "claimed", "U0ANA"),
             ("resolved_followup", "resolved_followup", "U0BO"),
         ]
-        assert records[1]["claimed_by"] == "U0ANA"
+        assert records[1]["claimed_by"] == "U0ANA" and records[1]["reason"] == "refund"
         assert [r["actor"] for r in records] == ["u0ana", "u0bo"]
         # Each record carries the alert it is about, as delivered.
         assert {r["alert"]["key"] for r in records} == {"r-click"}

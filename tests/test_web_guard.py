@@ -113,7 +113,7 @@ def test_faust_views_are_not_served_and_show_no_table_entry(served):
 def test_the_engine_pages_still_answer(served):
     for path in ("/health", "/ready", "/stats", "/metrics", "/outbox", "/dashboard"):
         assert fetch(served, path)[0] == 200, path
-    assert "1★ rating: negative-rating" in fetch(served, "/outbox")[2]
+    assert "Leak Me rated Priya Nair 1★" in fetch(served, "/outbox")[2]
 
 
 # ---------------------------------------------------------------- security headers

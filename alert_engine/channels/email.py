@@ -50,6 +50,7 @@ class EmailDestination:
         *,
         templates: EmailTemplates | None = None,
         links: LinkTemplates | None = None,
+        contact: bool = True,
     ) -> None:
         self.name = name
         self.recipients = list(recipients)
@@ -57,9 +58,11 @@ class EmailDestination:
         self.sender = sender
         self.templates = templates or EmailTemplates()
         self.links = links or LinkTemplates()
+        # The customer's email and phone in the email (`ALERT_ENGINE_CASES_SHOW_CONTACT`).
+        self.contact = contact
 
     def message(self, alert: Alert) -> Mail:
-        view = AlertView.of(alert, self.links)
+        view = AlertView.of(alert, self.links, contact=self.contact)
         try:
             subject = " ".join(self.templates.subject.render(view).split())[:900]
             text = self.templates.text.render(view)
@@ -78,7 +81,7 @@ class EmailDestination:
         return mail
 
     def digest_message(self, digest: Digest) -> Mail:
-        views = [AlertView.of(alert, self.links) for alert in digest.alerts]
+        views = [AlertView.of(alert, self.links, contact=self.contact) for alert in digest.alerts]
         try:
             texts = [self.templates.text.render(view) for view in views]
             htmls = [self.templates.html.render(view) for view in views]

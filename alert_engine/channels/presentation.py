@@ -1,4 +1,5 @@
-"""What a person sees of an alert, whatever the channel: stars, NPS, comment, who and where, links.
+"""What a person sees of an alert, whatever the channel: who rated whom how (the headline),
+stars, NPS, comment, how to reach the customer and their local time, when, links.
 
 Every channel renders from `AlertView`; each escapes it for its own format (Slack, HTML, text).
 """
@@ -83,9 +84,19 @@ class AlertView:
     window_start: str | None = None
     window_end: str | None = None
     sample: str | None = None
+    # How to reach the customer (left out where the team must not see it: `show_contact`), and
+    # their local time at the rating (`14:05 Europe/Paris (UTC+01:00)`).
+    email: str | None = None
+    phone: str | None = None
+    local_time: str | None = None
+    # When the customer rated (seconds since the epoch), and as text in UTC.
+    rated_epoch: int | None = None
+    rated_at: str | None = None
 
     @classmethod
-    def of(cls, alert: Alert, links: LinkTemplates | None = None) -> AlertView:
+    def of(
+        cls, alert: Alert, links: LinkTemplates | None = None, *, contact: bool = True
+    ) -> AlertView:
         if alert.window is not None:
             return cls._of_window(alert, alert.window, links or LinkTemplates())
         links = links or LinkTemplates()
@@ -100,8 +111,8 @@ class AlertView:
         agent = _get(event, "agent.name") or _get(event, "agent.id")
         comment = event.get("comment")
         title = f"{alert.rule} [{alert.severity.value}]"
-        if stars:
-            title = f"{rating}★ rating: {title}"
+        if isinstance(rating, int):
+            title = headline(customer, agent, rating)
         if alert.labels.get("escalated") == "true":
             title = f"Escalated, nobody claimed it: {title}"
         return cls(
@@ -122,6 +133,11 @@ class AlertView:
                 ", ".join(f"{name}={value}" for name, value in sorted(alert.values.items())), 500
             ),
             key=alert.key,
+            email=_contact(event, "customer.email") if contact else None,
+            phone=_contact(event, "customer.phone") if contact else None,
+            local_time=local_time(alert.event_time, _get(event, "customer.timezone")),
+            rated_epoch=int(alert.event_time.timestamp()),
+            rated_at=f"{alert.event_time.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
         )
 
     @classmethod
@@ -177,14 +193,48 @@ class AlertView:
             ("Rating", self.stars),
             ("NPS", self.nps),
             ("Customer", self.customer),
+            ("Email", self.email),
+            ("Phone", self.phone),
+            ("Customer's time", self.local_time),
             ("Agent", self.agent),
             ("Team", self.team),
             ("Channel", self.channel),
+            (RATED, self.rated_at),
+            ("Severity", self.severity),
             ("Rule", self.rule),
             ("Fired on", self.values),
             ("Sample", self.sample),
         ]
         return [(label, value) for label, value in pairs if value]
+
+
+# The label of the rating's time: Slack shows it in each reader's own time zone.
+RATED = "Rated"
+
+
+def headline(customer: str | None, agent: str | None, rating: int) -> str:
+    """`Jordan Lee (gold) rated Priya Nair 1★`: who rated whom how."""
+    who = customer or "A customer"
+    return f"{who} rated {agent} {rating}★" if agent else f"{who} rated {rating}★"
+
+
+def local_time(at: datetime, zone_name: str | None) -> str | None:
+    """`14:05 Europe/Paris (UTC+01:00)`: the customer's time at `at`, for calling back at a
+    decent hour; None without a (known) time zone."""
+    if not zone_name:
+        return None
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    local = at.astimezone(zone)
+    offset = local.strftime("%z")
+    return clean_text(f"{local:%H:%M} {zone_name} (UTC{offset[:3]}:{offset[3:]})", 100)
+
+
+def _contact(event: dict[str, Any], path: str) -> str | None:
+    value = _get(event, path)
+    return clean_text(value, 200) if value else None
 
 
 def window_text(start: datetime, end: datetime, zone_name: str | None) -> str:

@@ -1,9 +1,12 @@
 """Slack: alerts posted with slack_sdk's async client, as Block Kit messages built from its models
-(so Slack's size limits are checked before sending) with Claim / Resolve buttons.
+(so Slack's size limits are checked before sending): the card (who rated whom how, the facts as
+bold labels over values, the comment, links) and its case's status and controls
+(`slack_cases`).
 
-Customer text is data, never markup: it goes into `plain_text` objects (never parsed for mentions,
-links or formatting) with control characters removed, and `&`, `<`, `>` escaped as Slack requires.
-The only mrkdwn in a message is what the engine writes itself (links from configured templates).
+Customer text is data, never markup: the comment and the headline go into `plain_text` objects
+(never parsed for mentions, links or formatting); values inside the engine's mrkdwn (the facts,
+the notification text, thread lines) are made safe by `slack_text.mrkdwn_text`. Control
+characters are removed from all of it.
 
 Each post carries the alert id in its message metadata, so that after a crash between posting and
 recording the delivery, `already_sent` finds the message in the channel instead of posting again.
@@ -11,9 +14,8 @@ recording the delivery, `already_sent` finds the message in the channel instead 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -24,37 +26,32 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
-    PlainTextObject,
     SectionBlock,
 )
 from slack_sdk.models.metadata import Metadata
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import (
-    LABELS,
-    CaseAction,
-    CaseEvent,
-    CaseState,
-    CaseStore,
-    Rerating,
-    allowed_actions,
-)
+from alert_engine.cases import LABELS, Case, CaseEvent, CasePolicy, CaseStore, Rerating
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
-from alert_engine.channels.presentation import AlertView, LinkTemplates, clean_text
+from alert_engine.channels.presentation import RATED, AlertView, LinkTemplates, clean_text
+from alert_engine.channels.slack_cases import (
+    Click,
+    case_blocks,
+    note_modal,
+    thread_text,
+    updated_blocks,
+)
+from alert_engine.channels.slack_text import mrkdwn_text, plain, slack_date
 from alert_engine.channels.templates import MessageTemplate, TemplateError
 from alert_engine.delivery.escalation import is_escalated
 
 METADATA_EVENT = "alert_engine_alert"
-# Block ids carry the alert id: a digest message holds the buttons of several alerts.
-ACTIONS_BLOCK = "actions:"
 # Errors that the same request will always get: retrying cannot help.
 PERMANENT_ERRORS = {
     "channel_not_found",
@@ -72,97 +69,90 @@ PERMANENT_ERRORS = {
 }
 
 
-def slack_text(text: str) -> str:
-    """Slack's three control characters escaped; the rest is shown as is."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def plain(text: str) -> PlainTextObject:
-    return PlainTextObject(text=slack_text(text), emoji=False)
-
-
-BUTTONS = (
-    (CaseAction.CLAIM, "Claim", "primary"),
-    (CaseAction.RESOLVED_FOLLOWUP, "Resolved \u2013 send follow-up", None),
-    (CaseAction.RESOLVED_NO_FOLLOWUP, "Resolved \u2013 no follow-up", None),
-    (CaseAction.NOT_ACTIONABLE, "Not actionable", "danger"),
-)
-STATUS_BLOCK = "status:"
 DIGEST_SHOWN = 10
-SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
-def action_buttons(alert_id: str, allowed: set[CaseAction] | None = None) -> ActionsBlock:
-    return ActionsBlock(
-        block_id=ACTIONS_BLOCK + alert_id,
-        elements=[
-            ButtonElement(text=label, action_id=action.value, value=alert_id, style=style)
-            for action, label, style in BUTTONS
-            if allowed is None or action in allowed
-        ],
-    )
-
-
-def status_line(change: CaseEvent) -> str:
-    line = f"{LABELS[change.state]} by {change.user_name or change.actor} at {change.at:%H:%M} UTC"
-    if change.claimed_by and change.state is not CaseState.CLAIMED:
-        line += f" (claimed by {change.claimed_by})"
-    return line
-
-
-def updated_blocks(
-    blocks: list[dict[str, Any]], alert_id: str, change: CaseEvent
-) -> list[dict[str, Any]]:
-    """The original message's blocks with the alert's status and the buttons still allowed, in
-    place of its buttons (or its earlier status)."""
-    allowed = allowed_actions(change.state)
-    status = ContextBlock(
-        block_id=STATUS_BLOCK + alert_id, elements=[plain(status_line(change))]
-    ).to_dict()
-    updated = []
-    for block in blocks:
-        block_id = block.get("block_id")
-        if block_id == STATUS_BLOCK + alert_id:
-            continue
-        if block_id == ACTIONS_BLOCK + alert_id:
-            updated.append(status)
-            if allowed:
-                updated.append(action_buttons(alert_id, allowed).to_dict())
-        else:
-            updated.append(block)
-    return updated
+def open_case(alert: Alert) -> Case:
+    """The case of an alert being posted: open since now."""
+    return Case(alert_id=alert.id, delivered_at=datetime.now(UTC))
 
 
 class SlackCaseUpdates:
-    """Shows a case change in Slack: the original message updated, and a reply in its thread."""
+    """Shows a case in Slack: its card updated (`chat.update`), each change a line in the
+    alert's thread, a refusal to the clicker alone (`chat.postEphemeral`), the note modal
+    (`views.open`)."""
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, policy: CasePolicy | None = None) -> None:
         self.client = client
+        self.policy = policy or CasePolicy()
 
     async def show(
-        self, channel: str, ts: str, blocks: list[dict[str, Any]], change: CaseEvent
+        self,
+        case: Case,
+        change: CaseEvent | None,
+        *,
+        channel: str,
+        ts: str,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> None:
-        new_blocks = updated_blocks(blocks, change.alert_id, change)
-        await self.client.chat_update(
-            channel=channel, ts=ts, blocks=new_blocks, text=slack_text(status_line(change))
+        """The card updated to the case; the change (if any) in the thread. Without the
+        message's blocks (not a click on it), they are read from the channel."""
+        if blocks is None:
+            blocks = await self.message_blocks(channel, ts)
+        if blocks is not None:
+            alert = case.parsed_alert()
+            title = AlertView.of(alert).title if alert is not None else case.alert_id
+            await self.client.chat_update(
+                channel=channel,
+                ts=ts,
+                blocks=updated_blocks(blocks, case, self.policy),
+                text=mrkdwn_text(f"{title} \u00b7 {LABELS[case.state]}")[:3000],
+            )
+        if change is not None:
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, text=thread_text(change)
+            )
+
+    async def refuse(self, channel: str, user: str, text: str) -> None:
+        """Why a click changed nothing, shown to the one who clicked."""
+        await self.client.chat_postEphemeral(channel=channel, user=user, text=mrkdwn_text(text))
+
+    async def open_note(self, trigger_id: str, click: Click) -> None:
+        await self.client.views_open(trigger_id=trigger_id, view=note_modal(click))
+
+    async def message_blocks(self, channel: str, ts: str) -> list[dict[str, Any]] | None:
+        """The blocks of the message at `ts`, or None if the channel no longer has it."""
+        response = await self.client.conversations_history(
+            channel=channel, latest=ts, inclusive=True, limit=1
         )
-        who = (
-            f"<@{change.user_id}>"
-            if change.user_id and SLACK_USER_ID.match(change.user_id)
-            else slack_text(change.user_name or change.actor)
-        )
-        await self.client.chat_postMessage(
-            channel=channel, thread_ts=ts, text=f"{LABELS[change.state]} by {who}"
-        )
+        for message in response.get("messages") or []:
+            if message.get("ts") == ts:
+                return list(message.get("blocks") or [])
+        return None
 
     async def show_rerating(self, channel: str, ts: str, rerating: Rerating) -> None:
-        """`Customer re-rated 4★ (was 1★)` in the alert's thread."""
+        """`Customer re-rated 4★ (was 1★): “…”` in the alert's thread."""
         await self.client.chat_postMessage(
-            channel=channel, thread_ts=ts, text=slack_text(rerating.summary())
+            channel=channel, thread_ts=ts, text=mrkdwn_text(rerating.summary())[:3000]
         )
 
 
-def alert_blocks(view: AlertView, note: str | None = None) -> list[Block]:
+def fact_text(label: str, value: str, view: AlertView) -> MarkdownTextObject:
+    """`*Label*` over the value: the engine's mrkdwn around the data made safe; the rating's time
+    as each reader's own."""
+    if label == RATED and view.rated_epoch is not None:
+        shown = slack_date(datetime.fromtimestamp(view.rated_epoch, UTC))
+    else:
+        shown = mrkdwn_text(value)
+    return MarkdownTextObject(text=f"*{mrkdwn_text(label)}*\n{shown}"[:2000], verbatim=True)
+
+
+def alert_blocks(
+    view: AlertView,
+    note: str | None = None,
+    case: Case | None = None,
+    policy: CasePolicy | None = None,
+) -> list[Block]:
     blocks: list[Block] = [HeaderBlock(text=plain(view.title))]
     if note:
         blocks.append(SectionBlock(text=plain(note)))
@@ -171,7 +161,7 @@ def alert_blocks(view: AlertView, note: str | None = None) -> list[Block]:
     for start in range(0, len(facts), 10):
         blocks.append(
             SectionBlock(
-                fields=[plain(f"{label}: {value}") for label, value in facts[start : start + 10]]
+                fields=[fact_text(label, value, view) for label, value in facts[start : start + 10]]
             )
         )
     if view.comment:
@@ -184,22 +174,27 @@ def alert_blocks(view: AlertView, note: str | None = None) -> list[Block]:
     if links:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="  ·  ".join(links))]))
     blocks.append(DividerBlock())
-    blocks.append(action_buttons(view.alert_id))
+    blocks.extend(case_blocks(case or Case(alert_id=view.alert_id), policy or CasePolicy()))
     return blocks
 
 
-def digest_blocks(digest: Digest, views: list[AlertView]) -> list[Block]:
+def digest_blocks(
+    digest: Digest, views: list[AlertView], policy: CasePolicy | None = None
+) -> list[Block]:
     group = ", ".join(f"{name}={value}" for name, value in digest.group.items())
     blocks: list[Block] = [
         HeaderBlock(text=plain(f"{len(views)} alerts · {group or digest.route}"[:150]))
     ]
+    now = datetime.now(UTC)
     for view in views[:DIGEST_SHOWN]:
         facts = " · ".join(value for _, value in view.facts()[:6])
         text = f"{view.title}\n{facts}"
         if view.comment:
             text += f"\n“{view.comment[:500]}”"
         blocks.append(SectionBlock(text=plain(text[:3000])))
-        blocks.append(action_buttons(view.alert_id))
+        blocks.extend(
+            case_blocks(Case(alert_id=view.alert_id, delivered_at=now), policy or CasePolicy())
+        )
     if len(views) > DIGEST_SHOWN:
         blocks.append(
             ContextBlock(elements=[plain(f"and {len(views) - DIGEST_SHOWN} more in this group")])
@@ -209,8 +204,8 @@ def digest_blocks(digest: Digest, views: list[AlertView]) -> list[Block]:
 
 def fallback_text(view: AlertView) -> str:
     """The notification text (and what screen readers read)."""
-    parts = [view.title, view.customer, view.comment]
-    return slack_text(" · ".join(part for part in parts if part))[:3000]
+    parts = [view.title, view.comment]
+    return mrkdwn_text(" · ".join(part for part in parts if part))[:3000]
 
 
 def retry_handlers(max_retries: int) -> list[Any]:
@@ -261,6 +256,8 @@ class SlackDestination:
         links: LinkTemplates | None = None,
         template: MessageTemplate | None = None,
         cases: CaseStore | None = None,
+        *,
+        contact: bool = True,
     ) -> None:
         self.name = name
         self.channel = channel
@@ -269,9 +266,12 @@ class SlackDestination:
         self.template = template
         # Where each alert's message is kept, for replies in its thread (`SlackCaseUpdates`).
         self.cases = cases
+        self.policy = cases.policy if cases is not None else CasePolicy()
+        # The customer's email and phone on the card (`ALERT_ENGINE_CASES_SHOW_CONTACT`).
+        self.contact = contact
 
     def message(self, alert: Alert) -> dict[str, Any]:
-        view = AlertView.of(alert, self.links)
+        view = AlertView.of(alert, self.links, contact=self.contact)
         note = None
         if self.template is not None:
             try:
@@ -280,8 +280,8 @@ class SlackDestination:
                 raise PermanentDeliveryError(f"template of {self.name} failed: {exc}") from exc
         return {
             "channel": self.channel,
-            "text": slack_text(note)[:3000] if note else fallback_text(view),
-            "blocks": alert_blocks(view, note),
+            "text": mrkdwn_text(note)[:3000] if note else fallback_text(view),
+            "blocks": alert_blocks(view, note, open_case(alert), self.policy),
             "metadata": Metadata(
                 event_type=METADATA_EVENT,
                 event_payload={"alert_id": alert.id, "escalated": is_escalated(alert)},
@@ -303,14 +303,14 @@ class SlackDestination:
                     await self.cases.remember_slack_message(alert.id, channel, ts)
 
     async def send_digest(self, digest: Digest) -> None:
-        views = [AlertView.of(alert, self.links) for alert in digest.alerts]
+        views = [AlertView.of(alert, self.links, contact=self.contact) for alert in digest.alerts]
         response = await self._call(
             self.client.chat_postMessage(
                 channel=self.channel,
-                text=slack_text(f"{len(views)} alerts: " + "; ".join(v.title for v in views))[
+                text=mrkdwn_text(f"{len(views)} alerts: " + "; ".join(v.title for v in views))[
                     :3000
                 ],
-                blocks=digest_blocks(digest, views),
+                blocks=digest_blocks(digest, views, self.policy),
                 metadata=Metadata(
                     event_type=METADATA_EVENT, event_payload={"digest_id": digest.id}
                 ),

@@ -61,7 +61,7 @@ def context(view: AlertView) -> dict[str, Any]:
 
 __all__ = ["MessageTemplate", "TemplateError", "TemplateProblem", "context"]
 
-DEFAULT_SUBJECT = "{{ alert.title }}{% if alert.customer %} · {{ alert.customer }}{% endif %}"
+DEFAULT_SUBJECT = "[{{ alert.severity }}] {{ alert.title }}"
 
 DEFAULT_TEXT = """\
 {{ alert.title }}

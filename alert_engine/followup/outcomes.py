@@ -16,7 +16,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import CaseEvent, CaseState
+from alert_engine.cases import CaseAction, CaseEvent, CaseState
 from alert_engine.settings import RedisSettings
 from alert_engine.storage import redis_keys
 from alert_engine.storage.due_queue import text as as_text
@@ -69,7 +69,12 @@ class OutcomeFacts:
 
     async def record_case(self, case: CaseEvent) -> None:
         await self.record_alert(case.alert)
-        if case.state is CaseState.CLAIMED:
+        if case.action is CaseAction.NOTE:
+            return
+        if case.undone is not None:
+            # The resolution taken back: the case counts as not resolved (a claim stays).
+            await self.record(case.alert_id, {"resolution": "", "resolved_at": ""})
+        elif case.state is CaseState.CLAIMED:
             await self._record_first(case.alert_id, {"claimed_at": case.at.isoformat()})
         elif case.state in (
             CaseState.RESOLVED_FOLLOWUP,

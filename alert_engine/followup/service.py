@@ -17,7 +17,7 @@ import orjson
 from redis.asyncio import Redis
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import CaseEvent, CaseState, Rerating
+from alert_engine.cases import CaseAction, CaseEvent, CaseState, Rerating
 from alert_engine.channels import PermanentDeliveryError
 from alert_engine.followup import survey as pages
 from alert_engine.followup.mailer import SurveyEmail, SurveyMailer
@@ -90,13 +90,15 @@ class FollowupService:
 
     async def on_case(self, case: CaseEvent) -> None:
         await self.facts.record_case(case)
-        if case.state is CaseState.RESOLVED_FOLLOWUP:
+        # A note on a resolved case is no second resolution; an undo takes the survey back.
+        if case.state is CaseState.RESOLVED_FOLLOWUP and case.action is not CaseAction.NOTE:
             await self._schedule(case.alert, resolved_at=case.at, holdout=False)
-        elif case.state in (
-            CaseState.REOPENED,
-            CaseState.NOT_ACTIONABLE,
+        elif (
+            case.state in (CaseState.REOPENED, CaseState.NOT_ACTIONABLE)
+            or case.undone is CaseAction.RESOLVED_FOLLOWUP
         ) and await self.schedule.cancel(case.alert_id):
-            log.info("follow-up for %s cancelled (%s)", case.alert_id, case.state.value)
+            what = "undone" if case.undone else case.state.value
+            log.info("follow-up for %s cancelled (%s)", case.alert_id, what)
 
     def is_holdout(self, alert: Alert) -> bool:
         return is_holdout(alert.id, self.settings.holdout_share)

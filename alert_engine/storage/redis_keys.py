@@ -69,6 +69,11 @@ def case(prefix: str, alert_id: str) -> str:
     return f"{prefix}:case:{alert_id}"
 
 
+def case_history(prefix: str, alert_id: str) -> str:
+    """A list: the case's changes (`HistoryEntry` JSON), oldest first; expires with the case."""
+    return f"{prefix}:case-history:{alert_id}"
+
+
 def escalations_due(prefix: str) -> str:
     """A sorted set: alert ids scored by the time their escalation is due."""
     return f"{prefix}:escalation:due"

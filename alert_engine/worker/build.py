@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import CaseEvent, CaseState, CaseStore
+from alert_engine.cases import CaseEvent, CasePolicy, CaseState, CaseStore
 from alert_engine.channels import Destination
 from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
@@ -81,6 +81,7 @@ def build_destinations(
                 links,
                 routing.slack_templates.get(name),
                 cases=cases,
+                contact=settings.cases.show_contact,
             )
         elif isinstance(spec, EmailSpec) and sendgrid is not None:
             destinations[name] = EmailDestination(
@@ -90,6 +91,7 @@ def build_destinations(
                 settings.sendgrid.sender,
                 templates=routing.email_templates.get(name),
                 links=links,
+                contact=settings.cases.show_contact,
             )
         else:
             destinations[name] = OutboxDestination(settings.engine.outbox_path, name=name)
@@ -102,7 +104,7 @@ def build_worker(settings: Settings) -> faust.App:
     routing = configured_routing(settings)
     # from_url connects lazily, inside the worker's event loop.
     redis = Redis.from_url(settings.redis.url)
-    cases = CaseStore(redis, settings.redis.key_prefix)
+    cases = CaseStore(redis, settings.redis.key_prefix, CasePolicy.of(settings.cases))
     destinations = build_destinations(routing, settings, cases)
     # A rule's `route:` is a field the routing tree may match on, not a destination name.
     ruleset = load_ruleset(settings.engine.rules_dir, limits=settings.engine.rule_file_limits)
@@ -210,10 +212,13 @@ def build_worker(settings: Settings) -> faust.App:
         cases,
         publish_case,
         signing_secret=secret.get_secret_value() if secret is not None else None,
-        slack_updates=SlackCaseUpdates(updates_client) if updates_client is not None else None,
+        slack_updates=(
+            SlackCaseUpdates(updates_client, cases.policy) if updates_client is not None else None
+        ),
         outbox_path=settings.engine.outbox_path,
         links=link_templates(settings),
         cases_topic=topics.cases,
+        show_contact=settings.cases.show_contact,
     )
     gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
     register_signin_views(app, gate)

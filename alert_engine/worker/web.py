@@ -3,17 +3,23 @@
 - `POST /slack/interactions`: Slack sends button clicks here. Only requests signed with the app's
   signing secret within the last five minutes are accepted; anything else gets 401. Each signed
   request is taken once: a replay of it is answered, and changes nothing.
+  A click asks for a case action (`slack_cases.read_click`); the change is published, the card
+  updated and a line added to the alert's thread, and a click that changes nothing is explained
+  to the clicker alone. Add a note (and a resolution with the reason "other") opens a modal;
+  its submission (`view_submission`) makes the change.
 - `GET /outbox`: the latest messages delivered to the local outbox, as they would look, with
-  working Claim / Resolve buttons (`POST /outbox/act`), which act as the signed-in member. The
-  form carries the session's CSRF token (checked by the web guard), and a cross-site request (a
-  foreign Origin) is refused. The file's tail is read and the page rendered in a thread: the
-  event loop goes on delivering alerts meanwhile.
+  the case's history and working actions (`POST /outbox/act`; final actions through a confirm
+  step), which act as the signed-in member (`outbox_actor`). The form carries the session's CSRF
+  token (checked by the web guard), and a cross-site request (a foreign Origin) is refused. The
+  file's tail is read and the page rendered in a thread: the event loop goes on delivering alerts
+  meanwhile.
 
 Headers, the Host check, sign-in and Faust's own views are `webguard`'s.
 
 Both go through the same `CaseStore`, so a case changes the same way whichever button was used.
 An agent on the `cases` topic shows the customer's answer to the follow-up survey (`rerated`
-records) on both: a reply in the alert's Slack thread, and a line on its outbox card.
+records) on both: a reply in the alert's Slack thread, and a line on its card; an answer still
+unhappy (`CasePolicy.is_unhappy`) reopens the closed case.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,10 +45,35 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from alert_engine.alerts import Alert
-from alert_engine.cases import LABELS, CaseAction, CaseEvent, CaseState, CaseStore, allowed_actions
+from alert_engine.cases import (
+    ACTION_LABELS,
+    FINAL_ACTIONS,
+    LABELS,
+    Actor,
+    Case,
+    CaseAction,
+    CaseEvent,
+    CaseRequest,
+    CaseState,
+    CaseStore,
+    Refusal,
+    Rerating,
+    allowed_actions,
+    duration_text,
+    reason_label,
+)
 from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
 from alert_engine.channels.presentation import AlertView, LinkTemplates
-from alert_engine.channels.slack import BUTTONS, SlackCaseUpdates
+from alert_engine.channels.slack import SlackCaseUpdates
+from alert_engine.channels.slack_cases import (
+    NOTE_BLOCK,
+    NOTE_BUTTON,
+    REASON_SELECT,
+    Click,
+    NoteSubmission,
+    read_click,
+    read_note_submission,
+)
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.gate import signed_in_member, visitor_of
 from alert_engine.storage import redis_keys
@@ -51,6 +83,8 @@ from alert_engine.worker.webguard import parse_form, read_form
 log = logging.getLogger(__name__)
 
 PublishCase = Callable[[CaseEvent], Awaitable[None]]
+# Who acts on a web page: from the request (a signed-in member) and the form.
+WebActor = Callable[[Request, Mapping[str, str]], Actor]
 OUTBOX_PAGE_LIMIT = 200
 ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 # Seconds since the epoch, as Slack sends them: ASCII digits (`int()` also reads "²", and raises
@@ -73,6 +107,8 @@ def register_views(
     outbox_path: Path,
     links: LinkTemplates,
     cases_topic: faust.TopicT,
+    show_contact: bool = True,
+    web_actor: WebActor | None = None,
 ) -> None:
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
@@ -90,35 +126,83 @@ def register_views(
             form = parse_form(body) or {}
             try:
                 payload = orjson.loads(form.get("payload", ""))
-                if payload["type"] != "block_actions":
-                    raise ValueError("not a button click")
-                [action] = payload["actions"]
-                alert_id = str(action["value"])
-                case_action = CaseAction(action["action_id"])
-                user = payload["user"]
-                user_id = str(user.get("id", ""))
-                user_name = str(user.get("name") or user.get("username") or user.get("id", ""))
-                channel = payload["channel"]["id"]
-                message = payload["message"]
-                message_ts = str(message["ts"])
+                if payload["type"] == "view_submission":
+                    submission = read_note_submission(payload)
+                else:
+                    click = read_click(payload)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-                return self.error(400, "not a block action this app sent")
-            await cases.remember_slack_message(alert_id, channel, message_ts)
-            change = await cases.apply(
-                alert_id, case_action, user_id=user_id, user_name=user_name, source="slack"
-            )
-            if change is not None:
-                await publish_case(change)
-                if slack_updates is not None:
-                    try:
-                        await slack_updates.show(
-                            channel, message["ts"], message.get("blocks") or [], change
-                        )
-                    except SlackApiError as exc:
-                        # The case changed and is recorded; only its display in Slack lags.
-                        log.warning("cannot update the Slack message of %s: %s", alert_id, exc)
+                return self.error(400, "not an interaction this app sent")
+            if payload["type"] == "view_submission":
+                refused = await note_submitted(submission)
+                if refused is not None:
+                    # The modal stays open with the reason under the note.
+                    return self.json(
+                        {"response_action": "errors", "errors": {NOTE_BLOCK: refused.message}}
+                    )
+                return self.text("")
+            await cases.remember_slack_message(click.alert_id, click.channel, click.ts)
+            await clicked(click)
             # Slack shows an error to the user unless it gets 200 within 3 seconds.
             return self.text("")
+
+    async def clicked(click: Click) -> None:
+        if click.control == REASON_SELECT:
+            return  # a reason picked: read from the message's state when Resolve is clicked
+        if click.needs_note:
+            if slack_updates is not None and click.trigger_id:
+                await slack_call(slack_updates.open_note(click.trigger_id, click), click.alert_id)
+                return
+            if click.control == NOTE_BUTTON:
+                return
+        result = await cases.attempt(click.alert_id, click.request())
+        await report(result, click.actor, click.channel, click.ts, click.blocks)
+
+    async def note_submitted(submission: NoteSubmission) -> Refusal | None:
+        result = await cases.attempt(submission.alert_id, submission.request())
+        if isinstance(result, Refusal):
+            return result
+        await report(result, submission.actor, submission.channel, submission.ts, None)
+        return None
+
+    async def report(
+        result: CaseEvent | Refusal,
+        actor: Actor,
+        channel: str,
+        ts: str,
+        blocks: list[dict[str, Any]] | None,
+    ) -> None:
+        """A change published, shown on the card and in the thread; a refusal to the clicker."""
+        if isinstance(result, Refusal):
+            log.info("a click on a case changed nothing: %s", result.message)
+            if slack_updates is not None:
+                await slack_call(slack_updates.refuse(channel, actor.id, result.message), "")
+            return
+        await publish_case(result)
+        if slack_updates is not None:
+            case = await cases.get(result.alert_id)
+            await slack_call(
+                slack_updates.show(case, result, channel=channel, ts=ts, blocks=blocks),
+                result.alert_id,
+            )
+
+    async def show_in_slack(change: CaseEvent) -> None:
+        """A change made elsewhere (the outbox page) on the alert's Slack card and thread too,
+        where it was posted there."""
+        if slack_updates is None:
+            return
+        case = await cases.get(change.alert_id)
+        if case.slack_thread is not None:
+            channel, ts = case.slack_thread
+            await slack_call(
+                slack_updates.show(case, change, channel=channel, ts=ts), change.alert_id
+            )
+
+    async def slack_call(call: Awaitable[None], alert_id: str) -> None:
+        try:
+            await call
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            # The case changed and is recorded; only its display in Slack lags.
+            log.warning("cannot show the case of %s in Slack: %s", alert_id or "-", exc)
 
     async def first_seen(signature: str) -> bool:
         """Slack sends each click once: a request whose signature was seen is a replay. In
@@ -127,11 +211,14 @@ def register_views(
         return bool(await cases.redis.set(key, "1", nx=True, px=REPLAY_WINDOW_MS))
 
     page = Environment(autoescape=True).from_string(OUTBOX_PAGE)
+    confirm_page = Environment(autoescape=True).from_string(CONFIRM_PAGE)
+    refused_page = Environment(autoescape=True).from_string(REFUSED_PAGE)
 
     @app.page("/outbox")
     class OutboxPage(View):
         async def get(self, request: Request) -> Response:
-            shown = await asyncio.to_thread(outbox_views, outbox_path, links)
+            shown = await asyncio.to_thread(outbox_views, outbox_path, links, show_contact)
+            now = datetime.now(UTC)
             cards = []
             for entry, view in shown:
                 case = await cases.get(view.alert_id)
@@ -143,11 +230,9 @@ def register_views(
                         "view": view,
                         "state": LABELS[case.state],
                         "case": case,
-                        "buttons": [
-                            (action.value, label)
-                            for action, label, _ in BUTTONS
-                            if action in allowed_actions(case.state)
-                        ],
+                        "history": history_lines(case),
+                        "buttons": outbox_buttons(case, now),
+                        "claimed": case.state is CaseState.CLAIMED,
                     }
                 )
             visitor = visitor_of(request)
@@ -158,6 +243,7 @@ def register_views(
                 csrf_field=CSRF_FIELD,
                 member=signed_in_member(request),
                 via_proxy=visitor.via_proxy,
+                reasons=[(code, reason_label(code)) for code in cases.policy.reasons],
             )
             return self.html(html)
 
@@ -177,16 +263,33 @@ def register_views(
                 return self.error(400, "unknown action")
             if not ALERT_ID.match(alert_id):
                 return self.error(400, "unknown alert")
-            member = signed_in_member(request)
-            change = await cases.apply(
-                alert_id,
+            actor = (web_actor or outbox_actor)(request, form)
+            case_request = CaseRequest.of(
                 action,
-                user_id=member.user_id,
-                user_name=member.shown_name,
-                source="outbox",
+                actor,
+                reason=form.get("reason"),
+                note=form.get("note"),
+                assignee=_outbox_member(form.get("assignee", "")),
+                assignee_name=form.get("assignee", "").strip()[:80] or None,
             )
-            if change is not None:
-                await publish_case(change)
+            if action in FINAL_ACTIONS and form.get("confirm") != "yes":
+                # The confirm step: the same form again, with what it will do in words.
+                html = confirm_page.render(
+                    form=form,
+                    action_label=ACTION_LABELS[action],
+                    reason=reason_label(form["reason"]) if form.get("reason") else None,
+                    undo_for=(
+                        duration_text(cases.policy.undo_seconds)
+                        if cases.policy.undo_seconds
+                        else None
+                    ),
+                )
+                return self.html(html)
+            result = await cases.attempt(alert_id, case_request)
+            if isinstance(result, Refusal):
+                return self.html(refused_page.render(message=result.message), status=409)
+            await publish_case(result)
+            await show_in_slack(result)
             return self.text("", status=303, headers={"Location": "/outbox"})
 
     async def show_rerating(raw: bytes) -> None:
@@ -198,16 +301,41 @@ def register_views(
         if case.state is not CaseState.RERATED or rerating is None:
             return
         await cases.record_rerating(case.alert_id, rerating)
+        reopened = await reopen_if_unhappy(case.alert_id, rerating)
         stored = await cases.get(case.alert_id)
         thread = stored.slack_thread
-        if slack_updates is None or thread is None or stored.rerated_replied == rerating.rating_id:
+        if slack_updates is None or thread is None:
             return
-        try:
-            await slack_updates.show_rerating(*thread, rerating)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("cannot reply the re-rating of %s in Slack: %s", case.alert_id, exc)
-            return
-        await cases.rerating_replied(case.alert_id, rerating)
+        if stored.rerated_replied != rerating.rating_id:
+            try:
+                await slack_updates.show_rerating(*thread, rerating)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("cannot reply the re-rating of %s in Slack: %s", case.alert_id, exc)
+                return
+            await cases.rerating_replied(case.alert_id, rerating)
+        # The card shows the answer (and the case reopened, with its line in the thread).
+        channel, ts = thread
+        await slack_call(
+            slack_updates.show(stored, reopened, channel=channel, ts=ts), case.alert_id
+        )
+
+    async def reopen_if_unhappy(alert_id: str, rerating: Rerating) -> CaseEvent | None:
+        """A closed case whose customer is still unhappy after the follow-up is open again."""
+        policy = cases.policy
+        if not (policy.reopen_when_unhappy and policy.is_unhappy(rerating)):
+            return None
+        if not (await cases.get(alert_id)).is_closed:
+            return None
+        result = await cases.attempt(
+            alert_id,
+            CaseRequest.of(CaseAction.REOPEN, FOLLOWUP_ACTOR),
+            # However long after the close the answer comes.
+            reopen_limit=False,
+        )
+        if isinstance(result, Refusal):
+            return None
+        await publish_case(result)
+        return result
 
     @app.agent(cases_topic, name="case-reratings")
     async def show_reratings(records: StreamT[bytes]) -> AsyncIterator[None]:
@@ -216,7 +344,42 @@ def register_views(
             yield None
 
 
-def outbox_views(path: Path, links: LinkTemplates) -> list[tuple[dict[str, Any], AlertView]]:
+FOLLOWUP_ACTOR = Actor(id="followup", name="the follow-up survey", source="followup")
+
+
+def outbox_actor(request: Request, form: Mapping[str, str]) -> Actor:
+    """Who acts on the outbox page: the signed-in member (the web guard let only members in)."""
+    member = signed_in_member(request)
+    return Actor(id=member.user_id, name=member.shown_name, source="outbox")
+
+
+def _outbox_member(name: str) -> str | None:
+    name = name.strip()[:80]
+    return f"outbox:{name}" if name else None
+
+
+def outbox_buttons(case: Case, now: datetime) -> list[tuple[str, str]]:
+    """The actions the case's state allows on the outbox card, Undo only while it can be."""
+    allowed = allowed_actions(case.state) - {CaseAction.NOTE, CaseAction.REASSIGN}
+    if not case.can_undo(now):
+        allowed.discard(CaseAction.UNDO)
+    return [(action.value, ACTION_LABELS[action]) for action in CaseAction if action in allowed]
+
+
+def history_lines(case: Case) -> list[str]:
+    """The case's history as the outbox card lists it, oldest first."""
+    alert = case.parsed_alert()
+    if alert is None:
+        return []
+    return [
+        f"{entry.at:%Y-%m-%d %H:%M} UTC \u00b7 {entry.event(case.alert_id, alert, case).summary()}"
+        for entry in case.history
+    ]
+
+
+def outbox_views(
+    path: Path, links: LinkTemplates, contact: bool = True
+) -> list[tuple[dict[str, Any], AlertView]]:
     """The alerts of the page's latest entries, newest first, with their entries. Blocking: run
     in a thread. An alert the engine cannot read any more is passed over."""
     shown = []
@@ -227,7 +390,7 @@ def outbox_views(path: Path, links: LinkTemplates) -> list[tuple[dict[str, Any],
             except ValidationError as exc:
                 log.warning("an outbox entry is not an alert: %s", exc.errors()[0]["msg"])
                 continue
-            shown.append((entry, AlertView.of(alert, links)))
+            shown.append((entry, AlertView.of(alert, links, contact=contact)))
     return shown
 
 
@@ -250,19 +413,27 @@ def _is_utf8(body: bytes) -> bool:
     return True
 
 
-OUTBOX_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Outbox · alert-engine</title>
-<meta http-equiv="refresh" content="10">
-<style>
+_STYLE = """<style>
 body{font-family:system-ui,sans-serif;background:#f4f4f6;margin:0;padding:1.5rem;color:#1d1c1d}
 .card{background:#fff;border-radius:8px;padding:1rem 1.2rem;margin:0 0 1rem;max-width:46rem;
 box-shadow:0 1px 3px #0002}
 h2{font-size:1.05rem;margin:.2rem 0 .6rem}.meta{color:#616061;font-size:.8rem}
-dl{display:grid;grid-template-columns:8rem 1fr;gap:.2rem .8rem;margin:.4rem 0}dt{color:#616061}
+dl{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.5rem .8rem;
+margin:.4rem 0}dt{font-weight:700}dd{margin:0}
 blockquote{border-left:4px solid #ddd;margin:.6rem 0;padding:.2rem .8rem;white-space:pre-wrap}
 .state{font-weight:600}button{margin:.2rem .3rem 0 0;padding:.35rem .7rem;border-radius:4px;
-border:1px solid #bbb;background:#fff;cursor:pointer}button.claim{background:#007a5a;color:#fff}
-</style></head><body>
+border:1px solid #767676;background:#fff;cursor:pointer}button.claim{background:#007a5a;
+color:#fff}ol.history{font-size:.85rem;color:#3d3c3d;padding-left:1.2rem;white-space:pre-wrap}
+textarea{width:100%;max-width:30rem}label{display:block;margin:.3rem 0}
+</style>"""
+
+OUTBOX_PAGE = (
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Outbox · alert-engine</title>
+<meta http-equiv="refresh" content="10">
+"""
+    + _STYLE
+    + """</head><body>
 <h1>Outbox</h1>
 <p class="meta">Alerts delivered to destinations without a Slack or SendGrid account, newest
 first, as they would look.</p>
@@ -277,25 +448,66 @@ first, as they would look.</p>
 {% for name, value in card.digest.group.items() %} {{ name }}={{ value }}{% endfor %}{% endif %}
 </div>
 <h2>{{ card.view.title }}</h2>
-<dl>{% for label, value in card.view.facts() %}<dt>{{ label }}</dt><dd>{{ value }}</dd>{% endfor %}
-</dl>
+<dl>{% for label, value in card.view.facts() %}<div><dt>{{ label }}</dt><dd>{{ value }}</dd></div>
+{% endfor %}</dl>
 {% if card.view.comment %}<blockquote>{{ card.view.comment }}</blockquote>{% endif %}
 {% if card.view.customer_url %}<a href="{{ card.view.customer_url }}">Customer</a>{% endif %}
 {% if card.view.interaction_url %}
 <a href="{{ card.view.interaction_url }}">Interaction</a>{% endif %}
-<p class="state">{{ card.state }}{% if card.case.claimed_by %}
-(claimed by {{ card.case.claimed_by.removeprefix("member:").removeprefix("outbox:") }})
-{% endif %}</p>
+<p class="state">{{ card.state }}{% if card.case.assignee %}
+(claimed by {{ card.case.assignee_name
+or card.case.assignee.removeprefix("member:").removeprefix("outbox:") }}){% endif %}
+{% if card.case.reason %} · reason: {{ card.case.reason }}{% endif %}</p>
 {% if card.case.rerated %}<p class="rerated">{{ card.case.rerated }}</p>{% endif %}
-{% if card.buttons %}
+{% if card.history %}<ol class="history">{% for line in card.history %}<li>{{ line }}</li>
+{% endfor %}</ol>{% endif %}
 <form method="post" action="/outbox/act">
 <input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
 <input type="hidden" name="alert_id" value="{{ card.view.alert_id }}">
+{% if card.claimed %}<label>Reason <select name="reason"><option value="">choose…</option>
+{% for code, label in reasons %}<option value="{{ code }}">{{ label }}</option>{% endfor %}
+</select></label>{% endif %}
 {% for action, label in card.buttons %}
 <button name="action" value="{{ action }}" class="{{ action }}">{{ label }}</button>
 {% endfor %}
-</form>{% endif %}
+<label>Note <textarea name="note" rows="2" maxlength="2000"></textarea></label>
+<button name="action" value="note">Add a note</button>
+{% if not card.case.is_closed %}<label>Assign to
+<input name="assignee" maxlength="80" autocomplete="off"></label>
+<button name="action" value="reassign">Assign</button>{% endif %}
+</form>
 </div>
 {% else %}<p>No alerts yet.</p>{% endfor %}
 </body></html>
 """
+)
+
+CONFIRM_PAGE = (
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Confirm · alert-engine</title>
+"""
+    + _STYLE
+    + """</head><body>
+<div class="card"><h1>{{ action_label }}?</h1>
+<p>{% if reason %}Reason: {{ reason }}. {% endif %}
+{% if form.note %}Note: “{{ form.note }}”. {% endif %}
+{% if undo_for %}You can undo it for {{ undo_for }} afterwards.{% endif %}</p>
+<form method="post" action="/outbox/act">
+{% for name, value in form.items() %}{% if name != "confirm" %}
+<input type="hidden" name="{{ name }}" value="{{ value }}">{% endif %}{% endfor %}
+<input type="hidden" name="confirm" value="yes">
+<button class="claim">{{ action_label }}</button> <a href="/outbox">Cancel</a>
+</form></div></body></html>
+"""
+)
+
+REFUSED_PAGE = (
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Nothing changed · alert-engine</title>
+"""
+    + _STYLE
+    + """</head><body>
+<div class="card"><h1>Nothing changed</h1><p>{{ message }}</p>
+<p><a href="/outbox">Back to the outbox</a></p></div></body></html>
+"""
+)
