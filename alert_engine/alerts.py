@@ -51,6 +51,16 @@ class Throttle(BaseModel):
     seconds: float
 
 
+class Sla(BaseModel):
+    """When the alert's case should be claimed and resolved by, from its route's `sla`, counted
+    in the route's working time (`business_hours`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    claim_by: AwareDatetime | None = None
+    resolve_by: AwareDatetime | None = None
+
+
 class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -70,6 +80,8 @@ class Alert(BaseModel):
     throttle: Throttle | None = None
     # A windowed rule's alert: its group and window. The event is the last one counted.
     window: AlertWindow | None = None
+    # Set at delivery where the route has an `sla`.
+    sla: Sla | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

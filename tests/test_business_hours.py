@@ -109,3 +109,38 @@ async def test_an_escalation_timer_runs_in_the_routes_working_time(redis, unique
     await escalations.cancel(billing.id)  # sent, as the timer does
     assert await escalations.take_due(monday - timedelta(seconds=1)) == []
     assert [a.key for a in await escalations.take_due(monday)] == ["r-orders"]
+
+
+async def test_a_delivered_alert_carries_its_sla_deadlines_in_working_time_onto_the_card(
+    redis, unique, tmp_path
+):
+    from alert_engine.channels.outbox import read_outbox
+    from alert_engine.channels.presentation import AlertView
+    from alert_engine.channels.slack import alert_blocks
+
+    routing = load_routing(write(tmp_path, ROUTES))
+    outbox = tmp_path / "outbox.jsonl"
+    deliverer = Deliverer(
+        {"outbox": OutboxDestination(outbox)},
+        DeliveryLedger(redis, f"test-{unique}"),
+        routing=routing,
+    )
+    friday_evening = datetime(2026, 12, 4, 18, 55, tzinfo=LONDON)
+    await deliverer.deliver(make_alert("r-orders", friday_evening, team="orders"))
+    await deliverer.deliver(make_alert("r-billing", friday_evening, team="billing"))
+    by_key = {entry["alert"]["key"]: entry["alert"] for entry in read_outbox(outbox)}
+    # Claim within 30 working minutes, resolve within 4 working hours: Monday morning.
+    assert by_key["r-orders"]["sla"] == {
+        "claim_by": "2026-12-07T09:30:00Z",
+        "resolve_by": "2026-12-07T13:00:00Z",
+    }
+    # Around the clock on the night desk: the same SLA in wall-clock time.
+    assert by_key["r-billing"]["sla"]["claim_by"] == "2026-12-04T19:25:00Z"
+
+    from alert_engine.alerts import Alert
+
+    view = AlertView.of(Alert.model_validate(by_key["r-orders"]))
+    assert ("Claim by", "2026-12-07 09:30 UTC") in view.facts()
+    cards = str([block.to_dict() for block in alert_blocks(view)])
+    monday = int(datetime(2026, 12, 7, 9, 30, tzinfo=LONDON).timestamp())
+    assert f"*Claim by*\\n<!date^{monday}^" in cards

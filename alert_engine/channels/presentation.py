@@ -92,6 +92,17 @@ class AlertView:
     # When the customer rated (seconds since the epoch), and as text in UTC.
     rated_epoch: int | None = None
     rated_at: str | None = None
+    # The route's SLA deadlines (seconds since the epoch), if it has one.
+    claim_by_epoch: int | None = None
+    resolve_by_epoch: int | None = None
+
+    @property
+    def claim_by(self) -> str | None:
+        return _utc_text(self.claim_by_epoch)
+
+    @property
+    def resolve_by(self) -> str | None:
+        return _utc_text(self.resolve_by_epoch)
 
     @classmethod
     def of(
@@ -138,6 +149,8 @@ class AlertView:
             local_time=local_time(alert.event_time, _get(event, "customer.timezone")),
             rated_epoch=int(alert.event_time.timestamp()),
             rated_at=f"{alert.event_time.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+            claim_by_epoch=_epoch(alert.sla.claim_by if alert.sla else None),
+            resolve_by_epoch=_epoch(alert.sla.resolve_by if alert.sla else None),
         )
 
     @classmethod
@@ -200,6 +213,8 @@ class AlertView:
             ("Team", self.team),
             ("Channel", self.channel),
             (RATED, self.rated_at),
+            (CLAIM_BY, self.claim_by),
+            (RESOLVE_BY, self.resolve_by),
             ("Severity", self.severity),
             ("Rule", self.rule),
             ("Fired on", self.values),
@@ -208,8 +223,18 @@ class AlertView:
         return [(label, value) for label, value in pairs if value]
 
 
-# The label of the rating's time: Slack shows it in each reader's own time zone.
+# The labels of times Slack shows in each reader's own time zone.
 RATED = "Rated"
+CLAIM_BY = "Claim by"
+RESOLVE_BY = "Resolve by"
+
+
+def _epoch(at: datetime | None) -> int | None:
+    return None if at is None else int(at.timestamp())
+
+
+def _utc_text(epoch: int | None) -> str | None:
+    return None if epoch is None else f"{datetime.fromtimestamp(epoch, UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def headline(customer: str | None, agent: str | None, rating: int) -> str:

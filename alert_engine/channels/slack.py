@@ -39,7 +39,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from alert_engine.alerts import Alert
 from alert_engine.cases import LABELS, Case, CaseEvent, CasePolicy, CaseStore, Rerating
 from alert_engine.channels import DeliveryError, Digest, PermanentDeliveryError
-from alert_engine.channels.presentation import RATED, AlertView, LinkTemplates, clean_text
+from alert_engine.channels.presentation import (
+    CLAIM_BY,
+    RATED,
+    RESOLVE_BY,
+    AlertView,
+    LinkTemplates,
+    clean_text,
+)
 from alert_engine.channels.slack_cases import (
     Click,
     case_blocks,
@@ -139,9 +146,15 @@ class SlackCaseUpdates:
 
 def fact_text(label: str, value: str, view: AlertView) -> MarkdownTextObject:
     """`*Label*` over the value: the engine's mrkdwn around the data made safe; the rating's time
-    as each reader's own."""
-    if label == RATED and view.rated_epoch is not None:
-        shown = slack_date(datetime.fromtimestamp(view.rated_epoch, UTC))
+    and the SLA's deadlines as each reader's own."""
+    epochs = {
+        RATED: view.rated_epoch,
+        CLAIM_BY: view.claim_by_epoch,
+        RESOLVE_BY: view.resolve_by_epoch,
+    }
+    epoch = epochs.get(label)
+    if epoch is not None:
+        shown = slack_date(datetime.fromtimestamp(epoch, UTC))
     else:
         shown = mrkdwn_text(value)
     return MarkdownTextObject(text=f"*{mrkdwn_text(label)}*\n{shown}"[:2000], verbatim=True)

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from alert_engine.alerts import Alert
+from alert_engine.alerts import Alert, Sla
 from alert_engine.calendars.intervals import CalendarError
 from alert_engine.cases import CaseStore
 from alert_engine.channels import (
@@ -248,6 +248,7 @@ class Deliverer:
             self.stats.alerts_throttled[alert.rule] += 1
             log.info("throttled %s: %s already alerted for %s", alert.id, alert.rule, alert.key)
             return []
+        alert = self._with_sla(alert)
         names, grouped = (
             ([only], False)
             if only is not None
@@ -283,6 +284,27 @@ class Deliverer:
                 log.info("%s inhibited by inhibit_rules[%d]", alert.id, rule)
                 return True
         return False
+
+    def _with_sla(self, alert: Alert) -> Alert:
+        """The alert with its route's claim and resolve deadlines, in the route's working time."""
+        if self.routing is None or alert.sla is not None:
+            return alert
+        calendar, sla = self.routing.working_time(alert)
+        if sla is None or (sla.claim is None and sla.resolve is None):
+            return alert
+
+        def deadline(within: timedelta | None) -> datetime | None:
+            if within is None:
+                return None
+            if calendar is None:
+                return alert.fired_at + within
+            try:
+                return calendar.add(alert.fired_at, within)
+            except CalendarError:
+                return alert.fired_at + within
+
+        due = Sla(claim_by=deadline(sla.claim), resolve_by=deadline(sla.resolve))
+        return alert.model_copy(update={"sla": due})
 
     async def _schedule_escalation(self, alert: Alert) -> None:
         if self.escalations is None or self.escalate_after is None or is_escalated(alert):
