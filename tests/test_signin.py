@@ -285,7 +285,7 @@ def test_a_member_signs_in_acts_as_themself_and_signs_out(served):
     alert_id = served.alert_ids[3]
     assert client.post_form("/outbox/act", {"alert_id": alert_id, "action": "claim"}) == 303
     page = client.get("/outbox")
-    assert "(claimed by ana)" in page and 'Signed in as <b class="member">Ana Souza</b>' in page
+    assert "(claimed by Ana Souza)" in page and 'Signed in as <b class="member">Ana Souza</b>' in page
     [record] = [
         orjson.loads(r.value)
         for r in served.engine.consume(served.engine.kafka.cases_topic, 2)
