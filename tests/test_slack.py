@@ -2,6 +2,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackDestination, make_client
@@ -325,3 +327,21 @@ def test_a_team_that_must_not_see_contact_details_gets_cards_and_emails_without_
         for shown in (card, mail):
             assert ("jordan@example.com" in shown) is seen
             assert ("+1 555 0100" in shown) is seen
+
+
+# Mostly Slack's special characters with letters and spaces around them; sometimes anything.
+MARKUP_TEXT = st.text(st.sampled_from(list("*_~`<>&!@a1 \n")), max_size=30) | st.text()
+
+
+@settings(max_examples=300)
+@given(MARKUP_TEXT)
+def test_data_in_mrkdwn_can_open_no_markup_and_loses_nothing(text):
+    from alert_engine.channels.slack_text import ZERO_WIDTH_SPACE, mrkdwn_text
+
+    shown = mrkdwn_text(text)
+    assert "<" not in shown and ">" not in shown
+    assert all(opens_nothing(shown, n) for n, c in enumerate(shown) if c in "*_~`")
+    # What a reader sees is what was typed: the zero-width spaces and escapes are all added.
+    restored = shown.replace(ZERO_WIDTH_SPACE, "") if ZERO_WIDTH_SPACE not in text else None
+    if restored is not None:
+        assert restored.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == text

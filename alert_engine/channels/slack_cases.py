@@ -47,7 +47,14 @@ from alert_engine.cases import (
     duration_text,
     reason_label,
 )
-from alert_engine.channels.slack_text import mrkdwn_text, person, plain, slack_ago, slack_date
+from alert_engine.channels.slack_text import (
+    SLACK_USER_ID,
+    mrkdwn_text,
+    person,
+    plain,
+    slack_ago,
+    slack_date,
+)
 
 ACTIONS_BLOCK = "actions:"
 STATUS_BLOCK = "status:"
@@ -78,6 +85,8 @@ def controls(case: Case, policy: CasePolicy, now: datetime | None = None) -> Act
     """The case's buttons and pickers for its state."""
     now = now or datetime.now(UTC)
     alert_id = case.alert_id
+    # A case claimed before the engine kept an assignee has only its claimer.
+    owner = case.assignee or case.claimed_by
     elements: list[Any] = []
     not_actionable = _button(
         CaseAction.NOT_ACTIONABLE,
@@ -128,7 +137,12 @@ def controls(case: Case, policy: CasePolicy, now: datetime | None = None) -> Act
             ),
             not_actionable,
             _button(CaseAction.UNCLAIM, alert_id),
-            UserSelectElement(placeholder="Reassign to\u2026", action_id=CaseAction.REASSIGN.value),
+            UserSelectElement(
+                placeholder="Reassign to\u2026",
+                action_id=CaseAction.REASSIGN.value,
+                # The picker shows whose case it is (a Slack user's).
+                initial_user=owner if owner and SLACK_USER_ID.match(owner) else None,
+            ),
         ]
     elif case.state in CLOSED:
         elements.append(_button(CaseAction.REOPEN, alert_id))
@@ -143,8 +157,9 @@ def status_text(case: Case, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     line = f"*{LABELS[case.state]}*"
     last = case.history[-1] if case.history else None
-    if case.state is CaseState.CLAIMED and case.assignee:
-        line += " by " + person(case.assignee, case.assignee_name or "")
+    owner = case.assignee or case.claimed_by
+    if case.state is CaseState.CLAIMED and owner:
+        line += " by " + person(owner, case.assignee_name or "")
     elif case.state in CLOSED and last is not None:
         line += " by " + person(last.user_id, last.user_name)
         if case.reason:

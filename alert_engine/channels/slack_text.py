@@ -2,9 +2,10 @@
 data. `plain` puts data in a `plain_text` object (never parsed); `mrkdwn_text` makes data safe
 inside the engine's mrkdwn (bold labels, mentions, `<!date>` times): `&`, `<`, `>` escaped as
 Slack requires, and a formatting character (`*`, `_`, `~`, a backquote) that could open
-formatting (not inside a word) preceded by a zero-width space, so `*bold*` shows as typed instead
-of bold (Slack has no escape for them). Inside a word they cannot format and are left alone, so
-`jordan_lee@example.com` and `America/New_York` stay as they are to copy.
+formatting (one not right after a letter or digit) preceded by a zero-width space, so `*bold*`
+shows as typed instead of bold (Slack has no escape for them). After a letter or digit they
+cannot open formatting and are left alone, so `jordan_lee@example.com` and `America/New_York`
+stay as they are to copy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from slack_sdk.models.blocks import PlainTextObject
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
-_FORMATTING = re.compile(r"(?<!\w)([*_~`])")
+_FORMATTING = re.compile(r"(?<![^\W_])([*_~`])")
 ZERO_WIDTH_SPACE = "\u200b"
 
 
