@@ -244,8 +244,8 @@ def test_the_public_and_internal_listeners_are_apart():
     backends = {p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
     assert backends == {public["metadata"]["name"]}
     # Those are the worker's own routes for Slack's clicks and the survey links.
-    sources = (ROOT / "alert_engine" / "web.py").read_text() + (
-        ROOT / "alert_engine" / "followup" / "agents.py"
+    sources = (ROOT / "alert_engine" / "worker" / "web.py").read_text() + (
+        ROOT / "alert_engine" / "worker" / "followup_agents.py"
     ).read_text()
     assert '@app.page("/slack/interactions")' in sources
     assert '@app.page("/survey/{token}")' in sources
