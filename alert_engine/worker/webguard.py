@@ -26,7 +26,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from ipaddress import ip_address
 from typing import Protocol
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import faust
 from aiohttp import web
@@ -192,7 +192,11 @@ def anonymous(request: web.Request) -> web.Response:
 
 
 async def refused_form(request: web.Request, gate: Gate, visitor: Visitor) -> web.Response | None:
-    """A POST without its session's CSRF token (a form field, or a header for scripts): 403."""
+    """A POST from another site (its `Origin`) or without its session's CSRF token (a form
+    field, or a header for scripts): 403."""
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("Host"):
+        return web.Response(status=403, text="cross-site request\n")
     token = request.headers.get(csrf.HEADER)
     if token is None:
         form = parse_form(await request.read())
