@@ -153,7 +153,11 @@ def guard_pages(
         ):
             response = refused
         else:
-            response = await answer(request, handler)
+            try:
+                response = await answer(request, handler)
+            except RedisError as exc:
+                # The sign-in pages' rate limit and sessions, or the page's own data.
+                return web.Response(status=503, text=f"Redis is unavailable: {exc!r}\n")
         if visitor.new_session and COOKIE_NAME not in response.cookies:
             await gate.set_cookie(response, visitor.session)
         return response
