@@ -765,11 +765,13 @@ def running_stack(
 # --------------------------------------------------------------------------- command line
 
 
-class StopRequested(BaseException):
+class StopRequested(KeyboardInterrupt):
     """SIGTERM or SIGINT arrived inside `stop_on_signals`.
 
-    A BaseException, as KeyboardInterrupt is: raised in whatever asyncio task runs when the
-    signal arrives, an Exception would only end that task and leave the loop waiting forever."""
+    A KeyboardInterrupt: raised in whatever asyncio task runs when the signal arrives, asyncio
+    re-raises only KeyboardInterrupt and SystemExit out of the loop. Any other exception, even a
+    BaseException, only ends that task (a producer's sender, a thread's waiter) and leaves the
+    demo running as if no signal had come."""
 
 
 def _request_stop(signum: int, frame: FrameType | None) -> None:

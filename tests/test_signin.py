@@ -285,7 +285,9 @@ def test_a_member_signs_in_acts_as_themself_and_signs_out(served):
     alert_id = served.alert_ids[3]
     assert client.post_form("/outbox/act", {"alert_id": alert_id, "action": "claim"}) == 303
     page = client.get("/outbox")
-    assert "(claimed by Ana Souza)" in page and 'Signed in as <b class="member">Ana Souza</b>' in page
+    assert (
+        "(claimed by Ana Souza)" in page and 'Signed in as <b class="member">Ana Souza</b>' in page
+    )
     [record] = [
         orjson.loads(r.value)
         for r in served.engine.consume(served.engine.kafka.cases_topic, 2)
@@ -314,12 +316,21 @@ def test_a_sign_in_with_a_next_elsewhere_lands_home(served):
     assert answer.status == 303 and answer.headers["Location"] == "/outbox"
 
 
-def test_a_login_form_without_its_token_is_refused(served):
+def test_a_login_form_without_its_token_or_from_another_site_is_refused(served):
     client = served.client(None)
-    client.request("/signin")
+    token = csrf_token(client.request("/signin").text)
     answer = client.request("/signin", {"name": "ana", "password": ANA.password})
     assert answer.status == 403
+    fields = {"csrf": token, "name": "ana", "password": ANA.password}
+    answer = client.request("/signin", fields, {"Origin": "http://evil.example"})
+    assert answer.status == 403 and "cross-site" in answer.text
     assert client.request("/stats").status == 401
+    # Nor can another site sign a member out.
+    member = served.client()
+    token = csrf_token(member.get("/outbox"))
+    signout = member.request("/signout", {"csrf": token}, {"Origin": "http://evil.example"})
+    assert signout.status == 403
+    assert member.request("/stats").status == 200
 
 
 def test_failed_sign_ins_are_limited_per_address_and_per_member(served):

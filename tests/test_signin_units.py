@@ -241,3 +241,40 @@ def test_members_check_reports_a_broken_file(tmp_path):
     path.write_text("members:\n  - name: ana\n    password_hash: nope\n")
     result = CliRunner().invoke(main, ["members", "check", str(path)])
     assert result.exit_code == 2 and "argon2id" in result.output
+
+
+# ---------------------------------------------------------------- password checks at once
+
+
+async def test_a_burst_of_sign_ins_checks_at_most_two_passwords_at_once(tmp_path, monkeypatch):
+    import asyncio
+    import threading
+
+    from alert_engine.signin import gate as gate_module
+    from alert_engine.signin.gate import CONCURRENT_PASSWORD_CHECKS, Gate
+
+    path = tmp_path / "members.json"
+    path.write_text(json.dumps({"members": [{"name": "ana", "password_hash": HASH}]}))
+    running, most, lock = [0], [0], threading.Lock()
+
+    def slow_check(password_hash: str, password: str) -> bool:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return password == "correct horse battery"
+
+    monkeypatch.setattr(gate_module, "verify_password", slow_check)
+    monkeypatch.setattr(
+        gate_module, "verify_unknown", lambda password: slow_check("", "") and False
+    )
+    gate = Gate(SigninSettings(members_file=path), redis=None, prefix="p", base_url="http://x")
+    results = await asyncio.gather(
+        *(gate.check_password("ana" if n % 2 else "nobody", "guess") for n in range(12)),
+        gate.check_password("ANA", "correct horse battery"),
+    )
+    assert most[0] == CONCURRENT_PASSWORD_CHECKS == 2
+    assert results[:-1] == [None] * 12 and results[-1] is not None
+    assert results[-1].name == "ana"

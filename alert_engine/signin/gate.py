@@ -42,6 +42,10 @@ SIGNIN_PATHS = frozenset({SIGNIN_PATH, LINK_PATH, SIGNOUT_PATH})
 # The demo's sign-in link is written to the log again when the sign-in page is opened, at most
 # this often.
 ANNOUNCE_EVERY_SECONDS = 60.0
+# Password checks at once: each takes 64 MiB and tens of milliseconds of CPU (argon2's point), so
+# a burst of sign-ins, before the rate limit has counted them, waits instead of taking the
+# worker's memory and cores.
+CONCURRENT_PASSWORD_CHECKS = 2
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Gate:
         self._secret = configured.get_secret_value().encode() if configured else None
         self._cookies: SessionCookies | None = None
         self._announced_at: float | None = None
+        self._password_checks = asyncio.Semaphore(CONCURRENT_PASSWORD_CHECKS)
 
     @property
     def takes_passwords(self) -> bool:
@@ -141,11 +146,12 @@ class Gate:
         """The member, if the password is theirs. Verified in a thread: argon2 is meant to take
         tens of milliseconds of CPU, which the event loop must not spend."""
         member = self.members.get(name) if self.members is not None else None
-        if member is None or member.password_hash is None:
-            await asyncio.to_thread(verify_unknown, password)
-            return None
-        hashed = member.password_hash
-        return member if await asyncio.to_thread(verify_password, hashed, password) else None
+        async with self._password_checks:
+            if member is None or member.password_hash is None:
+                await asyncio.to_thread(verify_unknown, password)
+                return None
+            matches = await asyncio.to_thread(verify_password, member.password_hash, password)
+        return member if matches else None
 
     async def start_session(self, response: web.StreamResponse, member: Member) -> None:
         await self.set_cookie(response, Session.signed_in(member.name))

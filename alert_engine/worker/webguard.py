@@ -26,7 +26,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from ipaddress import ip_address
 from typing import Protocol
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import faust
 from aiohttp import web
@@ -153,7 +153,11 @@ def guard_pages(
         ):
             response = refused
         else:
-            response = await answer(request, handler)
+            try:
+                response = await answer(request, handler)
+            except RedisError as exc:
+                # The sign-in pages' rate limit and sessions, or the page's own data.
+                return web.Response(status=503, text=f"Redis is unavailable: {exc!r}\n")
         if visitor.new_session and COOKIE_NAME not in response.cookies:
             await gate.set_cookie(response, visitor.session)
         return response
@@ -192,7 +196,11 @@ def anonymous(request: web.Request) -> web.Response:
 
 
 async def refused_form(request: web.Request, gate: Gate, visitor: Visitor) -> web.Response | None:
-    """A POST without its session's CSRF token (a form field, or a header for scripts): 403."""
+    """A POST from another site (its `Origin`) or without its session's CSRF token (a form
+    field, or a header for scripts): 403."""
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("Host"):
+        return web.Response(status=403, text="cross-site request\n")
     token = request.headers.get(csrf.HEADER)
     if token is None:
         form = parse_form(await request.read())
