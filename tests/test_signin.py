@@ -458,7 +458,7 @@ def test_a_member_signs_in_and_claims_on_the_outbox_page_in_chromium(served):
             card = page.locator("form", has=page.locator(f'input[value="{alert_id}"]'))
             with page.expect_navigation():
                 card.get_by_role("button", name="Claim").click()
-            assert "(claimed by bo)" in page.content()
+            assert "(claimed by Bo Li)" in page.content()
             with page.expect_navigation():
                 page.get_by_role("button", name="Sign out").click()
             assert page.url.startswith(served.worker.url + "/signin")
