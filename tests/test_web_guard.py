@@ -195,7 +195,7 @@ def test_a_rebound_host_cannot_read_or_act_on_the_outbox(served):
         headers={**form_headers, "Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}"},
     )
     assert status == 303
-    assert "(claimed by devstack)" in fetch(served, "/outbox")[2]
+    assert "(claimed by Devstack)" in fetch(served, "/outbox")[2]
 
 
 def test_the_outbox_buttons_work_in_a_browser_under_the_policy(served):
@@ -225,7 +225,7 @@ def test_the_outbox_buttons_work_in_a_browser_under_the_policy(served):
             card = page.locator("form", has=page.locator(f'input[value="{alert_id}"]'))
             with page.expect_navigation():
                 card.get_by_role("button", name="Claim").click()
-            assert "(claimed by devstack)" in page.content()
+            assert "(claimed by Devstack)" in page.content()
         finally:
             browser.close()
     assert not [text for text in console if "Content Security Policy" in text], console

@@ -39,7 +39,8 @@ from alert_engine.storage.outage import tick_skipped_on_outage, until_redis_answ
 from alert_engine.worker.app import create_app
 from alert_engine.worker.history_agents import add_history
 from alert_engine.worker.metrics import serve_open_cases
-from alert_engine.worker.web import PAGE_SCRIPTS, register_views
+from alert_engine.worker.outbox_page import PAGE_SCRIPTS
+from alert_engine.worker.web import register_views
 from alert_engine.worker.webguard import guard_pages
 
 log = logging.getLogger(__name__)

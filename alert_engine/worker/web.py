@@ -1,4 +1,5 @@
-"""The worker's web pages for people: Slack's interactivity endpoint and the local outbox.
+"""Where a click on a case lands: Slack's interactivity endpoint (and the outbox page's, in
+`worker.outbox_page`), and the agent that shows follow-up answers on the case.
 
 - `POST /slack/interactions`: Slack sends button clicks here. Only requests signed with the app's
   signing secret within the last five minutes are accepted; anything else gets 401. Each signed
@@ -24,33 +25,24 @@ unhappy (`CasePolicy.is_unhappy`) reopens the closed case.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import faust
 import orjson
 from faust.types import StreamT
 from faust.web import Request, Response, View
-from jinja2 import Environment
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from alert_engine.alerts import Alert
 from alert_engine.cases import (
-    ACTION_LABELS,
-    FINAL_ACTIONS,
-    LABELS,
     Actor,
-    Case,
     CaseAction,
     CaseEvent,
     CaseRequest,
@@ -58,12 +50,8 @@ from alert_engine.cases import (
     CaseStore,
     Refusal,
     Rerating,
-    allowed_actions,
-    duration_text,
-    reason_label,
 )
-from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
-from alert_engine.channels.presentation import AlertView, LinkTemplates
+from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackCaseUpdates
 from alert_engine.channels.slack_cases import (
     NOTE_BLOCK,
@@ -74,27 +62,23 @@ from alert_engine.channels.slack_cases import (
     read_click,
     read_note_submission,
 )
-from alert_engine.signin.csrf import FIELD as CSRF_FIELD
-from alert_engine.signin.gate import signed_in_member, visitor_of
 from alert_engine.storage import redis_keys
 from alert_engine.storage.outage import until_redis_answers
-from alert_engine.worker.webguard import parse_form, read_form
+from alert_engine.worker.outbox_page import (
+    PublishCase,
+    WebActor,
+    register_outbox,
+)
+from alert_engine.worker.webguard import parse_form
 
 log = logging.getLogger(__name__)
 
-PublishCase = Callable[[CaseEvent], Awaitable[None]]
-# Who acts on a web page: from the request (a signed-in member) and the form.
-WebActor = Callable[[Request, Mapping[str, str]], Actor]
-OUTBOX_PAGE_LIMIT = 200
-ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 # Seconds since the epoch, as Slack sends them: ASCII digits (`int()` also reads "²", and raises
 # on thousands of digits), a length that stays a time.
 SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # The verifier takes a request up to five minutes either side of its timestamp: a request first
 # seen at t can be replayed until t + 10 min. A minute more for the clocks of several workers.
 REPLAY_WINDOW_MS = 11 * 60 * 1000
-# The pages' inline scripts, allowed by their hashes: none (who acts is the signed-in member).
-PAGE_SCRIPTS: tuple[str, ...] = ()
 
 
 def register_views(
@@ -210,87 +194,16 @@ def register_views(
         key = redis_keys.slack_request(cases.prefix, signature)
         return bool(await cases.redis.set(key, "1", nx=True, px=REPLAY_WINDOW_MS))
 
-    page = Environment(autoescape=True).from_string(OUTBOX_PAGE)
-    confirm_page = Environment(autoescape=True).from_string(CONFIRM_PAGE)
-    refused_page = Environment(autoescape=True).from_string(REFUSED_PAGE)
-
-    @app.page("/outbox")
-    class OutboxPage(View):
-        async def get(self, request: Request) -> Response:
-            shown = await asyncio.to_thread(outbox_views, outbox_path, links, show_contact)
-            now = datetime.now(UTC)
-            cards = []
-            for entry, view in shown:
-                case = await cases.get(view.alert_id)
-                cards.append(
-                    {
-                        "digest": entry.get("digest"),
-                        "destination": entry.get("destination"),
-                        "delivered_at": entry.get("delivered_at"),
-                        "view": view,
-                        "state": LABELS[case.state],
-                        "case": case,
-                        "history": history_lines(case),
-                        "buttons": outbox_buttons(case, now),
-                        "claimed": case.state is CaseState.CLAIMED,
-                    }
-                )
-            visitor = visitor_of(request)
-            html = await asyncio.to_thread(
-                page.render,
-                cards=cards,
-                csrf=visitor.csrf_token,
-                csrf_field=CSRF_FIELD,
-                member=signed_in_member(request),
-                via_proxy=visitor.via_proxy,
-                reasons=[(code, reason_label(code)) for code in cases.policy.reasons],
-            )
-            return self.html(html)
-
-    @app.page("/outbox/act")
-    class OutboxAct(View):
-        async def post(self, request: Request) -> Response:
-            origin = request.headers.get("Origin")
-            if origin and urlsplit(origin).netloc != request.headers.get("Host"):
-                return self.error(403, "cross-site request")
-            form = await read_form(request)
-            if form is None:
-                return self.error(400, "not a URL-encoded UTF-8 form")
-            alert_id = str(form.get("alert_id", ""))
-            try:
-                action = CaseAction(str(form.get("action", "")))
-            except ValueError:
-                return self.error(400, "unknown action")
-            if not ALERT_ID.match(alert_id):
-                return self.error(400, "unknown alert")
-            actor = (web_actor or outbox_actor)(request, form)
-            case_request = CaseRequest.of(
-                action,
-                actor,
-                reason=form.get("reason"),
-                note=form.get("note"),
-                assignee=_outbox_member(form.get("assignee", "")),
-                assignee_name=form.get("assignee", "").strip()[:80] or None,
-            )
-            if action in FINAL_ACTIONS and form.get("confirm") != "yes":
-                # The confirm step: the same form again, with what it will do in words.
-                html = confirm_page.render(
-                    form=form,
-                    action_label=ACTION_LABELS[action],
-                    reason=reason_label(form["reason"]) if form.get("reason") else None,
-                    undo_for=(
-                        duration_text(cases.policy.undo_seconds)
-                        if cases.policy.undo_seconds
-                        else None
-                    ),
-                )
-                return self.html(html)
-            result = await cases.attempt(alert_id, case_request)
-            if isinstance(result, Refusal):
-                return self.html(refused_page.render(message=result.message), status=409)
-            await publish_case(result)
-            await show_in_slack(result)
-            return self.text("", status=303, headers={"Location": "/outbox"})
+    register_outbox(
+        app,
+        cases,
+        publish_case,
+        show_in_slack,
+        outbox_path=outbox_path,
+        links=links,
+        show_contact=show_contact,
+        web_actor=web_actor,
+    )
 
     async def show_rerating(raw: bytes) -> None:
         try:
@@ -347,53 +260,6 @@ def register_views(
 FOLLOWUP_ACTOR = Actor(id="followup", name="the follow-up survey", source="followup")
 
 
-def outbox_actor(request: Request, form: Mapping[str, str]) -> Actor:
-    """Who acts on the outbox page: the signed-in member (the web guard let only members in)."""
-    member = signed_in_member(request)
-    return Actor(id=member.user_id, name=member.shown_name, source="outbox")
-
-
-def _outbox_member(name: str) -> str | None:
-    name = name.strip()[:80]
-    return f"outbox:{name}" if name else None
-
-
-def outbox_buttons(case: Case, now: datetime) -> list[tuple[str, str]]:
-    """The actions the case's state allows on the outbox card, Undo only while it can be."""
-    allowed = allowed_actions(case.state) - {CaseAction.NOTE, CaseAction.REASSIGN}
-    if not case.can_undo(now):
-        allowed.discard(CaseAction.UNDO)
-    return [(action.value, ACTION_LABELS[action]) for action in CaseAction if action in allowed]
-
-
-def history_lines(case: Case) -> list[str]:
-    """The case's history as the outbox card lists it, oldest first."""
-    alert = case.parsed_alert()
-    if alert is None:
-        return []
-    return [
-        f"{entry.at:%Y-%m-%d %H:%M} UTC \u00b7 {entry.event(case.alert_id, alert, case).summary()}"
-        for entry in case.history
-    ]
-
-
-def outbox_views(
-    path: Path, links: LinkTemplates, contact: bool = True
-) -> list[tuple[dict[str, Any], AlertView]]:
-    """The alerts of the page's latest entries, newest first, with their entries. Blocking: run
-    in a thread. An alert the engine cannot read any more is passed over."""
-    shown = []
-    for entry in reversed(read_outbox_tail(path, OUTBOX_PAGE_LIMIT)):
-        for raw in outbox_alerts(entry):
-            try:
-                alert = Alert.model_validate(raw)
-            except ValidationError as exc:
-                log.warning("an outbox entry is not an alert: %s", exc.errors()[0]["msg"])
-                continue
-            shown.append((entry, AlertView.of(alert, links, contact=contact)))
-    return shown
-
-
 def _is_signed(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
     # The verifier raises instead of saying no on a timestamp int() cannot read, a signature
     # that is not ASCII and a body that is not UTF-8: none of them is Slack's.
@@ -411,103 +277,3 @@ def _is_utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-_STYLE = """<style>
-body{font-family:system-ui,sans-serif;background:#f4f4f6;margin:0;padding:1.5rem;color:#1d1c1d}
-.card{background:#fff;border-radius:8px;padding:1rem 1.2rem;margin:0 0 1rem;max-width:46rem;
-box-shadow:0 1px 3px #0002}
-h2{font-size:1.05rem;margin:.2rem 0 .6rem}.meta{color:#616061;font-size:.8rem}
-dl{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.5rem .8rem;
-margin:.4rem 0}dt{font-weight:700}dd{margin:0}
-blockquote{border-left:4px solid #ddd;margin:.6rem 0;padding:.2rem .8rem;white-space:pre-wrap}
-.state{font-weight:600}button{margin:.2rem .3rem 0 0;padding:.35rem .7rem;border-radius:4px;
-border:1px solid #767676;background:#fff;cursor:pointer}button.claim{background:#007a5a;
-color:#fff}ol.history{font-size:.85rem;color:#3d3c3d;padding-left:1.2rem;white-space:pre-wrap}
-textarea{width:100%;max-width:30rem}label{display:block;margin:.3rem 0}
-</style>"""
-
-OUTBOX_PAGE = (
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Outbox · alert-engine</title>
-<meta http-equiv="refresh" content="10">
-"""
-    + _STYLE
-    + """</head><body>
-<h1>Outbox</h1>
-<p class="meta">Alerts delivered to destinations without a Slack or SendGrid account, newest
-first, as they would look.</p>
-<p class="meta">Signed in as <b class="member">{{ member.shown_name }}</b>{% if not via_proxy %}
-<form method="post" action="/signout" class="signout">
-<input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
-<button type="submit">Sign out</button></form>{% endif %}</p>
-{% for card in cards %}
-<div class="card">
-<div class="meta">to <b>{{ card.destination }}</b> at {{ card.delivered_at }}
-{% if card.digest %} · in a digest of {{ card.digest.route }}
-{% for name, value in card.digest.group.items() %} {{ name }}={{ value }}{% endfor %}{% endif %}
-</div>
-<h2>{{ card.view.title }}</h2>
-<dl>{% for label, value in card.view.facts() %}<div><dt>{{ label }}</dt><dd>{{ value }}</dd></div>
-{% endfor %}</dl>
-{% if card.view.comment %}<blockquote>{{ card.view.comment }}</blockquote>{% endif %}
-{% if card.view.customer_url %}<a href="{{ card.view.customer_url }}">Customer</a>{% endif %}
-{% if card.view.interaction_url %}
-<a href="{{ card.view.interaction_url }}">Interaction</a>{% endif %}
-<p class="state">{{ card.state }}{% if card.case.assignee %}
-(claimed by {{ card.case.assignee_name
-or card.case.assignee.removeprefix("member:").removeprefix("outbox:") }}){% endif %}
-{% if card.case.reason %} · reason: {{ card.case.reason }}{% endif %}</p>
-{% if card.case.rerated %}<p class="rerated">{{ card.case.rerated }}</p>{% endif %}
-{% if card.history %}<ol class="history">{% for line in card.history %}<li>{{ line }}</li>
-{% endfor %}</ol>{% endif %}
-<form method="post" action="/outbox/act">
-<input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
-<input type="hidden" name="alert_id" value="{{ card.view.alert_id }}">
-{% if card.claimed %}<label>Reason <select name="reason"><option value="">choose…</option>
-{% for code, label in reasons %}<option value="{{ code }}">{{ label }}</option>{% endfor %}
-</select></label>{% endif %}
-{% for action, label in card.buttons %}
-<button name="action" value="{{ action }}" class="{{ action }}">{{ label }}</button>
-{% endfor %}
-<label>Note <textarea name="note" rows="2" maxlength="2000"></textarea></label>
-<button name="action" value="note">Add a note</button>
-{% if not card.case.is_closed %}<label>Assign to
-<input name="assignee" maxlength="80" autocomplete="off"></label>
-<button name="action" value="reassign">Assign</button>{% endif %}
-</form>
-</div>
-{% else %}<p>No alerts yet.</p>{% endfor %}
-</body></html>
-"""
-)
-
-CONFIRM_PAGE = (
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Confirm · alert-engine</title>
-"""
-    + _STYLE
-    + """</head><body>
-<div class="card"><h1>{{ action_label }}?</h1>
-<p>{% if reason %}Reason: {{ reason }}. {% endif %}
-{% if form.note %}Note: “{{ form.note }}”. {% endif %}
-{% if undo_for %}You can undo it for {{ undo_for }} afterwards.{% endif %}</p>
-<form method="post" action="/outbox/act">
-{% for name, value in form.items() %}{% if name != "confirm" %}
-<input type="hidden" name="{{ name }}" value="{{ value }}">{% endif %}{% endfor %}
-<input type="hidden" name="confirm" value="yes">
-<button class="claim">{{ action_label }}</button> <a href="/outbox">Cancel</a>
-</form></div></body></html>
-"""
-)
-
-REFUSED_PAGE = (
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Nothing changed · alert-engine</title>
-"""
-    + _STYLE
-    + """</head><body>
-<div class="card"><h1>Nothing changed</h1><p>{{ message }}</p>
-<p><a href="/outbox">Back to the outbox</a></p></div></body></html>
-"""
-)
