@@ -20,6 +20,7 @@ from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
+from alert_engine.console.views import CONSOLE_SCRIPTS, register_console
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, Failure, RetryPolicy
 from alert_engine.delivery.digests import Groups
 from alert_engine.delivery.escalation import Escalations, escalated
@@ -214,7 +215,10 @@ def build_worker(settings: Settings) -> faust.App:
     )
     gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
     register_signin_views(app, gate)
-    guard_pages(app, settings.web.host_names, gate=gate, inline_scripts=PAGE_SCRIPTS)
+    register_console(app, cases)
+    guard_pages(
+        app, settings.web.host_names, gate=gate, inline_scripts=PAGE_SCRIPTS + CONSOLE_SCRIPTS
+    )
     warn_of_open_metrics(settings)
 
     @app.task  # type: ignore[untyped-decorator]
