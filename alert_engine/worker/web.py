@@ -266,7 +266,8 @@ border:1px solid #bbb;background:#fff;cursor:pointer}button.claim{background:#00
 <h1>Outbox</h1>
 <p class="meta">Alerts delivered to destinations without a Slack or SendGrid account, newest
 first, as they would look.</p>
-<p class="meta">Signed in as <b class="member">{{ member.shown_name }}</b>{% if not via_proxy %}
+<p class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
+<a href="/console">Queue</a>{% if not via_proxy %}
 <form method="post" action="/signout" class="signout">
 <input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
 <button type="submit">Sign out</button></form>{% endif %}</p>
