@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -278,3 +279,13 @@ async def test_a_burst_of_sign_ins_checks_at_most_two_passwords_at_once(tmp_path
     assert most[0] == CONCURRENT_PASSWORD_CHECKS == 2
     assert results[:-1] == [None] * 12 and results[-1] is not None
     assert results[-1].name == "ana"
+
+
+def test_a_worker_with_a_broken_members_file_does_not_start(tmp_path, monkeypatch):
+    path = tmp_path / "members.yaml"
+    path.write_text("members:\n  - name: ana\n    password_hash: plain\n")
+    monkeypatch.setenv("ALERT_ENGINE_SIGNIN_MEMBERS_FILE", str(path))
+    monkeypatch.setenv("ALERT_ENGINE_RULES_DIR", str(Path(__file__).parents[1] / "rules"))
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "members.0.password_hash" in result.output and "did not start" in result.output
