@@ -199,11 +199,11 @@ form.signout{display:inline}
 }
 </style></head><body>
 <header><h1>Queue</h1>
-<p class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
+<div class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
 <a href="/outbox">Outbox</a>{% if not via_proxy %} ·
 <form method="post" action="/signout" class="signout">
 <input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
-<button type="submit" class="plain">Sign out</button></form>{% endif %}</p></header>
+<button type="submit" class="plain">Sign out</button></form>{% endif %}</div></header>
 <form method="get" action="/console" class="filters" aria-label="Filters">
 <label>Show<select name="show">
 {% for value, text in [("open", "All not closed"), ("unclaimed", "Unclaimed"), ("mine", "Mine")] %}

@@ -262,15 +262,16 @@ dl{display:grid;grid-template-columns:8rem 1fr;gap:.2rem .8rem;margin:.4rem 0}dt
 blockquote{border-left:4px solid #ddd;margin:.6rem 0;padding:.2rem .8rem;white-space:pre-wrap}
 .state{font-weight:600}button{margin:.2rem .3rem 0 0;padding:.35rem .7rem;border-radius:4px;
 border:1px solid #bbb;background:#fff;cursor:pointer}button.claim{background:#007a5a;color:#fff}
+form.signout{display:inline}
 </style></head><body>
 <h1>Outbox</h1>
 <p class="meta">Alerts delivered to destinations without a Slack or SendGrid account, newest
 first, as they would look.</p>
-<p class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
+<div class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
 <a href="/console">Queue</a>{% if not via_proxy %}
 <form method="post" action="/signout" class="signout">
 <input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
-<button type="submit">Sign out</button></form>{% endif %}</p>
+<button type="submit">Sign out</button></form>{% endif %}</div>
 {% for card in cards %}
 <div class="card">
 <div class="meta">to <b>{{ card.destination }}</b> at {{ card.delivered_at }}
