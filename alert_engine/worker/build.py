@@ -230,10 +230,11 @@ def build_worker(settings: Settings) -> faust.App:
 
 
 def pages_url(settings: Settings) -> str:
-    """Where an operator reaches the worker's pages, as the sign-in link says."""
-    if settings.followup.public_url:
-        return settings.followup.public_url
-    host = settings.web.host
+    """Where an operator reaches the worker's own pages, as the demo's sign-in link says: the
+    first allowed host name, else the listening address (`localhost` when it listens on every
+    address, as through `kubectl port-forward`). Not the public URL: an ingress routes only
+    Slack's and the surveys' paths there."""
+    host = next(iter(settings.web.allowed_hosts), settings.web.host)
     if host in ("", "0.0.0.0", "::"):
         host = "localhost"
     elif ":" in host:
