@@ -5,12 +5,16 @@ and the focus."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devstack.stack import Endpoints
 from devstack.webclient import Credentials, SignedInClient, write_members_file
@@ -110,6 +114,34 @@ def test_the_queue_filters_as_asked_and_the_page_agrees_with_its_json(served):
     # The page's script is the one its policy allows, by hash.
     policy = ana.request("/console").headers["Content-Security-Policy"]
     assert "script-src 'sha256-" in policy and "connect-src 'self'" in policy
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "show": st.sampled_from(["open", "unclaimed", "mine"]),
+            "team": st.sampled_from(["orders", "BILLING", "returns", "nobody"]),
+            "severity": st.sampled_from(["high", "low"]),
+            "min_age_minutes": st.sampled_from(["0", "60"]),
+            "sort": st.sampled_from(["oldest", "newest", "severity"]),
+        },
+    )
+)
+def test_the_page_and_its_json_view_show_the_same_cases_in_the_same_order(served, query):
+    client = served.client(ANA)
+    suffix = "?" + urllib.parse.urlencode(query) if query else ""
+    listing = cases(client, suffix)
+    page = client.get("/console" + suffix)
+    assert re.findall(r'<tr data-alert-id="([^"]+)"', page) == [
+        row["alert_id"] for row in listing["rows"]
+    ]
+    assert f"{listing['total']} case" in page
 
 
 def test_in_chromium_at_phone_width_the_queue_updates_while_the_member_types(served):
