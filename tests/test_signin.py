@@ -306,6 +306,16 @@ def test_a_member_signs_in_acts_as_themself_and_signs_out(served):
     assert fetch(served, "/stats", headers={"Cookie": f"alert_engine_session={copied}"})[0] == 401
 
 
+def test_a_script_may_send_the_csrf_token_as_a_header(served):
+    client = served.client(BO)
+    token = csrf_token(client.get("/outbox"))
+    fields = {"alert_id": served.alert_ids[5], "action": "claim"}
+    assert client.request("/outbox/act", fields, {"X-CSRF-Token": "wrong"}).status == 403
+    assert case_field(served, served.alert_ids[5], "state") is None
+    assert client.request("/outbox/act", fields, {"X-CSRF-Token": token}).status == 303
+    assert case_field(served, served.alert_ids[5], "claimed_by") == "member:bo"
+
+
 def test_a_sign_in_with_a_next_elsewhere_lands_home(served):
     client = served.client(None)
     token = csrf_token(client.request("/signin").text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -112,7 +113,8 @@ def test_a_session_cookie_reads_back_and_a_forged_or_old_one_does_not(monkeypatc
     value = cookies.dumps(session)
     assert cookies.loads(value) == session
     assert SessionCookies(b"secret-two", 3600).loads(value) is None
-    assert cookies.loads(value[:-2] + ("A" if value[-1] != "A" else "B") + value[-1]) is None
+    # One character of the signature changed (a full six bits of it: not the last character).
+    assert cookies.loads(value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1]) is None
     assert cookies.loads("garbage") is None and cookies.loads("") is None
     later = time.time() + 3601
     monkeypatch.setattr("itsdangerous.timed.time.time", lambda: later)
@@ -278,3 +280,35 @@ async def test_a_burst_of_sign_ins_checks_at_most_two_passwords_at_once(tmp_path
     assert most[0] == CONCURRENT_PASSWORD_CHECKS == 2
     assert results[:-1] == [None] * 12 and results[-1] is not None
     assert results[-1].name == "ana"
+
+
+def test_a_worker_with_a_broken_members_file_does_not_start(tmp_path, monkeypatch):
+    path = tmp_path / "members.yaml"
+    path.write_text("members:\n  - name: ana\n    password_hash: plain\n")
+    monkeypatch.setenv("ALERT_ENGINE_SIGNIN_MEMBERS_FILE", str(path))
+    monkeypatch.setenv("ALERT_ENGINE_RULES_DIR", str(Path(__file__).parents[1] / "rules"))
+    result = CliRunner().invoke(main, ["worker"])
+    assert result.exit_code == 2
+    assert "members.0.password_hash" in result.output and "did not start" in result.output
+
+
+@pytest.mark.parametrize(
+    ("web", "url"),
+    [
+        ({}, "http://127.0.0.1:6066"),
+        ({"host": "0.0.0.0", "port": 8080}, "http://localhost:8080"),
+        ({"host": "::1"}, "http://[::1]:6066"),
+        (
+            {"host": "0.0.0.0", "allowed_hosts": "alerts.internal.example"},
+            "http://alerts.internal.example:6066",
+        ),
+    ],
+)
+def test_the_demo_link_names_where_an_operator_reaches_the_pages(web, url):
+    from alert_engine.settings import FollowupSettings, Settings, WebSettings
+    from alert_engine.worker.build import pages_url
+
+    settings = Settings(
+        web=WebSettings(**web), followup=FollowupSettings(public_url="https://public.example")
+    )
+    assert pages_url(settings) == url

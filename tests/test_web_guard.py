@@ -7,6 +7,7 @@ tests/test_signin.py)."""
 from __future__ import annotations
 
 import http.client
+import re
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -139,13 +140,26 @@ def test_every_page_sends_the_security_headers(served, path):
     assert headers["referrer-policy"] == "same-origin"
 
 
-def test_the_outbox_page_runs_no_script_and_the_policy_allows_none(served):
-    """Who acts is the signed-in member: the page needs no script (it had one to copy an
-    "acting as" name into its forms), and the policy allows no script at all."""
+def test_the_outbox_page_runs_no_script_and_the_policy_allows_only_the_consoles(served):
+    """Who acts is the signed-in member: the outbox page needs no script (it had one to copy an
+    "acting as" name into its forms); the policy allows one, the console's, by its hash."""
+    import base64
+    import hashlib
+
+    from alert_engine.console.views import CONSOLE_SCRIPT
+
     _, headers, page = fetch(served, "/outbox")
     assert "<script" not in page
     assert " on" + "submit=" not in page and "onclick=" not in page
-    assert "script-src" not in headers["content-security-policy"]
+    digest = base64.b64encode(hashlib.sha256(CONSOLE_SCRIPT.encode()).digest()).decode()
+    [sources] = [
+        directive.split()[1:]
+        for directive in headers["content-security-policy"].split(";")
+        if directive.split()[0] == "script-src"
+    ]
+    assert sources == [f"'sha256-{digest}'"]
+    console = fetch(served, "/console")[2]
+    assert re.findall(r"<script>(.*?)</script>", console, flags=re.S) == [CONSOLE_SCRIPT]
 
 
 # ---------------------------------------------------------------- Host (DNS rebinding)

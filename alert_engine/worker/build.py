@@ -19,6 +19,7 @@ from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
+from alert_engine.console.views import CONSOLE_SCRIPTS, register_console
 from alert_engine.deadletters import DeadLetter
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, Failure, RetryPolicy
 from alert_engine.delivery.digests import Groups
@@ -223,7 +224,10 @@ def build_worker(settings: Settings) -> faust.App:
     )
     gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
     register_signin_views(app, gate)
-    guard_pages(app, settings.web.host_names, gate=gate, inline_scripts=PAGE_SCRIPTS)
+    register_console(app, cases)
+    guard_pages(
+        app, settings.web.host_names, gate=gate, inline_scripts=PAGE_SCRIPTS + CONSOLE_SCRIPTS
+    )
     warn_of_open_metrics(settings)
 
     @app.task  # type: ignore[untyped-decorator]
@@ -235,10 +239,11 @@ def build_worker(settings: Settings) -> faust.App:
 
 
 def pages_url(settings: Settings) -> str:
-    """Where an operator reaches the worker's pages, as the sign-in link says."""
-    if settings.followup.public_url:
-        return settings.followup.public_url
-    host = settings.web.host
+    """Where an operator reaches the worker's own pages, as the demo's sign-in link says: the
+    first allowed host name, else the listening address (`localhost` when it listens on every
+    address, as through `kubectl port-forward`). Not the public URL: an ingress routes only
+    Slack's and the surveys' paths there."""
+    host = next(iter(settings.web.allowed_hosts), settings.web.host)
     if host in ("", "0.0.0.0", "::"):
         host = "localhost"
     elif ":" in host:

@@ -213,6 +213,7 @@ blockquote{border-left:4px solid #ddd;margin:.6rem 0;padding:.2rem .8rem;white-s
 border:1px solid #767676;background:#fff;cursor:pointer}button.claim{background:#007a5a;
 color:#fff}ol.history{font-size:.85rem;color:#3d3c3d;padding-left:1.2rem;white-space:pre-wrap}
 textarea{width:100%;max-width:30rem}label{display:block;margin:.3rem 0}
+form.signout{display:inline}
 </style>"""
 
 OUTBOX_PAGE = (
@@ -225,10 +226,11 @@ OUTBOX_PAGE = (
 <h1>Outbox</h1>
 <p class="meta">Alerts delivered to destinations without a Slack or SendGrid account, newest
 first, as they would look.</p>
-<p class="meta">Signed in as <b class="member">{{ member.shown_name }}</b>{% if not via_proxy %}
+<div class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
+<a href="/console">Queue</a>{% if not via_proxy %}
 <form method="post" action="/signout" class="signout">
 <input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
-<button type="submit">Sign out</button></form>{% endif %}</p>
+<button type="submit">Sign out</button></form>{% endif %}</div>
 {% for card in cards %}
 <div class="card">
 <div class="meta">to <b>{{ card.destination }}</b> at {{ card.delivered_at }}

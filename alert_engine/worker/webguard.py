@@ -62,6 +62,8 @@ def content_security_policy(inline_scripts: Iterable[str] = ()) -> str:
     directives = [
         "default-src 'none'",
         *([f"script-src {' '.join(hashes)}"] if hashes else []),
+        # A page's script may fetch the worker's own JSON views (the console's updates).
+        *(["connect-src 'self'"] if hashes else []),
         "style-src 'unsafe-inline'",
         "form-action 'self'",
         "frame-ancestors 'none'",

@@ -1,0 +1,247 @@
+"""`GET /console`: the queue page, and `GET /console/cases.json`: the same rows as JSON, which the
+page polls to update its table in place. Only the table's rows are replaced: the filter form,
+and whatever the member is typing into it, is left alone. Both need a signed-in member (the web
+guard), whose claims `show=mine` selects."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import faust
+from aiohttp import web
+from faust.web import View
+from jinja2 import Environment
+
+from alert_engine.cases import CaseStore
+from alert_engine.console.queue import (
+    FilterError,
+    QueueFilter,
+    QueuePage,
+    QueueRow,
+    open_rows,
+    select,
+)
+from alert_engine.rules.spec import Severity
+from alert_engine.signin.csrf import FIELD as CSRF_FIELD
+from alert_engine.signin.gate import signed_in_member, visitor_of
+
+CONSOLE_PATH = "/console"
+JSON_PATH = "/console/cases.json"
+# Seconds between the page's updates; `?poll=` may ask for 2 to 60.
+POLL_SECONDS = 10
+COLUMNS = (
+    ("age", "Age"),
+    ("severity", "Severity"),
+    ("customer", "Customer"),
+    ("rating", "Rating"),
+    ("rule", "Rule"),
+    ("team", "Team"),
+    ("route", "Route"),
+    ("state_label", "State"),
+    ("claimed_by", "Claimed by"),
+)
+
+# Polls the JSON view and rebuilds the table's body with text nodes (never markup from data).
+CONSOLE_SCRIPT = """
+const table = document.getElementById("queue");
+const count = document.getElementById("count");
+const updated = document.getElementById("updated");
+const columns = JSON.parse(table.dataset.columns);
+async function refresh() {
+  try {
+    const response = await fetch(table.dataset.json, {headers: {Accept: "application/json"}});
+    if (!response.ok) {
+      updated.textContent = "not updated: HTTP " + response.status;
+      return;
+    }
+    const data = await response.json();
+    const body = document.createElement("tbody");
+    for (const row of data.rows) {
+      const line = document.createElement("tr");
+      line.dataset.alertId = row.alert_id;
+      for (const [name, label] of columns) {
+        const cell = document.createElement("td");
+        cell.dataset.label = label;
+        cell.textContent = row[name] === null ? "" : String(row[name]);
+        line.appendChild(cell);
+      }
+      body.appendChild(line);
+    }
+    if (!data.rows.length) {
+      const line = document.createElement("tr");
+      const cell = document.createElement("td");
+      cell.colSpan = columns.length;
+      cell.textContent = "No case matches.";
+      line.appendChild(cell);
+      body.appendChild(line);
+    }
+    table.tBodies[0].replaceWith(body);
+    const text = data.total + " case" + (data.total === 1 ? "" : "s") +
+      " · page " + data.page + " of " + data.pages;
+    if (count.textContent !== text) count.textContent = text;
+    updated.textContent = "updated " + new Date().toLocaleTimeString();
+  } catch (error) {
+    updated.textContent = "not updated: " + error;
+  }
+}
+setInterval(refresh, Number(table.dataset.pollSeconds) * 1000);
+"""
+CONSOLE_SCRIPTS = (CONSOLE_SCRIPT,)
+
+
+def register_console(app: faust.App, cases: CaseStore) -> None:
+    page = Environment(autoescape=True).from_string(CONSOLE_PAGE)
+
+    async def queue_page(request: Any) -> tuple[QueueFilter, QueuePage]:
+        chosen = QueueFilter.from_query(request.query)
+        rows = await open_rows(cases)
+        return chosen, select(rows, chosen, signed_in_member(request).user_id)
+
+    @app.page(CONSOLE_PATH)
+    class Console(View):
+        async def get(self, request: Any) -> Any:
+            visitor = visitor_of(request)
+            try:
+                chosen, shown = await queue_page(request)
+            except FilterError as exc:
+                return web.Response(status=400, text=f"Not a queue filter: {exc}\n")
+            try:
+                poll = min(60, max(2, int(request.query.get("poll", POLL_SECONDS))))
+            except ValueError:
+                poll = POLL_SECONDS
+            html = page.render(
+                chosen=chosen,
+                shown=shown,
+                rows=[shown_row(row) for row in shown.rows],
+                columns=COLUMNS,
+                columns_json=_json([list(column) for column in COLUMNS]),
+                json_url=JSON_PATH + _query(chosen.query()),
+                poll=poll,
+                severities=[severity.value for severity in Severity],
+                previous=_query(chosen.query(page=shown.page - 1)) if shown.page > 1 else None,
+                next=_query(chosen.query(page=shown.page + 1))
+                if shown.page < shown.pages
+                else None,
+                member=signed_in_member(request),
+                via_proxy=visitor.via_proxy,
+                csrf=visitor.csrf_token,
+                csrf_field=CSRF_FIELD,
+                generated=datetime.now(UTC).strftime("%H:%M:%S UTC"),
+                script=CONSOLE_SCRIPT,
+            )
+            return web.Response(text=html, content_type="text/html")
+
+    @app.page(JSON_PATH)
+    class ConsoleCases(View):
+        async def get(self, request: Any) -> Any:
+            try:
+                _, shown = await queue_page(request)
+            except FilterError as exc:
+                return web.json_response({"error": f"not a queue filter: {exc}"}, status=400)
+            return web.json_response(
+                {
+                    "total": shown.total,
+                    "page": shown.page,
+                    "pages": shown.pages,
+                    "generated_at": time.time(),
+                    "rows": [shown_row(row) for row in shown.rows],
+                }
+            )
+
+
+def shown_row(row: QueueRow) -> dict[str, Any]:
+    shown = row.as_json()
+    if row.claimed_by is not None:
+        shown["claimed_by"] = row.claimed_by.removeprefix("member:").removeprefix("outbox:")
+    return shown
+
+
+def _query(values: dict[str, str]) -> str:
+    return "?" + urlencode(values) if values else ""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)
+
+
+CONSOLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Queue · alert-engine</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font-family:system-ui,sans-serif;background:#f4f4f6;margin:0;padding:1rem;color:#1d1c1d}
+header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:baseline}
+h1{font-size:1.4rem;margin:0 1rem 0 0}.meta{color:#4a4a4a;font-size:.9rem}
+form.filters{display:flex;flex-wrap:wrap;gap:.6rem 1rem;align-items:flex-end;background:#fff;
+padding:.8rem;border-radius:8px;margin:1rem 0;box-shadow:0 1px 3px #0002}
+label{display:flex;flex-direction:column;font-size:.85rem;font-weight:600;gap:.2rem}
+input,select{font:inherit;font-weight:400;padding:.35rem;border:1px solid #767676;border-radius:4px;
+min-width:7rem}
+button{font:inherit;padding:.4rem .9rem;border:1px solid #005c44;border-radius:4px;
+background:#007a5a;color:#fff;cursor:pointer}button.plain{background:#fff;color:#1d1c1d;border-color:#767676}
+:focus-visible{outline:3px solid #1264a3;outline-offset:2px}
+table{border-collapse:collapse;width:100%;background:#fff;border-radius:8px;
+box-shadow:0 1px 3px #0002}
+caption{text-align:left;font-weight:600;padding:.4rem 0}
+th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
+th{font-size:.85rem;color:#4a4a4a}
+nav a{display:inline-block;margin:.8rem 1rem 0 0;color:#1264a3}
+form.signout{display:inline}
+@media (max-width:40rem){
+ thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+ table,tbody,tr,td{display:block}tr{border-bottom:2px solid #ccc;padding:.3rem 0}
+ td{border:0;padding:.15rem .6rem;display:grid;grid-template-columns:7rem 1fr;gap:.5rem}
+ td::before{content:attr(data-label);font-weight:600;color:#4a4a4a}
+ label{flex:1 1 9rem}input,select{min-width:0}
+}
+</style></head><body>
+<header><h1>Queue</h1>
+<div class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
+<a href="/outbox">Outbox</a>{% if not via_proxy %} ·
+<form method="post" action="/signout" class="signout">
+<input type="hidden" name="{{ csrf_field }}" value="{{ csrf }}">
+<button type="submit" class="plain">Sign out</button></form>{% endif %}</div></header>
+<form method="get" action="/console" class="filters" aria-label="Filters">
+<label>Show<select name="show">
+{% for value, text in [("open", "All not closed"), ("unclaimed", "Unclaimed"), ("mine", "Mine")] %}
+<option value="{{ value }}"{% if chosen.show == value %} selected{% endif %}>{{ text }}</option>
+{% endfor %}</select></label>
+<label>Team<input name="team" value="{{ chosen.team or '' }}"></label>
+<label>Route<input name="route" value="{{ chosen.route or '' }}"></label>
+<label>Rule<input name="rule" value="{{ chosen.rule or '' }}"></label>
+<label>Severity<select name="severity"><option value="">Any</option>
+{% for value in severities %}
+<option value="{{ value }}"{% if chosen.severity == value %} selected{% endif %}>{{ value }}
+</option>
+{% endfor %}</select></label>
+<label>Older than (minutes)<input name="min_age_minutes" type="number" min="0" inputmode="numeric"
+value="{{ chosen.min_age_minutes if chosen.min_age_minutes is not none else '' }}"></label>
+<label>Sort<select name="sort">
+{% for value, text in [("oldest", "Oldest first"), ("newest", "Newest first"),
+("severity", "Most severe first")] %}
+<option value="{{ value }}"{% if chosen.sort == value %} selected{% endif %}>{{ text }}</option>
+{% endfor %}</select></label>
+<button type="submit">Apply</button>
+</form>
+<p class="meta"><span id="count" role="status">{{ shown.total }} case{{ "" if shown.total == 1
+else "s" }} · page {{ shown.page }} of {{ shown.pages }}</span> ·
+<span id="updated">as of {{ generated }}</span></p>
+<table id="queue" data-json="{{ json_url }}" data-poll-seconds="{{ poll }}"
+data-columns="{{ columns_json }}">
+<caption>Cases not closed yet</caption>
+<thead><tr>{% for _, label in columns %}<th scope="col">{{ label }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in rows %}<tr data-alert-id="{{ row.alert_id }}">
+{% for name, label in columns %}<td data-label="{{ label }}">{{ row[name] if row[name] is not none
+else "" }}</td>{% endfor %}</tr>
+{% else %}<tr><td colspan="{{ columns | length }}">No case matches.</td></tr>{% endfor %}
+</tbody></table>
+<nav aria-label="Pages">{% if previous is not none %}
+<a href="/console{{ previous }}">Previous page</a>{% endif %}
+{% if next is not none %}<a href="/console{{ next }}">Next page</a>{% endif %}</nav>
+<script>{{ script | safe }}</script>
+</body></html>
+"""
