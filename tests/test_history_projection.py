@@ -111,6 +111,7 @@ def expected_counts(stories: list[Story]) -> dict[str, int]:
         "holdout_assignments": sum(s.holdout for s in stories),
         "followup_sends": want.sent,
         "followup_answers": want.answered,
+        "case_facts": len(stories),
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import random
 from collections import defaultdict
 from datetime import timedelta
 
@@ -29,7 +30,7 @@ from alert_engine.history.queries import (
     report,
     t_quantile,
 )
-from alert_engine.history.records import TopicNames
+from alert_engine.history.records import Rows, Source, TopicNames, read
 from alert_engine.history.writer import write
 from tests.history_factories import MEMBERS, START, TEAMS, Story, expected, histories, rows_of
 from tests.history_factories import story as a_story
@@ -37,14 +38,34 @@ from tests.history_factories import story as a_story
 TOPICS = TopicNames("alerts", "cases", "followups")
 
 
-async def _report(url: str, stories: list[Story], query: ReportQuery) -> Report:
+async def _report(
+    url: str, stories: list[Story], query: ReportQuery, shuffle: random.Random | None = None
+) -> Report:
+    """The report of the stories' records, written in one batch, or with `shuffle` in any order
+    and in batches of any size (as workers on different partitions write them)."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await migrate(conn)
         await conn.execute(
             "TRUNCATE alerts, case_transitions, holdout_assignments, followup_sends, "
-            "followup_answers"
+            "followup_answers, case_facts"
         )
-        await write(conn, rows_of(stories, TOPICS))
+        if shuffle is None:
+            await write(conn, rows_of(stories, TOPICS))
+        else:
+            records = [
+                (index, topic, value)
+                for index, (topic, _, value) in enumerate(
+                    record for story in stories for record in story.records(TOPICS)
+                )
+            ]
+            shuffle.shuffle(records)
+            while records:
+                size = shuffle.randint(1, 20)
+                batch, records = records[:size], records[size:]
+                rows = Rows()
+                for index, topic, value in batch:
+                    read(TOPICS, Source(topic, 0, index), value, rows)
+                await write(conn, rows)
         return await report(conn, query)
 
 
@@ -88,14 +109,15 @@ def assert_cohorts_agree(mine: Cohort, theirs: outcomes.Cohort) -> None:
     start_day=st.integers(0, 40),
     days=st.integers(1, 80),
     team=st.none() | st.sampled_from(TEAMS),
+    shuffle=st.none() | st.randoms(use_true_random=False),
 )
 def test_the_report_in_sql_has_the_figures_of_the_stories(
-    database_url, stories, by, start_day, days, team
+    database_url, stories, by, start_day, days, team, shuffle
 ):
     since = START + timedelta(days=start_day)
     until = since + timedelta(days=days)
     query = ReportQuery(since, until, by, {"team": team} if team else {})
-    result = asyncio.run(_report(database_url, stories, query))
+    result = asyncio.run(_report(database_url, stories, query, shuffle))
 
     in_scope = [
         s for s in stories if since <= s.fired_at < until and (team is None or s.team == team)

@@ -1,11 +1,11 @@
 """The outcome figures, computed in SQL from the history: for a date range of alerts, optionally
 filtered, one row per value of a dimension and a total.
 
-Each alert's case is folded from its records at query time (first claim, latest change of state,
-latest assignee, first answer), so the figures follow from the log whatever order it was
-projected in. The figures are those of `alert_engine.followup.outcomes` (same definitions; a
-differential test holds them together), and more: time to resolve, not actionable, and the
-holdout's causal lift with its confidence interval (`HoldoutLift`).
+Each alert's case is one row of `case_facts`, folded from its records (first claim, latest change
+of state, owner, first answer) whenever one of them is written, so the figures follow from the
+log whatever order it was projected in. The figures are those of `alert_engine.followup.outcomes`
+(same definitions; a differential test holds them together), and more: time to resolve, not
+actionable, and the holdout's causal lift with its confidence interval (`HoldoutLift`).
 """
 
 from __future__ import annotations
@@ -173,46 +173,14 @@ def t_quantile(p: float, freedom: float) -> float:
     )
 
 
-# One row per alert in the range: its case folded from the log.
+# One row per alert in the range (`facts` folds each alert's case from the log).
 _CASES = """
-SELECT a.alert_id, a.rule, a.severity, a.route, a.fired_at,
-       COALESCE(NULLIF(a.team, ''), '-') AS team,
-       COALESCE(NULLIF(a.agent, ''), '-') AS agent,
-       COALESCE(NULLIF(a.channel, ''), '-') AS channel,
-       a.initial_rating, a.initial_nps,
-       h.alert_id IS NOT NULL AS holdout,
-       claim.at AS claimed_at,
-       latest.state, latest.at AS state_at,
-       COALESCE(owner.assignee, NULLIF(claim.actor, ''), NULLIF(latest.actor, ''), '-') AS member,
-       EXISTS (SELECT 1 FROM followup_sends s WHERE s.alert_id = a.alert_id AND s.outcome = 'sent')
-           AS sent,
-       answer.rating AS followup_rating, answer.nps AS followup_nps,
-       to_char(a.fired_at AT TIME ZONE 'UTC', 'IYYY-"W"IW') AS week,
-       to_char(a.fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
-FROM alerts a
-LEFT JOIN holdout_assignments h ON h.alert_id = a.alert_id
-LEFT JOIN LATERAL (
-    SELECT t.at, t.actor FROM case_transitions t
-    WHERE t.alert_id = a.alert_id AND t.state = 'claimed'
-    ORDER BY t.at, t.source_topic, t.source_partition, t.source_offset LIMIT 1
-) claim ON true
-LEFT JOIN LATERAL (
-    -- The latest change of state (a record that keeps the state, a note say, is no change).
-    SELECT t.state, t.at, t.actor FROM case_transitions t
-    WHERE t.alert_id = a.alert_id AND t.state IS DISTINCT FROM t.previous_state
-    ORDER BY t.at DESC, t.source_topic DESC, t.source_partition DESC, t.source_offset DESC
-    LIMIT 1
-) latest ON true
-LEFT JOIN LATERAL (
-    SELECT t.assignee FROM case_transitions t
-    WHERE t.alert_id = a.alert_id AND t.assignee IS NOT NULL
-    ORDER BY t.at DESC, t.source_offset DESC LIMIT 1
-) owner ON true
-LEFT JOIN LATERAL (
-    SELECT r.rating, r.nps FROM followup_answers r
-    WHERE r.alert_id = a.alert_id ORDER BY r.answered_at, r.rating_id LIMIT 1
-) answer ON true
-WHERE a.fired_at >= %(since)s AND a.fired_at < %(until)s
+SELECT fired_at, rule, severity, route, team, agent, channel, member, initial_rating,
+       initial_nps, holdout, claimed_at, state, state_at, sent, followup_rating, followup_nps,
+       to_char(fired_at AT TIME ZONE 'UTC', 'IYYY-"W"IW') AS week,
+       to_char(fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
+FROM case_facts
+WHERE fired_at >= %(since)s AND fired_at < %(until)s
 """
 
 
@@ -309,7 +277,9 @@ EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, _NO_ANSWERS, _NO_ANSWERS)
 async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:
     params: dict[str, Any] = {"since": query.since, "until": query.until}
     params.update({f"filter_{name}": value for name, value in query.filters.items()})
-    async with conn.cursor(row_factory=dict_row) as cursor:
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        # JIT compiling the aggregates takes seconds, far longer than running them.
+        await cursor.execute("SELECT set_config('jit', 'off', true)")
         await cursor.execute(report_sql(query), params)
         fetched = await cursor.fetchall()
     groups = [_row(row) for row in fetched if not row["is_total"]]

@@ -1,9 +1,10 @@
 """Rows into the history tables: one transaction per batch, every insert `ON CONFLICT DO NOTHING`
 (a row already there, by its ids or by its source position, is a replay: nothing is written).
 
-A batch that PostgreSQL refuses for its content (not for being unreachable) is written row by
-row, so that one bad row costs only itself: it is logged with its source position and counted,
-and the rest of the batch lands.
+The same transaction folds the touched alerts' `case_facts` again (`facts`). A batch that
+PostgreSQL refuses for its content (not for being unreachable) is written row by row, so that one
+bad row costs only itself: it is logged with its source position and counted, and the rest of the
+batch lands.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from alert_engine.history import facts
 from alert_engine.history.records import (
     AlertRow,
     AnswerRow,
@@ -91,13 +93,17 @@ class Written:
 async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
     """Writes `rows` in one transaction; raises `psycopg.OperationalError` (and the like) when
     PostgreSQL cannot be reached, for the caller to retry the whole batch."""
+    touched = {row.alert_id for name, _, _ in _STATEMENTS for row in getattr(rows, name)}
     try:
         async with conn.transaction():
+            await _quick_plans(conn)
+            await facts.lock(conn, touched)
             for name, statement, _ in _STATEMENTS:
                 batch: Sequence[Any] = getattr(rows, name)
                 if batch:
                     async with conn.cursor() as cursor:
                         await cursor.executemany(statement, [_params(row) for row in batch])
+            await facts.refresh(conn, touched)
         return Written(len(rows), 0)
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
         if isinstance(exc, psycopg.errors.UndefinedTable):
@@ -110,7 +116,9 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
         for row in getattr(rows, name):
             try:
                 async with conn.transaction():
+                    await facts.lock(conn, [row.alert_id])
                     await conn.execute(statement, _params(row))
+                    await facts.refresh(conn, [row.alert_id])
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 if isinstance(exc, psycopg.errors.UndefinedTable):
                     raise
@@ -124,3 +132,9 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
                     exc,
                 )
     return Written(len(rows), refused)
+
+
+async def _quick_plans(conn: psycopg.AsyncConnection[Any]) -> None:
+    """No JIT compilation for this transaction: the fold of a large batch looks costly enough to
+    the planner to compile, which takes longer (seconds) than running it."""
+    await conn.execute("SELECT set_config('jit', 'off', true)")
