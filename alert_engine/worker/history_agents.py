@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 FIRST_DELAY = 0.2
 MAX_DELAY = 5.0
+# After the projection stopped on an error.
+RESTART_SECONDS = 30.0
 
 
 def add_history(
@@ -62,6 +64,18 @@ def add_history(
 
     @app.task  # type: ignore[untyped-decorator]
     async def project_history() -> None:
-        await projection.run()
+        # A fault of the history (a schema from a newer release, a bug) must not stop the
+        # worker: Faust would crash the app, and delivery with it. Logged, and tried again.
+        while True:
+            try:
+                await projection.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "the outcome history's projection stopped; starting it again in %.0f s",
+                    RESTART_SECONDS,
+                )
+                await asyncio.sleep(RESTART_SECONDS)
 
     return projection
