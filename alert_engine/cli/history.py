@@ -43,12 +43,22 @@ def history_migrate() -> None:
 def history_rebuild(batch_size: int) -> None:
     """Empty the history's tables and read the alerts, cases and followups topics into them
     again, from their start to their end now (workers go on projecting meanwhile)."""
+    from alert_engine.cli.kafka import ensure_topics
     from alert_engine.history.migrate import MigrationError
-    from alert_engine.history.rebuild import rebuild
+    from alert_engine.history.projection import topic_names
+    from alert_engine.history.rebuild import Rebuilt, rebuild
 
     kafka = KafkaSettings()
+    url = _url()
+
+    async def run() -> Rebuilt:
+        # With the configured partitions, as a worker makes them: a broker that auto-creates
+        # topics would give a topic first asked for here its own default.
+        await ensure_topics(kafka, topic_names(kafka).all)
+        return await rebuild(kafka, url, batch_size=batch_size)
+
     try:
-        rebuilt = asyncio.run(rebuild(kafka, _url(), batch_size=batch_size))
+        rebuilt = asyncio.run(run())
     except MigrationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
