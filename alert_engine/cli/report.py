@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from alert_engine.cli.history import database_settings
 from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery
 from alert_engine.settings import DatabaseSettings
 
@@ -100,7 +101,7 @@ def report(since: str | None, until: str, by: str, form: str, **filters: str | N
     end = parse_time(until, now=now, end=True)
     if end <= start:
         raise click.BadParameter("--until must be after --since")
-    database = DatabaseSettings()
+    database = database_settings()
     if database.url is None:
         _redis_report(since is not None or until != "now", start, end, by, form, chosen)
         return
