@@ -75,11 +75,12 @@ def approx(value: float | None) -> object:
 
 def assert_matches(row: ReportRow, stories: list[Story]) -> None:
     want = expected(stories)
-    assert (row.alerts, row.claimed, row.resolved, row.not_actionable) == (
+    assert (row.alerts, row.claimed, row.resolved, row.not_actionable, row.still_open) == (
         want.alerts,
         want.claimed,
         want.resolved,
         want.not_actionable,
+        want.still_open,
     )
     assert row.median_claim_seconds == approx(want.median_claim)
     assert row.median_resolve_seconds == approx(want.median_resolve)
@@ -215,6 +216,6 @@ def test_the_table_explains_the_lift_and_an_empty_range(database_url):
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_quoted():
-    row = ReportRow("=HYPERLINK(1)", 1, 0, None, 0, None, 0, *[Cohort(0, 0, 0, *[None] * 5)] * 2)
+    row = ReportRow("=HYPERLINK(1)", 1, 0, None, 0, None, 0, 1, *[Cohort(0, 0, 0, *[None] * 5)] * 2)
     text = as_csv(Report(ReportQuery(START, START + timedelta(days=1)), [row], row))
     assert "'=HYPERLINK(1)" in text

@@ -66,7 +66,10 @@ def _filter_options(command: Any) -> Any:
             f"filter_{name}",
             metavar="VALUE",
             help=f"Only alerts whose {name} is VALUE"
-            + (" (the recovery member who owns the case)." if name == "member" else "."),
+            + {
+                "member": " (the recovery member who owns the case).",
+                "reason": " (the reason code the case was closed with).",
+            }.get(name, "."),
         )(command)
     return command
 

@@ -16,7 +16,7 @@ import psycopg
 
 _COLUMNS = (
     "alert_id, rule, severity, route, team, agent, channel, member, fired_at, initial_rating, "
-    "initial_nps, holdout, claimed_at, state, state_at, sent, followup_rating, followup_nps"
+    "initial_nps, holdout, claimed_at, state, state_at, reason, sent, followup_rating, followup_nps"
 )
 
 _UPDATES = ",\n".join(f"    {name} = EXCLUDED.{name}" for name in _COLUMNS.split(", ")[1:])
@@ -30,7 +30,7 @@ SELECT a.alert_id, a.rule, a.severity, a.route,
        COALESCE(owner.assignee, NULLIF(claim.actor, ''), NULLIF(latest.actor, ''), '-'),
        a.fired_at, a.initial_rating, a.initial_nps,
        EXISTS (SELECT 1 FROM holdout_assignments h WHERE h.alert_id = a.alert_id),
-       claim.at, latest.state, latest.at,
+       claim.at, latest.state, latest.at, latest.reason,
        EXISTS (SELECT 1 FROM followup_sends s WHERE s.alert_id = a.alert_id AND s.outcome = 'sent'),
        answer.rating, answer.nps
 FROM alerts a
@@ -41,7 +41,7 @@ LEFT JOIN LATERAL (
 ) claim ON true
 LEFT JOIN LATERAL (
     -- The latest change of state (a record that keeps the state, a note say, is no change).
-    SELECT t.state, t.at, t.actor FROM case_transitions t
+    SELECT t.state, t.at, t.actor, t.reason FROM case_transitions t
     WHERE t.alert_id = a.alert_id AND t.state IS DISTINCT FROM t.previous_state
     ORDER BY t.at DESC, t.source_topic DESC, t.source_partition DESC, t.source_offset DESC
     LIMIT 1

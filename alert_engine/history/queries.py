@@ -22,9 +22,11 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 # What rows group by; the first seven also filter.
-FILTERS = ("team", "agent", "rule", "route", "severity", "channel", "member")
+FILTERS = ("team", "agent", "rule", "route", "severity", "channel", "member", "reason")
 DIMENSIONS = (*FILTERS, "week", "month")
 RESOLVED = ("resolved_followup", "resolved_no_followup")
+# Cases not closed (held-out cases are never open: they are not delivered for action).
+OPEN = ("open", "claimed", "reopened")
 CONFIDENCE = 0.95
 
 
@@ -103,6 +105,8 @@ class ReportRow:
     resolved: int
     median_resolve_seconds: float | None
     not_actionable: int
+    # Cases still open (or claimed, or reopened) now, of the alerts in range.
+    still_open: int
     recovered: Cohort
     holdout: Cohort
 
@@ -176,7 +180,8 @@ def t_quantile(p: float, freedom: float) -> float:
 # One row per alert in the range (`facts` folds each alert's case from the log).
 _CASES = """
 SELECT fired_at, rule, severity, route, team, agent, channel, member, initial_rating,
-       initial_nps, holdout, claimed_at, state, state_at, sent, followup_rating, followup_nps,
+       initial_nps, holdout, claimed_at, state, state_at, COALESCE(reason, '-') AS reason, sent,
+       followup_rating, followup_nps,
        to_char(fired_at AT TIME ZONE 'UTC', 'IYYY-"W"IW') AS week,
        to_char(fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
 FROM case_facts
@@ -212,6 +217,7 @@ _FIGURES = f"""
     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM state_at - fired_at))
         FILTER (WHERE state IN {RESOLVED!r}) AS median_resolve_seconds,
     count(*) FILTER (WHERE state = 'not_actionable') AS not_actionable,
+    count(*) FILTER (WHERE NOT holdout AND (state IS NULL OR state IN {OPEN!r})) AS still_open,
     {_cohort_columns("recovered", False)},
     {_cohort_columns("holdout", True)}
 """
@@ -265,13 +271,14 @@ def _row(row: Mapping[str, Any]) -> ReportRow:
         resolved=int(row["resolved"]),
         median_resolve_seconds=_float(row["median_resolve_seconds"]),
         not_actionable=int(row["not_actionable"]),
+        still_open=int(row["still_open"]),
         recovered=_cohort(row, "recovered"),
         holdout=_cohort(row, "holdout"),
     )
 
 
 _NO_ANSWERS = Cohort(0, 0, 0, None, None, None, None, None)
-EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, _NO_ANSWERS, _NO_ANSWERS)
+EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, 0, _NO_ANSWERS, _NO_ANSWERS)
 
 
 async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:

@@ -108,6 +108,8 @@ CREATE TABLE case_facts (
     claimed_at       timestamptz,
     state            text,
     state_at         timestamptz,
+    -- The reason code of the latest change of state (a resolution's), if it had one.
+    reason           text,
     sent             boolean NOT NULL,
     followup_rating  smallint,
     followup_nps     smallint
