@@ -65,3 +65,16 @@ def test_a_database_url_that_is_not_postgresql_is_refused_at_load(monkeypatch):
     result = CliRunner().invoke(main, ["report"])
     assert result.exit_code == 2
     assert "ALERT_ENGINE_DATABASE_URL: Value error, expected a postgresql:// URL" in result.output
+
+
+def test_a_history_database_without_tables_says_what_to_run(database_url, monkeypatch):
+    monkeypatch.setenv("ALERT_ENGINE_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["report"])
+    assert result.exit_code == 1
+    assert "run `alert-engine history migrate`" in result.output
+    result = CliRunner().invoke(main, ["history", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert "applied 0001_history" in result.output
+    result = CliRunner().invoke(main, ["report", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("all,0,0,")

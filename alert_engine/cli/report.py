@@ -17,7 +17,6 @@ import click
 
 from alert_engine.cli.history import database_settings
 from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery
-from alert_engine.settings import DatabaseSettings
 
 # Group-bys the Redis-based report knows (`followup.outcomes.DIMENSIONS`).
 REDIS_DIMENSIONS = ("team", "agent", "rule", "week")
@@ -109,36 +108,14 @@ def report(since: str | None, until: str, by: str, form: str, **filters: str | N
         _redis_report(since is not None or until != "now", start, end, by, form, chosen)
         return
     from alert_engine.history.presentation import render
+    from alert_engine.history.queries import ReportUnavailable, load_report
 
-    report = asyncio.run(_history_report(database, ReportQuery(start, end, by, chosen)))
-    click.echo(render(report, form), nl=form != "csv")
-
-
-async def _history_report(database: DatabaseSettings, query: ReportQuery) -> Any:
-    import psycopg
-
-    from alert_engine.history.queries import report
-
-    assert database.url is not None
     try:
-        conn = await psycopg.AsyncConnection.connect(
-            database.url.get_secret_value(), connect_timeout=10
-        )
-    except psycopg.OperationalError as exc:
-        click.echo(f"error: cannot reach the history database: {exc}".rstrip(), err=True)
+        report = asyncio.run(load_report(database, ReportQuery(start, end, by, chosen)))
+    except ReportUnavailable as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    async with conn:
-        timeout_ms = str(int(database.statement_timeout * 1000))
-        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
-        try:
-            return await report(conn, query)
-        except psycopg.errors.UndefinedTable:
-            click.echo(
-                "error: the history database has no tables yet: run `alert-engine history "
-                "migrate` (a worker does it at start), then `alert-engine history rebuild`",
-                err=True,
-            )
-            sys.exit(1)
+    click.echo(render(report, form), nl=form != "csv")
 
 
 def _redis_report(

@@ -21,6 +21,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from alert_engine.settings import DatabaseSettings
+
 # What rows group by; the first seven also filter.
 FILTERS = ("team", "agent", "rule", "route", "severity", "channel", "member", "reason")
 DIMENSIONS = (*FILTERS, "week", "month")
@@ -294,3 +296,36 @@ async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Repo
     groups = [_row(row) for row in fetched if not row["is_total"]]
     total = next((_row(row) for row in fetched if row["is_total"]), EMPTY)
     return Report(query, groups, total)
+
+
+class ReportUnavailable(RuntimeError):
+    """The report cannot be made now; the message says why and what to do."""
+
+
+async def load_report(settings: DatabaseSettings, query: ReportQuery) -> Report:
+    """The report from the history database of `settings` (for the CLI and the dashboard):
+    one connection, the statement timeout applied; `ReportUnavailable` when PostgreSQL is
+    unreachable, the schema missing or the query too slow."""
+    if settings.url is None:
+        raise ReportUnavailable("no history database: set ALERT_ENGINE_DATABASE_URL")
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            settings.url.get_secret_value(), connect_timeout=10, autocommit=True
+        )
+    except psycopg.OperationalError as exc:
+        raise ReportUnavailable(f"cannot reach the history database: {exc}".rstrip()) from exc
+    async with conn:
+        timeout_ms = str(int(settings.statement_timeout * 1000))
+        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+        try:
+            return await report(conn, query)
+        except psycopg.errors.UndefinedTable as exc:
+            raise ReportUnavailable(
+                "the history database has no tables yet: run `alert-engine history migrate` "
+                "(a worker does it at start), then `alert-engine history rebuild`"
+            ) from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise ReportUnavailable(
+                f"the report took longer than {settings.statement_timeout:g} s "
+                "(ALERT_ENGINE_DATABASE_STATEMENT_TIMEOUT): narrow the range or add a filter"
+            ) from exc
