@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
 import random
 from collections import defaultdict
 from datetime import timedelta
@@ -28,6 +29,7 @@ from alert_engine.history.queries import (
     ReportRow,
     holdout_lift,
     report,
+    t_cdf,
     t_quantile,
 )
 from alert_engine.history.records import Rows, Source, TopicNames, read
@@ -159,9 +161,32 @@ def test_the_report_in_sql_has_the_figures_of_the_stories(
 
 
 def test_students_t_quantiles_match_the_tables():
-    # Two-sided 95% critical values.
-    for freedom, value in [(3, 3.182), (5, 2.571), (10, 2.228), (30, 2.042), (1000, 1.962)]:
-        assert t_quantile(0.975, freedom) == pytest.approx(value, rel=2e-3)
+    # Two-sided 95% and 99% critical values.
+    table_975 = [(1, 12.706), (2, 4.303), (3, 3.182), (5, 2.571), (10, 2.228), (30, 2.042)]
+    for freedom, value in [*table_975, (1000, 1.962), (1e9, 1.960)]:
+        assert t_quantile(0.975, freedom) == pytest.approx(value, abs=6e-4)
+    for freedom, value in [(1, 63.657), (4, 4.604), (20, 2.845)]:
+        assert t_quantile(0.995, freedom) == pytest.approx(value, abs=6e-4)
+    assert t_quantile(0.025, 7) == -t_quantile(0.975, 7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(freedom=st.floats(0.5, 60), t=st.floats(-8, 8))
+def test_the_t_distribution_for_fractional_degrees_of_freedom(freedom, t):
+    """Welch's degrees of freedom are fractional: the CDF against the density integrated."""
+
+    def density(x: float) -> float:
+        scale = math.exp(math.lgamma((freedom + 1) / 2) - math.lgamma(freedom / 2))
+        return scale / math.sqrt(freedom * math.pi) * (1 + x * x / freedom) ** (-(freedom + 1) / 2)
+
+    steps = 4000
+    width = t / steps
+    area = width * (
+        (density(0) + density(t)) / 2 + sum(density(i * width) for i in range(1, steps))
+    )
+    assert t_cdf(t, freedom) == pytest.approx(0.5 + area, abs=1e-6)
+    if 0.55 < t_cdf(t, freedom) < 0.999:
+        assert t_quantile(t_cdf(t, freedom), freedom) == pytest.approx(t, abs=1e-6)
 
 
 def test_the_holdout_lift_interval_is_welchs():

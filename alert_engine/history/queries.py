@@ -14,7 +14,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from statistics import NormalDist
 from typing import Any
 
 import psycopg
@@ -166,17 +165,62 @@ def holdout_lift(recovered: Cohort, holdout: Cohort) -> HoldoutLift | None:
 
 
 def t_quantile(p: float, freedom: float) -> float:
-    """Student's t quantile, by the Cornish-Fisher expansion around the normal one (within 0.2%
-    of the exact value from 3 degrees of freedom, 2% at 1)."""
-    z = NormalDist().inv_cdf(p)
-    n = freedom
-    return (
-        z
-        + (z**3 + z) / (4 * n)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * n**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * n**3)
-        + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * n**4)
+    """Student's t quantile for any (also fractional) degrees of freedom: the exact CDF
+    inverted by bisection (Welch's degrees of freedom are rarely whole numbers)."""
+    if not 0 < p < 1 or freedom <= 0:
+        raise ValueError("p must be in (0, 1) and the degrees of freedom positive")
+    if p < 0.5:
+        return -t_quantile(1 - p, freedom)
+    low, high = 0.0, 1.0
+    while t_cdf(high, freedom) < p:
+        high *= 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if t_cdf(middle, freedom) < p:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-12 * max(1.0, high):
+            break
+    return (low + high) / 2
+
+
+def t_cdf(t: float, freedom: float) -> float:
+    """P(T <= t) for Student's t with `freedom` degrees of freedom."""
+    x = freedom / (freedom + t * t)
+    tail = 0.5 * _incomplete_beta(freedom / 2, 0.5, x)
+    return 1 - tail if t >= 0 else tail
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction (modified
+    Lentz), on the side where it converges fast."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     )
+    if x > (a + 1) / (a + b + 2):
+        return 1 - _incomplete_beta(b, a, 1 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 500):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1) < 1e-15:
+            break
+    return front * fraction / a
 
 
 # One row per alert in the range (`facts` folds each alert's case from the log).
