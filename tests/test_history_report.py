@@ -29,10 +29,9 @@ from alert_engine.history.queries import (
     ReportRow,
     holdout_lift,
     report,
-    t_cdf,
-    t_quantile,
 )
 from alert_engine.history.records import Rows, Source, TopicNames, read
+from alert_engine.history.welch import t_cdf, t_quantile
 from alert_engine.history.writer import write
 from tests.history_factories import MEMBERS, START, TEAMS, Story, expected, histories, rows_of
 from tests.history_factories import story as a_story
