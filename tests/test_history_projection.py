@@ -258,6 +258,12 @@ def test_a_worker_projects_its_alerts_cases_and_surveys_and_the_cli_reports_them
         engine.wait_for(lambda: count("followup_sends") == 1)
         assert count("case_transitions") == 1
         assert worker.readiness()["database_reachable"] is True
+        kafka = engine.kafka
+        assert worker.stats()["history_records"] == {
+            kafka.alerts_topic: 4,
+            kafka.cases_topic: 1,
+            kafka.followups_topic: 1,
+        }
     finally:
         worker.stop()
 

@@ -10,8 +10,9 @@ batch lands.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import psycopg
@@ -88,6 +89,8 @@ class Written:
 
     offered: int
     refused: int
+    # The refused rows by the topic they were read from.
+    refused_by_topic: Counter[str] = field(default_factory=Counter)
 
 
 async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
@@ -111,7 +114,7 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
         log.warning(
             "a batch of %d history rows was refused (%s); writing it row by row", len(rows), exc
         )
-    refused = 0
+    refused: Counter[str] = Counter()
     for name, statement, _ in _STATEMENTS:
         for row in getattr(rows, name):
             try:
@@ -122,8 +125,8 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 if isinstance(exc, psycopg.errors.UndefinedTable):
                     raise
-                refused += 1
                 source: Source = row.source
+                refused[source.topic] += 1
                 log.error(
                     "history row from %s[%s]@%s refused, skipped: %s",
                     source.topic,
@@ -131,7 +134,7 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
                     source.offset,
                     exc,
                 )
-    return Written(len(rows), refused)
+    return Written(len(rows), refused.total(), refused)
 
 
 async def _quick_plans(conn: psycopg.AsyncConnection[Any]) -> None:
