@@ -300,6 +300,7 @@ class Expected:
     median_resolve: float | None
     not_actionable: int
     still_open: int
+    median_open_age: float | None
     sent: int
     answered: int
     recovered_paired: int
@@ -308,7 +309,13 @@ class Expected:
     holdout_mean_change: float | None
 
 
-def expected(stories: Sequence[Story]) -> Expected:
+def expected(stories: Sequence[Story], until: datetime | None = None) -> Expected:
+    """The figures of `stories`; open cases' ages at `until`."""
+    open_ages = [
+        (until - s.fired_at).total_seconds()
+        for s in stories
+        if until is not None and not s.holdout and s.final_state is None
+    ]
     claims = [s.claim_after for s in stories if s.claimed_by and s.claim_after is not None]
     resolves = [
         s.resolve_after
@@ -333,6 +340,7 @@ def expected(stories: Sequence[Story]) -> Expected:
         median_resolve=statistics.median(resolves) if resolves else None,
         not_actionable=sum(s.final_state == "not_actionable" for s in stories),
         still_open=sum(not s.holdout and s.final_state is None for s in stories),
+        median_open_age=statistics.median(open_ages) if open_ages else None,
         sent=sum(s.sent for s in stories),
         answered=sum(s.answer_rating is not None for s in stories),
         recovered_paired=len(recovered),

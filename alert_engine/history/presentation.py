@@ -196,6 +196,7 @@ def flat(row: ReportRow) -> dict[str, Any]:
         "median_resolve_seconds": row.median_resolve_seconds,
         "not_actionable": row.not_actionable,
         "open": row.still_open,
+        "median_open_age_seconds": row.median_open_age_seconds,
         "sent": row.sent,
         "answered": row.answered,
         "response_rate": row.response_rate,

@@ -106,8 +106,10 @@ class ReportRow:
     resolved: int
     median_resolve_seconds: float | None
     not_actionable: int
-    # Cases still open (or claimed, or reopened) now, of the alerts in range.
+    # Cases still open (or claimed, or reopened) now, of the alerts in range, and the median of
+    # their ages at the end of the range (the backlog and how long it has waited).
     still_open: int
+    median_open_age_seconds: float | None
     recovered: Cohort
     holdout: Cohort
 
@@ -203,6 +205,9 @@ _FIGURES = f"""
         FILTER (WHERE state IN {RESOLVED!r}) AS median_resolve_seconds,
     count(*) FILTER (WHERE state = 'not_actionable') AS not_actionable,
     count(*) FILTER (WHERE NOT holdout AND (state IS NULL OR state IN {OPEN!r})) AS still_open,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM %(until)s - fired_at))
+        FILTER (WHERE NOT holdout AND (state IS NULL OR state IN {OPEN!r}))
+        AS median_open_age_seconds,
     {_cohort_columns("recovered", False)},
     {_cohort_columns("holdout", True)}
 """
@@ -257,13 +262,14 @@ def _row(row: Mapping[str, Any]) -> ReportRow:
         median_resolve_seconds=_float(row["median_resolve_seconds"]),
         not_actionable=int(row["not_actionable"]),
         still_open=int(row["still_open"]),
+        median_open_age_seconds=_float(row["median_open_age_seconds"]),
         recovered=_cohort(row, "recovered"),
         holdout=_cohort(row, "holdout"),
     )
 
 
 _NO_ANSWERS = Cohort(0, 0, 0, None, None, None, None, None)
-EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, 0, _NO_ANSWERS, _NO_ANSWERS)
+EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, 0, None, _NO_ANSWERS, _NO_ANSWERS)
 
 
 async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:
