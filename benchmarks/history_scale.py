@@ -3,7 +3,7 @@ follow-up sends and answers and holdouts, generated in PostgreSQL; then every ki
 (`alert-engine report`'s query) timed, and the projection's write path (records read and written
 in batches, as the worker does) measured in records per second.
 
-    .venv/bin/python benchmarks/history_scale.py [--alerts N] [--repeat R]
+    .venv/bin/python benchmarks/history_scale.py [--alerts N] [--repeat R] [--kafka-records K]
 
 Uses ALERT_ENGINE_DATABASE_URL if set (its database is filled: use an empty one), else a throwaway
 PostgreSQL from devstack.postgres. Prints p50 / p95 / max per report view.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
@@ -148,6 +149,49 @@ async def projection_rate(url: str, records: int, batch: int) -> float:
         return len(values) / (time.monotonic() - started)
 
 
+async def projection_through_kafka(url: str, bootstrap: str, records: int) -> float:
+    """Records per second of the live projection catching up on a backlog of `records` on the
+    real broker (alerts, cases and followups topics), as a worker's task runs it."""
+    from alert_engine.cli.kafka import ensure_topics, produce_lines
+    from alert_engine.history.projection import Projection, topic_names
+    from alert_engine.settings import DatabaseSettings, KafkaSettings
+    from tests.history_factories import story
+
+    kafka = KafkaSettings(bootstrap=bootstrap, partitions=4).with_topic_suffix(
+        f"bench{time.time_ns()}"
+    )
+    topics = topic_names(kafka)
+    await ensure_topics(kafka, topics.all)
+    by_topic: dict[str, tuple[list[bytes], list[bytes | None]]] = {}
+    produced, number = 0, 20_000_000
+    while produced < records:
+        number += 1
+        for topic, key, value in story(number).records(topics):
+            values, keys = by_topic.setdefault(topic, ([], []))
+            values.append(value)
+            keys.append(key)
+            produced += 1
+    for topic, (values, keys) in by_topic.items():
+        await produce_lines(bootstrap, topic, values, keys)
+    projection = Projection(
+        kafka,
+        DatabaseSettings(url=url),
+        group_id=f"bench-{time.time_ns()}",  # type: ignore[arg-type]
+    )
+    task = asyncio.create_task(projection.run())
+    await projection.started.wait()
+    started = time.monotonic()
+    while projection.stats.records < produced:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - started
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return produced / elapsed
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -158,6 +202,12 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--projection-records", type=int, default=20_000)
+    parser.add_argument(
+        "--kafka-records",
+        type=int,
+        default=0,
+        help="also time the live projection on a backlog of this many records on a local broker",
+    )
     args = parser.parse_args()
     server = None
     url = os.environ.get("ALERT_ENGINE_DATABASE_URL")
@@ -176,6 +226,14 @@ def main() -> None:
             )
         rate = asyncio.run(projection_rate(url, args.projection_records, 1000))
         print(f"projection write path: {rate:,.0f} records/s (batches of 1000)")
+        if args.kafka_records:
+            from devstack.stack import running_stack
+
+            with running_stack() as endpoints:
+                rate = asyncio.run(
+                    projection_through_kafka(url, endpoints.kafka_bootstrap, args.kafka_records)
+                )
+            print(f"projection through Kafka: {rate:,.0f} records/s ({args.kafka_records:,})")
     finally:
         if server is not None:
             server.stop()
