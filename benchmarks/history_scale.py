@@ -149,7 +149,9 @@ async def projection_rate(url: str, records: int, batch: int) -> float:
         return len(values) / (time.monotonic() - started)
 
 
-async def projection_through_kafka(url: str, bootstrap: str, records: int) -> float:
+async def projection_through_kafka(
+    url: str, bootstrap: str, records: int, batch_size: int = 5000
+) -> float:
     """Records per second of the live projection catching up on a backlog of `records` on the
     real broker (alerts, cases and followups topics), as a worker's task runs it."""
     from alert_engine.cli.kafka import ensure_topics, produce_lines
@@ -175,8 +177,8 @@ async def projection_through_kafka(url: str, bootstrap: str, records: int) -> fl
         await produce_lines(bootstrap, topic, values, keys)
     projection = Projection(
         kafka,
-        DatabaseSettings(url=url),
-        group_id=f"bench-{time.time_ns()}",  # type: ignore[arg-type]
+        DatabaseSettings(url=url, batch_size=batch_size),  # type: ignore[arg-type]
+        group_id=f"bench-{time.time_ns()}",
     )
     task = asyncio.create_task(projection.run())
     await projection.started.wait()
@@ -208,6 +210,7 @@ def main() -> None:
         default=0,
         help="also time the live projection on a backlog of this many records on a local broker",
     )
+    parser.add_argument("--batch-size", type=int, default=5000, help="the projection's batches")
     args = parser.parse_args()
     server = None
     url = os.environ.get("ALERT_ENGINE_DATABASE_URL")
@@ -224,14 +227,16 @@ def main() -> None:
                 f"{name:<34} {statistics.median(times) * 1000:8.0f} "
                 f"{percentile(times, 0.95) * 1000:8.0f} {max(times) * 1000:8.0f}"
             )
-        rate = asyncio.run(projection_rate(url, args.projection_records, 1000))
-        print(f"projection write path: {rate:,.0f} records/s (batches of 1000)")
+        rate = asyncio.run(projection_rate(url, args.projection_records, args.batch_size))
+        print(f"projection write path: {rate:,.0f} records/s (batches of {args.batch_size})")
         if args.kafka_records:
             from devstack.stack import running_stack
 
             with running_stack() as endpoints:
                 rate = asyncio.run(
-                    projection_through_kafka(url, endpoints.kafka_bootstrap, args.kafka_records)
+                    projection_through_kafka(
+                        url, endpoints.kafka_bootstrap, args.kafka_records, args.batch_size
+                    )
                 )
             print(f"projection through Kafka: {rate:,.0f} records/s ({args.kafka_records:,})")
     finally:
