@@ -124,9 +124,9 @@ class Projection:
             # their records are read again, once): a wait for PostgreSQL is not a poll.
             max_poll_interval_ms=600_000,
         )
-        await consumer.start()
-        self.started.set()
         try:
+            await consumer.start()
+            self.started.set()
             while True:
                 batches = await consumer.getmany(
                     timeout_ms=int(self.settings.batch_wait * 1000),
