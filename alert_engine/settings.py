@@ -380,8 +380,9 @@ class DatabaseSettings(BaseSettings):
     # The projection reads the topics in its own consumer group, `<app id>-<group_suffix>`: its
     # progress (or a PostgreSQL outage) never holds up delivery.
     group_suffix: str = Field(default="history", min_length=1, max_length=64)
-    # Records written per transaction, at most; and how long a batch waits for more records.
-    batch_size: int = Field(default=1000, ge=1, le=50_000)
+    # Records written per transaction, at most (5,000 caught up on a backlog 1.6x faster than
+    # 1,000: docs/analytics.md); and how long a batch waits for more records.
+    batch_size: int = Field(default=5000, ge=1, le=50_000)
     batch_wait: float = Field(default=0.2, gt=0, le=10)
     # Seconds a query of the report may take before it is cancelled.
     statement_timeout: float = Field(default=30.0, gt=0)

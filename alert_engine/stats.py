@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
+from alert_engine.history.database import DATABASE
 from alert_engine.storage.outage import REDIS
 from alert_engine.worker.metrics import CountersCollector, delivery_latency_histogram
 
@@ -49,6 +50,21 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "cases_in": ("Case state changes read, by state", "state"),
     "surveys_sent": ("Follow-up surveys sent", "channel"),
     "surveys_answered": ("Follow-up surveys answered, by stars", "rating"),
+    "history_records": ("Records the outcome history's projection wrote, by topic", "topic"),
+    "history_unreadable": (
+        "Records the outcome history's projection could not read (skipped; kept in Kafka), by"
+        " topic",
+        "topic",
+    ),
+    "history_refused": (
+        "History rows PostgreSQL refused for their content (skipped, logged), by topic",
+        "topic",
+    ),
+    "history_unavailable": (
+        "PostgreSQL calls of the outcome history that found it unreachable (the batch waits), by"
+        " error",
+        "error",
+    ),
 }
 
 
@@ -73,6 +89,10 @@ class Stats:
     cases_in: Counter[str]
     surveys_sent: Counter[str]
     surveys_answered: Counter[str]
+    history_records: Counter[str]
+    history_unreadable: Counter[str]
+    history_refused: Counter[str]
+    history_unavailable: Counter[str]
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -81,9 +101,13 @@ class Stats:
             counter: Counter[str] = Counter()
             setattr(self, name, counter)
             counters.append((name, documentation, label, counter))
-        self._settlers: list[Callable[[], None]] = [self._settle_redis_errors]
+        self._settlers: list[Callable[[], None]] = [
+            self._settle_redis_errors,
+            self._settle_database_errors,
+        ]
         # Every wait on Redis counts, wherever it is (`redis_outage.REDIS`): these since now.
         self._redis_errors_before = Counter(REDIS.errors)
+        self._database_errors_before = Counter(DATABASE.errors)
         self.registry.register(CountersCollector(counters, before=self.settle))
         self.delivery_latency = delivery_latency_histogram(self.registry)
 
@@ -98,6 +122,10 @@ class Stats:
     def _settle_redis_errors(self) -> None:
         self.ledger_unavailable.clear()
         self.ledger_unavailable.update(REDIS.errors - self._redis_errors_before)
+
+    def _settle_database_errors(self) -> None:
+        self.history_unavailable.clear()
+        self.history_unavailable.update(DATABASE.errors - self._database_errors_before)
 
     def settle(self) -> None:
         """Bring every counter up to date; `/stats` and `/metrics` call it before reading."""

@@ -93,6 +93,10 @@ class Story:
         return self.fired_at + timedelta(seconds=self.resolve_after)
 
     @property
+    def reason(self) -> str:
+        return ("refund", "apology", "call_back")[self.number % 3]
+
+    @property
     def final_state(self) -> str | None:
         return None if self.reopened else self.resolution
 
@@ -115,6 +119,8 @@ class Story:
             return "default"
         if by == "severity":
             return self.severity.value
+        if by == "reason":
+            return self.reason if self.final_state is not None else "-"
         value: str = getattr(self, by)
         return value
 
@@ -124,7 +130,9 @@ class Story:
         key = alert.id.encode()
         out = [(topics.alerts, key, alert.to_json())]
 
-        def case(state: CaseState, at: datetime, previous: CaseState, actor: str) -> None:
+        def case(
+            state: CaseState, at: datetime, previous: CaseState, actor: str, **extra: str
+        ) -> None:
             record = CaseEvent(
                 alert_id=alert.id,
                 state=state,
@@ -132,6 +140,7 @@ class Story:
                 actor=actor,
                 at=at,
                 alert=alert,
+                **extra,  # the case lifecycle's reason codes, as its records carry them
             )
             out.append((topics.cases, key, record.to_json()))
 
@@ -143,7 +152,7 @@ class Story:
             state = CaseState.CLAIMED
         if self.resolution is not None and self.resolved_at is not None:
             closed = CaseState(self.resolution)
-            case(closed, self.resolved_at, state, self.claimed_by or "outbox")
+            case(closed, self.resolved_at, state, self.claimed_by or "outbox", reason=self.reason)
             if self.reopened:
                 case(
                     CaseState.REOPENED,
@@ -290,6 +299,8 @@ class Expected:
     resolved: int
     median_resolve: float | None
     not_actionable: int
+    still_open: int
+    median_open_age: float | None
     sent: int
     answered: int
     recovered_paired: int
@@ -298,7 +309,13 @@ class Expected:
     holdout_mean_change: float | None
 
 
-def expected(stories: Sequence[Story]) -> Expected:
+def expected(stories: Sequence[Story], until: datetime | None = None) -> Expected:
+    """The figures of `stories`; open cases' ages at `until`."""
+    open_ages = [
+        (until - s.fired_at).total_seconds()
+        for s in stories
+        if until is not None and not s.holdout and s.final_state is None
+    ]
     claims = [s.claim_after for s in stories if s.claimed_by and s.claim_after is not None]
     resolves = [
         s.resolve_after
@@ -322,6 +339,8 @@ def expected(stories: Sequence[Story]) -> Expected:
         resolved=len(resolves),
         median_resolve=statistics.median(resolves) if resolves else None,
         not_actionable=sum(s.final_state == "not_actionable" for s in stories),
+        still_open=sum(not s.holdout and s.final_state is None for s in stories),
+        median_open_age=statistics.median(open_ages) if open_ages else None,
         sent=sum(s.sent for s in stories),
         answered=sum(s.answer_rating is not None for s in stories),
         recovered_paired=len(recovered),

@@ -15,6 +15,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from alert_engine.alerts import Alert
+from alert_engine.cases import CaseState
 from alert_engine.cli.kafka import ensure_topics, produce_lines
 from alert_engine.cli.main import main
 from alert_engine.history.database import DATABASE
@@ -22,8 +24,8 @@ from alert_engine.history.projection import Projection, topic_names
 from alert_engine.history.rebuild import TABLES, rebuild
 from alert_engine.settings import DatabaseSettings, KafkaSettings
 from devstack.postgres import PostgresServer, create_database
-from tests.engine import Engine
 from tests.factories import encode, rating
+from tests.followup_factories import case, followup_engine
 from tests.history_factories import Story, expected
 from tests.history_factories import story as a_story
 
@@ -111,6 +113,7 @@ def expected_counts(stories: list[Story]) -> dict[str, int]:
         "holdout_assignments": sum(s.holdout for s in stories),
         "followup_sends": want.sent,
         "followup_answers": want.answered,
+        "case_facts": len(stories),
     }
 
 
@@ -228,27 +231,39 @@ async def test_a_postgresql_outage_is_waited_out_and_loses_nothing(stack, unique
         server.stop()
 
 
-def test_a_worker_projects_its_alerts_and_the_cli_reports_them(
+def test_a_worker_projects_its_alerts_cases_and_surveys_and_the_cli_reports_them(
     stack, unique, tmp_path, database_url
 ):
-    engine = Engine(stack, unique, tmp_path)
+    engine = followup_engine(stack, unique, tmp_path)
     engine.env["ALERT_ENGINE_DATABASE_URL"] = database_url
-    asyncio.run(ensure_topics(engine.kafka, [engine.kafka.followups_topic]))
     worker = engine.worker().start()
+
+    def count(table: str) -> int:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # fixed names
+        return int(row[0]) if row else 0
+
     try:
         engine.produce(
             engine.kafka.ratings_topic,
             [encode(rating(id=f"r-{n}", team=("orders", "billing")[n % 2])) for n in range(4)],
         )
         engine.wait_for(lambda: len(engine.delivered()) == 4)
-
-        def projected() -> int:
-            with psycopg.connect(database_url) as conn:
-                row = conn.execute("SELECT count(*) FROM alerts").fetchone()
-            return int(row[0]) if row else 0
-
-        engine.wait_for(lambda: projected() == 4)
+        engine.wait_for(lambda: count("alerts") == 4)
+        # One case resolved with a follow-up: its survey goes out a second later, and the send
+        # reaches the history through the followups topic.
+        [first] = [alert for alert in engine.delivered() if alert["key"] == "r-0"]
+        resolved = case(Alert.model_validate(first), CaseState.RESOLVED_FOLLOWUP)
+        engine.produce(engine.kafka.cases_topic, [resolved.to_json()])
+        engine.wait_for(lambda: count("followup_sends") == 1)
+        assert count("case_transitions") == 1
         assert worker.readiness()["database_reachable"] is True
+        kafka = engine.kafka
+        assert worker.stats()["history_records"] == {
+            kafka.alerts_topic: 4,
+            kafka.cases_topic: 1,
+            kafka.followups_topic: 1,
+        }
     finally:
         worker.stop()
 
@@ -260,9 +275,10 @@ def test_a_worker_projects_its_alerts_and_the_cli_reports_them(
         ("billing", 2),
         ("orders", 2),
     ]
+    assert (document["total"]["resolved"], document["total"]["sent"]) == (1, 1)
     result = CliRunner().invoke(main, ["history", "rebuild"], env=env)
     assert result.exit_code == 0, result.output
-    assert "rebuilt the history from 4 record(s)" in result.output
+    assert "rebuilt the history from 6 record(s)" in result.output  # 4 alerts, a case, a send
     result = CliRunner().invoke(main, ["report", "--since", "1d", "--by", "severity"], env=env)
     assert result.exit_code == 0, result.output
     assert all(len(line) <= 100 for line in result.output.splitlines())

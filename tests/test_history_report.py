@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import math
+import random
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 import psycopg
@@ -27,9 +29,9 @@ from alert_engine.history.queries import (
     ReportRow,
     holdout_lift,
     report,
-    t_quantile,
 )
-from alert_engine.history.records import TopicNames
+from alert_engine.history.records import Rows, Source, TopicNames, read
+from alert_engine.history.welch import t_cdf, t_quantile
 from alert_engine.history.writer import write
 from tests.history_factories import MEMBERS, START, TEAMS, Story, expected, histories, rows_of
 from tests.history_factories import story as a_story
@@ -37,14 +39,34 @@ from tests.history_factories import story as a_story
 TOPICS = TopicNames("alerts", "cases", "followups")
 
 
-async def _report(url: str, stories: list[Story], query: ReportQuery) -> Report:
+async def _report(
+    url: str, stories: list[Story], query: ReportQuery, shuffle: random.Random | None = None
+) -> Report:
+    """The report of the stories' records, written in one batch, or with `shuffle` in any order
+    and in batches of any size (as workers on different partitions write them)."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await migrate(conn)
         await conn.execute(
             "TRUNCATE alerts, case_transitions, holdout_assignments, followup_sends, "
-            "followup_answers"
+            "followup_answers, case_facts"
         )
-        await write(conn, rows_of(stories, TOPICS))
+        if shuffle is None:
+            await write(conn, rows_of(stories, TOPICS))
+        else:
+            records = [
+                (index, topic, value)
+                for index, (topic, _, value) in enumerate(
+                    record for story in stories for record in story.records(TOPICS)
+                )
+            ]
+            shuffle.shuffle(records)
+            while records:
+                size = shuffle.randint(1, 20)
+                batch, records = records[:size], records[size:]
+                rows = Rows()
+                for index, topic, value in batch:
+                    read(TOPICS, Source(topic, 0, index), value, rows)
+                await write(conn, rows)
         return await report(conn, query)
 
 
@@ -52,13 +74,15 @@ def approx(value: float | None) -> object:
     return None if value is None else pytest.approx(value, rel=1e-9, abs=1e-9)
 
 
-def assert_matches(row: ReportRow, stories: list[Story]) -> None:
-    want = expected(stories)
-    assert (row.alerts, row.claimed, row.resolved, row.not_actionable) == (
+def assert_matches(row: ReportRow, stories: list[Story], until: datetime) -> None:
+    want = expected(stories, until)
+    assert row.median_open_age_seconds == approx(want.median_open_age)
+    assert (row.alerts, row.claimed, row.resolved, row.not_actionable, row.still_open) == (
         want.alerts,
         want.claimed,
         want.resolved,
         want.not_actionable,
+        want.still_open,
     )
     assert row.median_claim_seconds == approx(want.median_claim)
     assert row.median_resolve_seconds == approx(want.median_resolve)
@@ -88,14 +112,15 @@ def assert_cohorts_agree(mine: Cohort, theirs: outcomes.Cohort) -> None:
     start_day=st.integers(0, 40),
     days=st.integers(1, 80),
     team=st.none() | st.sampled_from(TEAMS),
+    shuffle=st.none() | st.randoms(use_true_random=False),
 )
 def test_the_report_in_sql_has_the_figures_of_the_stories(
-    database_url, stories, by, start_day, days, team
+    database_url, stories, by, start_day, days, team, shuffle
 ):
     since = START + timedelta(days=start_day)
     until = since + timedelta(days=days)
     query = ReportQuery(since, until, by, {"team": team} if team else {})
-    result = asyncio.run(_report(database_url, stories, query))
+    result = asyncio.run(_report(database_url, stories, query, shuffle))
 
     in_scope = [
         s for s in stories if since <= s.fired_at < until and (team is None or s.team == team)
@@ -105,8 +130,8 @@ def test_the_report_in_sql_has_the_figures_of_the_stories(
         groups[story.key(by)].append(story)
     assert [row.key for row in result.rows] == sorted(groups)
     for row in result.rows:
-        assert_matches(row, groups[row.key])
-    assert_matches(result.total, in_scope)
+        assert_matches(row, groups[row.key], until)
+    assert_matches(result.total, in_scope, until)
 
     # The Redis-based figures of the same cases agree on everything they both have.
     if by in outcomes.DIMENSIONS:
@@ -136,9 +161,32 @@ def test_the_report_in_sql_has_the_figures_of_the_stories(
 
 
 def test_students_t_quantiles_match_the_tables():
-    # Two-sided 95% critical values.
-    for freedom, value in [(3, 3.182), (5, 2.571), (10, 2.228), (30, 2.042), (1000, 1.962)]:
-        assert t_quantile(0.975, freedom) == pytest.approx(value, rel=2e-3)
+    # Two-sided 95% and 99% critical values.
+    table_975 = [(1, 12.706), (2, 4.303), (3, 3.182), (5, 2.571), (10, 2.228), (30, 2.042)]
+    for freedom, value in [*table_975, (1000, 1.962), (1e9, 1.960)]:
+        assert t_quantile(0.975, freedom) == pytest.approx(value, abs=6e-4)
+    for freedom, value in [(1, 63.657), (4, 4.604), (20, 2.845)]:
+        assert t_quantile(0.995, freedom) == pytest.approx(value, abs=6e-4)
+    assert t_quantile(0.025, 7) == -t_quantile(0.975, 7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(freedom=st.floats(0.5, 60), t=st.floats(-8, 8))
+def test_the_t_distribution_for_fractional_degrees_of_freedom(freedom, t):
+    """Welch's degrees of freedom are fractional: the CDF against the density integrated."""
+
+    def density(x: float) -> float:
+        scale = math.exp(math.lgamma((freedom + 1) / 2) - math.lgamma(freedom / 2))
+        return scale / math.sqrt(freedom * math.pi) * (1 + x * x / freedom) ** (-(freedom + 1) / 2)
+
+    steps = 4000
+    width = t / steps
+    area = width * (
+        (density(0) + density(t)) / 2 + sum(density(i * width) for i in range(1, steps))
+    )
+    assert t_cdf(t, freedom) == pytest.approx(0.5 + area, abs=1e-6)
+    if 0.55 < t_cdf(t, freedom) < 0.999:
+        assert t_quantile(t_cdf(t, freedom), freedom) == pytest.approx(t, abs=1e-6)
 
 
 def test_the_holdout_lift_interval_is_welchs():
@@ -193,6 +241,7 @@ def test_the_table_explains_the_lift_and_an_empty_range(database_url):
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_quoted():
-    row = ReportRow("=HYPERLINK(1)", 1, 0, None, 0, None, 0, *[Cohort(0, 0, 0, *[None] * 5)] * 2)
+    no_answers = Cohort(0, 0, 0, None, None, None, None, None)
+    row = ReportRow("=HYPERLINK(1)", 1, 0, None, 0, None, 0, 1, 60.0, no_answers, no_answers)
     text = as_csv(Report(ReportQuery(START, START + timedelta(days=1)), [row], row))
     assert "'=HYPERLINK(1)" in text

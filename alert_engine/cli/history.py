@@ -6,16 +6,38 @@ import asyncio
 import sys
 
 import click
+import psycopg
+from pydantic import ValidationError
 
 from alert_engine.settings import DatabaseSettings, KafkaSettings
 
 
-def _url() -> str:
-    database = DatabaseSettings()
+def database_settings() -> DatabaseSettings:
+    """The settings, or the command ends with what is wrong with them."""
+    try:
+        return DatabaseSettings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            name = "ALERT_ENGINE_DATABASE_" + "_".join(map(str, error["loc"])).upper()
+            click.echo(f"error: {name}: {error['msg']}", err=True)
+        sys.exit(2)
+
+
+def reachable_url() -> str:
+    """The history's URL, once PostgreSQL answered there (an unreachable one ends the command:
+    the worker waits out an outage, a command run by hand says so at once)."""
+    database = database_settings()
     if database.url is None:
         click.echo("error: set ALERT_ENGINE_DATABASE_URL to the history's PostgreSQL", err=True)
         sys.exit(2)
-    return database.url.get_secret_value()
+    url = database.url.get_secret_value()
+    try:
+        with psycopg.connect(url, connect_timeout=10):
+            pass
+    except psycopg.OperationalError as exc:
+        click.echo(f"error: cannot reach the history database: {exc}".rstrip(), err=True)
+        sys.exit(1)
+    return url
 
 
 @click.group()
@@ -29,7 +51,7 @@ def history_migrate() -> None:
     from alert_engine.history.migrate import MigrationError, migrate_url
 
     try:
-        applied = asyncio.run(migrate_url(_url()))
+        applied = asyncio.run(migrate_url(reachable_url()))
     except MigrationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -43,12 +65,22 @@ def history_migrate() -> None:
 def history_rebuild(batch_size: int) -> None:
     """Empty the history's tables and read the alerts, cases and followups topics into them
     again, from their start to their end now (workers go on projecting meanwhile)."""
+    from alert_engine.cli.kafka import ensure_topics
     from alert_engine.history.migrate import MigrationError
-    from alert_engine.history.rebuild import rebuild
+    from alert_engine.history.projection import topic_names
+    from alert_engine.history.rebuild import Rebuilt, rebuild
 
     kafka = KafkaSettings()
+    url = reachable_url()
+
+    async def run() -> Rebuilt:
+        # With the configured partitions, as a worker makes them: a broker that auto-creates
+        # topics would give a topic first asked for here its own default.
+        await ensure_topics(kafka, topic_names(kafka).all)
+        return await rebuild(kafka, url, batch_size=batch_size)
+
     try:
-        rebuilt = asyncio.run(rebuild(kafka, _url(), batch_size=batch_size))
+        rebuilt = asyncio.run(run())
     except MigrationError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

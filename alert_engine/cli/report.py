@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
+from alert_engine.cli.history import database_settings
+from alert_engine.cli.output import EXIT_PROBLEMS, EXIT_UNREACHABLE
 from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery
-from alert_engine.settings import DatabaseSettings
 
 # Group-bys the Redis-based report knows (`followup.outcomes.DIMENSIONS`).
 REDIS_DIMENSIONS = ("team", "agent", "rule", "week")
@@ -65,7 +66,10 @@ def _filter_options(command: Any) -> Any:
             f"filter_{name}",
             metavar="VALUE",
             help=f"Only alerts whose {name} is VALUE"
-            + (" (the recovery member who owns the case)." if name == "member" else "."),
+            + {
+                "member": " (the recovery member who owns the case).",
+                "reason": " (the reason code the case was closed with).",
+            }.get(name, "."),
         )(command)
     return command
 
@@ -100,38 +104,22 @@ def report(since: str | None, until: str, by: str, form: str, **filters: str | N
     end = parse_time(until, now=now, end=True)
     if end <= start:
         raise click.BadParameter("--until must be after --since")
-    database = DatabaseSettings()
+    database = database_settings()
     if database.url is None:
         _redis_report(since is not None or until != "now", start, end, by, form, chosen)
         return
     from alert_engine.history.presentation import render
+    from alert_engine.history.queries import ReportUnavailable, load_report
 
-    report = asyncio.run(_history_report(database, ReportQuery(start, end, by, chosen)))
+    try:
+        report = asyncio.run(load_report(database, ReportQuery(start, end, by, chosen)))
+    except ReportUnavailable as exc:
+        import psycopg
+
+        click.echo(f"error: {exc}", err=True)
+        unreachable = isinstance(exc.__cause__, psycopg.OperationalError)
+        sys.exit(EXIT_UNREACHABLE if unreachable else EXIT_PROBLEMS)
     click.echo(render(report, form), nl=form != "csv")
-
-
-async def _history_report(database: DatabaseSettings, query: ReportQuery) -> Any:
-    import psycopg
-
-    from alert_engine.history.queries import report
-
-    assert database.url is not None
-    # Unreachable: `psycopg.OperationalError`, told in one line with exit code 3 by the CLI.
-    conn = await psycopg.AsyncConnection.connect(
-        database.url.get_secret_value(), connect_timeout=10
-    )
-    async with conn:
-        timeout_ms = str(int(database.statement_timeout * 1000))
-        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
-        try:
-            return await report(conn, query)
-        except psycopg.errors.UndefinedTable:
-            click.echo(
-                "error: the history database has no tables yet: run `alert-engine history "
-                "migrate` (a worker does it at start), then `alert-engine history rebuild`",
-                err=True,
-            )
-            sys.exit(1)
 
 
 def _redis_report(

@@ -42,6 +42,8 @@ def topic_names(kafka: KafkaSettings) -> TopicNames:
 class ProjectionStats:
     records: int = 0
     batches: int = 0
+    records_by_topic: Counter[str] = field(default_factory=Counter)
+    refused_by_topic: Counter[str] = field(default_factory=Counter)
     # Rows PostgreSQL refused for their content, and records that could not be read at all.
     refused: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)
@@ -79,6 +81,9 @@ async def write_batch(
             lambda conn: write(conn, rows), what=f"a batch of {len(rows)} history rows"
         )
         stats.refused += written.refused
+        stats.refused_by_topic.update(written.refused_by_topic)
+    for tp, records in batches.items():
+        stats.records_by_topic[tp.topic] += len(records)
     stats.records += sum(len(records) for records in batches.values())
     stats.batches += 1
 
@@ -119,9 +124,9 @@ class Projection:
             # their records are read again, once): a wait for PostgreSQL is not a poll.
             max_poll_interval_ms=600_000,
         )
-        await consumer.start()
-        self.started.set()
         try:
+            await consumer.start()
+            self.started.set()
             while True:
                 batches = await consumer.getmany(
                     timeout_ms=int(self.settings.batch_wait * 1000),

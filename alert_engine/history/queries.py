@@ -1,30 +1,34 @@
 """The outcome figures, computed in SQL from the history: for a date range of alerts, optionally
 filtered, one row per value of a dimension and a total.
 
-Each alert's case is folded from its records at query time (first claim, latest change of state,
-latest assignee, first answer), so the figures follow from the log whatever order it was
-projected in. The figures are those of `alert_engine.followup.outcomes` (same definitions; a
-differential test holds them together), and more: time to resolve, not actionable, and the
-holdout's causal lift with its confidence interval (`HoldoutLift`).
+Each alert's case is one row of `case_facts`, folded from its records (first claim, latest change
+of state, owner, first answer) whenever one of them is written, so the figures follow from the
+log whatever order it was projected in. The figures are those of `alert_engine.followup.outcomes`
+(same definitions; a differential test holds them together), and more: time to resolve, not
+actionable, and the holdout's causal lift with its confidence interval (`HoldoutLift`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from statistics import NormalDist
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from alert_engine.history.welch import welch_interval
+from alert_engine.problems import AlertEngineError
+from alert_engine.settings import DatabaseSettings
+
 # What rows group by; the first seven also filter.
-FILTERS = ("team", "agent", "rule", "route", "severity", "channel", "member")
+FILTERS = ("team", "agent", "rule", "route", "severity", "channel", "member", "reason")
 DIMENSIONS = (*FILTERS, "week", "month")
 RESOLVED = ("resolved_followup", "resolved_no_followup")
+# Cases not closed (held-out cases are never open: they are not delivered for action).
+OPEN = ("open", "claimed", "reopened")
 CONFIDENCE = 0.95
 
 
@@ -103,6 +107,10 @@ class ReportRow:
     resolved: int
     median_resolve_seconds: float | None
     not_actionable: int
+    # Cases still open (or claimed, or reopened) now, of the alerts in range, and the median of
+    # their ages at the end of the range (the backlog and how long it has waited).
+    still_open: int
+    median_open_age_seconds: float | None
     recovered: Cohort
     holdout: Cohort
 
@@ -148,71 +156,24 @@ def holdout_lift(recovered: Cohort, holdout: Cohort) -> HoldoutLift | None:
     ):
         return None
     stars = recovered.mean_change - holdout.mean_change
-    a = recovered.change_variance / recovered.paired
-    b = holdout.change_variance / holdout.paired
-    error = math.sqrt(a + b)
-    if error == 0:
-        return HoldoutLift(stars, stars, stars, recovered.paired, holdout.paired)
-    # Welch-Satterthwaite degrees of freedom.
-    freedom = (a + b) ** 2 / (a**2 / (recovered.paired - 1) + b**2 / (holdout.paired - 1))
-    margin = t_quantile(1 - (1 - CONFIDENCE) / 2, freedom) * error
-    return HoldoutLift(stars, stars - margin, stars + margin, recovered.paired, holdout.paired)
-
-
-def t_quantile(p: float, freedom: float) -> float:
-    """Student's t quantile, by the Cornish-Fisher expansion around the normal one (within 0.2%
-    of the exact value from 3 degrees of freedom, 2% at 1)."""
-    z = NormalDist().inv_cdf(p)
-    n = freedom
-    return (
-        z
-        + (z**3 + z) / (4 * n)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * n**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * n**3)
-        + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * n**4)
+    low, high = welch_interval(
+        stars,
+        (recovered.change_variance, recovered.paired),
+        (holdout.change_variance, holdout.paired),
+        CONFIDENCE,
     )
+    return HoldoutLift(stars, low, high, recovered.paired, holdout.paired)
 
 
-# One row per alert in the range: its case folded from the log.
+# One row per alert in the range (`facts` folds each alert's case from the log).
 _CASES = """
-SELECT a.alert_id, a.rule, a.severity, a.route, a.fired_at,
-       COALESCE(NULLIF(a.team, ''), '-') AS team,
-       COALESCE(NULLIF(a.agent, ''), '-') AS agent,
-       COALESCE(NULLIF(a.channel, ''), '-') AS channel,
-       a.initial_rating, a.initial_nps,
-       h.alert_id IS NOT NULL AS holdout,
-       claim.at AS claimed_at,
-       latest.state, latest.at AS state_at,
-       COALESCE(owner.assignee, NULLIF(claim.actor, ''), NULLIF(latest.actor, ''), '-') AS member,
-       EXISTS (SELECT 1 FROM followup_sends s WHERE s.alert_id = a.alert_id AND s.outcome = 'sent')
-           AS sent,
-       answer.rating AS followup_rating, answer.nps AS followup_nps,
-       to_char(a.fired_at AT TIME ZONE 'UTC', 'IYYY-"W"IW') AS week,
-       to_char(a.fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
-FROM alerts a
-LEFT JOIN holdout_assignments h ON h.alert_id = a.alert_id
-LEFT JOIN LATERAL (
-    SELECT t.at, t.actor FROM case_transitions t
-    WHERE t.alert_id = a.alert_id AND t.state = 'claimed'
-    ORDER BY t.at, t.source_topic, t.source_partition, t.source_offset LIMIT 1
-) claim ON true
-LEFT JOIN LATERAL (
-    -- The latest change of state (a record that keeps the state, a note say, is no change).
-    SELECT t.state, t.at, t.actor FROM case_transitions t
-    WHERE t.alert_id = a.alert_id AND t.state IS DISTINCT FROM t.previous_state
-    ORDER BY t.at DESC, t.source_topic DESC, t.source_partition DESC, t.source_offset DESC
-    LIMIT 1
-) latest ON true
-LEFT JOIN LATERAL (
-    SELECT t.assignee FROM case_transitions t
-    WHERE t.alert_id = a.alert_id AND t.assignee IS NOT NULL
-    ORDER BY t.at DESC, t.source_offset DESC LIMIT 1
-) owner ON true
-LEFT JOIN LATERAL (
-    SELECT r.rating, r.nps FROM followup_answers r
-    WHERE r.alert_id = a.alert_id ORDER BY r.answered_at, r.rating_id LIMIT 1
-) answer ON true
-WHERE a.fired_at >= %(since)s AND a.fired_at < %(until)s
+SELECT fired_at, rule, severity, route, team, agent, channel, member, initial_rating,
+       initial_nps, holdout, claimed_at, state, state_at, COALESCE(reason, '-') AS reason, sent,
+       followup_rating, followup_nps,
+       to_char(fired_at AT TIME ZONE 'UTC', 'IYYY-"W"IW') AS week,
+       to_char(fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
+FROM case_facts
+WHERE fired_at >= %(since)s AND fired_at < %(until)s
 """
 
 
@@ -244,6 +205,10 @@ _FIGURES = f"""
     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM state_at - fired_at))
         FILTER (WHERE state IN {RESOLVED!r}) AS median_resolve_seconds,
     count(*) FILTER (WHERE state = 'not_actionable') AS not_actionable,
+    count(*) FILTER (WHERE NOT holdout AND (state IS NULL OR state IN {OPEN!r})) AS still_open,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM %(until)s - fired_at))
+        FILTER (WHERE NOT holdout AND (state IS NULL OR state IN {OPEN!r}))
+        AS median_open_age_seconds,
     {_cohort_columns("recovered", False)},
     {_cohort_columns("holdout", True)}
 """
@@ -297,21 +262,60 @@ def _row(row: Mapping[str, Any]) -> ReportRow:
         resolved=int(row["resolved"]),
         median_resolve_seconds=_float(row["median_resolve_seconds"]),
         not_actionable=int(row["not_actionable"]),
+        still_open=int(row["still_open"]),
+        median_open_age_seconds=_float(row["median_open_age_seconds"]),
         recovered=_cohort(row, "recovered"),
         holdout=_cohort(row, "holdout"),
     )
 
 
 _NO_ANSWERS = Cohort(0, 0, 0, None, None, None, None, None)
-EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, _NO_ANSWERS, _NO_ANSWERS)
+EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, 0, None, _NO_ANSWERS, _NO_ANSWERS)
 
 
 async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:
     params: dict[str, Any] = {"since": query.since, "until": query.until}
     params.update({f"filter_{name}": value for name, value in query.filters.items()})
-    async with conn.cursor(row_factory=dict_row) as cursor:
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+        # JIT compiling the aggregates takes seconds, far longer than running them; and a year
+        # of alerts sorted for the medians fits in memory with more than the default 4 MB.
+        await cursor.execute("SELECT set_config('jit', 'off', true)")
+        await cursor.execute("SELECT set_config('work_mem', '64MB', true)")
         await cursor.execute(report_sql(query), params)
         fetched = await cursor.fetchall()
     groups = [_row(row) for row in fetched if not row["is_total"]]
     total = next((_row(row) for row in fetched if row["is_total"]), EMPTY)
     return Report(query, groups, total)
+
+
+class ReportUnavailable(AlertEngineError, RuntimeError):
+    """The report cannot be made now; the message says why and what to do."""
+
+
+async def load_report(settings: DatabaseSettings, query: ReportQuery) -> Report:
+    """The report from the history database of `settings` (for the CLI and the dashboard):
+    one connection, the statement timeout applied; `ReportUnavailable` when PostgreSQL is
+    unreachable, the schema missing or the query too slow."""
+    if settings.url is None:
+        raise ReportUnavailable("no history database: set ALERT_ENGINE_DATABASE_URL")
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            settings.url.get_secret_value(), connect_timeout=10, autocommit=True
+        )
+    except psycopg.OperationalError as exc:
+        raise ReportUnavailable(f"cannot reach the history database: {exc}".rstrip()) from exc
+    async with conn:
+        timeout_ms = str(int(settings.statement_timeout * 1000))
+        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+        try:
+            return await report(conn, query)
+        except psycopg.errors.UndefinedTable as exc:
+            raise ReportUnavailable(
+                "the history database has no tables yet: run `alert-engine history migrate` "
+                "(a worker does it at start), then `alert-engine history rebuild`"
+            ) from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise ReportUnavailable(
+                f"the report took longer than {settings.statement_timeout:g} s "
+                "(ALERT_ENGINE_DATABASE_STATEMENT_TIMEOUT): narrow the range or add a filter"
+            ) from exc

@@ -22,7 +22,14 @@ from alert_engine.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-TABLES = ("alerts", "case_transitions", "holdout_assignments", "followup_sends", "followup_answers")
+TABLES = (
+    "alerts",
+    "case_transitions",
+    "holdout_assignments",
+    "followup_sends",
+    "followup_answers",
+    "case_facts",
+)
 
 
 @dataclass(frozen=True)

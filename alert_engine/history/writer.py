@@ -1,20 +1,23 @@
 """Rows into the history tables: one transaction per batch, every insert `ON CONFLICT DO NOTHING`
 (a row already there, by its ids or by its source position, is a replay: nothing is written).
 
-A batch that PostgreSQL refuses for its content (not for being unreachable) is written row by
-row, so that one bad row costs only itself: it is logged with its source position and counted,
-and the rest of the batch lands.
+The same transaction folds the touched alerts' `case_facts` again (`facts`). A batch that
+PostgreSQL refuses for its content (not for being unreachable) is written row by row, so that one
+bad row costs only itself: it is logged with its source position and counted, and the rest of the
+batch lands.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import psycopg
 
+from alert_engine.history import facts
 from alert_engine.history.records import (
     AlertRow,
     AnswerRow,
@@ -86,18 +89,24 @@ class Written:
 
     offered: int
     refused: int
+    # The refused rows by the topic they were read from.
+    refused_by_topic: Counter[str] = field(default_factory=Counter)
 
 
 async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
     """Writes `rows` in one transaction; raises `psycopg.OperationalError` (and the like) when
     PostgreSQL cannot be reached, for the caller to retry the whole batch."""
+    touched = {row.alert_id for name, _, _ in _STATEMENTS for row in getattr(rows, name)}
     try:
         async with conn.transaction():
+            await _quick_plans(conn)
+            await facts.lock(conn, touched)
             for name, statement, _ in _STATEMENTS:
                 batch: Sequence[Any] = getattr(rows, name)
                 if batch:
                     async with conn.cursor() as cursor:
                         await cursor.executemany(statement, [_params(row) for row in batch])
+            await facts.refresh(conn, touched)
         return Written(len(rows), 0)
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
         if isinstance(exc, psycopg.errors.UndefinedTable):
@@ -105,17 +114,19 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
         log.warning(
             "a batch of %d history rows was refused (%s); writing it row by row", len(rows), exc
         )
-    refused = 0
+    refused: Counter[str] = Counter()
     for name, statement, _ in _STATEMENTS:
         for row in getattr(rows, name):
             try:
                 async with conn.transaction():
+                    await facts.lock(conn, [row.alert_id])
                     await conn.execute(statement, _params(row))
+                    await facts.refresh(conn, [row.alert_id])
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 if isinstance(exc, psycopg.errors.UndefinedTable):
                     raise
-                refused += 1
                 source: Source = row.source
+                refused[source.topic] += 1
                 log.error(
                     "history row from %s[%s]@%s refused, skipped: %s",
                     source.topic,
@@ -123,4 +134,10 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
                     source.offset,
                     exc,
                 )
-    return Written(len(rows), refused)
+    return Written(len(rows), refused.total(), refused)
+
+
+async def _quick_plans(conn: psycopg.AsyncConnection[Any]) -> None:
+    """No JIT compilation for this transaction: the fold of a large batch looks costly enough to
+    the planner to compile, which takes longer (seconds) than running it."""
+    await conn.execute("SELECT set_config('jit', 'off', true)")

@@ -156,7 +156,7 @@ def build_worker(settings: Settings) -> faust.App:
         settings.engine.rules_dir, evaluator, limits=settings.engine.rule_file_limits
     )
     app, topics = create_app(settings, evaluator, deliverer, stats, followup, reloader)
-    add_history(app, settings, topics, followup)
+    add_history(app, settings, topics, followup, stats)
 
     async def publish_case(change: CaseEvent) -> None:
         # Someone acted on the alert: it no longer escalates.

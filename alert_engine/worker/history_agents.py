@@ -14,16 +14,23 @@ from alert_engine.followup.sends import FollowupSettled
 from alert_engine.followup.service import FollowupService
 from alert_engine.history.projection import Projection
 from alert_engine.settings import Settings
+from alert_engine.stats import Stats
 from alert_engine.worker.topics import Topics
 
 log = logging.getLogger(__name__)
 
 FIRST_DELAY = 0.2
 MAX_DELAY = 5.0
+# After the projection stopped on an error.
+RESTART_SECONDS = 30.0
 
 
 def add_history(
-    app: faust.App, settings: Settings, topics: Topics, followup: FollowupService | None
+    app: faust.App,
+    settings: Settings,
+    topics: Topics,
+    followup: FollowupService | None,
+    stats: Stats,
 ) -> Projection | None:
     """The projection, if the history has a database."""
     if followup is not None:
@@ -60,8 +67,32 @@ def add_history(
         group_id=f"{settings.engine.app_id}-{settings.database.group_suffix}",
     )
 
+    def settle() -> None:
+        # The projection's own counts, as the worker's counters (`/stats`, `/metrics`).
+        for counter, counts in (
+            (stats.history_records, projection.stats.records_by_topic),
+            (stats.history_unreadable, projection.stats.unreadable),
+            (stats.history_refused, projection.stats.refused_by_topic),
+        ):
+            counter.clear()
+            counter.update(counts)
+
+    stats.on_settle(settle)
+
     @app.task  # type: ignore[untyped-decorator]
     async def project_history() -> None:
-        await projection.run()
+        # A fault of the history (a schema from a newer release, a bug) must not stop the
+        # worker: Faust would crash the app, and delivery with it. Logged, and tried again.
+        while True:
+            try:
+                await projection.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "the outcome history's projection stopped; starting it again in %.0f s",
+                    RESTART_SECONDS,
+                )
+                await asyncio.sleep(RESTART_SECONDS)
 
     return projection

@@ -8,7 +8,11 @@ none, and they are standbys, ready to take partitions over when another member l
 
 Nor is a worker ready while Redis is unreachable (a delivery or a look-up waiting on it, or a
 timer's last tick skipped): it consumes but cannot deliver, and the 503 is what an operator's
-probe or alert sees. The same holds while the outcome history's projection waits for PostgreSQL.
+probe or alert sees.
+
+A PostgreSQL outage shows in the body (`database_reachable`) but leaves the worker ready: only the
+outcome history waits (its records stay in Kafka), while clicks, survey answers and deliveries go
+on; were the workers unready, the public Service would stop sending them Slack's clicks.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class Readiness:
     partitions: int
     # False while work waits on Redis or a timer's last tick could not reach it.
     redis_reachable: bool = True
-    # False while the history's projection waits for PostgreSQL (its records wait in Kafka).
+    # False while the history's projection waits for PostgreSQL (its records wait in Kafka; the
+    # worker stays ready).
     database_reachable: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,7 +59,7 @@ def readiness(app: faust.App, topics: Collection[str]) -> Readiness:
         except ConsumerNotStarted:
             joined = False
     return Readiness(
-        ready=joined and not rebalancing and REDIS.reachable and DATABASE.reachable,
+        ready=joined and not rebalancing and REDIS.reachable,
         generation=generation,
         rebalancing=rebalancing,
         partitions=partitions,

@@ -88,3 +88,33 @@ CREATE TABLE followup_answers (
     source_offset    bigint NOT NULL
 );
 CREATE INDEX followup_answers_alert ON followup_answers (alert_id, answered_at);
+
+-- Each alert's case folded from the rows above (first claim, latest change of state, owner,
+-- follow-up sent, first answer), refreshed in the transaction that writes any row of the alert
+-- (`alert_engine.history.facts`): the report reads one row per alert, not the log.
+CREATE TABLE case_facts (
+    alert_id         text PRIMARY KEY,
+    rule             text NOT NULL,
+    severity         text NOT NULL,
+    route            text NOT NULL,
+    team             text NOT NULL,
+    agent            text NOT NULL,
+    channel          text NOT NULL,
+    member           text NOT NULL,
+    fired_at         timestamptz NOT NULL,
+    initial_rating   smallint,
+    initial_nps      smallint,
+    holdout          boolean NOT NULL,
+    claimed_at       timestamptz,
+    state            text,
+    state_at         timestamptz,
+    -- The reason code of the latest change of state (a resolution's), if it had one.
+    reason           text,
+    sent             boolean NOT NULL,
+    followup_rating  smallint,
+    followup_nps     smallint
+);
+CREATE INDEX case_facts_fired_at ON case_facts (fired_at);
+CREATE INDEX case_facts_team_fired_at ON case_facts (team, fired_at);
+CREATE INDEX case_facts_agent_fired_at ON case_facts (agent, fired_at);
+CREATE INDEX case_facts_member_fired_at ON case_facts (member, fired_at);
