@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from tests.audit import explain_missing
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 
@@ -14,6 +15,40 @@ pytestmark = pytest.mark.integration
 
 def negative_every_fifth(start: int, count: int) -> list[dict]:
     return [rating(id=f"r-{n}", rating=1 if n % 5 == 0 else 4) for n in range(start, start + count)]
+
+
+# Seconds from the SIGKILL of a worker until every alert is delivered: the session timeout
+# (10 s) before the group notices, a rebalance, then the survivor redoes what the dead one had
+# not committed.
+KILL_BUDGET_S = 120.0
+# When the budget runs out: how much longer to wait to tell a late alert from a lost one.
+LATE_GRACE_S = 180.0
+
+
+def wait_for_all(engine: Engine, survivor, expected: list[str], budget: float) -> None:
+    """Until every expected alert is delivered; else fail saying, per missing alert, whether it
+    was never produced, produced and late (by how much), or lost, with the group's offsets."""
+
+    def keys() -> list[str]:
+        return [str(alert["key"]) for alert in engine.delivered()]
+
+    deadline = time.monotonic() + budget
+    while not set(expected) <= set(keys()):
+        if time.monotonic() > deadline:
+            report = explain_missing(
+                bootstrap=engine.kafka.bootstrap,
+                group=engine.env["ALERT_ENGINE_APP_ID"],
+                alerts_topic=engine.kafka.alerts_topic,
+                consumed_topics=[engine.kafka.ratings_topic, engine.kafka.alerts_topic],
+                expected=expected,
+                delivered=keys,
+                budget=budget,
+                grace=LATE_GRACE_S,
+            )
+            raise AssertionError(
+                f"{report}\n--- the surviving worker's log ---\n{survivor.log_tail(60)}"
+            )
+        time.sleep(0.1)
 
 
 def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_duplicate(
@@ -41,9 +76,12 @@ def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_
         engine.produce(engine.kafka.ratings_topic, encode_all(batches[2]))
         engine.wait_for(lambda: delivered_count() >= 90, timeout=60)
         second.kill()  # SIGKILL mid-stream: its partitions move after the session timeout
+        killed = time.monotonic()
         engine.produce(engine.kafka.ratings_topic, encode_all(batches[3]))
 
-        engine.wait_for(lambda: delivered_count() >= len(expected), timeout=120)
+        wait_for_all(engine, restarted, expected, budget=KILL_BUDGET_S)
+        after_kill = time.monotonic() - killed
+        print(f"\nSCALE-OUT: all {len(expected)} alerts {after_kill:.1f} s after the SIGKILL")
         time.sleep(2.0)  # anything delivered twice would land by now
         keys = [str(alert["key"]) for alert in engine.delivered()]
     finally:
