@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar, cast
 
 import faust
@@ -33,11 +33,15 @@ T = TypeVar("T")
 
 
 async def waiting_batches(
-    stream: faust.Stream[T], max_size: int, catch_up_wait: float
+    stream: faust.Stream[T],
+    max_size: int,
+    catch_up_wait: float,
+    admit: Callable[[EventT[T]], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[list[EventT[T]]]:
     """The stream's events in batches, each acknowledged once the agent asks for the next one
     (its outputs are published by then): a worker that dies while on a batch has it again on
-    restart."""
+    restart. `admit`: False for an event to pass over unprocessed and unacknowledged (see
+    `worker.contiguity`)."""
     # Faust acks each event as the next is taken; these are acked per batch, below.
     stream.enable_acks = False
     # An agent's stream reads a topic, a channel: the queue the consumer fills.
@@ -63,7 +67,10 @@ async def waiting_batches(
             except StopAsyncIteration:
                 return
             upcoming = None
-            batch = [taken()]
+            first = taken()
+            if admit is not None and not await admit(first):
+                continue
+            batch = [first]
             fill_until = loop.time() + catch_up_wait
             while len(batch) < max_size and (
                 not queue.empty() or _behind(consumer, batch[-1].message)
@@ -82,7 +89,9 @@ async def waiting_batches(
                 except StopAsyncIteration:
                     break
                 upcoming = None
-                batch.append(taken())
+                event = taken()
+                if admit is None or await admit(event):
+                    batch.append(event)
             yield batch
             for event in batch:
                 await stream.ack(event)
