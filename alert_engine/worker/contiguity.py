@@ -10,12 +10,16 @@ run of acknowledged offsets one past the committed one, or any run while it know
 offset) can move past the dropped ones: those alerts were late until the next rebalance, or lost.
 
 Here the first record past a gap is not processed: the partition is sought back to the first
-offset missing, once per gap, and records beyond it are passed over (unacknowledged) until the
-missing one comes.
+offset missing, and records beyond it are passed over (unacknowledged) until the missing one
+comes. The seek is repeated every `RESEEK_SECONDS` while it has not come (at most
+`RESEEKS` times): records Faust had fetched before the seek still go through its read-offset
+filter, which then drops the records fetched again below them, so the first seek can be
+undone by them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +28,10 @@ import faust
 from faust.types import TP, EventT
 
 log = logging.getLogger(__name__)
+
+RESEEK_SECONDS = 0.5
+RESEEKS = 40
+_ANY = -1
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Contiguity:
         self.app = app
         self._partitions: dict[TP, _Partition] = {}
         self.sought = 0  # gaps sought back over: a figure for tests and logs
+        self._reseeks: set[asyncio.Future[bool]] = set()
 
     def forget(self) -> None:
         """A rebalance: every partition starts again from where the consumer seeks it."""
@@ -56,6 +65,9 @@ class Contiguity:
             state = self._partitions[tp] = _Partition(
                 expected=offset if committed is None else committed
             )
+        if state.expected == _ANY:
+            state.expected = offset + 1
+            return True
         if offset < state.expected:
             # Seen again (a seek back, a rebalance): processed again, as Faust would.
             return True
@@ -74,17 +86,47 @@ class Contiguity:
             offset - 1,
             offset,
         )
-        try:
-            await self.app.consumer.seek(tp, state.expected)
-        except Exception:
+        if not await self._seek(tp, state.expected):
             # The partition is moving (revoked meanwhile): whoever has it next starts at its
             # committed offset, which is not past the gap. Processed, as before this check.
-            log.exception("%s[%d]: could not seek back to %d", tp.topic, tp.partition, offset)
             state.expected = offset + 1
             return True
         state.seeking = state.expected
         self.sought += 1
+        asyncio.get_running_loop().call_later(
+            RESEEK_SECONDS, self._reseek, tp, state, state.expected, RESEEKS
+        )
         return False
+
+    async def _seek(self, tp: TP, offset: int) -> bool:
+        try:
+            await self.app.consumer.seek(tp, offset)
+        except Exception:
+            log.exception("%s[%d]: could not seek back to %d", tp.topic, tp.partition, offset)
+            return False
+        return True
+
+    def _reseek(self, tp: TP, state: _Partition, offset: int, left: int) -> None:
+        # Still waiting for the same record of the same assignment (a rebalance forgets it).
+        if self._partitions.get(tp) is not state or state.seeking != offset:
+            return
+        if left <= 0:
+            log.error(
+                "%s[%d]: record %d did not come after %d seeks; processing what comes",
+                tp.topic,
+                tp.partition,
+                offset,
+                RESEEKS,
+            )
+            # The next record, whatever its offset, starts the partition again.
+            self._partitions[tp] = _Partition(expected=_ANY)
+            return
+        reseek = asyncio.ensure_future(self._seek(tp, offset))
+        self._reseeks.add(reseek)
+        reseek.add_done_callback(self._reseeks.discard)
+        asyncio.get_running_loop().call_later(
+            RESEEK_SECONDS, self._reseek, tp, state, offset, left - 1
+        )
 
     def _committed(self, tp: TP) -> int | None:
         # Faust keeps the offset it sought the partition to (its committed offset), None for 0
