@@ -173,12 +173,11 @@ class PartitionReplicas:
 class KafkaCluster:
     """Three `ClusterNode`s under ``workdir``: started together, stopped together."""
 
-    def __init__(self, workdir: Path, *, size: int = CLUSTER_SIZE, heap_mb: int = HEAP_MB) -> None:
-        if size != CLUSTER_SIZE:
-            # The nodes' replication settings are written for three.
-            raise ValueError(f"a cluster has {CLUSTER_SIZE} nodes, not {size}")
+    # The nodes' replication settings (factor 3, min ISR 2) are written for three.
+    size = CLUSTER_SIZE
+
+    def __init__(self, workdir: Path, *, heap_mb: int = HEAP_MB) -> None:
         self.workdir = Path(workdir).resolve()
-        self.size = size
         self.heap_mb = heap_mb
         self.nodes: list[ClusterNode] = []
 
