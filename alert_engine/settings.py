@@ -40,6 +40,10 @@ class KafkaSettings(BaseSettings):
     followups_topic: str = "followups"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # `min.insync.replicas` of the topics the engine creates: with the producer's acks=all, a
+    # write succeeds once this many replicas have it, so a cluster of 3 with 2 here takes writes
+    # with one broker down and loses none of them when another fails. None: the broker's default.
+    min_insync_replicas: int | None = Field(default=None, ge=1)
     # How long the group waits for a silent worker before its partitions move to another. Faust's
     # default is 60 s; a crashed worker's alerts would wait that long.
     session_timeout: float = Field(default=10.0, gt=0)
@@ -47,6 +51,17 @@ class KafkaSettings(BaseSettings):
     # Seconds the producer waits to fill a request: under load many small sends (alerts,
     # window batches, changelog entries) share one produce request instead of one each.
     producer_linger: float = Field(default=0.005, ge=0, le=1)
+
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _not_above_replicas(cls, value: int | None, info: ValidationInfo) -> int | None:
+        replicas = info.data.get("replication_factor")
+        if value is not None and replicas is not None and value > replicas:
+            # Kafka would create the topics and then refuse every write to them.
+            raise ValueError(
+                f"min_insync_replicas ({value}) is above replication_factor ({replicas})"
+            )
+        return value
 
     @field_validator("bootstrap")
     @classmethod

@@ -38,12 +38,17 @@ class Engine:
         workdir: Path,
         rules_dir: Path | None = None,
         partitions: int = 2,
+        replication_factor: int = 1,
+        min_insync_replicas: int | None = None,
     ):
         """`rules_dir`: the rules the worker runs; by default only `negative-rating`."""
         if rules_dir is None:
             rules_dir = only_rules(workdir / "rules", "negative-rating")
         self.kafka = KafkaSettings(
-            bootstrap=stack.kafka_bootstrap, partitions=partitions
+            bootstrap=stack.kafka_bootstrap,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            min_insync_replicas=min_insync_replicas,
         ).with_topic_suffix(unique)
         self.outbox = workdir / "outbox.jsonl"
         self.env = {
@@ -55,7 +60,7 @@ class Engine:
             **{
                 f"ALERT_ENGINE_KAFKA_{name.upper()}": str(value)
                 for name, value in self.kafka.model_dump().items()
-                if name != "bootstrap"
+                if name != "bootstrap" and value is not None
             },
         }
         self.workdir = workdir

@@ -2,6 +2,7 @@
 in-memory Faust channel."""
 
 import asyncio
+import contextlib
 from unittest.mock import patch
 
 import faust
@@ -19,10 +20,12 @@ def channel_stream() -> tuple[faust.ChannelT, faust.Stream]:
 
 async def take(stream: faust.Stream, max_size: int, batches: int, wait: float = 0.05) -> list:
     taken = []
-    async for batch in waiting_batches(stream, max_size, catch_up_wait=wait):
-        taken.append([event.value for event in batch])
-        if len(taken) == batches:
-            break
+    # Closed at once, as an agent's are when it stops: its request for the next event ends too.
+    async with contextlib.aclosing(waiting_batches(stream, max_size, catch_up_wait=wait)) as it:
+        async for batch in it:
+            taken.append([event.value for event in batch])
+            if len(taken) == batches:
+                break
     return taken
 
 
@@ -63,3 +66,31 @@ async def test_a_stream_behind_waits_for_more_but_hands_over_its_batch_after_the
         started = loop.time()
         assert await take(stream, max_size=500, batches=1, wait=30) == [[1]]
     assert loop.time() - started < 30
+
+
+@pytest.mark.asyncio
+async def test_a_batch_begun_is_handed_over_when_faust_empties_the_queue_under_it():
+    # Faust empties every stream's queue when partitions are revoked and when the worker stops
+    # (`flow_control.clear()`), then waits for the events already taken to be acknowledged. An
+    # agent that saw one more event waiting must not wait for it for good with the first in hand:
+    # the worker's shutdown waited out its timeout that way, and the event was never evaluated.
+    channel, stream = channel_stream()
+    for n in range(3):
+        await channel.send(value=n)
+    queue = stream.channel.queue
+    loop = asyncio.get_running_loop()
+    looked = queue.empty
+    cleared = []
+
+    def empty() -> bool:
+        waiting = looked()
+        if waiting is False and not cleared:
+            # Seen not empty; emptied before the agent gets there, as a revocation does.
+            cleared.append(True)
+            loop.call_soon(queue.clear)
+        return waiting
+
+    queue.empty = empty
+    started = loop.time()
+    assert await asyncio.wait_for(take(stream, max_size=500, batches=1, wait=0.1), 5) == [[0]]
+    assert cleared and loop.time() - started < 1.0

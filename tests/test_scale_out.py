@@ -6,6 +6,8 @@ from collections import Counter
 
 import pytest
 
+from devstack.workerprocess import WorkerProcess
+from tests.audit import explain_missing
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 
@@ -16,40 +18,89 @@ def negative_every_fifth(start: int, count: int) -> list[dict]:
     return [rating(id=f"r-{n}", rating=1 if n % 5 == 0 else 4) for n in range(start, start + count)]
 
 
+# Seconds from a worker's SIGTERM, or SIGKILL, until every alert so far is delivered. SIGTERM:
+# the worker commits and leaves at once, the other takes its partitions over. SIGKILL: the
+# session timeout (10 s) before the group notices, then the same.
+SIGTERM_BUDGET_S = 90.0
+SIGKILL_BUDGET_S = 120.0
+# When a budget runs out: how much longer to wait to tell a late alert from a lost one.
+LATE_GRACE_S = 180.0
+
+
+def wait_for_all(
+    engine: Engine, workers: dict[str, WorkerProcess], expected: list[str], budget: float
+) -> float:
+    """Seconds until every expected alert is delivered; else fail saying, per missing alert,
+    whether it was on the alerts topic, late (by how much) or lost, with the group's offsets and
+    the workers' logs."""
+
+    def keys() -> list[str]:
+        return [str(alert["key"]) for alert in engine.delivered()]
+
+    started = time.monotonic()
+    while not set(expected) <= set(keys()):
+        if time.monotonic() - started > budget:
+            report = explain_missing(
+                bootstrap=engine.kafka.bootstrap,
+                group=engine.env["ALERT_ENGINE_APP_ID"],
+                alerts_topic=engine.kafka.alerts_topic,
+                consumed_topics=[engine.kafka.ratings_topic, engine.kafka.alerts_topic],
+                expected=expected,
+                delivered=keys,
+                budget=budget,
+                grace=LATE_GRACE_S,
+            )
+            logs = "".join(
+                f"\n--- {name}'s log ({worker.log_path}) ---\n{worker.log_tail(60)}"
+                for name, worker in workers.items()
+            )
+            print(f"\nSCALE-OUT FAILED: {report}", flush=True)  # at once, even under -x
+            raise AssertionError(report + logs)
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def alert_ids(batches: list[list[dict]]) -> list[str]:
+    return sorted(e["id"] for batch in batches for e in batch if e["rating"] == 1)
+
+
 def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_duplicate(
     stack, unique, tmp_path
 ):
     engine = Engine(stack, unique, tmp_path, partitions=4)
     batches = [negative_every_fifth(n * 200, 200) for n in range(4)]
-    expected = sorted(e["id"] for batch in batches for e in batch if e["rating"] == 1)
+    expected = alert_ids(batches)
 
     def delivered_count() -> int:
         return len(engine.delivered())
 
     # Each start() returns once that worker has joined the group and the rebalance is over.
-    first = engine.worker("first").start()
-    second = engine.worker("second").start()
-    restarted = None
+    workers = {"first": engine.worker("first").start()}
+    workers["second"] = engine.worker("second").start()
     try:
         engine.produce(engine.kafka.ratings_topic, encode_all(batches[0]))
         engine.wait_for(lambda: delivered_count() >= 10, timeout=60)
-        first.stop()  # SIGTERM mid-stream: a clean hand-over of its partitions
+        workers["first"].stop()  # SIGTERM mid-stream: a clean hand-over of its partitions
         engine.produce(engine.kafka.ratings_topic, encode_all(batches[1]))
-        engine.wait_for(lambda: delivered_count() >= 80, timeout=90)
+        after_term = wait_for_all(engine, workers, alert_ids(batches[:2]), SIGTERM_BUDGET_S)
 
-        restarted = engine.worker("first-again").start()
+        workers["first-again"] = engine.worker("first-again").start()
         engine.produce(engine.kafka.ratings_topic, encode_all(batches[2]))
         engine.wait_for(lambda: delivered_count() >= 90, timeout=60)
-        second.kill()  # SIGKILL mid-stream: its partitions move after the session timeout
+        workers[
+            "second"
+        ].kill()  # SIGKILL mid-stream: its partitions move after the session timeout
         engine.produce(engine.kafka.ratings_topic, encode_all(batches[3]))
-
-        engine.wait_for(lambda: delivered_count() >= len(expected), timeout=120)
+        after_kill = wait_for_all(engine, workers, expected, SIGKILL_BUDGET_S)
+        print(
+            f"\nSCALE-OUT: every alert {after_term:.1f} s after the SIGTERM's batch, "
+            f"{after_kill:.1f} s after the SIGKILL's"
+        )
         time.sleep(2.0)  # anything delivered twice would land by now
         keys = [str(alert["key"]) for alert in engine.delivered()]
     finally:
-        for worker in (first, second, restarted):
-            if worker is not None:
-                worker.stop()
+        for worker in workers.values():
+            worker.stop()
 
     duplicates = {key: n for key, n in Counter(keys).items() if n > 1}
     assert duplicates == {}

@@ -22,12 +22,18 @@ async def ensure_topics(
     """Create the engine's topics with the configured partition count, if they do not exist.
 
     Done before any worker starts, so the broker never auto-creates them with its own default
-    partition count (the input topics and the tables' changelogs must be co-partitioned).
+    partition count (the input topics and the tables' changelogs must be co-partitioned). Each
+    is created with the configured replication factor and `min.insync.replicas`, if one is set.
     """
     wanted = list(names if names is not None else kafka.engine_topics)
     # Topics the engine's tables use, with their configuration (name -> topic configs).
     extra = extra or {}
     wanted.extend(name for name in extra if name not in wanted)
+    replicas = (
+        {"min.insync.replicas": str(kafka.min_insync_replicas)}
+        if kafka.min_insync_replicas is not None
+        else {}
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
     try:
         # Inside the try: a start that cannot reach the broker leaves a client to close.
@@ -38,7 +44,7 @@ async def ensure_topics(
                 name,
                 num_partitions=kafka.partitions,
                 replication_factor=kafka.replication_factor,
-                topic_configs=dict(extra.get(name, {})),
+                topic_configs={**replicas, **extra.get(name, {})},
             )
             for name in wanted
             if name not in existing

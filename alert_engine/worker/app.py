@@ -37,6 +37,7 @@ from alert_engine.storage.outage import until_redis_answers
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
 from alert_engine.windows.store import TableWindowStore, WindowStateTable
 from alert_engine.worker.batches import waiting_batches
+from alert_engine.worker.contiguity import Contiguity
 from alert_engine.worker.metrics import serve_metrics
 from alert_engine.worker.outputs import Outputs
 from alert_engine.worker.readiness import readiness
@@ -92,11 +93,26 @@ def create_app(
     app.tables.add(table)
     store = TableWindowStore(table, evaluator.ruleset.windows(), kafka.partitions)
 
+    # Per agent: records its stream passed over are read again (see `worker.contiguity`).
+    contiguities: list[Contiguity] = []
+
+    def contiguity() -> Contiguity:
+        made = Contiguity(app)
+        contiguities.append(made)
+        return made
+
     @app.on_rebalance_complete.connect
     async def reread_windows(_: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Faust read entries back from the changelog or dropped revoked partitions' entries.
         store.table_changed()
         evaluator.forget_watermarks()
+        for each in contiguities:
+            each.forget()
+
+    @app.on_partitions_revoked.connect
+    async def forget_offsets(_: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        for each in contiguities:
+            each.forget()
 
     if reloader is not None and settings.engine.rules_reload_seconds > 0:
 
@@ -177,7 +193,10 @@ def create_app(
         # In batches: the windowed rules' share of a whole batch travels as one record per
         # windows partition. Faust acks a batch's events only after its outputs are published.
         async for batch in waiting_batches(
-            cast(faust.Stream[bytes], events), engine.batch_size, engine.batch_wait
+            cast(faust.Stream[bytes], events),
+            engine.batch_size,
+            engine.batch_wait,
+            contiguity().admit,
         ):
             outputs: Outputs = []
             hop = HopBuilder(
@@ -228,7 +247,10 @@ def create_app(
         # In batches of records: the state a batch changed is written once, one changelog
         # message per group key, when the batch is done.
         async for batch in waiting_batches(
-            cast(faust.Stream[bytes], records), engine.batch_size, engine.batch_wait
+            cast(faust.Stream[bytes], records),
+            engine.batch_size,
+            engine.batch_wait,
+            contiguity().admit,
         ):
             alerts: list[Alert] = []
             letters: Outputs = []
@@ -289,6 +311,7 @@ def create_app(
         stream = cast(faust.Stream[bytes], records)
         stream.enable_acks = False
         acks = InOrderAcks(stream.ack)
+        contiguous = contiguity()
         room = asyncio.Semaphore(settings.delivery.max_pending)
         in_hand: dict[str, asyncio.Task[None]] = {}
 
@@ -313,6 +336,8 @@ def create_app(
                 event = stream.current_event
                 if event is None:  # pragma: no cover - Faust sets it for every value it yields
                     raise RuntimeError("a stream value without its event")
+                if not await contiguous.admit(event):
+                    continue
                 await room.acquire()
                 raw = value or b""
                 alert = Alert.from_json(raw)

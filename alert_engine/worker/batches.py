@@ -5,15 +5,25 @@ has passed. On a stream that is behind, its batch holds what Faust's background 
 into the buffer in that time: about 150 of 500 events in the throughput benchmark, and each
 batch has costs of its own (a `windows` record per partition, a partial state per group key,
 a changelog message per key). Here an agent waits for its first event, takes every event
-already in the stream's queue, and, while Kafka holds more of the partition than the consumer
-has handed over (a backlog), waits up to `catch_up_wait` for the batch to fill. A stream that
-keeps up gets its events at once, one at a time when it is quiet.
+already waiting, and, while Kafka holds more of the partition than the consumer has handed over
+(a backlog), waits up to `catch_up_wait` for the batch to fill. A stream that keeps up gets its
+events at once, one at a time when it is quiet.
+
+A batch begun is always handed over within `catch_up_wait`: the next event is asked of the stream
+in a task, and a batch waits for that task with a deadline (a task still waiting is kept for
+the next batch). Waiting on the stream itself, a batch could be held for good: Faust empties the
+streams' queues when partitions are revoked and when the worker stops (`flow_control.clear()`),
+then waits for every event taken to be acknowledged. An agent that had seen one more event
+waiting and went back to the stream for it found the queue emptied under it, and waited, holding
+the events it had taken, for an event that would not come: a SIGTERMed worker waited out its
+shutdown timeout (25 s) and exited with code 70, its last events unevaluated.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar, cast
 
 import faust
@@ -21,44 +31,75 @@ from faust.types import ChannelT, EventT, Message
 
 T = TypeVar("T")
 
-# How often a batch waiting to fill looks at the stream's queue again.
-POLL_SECONDS = 0.001
-
 
 async def waiting_batches(
-    stream: faust.Stream[T], max_size: int, catch_up_wait: float
+    stream: faust.Stream[T],
+    max_size: int,
+    catch_up_wait: float,
+    admit: Callable[[EventT[T]], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[list[EventT[T]]]:
     """The stream's events in batches, each acknowledged once the agent asks for the next one
     (its outputs are published by then): a worker that dies while on a batch has it again on
-    restart."""
+    restart. `admit`: False for an event to pass over unprocessed and unacknowledged (see
+    `worker.contiguity`)."""
     # Faust acks each event as the next is taken; these are acked per batch, below.
     stream.enable_acks = False
     # An agent's stream reads a topic, a channel: the queue the consumer fills.
     queue = cast(ChannelT[T], stream.channel).queue
     consumer = stream.app.consumer
     loop = asyncio.get_running_loop()
-    batch: list[EventT[T]] = []
-    fill_until = 0.0
-    async for _ in stream:
-        event = stream.current_event
+    events = aiter(stream)
+    # The stream's next event, asked for and not yet taken into a batch.
+    upcoming: asyncio.Task[T] | None = None
+
+    def taken() -> EventT[T]:
+        event = stream.current_event  # set by Faust for the value just yielded
         if event is None:  # pragma: no cover - Faust sets it for every value it yields
             raise RuntimeError("a stream value without its event")
-        if not batch:
+        return event
+
+    try:
+        while True:
+            if upcoming is None:
+                upcoming = asyncio.ensure_future(anext(events))
+            try:
+                await upcoming
+            except StopAsyncIteration:
+                return
+            upcoming = None
+            first = taken()
+            if admit is not None and not await admit(first):
+                continue
+            batch = [first]
             fill_until = loop.time() + catch_up_wait
-        batch.append(event)
-        # Faust's consumer fills the queue: there is no event to wait on, so look again.
-        while (  # noqa: ASYNC110
-            len(batch) < max_size
-            and queue.empty()
-            and _behind(consumer, event.message)
-            and loop.time() < fill_until
-        ):
-            await asyncio.sleep(POLL_SECONDS)
-        if len(batch) >= max_size or queue.empty():
+            while len(batch) < max_size and (
+                not queue.empty() or _behind(consumer, batch[-1].message)
+            ):
+                # More is waiting (in the stream's queue, or still in Kafka): take it, but
+                # never wait past the deadline, whatever happens to the stream's queue.
+                remaining = fill_until - loop.time()
+                if remaining <= 0:
+                    break
+                upcoming = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({upcoming}, timeout=remaining)
+                if not done:
+                    break
+                try:
+                    upcoming.result()
+                except StopAsyncIteration:
+                    break
+                upcoming = None
+                event = taken()
+                if admit is None or await admit(event):
+                    batch.append(event)
             yield batch
-            for taken in batch:
-                await stream.ack(taken)
-            batch = []
+            for event in batch:
+                await stream.ack(event)
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await upcoming
 
 
 def _behind(consumer: faust.types.ConsumerT, message: Message) -> bool:
