@@ -38,19 +38,14 @@ from alert_engine.events import (
 )
 from alert_engine.rules.ruleset import Rule, Ruleset
 from alert_engine.stats import Stats
-from alert_engine.windows.counting import (
-    Validated,
-)
+from alert_engine.windows.counting import Validated
 from alert_engine.windows.definitions import WindowRange
+from alert_engine.windows.duplicates import dedupe_spans, duplicates
 from alert_engine.windows.evaluation import WindowedEvaluation
-from alert_engine.windows.families import (
-    Family,
-    PaneGroup,
-    families_of,
-    pane_groups_of,
-)
+from alert_engine.windows.families import Family, PaneGroup, families_of, pane_groups_of
 from alert_engine.windows.hop import Regroup
 from alert_engine.windows.joins import JOIN_GROUPING, JoinEvaluation
+from alert_engine.windows.receiving import unnamed_offset
 from alert_engine.windows.store import WindowStore
 from alert_engine.windows.watermarks import DEFAULT_IDLE_SECONDS, Watermark
 
@@ -74,6 +69,8 @@ class Outcome(NamedTuple):
     # the event tells its windows partitions about how far its source has got (see
     # `windows.watermarks`).
     watermark: float = 0.0
+    # The event's id: an event sent twice counts once in windows (`windows.duplicates`).
+    event_id: str = ""
 
 
 class Evaluator(WindowedEvaluation, JoinEvaluation):
@@ -134,6 +131,7 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
             stream: {grouping: pane_groups_of(families) for grouping, families in groupings.items()}
             for stream, groupings in self._families.items()
         }
+        self._dedupe_spans = dedupe_spans(self._families)
         # What a partial state on the windows topic names: a family, or a pane group.
         self._counted_ids: dict[Stream, dict[str, dict[str, Family | PaneGroup]]] = {
             stream: {
@@ -272,6 +270,7 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
             self.regroup(stream, activation),
             timestamp,
             latest,
+            event.id,
         )
 
     def evaluate(self, stream: Stream, raw: bytes | None) -> list[Alert]:
@@ -288,13 +287,24 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
         timestamp = event.time.timestamp()
         # Every event moves the watermark, also one that no windowed rule counts (live, its
         # time travels with the next event that goes to a windows partition).
-        self._advance(stream, partition, timestamp)
+        watermark = self._advance(stream, partition, timestamp)
         found: Validated = (event, activation)
+        # Each event a record of its own: an event sent twice counts once, as live.
+        offset = unnamed_offset()
+        counts = True
         for group in self.regroup(stream, activation):
             if group.grouping == JOIN_GROUPING:
                 alerts.extend(
                     self.windowed(group, event, store, partition=partition, activation=activation)
                 )
+                continue
+            if counts and group.inputs is not None:
+                if duplicates(store, partition, offset, (event.id,), watermark):
+                    counts = False
+                else:
+                    until = timestamp + self._dedupe_spans.get(stream, 0.0)
+                    store.note_record(partition, offset, watermark, {event.id: until})
+            if not counts:
                 continue
             # What the windowed agent does with a group the input agent shipped.
             alerts.extend(
@@ -305,6 +315,7 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
                     store,
                     partition=partition,
                     event=lambda: found,
+                    watermark=watermark,
                 )
             )
         return alerts

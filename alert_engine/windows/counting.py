@@ -13,6 +13,7 @@ from alert_engine.events import Event
 from alert_engine.windows.definitions import WindowRange
 from alert_engine.windows.families import Family, PaneGroup
 from alert_engine.windows.hop import Inputs
+from alert_engine.windows.state import Bucket, bucket_of
 from alert_engine.windows.store import WindowStore
 
 # An event validated and ready for conditions, or None when it is invalid.
@@ -61,13 +62,14 @@ class KeyBuckets:
     def __init__(self, store: WindowStore, key: str) -> None:
         self.store = store
         self.key = key
-        self.read: dict[tuple[str, WindowRange], dict[str, Any]] = {}
+        self.read: dict[tuple[str, WindowRange], Bucket] = {}
 
-    def get(self, shape: str, window: WindowRange) -> dict[str, Any]:
+    def get(self, shape: str, window: WindowRange) -> Bucket:
         found = self.read.get((shape, window))
         if found is None:
             stored = self.store.get(shape, self.key, window)
-            found = self.read[(shape, window)] = stored if stored is not None else {}
+            # Read as records: a window read back from the changelog holds JSON.
+            found = self.read[(shape, window)] = bucket_of(stored) if stored is not None else {}
         return found
 
     def write_back(self) -> None:

@@ -90,6 +90,18 @@ EventRef = tuple[bytes, float, float, int]
 
 
 @dataclass
+class GroupCount:
+    """What a batch counted of one group key: per event `[id, time, mark, inputs]` (so the
+    windowed agent can tell an event it counted before, and count the others without it), the
+    ids, and the partial states per family or pane and window (`Evaluator.fold`)."""
+
+    events: int = 0
+    counted: list[list[Any]] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    partials: dict[Any, list[Any]] = field(default_factory=dict)
+
+
+@dataclass
 class WindowBatch:
     """One record of the windows topic: events of one stream bound for one partition, each
     stored once however many of its group keys hash there, with its time."""
@@ -104,10 +116,8 @@ class WindowBatch:
     marks: list[float] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
     items: list[GroupItem] = field(default_factory=list)
-    # Per (grouping, key): the events counted, and the partial states (`Evaluator.fold`).
-    groups: dict[tuple[str, str], tuple[list[int], dict[Any, list[Any]]]] = field(
-        default_factory=dict
-    )
+    # Per (grouping, key): the events counted and the partial states (`Evaluator.fold`).
+    groups: dict[tuple[str, str], GroupCount] = field(default_factory=dict)
     # The latest event time of the batch's events' input partitions when it was sent: the
     # latest of any, and per input partition (the sources of the windows' watermark).
     mark: float = 0.0
@@ -129,9 +139,9 @@ class WindowBatch:
         # The events the partials counted last, each embedded once.
         embedded = dict(self.indexes)
         groups = []
-        for (grouping, key), (count, partials) in self.groups.items():
+        for (grouping, key), group in self.groups.items():
             shipped = []
-            for family, start, end, n, states, ref in partials.values():
+            for family, start, end, n, states, ref in group.partials.values():
                 raw, time, mark, origin = ref
                 index = embedded.get(id(raw))
                 if index is None:
@@ -141,7 +151,7 @@ class WindowBatch:
                     marks.append(mark)
                     origins.append(origin)
                 shipped.append([family.id, start, end, n, states, index])
-            groups.append([grouping, key, count[0], shipped])
+            groups.append([grouping, key, group.events, shipped, group.counted])
         items = orjson.dumps(
             [[item.grouping, item.key, item.event, item.inputs] for item in self.items]
         )
@@ -173,9 +183,23 @@ class WindowBatch:
         )
 
 
-# A group key's partial states as they travel: grouping, key, events counted, and per family
-# and window: family id, window start and end, events counted, states, index of the last event.
-ShippedGroup = tuple[str, str, int, list[tuple[str, float, float, int, list[Any], int]]]
+# A partial state as it travels: family (or pane group) id, window start and end, events
+# counted, the aggregates' states, and the index of the event counted last.
+ShippedPartial = tuple[str, float, float, int, list[Any], int]
+
+
+class ShippedGroup(NamedTuple):
+    """A group key's share of a record: its partial states, and the events they counted as
+    `[id, time, mark, inputs]` (none in a record written before ids were shipped)."""
+
+    grouping: str
+    key: str
+    events: int
+    partials: list[ShippedPartial]
+    counted: list[list[Any]]
+
+    def ids(self) -> list[str]:
+        return [event[0] for event in self.counted]
 
 
 @dataclass(frozen=True)
@@ -249,9 +273,18 @@ class ReceivedBatch:
 
 
 def _group(group: list[Any], events: int) -> ShippedGroup:
-    grouping, key, count, partials = group
+    grouping, key, count, partials, *rest = group
+    counted = rest[0] if rest else []
     if not (grouping.__class__ is str and key.__class__ is str and count.__class__ is int):
         raise ValueError("a group is not grouping, key and count")
+    if not (
+        counted.__class__ is list
+        and all(
+            event.__class__ is list and len(event) == 4 and event[0].__class__ is str
+            for event in counted
+        )
+    ):
+        raise ValueError("the events a group counted are not ids, times, marks and values")
     shipped = []
     for family_id, start, end, n, states, index in partials:
         if not (
@@ -266,7 +299,7 @@ def _group(group: list[Any], events: int) -> ShippedGroup:
         ):
             raise ValueError("a partial state is not family, window, count, states and event")
         shipped.append((family_id, float(start), float(end), n, states, index))
-    return grouping, key, count, shipped
+    return ShippedGroup(grouping, key, count, shipped, counted)
 
 
 def _item(item: list[Any]) -> GroupItem:
@@ -346,10 +379,12 @@ class HopBuilder:
         time: float = 0.0,
         mark: float = 0.0,
         origin: int = 0,
+        event_id: str | None = None,
     ) -> None:
         """The event `raw` (already validated) at `time` (epoch seconds) from input partition
         `origin`, the latest time of that partition `mark`, and its group keys
-        `(grouping, key, inputs)`."""
+        `(grouping, key, inputs)`. An event whose id a group key of the batch counted already
+        is the same event sent twice: it counts once."""
         placed: dict[int, tuple[WindowBatch, int]] = {}
         ref: EventRef | None = None
         for grouping, key, inputs in groups:
@@ -366,10 +401,16 @@ class HopBuilder:
                     batch.size += len(raw)
                 group = batch.groups.get((grouping, key))
                 if group is None:
-                    group = batch.groups[(grouping, key)] = ([0], {})
+                    group = batch.groups[(grouping, key)] = GroupCount()
                     batch.size += PARTIAL_BYTES
-                group[0][0] += 1
-                partials = group[1]
+                if event_id is not None:
+                    if event_id in group.ids:
+                        continue
+                    group.ids.add(event_id)
+                    group.counted.append([event_id, time, mark, inputs])
+                    batch.size += len(event_id) + len(orjson.dumps(inputs)) + 48
+                group.events += 1
+                partials = group.partials
                 before = len(partials)
                 self.fold(grouping, inputs, time, mark, partials, ref)
                 batch.size += (len(partials) - before) * PARTIAL_BYTES
