@@ -278,16 +278,23 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
         return self.process(stream, raw).alerts
 
     def evaluate_all(
-        self, stream: Stream, raw: bytes | None, store: WindowStore, partition: int = 0
+        self,
+        stream: Stream,
+        raw: bytes | None,
+        store: WindowStore,
+        partition: int = 0,
+        source: int | None = None,
     ) -> list[Alert]:
-        """Filters and windowed rules in one step, on one store: for replays and rule tests."""
+        """Filters and windowed rules in one step, on one store: for replays and rule tests.
+        `source`: the input partition the event came from, for a watermark over several (as
+        live); by default the partition's own."""
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
         alerts = self.alerts(stream, event, activation)
         timestamp = event.time.timestamp()
         # Every event moves the watermark, also one that no windowed rule counts (live, its
         # time travels with the next event that goes to a windows partition).
-        watermark = self._advance(stream, partition, timestamp)
+        watermark = self._advance(stream, partition, timestamp, source)
         found: Validated = (event, activation)
         # Each event a record of its own: an event sent twice counts once, as live.
         offset = unnamed_offset()

@@ -76,15 +76,19 @@ class LivePipeline:
     sent: list[Alert] = field(default_factory=list)
     late: int = 0
 
+    # The positions in `consumed` of each batch the input agent took, re-sent ones included.
+    batches: list[range] = field(default_factory=list)
+
     def __post_init__(self) -> None:
+        self.sender_rules = self.receiver_rules = self.directory
         self.topic = {partition: [] for partition in range(self.windows_partitions)}
         self.windows_committed = {partition: 0 for partition in range(self.windows_partitions)}
         self._start()
 
     def _start(self) -> None:
-        self.sender = Evaluator(load_ruleset(self.directory), max_event_bytes=65536)
+        self.sender = Evaluator(load_ruleset(self.sender_rules), max_event_bytes=65536)
         self.receiver = Evaluator(
-            load_ruleset(self.directory),
+            load_ruleset(self.receiver_rules),
             max_event_bytes=65536,
             input_partitions=self.input_partitions,
         )
@@ -98,8 +102,10 @@ class LivePipeline:
     def reload(self, directory: Path, *, sender: bool = True, receiver: bool = True) -> None:
         """The rules reloaded in one agent or both (a reload between the two: one of them)."""
         if sender:
+            self.sender_rules = directory
             self.sender.ruleset = load_ruleset(directory)
         if receiver:
+            self.receiver_rules = directory
             self.receiver.ruleset = load_ruleset(directory)
             self.store.add_windows(self.receiver.ruleset.windows())
 
@@ -118,6 +124,7 @@ class LivePipeline:
             fold=partial(self.sender.fold, self.stream),
         )
         batch = self.consumed[self.input_position : self.input_position + size]
+        self.batches.append(range(self.input_position, self.input_position + len(batch)))
         for partition, raw in batch:
             outcome = self.sender.process(self.stream, raw, partition=partition)
             self.sent.extend(outcome.alerts)
@@ -159,6 +166,10 @@ class LivePipeline:
     def commit(self) -> None:
         self.input_committed = self.input_position
         self.windows_committed = dict(self.windows_position)
+
+    def finish(self) -> None:
+        """Done: the late events of the running agents counted in."""
+        self._count_late()
 
     def _count_late(self) -> None:
         self.late += sum(self.sender.stats.late_events.values())

@@ -84,9 +84,9 @@ class Fold(Protocol):
     ) -> None: ...
 
 
-# An event a partial state refers to: its bytes, time, mark and input partition (embedded when
-# it is sent).
-EventRef = tuple[bytes, float, float, int]
+# An event a partial state refers to: its bytes, time, mark, input partition and place in the
+# input batch (embedded when it is sent).
+EventRef = tuple[bytes, float, float, int, int]
 
 
 @dataclass
@@ -136,21 +136,27 @@ class WindowBatch:
     def to_json(self) -> bytes:
         events, times = list(self.events), list(self.times)
         marks, origins = list(self.marks), list(self.origins)
-        # The events the partials counted last, each embedded once.
-        embedded = dict(self.indexes)
+        # The events the partials counted last, each embedded once, in the order they were
+        # consumed: the windowed agent takes the one with the larger index as the later one
+        # (`later_ref`). Not shared with the items' events, whose order is their own.
+        refs: dict[int, EventRef] = {}
+        for group in self.groups.values():
+            for partial in group.partials.values():
+                ref = partial[5]
+                refs[id(ref[0])] = ref
+        embedded = {}
+        for raw, time, mark, origin, _ in sorted(refs.values(), key=lambda ref: ref[4]):
+            embedded[id(raw)] = len(events)
+            events.append(raw)
+            times.append(time)
+            marks.append(mark)
+            origins.append(origin)
         groups = []
         for (grouping, key), group in self.groups.items():
-            shipped = []
-            for family, start, end, n, states, ref in group.partials.values():
-                raw, time, mark, origin = ref
-                index = embedded.get(id(raw))
-                if index is None:
-                    index = embedded[id(raw)] = len(events)
-                    events.append(raw)
-                    times.append(time)
-                    marks.append(mark)
-                    origins.append(origin)
-                shipped.append([family.id, start, end, n, states, index])
+            shipped = [
+                [family.id, start, end, n, states, embedded[id(ref[0])]]
+                for family, start, end, n, states, ref in group.partials.values()
+            ]
             groups.append([grouping, key, group.events, shipped, group.counted])
         items = orjson.dumps(
             [[item.grouping, item.key, item.event, item.inputs] for item in self.items]
@@ -361,6 +367,8 @@ class HopBuilder:
         self.fold = fold
         self._open: dict[int, WindowBatch] = {}
         self._full: list[WindowBatch] = []
+        # Events added so far: the order of the ones partial states refer to.
+        self._added = 0
 
     def _batch(self, partition: int, adding: int) -> WindowBatch:
         batch = self._open.get(partition)
@@ -385,6 +393,7 @@ class HopBuilder:
         `origin`, the latest time of that partition `mark`, and its group keys
         `(grouping, key, inputs)`. An event whose id a group key of the batch counted already
         is the same event sent twice: it counts once."""
+        self._added += 1
         placed: dict[int, tuple[WindowBatch, int]] = {}
         ref: EventRef | None = None
         for grouping, key, inputs in groups:
@@ -393,7 +402,7 @@ class HopBuilder:
                 inputs = None
             if self.fold is not None and inputs is not None:
                 if ref is None:
-                    ref = (raw, time, mark, origin)
+                    ref = (raw, time, mark, origin, self._added)
                 batch = self._batch(partition, len(raw) + PARTIAL_BYTES)
                 if batch.last is not ref:
                     # The event may be embedded as the last one a partial counted.

@@ -36,7 +36,8 @@ def window_results(
     holding = [
         (window, state)
         for window, state in rule_windows(store, rule, key)
-        if window[0] <= timestamp <= window[1]
+        # A range ends 0.1 s before the next window starts (Faust's ranges).
+        if window[0] <= timestamp < window[1] + 0.1
     ]
     if not holding:
         return None

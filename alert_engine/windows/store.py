@@ -220,7 +220,8 @@ class TableWindowStore:
         self._batch_records: dict[int, AppliedRecords] = {}
         # The table's size after this store last wrote it: any other change is Faust's
         # recovery or a rebalance, after which the held windows are read again from the table.
-        self._size = len(table)
+        # Read at first use: a table may hold entries already (recovered before this store).
+        self._size = -1
 
     def window(self, shape: str) -> HoppingWindow:
         return self.windows[shape]
