@@ -16,6 +16,7 @@ from faust.windows import HoppingWindow
 
 from alert_engine.events import Stream
 from alert_engine.windows.counting import (
+    Counting,
     Partial,
     Partials,
     WindowPartial,
@@ -100,7 +101,7 @@ class Folding(WindowedParts):
             ranges = self._ranges[(window, step)] = window_ranges(window, timestamp)
         return ranges
 
-    def _in_windows(self, partials: Iterable[Partial | list[Any]]) -> list[WindowPartial]:
+    def _in_windows(self, partials: Iterable[Partial | Counting]) -> list[WindowPartial]:
         """Per family and window, the partial states of panes (`fold`) and windows: a pane's
         counts go to every window of the group's families that holds the pane. The partials
         of one window (several panes, or a pane and a late event's own) are merged into one,
@@ -115,11 +116,13 @@ class Folding(WindowedParts):
                 # A new state: a pane's states are shared by all the windows that hold it.
                 merged = family.initial()
                 for i, merge in enumerate(family.merges):
-                    merged[i] = merge(merge(merged[i], earlier[4][i]), states[i])
-                count, states, ref = earlier[3] + count, merged, later_ref(earlier[5], ref)
-            found[(family.id, start)] = (family, start, end, count, states, ref)
+                    merged[i] = merge(merge(merged[i], earlier.states[i]), states[i])
+                count, states, ref = earlier.events + count, merged, later_ref(earlier.ref, ref)
+            found[(family.id, start)] = WindowPartial(family, start, end, count, states, ref)
 
-        for counted, start, end, count, states, ref in partials:
+        for partial in partials:
+            counted, start, end = partial.counted, partial.start, partial.end
+            count, states, ref = partial.events, partial.states, partial.ref
             if isinstance(counted, Family):
                 add(counted, start, end, count, states, ref)
                 continue

@@ -79,7 +79,7 @@ class Fold(Protocol):
         inputs: Inputs,
         timestamp: float,
         mark: float,
-        into: dict[Any, list[Any]],
+        into: dict[Any, Any],
         ref: Any,
     ) -> None: ...
 
@@ -98,7 +98,7 @@ class GroupCount:
     events: int = 0
     counted: list[list[Any]] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
-    partials: dict[Any, list[Any]] = field(default_factory=dict)
+    partials: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,7 +142,7 @@ class WindowBatch:
         refs: dict[int, EventRef] = {}
         for group in self.groups.values():
             for partial in group.partials.values():
-                ref = partial[5]
+                ref = partial.ref
                 refs[id(ref[0])] = ref
         embedded = {}
         for raw, time, mark, origin, _ in sorted(refs.values(), key=lambda ref: ref[4]):
@@ -154,8 +154,8 @@ class WindowBatch:
         groups = []
         for (grouping, key), group in self.groups.items():
             shipped = [
-                [family.id, start, end, n, states, embedded[id(ref[0])]]
-                for family, start, end, n, states, ref in group.partials.values()
+                [p.counted.id, p.start, p.end, p.events, p.states, embedded[id(p.ref[0])]]
+                for p in group.partials.values()
             ]
             groups.append([grouping, key, group.events, shipped, group.counted])
         items = orjson.dumps(
@@ -189,9 +189,16 @@ class WindowBatch:
         )
 
 
-# A partial state as it travels: family (or pane group) id, window start and end, events
-# counted, the aggregates' states, and the index of the event counted last.
-ShippedPartial = tuple[str, float, float, int, list[Any], int]
+class ShippedPartial(NamedTuple):
+    """A partial state as it travels: family (or pane group) id, window or pane, events
+    counted, the aggregates' states, and the index of the event counted last."""
+
+    counted_id: str
+    start: float
+    end: float
+    events: int
+    states: list[Any]
+    ref: int
 
 
 class ShippedGroup(NamedTuple):
@@ -304,7 +311,7 @@ def _group(group: list[Any], events: int) -> ShippedGroup:
             and 0 <= index < events
         ):
             raise ValueError("a partial state is not family, window, count, states and event")
-        shipped.append((family_id, float(start), float(end), n, states, index))
+        shipped.append(ShippedPartial(family_id, float(start), float(end), n, states, index))
     return ShippedGroup(grouping, key, count, shipped, counted)
 
 

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from alert_engine.events import Event, Stream
     from alert_engine.rules.ruleset import Rule, Ruleset
     from alert_engine.stats import Stats
-    from alert_engine.windows.counting import Partial, Partials, Validated, WindowPartial
+    from alert_engine.windows.counting import (
+        Counting,
+        Partial,
+        Partials,
+        Validated,
+        WindowPartial,
+    )
     from alert_engine.windows.definitions import WindowRange
     from alert_engine.windows.families import Family, PaneGroup
     from alert_engine.windows.hop import Inputs, Regroup
@@ -86,7 +92,7 @@ class WindowedParts(EvaluatorParts):
 
         def _window_ranges(self, window: HoppingWindow, timestamp: float) -> list[WindowRange]: ...
 
-        def _in_windows(self, partials: Iterable[Partial | list[Any]]) -> list[WindowPartial]: ...
+        def _in_windows(self, partials: Iterable[Partial | Counting]) -> list[WindowPartial]: ...
 
         def merge(
             self,

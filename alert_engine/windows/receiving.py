@@ -197,7 +197,7 @@ class Receiving(WindowedParts):
             if counted is None:
                 continue
             if counted.accepts(states):
-                partials.append((counted, start, end, count, states, index))
+                partials.append(Partial(counted, start, end, count, states, index))
             else:
                 log.warning("unreadable window state on the windows topic: %r", states)
         return partials
@@ -236,8 +236,15 @@ class Receiving(WindowedParts):
         refs = {(counted_id, start): index for counted_id, start, _, _, _, index in group.partials}
         last = max(refs.values(), default=0)
         return [
-            (counted, start, end, count, states, refs.get((counted.id, start), last))
-            for counted, start, end, count, states, _ in into.values()
+            Partial(
+                p.counted,
+                p.start,
+                p.end,
+                p.events,
+                p.states,
+                refs.get((p.counted.id, p.start), last),
+            )
+            for p in into.values()
         ]
 
     def _validated(self, stream: Stream, fields: dict[str, Any]) -> Validated:
