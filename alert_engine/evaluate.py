@@ -306,7 +306,7 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
                 )
                 continue
             if counts and group.inputs is not None:
-                if duplicates(store, partition, offset, (event.id,), watermark):
+                if duplicates(store, partition, offset, (event.id,)):
                     counts = False
                 else:
                     until = timestamp + self._dedupe_spans.get(stream, 0.0)

@@ -54,7 +54,7 @@ from alert_engine.windows.state import is_join_waiting, key_state_of
 from alert_engine.windows.store import MemoryWindowStore, window_of
 from alert_engine.windows.watermarks import Watermark
 from tests.factories import encode, rating
-from tests.windowed_live import LivePipeline
+from tests.windowed_live import NEVER_IDLE, LivePipeline
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -294,7 +294,10 @@ def event_by_event(
     """In the order the worker read them, each event a batch of its own, with the watermark
     over the input partitions: the alerts, and per window the state after each event."""
     evaluator = Evaluator(
-        load_ruleset(directory), max_event_bytes=65536, input_partitions=partitions
+        load_ruleset(directory),
+        max_event_bytes=65536,
+        input_partitions=partitions,
+        idle_seconds=NEVER_IDLE,
     )
     ruleset = evaluator.ruleset
     store = MemoryWindowStore(ruleset.windows())
@@ -444,7 +447,8 @@ def test_the_live_path_equals_event_by_event(draws, streamed, run):
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@pytest.mark.timeout(1800)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(rule_draws(), min_size=1, max_size=4), streams(200), runs())
 def test_the_live_path_equals_event_by_event_long(draws, streamed, run):
     check(draws, streamed, run)

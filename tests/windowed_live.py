@@ -32,6 +32,8 @@ from alert_engine.rules.ruleset import load_ruleset
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import TableWindowStore
 
+NEVER_IDLE = 1e9
+
 
 class ChangelogTable(dict[str, Any]):
     """A Faust table as the store sees it: each write also goes to the changelog, as JSON."""
@@ -87,10 +89,13 @@ class LivePipeline:
 
     def _start(self) -> None:
         self.sender = Evaluator(load_ruleset(self.sender_rules), max_event_bytes=65536)
+        # No input partition goes idle in a test (idleness is wall time: a slow machine would
+        # make it come and go).
         self.receiver = Evaluator(
             load_ruleset(self.receiver_rules),
             max_event_bytes=65536,
             input_partitions=self.input_partitions,
+            idle_seconds=NEVER_IDLE,
         )
         self.table = ChangelogTable.recovered(self.changelog)
         self.store = TableWindowStore(

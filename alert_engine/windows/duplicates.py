@@ -42,14 +42,14 @@ def dedupe_spans(families: dict[Stream, dict[str, tuple[Family, ...]]]) -> dict[
     }
 
 
-def duplicates(
-    store: WindowStore, partition: int, offset: int, ids: Iterable[str], watermark: float
-) -> set[str]:
-    """The ids that an earlier record of `partition` counted and that still count as seen at
-    `watermark`."""
+def duplicates(store: WindowStore, partition: int, offset: int, ids: Iterable[str]) -> set[str]:
+    """The ids that an earlier record of `partition` counted (and the store still remembers:
+    at least until their `until`, after which every window they fell in has closed, unless the
+    span was cut at `MAX_DEDUPE_SECONDS`). An event the input agent sends again after a crash
+    is a duplicate, not a late event."""
     found = set()
     for event_id in ids:
         seen = store.seen(partition, event_id)
-        if seen is not None and seen[0] < offset and seen[1] >= watermark:
+        if seen is not None and seen[0] < offset:
             found.add(event_id)
     return found

@@ -95,7 +95,7 @@ class Receiving(WindowedParts):
             counted_ids = by_id.get(group.grouping)
             if counted_ids is None:
                 continue
-            twice = duplicates(store, partition, offset, group.ids(), watermark)
+            twice = duplicates(store, partition, offset, group.ids())
             for event_id, time, *_ in group.counted:
                 if event_id not in twice:
                     counted[event_id] = max(counted.get(event_id, -math.inf), time + span)
@@ -132,7 +132,7 @@ class Receiving(WindowedParts):
             if item.grouping != JOIN_GROUPING and event_id.__class__ is str and batch.times:
                 assert isinstance(event_id, str)
                 if (item.grouping, item.key, event_id) in here or duplicates(
-                    store, partition, offset, (event_id,), watermark
+                    store, partition, offset, (event_id,)
                 ):
                     continue
                 here.add((item.grouping, item.key, event_id))
