@@ -50,6 +50,6 @@ def duplicates(store: WindowStore, partition: int, offset: int, ids: Iterable[st
     found = set()
     for event_id in ids:
         seen = store.seen(partition, event_id)
-        if seen is not None and seen[0] < offset:
+        if seen is not None and seen < offset:
             found.add(event_id)
     return found

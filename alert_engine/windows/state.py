@@ -64,12 +64,14 @@ class SourceMarks:
 class AppliedRecords:
     """What the windowed agent applied of one windows partition's records in one batch: per
     record (its offset) the watermark it was judged against, and the ids of the events the
-    records counted, each with the record's offset and the event time until which it counts as
-    seen. A record replayed after a crash is judged against the same watermark, and an event
-    sent twice counts once."""
+    records counted, each with the offset of the record that counted it; kept until the
+    partition's watermark passes `until` (event time: the latest end of a window those events
+    fell in, plus grace). A record replayed after a crash is judged against the same watermark,
+    and an event sent twice counts once."""
 
     watermarks: dict[int, float] = field(default_factory=dict)
-    ids: dict[str, tuple[int, float]] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+    until: float = -math.inf
 
 
 def shared_state_key(state_ids: Iterable[str]) -> str:
@@ -156,5 +158,6 @@ def applied_records_of(value: Any) -> AppliedRecords:
             int(offset): -math.inf if mark is None else float(mark)
             for offset, mark in value["watermarks"].items()
         },
-        {str(event_id): (int(at), float(until)) for event_id, (at, until) in value["ids"].items()},
+        {str(event_id): int(offset) for event_id, offset in value["ids"].items()},
+        -math.inf if value.get("until") is None else float(value["until"]),
     )

@@ -33,9 +33,8 @@ from alert_engine.windows.state import (
 
 # (grouping, group key value) as one string, so table keys stay JSON-able and small.
 StateKey = str
-# Where an event id was seen: the offset of the record that counted it, and until when (event
-# time) it counts as seen.
-Seen = tuple[int, float]
+# Where an event id was seen: the offset of the record that counted it.
+Seen = int
 
 
 def state_key(grouping: str, key: str) -> StateKey:
@@ -120,8 +119,8 @@ class MemoryWindowStore:
         self, partition: int, offset: int, watermark: float, ids: Mapping[str, float]
     ) -> None:
         self.judgements.setdefault((partition, offset), watermark)
-        for event_id, until in ids.items():
-            self.ids.setdefault((partition, event_id), (offset, until))
+        for event_id in ids:
+            self.ids.setdefault((partition, event_id), offset)
 
     def windows_of(self, key: StateKey) -> Iterator[tuple[str, WindowRange, Any]]:
         """Every window the key has state in: shape, range and bucket."""
@@ -280,10 +279,10 @@ class TableWindowStore:
         self._judged[partition].setdefault(offset, watermark)
         seen = self._seen[partition]
         for event_id, until in ids.items():
-            if event_id not in records.ids:
-                records.ids[event_id] = (offset, until)
-            if event_id not in seen:
-                seen[event_id] = (offset, until)
+            records.ids.setdefault(event_id, offset)
+            seen.setdefault(event_id, offset)
+            if until > records.until:
+                records.until = until
 
     def flush(self) -> int:
         """Write the entries the batch changed (delete those left empty); the number written.
@@ -295,10 +294,7 @@ class TableWindowStore:
         batch also has the ids its records counted."""
         now = time.monotonic()
         for partition, records in self._batch_records.items():
-            until = max(
-                (seen for _, seen in records.ids.values()),
-                default=max(records.watermarks.values(), default=-math.inf),
-            )
+            until = _until(records)
             key = records_key(partition, min(records.watermarks))
             heappush(self._records[partition], (until, now, key))
         self._batch_records.clear()
@@ -405,16 +401,12 @@ class TableWindowStore:
 
     def _index_records(self, partition: int, key: StateKey, records: AppliedRecords) -> None:
         seen, judged = self._seen[partition], self._judged[partition]
-        for event_id, (offset, until) in records.ids.items():
+        for event_id, offset in records.ids.items():
             found = seen.get(event_id)
-            if found is None or found[0] > offset:
-                seen[event_id] = (offset, until)
+            if found is None or found > offset:
+                seen[event_id] = offset
         judged.update(records.watermarks)
-        until = max(
-            (seen_until for _, seen_until in records.ids.values()),
-            default=max(records.watermarks.values(), default=-math.inf),
-        )
-        heappush(self._records[partition], (until, time.monotonic(), key))
+        heappush(self._records[partition], (_until(records), time.monotonic(), key))
 
     def _forget_records(self, partition: int, key: StateKey) -> None:
         stored = self._dirty.get(key) or self._contents().get(key)
@@ -422,8 +414,8 @@ class TableWindowStore:
             return
         records = applied_records_of(stored)
         seen, judged = self._seen[partition], self._judged[partition]
-        for event_id, (offset, _) in records.ids.items():
-            if seen.get(event_id, (None,))[0] == offset:
+        for event_id, offset in records.ids.items():
+            if seen.get(event_id) == offset:
                 del seen[event_id]
         for offset in records.watermarks:
             judged.pop(offset, None)
@@ -454,3 +446,11 @@ class TableWindowStore:
             for event_id, found in records.ids.items():
                 seen.setdefault(event_id, found)
         self._size = len(self.table)
+
+
+def _until(records: AppliedRecords) -> float:
+    """Until when (event time) a batch's applied records are kept: while their ids count as
+    seen, or, with none, about as long as their watermarks may be asked for."""
+    if records.ids:
+        return records.until
+    return max(records.watermarks.values(), default=-math.inf)
