@@ -124,8 +124,10 @@ class WindowBatch:
     sources: dict[int, float] = field(default_factory=dict)
     size: int = 0
     last: EventRef | None = None
-    # Where each event in `events` is, by the identity of its bytes.
+    # Where each event in `events` is, by the identity of its bytes, and its place in the
+    # input batch.
     indexes: dict[int, int] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
 
     def note_source(self, origin: int, mark: float) -> None:
         if mark > self.sources.get(origin, -math.inf):
@@ -134,32 +136,34 @@ class WindowBatch:
             self.mark = mark
 
     def to_json(self) -> bytes:
-        events, times = list(self.events), list(self.times)
-        marks, origins = list(self.marks), list(self.origins)
-        # The events the partials counted last, each embedded once, in the order they were
-        # consumed: the windowed agent takes the one with the larger index as the later one
-        # (`later_ref`). Not shared with the items' events, whose order is their own.
-        refs: dict[int, EventRef] = {}
+        # Every event once, the items' and those the partials counted last, in the order they
+        # were consumed: the windowed agent takes the one with the larger index as the later
+        # one (`later_ref`).
+        everything: dict[int, EventRef] = {
+            id(raw): (raw, self.times[n], self.marks[n], self.origins[n], self.order[n])
+            for n, raw in enumerate(self.events)
+        }
         for group in self.groups.values():
             for partial in group.partials.values():
-                ref = partial.ref
-                refs[id(ref[0])] = ref
-        embedded = {}
-        for raw, time, mark, origin, _ in sorted(refs.values(), key=lambda ref: ref[4]):
-            embedded[id(raw)] = len(events)
-            events.append(raw)
-            times.append(time)
-            marks.append(mark)
-            origins.append(origin)
+                everything.setdefault(id(partial.ref[0]), partial.ref)
+        ordered = sorted(everything.values(), key=lambda ref: ref[4])
+        index = {id(ref[0]): n for n, ref in enumerate(ordered)}
+        events = [ref[0] for ref in ordered]
+        times = [ref[1] for ref in ordered]
+        marks = [ref[2] for ref in ordered]
+        origins = [ref[3] for ref in ordered]
         groups = []
         for (grouping, key), group in self.groups.items():
             shipped = [
-                [p.counted.id, p.start, p.end, p.events, p.states, embedded[id(p.ref[0])]]
+                [p.counted.id, p.start, p.end, p.events, p.states, index[id(p.ref[0])]]
                 for p in group.partials.values()
             ]
             groups.append([grouping, key, group.events, shipped, group.counted])
         items = orjson.dumps(
-            [[item.grouping, item.key, item.event, item.inputs] for item in self.items]
+            [
+                [item.grouping, item.key, index[id(self.events[item.event])], item.inputs]
+                for item in self.items
+            ]
         )
         # The events are validated JSON objects already: embedded as they came, not re-encoded.
         return b"".join(
@@ -337,21 +341,37 @@ def shippable(inputs: Inputs) -> bool:
     """Whether the values come back from JSON exactly as they are: null, booleans, text, 64-bit
     integers and finite floats. Anything else (a list, a map, a timestamp, NaN) is computed by
     the windowed agent from the event instead."""
+    return shipped_size(inputs) is not None
+
+
+def shipped_size(inputs: Inputs) -> int | None:
+    """About how many bytes of JSON the values take (at least as many), or None when they are
+    not `shippable`."""
+    size = 2
     for values in inputs:
         if values is None:
+            size += 5
             continue
+        size += 2
         for value in values:
             kind = value.__class__
-            if value is None or kind is str or kind is bool:
+            if kind is str:
+                # Escapes (a control character as `\u0000`) take up to six bytes a character.
+                size += 6 * len(value) + 3
+                continue
+            if value is None or kind is bool:
+                size += 6
                 continue
             if kind is int:
                 if -(2**63) <= value < 2**63:
+                    size += 21
                     continue
-                return False
+                return None
             if kind is float and math.isfinite(value):
+                size += 25
                 continue
-            return False
-    return True
+            return None
+    return size
 
 
 def partition_for(grouping: str, key: str, partitions: int) -> int:
@@ -405,7 +425,8 @@ class HopBuilder:
         ref: EventRef | None = None
         for grouping, key, inputs in groups:
             partition = partition_for(grouping, key, self.partitions)
-            if inputs is not None and not shippable(inputs):
+            size = shipped_size(inputs) if inputs is not None else None
+            if size is None:
                 inputs = None
             if self.fold is not None and inputs is not None:
                 if ref is None:
@@ -424,7 +445,8 @@ class HopBuilder:
                         continue
                     group.ids.add(event_id)
                     group.counted.append([event_id, time, mark, inputs])
-                    batch.size += len(event_id) + len(orjson.dumps(inputs)) + 48
+                    assert size is not None
+                    batch.size += 6 * len(event_id) + size + 56
                 group.events += 1
                 partials = group.partials
                 before = len(partials)
@@ -437,6 +459,7 @@ class HopBuilder:
                 batch = self._batch(partition, len(raw))
                 found = placed[partition] = (batch, len(batch.events))
                 batch.indexes[id(raw)] = len(batch.events)
+                batch.order.append(self._added)
                 batch.events.append(raw)
                 batch.times.append(time)
                 batch.marks.append(mark)

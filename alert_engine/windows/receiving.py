@@ -96,9 +96,13 @@ class Receiving(WindowedParts):
             if counted_ids is None:
                 continue
             twice = duplicates(store, partition, offset, group.ids())
-            for event_id, time, *_ in group.counted:
-                if event_id not in twice:
-                    counted[event_id] = max(counted.get(event_id, -math.inf), time + span)
+            for sent in group.counted:
+                event_id = sent[0]
+                if event_id in twice:
+                    continue
+                until = sent[1] + span
+                if until > counted.get(event_id, -math.inf):
+                    counted[event_id] = until
             skey = state_key(group.grouping, group.key)
             if store.applied(skey, partition) >= offset:
                 continue  # applied before a crash: its state says so
