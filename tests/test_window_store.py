@@ -125,3 +125,39 @@ def test_a_reload_adds_window_shapes_to_the_running_store():
     store.flush()
     assert store.window("1d") is day
     assert store.expire(0, 86400 + day.expires + 1) == 1
+
+
+def test_the_changelog_gets_an_entry_as_it_was_written_not_as_it_is_sent():
+    # The windowed agent changes an entry in place for its next batch; the producer encodes a
+    # changelog message when it gets to it. What it encodes must be the entry as written.
+    from unittest.mock import patch
+
+    import faust
+
+    from alert_engine.windows.state import CohortState, KeyState
+    from alert_engine.windows.store import WindowStateTable
+
+    app = faust.App("test-window-state", broker="kafka://127.0.0.1:1", store="memory://")
+    table = WindowStateTable(
+        app,
+        name="window-state",
+        default=None,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        partitions=2,
+    )
+    sent: list[Any] = []
+    with patch.object(faust.Table, "send_changelog", lambda self, p, k, v, *_: sent.append(v)):
+        entry = KeyState({"1m": {"0.0 59.9": {"*a": CohortState(3, [3], ["r"], [])}}}, {1: 7})
+        table.send_changelog(1, "team\x00orders", entry)
+        # The next batch, before the producer got to the message.
+        entry.applied[1] = 8
+        entry.windows["1m"]["0.0 59.9"]["*a"].fired.append("r")
+    [value] = sent
+    assert orjson.loads(faust_json.dumps(value)) == {
+        "windows": {
+            "1m": {
+                "0.0 59.9": {"*a": {"count": 3, "aggregates": [3], "members": ["r"], "fired": []}}
+            }
+        },
+        "applied": {"1": 7},
+    }

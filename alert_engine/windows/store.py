@@ -18,6 +18,8 @@ from heapq import heappop, heappush
 from typing import Any, Protocol, cast
 
 import faust
+import orjson
+from faust.utils import json as faust_json
 from faust.windows import HoppingWindow
 
 from alert_engine.windows.definitions import WindowRange
@@ -168,6 +170,22 @@ class WindowStateTable(faust.Table):  # type: ignore[type-arg]
     windows partition, computed from the key as the hop computes it, not taken from the record
     being processed (Faust's default): the windowed agent writes the entries of a batch of
     records, of several partitions, once the batch is done."""
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: Any = None,
+        value_serializer: Any = None,
+    ) -> Any:
+        """The entry as it is now, encoded now: the producer encodes a message when it gets to
+        it, and by then the windowed agent may have changed the entry in place for the next
+        batch. That batch's state (its records marked applied, its rules fired) must not reach
+        the changelog before Kafka has the batch's alerts."""
+        if value is not None:
+            value = orjson.Fragment(faust_json.dumps(value))
+        return super().send_changelog(partition, key, value, key_serializer, value_serializer)
 
     def partition_for_key(self, key: Any) -> int | None:
         if str(key).startswith("\x01"):
