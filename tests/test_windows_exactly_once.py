@@ -226,3 +226,33 @@ def _in_partition_order(events: list[tuple[int, bytes]]) -> list[tuple[int, byte
             if by_partition[partition]:
                 interleaved.append((partition, by_partition[partition].pop(0)))
     return interleaved
+
+
+def test_a_replayed_record_is_judged_against_the_watermark_it_was_first_judged_against():
+    # A minute of a team's ratings, then a minute five minutes later: the second record moves
+    # the watermark past the first minute's window. Should the team's state be replayed onto
+    # one that lacks the first record (its entry not in the changelog, what the batch applied
+    # and the watermark there), the first record counts as it did, not as late.
+    directory = Path(tempfile.mkdtemp(prefix="judged-"))
+    (directory / "rules.yaml").write_text(
+        RULES.replace("{size: 1m}", "{size: 1m, grace: 1s}") % {"count": 10, "more": 11}
+    )
+    events = [(0, team_rating("orders", n, n)) for n in range(10)]
+    events += [(0, team_rating("orders", 10 + n, 300 + n)) for n in range(10)]
+    pipeline = LivePipeline(directory, events, input_partitions=1, windows_partitions=1)
+    pipeline.send(10)
+    pipeline.apply(1)
+    pipeline.send(10)
+    pipeline.apply(1)
+    key = state_key("team", "orders")
+    pipeline.changelog[:] = [(k, v) for k, v in pipeline.changelog if k != key]
+    pipeline.kill([])
+    pipeline.run([10])
+    # Counted, not dropped as late (the first minute's window then expires, as it did before).
+    assert pipeline.late == 0
+    minutes = key_state_of(pipeline.table[key]).windows["1m"]
+    rule = pipeline.receiver.ruleset.get("exact")
+    assert rule is not None
+    start = T0.timestamp() + 300
+    state = rule_state(minutes[window_name((start, start + 59.9))], rule)
+    assert state is not None and state.count == 10
