@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from alert_engine.evaluate import Evaluator, group_key
 from alert_engine.events import Event, EventRejected, Stream, decode_event
 from alert_engine.rules.ruleset import Rule, Ruleset
 from alert_engine.stats import Stats
-from alert_engine.windows.families import window_state
-from alert_engine.windows.store import MemoryWindowStore, state_key
+from alert_engine.windows.inspection import window_results
+from alert_engine.windows.store import MemoryWindowStore
 
 
 @dataclass(frozen=True)
@@ -171,24 +170,11 @@ def _verdict(
 
 def _latest_window(store: MemoryWindowStore, rule: Rule, key: str, timestamp: float) -> str:
     assert rule.windowed is not None
-    wanted = state_key(rule.windowed.group_by.source, key)
-    entries = [
-        (window, state)
-        for (_, skey, window), bucket in store.data.items()
-        if skey == wanted and window[0] <= timestamp <= window[1]
-        for state in [window_state(bucket, rule)]
-        if state is not None
-    ]
-    if not entries:
+    found = window_results(store, rule, key, timestamp)
+    if found is None:
         return f"key={key} not counted (`where` is false, or the event came too late)"
-    # The oldest window holding the event: with hopping windows, the one that has seen the most.
-    window, state = min(entries, key=lambda entry: entry[0])
-    results = {
-        aggregate.name: aggregate.result(current)
-        for aggregate, current in zip(rule.windowed.aggregates, state["a"], strict=True)
-    }
-    start = datetime.fromtimestamp(window[0], UTC).isoformat(timespec="minutes")
-    return f"key={key} window from {start}: {_show(results)}"
+    start, results = found
+    return f"key={key} window from {start.isoformat(timespec='minutes')}: {_show(results)}"
 
 
 def _show(values: dict[str, Any]) -> str:

@@ -33,19 +33,14 @@ from alert_engine.events import (
 )
 from alert_engine.rules.ruleset import Rule, Ruleset
 from alert_engine.stats import Stats
-from alert_engine.windows.counting import (
-    Validated,
-)
+from alert_engine.windows.counting import Validated
 from alert_engine.windows.definitions import WindowRange
+from alert_engine.windows.duplicates import dedupe_spans, duplicates
 from alert_engine.windows.evaluation import WindowedEvaluation
-from alert_engine.windows.families import (
-    Family,
-    PaneGroup,
-    families_of,
-    pane_groups_of,
-)
+from alert_engine.windows.families import Family, PaneGroup, families_of, pane_groups_of
 from alert_engine.windows.hop import Regroup
 from alert_engine.windows.joins import JOIN_GROUPING, JoinEvaluation
+from alert_engine.windows.receiving import unnamed_offset
 from alert_engine.windows.store import WindowStore
 from alert_engine.windows.watermarks import DEFAULT_IDLE_SECONDS, Watermark
 
@@ -69,6 +64,8 @@ class Outcome(NamedTuple):
     # the event tells its windows partitions about how far its source has got (see
     # `windows.watermarks`).
     watermark: float = 0.0
+    # The event's id: an event sent twice counts once in windows (`windows.duplicates`).
+    event_id: str = ""
 
 
 class Evaluator(WindowedEvaluation, JoinEvaluation):
@@ -129,6 +126,7 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
             stream: {grouping: pane_groups_of(families) for grouping, families in groupings.items()}
             for stream, groupings in self._families.items()
         }
+        self._dedupe_spans = dedupe_spans(self._families)
         # What a partial state on the windows topic names: a family, or a pane group.
         self._counted_ids: dict[Stream, dict[str, dict[str, Family | PaneGroup]]] = {
             stream: {
@@ -267,6 +265,7 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
             self.regroup(stream, activation),
             timestamp,
             latest,
+            event.id,
         )
 
     def evaluate(self, stream: Stream, raw: bytes | None) -> list[Alert]:
@@ -274,22 +273,40 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
         return self.process(stream, raw).alerts
 
     def evaluate_all(
-        self, stream: Stream, raw: bytes | None, store: WindowStore, partition: int = 0
+        self,
+        stream: Stream,
+        raw: bytes | None,
+        store: WindowStore,
+        partition: int = 0,
+        source: int | None = None,
     ) -> list[Alert]:
-        """Filters and windowed rules in one step, on one store: for replays and rule tests."""
+        """Filters and windowed rules in one step, on one store: for replays and rule tests.
+        `source`: the input partition the event came from, for a watermark over several (as
+        live); by default the partition's own."""
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
         alerts = self.alerts(stream, event, activation)
         timestamp = event.time.timestamp()
         # Every event moves the watermark, also one that no windowed rule counts (live, its
         # time travels with the next event that goes to a windows partition).
-        self._advance(stream, partition, timestamp)
+        watermark = self._advance(stream, partition, timestamp, source)
         found: Validated = (event, activation)
+        # Each event a record of its own: an event sent twice counts once, as live.
+        offset = unnamed_offset()
+        counts = True
         for group in self.regroup(stream, activation):
             if group.grouping == JOIN_GROUPING:
                 alerts.extend(
                     self.windowed(group, event, store, partition=partition, activation=activation)
                 )
+                continue
+            if counts and group.inputs is not None:
+                if duplicates(store, partition, offset, (event.id,)):
+                    counts = False
+                else:
+                    until = timestamp + self._dedupe_spans.get(stream, 0.0)
+                    store.note_record(partition, offset, watermark, {event.id: until})
+            if not counts:
                 continue
             # What the windowed agent does with a group the input agent shipped.
             alerts.extend(
@@ -300,6 +317,7 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
                     store,
                     partition=partition,
                     event=lambda: found,
+                    watermark=watermark,
                 )
             )
         return alerts

@@ -70,6 +70,7 @@ def through_the_hop(ruleset: Ruleset, events: list[bytes]) -> None:
     """What the input agent and the windowed agent of a worker do with `events` (app.py)."""
     evaluator = Evaluator(ruleset, max_event_bytes=65536)
     store = MemoryWindowStore(ruleset.windows())
+    offsets: dict[int, int] = {}
     for first in range(0, len(events), BATCH):
         hop = HopBuilder(
             Stream.RATINGS,
@@ -84,10 +85,13 @@ def through_the_hop(ruleset: Ruleset, events: list[bytes]) -> None:
                 [(group.grouping, group.key, group.inputs) for group in outcome.regroups],
                 outcome.timestamp,
                 outcome.watermark,
+                0,
+                outcome.event_id,
             )
         for batch in hop.batches():
             received = ReceivedBatch.from_json(batch.to_json())
-            evaluator.windowed_batch(received, store, partition=batch.partition)
+            offset = offsets[batch.partition] = offsets.get(batch.partition, -1) + 1
+            evaluator.windowed_batch(received, store, partition=batch.partition, offset=offset)
 
 
 if __name__ == "__main__":

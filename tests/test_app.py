@@ -136,7 +136,7 @@ async def test_a_rating_no_windowed_rule_of_a_grouping_counts_does_not_travel_th
     # Only `agent-low-average` counts a 5-star rating without an NPS answer: the customer.id and
     # team rules count ratings <= 2, `channel-nps` ratings with an NPS answer.
     assert received.items == []
-    [(grouping, key, events, partials)] = received.groups
+    [(grouping, key, events, partials, _)] = received.groups
     assert (grouping, key, events) == ("agent.id", "a-7", 1)
     # Counted once, in the 5-minute pane (the rule's step) that holds it: count() and
     # avg(rating) after it, and the event itself for an alert.

@@ -183,3 +183,9 @@ def test_sigkill_mid_stream_keeps_windowed_state_and_every_windowed_alert_fires_
     )
     assert sorted(counts) == sorted(f"team-{team}" for team in range(TEAMS))
     assert set(counts.values()) == {1}
+
+
+def test_repeated_sigkills_mid_stream_count_every_window_exactly(stack, unique, tmp_path):
+    from tests.test_windowed_pipeline import run_with_kills
+
+    run_with_kills(stack, unique, tmp_path, teams=30, per_team=100, chunks=8, kills={1, 3, 5})

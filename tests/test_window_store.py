@@ -3,13 +3,17 @@ event time."""
 
 from typing import Any
 
+import orjson
+from faust.utils import json as faust_json
+
 from alert_engine.windows.definitions import WindowSpec
 from alert_engine.windows.hop import partition_for
 from alert_engine.windows.store import TableWindowStore, window_name
 
 
 class RecordingTable(dict[str, Any]):
-    """What a Faust table offers the store, recording what would go to its changelog."""
+    """What a Faust table offers the store, recording what would go to its changelog: the JSON
+    Faust's codec writes, as a worker reading the changelog back gets it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -17,7 +21,7 @@ class RecordingTable(dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
-        self.changelog.append((key, value))
+        self.changelog.append((key, orjson.loads(faust_json.dumps(value))))
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
@@ -46,8 +50,8 @@ def test_a_batch_writes_each_group_key_once_whatever_the_windows_it_touched():
     assert store.flush() == 1
     [(key, entry)] = table.changelog
     assert key == "team\x00orders"
-    assert len(entry["1h-every-5m"]) == len(hourly.ranges(1_000_000.0)) == 12
-    assert all(state == {"n": 10} for state in entry["1h-every-5m"].values())
+    assert len(entry["windows"]["1h-every-5m"]) == len(hourly.ranges(1_000_000.0)) == 12
+    assert all(state == {"n": 10} for state in entry["windows"]["1h-every-5m"].values())
     # What the next batch reads is what was written.
     window = (float(hourly.ranges(1_000_000.0)[0][0]), float(hourly.ranges(1_000_000.0)[0][1]))
     assert store.get("1h-every-5m", "team\x00orders", window) == {"n": 10}
@@ -65,11 +69,11 @@ def test_windows_expire_by_event_time_not_by_the_wall_clock():
     expires = windows["1m"].expires
     assert store.expire(0, start + 60 + expires - 5) == 0
     store.flush()
-    assert window_name(minute) in table["team\x00orders"]["1m"]
+    assert window_name(minute) in table["team\x00orders"].windows["1m"]
     # Event time passes the minute window's end by its `expires`: it goes, the hour stays.
     assert store.expire(0, start + 60 + expires + 1) == 1
     store.flush()
-    assert table["team\x00orders"] == {"1h-every-5m": {window_name(hour): {"n": 3}}}
+    assert table["team\x00orders"].windows == {"1h-every-5m": {window_name(hour): {"n": 3}}}
     # The last window gone, the entry is deleted (a tombstone in the changelog).
     assert store.expire(0, start + 3600 + windows["1h-every-5m"].expires + 1) == 1
     store.flush()
@@ -121,3 +125,39 @@ def test_a_reload_adds_window_shapes_to_the_running_store():
     store.flush()
     assert store.window("1d") is day
     assert store.expire(0, 86400 + day.expires + 1) == 1
+
+
+def test_the_changelog_gets_an_entry_as_it_was_written_not_as_it_is_sent():
+    # The windowed agent changes an entry in place for its next batch; the producer encodes a
+    # changelog message when it gets to it. What it encodes must be the entry as written.
+    from unittest.mock import patch
+
+    import faust
+
+    from alert_engine.windows.state import CohortState, KeyState
+    from alert_engine.windows.store import WindowStateTable
+
+    app = faust.App("test-window-state", broker="kafka://127.0.0.1:1", store="memory://")
+    table = WindowStateTable(
+        app,
+        name="window-state",
+        default=None,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        partitions=2,
+    )
+    sent: list[Any] = []
+    with patch.object(faust.Table, "send_changelog", lambda self, p, k, v, *_: sent.append(v)):
+        entry = KeyState({"1m": {"0.0 59.9": {"*a": CohortState(3, [3], ["r"], [])}}}, {1: 7})
+        table.send_changelog(1, "team\x00orders", entry)
+        # The next batch, before the producer got to the message.
+        entry.applied[1] = 8
+        entry.windows["1m"]["0.0 59.9"]["*a"].fired.append("r")
+    [value] = sent
+    assert orjson.loads(faust_json.dumps(value)) == {
+        "windows": {
+            "1m": {
+                "0.0 59.9": {"*a": {"count": 3, "aggregates": [3], "members": ["r"], "fired": []}}
+            }
+        },
+        "applied": {"1": 7},
+    }

@@ -22,7 +22,7 @@ from alert_engine.alerts import Alert
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
 from alert_engine.rules.load import load_ruleset
-from alert_engine.windows.families import window_state
+from alert_engine.windows.families import rule_state
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import MemoryWindowStore
 from alert_engine.windows.watermarks import Watermark
@@ -106,13 +106,19 @@ def windows(store: MemoryWindowStore, evaluator: Evaluator) -> dict[tuple[Any, .
         for rule in evaluator.ruleset.rules:
             if rule.windowed is None or rule.windowed.shape != shape:
                 continue
-            state = window_state(bucket, rule)
+            state = rule_state(bucket, rule)
             if state is not None:
                 results = [
                     aggregate.kind.result(value)
-                    for aggregate, value in zip(rule.windowed.aggregates, state["a"], strict=True)
+                    for aggregate, value in zip(
+                        rule.windowed.aggregates, state.aggregates, strict=True
+                    )
                 ]
-                found[(rule.name, key, window)] = (state["n"], results, state["fired"])
+                found[(rule.name, key, window)] = (
+                    state.count,
+                    results,
+                    rule.state_id in state.fired,
+                )
     return found
 
 

@@ -159,3 +159,89 @@ def test_a_worker_catching_up_on_uneven_partitions_raises_every_windows_alert(
         for minute in range(10)
     )
     assert all(alert["values"]["ratings"] >= 180 for alert in delivered)
+
+
+EXACT_RULES = """\
+rules:
+  - name: exact
+    source: ratings
+    group_by: team
+    window: {size: 1h}
+    aggregates: {ratings: count(), stars: sum(rating)}
+    min_sample: 1
+    condition: ratings >= %(count)d
+  - name: one-more
+    source: ratings
+    group_by: team
+    window: {size: 1h}
+    aggregates: {ratings: count()}
+    min_sample: 1
+    condition: ratings >= %(more)d
+"""
+
+
+def run_with_kills(
+    stack, unique, tmp_path, *, teams: int, per_team: int, chunks: int, kills: set[int]
+) -> dict[str, object]:
+    """`per_team` ratings of each team in one hour window, produced in `chunks` while a worker
+    counts them; after each chunk numbered in `kills` the worker is SIGKILLed (as soon as it
+    has counted part of the chunk, before its next offset commit) and another started. The
+    `exact` rule fires only on an exact count, `one-more` on one more: a count high by one
+    record (a replay) fires it, one low leaves `exact` quiet."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "exact.yaml").write_text(EXACT_RULES % {"count": per_team, "more": per_team + 1})
+    engine = Engine(stack, unique, tmp_path, rules_dir=rules, partitions=4)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    events = [
+        rating(
+            id=f"r-{team}-{n}",
+            team=f"team-{team}",
+            rating=1 + (n + team) % 5,
+            interaction_id=None,
+            time=(hour + timedelta(seconds=n * 5 + team)).isoformat(),
+        )
+        for n in range(per_team)
+        for team in range(teams)
+    ]
+    size = len(events) // chunks
+    workers = [engine.worker("worker-0").start()]
+    try:
+        for chunk in range(chunks):
+            last = chunk == chunks - 1
+            engine.produce(
+                engine.kafka.ratings_topic,
+                encode_all(events[chunk * size : None if last else (chunk + 1) * size]),
+            )
+            if chunk in kills:
+                time.sleep(1.0)  # counted and written, not yet committed (every 2.8 s)
+                workers[-1].kill()
+                workers.append(engine.worker(f"worker-{len(workers)}").start())
+            else:
+                time.sleep(0.5)
+        engine.wait_for(
+            lambda: len([a for a in engine.delivered() if a["rule"] == "exact"]) >= teams,
+            timeout=180,
+        )
+        time.sleep(4.0)  # a count high by a replay would fire `one-more` by now
+        delivered = engine.delivered()
+    finally:
+        for worker in workers:
+            worker.stop()
+    exact = [alert for alert in delivered if alert["rule"] == "exact"]
+    more = [alert for alert in delivered if alert["rule"] == "one-more"]
+    print(
+        f"\nFAULT worker-sigkill-window-counts: events={len(events)} kills={len(kills)} "
+        f"exact={len(exact)}/{teams} one-more={len(more)}"
+    )
+    assert more == [], "a window counted some events twice"
+    assert sorted(alert["key"] for alert in exact) == sorted(f"team-{t}" for t in range(teams))
+    for alert in exact:
+        team = int(str(alert["key"]).split("-")[1])
+        assert alert["values"]["ratings"] == per_team
+        assert alert["values"]["stars"] == sum(1 + (n + team) % 5 for n in range(per_team))
+    return {"events": len(events)}
+
+
+def test_a_sigkilled_worker_counts_every_window_exactly(stack, unique, tmp_path):
+    run_with_kills(stack, unique, tmp_path, teams=12, per_team=40, chunks=4, kills={1})

@@ -89,7 +89,7 @@ def test_a_batch_record_of_partial_states_stays_under_the_size_limit():
     counted = [
         events
         for batch in batches
-        for grouping, _, events, _ in ReceivedBatch.from_json(batch.to_json()).groups
+        for grouping, _, events, _, _ in ReceivedBatch.from_json(batch.to_json()).groups
         if grouping == "team"
     ]
     assert sum(counted) == 100
@@ -216,7 +216,7 @@ def test_live_windowed_alerts_equal_the_replays_at_the_same_granularity(counted,
 
     sender, receiver = shipped_rules_evaluator(), shipped_rules_evaluator()
     store = MemoryWindowStore(receiver.ruleset.windows())
-    validating = "alert_engine.windows.evaluation.validate_event"
+    validating = "alert_engine.windows.receiving.validate_event"
     with patch(validating, wraps=validate_event) as validations:
         live = hop_through(sender, receiver, store, raws, counted=counted, size=size)
     # Batches come out per partition, not in event order: compare per rule and key, in order.

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from alert_engine.alerts import Alert
 from alert_engine.conditions.expressions import Activation, EvaluationError
@@ -13,20 +14,51 @@ from alert_engine.events import Event
 from alert_engine.windows.definitions import WindowRange
 from alert_engine.windows.families import Family, PaneGroup
 from alert_engine.windows.hop import Inputs
+from alert_engine.windows.state import Bucket, bucket_of
 from alert_engine.windows.store import WindowStore
 
 # An event validated and ready for conditions, or None when it is invalid.
 Validated = tuple[Event, Activation] | None
 
-# The count of a batch's events for one rule family in one window, or for a pane group in one
-# pane: family or group, window or pane start and end, events counted, the aggregates' states,
-# and a reference to the event counted last.
-Partial = tuple[Family | PaneGroup, float, float, int, list[Any], Any]
-# A partial state of one family's window: what `merge` adds to the window's state.
-WindowPartial = tuple[Family, float, float, int, list[Any], Any]
-# A batch's partials of one group key while they are counted (lists, updated in place), by
-# family id and window start.
-Partials = dict[tuple[str, float], list[Any]]
+
+class Partial(NamedTuple):
+    """The count of a batch's events for one rule family in one window, or for a pane group in
+    one pane: the aggregates' states over the events counted, and a reference to the event
+    counted last (its position in the batch's record)."""
+
+    counted: Family | PaneGroup
+    start: float
+    end: float
+    events: int
+    states: list[Any]
+    ref: Any
+
+
+class WindowPartial(NamedTuple):
+    """A partial state of one family's window: what `merge` adds to the window's state."""
+
+    family: Family
+    start: float
+    end: float
+    events: int
+    states: list[Any]
+    ref: Any
+
+
+@dataclass(slots=True)
+class Counting:
+    """A `Partial` while the batch is counted: changed in place, one event at a time."""
+
+    counted: Family | PaneGroup
+    start: float
+    end: float
+    events: int
+    states: list[Any]
+    ref: Any
+
+
+# A batch's partials of one group key while they are counted, by family id and window start.
+Partials = dict[tuple[str, float], Counting]
 
 # Per rule, the windows that fired in one step (an event, or a batch of a key's events) with
 # their alerts.
@@ -61,13 +93,14 @@ class KeyBuckets:
     def __init__(self, store: WindowStore, key: str) -> None:
         self.store = store
         self.key = key
-        self.read: dict[tuple[str, WindowRange], dict[str, Any]] = {}
+        self.read: dict[tuple[str, WindowRange], Bucket] = {}
 
-    def get(self, shape: str, window: WindowRange) -> dict[str, Any]:
+    def get(self, shape: str, window: WindowRange) -> Bucket:
         found = self.read.get((shape, window))
         if found is None:
             stored = self.store.get(shape, self.key, window)
-            found = self.read[(shape, window)] = stored if stored is not None else {}
+            # Read as records: a window read back from the changelog holds JSON.
+            found = self.read[(shape, window)] = bucket_of(stored) if stored is not None else {}
         return found
 
     def write_back(self) -> None:
@@ -114,12 +147,12 @@ def count_into(
     group's pane) from `start` to `end`."""
     slot = into.get((counted.id, start))
     if slot is None:
-        slot = into[(counted.id, start)] = [counted, start, end, 0, counted.initial(), ref]
-    states = slot[4]
+        slot = into[(counted.id, start)] = Counting(counted, start, end, 0, counted.initial(), ref)
+    states = slot.states
     for i, fold, value in folds:
         states[i] = fold(states[i], value)
-    slot[3] += 1
-    slot[5] = ref
+    slot.events += 1
+    slot.ref = ref
 
 
 def family_values(family: Family, activation: Activation) -> list[Any] | bool | EvaluationError:

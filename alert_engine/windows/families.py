@@ -1,6 +1,6 @@
 """Windowed rules as they are counted: families of rules that share one state per window, pane
 groups that count a batch once for families of several window shapes, and the cohorts a reload
-leaves in a window. What a window's bucket holds (`window_state`) is read only here."""
+leaves in a window. What a window's state holds is `windows.state`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from alert_engine.conditions.fastpaths import NumericCondition
 from alert_engine.conditions.guards import guard_groups
 from alert_engine.rules.ruleset import Rule
 from alert_engine.windows.aggregations import Aggregate
+from alert_engine.windows.state import Bucket, CohortState, bucket_of, shared_state_key
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class Family:
     """Windowed rules of one grouping that count the same events the same way: same window
     shape and grace, same `where`, same aggregates (names included).
 
-    Their windows hold one shared state (`n` events counted, the aggregates `a`, the rules `m`
-    counting in it and those that fired, `f`), updated once per event whatever the number of
+    Their windows hold one shared state (`CohortState`: events counted, the aggregates, the
+    rules counting in it and those that fired), updated once per event whatever the number of
     rules, and their conditions read one context built once per window. Rules share a state only
     if they started counting on the same event: a rule added by a reload starts a state of its
     own, a rule taken out leaves with a copy of it."""
@@ -222,14 +223,8 @@ def pane_groups_of(families: tuple[Family, ...]) -> tuple[PaneGroup, ...]:
     return tuple(groups)
 
 
-def shared_state_key(state_ids: Iterable[str]) -> str:
-    """The bucket key of the state shared by these rules; rule state ids never start with `*`."""
-    digest = hashlib.sha256("\0".join(sorted(state_ids)).encode()).hexdigest()
-    return f"*{digest[:16]}"
-
-
 # A cohort's bucket key, state and members' state ids (None: all the family's rules).
-Cohort = tuple[str, dict[str, Any], frozenset[str] | None]
+Cohort = tuple[str, CohortState, frozenset[str] | None]
 WindowCheck = tuple[Rule, str, int, NumericCondition | None]
 
 
@@ -238,71 +233,48 @@ def windowed_min_sample(rule: Rule) -> int:
     return rule.windowed.min_sample
 
 
-def cohorts_of(family: Family, bucket: dict[str, Any]) -> list[Cohort]:
+def cohorts_of(family: Family, bucket: Bucket) -> list[Cohort]:
     """The states the family's rules count in, when they do not all share one: after a reload
-    added or took out rules mid-window, or in a window written by an earlier version (one state
-    per rule). Rearranges `bucket`; a new state is only added to it once it counted an event."""
-    owner = {
-        member: bucket_key
-        for bucket_key, state in bucket.items()
-        if bucket_key.startswith("*")
-        for member in state["m"]
-    }
+    added or took out rules mid-window. Rearranges `bucket`; a new state is only added to it
+    once it counted an event."""
+    owner = {member: bucket_key for bucket_key, state in bucket.items() for member in state.members}
     by_owner: dict[str | None, list[Rule]] = {}
     for rule in family.rules:
-        state_id = rule.state_id
-        bucket_key = owner.get(state_id)
-        if bucket_key is None and state_id in bucket:
-            # One rule's own state, as earlier versions kept it.
-            old = bucket.pop(state_id)
-            bucket_key = shared_state_key([state_id])
-            bucket[bucket_key] = {
-                "n": old["n"],
-                "a": old["a"],
-                "m": [state_id],
-                "f": [state_id] if old["fired"] else [],
-            }
-        by_owner.setdefault(bucket_key, []).append(rule)
+        by_owner.setdefault(owner.get(rule.state_id), []).append(rule)
     cohorts: list[Cohort] = []
     for bucket_key, rules in by_owner.items():
         ids = [rule.state_id for rule in rules]
         new_key = shared_state_key(ids)
         if bucket_key is None:
-            state = {
-                "n": 0,
-                "a": [aggregate.kind.initial() for aggregate in family.aggregates],
-                "m": sorted(ids),
-                "f": [],
-            }
-            cohorts.append((new_key, state, frozenset(ids)))
+            fresh = CohortState(0, family.initial(), sorted(ids))
+            cohorts.append((new_key, fresh, frozenset(ids)))
             continue
         state = bucket[bucket_key]
-        gone = [member for member in state["m"] if member not in ids]
+        gone = [member for member in state.members if member not in ids]
         if gone:
             # Rules no longer loaded keep what they had counted, as if they had their own state.
-            bucket[shared_state_key(gone)] = {
-                "n": state["n"],
-                "a": copy.deepcopy(state["a"]),
-                "m": gone,
-                "f": [member for member in state["f"] if member in gone],
-            }
+            bucket[shared_state_key(gone)] = CohortState(
+                state.count,
+                copy.deepcopy(state.aggregates),
+                gone,
+                [member for member in state.fired if member in gone],
+            )
             del bucket[bucket_key]
-            state = {
-                "n": state["n"],
-                "a": state["a"],
-                "m": sorted(ids),
-                "f": [member for member in state["f"] if member in ids],
-            }
+            state = CohortState(
+                state.count,
+                state.aggregates,
+                sorted(ids),
+                [member for member in state.fired if member in ids],
+            )
             bucket[new_key] = state
             bucket_key = new_key
         cohorts.append((bucket_key, state, frozenset(ids)))
     return cohorts
 
 
-def window_state(bucket: dict[str, Any], rule: Rule) -> dict[str, Any] | None:
-    """A rule's state in one window's bucket: events counted `n`, aggregates `a`, `fired`."""
-    for bucket_key, state in bucket.items():
-        if bucket_key.startswith("*") and rule.state_id in state["m"]:
-            return {"n": state["n"], "a": state["a"], "fired": rule.state_id in state["f"]}
-    found: dict[str, Any] | None = bucket.get(rule.state_id)
-    return found
+def rule_state(bucket: Bucket, rule: Rule) -> CohortState | None:
+    """The state a rule counts in, in one window's bucket (read as `windows.state` reads it)."""
+    for state in bucket_of(bucket).values():
+        if rule.state_id in state.members:
+            return state  # type: ignore[no-any-return]
+    return None

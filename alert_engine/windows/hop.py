@@ -79,14 +79,26 @@ class Fold(Protocol):
         inputs: Inputs,
         timestamp: float,
         mark: float,
-        into: dict[Any, list[Any]],
+        into: dict[Any, Any],
         ref: Any,
     ) -> None: ...
 
 
-# An event a partial state refers to: its bytes, time, mark and input partition (embedded when
-# it is sent).
-EventRef = tuple[bytes, float, float, int]
+# An event a partial state refers to: its bytes, time, mark, input partition and place in the
+# input batch (embedded when it is sent).
+EventRef = tuple[bytes, float, float, int, int]
+
+
+@dataclass
+class GroupCount:
+    """What a batch counted of one group key: per event `[id, time, mark, inputs]` (so the
+    windowed agent can tell an event it counted before, and count the others without it), the
+    ids, and the partial states per family or pane and window (`Evaluator.fold`)."""
+
+    events: int = 0
+    counted: list[list[Any]] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    partials: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,18 +116,18 @@ class WindowBatch:
     marks: list[float] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
     items: list[GroupItem] = field(default_factory=list)
-    # Per (grouping, key): the events counted, and the partial states (`Evaluator.fold`).
-    groups: dict[tuple[str, str], tuple[list[int], dict[Any, list[Any]]]] = field(
-        default_factory=dict
-    )
+    # Per (grouping, key): the events counted and the partial states (`Evaluator.fold`).
+    groups: dict[tuple[str, str], GroupCount] = field(default_factory=dict)
     # The latest event time of the batch's events' input partitions when it was sent: the
     # latest of any, and per input partition (the sources of the windows' watermark).
     mark: float = 0.0
     sources: dict[int, float] = field(default_factory=dict)
     size: int = 0
     last: EventRef | None = None
-    # Where each event in `events` is, by the identity of its bytes.
+    # Where each event in `events` is, by the identity of its bytes, and its place in the
+    # input batch.
     indexes: dict[int, int] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
 
     def note_source(self, origin: int, mark: float) -> None:
         if mark > self.sources.get(origin, -math.inf):
@@ -124,26 +136,34 @@ class WindowBatch:
             self.mark = mark
 
     def to_json(self) -> bytes:
-        events, times = list(self.events), list(self.times)
-        marks, origins = list(self.marks), list(self.origins)
-        # The events the partials counted last, each embedded once.
-        embedded = dict(self.indexes)
+        # Every event once, the items' and those the partials counted last, in the order they
+        # were consumed: the windowed agent takes the one with the larger index as the later
+        # one (`later_ref`).
+        everything: dict[int, EventRef] = {
+            id(raw): (raw, self.times[n], self.marks[n], self.origins[n], self.order[n])
+            for n, raw in enumerate(self.events)
+        }
+        for group in self.groups.values():
+            for partial in group.partials.values():
+                everything.setdefault(id(partial.ref[0]), partial.ref)
+        ordered = sorted(everything.values(), key=lambda ref: ref[4])
+        index = {id(ref[0]): n for n, ref in enumerate(ordered)}
+        events = [ref[0] for ref in ordered]
+        times = [ref[1] for ref in ordered]
+        marks = [ref[2] for ref in ordered]
+        origins = [ref[3] for ref in ordered]
         groups = []
-        for (grouping, key), (count, partials) in self.groups.items():
-            shipped = []
-            for family, start, end, n, states, ref in partials.values():
-                raw, time, mark, origin = ref
-                index = embedded.get(id(raw))
-                if index is None:
-                    index = embedded[id(raw)] = len(events)
-                    events.append(raw)
-                    times.append(time)
-                    marks.append(mark)
-                    origins.append(origin)
-                shipped.append([family.id, start, end, n, states, index])
-            groups.append([grouping, key, count[0], shipped])
+        for (grouping, key), group in self.groups.items():
+            shipped = [
+                [p.counted.id, p.start, p.end, p.events, p.states, index[id(p.ref[0])]]
+                for p in group.partials.values()
+            ]
+            groups.append([grouping, key, group.events, shipped, group.counted])
         items = orjson.dumps(
-            [[item.grouping, item.key, item.event, item.inputs] for item in self.items]
+            [
+                [item.grouping, item.key, index[id(self.events[item.event])], item.inputs]
+                for item in self.items
+            ]
         )
         # The events are validated JSON objects already: embedded as they came, not re-encoded.
         return b"".join(
@@ -173,9 +193,30 @@ class WindowBatch:
         )
 
 
-# A group key's partial states as they travel: grouping, key, events counted, and per family
-# and window: family id, window start and end, events counted, states, index of the last event.
-ShippedGroup = tuple[str, str, int, list[tuple[str, float, float, int, list[Any], int]]]
+class ShippedPartial(NamedTuple):
+    """A partial state as it travels: family (or pane group) id, window or pane, events
+    counted, the aggregates' states, and the index of the event counted last."""
+
+    counted_id: str
+    start: float
+    end: float
+    events: int
+    states: list[Any]
+    ref: int
+
+
+class ShippedGroup(NamedTuple):
+    """A group key's share of a record: its partial states, and the events they counted as
+    `[id, time, mark, inputs]` (none in a record written before ids were shipped)."""
+
+    grouping: str
+    key: str
+    events: int
+    partials: list[ShippedPartial]
+    counted: list[list[Any]]
+
+    def ids(self) -> list[str]:
+        return [event[0] for event in self.counted]
 
 
 @dataclass(frozen=True)
@@ -249,9 +290,18 @@ class ReceivedBatch:
 
 
 def _group(group: list[Any], events: int) -> ShippedGroup:
-    grouping, key, count, partials = group
+    grouping, key, count, partials, *rest = group
+    counted = rest[0] if rest else []
     if not (grouping.__class__ is str and key.__class__ is str and count.__class__ is int):
         raise ValueError("a group is not grouping, key and count")
+    if not (
+        counted.__class__ is list
+        and all(
+            event.__class__ is list and len(event) == 4 and event[0].__class__ is str
+            for event in counted
+        )
+    ):
+        raise ValueError("the events a group counted are not ids, times, marks and values")
     shipped = []
     for family_id, start, end, n, states, index in partials:
         if not (
@@ -265,8 +315,8 @@ def _group(group: list[Any], events: int) -> ShippedGroup:
             and 0 <= index < events
         ):
             raise ValueError("a partial state is not family, window, count, states and event")
-        shipped.append((family_id, float(start), float(end), n, states, index))
-    return grouping, key, count, shipped
+        shipped.append(ShippedPartial(family_id, float(start), float(end), n, states, index))
+    return ShippedGroup(grouping, key, count, shipped, counted)
 
 
 def _item(item: list[Any]) -> GroupItem:
@@ -291,21 +341,37 @@ def shippable(inputs: Inputs) -> bool:
     """Whether the values come back from JSON exactly as they are: null, booleans, text, 64-bit
     integers and finite floats. Anything else (a list, a map, a timestamp, NaN) is computed by
     the windowed agent from the event instead."""
+    return shipped_size(inputs) is not None
+
+
+def shipped_size(inputs: Inputs) -> int | None:
+    """About how many bytes of JSON the values take (at least as many), or None when they are
+    not `shippable`."""
+    size = 2
     for values in inputs:
         if values is None:
+            size += 5
             continue
+        size += 2
         for value in values:
             kind = value.__class__
-            if value is None or kind is str or kind is bool:
+            if kind is str:
+                # Escapes (a control character as `\u0000`) take up to six bytes a character.
+                size += 6 * len(value) + 3
+                continue
+            if value is None or kind is bool:
+                size += 6
                 continue
             if kind is int:
                 if -(2**63) <= value < 2**63:
+                    size += 21
                     continue
-                return False
+                return None
             if kind is float and math.isfinite(value):
+                size += 25
                 continue
-            return False
-    return True
+            return None
+    return size
 
 
 def partition_for(grouping: str, key: str, partitions: int) -> int:
@@ -328,6 +394,8 @@ class HopBuilder:
         self.fold = fold
         self._open: dict[int, WindowBatch] = {}
         self._full: list[WindowBatch] = []
+        # Events added so far: the order of the ones partial states refer to.
+        self._added = 0
 
     def _batch(self, partition: int, adding: int) -> WindowBatch:
         batch = self._open.get(partition)
@@ -346,19 +414,23 @@ class HopBuilder:
         time: float = 0.0,
         mark: float = 0.0,
         origin: int = 0,
+        event_id: str | None = None,
     ) -> None:
         """The event `raw` (already validated) at `time` (epoch seconds) from input partition
         `origin`, the latest time of that partition `mark`, and its group keys
-        `(grouping, key, inputs)`."""
+        `(grouping, key, inputs)`. An event whose id a group key of the batch counted already
+        is the same event sent twice: it counts once."""
+        self._added += 1
         placed: dict[int, tuple[WindowBatch, int]] = {}
         ref: EventRef | None = None
         for grouping, key, inputs in groups:
             partition = partition_for(grouping, key, self.partitions)
-            if inputs is not None and not shippable(inputs):
+            size = shipped_size(inputs) if inputs is not None else None
+            if size is None:
                 inputs = None
             if self.fold is not None and inputs is not None:
                 if ref is None:
-                    ref = (raw, time, mark, origin)
+                    ref = (raw, time, mark, origin, self._added)
                 batch = self._batch(partition, len(raw) + PARTIAL_BYTES)
                 if batch.last is not ref:
                     # The event may be embedded as the last one a partial counted.
@@ -366,10 +438,17 @@ class HopBuilder:
                     batch.size += len(raw)
                 group = batch.groups.get((grouping, key))
                 if group is None:
-                    group = batch.groups[(grouping, key)] = ([0], {})
+                    group = batch.groups[(grouping, key)] = GroupCount()
                     batch.size += PARTIAL_BYTES
-                group[0][0] += 1
-                partials = group[1]
+                if event_id is not None:
+                    if event_id in group.ids:
+                        continue
+                    group.ids.add(event_id)
+                    group.counted.append([event_id, time, mark, inputs])
+                    assert size is not None
+                    batch.size += 6 * len(event_id) + size + 56
+                group.events += 1
+                partials = group.partials
                 before = len(partials)
                 self.fold(grouping, inputs, time, mark, partials, ref)
                 batch.size += (len(partials) - before) * PARTIAL_BYTES
@@ -380,6 +459,7 @@ class HopBuilder:
                 batch = self._batch(partition, len(raw))
                 found = placed[partition] = (batch, len(batch.events))
                 batch.indexes[id(raw)] = len(batch.events)
+                batch.order.append(self._added)
                 batch.events.append(raw)
                 batch.times.append(time)
                 batch.marks.append(mark)

@@ -28,6 +28,12 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from alert_engine.windows.parts import WindowedParts
+
+if TYPE_CHECKING:
+    from alert_engine.events import Stream
 
 # A source that has shown no newer event for this long (seconds of wall time) is idle.
 DEFAULT_IDLE_SECONDS = 30.0
@@ -107,3 +113,38 @@ class Watermark:
         if not active:
             return max(known.latest for known in self.sources.values())
         return min(active)
+
+
+class WatermarkTracking(WindowedParts):
+    """The evaluator's watermarks: one per stream and windows partition, over the input
+    partitions its events come from (a replay: its own partition)."""
+
+    def forget_watermarks(self) -> None:
+        """Partitions moved (a rebalance): each windows partition's watermark is read again
+        from the store, where its last owner left it."""
+        self.watermarks.clear()
+
+    def _watermark(self, stream: Stream, partition: int) -> Watermark:
+        found = self.watermarks.get((stream, partition))
+        if found is None:
+            found = self.watermarks[(stream, partition)] = Watermark.over(
+                range(self.input_partitions), self.idle_seconds
+            )
+        return found
+
+    def _advance(
+        self, stream: Stream, partition: int, timestamp: float, source: int | None = None
+    ) -> float:
+        """The partition's watermark after its source `source` (an input partition; default
+        the partition itself) showed an event at `timestamp`."""
+        return self._watermark(stream, partition).advance(
+            partition if source is None else source, timestamp
+        )
+
+    def watermark(self, partition: int) -> float:
+        """The latest watermark of any stream on `partition`: windows there whose end is this
+        far behind are done (the store drops them)."""
+        return max(
+            (mark.value() for (_, at), mark in self.watermarks.items() if at == partition),
+            default=-math.inf,
+        )

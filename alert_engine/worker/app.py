@@ -217,6 +217,7 @@ def create_app(
                             outcome.timestamp,
                             outcome.watermark,
                             message.partition,
+                            outcome.event_id,
                         )
                 except EventRejected as rejected:
                     outputs.append(dead_letter(event, rejected))
@@ -266,7 +267,13 @@ def create_app(
                     continue
                 partition = record.message.partition
                 partitions.add(partition)
-                alerts.extend(evaluator.windowed_batch(received, store, partition=partition))
+                # With its offset: a record replayed after a crash counts once (the state of
+                # each group key says which records it holds).
+                alerts.extend(
+                    evaluator.windowed_batch(
+                        received, store, partition=partition, offset=record.message.offset
+                    )
+                )
             for partition in partitions:
                 # Windows whose end is `expires` behind this partition's watermark are done.
                 store.expire(partition, evaluator.watermark(partition))
