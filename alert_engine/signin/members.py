@@ -142,6 +142,11 @@ class Members:
         self._reload_if_changed()
         return self._members.get(name.lower())
 
+    def all(self) -> list[Member]:
+        """Every member, by name (the console's choice of whom to assign a case to)."""
+        self._reload_if_changed()
+        return sorted(self._members.values(), key=lambda member: member.name.lower())
+
     def __len__(self) -> int:
         return len(self._members)
 

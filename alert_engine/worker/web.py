@@ -93,7 +93,8 @@ def register_views(
     cases_topic: faust.TopicT,
     show_contact: bool = True,
     web_actor: WebActor | None = None,
-) -> None:
+) -> PublishCase:
+    """Returns `show_in_slack`, for the other pages that change cases (the console)."""
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     @app.page("/slack/interactions")
@@ -255,6 +256,8 @@ def register_views(
         async for raw in records:
             await until_redis_answers(partial(show_rerating, raw), what="a re-rating")
             yield None
+
+    return show_in_slack
 
 
 FOLLOWUP_ACTOR = Actor(id="followup", name="the follow-up survey", source="followup")
