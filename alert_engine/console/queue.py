@@ -69,7 +69,7 @@ class QueueFilter(BaseModel):
         merged = self.model_copy(update=changes)
         defaults = QueueFilter()
         return {
-            name: str(value)
+            name: str(value).lower() if isinstance(value, bool) else str(value)
             for name, value in merged.model_dump(mode="json").items()
             if value is not None and value != getattr(defaults, name)
         }

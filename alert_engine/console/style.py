@@ -41,6 +41,6 @@ padding:.5rem .8rem;border-radius:6px;max-width:52rem}
 textarea{font:inherit;width:100%;box-sizing:border-box;padding:.35rem;border:1px solid #767676;
 border-radius:4px}
 form.act{display:flex;flex-direction:column;gap:.6rem;align-items:flex-start}
-form.act label{width:100%}
+form.act label{width:100%}[hidden]{display:none!important}
 a{color:#1264a3}
 """
