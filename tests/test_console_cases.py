@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import pytest
@@ -389,3 +390,27 @@ def test_in_chromium_the_whole_flow_by_a_member_at_phone_width(served):
         ("not_actionable", "member:ana"),
         ("reopen", "member:ana"),
     ]
+
+
+def test_a_team_that_must_not_see_contacts_does_not_on_the_case_page(
+    stack: Endpoints, tmp_path: Path
+):
+    engine = Engine(stack, uuid.uuid4().hex[:10], tmp_path)
+    engine.env["ALERT_ENGINE_CASES_SHOW_CONTACT"] = "false"
+    engine.env["ALERT_ENGINE_SIGNIN_MEMBERS_FILE"] = str(
+        write_members_file(tmp_path / "members.json", [ANA])
+    )
+    worker = engine.worker().start()
+    try:
+        customer = {"id": "c-9", "name": "Kim Hidden", "email": "kim@example.com"}
+        engine.produce(
+            engine.kafka.ratings_topic,
+            encode_all([rating(id="r-hidden", customer={**customer, "phone": "+14155550134"})]),
+        )
+        engine.wait_for(lambda: len(engine.delivered()) == 1)
+        [alert] = engine.delivered()
+        page = SignedInClient(worker.url, ANA).get(f"/console/cases/{alert['id']}")
+        assert "Kim Hidden" in page
+        assert "kim@example.com" not in page and "4155550134" not in page
+    finally:
+        worker.stop()
