@@ -210,6 +210,8 @@ def build_worker(settings: Settings) -> faust.App:
             settings.slack.max_retries,
         )
         reuse_connections(app, updates_client)
+    gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
+    members = gate.members
     show_in_slack = register_views(
         app,
         cases,
@@ -222,8 +224,8 @@ def build_worker(settings: Settings) -> faust.App:
         links=link_templates(settings),
         cases_topic=topics.cases,
         show_contact=settings.cases.show_contact,
+        slack_member=members.by_slack_user if members is not None else None,
     )
-    gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
     register_signin_views(app, gate)
     register_console(
         app,
