@@ -6,6 +6,7 @@ on the alert's Slack card and thread.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ from alert_engine.signin.gate import Gate, signed_in_member
 from alert_engine.signin.members import Member
 
 PublishCase = Callable[[CaseEvent], Awaitable[None]]
+# An alert's id, as the engine makes them: what a page's path or form may name.
+ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 # The members a case can be assigned to (those of the members file, as it is now).
 TeamMembers = Callable[[], Sequence[Member]]
 

@@ -44,6 +44,7 @@ from alert_engine.cases import (
 )
 from alert_engine.channels.presentation import AlertView, LinkTemplates
 from alert_engine.console.actions import (
+    ALERT_ID,
     TeamMembers,
     WebActions,
     case_actions,
@@ -55,11 +56,10 @@ from alert_engine.console.sla import SlaStatus, Standing, sla_status
 from alert_engine.console.style import STYLE
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.gate import signed_in_member, visitor_of
-from alert_engine.signin.members import Member, MemberName
+from alert_engine.signin.members import Member
 from alert_engine.worker.webguard import parse_form
 
 CASES_PATH = "/console/cases"
-ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 # Seconds between the page's updates; `?poll=` may ask for 2 to 60.
 POLL_SECONDS = 10
@@ -305,7 +305,7 @@ def pick_member(name: str, members: Sequence[Member]) -> Member | None:
         return next((m for m in members if m.name.lower() == name.lower()), None)
     if not MEMBER_NAME.match(name):
         return None
-    return Member(name=MemberName(name))
+    return Member(name=name)
 
 
 def done_text(action: CaseAction, undo_seconds: float) -> str:

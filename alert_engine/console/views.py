@@ -18,8 +18,8 @@ from faust.web import View
 from jinja2 import Environment
 
 from alert_engine.channels.presentation import LinkTemplates
-from alert_engine.console.actions import TeamMembers, WebActions
-from alert_engine.console.case_page import ALERT_ID, CASE_SCRIPT, CASES_PATH, register_case_page
+from alert_engine.console.actions import ALERT_ID, TeamMembers, WebActions
+from alert_engine.console.case_page import CASE_SCRIPT, CASES_PATH, register_case_page
 from alert_engine.console.queue import (
     FilterError,
     QueueFilter,

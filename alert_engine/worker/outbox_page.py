@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +42,14 @@ from alert_engine.cases import (
 )
 from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
 from alert_engine.channels.presentation import AlertView, LinkTemplates
+from alert_engine.console.actions import (
+    ALERT_ID,
+    WebActions,
+    case_buttons,
+    history_lines,
+    member_actor,
+)
 from alert_engine.console.actions import PublishCase as PublishCase
-from alert_engine.console.actions import WebActions, case_buttons, history_lines, member_actor
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.gate import signed_in_member, visitor_of
 from alert_engine.worker.webguard import read_form
@@ -54,7 +59,6 @@ log = logging.getLogger(__name__)
 # Who acts on a web page: from the request (a signed-in member) and the form.
 WebActor = Callable[[Request, Mapping[str, str]], Actor]
 OUTBOX_PAGE_LIMIT = 200
-ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 # The pages' inline scripts, allowed by their hashes: none (who acts is the signed-in member).
 PAGE_SCRIPTS: tuple[str, ...] = ()
 
