@@ -123,6 +123,7 @@ def test_the_case_page_shows_the_alert_the_contact_and_the_sla(served):
     assert re.search(r"Claim by\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC · (29|30) min left", page)
     assert re.search(r"Resolve by\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC · 3 h 5\d min left", page)
     assert "Nobody's case yet." in page
+    assert re.search(r"Opened \d{4}-\d\d-\d\d \d\d:\d\d\nUTC · [0-9] min ago", page)
     # Only the actions an open case allows: no Undo, no Reopen, no resolving before a claim.
     buttons = re.findall(r'<button name="action" value="([a-z_]+)"', page)
     assert "claim" in buttons and "not_actionable" in buttons

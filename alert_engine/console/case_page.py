@@ -52,7 +52,7 @@ from alert_engine.console.actions import (
     history_lines,
     member_actor,
 )
-from alert_engine.console.sla import SlaStatus, Standing, sla_status
+from alert_engine.console.sla import SlaStatus, Standing, sla_status, span_text
 from alert_engine.console.style import STYLE
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.gate import signed_in_member, visitor_of
@@ -112,6 +112,8 @@ class CaseShown:
     buttons: Sequence[tuple[str, str]]
     allowed: frozenset[CaseAction]
     history: Sequence[str]
+    # Since the alert's first delivery (`2 h 05 min`), if known.
+    age: str | None = None
 
     @property
     def version(self) -> str:
@@ -123,6 +125,7 @@ class CaseShown:
                 ",".join(action for action, _ in self.buttons),
                 ";".join(deadline.text() for deadline in self.sla.deadlines),
                 self.case.rerated or "",
+                self.age or "",
             ]
         )
 
@@ -137,6 +140,7 @@ def shown_case(case: Case, alert: Alert, links: LinkTemplates, contact: bool) ->
         buttons=case_buttons(case, now, WITH_FORMS),
         allowed=frozenset(case_actions(case, now)),
         history=history_lines(case),
+        age=span_text((now - case.delivered_at).total_seconds()) if case.delivered_at else None,
     )
 
 
@@ -319,6 +323,8 @@ LIVE_BLOCK = """<h2>State: <span class="state">{{ labels[shown.case.state] }}</s
 <p>{% if owner_text(shown.case) %}Owner: <b class="owner">{{ owner_text(shown.case) }}</b>
 {% else %}Nobody's case yet.{% endif %}
 {% if shown.case.reason %} · reason: {{ reason_label(shown.case.reason) }}{% endif %}</p>
+{% if shown.age %}<p class="age">Opened {{ shown.case.delivered_at.strftime("%Y-%m-%d %H:%M") }}
+UTC · {{ shown.age }} ago</p>{% endif %}
 {% if shown.sla.deadlines %}<ul class="sla">{% for deadline in shown.sla.deadlines %}
 <li{% if deadline.missed %} class="breached"{% endif %}>{{ deadline.what }} by
 {{ deadline.due.strftime("%Y-%m-%d %H:%M") }} UTC · {{ deadline.text().split(": ", 1)[1] }}</li>
