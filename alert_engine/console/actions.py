@@ -17,11 +17,13 @@ from alert_engine.cases import (
     Case,
     CaseAction,
     CaseEvent,
+    CasePolicy,
     CaseRequest,
     CaseStore,
     Refusal,
     allowed_actions,
 )
+from alert_engine.cases.lifecycle import epoch_ms
 from alert_engine.signin.demo import DEMO_MEMBER
 from alert_engine.signin.gate import Gate, signed_in_member
 from alert_engine.signin.members import Member
@@ -48,19 +50,29 @@ def member_actor(request: object, source: str) -> Actor:
     return Actor(id=member.user_id, name=member.shown_name, source=source)
 
 
-def case_actions(case: Case, now: datetime) -> set[CaseAction]:
-    """The actions the case offers now: those its state allows, Undo only while it can be."""
+def case_actions(case: Case, now: datetime, policy: CasePolicy | None = None) -> set[CaseAction]:
+    """The actions the case offers now: those its state allows, Undo only while it can be, and
+    (given the policy) Reopen only within its period: what `decide` would take."""
     allowed = allowed_actions(case.state)
     if not case.can_undo(now):
         allowed.discard(CaseAction.UNDO)
+    if (
+        policy is not None
+        and case.closed_at is not None
+        and epoch_ms(now) > epoch_ms(case.closed_at) + round(policy.reopen_seconds * 1000)
+    ):
+        allowed.discard(CaseAction.REOPEN)
     return allowed
 
 
 def case_buttons(
-    case: Case, now: datetime, leave_out: frozenset[CaseAction] = frozenset()
+    case: Case,
+    now: datetime,
+    leave_out: frozenset[CaseAction] = frozenset(),
+    policy: CasePolicy | None = None,
 ) -> list[tuple[str, str]]:
     """(action, label) of the actions the case offers now, in the lifecycle's order."""
-    allowed = case_actions(case, now) - leave_out
+    allowed = case_actions(case, now, policy) - leave_out
     return [(action.value, ACTION_LABELS[action]) for action in CaseAction if action in allowed]
 
 

@@ -35,6 +35,7 @@ from alert_engine.cases import (
     RESOLUTIONS,
     Case,
     CaseAction,
+    CasePolicy,
     CaseRequest,
     CaseStore,
     Refusal,
@@ -130,15 +131,17 @@ class CaseShown:
         )
 
 
-def shown_case(case: Case, alert: Alert, links: LinkTemplates, contact: bool) -> CaseShown:
+def shown_case(
+    case: Case, alert: Alert, links: LinkTemplates, contact: bool, policy: CasePolicy
+) -> CaseShown:
     now = datetime.now(UTC)
     return CaseShown(
         case=case,
         alert=alert,
         view=AlertView.of(alert, links, contact=contact),
         sla=sla_status(case, alert, now),
-        buttons=case_buttons(case, now, WITH_FORMS),
-        allowed=frozenset(case_actions(case, now)),
+        buttons=case_buttons(case, now, WITH_FORMS, policy),
+        allowed=frozenset(case_actions(case, now, policy)),
         history=history_lines(case),
         age=span_text((now - case.delivered_at).total_seconds()) if case.delivered_at else None,
     )
@@ -195,7 +198,7 @@ def register_case_page(
             known = await found(alert_id)
             if known is None:
                 return not_found(alert_id)
-            shown = shown_case(*known, links, show_contact)
+            shown = shown_case(*known, links, show_contact, cases.policy)
             visitor = visitor_of(request)
             try:
                 poll = min(60, max(2, int(request.query.get("poll", POLL_SECONDS))))
@@ -231,7 +234,7 @@ def register_case_page(
             known = await found(alert_id)
             if known is None:
                 return web.json_response({"error": "no such case"}, status=404)
-            shown = shown_case(*known, links, show_contact)
+            shown = shown_case(*known, links, show_contact, cases.policy)
             return web.json_response(
                 {
                     "version": shown.version,

@@ -33,6 +33,7 @@ from alert_engine.cases import (
     Actor,
     Case,
     CaseAction,
+    CasePolicy,
     CaseRequest,
     CaseState,
     CaseStore,
@@ -96,7 +97,7 @@ def register_outbox(
                         "state": LABELS[case.state],
                         "case": case,
                         "history": history_lines(case),
-                        "buttons": outbox_buttons(case, now),
+                        "buttons": outbox_buttons(case, now, cases.policy),
                         "claimed": case.state is CaseState.CLAIMED,
                     }
                 )
@@ -166,9 +167,11 @@ def _outbox_member(name: str) -> str | None:
     return f"outbox:{name}" if name else None
 
 
-def outbox_buttons(case: Case, now: datetime) -> list[tuple[str, str]]:
+def outbox_buttons(
+    case: Case, now: datetime, policy: CasePolicy | None = None
+) -> list[tuple[str, str]]:
     """The actions the case's state allows on the outbox card, Undo only while it can be."""
-    return case_buttons(case, now, frozenset({CaseAction.NOTE, CaseAction.REASSIGN}))
+    return case_buttons(case, now, frozenset({CaseAction.NOTE, CaseAction.REASSIGN}), policy)
 
 
 def outbox_views(
