@@ -188,10 +188,7 @@ async def open_rows(cases: CaseStore, now: float | None = None) -> list[QueueRow
     key = redis_keys.open_cases(cases.prefix)
     indexed: list[Any] = await cases.redis.zrange(key, 0, -1, withscores=True)
     entries = [(_text(alert_id), float(score)) for alert_id, score in indexed]
-    found: list[Case] = []
-    for start in range(0, len(entries), FETCH_CHUNK):
-        chunk = entries[start : start + FETCH_CHUNK]
-        found.extend(await cases.get_many([alert_id for alert_id, _ in chunk]))
+    found = await cases.get_many([alert_id for alert_id, _ in entries], FETCH_CHUNK)
     return await asyncio.to_thread(_rows, entries, found, now)
 
 
