@@ -53,7 +53,7 @@ from alert_engine.console.actions import (
     history_lines,
     member_actor,
 )
-from alert_engine.console.sla import SlaStatus, Standing, sla_status, span_text
+from alert_engine.console.sla import SlaStatus, sla_status, span_text
 from alert_engine.console.style import STYLE
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.gate import signed_in_member, visitor_of
@@ -166,7 +166,6 @@ def register_case_page(
         style=STYLE,
         csrf_field=CSRF_FIELD,
         labels=LABELS,
-        standing=Standing,
         owner_text=owner_text,
         reason_label=reason_label,
     )
@@ -184,7 +183,7 @@ def register_case_page(
         alert = case.parsed_alert()
         return None if alert is None else (case, alert)
 
-    def not_found(alert_id: str) -> web.Response:
+    def not_found() -> web.Response:
         html = message_page.render(
             title="No such case",
             message="This alert has no case here (never delivered, or its case expired).",
@@ -197,7 +196,7 @@ def register_case_page(
         async def get(self, request: Any, alert_id: str) -> Any:
             known = await found(alert_id)
             if known is None:
-                return not_found(alert_id)
+                return not_found()
             shown = shown_case(*known, links, show_contact, cases.policy)
             visitor = visitor_of(request)
             try:
@@ -258,7 +257,7 @@ def register_case_page(
                 return web.Response(status=status, text=html, content_type="text/html")
 
             if await found(alert_id) is None:
-                return not_found(alert_id)
+                return not_found()
             form = parse_form_fields(await request.read())
             try:
                 action = CaseAction(form.get("action", ""))
