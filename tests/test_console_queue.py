@@ -37,6 +37,8 @@ rows = st.builds(
     claimed_by=st.sampled_from([None, ME, "member:bo", "U0SLACK"]),
     delivered_at=st.floats(NOW - 10 * 86400, NOW),
     age_seconds=st.just(0.0),
+    sla=st.just(""),
+    sla_breached=st.booleans(),
 ).map(lambda row: row.__class__(**{**row.__dict__, "age_seconds": NOW - row.delivered_at}))
 
 filters = st.builds(
@@ -48,6 +50,7 @@ filters = st.builds(
     severity=st.sampled_from([None, *Severity]),
     min_age_minutes=st.sampled_from([None, 0, 60, 60 * 24]),
     sort=st.sampled_from(["oldest", "newest", "severity"]),
+    sla_breached=st.booleans(),
 )
 
 
@@ -60,6 +63,7 @@ def kept_by_hand(row: QueueRow, chosen: QueueFilter) -> bool:
         and (chosen.route is None or row.route == chosen.route)
         and (chosen.rule is None or row.rule == chosen.rule)
         and (chosen.severity is None or row.severity == chosen.severity)
+        and (not chosen.sla_breached or row.sla_breached)
         and (
             chosen.min_age_minutes is None or NOW - row.delivered_at >= chosen.min_age_minutes * 60
         )
@@ -111,8 +115,16 @@ def test_a_filter_that_is_not_one_is_refused_naming_its_field(query, field):
 
 
 def test_a_filter_reads_back_from_its_own_query():
-    chosen = QueueFilter(show="mine", team="orders", severity=Severity.HIGH, page=3)
-    assert chosen.query() == {"show": "mine", "team": "orders", "severity": "high", "page": "3"}
+    chosen = QueueFilter(
+        show="mine", team="orders", severity=Severity.HIGH, sla_breached=True, page=3
+    )
+    assert chosen.query() == {
+        "show": "mine",
+        "team": "orders",
+        "severity": "high",
+        "sla_breached": "true",
+        "page": "3",
+    }
     assert QueueFilter.from_query(chosen.query()) == chosen
     # Empty fields (a form sent as is) are no filter; unknown ones are ignored.
     assert QueueFilter.from_query({"team": " ", "poll": "2"}) == QueueFilter()

@@ -142,22 +142,26 @@ def test_every_page_sends_the_security_headers(served, path):
 
 def test_the_outbox_page_runs_no_script_and_the_policy_allows_only_the_consoles(served):
     """Who acts is the signed-in member: the outbox page needs no script (it had one to copy an
-    "acting as" name into its forms); the policy allows one, the console's, by its hash."""
+    "acting as" name into its forms); the policy allows the console's, by their hashes."""
     import base64
     import hashlib
 
-    from alert_engine.console.views import CONSOLE_SCRIPT
+    from alert_engine.console.views import CONSOLE_SCRIPT, CONSOLE_SCRIPTS
 
     _, headers, page = fetch(served, "/outbox")
     assert "<script" not in page
     assert " on" + "submit=" not in page and "onclick=" not in page
-    digest = base64.b64encode(hashlib.sha256(CONSOLE_SCRIPT.encode()).digest()).decode()
+    digests = [
+        base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        for script in CONSOLE_SCRIPTS
+    ]
     [sources] = [
         directive.split()[1:]
         for directive in headers["content-security-policy"].split(";")
         if directive.split()[0] == "script-src"
     ]
-    assert sources == [f"'sha256-{digest}'"]
+    # The console's scripts (the queue's and the case page's), nothing else.
+    assert sources == [f"'sha256-{digest}'" for digest in digests]
     console = fetch(served, "/console")[2]
     assert re.findall(r"<script>(.*?)</script>", console, flags=re.S) == [CONSOLE_SCRIPT]
 

@@ -1,7 +1,9 @@
 """The queue: the cases not closed yet, filtered, sorted and paged.
 
 Read from the open-cases index (`CaseStore`'s sorted set: a case is in it from its alert's first
-delivery until it is closed) and each case's record, fetched concurrently in chunks. A filter is
+delivery until it is closed) and each case's record (`CaseStore.get_many`, a pipelined read per
+chunk). A closed case is not in the queue: its page (`/console/cases/<alert id>`) is reached by
+its id. A filter is
 typed and validated from the page's query string: a value it does not know is a clear 400, not
 an empty queue.
 """
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alert_engine.alerts import Alert
 from alert_engine.cases import CLOSED, LABELS, Case, CaseState, CaseStore
+from alert_engine.console.sla import sla_status, span_text
 from alert_engine.rules.spec import Severity
 from alert_engine.storage import redis_keys
 
@@ -44,6 +47,8 @@ class QueueFilter(BaseModel):
     severity: Severity | None = None
     # Only cases at least this old (minutes since the alert's first delivery).
     min_age_minutes: int | None = Field(default=None, ge=0, le=60 * 24 * 365)
+    # Only cases that missed a deadline of their route's SLA (to claim, or to resolve).
+    sla_breached: bool = False
     sort: Sort = "oldest"
     page: int = Field(default=1, ge=1, le=100_000)
 
@@ -64,7 +69,7 @@ class QueueFilter(BaseModel):
         merged = self.model_copy(update=changes)
         defaults = QueueFilter()
         return {
-            name: str(value)
+            name: str(value).lower() if isinstance(value, bool) else str(value)
             for name, value in merged.model_dump(mode="json").items()
             if value is not None and value != getattr(defaults, name)
         }
@@ -88,6 +93,9 @@ class QueueRow:
     claimed_by: str | None
     delivered_at: float
     age_seconds: float
+    # Where the case stands against its SLA (`Claim: 12 min left`; '' without one).
+    sla: str = ""
+    sla_breached: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +111,8 @@ class QueueRow:
             "claimed_by": self.claimed_by,
             "delivered_at": datetime.fromtimestamp(self.delivered_at, UTC).isoformat(),
             "age": age_text(self.age_seconds),
+            "sla": self.sla,
+            "sla_breached": self.sla_breached,
         }
 
 
@@ -122,6 +132,7 @@ def row_of(case: Case, delivered_at: float, now: float) -> QueueRow | None:
     event = alert.event
     customer = event.get("customer")
     rating = event.get("rating")
+    sla = sla_status(case, alert, datetime.fromtimestamp(now, UTC))
     return QueueRow(
         alert_id=alert.id,
         rule=alert.rule,
@@ -135,6 +146,8 @@ def row_of(case: Case, delivered_at: float, now: float) -> QueueRow | None:
         claimed_by=case.claimed_by,
         delivered_at=delivered_at,
         age_seconds=max(0.0, now - delivered_at),
+        sla=sla.summary(),
+        sla_breached=sla.breached,
     )
 
 
@@ -161,42 +174,29 @@ def _matches(row: QueueRow, chosen: QueueFilter, member_id: str) -> bool:
             return False
     if chosen.severity is not None and row.severity is not chosen.severity:
         return False
+    if chosen.sla_breached and not row.sla_breached:
+        return False
     return chosen.min_age_minutes is None or row.age_seconds >= chosen.min_age_minutes * 60
 
 
 async def open_rows(cases: CaseStore, now: float | None = None) -> list[QueueRow]:
-    """Every case not closed, as queue rows. The records are read in the event loop (I/O) and
-    parsed in a thread: thousands of alerts are a few hundred milliseconds of CPU, which the
-    loop delivering alerts must not spend."""
+    """Every case not closed, as queue rows. The records are read a chunk per round trip and
+    the alerts parsed in a thread: thousands of alerts are a few hundred milliseconds of CPU,
+    which the loop delivering alerts must not spend."""
     now = time.time() if now is None else now
     await cases.open_count(now)  # drops the index's entries of expired cases
     key = redis_keys.open_cases(cases.prefix)
     indexed: list[Any] = await cases.redis.zrange(key, 0, -1, withscores=True)
     entries = [(_text(alert_id), float(score)) for alert_id, score in indexed]
-    records: list[dict[Any, Any]] = []
-    for start in range(0, len(entries), FETCH_CHUNK):
-        records.extend(await _records(cases, entries[start : start + FETCH_CHUNK]))
-    return await asyncio.to_thread(_rows, entries, records, now)
-
-
-async def _records(cases: CaseStore, entries: Sequence[tuple[str, float]]) -> list[Any]:
-    """The records `CaseStore.get` reads, of many cases in one round trip: one connection of
-    the pool (the delivery path shares it), not one per case."""
-    async with cases.redis.pipeline(transaction=False) as pipe:
-        for alert_id, _ in entries:
-            pipe.hgetall(redis_keys.case(cases.prefix, alert_id))
-        found: list[Any] = await pipe.execute()
-    return found
+    found = await cases.get_many([alert_id for alert_id, _ in entries], FETCH_CHUNK)
+    return await asyncio.to_thread(_rows, entries, found, now)
 
 
 def _rows(
-    entries: Sequence[tuple[str, float]], records: Sequence[dict[Any, Any]], now: float
+    entries: Sequence[tuple[str, float]], found: Sequence[Case], now: float
 ) -> list[QueueRow]:
     rows = []
-    for (alert_id, delivered_at), fields in zip(entries, records, strict=True):
-        case = Case.model_validate(
-            {"alert_id": alert_id, **{_text(k): _text(v) for k, v in fields.items()}}
-        )
+    for (_, delivered_at), case in zip(entries, found, strict=True):
         row = row_of(case, delivered_at, now)
         if row is not None:
             rows.append(row)
@@ -204,13 +204,7 @@ def _rows(
 
 
 def age_text(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} d {hours % 24} h"
+    return span_text(seconds)
 
 
 def _text(value: bytes | str) -> str:

@@ -1,7 +1,8 @@
 """`GET /console`: the queue page, and `GET /console/cases.json`: the same rows as JSON, which the
 page polls to update its table in place. Only the table's rows are replaced: the filter form,
 and whatever the member is typing into it, is left alone. Both need a signed-in member (the web
-guard), whose claims `show=mine` selects."""
+guard), whose claims `show=mine` selects. Each row links to its case's page (`case_page`);
+`GET /console/go?alert_id=...` opens a case by its id (a closed one too)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from aiohttp import web
 from faust.web import View
 from jinja2 import Environment
 
-from alert_engine.cases import CaseStore
+from alert_engine.channels.presentation import LinkTemplates
+from alert_engine.console.actions import ALERT_ID, TeamMembers, WebActions
+from alert_engine.console.case_page import CASE_SCRIPT, CASES_PATH, register_case_page
 from alert_engine.console.queue import (
     FilterError,
     QueueFilter,
@@ -25,12 +28,14 @@ from alert_engine.console.queue import (
     open_rows,
     select,
 )
+from alert_engine.console.style import STYLE
 from alert_engine.rules.spec import Severity
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.gate import signed_in_member, visitor_of
 
 CONSOLE_PATH = "/console"
 JSON_PATH = "/console/cases.json"
+GO_PATH = "/console/go"
 # Seconds between the page's updates; `?poll=` may ask for 2 to 60.
 POLL_SECONDS = 10
 COLUMNS = (
@@ -43,6 +48,7 @@ COLUMNS = (
     ("route", "Route"),
     ("state_label", "State"),
     ("claimed_by", "Claimed by"),
+    ("sla", "SLA"),
 )
 
 # Polls the JSON view and rebuilds the table's body with text nodes (never markup from data).
@@ -66,7 +72,16 @@ async function refresh() {
       for (const [name, label] of columns) {
         const cell = document.createElement("td");
         cell.dataset.label = label;
-        cell.textContent = row[name] === null ? "" : String(row[name]);
+        const text = row[name] === null ? "" : String(row[name]);
+        if (name === "customer") {
+          const link = document.createElement("a");
+          link.href = table.dataset.cases + "/" + encodeURIComponent(row.alert_id);
+          link.textContent = text || row.alert_id;
+          cell.appendChild(link);
+        } else {
+          cell.textContent = text;
+        }
+        if (name === "sla" && row.sla_breached) cell.className = "breached";
         line.appendChild(cell);
       }
       body.appendChild(line);
@@ -90,11 +105,32 @@ async function refresh() {
 }
 setInterval(refresh, Number(table.dataset.pollSeconds) * 1000);
 """
-CONSOLE_SCRIPTS = (CONSOLE_SCRIPT,)
+CONSOLE_SCRIPTS = (CONSOLE_SCRIPT, CASE_SCRIPT)
 
 
-def register_console(app: faust.App, cases: CaseStore) -> None:
+def register_console(
+    app: faust.App,
+    actions: WebActions,
+    *,
+    team_members: TeamMembers,
+    links: LinkTemplates,
+    show_contact: bool = True,
+) -> None:
     page = Environment(autoescape=True).from_string(CONSOLE_PAGE)
+    cases = actions.cases
+    register_case_page(
+        app, actions, team_members=team_members, links=links, show_contact=show_contact
+    )
+
+    @app.page(GO_PATH)
+    class GoToCase(View):
+        async def get(self, request: Any) -> Any:
+            alert_id = request.query.get("alert_id", "").strip()
+            if not ALERT_ID.match(alert_id):
+                return web.Response(
+                    status=400, text="Not an alert id: they read al-, then hex digits.\n"
+                )
+            return web.Response(status=303, headers={"Location": f"{CASES_PATH}/{alert_id}"})
 
     async def queue_page(request: Any) -> tuple[QueueFilter, QueuePage]:
         chosen = QueueFilter.from_query(request.query)
@@ -132,6 +168,8 @@ def register_console(app: faust.App, cases: CaseStore) -> None:
                 csrf_field=CSRF_FIELD,
                 generated=datetime.now(UTC).strftime("%H:%M:%S UTC"),
                 script=CONSOLE_SCRIPT,
+                cases_path=CASES_PATH,
+                style=STYLE,
             )
             return web.Response(text=html, content_type="text/html")
 
@@ -171,33 +209,7 @@ def _json(value: Any) -> str:
 CONSOLE_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Queue · alert-engine</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font-family:system-ui,sans-serif;background:#f4f4f6;margin:0;padding:1rem;color:#1d1c1d}
-header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:baseline}
-h1{font-size:1.4rem;margin:0 1rem 0 0}.meta{color:#4a4a4a;font-size:.9rem}
-form.filters{display:flex;flex-wrap:wrap;gap:.6rem 1rem;align-items:flex-end;background:#fff;
-padding:.8rem;border-radius:8px;margin:1rem 0;box-shadow:0 1px 3px #0002}
-label{display:flex;flex-direction:column;font-size:.85rem;font-weight:600;gap:.2rem}
-input,select{font:inherit;font-weight:400;padding:.35rem;border:1px solid #767676;border-radius:4px;
-min-width:7rem}
-button{font:inherit;padding:.4rem .9rem;border:1px solid #005c44;border-radius:4px;
-background:#007a5a;color:#fff;cursor:pointer}button.plain{background:#fff;color:#1d1c1d;border-color:#767676}
-:focus-visible{outline:3px solid #1264a3;outline-offset:2px}
-table{border-collapse:collapse;width:100%;background:#fff;border-radius:8px;
-box-shadow:0 1px 3px #0002}
-caption{text-align:left;font-weight:600;padding:.4rem 0}
-th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
-th{font-size:.85rem;color:#4a4a4a}
-nav a{display:inline-block;margin:.8rem 1rem 0 0;color:#1264a3}
-form.signout{display:inline}
-@media (max-width:40rem){
- thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
- table,tbody,tr,td{display:block}tr{border-bottom:2px solid #ccc;padding:.3rem 0}
- td{border:0;padding:.15rem .6rem;display:grid;grid-template-columns:7rem 1fr;gap:.5rem}
- td::before{content:attr(data-label);font-weight:600;color:#4a4a4a}
- label{flex:1 1 9rem}input,select{min-width:0}
-}
-</style></head><body>
+<style>{{ style | safe }}</style></head><body>
 <header><h1>Queue</h1>
 <div class="meta">Signed in as <b class="member">{{ member.shown_name }}</b> ·
 <a href="/outbox">Outbox</a>{% if not via_proxy %} ·
@@ -224,19 +236,28 @@ value="{{ chosen.min_age_minutes if chosen.min_age_minutes is not none else '' }
 ("severity", "Most severe first")] %}
 <option value="{{ value }}"{% if chosen.sort == value %} selected{% endif %}>{{ text }}</option>
 {% endfor %}</select></label>
+<label class="check"><span>SLA breached</span><input type="checkbox" name="sla_breached"
+value="true"{% if chosen.sla_breached %} checked{% endif %}></label>
 <button type="submit">Apply</button>
 </form>
+<form method="get" action="/console/go" class="filters" aria-label="Open a case by its id">
+<label>Case (alert id, closed ones too)<input name="alert_id" pattern="al-[0-9a-f]+"
+placeholder="al-…" autocomplete="off"></label>
+<button type="submit" class="plain">Open</button></form>
 <p class="meta"><span id="count" role="status">{{ shown.total }} case{{ "" if shown.total == 1
 else "s" }} · page {{ shown.page }} of {{ shown.pages }}</span> ·
 <span id="updated">as of {{ generated }}</span></p>
 <table id="queue" data-json="{{ json_url }}" data-poll-seconds="{{ poll }}"
-data-columns="{{ columns_json }}">
+data-columns="{{ columns_json }}" data-cases="{{ cases_path }}">
 <caption>Cases not closed yet</caption>
 <thead><tr>{% for _, label in columns %}<th scope="col">{{ label }}</th>{% endfor %}</tr></thead>
 <tbody>
 {% for row in rows %}<tr data-alert-id="{{ row.alert_id }}">
-{% for name, label in columns %}<td data-label="{{ label }}">{{ row[name] if row[name] is not none
-else "" }}</td>{% endfor %}</tr>
+{% for name, label in columns %}<td data-label="{{ label }}"
+{%- if name == "sla" and row.sla_breached %} class="breached"{% endif %}>
+{%- if name == "customer" %}<a href="{{ cases_path }}/{{ row.alert_id }}">{{ row.customer or
+row.alert_id }}</a>{% else %}{{ row[name] if row[name] is not none else "" }}{% endif %}</td>
+{%- endfor %}</tr>
 {% else %}<tr><td colspan="{{ columns | length }}">No case matches.</td></tr>{% endfor %}
 </tbody></table>
 <nav aria-label="Pages">{% if previous is not none %}

@@ -6,6 +6,7 @@ members:
     display_name: Ana Souza    # shown as who acted (optional; the name otherwise)
     email: ana@example.com     # optional
     password_hash: $argon2id$v=19$m=65536,t=3,p=4$...   # `alert-engine members hash`
+    slack_user: U0ANA          # optional: her Slack clicks act as her
 ```
 
 JSON with the same shape works too, so a Kubernetes Secret mounted as a file does. The file is
@@ -39,6 +40,8 @@ from alert_engine.signin.passwords import is_password_hash
 log = logging.getLogger(__name__)
 
 MemberName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+# A Slack user id (`U0ANA`; `W...` on Enterprise Grid), as Slack's clicks carry it.
+SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,20}$")]
 # A mounted Secret changes within a minute or so; a stat per few seconds costs nothing.
 RECHECK_SECONDS = 5.0
 MAX_FILE_BYTES = 1024 * 1024
@@ -56,6 +59,8 @@ class Member(BaseModel):
     email: Annotated[str, StringConstraints(max_length=254)] | None = None
     # None: a member who signs in through the proxy or a sign-in link, never with a password.
     password_hash: str | None = Field(default=None, repr=False)
+    # Her Slack user: a click in Slack by that user acts as this member.
+    slack_user: SlackUserId | None = None
 
     @field_validator("password_hash")
     @classmethod
@@ -84,10 +89,18 @@ class MembersFile(BaseModel):
     @classmethod
     def _unique_names(cls, members: list[Member]) -> list[Member]:
         seen: set[str] = set()
+        slack_users: dict[str, str] = {}
         for member in members:
             if member.name.lower() in seen:
                 raise ValueError(f"member {member.name!r} is listed twice")
             seen.add(member.name.lower())
+            if member.slack_user is not None:
+                if member.slack_user in slack_users:
+                    raise ValueError(
+                        f"slack_user {member.slack_user} is both "
+                        f"{slack_users[member.slack_user]!r} and {member.name!r}"
+                    )
+                slack_users[member.slack_user] = member.name
         return members
 
 
@@ -141,6 +154,16 @@ class Members:
     def get(self, name: str) -> Member | None:
         self._reload_if_changed()
         return self._members.get(name.lower())
+
+    def by_slack_user(self, user_id: str) -> Member | None:
+        """The member whose Slack user this is, if one is mapped."""
+        self._reload_if_changed()
+        return next((m for m in self._members.values() if m.slack_user == user_id), None)
+
+    def all(self) -> list[Member]:
+        """Every member, by name (the console's choice of whom to assign a case to)."""
+        self._reload_if_changed()
+        return sorted(self._members.values(), key=lambda member: member.name.lower())
 
     def __len__(self) -> int:
         return len(self._members)

@@ -19,6 +19,7 @@ from alert_engine.channels.email import EmailDestination, sendgrid_client
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
+from alert_engine.console.actions import WebActions, team_of
 from alert_engine.console.views import CONSOLE_SCRIPTS, register_console
 from alert_engine.deadletters import DeadLetter
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, Failure, RetryPolicy
@@ -209,7 +210,9 @@ def build_worker(settings: Settings) -> faust.App:
             settings.slack.max_retries,
         )
         reuse_connections(app, updates_client)
-    register_views(
+    gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
+    members = gate.members
+    show_in_slack = register_views(
         app,
         cases,
         publish_case,
@@ -221,10 +224,16 @@ def build_worker(settings: Settings) -> faust.App:
         links=link_templates(settings),
         cases_topic=topics.cases,
         show_contact=settings.cases.show_contact,
+        slack_member=members.by_slack_user if members is not None else None,
     )
-    gate = Gate(settings.signin, redis, settings.redis.key_prefix, base_url=pages_url(settings))
     register_signin_views(app, gate)
-    register_console(app, cases)
+    register_console(
+        app,
+        WebActions(cases, publish_case, show_in_slack),
+        team_members=lambda: team_of(gate),
+        links=link_templates(settings),
+        show_contact=settings.cases.show_contact,
+    )
     guard_pages(
         app, settings.web.host_names, gate=gate, inline_scripts=PAGE_SCRIPTS + CONSOLE_SCRIPTS
     )

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,28 +33,33 @@ from alert_engine.cases import (
     Actor,
     Case,
     CaseAction,
-    CaseEvent,
+    CasePolicy,
     CaseRequest,
     CaseState,
     CaseStore,
     Refusal,
-    allowed_actions,
     duration_text,
     reason_label,
 )
 from alert_engine.channels.outbox import outbox_alerts, read_outbox_tail
 from alert_engine.channels.presentation import AlertView, LinkTemplates
+from alert_engine.console.actions import (
+    ALERT_ID,
+    WebActions,
+    case_buttons,
+    history_lines,
+    member_actor,
+)
+from alert_engine.console.actions import PublishCase as PublishCase
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.gate import signed_in_member, visitor_of
 from alert_engine.worker.webguard import read_form
 
 log = logging.getLogger(__name__)
 
-PublishCase = Callable[[CaseEvent], Awaitable[None]]
 # Who acts on a web page: from the request (a signed-in member) and the form.
 WebActor = Callable[[Request, Mapping[str, str]], Actor]
 OUTBOX_PAGE_LIMIT = 200
-ALERT_ID = re.compile(r"^al-[0-9a-f]{1,64}$")
 # The pages' inline scripts, allowed by their hashes: none (who acts is the signed-in member).
 PAGE_SCRIPTS: tuple[str, ...] = ()
 
@@ -74,6 +78,7 @@ def register_outbox(
     page = Environment(autoescape=True).from_string(OUTBOX_PAGE)
     confirm_page = Environment(autoescape=True).from_string(CONFIRM_PAGE)
     refused_page = Environment(autoescape=True).from_string(REFUSED_PAGE)
+    actions = WebActions(cases, publish_case, show_in_slack)
 
     @app.page("/outbox")
     class OutboxPage(View):
@@ -92,7 +97,7 @@ def register_outbox(
                         "state": LABELS[case.state],
                         "case": case,
                         "history": history_lines(case),
-                        "buttons": outbox_buttons(case, now),
+                        "buttons": outbox_buttons(case, now, cases.policy),
                         "claimed": case.state is CaseState.CLAIMED,
                     }
                 )
@@ -146,18 +151,15 @@ def register_outbox(
                     ),
                 )
                 return self.html(html)
-            result = await cases.attempt(alert_id, case_request)
+            result = await actions.take(alert_id, case_request)
             if isinstance(result, Refusal):
                 return self.html(refused_page.render(message=result.message), status=409)
-            await publish_case(result)
-            await show_in_slack(result)
             return self.text("", status=303, headers={"Location": "/outbox"})
 
 
 def outbox_actor(request: Request, form: Mapping[str, str]) -> Actor:
     """Who acts on the outbox page: the signed-in member (the web guard let only members in)."""
-    member = signed_in_member(request)
-    return Actor(id=member.user_id, name=member.shown_name, source="outbox")
+    return member_actor(request, "outbox")
 
 
 def _outbox_member(name: str) -> str | None:
@@ -165,23 +167,11 @@ def _outbox_member(name: str) -> str | None:
     return f"outbox:{name}" if name else None
 
 
-def outbox_buttons(case: Case, now: datetime) -> list[tuple[str, str]]:
+def outbox_buttons(
+    case: Case, now: datetime, policy: CasePolicy | None = None
+) -> list[tuple[str, str]]:
     """The actions the case's state allows on the outbox card, Undo only while it can be."""
-    allowed = allowed_actions(case.state) - {CaseAction.NOTE, CaseAction.REASSIGN}
-    if not case.can_undo(now):
-        allowed.discard(CaseAction.UNDO)
-    return [(action.value, ACTION_LABELS[action]) for action in CaseAction if action in allowed]
-
-
-def history_lines(case: Case) -> list[str]:
-    """The case's history as the outbox card lists it, oldest first."""
-    alert = case.parsed_alert()
-    if alert is None:
-        return []
-    return [
-        f"{entry.at:%Y-%m-%d %H:%M} UTC \u00b7 {entry.event(case.alert_id, alert, case).summary()}"
-        for entry in case.history
-    ]
+    return case_buttons(case, now, frozenset({CaseAction.NOTE, CaseAction.REASSIGN}), policy)
 
 
 def outbox_views(

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from alert_engine.channels.slack_cases import (
     read_click,
     read_note_submission,
 )
+from alert_engine.signin.members import Member
 from alert_engine.storage import redis_keys
 from alert_engine.storage.outage import until_redis_answers
 from alert_engine.worker.outbox_page import (
@@ -79,6 +81,8 @@ SLACK_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # The verifier takes a request up to five minutes either side of its timestamp: a request first
 # seen at t can be replayed until t + 10 min. A minute more for the clocks of several workers.
 REPLAY_WINDOW_MS = 11 * 60 * 1000
+# The member a Slack user id is mapped to, if any.
+SlackMember = Callable[[str], Member | None]
 
 
 def register_views(
@@ -93,8 +97,26 @@ def register_views(
     cases_topic: faust.TopicT,
     show_contact: bool = True,
     web_actor: WebActor | None = None,
-) -> None:
+    slack_member: SlackMember | None = None,
+) -> PublishCase:
+    """Returns `show_in_slack`, for the other pages that change cases (the console).
+    `slack_member`: the member a Slack user is mapped to (the members file's `slack_user`),
+    who acts for their clicks."""
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
+
+    def as_member(request: CaseRequest) -> CaseRequest:
+        """A click by a mapped Slack user acts as the member (as on the console: `mine`, the
+        name); reassigning to a mapped user assigns the member."""
+        if slack_member is None:
+            return request
+        member = slack_member(request.actor.id)
+        if member is not None:
+            actor = Actor(id=member.user_id, name=member.shown_name, source=request.actor.source)
+            request = replace(request, actor=actor)
+        assignee = slack_member(request.assignee) if request.assignee else None
+        if assignee is not None:
+            request = replace(request, assignee=assignee.user_id, assignee_name=assignee.shown_name)
+        return request
 
     @app.page("/slack/interactions")
     class SlackInteractions(View):
@@ -138,11 +160,11 @@ def register_views(
                 return
             if click.control == NOTE_BUTTON:
                 return
-        result = await cases.attempt(click.alert_id, click.request())
+        result = await cases.attempt(click.alert_id, as_member(click.request()))
         await report(result, click.actor, click.channel, click.ts, click.blocks)
 
     async def note_submitted(submission: NoteSubmission) -> Refusal | None:
-        result = await cases.attempt(submission.alert_id, submission.request())
+        result = await cases.attempt(submission.alert_id, as_member(submission.request()))
         if isinstance(result, Refusal):
             return result
         await report(result, submission.actor, submission.channel, submission.ts, None)
@@ -255,6 +277,8 @@ def register_views(
         async for raw in records:
             await until_redis_answers(partial(show_rerating, raw), what="a re-rating")
             yield None
+
+    return show_in_slack
 
 
 FOLLOWUP_ACTOR = Actor(id="followup", name="the follow-up survey", source="followup")
