@@ -1,0 +1,132 @@
+"""`/dashboard` from the outcome history in PostgreSQL (registered instead of the Redis-based one
+when `ALERT_ENGINE_DATABASE_URL` is set): the form, the figures per group with the holdout's
+lift, the trend per week or month, and the same view as CSV (`&format=csv`).
+
+Each request opens its own connection (a page is opened now and then, not thousands of times a
+second) with the report's statement timeout; PostgreSQL unreachable is a 503 page that says so,
+and the worker goes on delivering.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import psycopg
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from alert_engine.dashboard.form import PRESETS, DashboardForm, parse
+from alert_engine.dashboard.view import DashboardView, build
+from alert_engine.history.presentation import as_csv
+from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery, report
+from alert_engine.history.trends import filter_options, sla_shares
+from alert_engine.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+
+templates = Environment(
+    loader=PackageLoader("alert_engine.dashboard", "templates"),
+    autoescape=select_autoescape(["html"], default_for_string=True, default=False),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+FILTER_LABELS = {
+    "team": "Team",
+    "agent": "Agent",
+    "rule": "Rule",
+    "route": "Route",
+    "severity": "Severity",
+    "channel": "Channel",
+    "member": "Recovery member",
+}
+
+
+async def _connect(database: DatabaseSettings) -> psycopg.AsyncConnection[Any]:
+    assert database.url is not None
+    conn = await psycopg.AsyncConnection.connect(
+        database.url.get_secret_value(), autocommit=True, connect_timeout=5
+    )
+    timeout_ms = str(int(database.statement_timeout * 1000))
+    await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+    return conn
+
+
+async def load(
+    conn: psycopg.AsyncConnection[Any], form: DashboardForm
+) -> tuple[DashboardView, Mapping[str, list[str]]]:
+    query = form.query
+    assert query is not None
+    figures = await report(conn, query)
+    trend_query = ReportQuery(query.since, query.until, form.period, query.filters)
+    trend = await report(conn, trend_query)
+    slas = await sla_shares(conn, query, form.period)
+    options = await filter_options(conn, query.since, query.until)
+    return build(figures, trend, slas), options
+
+
+def render(
+    form: DashboardForm,
+    view: DashboardView | None,
+    options: Mapping[str, list[str]],
+    *,
+    company: str,
+    unavailable: str | None = None,
+) -> str:
+    return templates.get_template("dashboard.html").render(
+        form=form,
+        view=view,
+        options=options,
+        presets=PRESETS,
+        dimensions=DIMENSIONS,
+        filters=FILTERS,
+        filter_labels=FILTER_LABELS,
+        company=company,
+        unavailable=unavailable,
+    )
+
+
+def csv_name(form: DashboardForm) -> str:
+    assert form.query is not None
+    since, until = form.query.since, form.query.until
+    return f"alert-engine-outcomes-by-{form.by}-{since:%Y%m%d}-{until:%Y%m%d}.csv"
+
+
+def register_dashboard(app: faust.App, database: DatabaseSettings, *, company: str) -> None:
+    @app.page("/dashboard")
+    async def dashboard(web: Any, request: Any) -> Any:
+        params = {name: str(value) for name, value in request.query.items()}
+        form = parse(params, datetime.now(UTC))
+        if form.query is None:
+            return web.html(render(form, None, {}, company=company), status=400)
+        try:
+            conn = await _connect(database)
+            async with conn:
+                view, options = await load(conn, form)
+        except psycopg.errors.UndefinedTable:
+            problem = (
+                "The history database has no tables yet: the worker creates them at start "
+                "(`alert-engine history migrate`), then `alert-engine history rebuild` fills them."
+            )
+            return web.html(
+                render(form, None, {}, company=company, unavailable=problem), status=503
+            )
+        except (psycopg.OperationalError, OSError) as exc:
+            log.warning("dashboard: the history database is unreachable: %s", exc)
+            problem = (
+                "The history database (ALERT_ENGINE_DATABASE_URL) does not answer; alerts are "
+                "still delivered and projected when it is back. Reload in a minute."
+            )
+            return web.html(
+                render(form, None, {}, company=company, unavailable=problem), status=503
+            )
+        if form.format == "csv":
+            return web.bytes(
+                as_csv(view.report).encode(),
+                content_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{csv_name(form)}"'},
+            )
+        return web.html(render(form, view, options, company=company))
