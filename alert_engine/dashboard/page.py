@@ -126,7 +126,10 @@ def register_dashboard(app: faust.App, database: DatabaseSettings, *, company: s
         if form.format == "csv":
             return web.bytes(
                 as_csv(view.report).encode(),
-                content_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{csv_name(form)}"'},
+                # (aiohttp refuses a charset in `content_type`: it goes in the header.)
+                headers={
+                    "Content-Type": "text/csv; charset=utf-8",
+                    "Content-Disposition": f'attachment; filename="{csv_name(form)}"',
+                },
             )
         return web.html(render(form, view, options, company=company))
