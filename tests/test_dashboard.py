@@ -10,7 +10,7 @@ import io
 import random
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -117,9 +117,15 @@ async def seed(url: str, stories: Sequence[Story]) -> None:
 
 
 async def view_of(url: str, form: DashboardForm) -> tuple[DashboardView, str]:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        view, options = await load(conn, form)
+    view, options = await view_and_options(url, form)
     return view, render(form, view, options, company="Acme")
+
+
+async def view_and_options(
+    url: str, form: DashboardForm
+) -> tuple[DashboardView, Mapping[str, list[str]]]:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        return await load(conn, form)
 
 
 # --------------------------------------------------------------- figures from the stories alone
@@ -314,6 +320,16 @@ def test_a_seeded_quarter_by_team_answers_the_managers_question(database_url):
     assert "regression to the mean" in text
     assert shown(in_scope).to_claim in text
     assert "Trend per week" in text and "Claimed within SLA" in text
+
+    # Each filter offers the values of the range, and the form keeps the chosen one.
+    chosen = form(range="custom", since="2026-03-02", until="2026-03-08", team="billing")
+    _, options = asyncio.run(view_and_options(database_url, chosen))
+    week = [s for s in stories if s.fired_at < datetime(2026, 3, 9, tzinfo=UTC)]
+    for name in ("team", "agent", "channel", "severity"):
+        assert options[name] == sorted({s.key(name) for s in week}), name
+    assert options["rule"] == ["negative-rating"] and options["route"] == ["default"]
+    assert {s.member for s in week} <= set(options["member"])
+    assert '<option value="billing" selected>' in render(chosen, None, options, company="Acme")
 
 
 def test_past_a_year_the_trend_is_per_month(database_url):

@@ -45,13 +45,17 @@ FILTER_LABELS = {
 }
 
 
-async def _connect(database: DatabaseSettings) -> psycopg.AsyncConnection[Any]:
+async def connect(database: DatabaseSettings) -> psycopg.AsyncConnection[Any]:
+    """A connection for one page: the report's statement timeout, and no JIT. The folded cases'
+    estimated cost is far above `jit_above_cost`, and compiling them took PostgreSQL about 2 s
+    per query (`benchmarks/history_scale.py`), more than running them."""
     assert database.url is not None
     conn = await psycopg.AsyncConnection.connect(
         database.url.get_secret_value(), autocommit=True, connect_timeout=5
     )
     timeout_ms = str(int(database.statement_timeout * 1000))
     await conn.execute("SELECT set_config('statement_timeout', %s, false)", (timeout_ms,))
+    await conn.execute("SELECT set_config('jit', 'off', false)")
     return conn
 
 
@@ -103,7 +107,7 @@ def register_dashboard(app: faust.App, database: DatabaseSettings, *, company: s
         if form.query is None:
             return web.html(render(form, None, {}, company=company), status=400)
         try:
-            conn = await _connect(database)
+            conn = await connect(database)
             async with conn:
                 view, options = await load(conn, form)
         except psycopg.errors.UndefinedTable:

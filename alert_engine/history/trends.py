@@ -3,8 +3,9 @@ cases claimed within their SLA per week or month, and the values each filter can
 
 The per-period figures themselves are the report's, grouped by week or month (`queries.report`);
 only what the report has no column for is here. The SQL is built as `queries` builds it: values as
-placeholders, names as identifiers, the same folded cases (`queries._CASES`) so that a filter by
-the recovery member means the same thing on every figure.
+placeholders, names as identifiers, and an alert's dimensions named as the folded cases
+(`queries._CASES`) name them, so that a filter means the same thing on every figure; a filter by
+the recovery member, who is folded from a case's whole log, uses those folded cases.
 """
 
 from __future__ import annotations
@@ -51,18 +52,54 @@ def params(query: ReportQuery) -> dict[str, Any]:
     return values
 
 
+# An alert's dimensions as the folded cases name them (`queries._CASES`): a blank one is "-".
+_DIMENSION = {
+    "team": "COALESCE(NULLIF(a.team, ''), '-')",
+    "agent": "COALESCE(NULLIF(a.agent, ''), '-')",
+    "channel": "COALESCE(NULLIF(a.channel, ''), '-')",
+    "rule": "a.rule",
+    "route": "a.route",
+    "severity": "a.severity",
+}
+_PERIOD = {
+    "week": "to_char(a.fired_at AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
+    "month": "to_char(a.fired_at AT TIME ZONE 'UTC', 'YYYY-MM')",
+}
+
+
 def sla_sql(query: ReportQuery, period: str) -> sql.Composed:
     if period not in PERIODS:
         raise ValueError(f"no trend per {period!r} (one of: {', '.join(PERIODS)})")
+    if "member" in query.filters:
+        # Who owns a case is folded from its whole log: the report's folded cases.
+        return sql.SQL(
+            "WITH cases AS ({cases}), timed AS ("
+            " SELECT c.{period} AS period, c.claimed_at,"
+            " (x.record -> 'sla' ->> 'claim_by')::timestamptz AS claim_by"
+            " FROM cases c JOIN alerts x ON x.alert_id = c.alert_id{where}) "
+            "SELECT period, count(claim_by) AS with_sla,"
+            " count(*) FILTER (WHERE claimed_at <= claim_by) AS claimed_in_time "
+            "FROM timed GROUP BY period ORDER BY period"
+        ).format(cases=sql.SQL(_CASES), period=sql.Identifier(period), where=_where(query))
+    # Otherwise only the alerts with an SLA, and their first claim: far less to read.
+    filters = [
+        sql.SQL("{} = {}").format(sql.SQL(_DIMENSION[name]), sql.Placeholder(f"filter_{name}"))
+        for name in sorted(query.filters)
+    ]
     return sql.SQL(
-        "WITH cases AS ({cases}), timed AS ("
-        " SELECT c.{period} AS period, c.claimed_at,"
-        " (x.record -> 'sla' ->> 'claim_by')::timestamptz AS claim_by"
-        " FROM cases c JOIN alerts x ON x.alert_id = c.alert_id{where}) "
-        "SELECT period, count(claim_by) AS with_sla,"
-        " count(*) FILTER (WHERE claimed_at <= claim_by) AS claimed_in_time "
-        "FROM timed GROUP BY period ORDER BY period"
-    ).format(cases=sql.SQL(_CASES), period=sql.Identifier(period), where=_where(query))
+        "SELECT {period} AS period, count(*) AS with_sla,"
+        " count(*) FILTER (WHERE claim.at <= (a.record -> 'sla' ->> 'claim_by')::timestamptz)"
+        " AS claimed_in_time "
+        "FROM alerts a LEFT JOIN LATERAL ("
+        " SELECT t.at FROM case_transitions t WHERE t.alert_id = a.alert_id AND t.state = 'claimed'"
+        " ORDER BY t.at LIMIT 1) claim ON true "
+        "WHERE a.fired_at >= %(since)s AND a.fired_at < %(until)s"
+        " AND a.record -> 'sla' ->> 'claim_by' IS NOT NULL{filters} "
+        "GROUP BY 1 ORDER BY 1"
+    ).format(
+        period=sql.SQL(_PERIOD[period]),
+        filters=sql.SQL("").join(sql.SQL(" AND ") + f for f in filters),
+    )
 
 
 async def sla_shares(
@@ -79,20 +116,30 @@ async def sla_shares(
 
 
 def options_sql() -> sql.Composed:
-    parts = [
+    """The alerts' own dimensions as the folded cases name them, and as recovery members anyone
+    who acted on a case of the range or was assigned one (the owners among them; choosing one
+    who only wrote a note shows the cases they own, perhaps none)."""
+    alerts = [
         sql.SQL(
-            "(SELECT {name}::text AS filter, {column} AS value FROM cases"
-            " GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT {limit})"
+            "(SELECT {name}::text AS filter, {column} AS value FROM alerts a"
+            " WHERE a.fired_at >= %(since)s AND a.fired_at < %(until)s"
+            " GROUP BY 2 ORDER BY count(*) DESC, 2 LIMIT {limit})"
         ).format(
             name=sql.Literal(name),
-            column=sql.Identifier(name),
+            column=sql.SQL(_DIMENSION[name]),
             limit=sql.Literal(MAX_OPTIONS),
         )
         for name in FILTERS
+        if name != "member"
     ]
-    return sql.SQL("WITH cases AS ({cases}) {parts}").format(
-        cases=sql.SQL(_CASES), parts=sql.SQL(" UNION ALL ").join(parts)
-    )
+    members = sql.SQL(
+        "(SELECT 'member'::text AS filter, COALESCE(t.assignee, t.actor) AS value"
+        " FROM alerts a JOIN case_transitions t ON t.alert_id = a.alert_id"
+        " WHERE a.fired_at >= %(since)s AND a.fired_at < %(until)s"
+        " AND COALESCE(t.assignee, t.actor) <> ''"
+        " GROUP BY 2 ORDER BY count(*) DESC, 2 LIMIT {limit})"
+    ).format(limit=sql.Literal(MAX_OPTIONS))
+    return sql.SQL(" UNION ALL ").join([*alerts, members])
 
 
 async def filter_options(
@@ -106,4 +153,6 @@ async def filter_options(
     for row in rows:
         if row["value"] is not None:
             found[str(row["filter"])].append(str(row["value"]))
-    return {name: sorted(values) for name, values in found.items()}
+    # A case nobody owns is "-" in the figures: offered too.
+    found["member"].append("-")
+    return {name: sorted(set(values)) for name, values in found.items()}
