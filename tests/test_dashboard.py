@@ -200,6 +200,27 @@ def sla_text(stories: Sequence[Story]) -> str:
     return f"{share(len(in_time), len(timed))} of {len(timed)}" if timed else "-"
 
 
+def nps_text(stories: Sequence[Story]) -> str:
+    both = [
+        s
+        for s in stories
+        if not s.holdout
+        and s.answer_rating is not None
+        and s.initial_rating is not None
+        and s.initial_nps is not None
+        and s.answer_nps is not None
+    ]
+    if not both:
+        return "-"
+
+    def net(scores: list[int]) -> float:
+        return 100.0 * (sum(x >= 9 for x in scores) - sum(x <= 6 for x in scores)) / len(scores)
+
+    before = net([s.initial_nps for s in both if s.initial_nps is not None])
+    after = net([s.answer_nps for s in both if s.answer_nps is not None])
+    return f"{before:.0f} → {after:.0f}"
+
+
 def grouped(stories: Sequence[Story], by: str) -> dict[str, list[Story]]:
     groups: dict[str, list[Story]] = defaultdict(list)
     for story in stories:
@@ -281,6 +302,7 @@ def test_the_dashboard_shows_the_figures_of_the_stories(
         assert point.alerts.text == str(len(weeks[point.period]))
         assert point.sla == sla_text(weeks[point.period])
         assert point.to_claim == shown(weeks[point.period]).to_claim
+        assert point.nps == nps_text(weeks[point.period])
 
     # The CSV download is this view: the same groups and figures, unrounded.
     lines = list(csv.DictReader(io.StringIO(as_csv(view.report))))

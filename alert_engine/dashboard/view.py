@@ -101,6 +101,7 @@ class TrendRow:
     not_actionable: str
     response: str
     rating: str
+    nps: str
     uplift: Bar
 
 
@@ -157,6 +158,7 @@ def trend_rows(trend: Report, slas: Mapping[str, SlaShare]) -> list[TrendRow]:
                 not_actionable=share(row.not_actionable, row.alerts),
                 response=share(row.answered, row.sent),
                 rating=pair(row.recovered.avg_initial, row.recovered.avg_followup),
+                nps=pair(row.recovered.nps_before, row.recovered.nps_after, 0),
                 uplift=_bar(row.recovered.uplift, top_uplift, number(row.recovered.uplift, 2, "x")),
             )
         )
