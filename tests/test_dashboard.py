@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from alert_engine.dashboard.form import DashboardForm, parse
-from alert_engine.dashboard.page import load, render
+from alert_engine.dashboard.page import answer, load, render
 from alert_engine.dashboard.view import DashboardView
 from alert_engine.history.migrate import migrate
 from alert_engine.history.presentation import as_csv, duration
@@ -27,6 +28,7 @@ from alert_engine.history.queries import DIMENSIONS, t_quantile
 from alert_engine.history.records import TopicNames
 from alert_engine.history.writer import write
 from alert_engine.rules.spec import Severity
+from alert_engine.settings import DatabaseSettings
 from tests.history_factories import (
     AGENTS,
     CHANNELS,
@@ -415,3 +417,55 @@ def test_presets_and_the_csv_link_keep_the_view():
     assert custom.query.until == datetime(2026, 4, 1, tzinfo=UTC)  # the last day included
     assert custom.parameters() == "range=custom&since=2026-03-01&until=2026-03-31&by=week"
     assert parse({}, datetime(2026, 6, 3, tzinfo=UTC)).range == "12w"
+
+
+def settings_for(url: str, timeout: float = 30.0) -> DatabaseSettings:
+    return DatabaseSettings(url=SecretStr(url), statement_timeout=timeout)
+
+
+NOW = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
+
+
+def test_the_page_answers_csv_and_tells_each_failure(database_url):
+    # No tables yet: say how to make them.
+    page = asyncio.run(answer({}, settings_for(database_url), company="Acme", now=NOW))
+    assert page.status == 503
+    assert b"no tables yet" in page.body and b"alert-engine history migrate" in page.body
+
+    stories = seeded(1500)
+    asyncio.run(seed(database_url, stories))
+    params = {"range": "custom", "since": "2026-03-02", "until": "2026-05-10", "by": "agent"}
+    page = asyncio.run(
+        answer({**params, "format": "csv"}, settings_for(database_url), company="Acme", now=NOW)
+    )
+    assert page.status == 200
+    assert page.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert page.headers["Content-Disposition"] == (
+        'attachment; filename="alert-engine-outcomes-by-agent-20260302-20260511.csv"'
+    )
+    lines = list(csv.DictReader(io.StringIO(page.body.decode())))
+    in_scope = [s for s in stories if s.fired_at < datetime(2026, 5, 11, tzinfo=UTC)]
+    by_agent = grouped(in_scope, "agent")
+    assert [line["agent"] for line in lines] == [*sorted(by_agent), "all"]
+    assert [int(line["alerts"]) for line in lines] == [
+        *(len(by_agent[key]) for key in sorted(by_agent)),
+        len(in_scope),
+    ]
+
+    # A view slower than the statement timeout: cancelled, and the page says what to do.
+    page = asyncio.run(answer(params, settings_for(database_url, 0.001), company="Acme", now=NOW))
+    assert page.status == 503
+    assert b"took longer than 0.001 s" in page.body and b"shorter range" in page.body
+
+    # A bad form: 400, nothing asked of the database.
+    bad = {"by": "colour"}
+    page = asyncio.run(answer(bad, settings_for(database_url), company="Acme", now=NOW))
+    assert page.status == 400 and b"group by" in page.body
+
+
+def test_an_unreachable_database_is_a_503_that_says_so():
+    # Nothing listens on port 1 of the loopback.
+    unreachable = settings_for("postgresql://postgres@127.0.0.1:1/history")
+    page = asyncio.run(answer({}, unreachable, company="Acme", now=NOW))
+    assert page.status == 503
+    assert b"does not answer; alerts are still delivered" in page.body

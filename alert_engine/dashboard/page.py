@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,41 +100,64 @@ def csv_name(form: DashboardForm) -> str:
     return f"alert-engine-outcomes-by-{form.by}-{since:%Y%m%d}-{until:%Y%m%d}.csv"
 
 
+@dataclass(frozen=True)
+class PageAnswer:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+
+def _html(status: int, text: str) -> PageAnswer:
+    return PageAnswer(status, text.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+
+async def answer(
+    params: Mapping[str, str], database: DatabaseSettings, *, company: str, now: datetime
+) -> PageAnswer:
+    """The page (or its CSV) for the request's GET parameters."""
+    form = parse(params, now)
+    if form.query is None:
+        return _html(400, render(form, None, {}, company=company))
+    problem: str | None = None
+    try:
+        conn = await connect(database)
+        async with conn:
+            view, options = await load(conn, form)
+    except psycopg.errors.UndefinedTable:
+        problem = (
+            "The history database has no tables yet: the worker creates them at start "
+            "(`alert-engine history migrate`), then `alert-engine history rebuild` fills them."
+        )
+    except psycopg.errors.QueryCanceled:
+        problem = (
+            f"This view took longer than {database.statement_timeout:g} s "
+            "(ALERT_ENGINE_DATABASE_STATEMENT_TIMEOUT) and was cancelled: choose a shorter range "
+            "or more filters."
+        )
+    except (psycopg.OperationalError, OSError) as exc:
+        log.warning("dashboard: the history database is unreachable: %s", exc)
+        problem = (
+            "The history database (ALERT_ENGINE_DATABASE_URL) does not answer; alerts are "
+            "still delivered, and projected into it when it is back. Reload in a minute."
+        )
+    if problem is not None:
+        return _html(503, render(form, None, {}, company=company, unavailable=problem))
+    if form.format == "csv":
+        return PageAnswer(
+            200,
+            as_csv(view.report).encode(),
+            {
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{csv_name(form)}"',
+            },
+        )
+    return _html(200, render(form, view, options, company=company))
+
+
 def register_dashboard(app: faust.App, database: DatabaseSettings, *, company: str) -> None:
     @app.page("/dashboard")
     async def dashboard(web: Any, request: Any) -> Any:
         params = {name: str(value) for name, value in request.query.items()}
-        form = parse(params, datetime.now(UTC))
-        if form.query is None:
-            return web.html(render(form, None, {}, company=company), status=400)
-        try:
-            conn = await connect(database)
-            async with conn:
-                view, options = await load(conn, form)
-        except psycopg.errors.UndefinedTable:
-            problem = (
-                "The history database has no tables yet: the worker creates them at start "
-                "(`alert-engine history migrate`), then `alert-engine history rebuild` fills them."
-            )
-            return web.html(
-                render(form, None, {}, company=company, unavailable=problem), status=503
-            )
-        except (psycopg.OperationalError, OSError) as exc:
-            log.warning("dashboard: the history database is unreachable: %s", exc)
-            problem = (
-                "The history database (ALERT_ENGINE_DATABASE_URL) does not answer; alerts are "
-                "still delivered and projected when it is back. Reload in a minute."
-            )
-            return web.html(
-                render(form, None, {}, company=company, unavailable=problem), status=503
-            )
-        if form.format == "csv":
-            return web.bytes(
-                as_csv(view.report).encode(),
-                # (aiohttp refuses a charset in `content_type`: it goes in the header.)
-                headers={
-                    "Content-Type": "text/csv; charset=utf-8",
-                    "Content-Disposition": f'attachment; filename="{csv_name(form)}"',
-                },
-            )
-        return web.html(render(form, view, options, company=company))
+        page = await answer(params, database, company=company, now=datetime.now(UTC))
+        # (aiohttp refuses a charset in `content_type`: the type goes in the headers.)
+        return web.bytes(page.body, status=page.status, headers=dict(page.headers))
