@@ -379,7 +379,7 @@ def test_an_empty_range_says_what_to_do_and_no_holdout_is_named(database_url):
     view, html = asyncio.run(view_of(database_url, form(range="52w", team="billing")))
     assert not view.empty and not view.has_holdout
     assert "Lift beyond holdout" not in html and "Holdout uplift" not in html
-    assert "no cases were held out in this range" in html
+    assert "no held-out case was surveyed in this range" in html
     assert "nothing to compare the recovered customers with" in html
 
 
