@@ -91,8 +91,9 @@ def assert_row(page: Page, key: str, stories: list[Story]) -> None:
 def screenshot(page: Page, name: str) -> None:
     """Into $ALERT_ENGINE_SCREENSHOTS, if set: to look at the page."""
     if os.environ.get("ALERT_ENGINE_SCREENSHOTS"):
-        shot = Path(os.environ["ALERT_ENGINE_SCREENSHOTS"]) / f"{name}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        shots = Path(os.environ["ALERT_ENGINE_SCREENSHOTS"])
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{name}-top.png"))
 
 
 def spreadsheet(key: str) -> str:
