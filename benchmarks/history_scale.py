@@ -120,7 +120,7 @@ async def seed(url: str, alerts: int) -> None:
         # One script, no parameters (a count is no injection): psycopg sends it as one query.
         await conn.execute(_SEED.replace("{alerts}", str(int(alerts))).encode())
         await conn.execute("VACUUM ANALYZE")
-        print(f"seeded {alerts:,} alerts in {time.perf_counter() - start:.0f} s")
+        print(f"seeded {alerts:,} alerts in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 async def run(url: str, alerts: int, repeat: int) -> None:
@@ -130,7 +130,10 @@ async def run(url: str, alerts: int, repeat: int) -> None:
     async with await connect(database) as conn:
         now = datetime.now(UTC)
         today = date.today()
-        print(f"{'view':32} {'page p50':>9} {'page p95':>9} {'report p50':>11} {'report p95':>11}")
+        print(
+            f"{'view':32} {'page p50':>9} {'page p95':>9} {'report p50':>11} {'report p95':>11}",
+            flush=True,
+        )
         for name, params in VIEWS:
             if params.get("range") == "custom":
                 params = {
@@ -145,7 +148,8 @@ async def run(url: str, alerts: int, repeat: int) -> None:
             alone = await timed(repeat, lambda q=query: report(conn, q))  # type: ignore[misc]
             print(
                 f"{name:32} {statistics.median(page) * 1000:7.0f}ms {p95(page) * 1000:7.0f}ms"
-                f" {statistics.median(alone) * 1000:9.0f}ms {p95(alone) * 1000:9.0f}ms"
+                f" {statistics.median(alone) * 1000:9.0f}ms {p95(alone) * 1000:9.0f}ms",
+                flush=True,
             )
 
 
