@@ -343,6 +343,19 @@ def test_a_seeded_quarter_by_team_answers_the_managers_question(database_url):
     assert samples in text
     assert "regression to the mean" in text
     assert shown(in_scope).to_claim in text
+    # Which team's recovery lifted ratings most beyond the holdout.
+    lifts = {
+        team: welch(changes(group, False), changes(group, True)) for team, group in by_team.items()
+    }
+    best = max((lift[0], team) for team, lift in lifts.items() if lift is not None)
+    assert view.headline.leader is not None
+    assert (view.headline.leader.key, f"{view.headline.leader.lift.stars:+.2f}") == (
+        best[1],
+        f"{best[0]:+.2f}",
+    )
+    assert f"Most lift beyond the holdout {best[1]}: {best[0]:+.2f} stars" in text.replace(
+        '</dt><dd id="headline-leader">', " "
+    )
     assert "Trend per week" in text and "Claimed within SLA" in text
 
     # Each filter offers the values of the range, and the form keeps the chosen one.

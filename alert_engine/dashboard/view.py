@@ -106,11 +106,30 @@ class TrendRow:
 
 
 @dataclass(frozen=True)
+class Leader:
+    """The group whose recovery lifted ratings most beyond the holdout."""
+
+    key: str
+    lift: HoldoutLift
+
+
+@dataclass(frozen=True)
 class Headline:
     lift: HoldoutLift | None
     sentence: str
     wait: str
     resolve: str
+    leader: Leader | None = None
+
+
+def leader(rows: Sequence[ReportRow]) -> Leader | None:
+    """Among two or more groups with a lift, the highest (ties: the first by name)."""
+    lifted = [(row.key, row.holdout_lift) for row in rows if row.holdout_lift is not None]
+    if len(lifted) < 2:
+        return None
+    key, lift = max(lifted, key=lambda pair: pair[1].stars if pair[1] else 0.0)
+    assert lift is not None
+    return Leader(key, lift)
 
 
 @dataclass(frozen=True)
@@ -178,6 +197,7 @@ def build(report: Report, trend: Report, slas: Mapping[str, SlaShare]) -> Dashbo
         sentence=meaning(total),
         wait=duration(total.median_claim_seconds),
         resolve=duration(total.median_resolve_seconds),
+        leader=leader(report.rows),
     )
     return DashboardView(
         report=report,
