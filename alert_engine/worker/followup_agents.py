@@ -117,6 +117,10 @@ def add_followup(
                     result = result.page
             return self.html(result.html, status=result.status)
 
+    if settings.database.enabled:
+        # The history in PostgreSQL has the dashboard (`alert_engine.dashboard`, by `add_history`).
+        return
+
     @app.page("/dashboard")
     async def dashboard(web: Any, request: Any) -> Any:
         by = request.query.get("by", "team")

@@ -1,7 +1,7 @@
 """The outcome history on the worker: the follow-up sends onto the `followups` topic (always:
 the topic is the record a history rebuilt later reads), and, with a database configured
 (`ALERT_ENGINE_DATABASE_URL`), the projection of the topics into PostgreSQL as a task of the
-worker (`alert_engine.history.projection`)."""
+worker (`alert_engine.history.projection`) and the dashboard on it (`alert_engine.dashboard`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 
 import faust
 
+from alert_engine.dashboard.page import register_dashboard
 from alert_engine.followup.sends import FollowupSettled
 from alert_engine.followup.service import FollowupService
 from alert_engine.history.projection import Projection
@@ -61,6 +62,7 @@ def add_history(
 
     if not settings.database.enabled:
         return None
+    register_dashboard(app, settings.database, company=settings.followup.company)
     projection = Projection(
         settings.kafka,
         settings.database,
