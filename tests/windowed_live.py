@@ -58,7 +58,9 @@ class ChangelogTable(dict[str, Any]):
             if value is None:
                 dict.pop(table, key, None)
             else:
-                dict.__setitem__(table, key, value)
+                # Decoded afresh, as Faust's recovery does: nothing shared with what the
+                # worker before changed in place.
+                dict.__setitem__(table, key, orjson.loads(orjson.dumps(value)))
         return table
 
 
