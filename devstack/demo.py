@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from alert_engine.alerts import Alert
 from alert_engine.cases import FINAL_ACTIONS, CaseAction, Rerating
 from alert_engine.channels.outbox import read_outbox
+from alert_engine.channels.presentation import AlertView
 from alert_engine.cli.kafka import ensure_topics
 from alert_engine.followup.outcomes import load_cases
 from alert_engine.reports import table
@@ -96,6 +97,15 @@ def _run(workdir: Path, pause: float, keep_running: bool) -> int:
                 f"slowest alert {max(latencies, default=0.0):.2f} s after its rating."
             )
             _say(f"Alerts as delivered: {outbox}")
+            entries = read_outbox(outbox)
+            if entries:
+                # The first card as the team sees it (Slack and email show the same facts).
+                view = AlertView.of(Alert.model_validate(entries[0]["alert"]))
+                _say(f"\nThe card: {view.title}")
+                for label, value in view.facts()[:8]:
+                    _say(f"  {label}: {value}")
+                _say("")
+            _say(f"The team's queue of open cases, a page per case: {worker.url}/console")
             _say(
                 f"Alerts as the recovery team sees them, with working Claim / Resolve buttons: "
                 f"{worker.url}/outbox"
@@ -275,8 +285,8 @@ async def close_the_loop(
     for alert in left_open:
         _say(
             f"\nLeft open for you: case {alert.id} ({alert.key}, {alert.rule}). Claim it and "
-            f"resolve it with follow-up on {worker_url}/outbox; the survey email lands in "
-            f"{surveys} a few seconds later."
+            f"resolve it with follow-up on {worker_url}/console/cases/{alert.id} (or the outbox "
+            f"page, {worker_url}/outbox); the survey email lands in {surveys} a few seconds later."
         )
     return answered
 

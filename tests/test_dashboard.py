@@ -24,8 +24,9 @@ from alert_engine.dashboard.page import answer, load, render
 from alert_engine.dashboard.view import DashboardView
 from alert_engine.history.migrate import migrate
 from alert_engine.history.presentation import as_csv, duration
-from alert_engine.history.queries import DIMENSIONS, t_quantile
+from alert_engine.history.queries import DIMENSIONS
 from alert_engine.history.records import TopicNames
+from alert_engine.history.welch import t_quantile
 from alert_engine.history.writer import write
 from alert_engine.rules.spec import Severity
 from alert_engine.settings import DatabaseSettings
@@ -106,7 +107,7 @@ async def seed(url: str, stories: Sequence[Story]) -> None:
         await migrate(conn)
         await conn.execute(
             "TRUNCATE alerts, case_transitions, holdout_assignments, followup_sends, "
-            "followup_answers"
+            "followup_answers, case_facts"
         )
         await write(conn, rows_of(stories, TOPICS))
         timed = [story.alert.id for story in stories if has_sla(story)]

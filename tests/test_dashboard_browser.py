@@ -249,6 +249,7 @@ def test_the_dashboard_on_a_phone_and_by_keyboard(served):
                 "severity",
                 "channel",
                 "member",
+                "reason",
                 "Show",
                 "Download CSV",
             ]

@@ -167,7 +167,7 @@ def holdout_lift(recovered: Cohort, holdout: Cohort) -> HoldoutLift | None:
 
 # One row per alert in the range (`facts` folds each alert's case from the log).
 _CASES = """
-SELECT fired_at, rule, severity, route, team, agent, channel, member, initial_rating,
+SELECT alert_id, fired_at, rule, severity, route, team, agent, channel, member, initial_rating,
        initial_nps, holdout, claimed_at, state, state_at, COALESCE(reason, '-') AS reason, sent,
        followup_rating, followup_nps,
        to_char(fired_at AT TIME ZONE 'UTC', 'IYYY-"W"IW') AS week,

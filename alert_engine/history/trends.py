@@ -130,8 +130,14 @@ def options_sql() -> sql.Composed:
             limit=sql.Literal(MAX_OPTIONS),
         )
         for name in FILTERS
-        if name != "member"
+        if name in _DIMENSION
     ]
+    reasons = sql.SQL(
+        "(SELECT 'reason'::text AS filter, COALESCE(f.reason, '-') AS value"
+        " FROM alerts a JOIN case_facts f ON f.alert_id = a.alert_id"
+        " WHERE a.fired_at >= %(since)s AND a.fired_at < %(until)s"
+        " GROUP BY 2 ORDER BY count(*) DESC, 2 LIMIT {limit})"
+    ).format(limit=sql.Literal(MAX_OPTIONS))
     members = sql.SQL(
         "(SELECT 'member'::text AS filter, COALESCE(t.assignee, t.actor) AS value"
         " FROM alerts a JOIN case_transitions t ON t.alert_id = a.alert_id"
@@ -139,7 +145,7 @@ def options_sql() -> sql.Composed:
         " AND COALESCE(t.assignee, t.actor) <> ''"
         " GROUP BY 2 ORDER BY count(*) DESC, 2 LIMIT {limit})"
     ).format(limit=sql.Literal(MAX_OPTIONS))
-    return sql.SQL(" UNION ALL ").join([*alerts, members])
+    return sql.SQL(" UNION ALL ").join([*alerts, members, reasons])
 
 
 async def filter_options(
