@@ -125,7 +125,10 @@ def test_the_event_loop_keeps_running_while_a_slow_rule_file_loads(tmp_path):
     # Loading on the loop stalled it for the whole load (`/health` waited 19 s on a big file):
     # then the poll that swaps did all the loading, and no poll came before it.
     assert swap < loading, (swap, loading)
-    assert longest_stall < loading / 4, (longest_stall, loading)
+    # On the loop, one stall lasts the whole load (a ratio of about 1). Off it, the loading
+    # thread still takes the GIL in stretches (the CEL compiler holds it), longer on a busy
+    # machine: a bound well under 1 tells the two apart without timing the machine.
+    assert longest_stall < loading * 0.75, (longest_stall, loading)
     assert evaluator.ruleset.get("r499") is not None
 
 
