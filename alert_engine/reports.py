@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from alert_engine.followup.outcomes import CaseFacts, Figures, figures, total
 from alert_engine.followup.survey import templates
+from alert_engine.history.presentation import duration, number, pair
 
 COLUMNS = (
     "alerts",
@@ -25,26 +26,6 @@ COLUMNS = (
 )
 
 
-def _number(value: float | None, digits: int = 1, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:.{digits}f}{suffix}"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _pair(before: float | None, after: float | None, digits: int = 1) -> str:
-    if before is None and after is None:
-        return "-"
-    return f"{_number(before, digits)}→{_number(after, digits)}"
-
-
 def cells(row: Figures) -> list[str]:
     recovered = row.recovered
     sent = recovered.sent + row.holdout.sent
@@ -53,16 +34,16 @@ def cells(row: Figures) -> list[str]:
     return [
         str(row.alerts),
         str(row.claimed),
-        _duration(row.median_claim_seconds),
+        duration(row.median_claim_seconds),
         str(row.resolved),
         str(sent),
         str(answered),
         "-" if rate is None else f"{rate:.0%}",
-        _pair(recovered.avg_initial, recovered.avg_followup),
-        _number(recovered.uplift, 2, "x"),
-        _pair(recovered.nps_before, recovered.nps_after, 0),
-        _number(row.holdout.uplift, 2, "x"),
-        _number(row.recovery_lift, 2, "x"),
+        pair(recovered.avg_initial, recovered.avg_followup),
+        number(recovered.uplift, 2, "x"),
+        pair(recovered.nps_before, recovered.nps_after, 0),
+        number(row.holdout.uplift, 2, "x"),
+        number(row.recovery_lift, 2, "x"),
     ]
 
 

@@ -20,7 +20,7 @@ WIDTH = 100
 FORMATS = ("table", "csv", "json")
 
 
-def _number(value: float | None, digits: int = 1, suffix: str = "") -> str:
+def number(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.{digits}f}{suffix}"
 
 
@@ -36,10 +36,10 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def _pair(before: float | None, after: float | None, digits: int = 1) -> str:
+def pair(before: float | None, after: float | None, digits: int = 1) -> str:
     if before is None and after is None:
         return "-"
-    return f"{_number(before, digits)}→{_number(after, digits)}"
+    return f"{number(before, digits)}→{number(after, digits)}"
 
 
 def _lift(lift: HoldoutLift | None) -> str:
@@ -65,11 +65,11 @@ _CASES: tuple[tuple[str, Callable[[ReportRow], str]], ...] = (
     ("response", lambda r: _share(r.answered, r.sent)),
 )
 _OUTCOME: tuple[tuple[str, Callable[[ReportRow], str]], ...] = (
-    ("rating", lambda r: _pair(r.recovered.avg_initial, r.recovered.avg_followup)),
-    ("uplift", lambda r: _number(r.recovered.uplift, 2, "x")),
-    ("NPS", lambda r: _pair(r.recovered.nps_before, r.recovered.nps_after, 0)),
-    ("holdout", lambda r: _number(r.holdout.uplift, 2, "x")),
-    ("lift", lambda r: _number(r.recovery_lift, 2, "x")),
+    ("rating", lambda r: pair(r.recovered.avg_initial, r.recovered.avg_followup)),
+    ("uplift", lambda r: number(r.recovered.uplift, 2, "x")),
+    ("NPS", lambda r: pair(r.recovered.nps_before, r.recovered.nps_after, 0)),
+    ("holdout", lambda r: number(r.holdout.uplift, 2, "x")),
+    ("lift", lambda r: number(r.recovery_lift, 2, "x")),
     ("lift in stars [95% CI]", lambda r: _lift(r.holdout_lift)),
     ("n rec/hold", lambda r: f"{r.recovered.paired}/{r.holdout.paired}"),
 )
