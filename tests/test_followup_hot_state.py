@@ -5,9 +5,15 @@ survey carries its alert itself, so the answer's `rerated` record has the alert 
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from alert_engine.cases import CaseState
+import psycopg
+
+from alert_engine.cases import CaseAction, CaseEvent, CaseState
 from alert_engine.followup.schedule import ScheduledSurvey
 from alert_engine.followup.service import Answered, FollowupService
+from alert_engine.history.migrate import migrate
+from alert_engine.history.queries import ReportQuery, report
+from alert_engine.history.records import Rows, Source, TopicNames, read
+from alert_engine.history.writer import write
 from alert_engine.rules.spec import Severity
 from alert_engine.storage import redis_keys
 from tests.factories import make_alert
@@ -110,3 +116,39 @@ async def test_a_survey_scheduled_by_the_release_before_still_takes_its_answer(
     rebuilt = answered.case.alert
     assert (rebuilt.id, rebuilt.rule, rebuilt.event) == (alert.id, alert.rule, alert.event)
     assert answered.case.rerating is not None and answered.case.rerating.previous_rating == 2
+
+
+async def test_an_undone_resolution_is_not_counted_resolved_in_the_history(database_url):
+    """Once kept in the Redis outcome facts, now the history's: the case counts as claimed, not
+    resolved, once its resolution is taken back."""
+    alert = make_alert("r-undo", fired_at=NOW)
+    claimed = case(alert, CaseState.CLAIMED, at=NOW + timedelta(minutes=1), previous=CaseState.OPEN)
+    resolved = case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW + timedelta(minutes=5)).model_copy(
+        update={"action": CaseAction.RESOLVED_FOLLOWUP}
+    )
+    undone = case(
+        alert,
+        CaseState.CLAIMED,
+        at=NOW + timedelta(minutes=6),
+        previous=CaseState.RESOLVED_FOLLOWUP,
+    ).model_copy(update={"action": CaseAction.UNDO, "undone": CaseAction.RESOLVED_FOLLOWUP})
+    query = ReportQuery(NOW - timedelta(days=1), NOW + timedelta(days=1))
+
+    async def counted(*changes: CaseEvent) -> tuple[int, int]:
+        topics = TopicNames("alerts", "cases", "followups")
+        rows = Rows()
+        read(topics, Source("alerts", 0, 0), alert.to_json(), rows)
+        for offset, change in enumerate(changes):
+            read(topics, Source("cases", 0, offset), change.to_json(), rows)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await migrate(conn)
+            await conn.execute(
+                "TRUNCATE alerts, case_transitions, holdout_assignments, followup_sends, "
+                "followup_answers, case_facts"
+            )
+            await write(conn, rows)
+            total = (await report(conn, query)).total
+        return total.claimed, total.resolved
+
+    assert await counted(claimed, resolved) == (1, 1)
+    assert await counted(claimed, resolved, undone) == (1, 0)  # the claim stays counted
