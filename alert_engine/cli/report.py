@@ -124,4 +124,3 @@ def report(since: str | None, until: str, by: str, form: str, **filters: str | N
         unreachable = isinstance(exc.__cause__, psycopg.OperationalError)
         sys.exit(EXIT_UNREACHABLE if unreachable else EXIT_PROBLEMS)
     click.echo(render(report, form), nl=form != "csv")
-
