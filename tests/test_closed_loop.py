@@ -7,6 +7,7 @@ import time
 
 import orjson
 import pytest
+import redis as redis_client
 from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
 
@@ -178,6 +179,10 @@ def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
         assert outcome[1:3] == ["1.0→5.0", "5.00x"]
         time.sleep(0.5)
         assert len(slack.replies(message.ts)) == 3  # replied once
+        # The outcome is the history's: the whole loop left no outcome key in Redis.
+        with redis_client.from_url(stack.redis_url) as redis:
+            keys = [key.decode() for key in redis.scan_iter(f"test-{unique}:*")]
+        assert keys and not [key for key in keys if ":outcome" in key], keys
     finally:
         worker.stop()
 
