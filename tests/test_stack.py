@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pytest
@@ -83,6 +84,19 @@ def _port_of(address: str) -> int:
     match = re.search(r":(\d+)", address.rsplit("@", 1)[-1])
     assert match, address
     return int(match.group(1))
+
+
+def _lines_of(stream: IO[str] | None) -> queue.Queue[str]:
+    """The lines of a child's pipe as they come. A reader thread, because a pipe read cannot time
+    out and a hung child must fail the test."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream or ():
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
 
 
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
@@ -257,14 +271,7 @@ def test_up_command_prints_exports_and_stops_on_signal(tmp_path: Path, sig: sign
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stdout() -> None:
-        for line in proc.stdout or ():
-            lines.put(line)
-
-    # A reader thread, because a pipe read cannot time out and a hung start must fail the test.
-    threading.Thread(target=read_stdout, daemon=True).start()
+    lines = _lines_of(proc.stdout)
     try:
         exports: dict[str, str] = {}
         while len(exports) < 3:
@@ -436,18 +443,14 @@ def test_libs_command_shows_progress_before_maven_finishes(fake_maven: Path) -> 
         stderr=subprocess.PIPE,
         text=True,
     )
-    stderr: queue.Queue[str] = queue.Queue()
-
-    def read_stderr() -> None:
-        for line in proc.stderr or ():
-            stderr.put(line)
-
-    threading.Thread(target=read_stderr, daemon=True).start()
+    stderr = _lines_of(proc.stderr)
     try:
         assert "downloaded kafka_2.13-4.1.1.jar" in _next_line(stderr, "downloaded")
         assert proc.poll() is None  # the line came while Maven still ran
         fake_maven.touch()
-        out, _ = proc.communicate(timeout=30)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
