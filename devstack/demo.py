@@ -25,7 +25,8 @@ from alert_engine.cli.kafka import ensure_topics
 from alert_engine.followup.outcomes import load_cases
 from alert_engine.reports import table
 from alert_engine.settings import KafkaSettings, RedisSettings
-from devstack.stack import StopRequested, running_stack, stop_on_signals
+from devstack.foreground import StopRequested, stop_on_signals
+from devstack.stack import running_stack
 from devstack.webclient import SignedInClient
 from devstack.workerprocess import WorkerProcess
 
