@@ -8,7 +8,7 @@ window", as the live agents did or would have.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,19 @@ class Record:
     raw: bytes
 
 
-def read_events(paths: Iterable[Path], stream: Stream | None = None) -> Iterator[Record]:
-    """Lines of JSON events; the stream of each is `stream`, or guessed from its fields."""
+def read_events(
+    paths: Iterable[Path],
+    stream: Stream | None = None,
+    *,
+    on_read: Callable[[int], None] | None = None,
+) -> Iterator[Record]:
+    """Lines of JSON events; the stream of each is `stream`, or guessed from its fields.
+    `on_read` is told the size in bytes of each line read (for a progress bar)."""
     for path in paths:
         with path.open("rb") as lines:
             for number, line in enumerate(lines, start=1):
+                if on_read is not None:
+                    on_read(len(line))
                 raw = line.strip()
                 if raw:
                     yield Record(f"{path}:{number}", stream or guess_stream(raw), raw)
@@ -64,12 +72,36 @@ class RuleReport:
     keys: Counter[str] = field(default_factory=Counter)
 
 
+# A line whose fields tell neither stream (and that the edge would not refuse for any stream).
+UNKNOWN_STREAM = "unknown_stream"
+
+# What each reason a replay rejects a line for means, in words: the edge's reasons
+# (`alert_engine.events.decode_event`, the same labels as the dead letters and `rules test`)
+# and the replay's own.
+REJECTION_REASONS = {
+    "empty": "line has no event",
+    "too_large": "line is larger than ALERT_ENGINE_MAX_EVENT_BYTES",
+    "not_json": "line is not JSON",
+    "not_object": "line is JSON but not an object",
+    "invalid": "event does not fit the schema of its stream",
+    UNKNOWN_STREAM: "neither a rating nor an interaction",
+}
+
+
 @dataclass
 class ReplayReport:
     events: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     rules: dict[str, RuleReport] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
+
+    @property
+    def per_day(self) -> Counter[str]:
+        """Alerts per day, all rules together."""
+        total: Counter[str] = Counter()
+        for rule in self.rules.values():
+            total.update(rule.per_day)
+        return total
 
 
 def replay(ruleset: Ruleset, records: Iterable[Record], *, max_event_bytes: int) -> ReplayReport:
@@ -80,7 +112,7 @@ def replay(ruleset: Ruleset, records: Iterable[Record], *, max_event_bytes: int)
     for index, record in enumerate(records):
         report.events += 1
         if record.stream is None:
-            report.rejected["unknown_stream"] += 1
+            report.rejected[_reason_without_stream(record.raw, max_event_bytes)] += 1
             continue
         try:
             event = decode_event(record.stream, record.raw, max_bytes=max_event_bytes)
@@ -105,6 +137,17 @@ def replay(ruleset: Ruleset, records: Iterable[Record], *, max_event_bytes: int)
             rule.per_day[alert.event_time.date().isoformat()] += 1
             rule.keys[_report_key(alert)] += 1
     return report
+
+
+def _reason_without_stream(raw: bytes, max_event_bytes: int) -> str:
+    """Why a line that names no stream is rejected: what the edge says of it whatever its
+    stream (`not_json`, `too_large`, ...), else that its stream is unknown."""
+    try:
+        decode_event(Stream.RATINGS, raw, max_bytes=max_event_bytes)
+    except EventRejected as exc:
+        if exc.reason != "invalid":  # the one reason that depends on the stream's schema
+            return exc.reason
+    return UNKNOWN_STREAM
 
 
 def _report_key(alert: Alert) -> str:

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import click
 
-from devstack import stack
+from devstack.errors import StackError
+from devstack.foreground import run_until_stopped, workdir_option
+from devstack.kafka_libs import ensure_kafka_libs
+from devstack.stack import LocalStack
 
 
 @click.group()
@@ -29,17 +32,29 @@ def demo(workdir: Path, keep_running: bool) -> None:
     sys.exit(run_demo(workdir, keep_running=keep_running))
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def up(args: tuple[str, ...]) -> None:
-    """Start the local Kafka broker, Redis and PostgreSQL on free loopback ports, until Ctrl-C."""
-    sys.exit(stack.main(["up", *args]))
+def _say(line: str) -> None:
+    # Progress goes to stderr: stdout holds only what a script reads (exports, the jars' path).
+    click.echo(line, err=True)
+
+
+@main.command()
+@workdir_option
+def up(workdir: Path | None) -> None:
+    """Start the local Kafka broker, Redis and PostgreSQL on free loopback ports, print their
+    endpoints as `export` lines, and run until Ctrl-C. Resolves Kafka's jars first, if the cache
+    lacks them, saying what Maven downloads."""
+    stack = LocalStack(workdir, with_postgres=True)
+    sys.exit(run_until_stopped(stack, prepare=lambda: ensure_kafka_libs(_say)))
 
 
 @main.command()
 def libs() -> None:
-    """Only resolve the Kafka broker's jars from Maven Central into the cache."""
-    sys.exit(stack.main(["libs"]))
+    """Only resolve the Kafka broker's jars from Maven Central into the cache; print its path."""
+    try:
+        click.echo(ensure_kafka_libs(_say))
+    except StackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Each node is a broker and a KRaft controller at once (`process.roles=broker,cont
 three are voters of the metadata quorum, and every topic is replicated to all three with
 `min.insync.replicas` 2: with the producer's acks=all a write is kept by two brokers before it
 is acknowledged, one broker may be down without stopping writes, and none is lost when one
-fails. The nodes run from the same Maven jars as the single broker of `devstack.stack`, with
+fails. The nodes run from the same Maven jars as the single broker of `devstack.kafka`, with
 small heaps, on free 127.0.0.1 ports chosen once and kept across a node's restart.
 
 Command line::
@@ -15,11 +15,9 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import json
 import logging
-import shlex
 import shutil
 import sys
 import tempfile
@@ -30,22 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 from aiokafka.admin import AIOKafkaAdminClient
 
-from devstack.stack import (
-    _HOST,
-    Endpoints,
-    KafkaBroker,
-    RedisServer,
-    StackError,
-    StopRequested,
-    _free_ports,
-    _kafka_answers,
-    _new_cluster_id,
-    _require_tool,
-    _run_sync,
-    stop_on_signals,
-)
+from devstack.errors import StackError
+from devstack.foreground import run_until_stopped, workdir_option
+from devstack.kafka import KafkaBroker, new_cluster_id, run_sync
+from devstack.ports import HOST, free_ports
+from devstack.redis_server import RedisServer
+from devstack.stack import Endpoints
+from devstack.supervisor import Server, require_tool
 
 __all__ = ["ClusterNode", "ClusterStack", "KafkaCluster", "PartitionReplicas", "main"]
 
@@ -115,27 +107,14 @@ class ClusterNode(KafkaBroker):
         """Format the storage on first start and start the JVM, without waiting for it: a node
         cannot answer before a majority of the quorum is up. Returns the log offset to report
         start-up errors from."""
-        java = _require_tool("java", "run `make setup` (it installs openjdk-17-jre-headless)")
+        java = require_tool("java", "run `make setup` (it installs openjdk-17-jre-headless)")
         libs = self._resolve_libs()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        offset = self._log_size()
-        self.config_path.write_text(
-            "".join(f"{key}={value}\n" for key, value in self._properties().items())
-        )
-        if not (self.data_dir / "meta.properties").is_file():
-            self._format(java, libs, deadline, offset)
-        self._spawn([*self._jvm(java, libs, self.heap_mb), "kafka.Kafka", str(self.config_path)])
-        return offset
+        return self._launch(java, libs, deadline)
 
     def wait_answering(self, deadline: float, offset: int, started: float) -> None:
         """Until the node answers a metadata request (it has joined the cluster)."""
-        self._wait_ready(
-            lambda t: _run_sync(lambda: _kafka_answers(self.bootstrap, t)),
-            deadline,
-            offset,
-            started,
-            poll_s=0.2,
-        )
+        self._wait_answering(deadline, offset, started, poll_s=0.2)
 
     def start(self, timeout: float = 90.0) -> None:
         """Start this node again while the others run (after `stop` or `kill`)."""
@@ -222,8 +201,8 @@ class KafkaCluster:
                 raise
 
     def _place_nodes(self) -> None:
-        ports = _free_ports(2 * self.size)
-        cluster_id = _new_cluster_id()
+        ports = free_ports(2 * self.size)
+        cluster_id = new_cluster_id()
         self.nodes = [
             ClusterNode(
                 self.workdir,
@@ -235,7 +214,7 @@ class KafkaCluster:
             )
             for index, node_id in enumerate(range(1, self.size + 1))
         ]
-        voters = ",".join(f"{n.node_id}@{_HOST}:{n.controller_port}" for n in self.nodes)
+        voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in self.nodes)
         for node in self.nodes:
             node.voters = voters
 
@@ -282,7 +261,7 @@ class KafkaCluster:
         every broker's metadata yet)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = _run_sync(lambda: _describe(self.running_bootstrap(), topics))
+            found = run_sync(lambda: _describe(self.running_bootstrap(), topics))
             missing = set(topics or ()) - {p.topic for p in found}
             if not missing:
                 return found
@@ -297,7 +276,7 @@ class KafkaCluster:
         """Until the cluster's metadata lists `count` brokers."""
         deadline = time.monotonic() + timeout
         while True:
-            brokers = _run_sync(lambda: _broker_ids(self.running_bootstrap()))
+            brokers = run_sync(lambda: _broker_ids(self.running_bootstrap()))
             if len(brokers) >= count:
                 return
             if time.monotonic() > deadline:
@@ -371,6 +350,10 @@ class ClusterStack:
     def endpoints(self) -> Endpoints:
         return Endpoints(kafka_bootstrap=self.kafka.bootstrap, redis_url=self.redis.url)
 
+    @property
+    def servers(self) -> list[Server]:
+        return [*self.kafka.nodes, self.redis]
+
     def start(self) -> Endpoints:
         try:
             self.redis.start()
@@ -396,47 +379,21 @@ class ClusterStack:
         self.stop()
 
 
-def _run_up(workdir: Path | None) -> int:
-    stack = ClusterStack(workdir)
-    try:
-        with stop_on_signals(), stack as endpoints:
-            for key, value in endpoints.as_env().items():
-                print(f"export {key}={shlex.quote(value)}")
-            print("export ALERT_ENGINE_KAFKA_REPLICATION_FACTOR=3")
-            print(f"export ALERT_ENGINE_KAFKA_MIN_INSYNC_REPLICAS={MIN_INSYNC_REPLICAS}")
-            sys.stdout.flush()
-            print(f"# logs and data in {stack.workdir}; Ctrl-C stops", file=sys.stderr, flush=True)
-            while True:
-                time.sleep(1.0)
-                for server in [*stack.kafka.nodes, stack.redis]:
-                    if not server.is_running():
-                        print(
-                            f"error: {server.name} exited unexpectedly; log: {server.log_path}",
-                            file=sys.stderr,
-                        )
-                        return 1
-    except StopRequested:
-        return 0
+@click.group()
+def main() -> None:
+    """Run a three-broker KRaft Kafka cluster and Redis on loopback."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m devstack.cluster",
-        description="Run a three-broker KRaft Kafka cluster and Redis on loopback.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start them, print their endpoints, run until interrupted")
-    up.add_argument(
-        "--workdir", type=Path, help="keep data and logs here (default: a temp dir, removed)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        workdir: Path | None = args.workdir
-        return _run_up(workdir)
-    except StackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+@main.command()
+@workdir_option
+def up(workdir: Path | None) -> None:
+    """Start them, print their endpoints, run until interrupted."""
+    exports = {
+        "ALERT_ENGINE_KAFKA_REPLICATION_FACTOR": str(CLUSTER_SIZE),
+        "ALERT_ENGINE_KAFKA_MIN_INSYNC_REPLICAS": str(MIN_INSYNC_REPLICAS),
+    }
+    sys.exit(run_until_stopped(ClusterStack(workdir), exports=exports))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -26,7 +26,8 @@ from alert_engine.cli.kafka import ensure_topics
 from alert_engine.history.presentation import table
 from alert_engine.history.queries import Report, ReportQuery, ReportUnavailable, load_report
 from alert_engine.settings import DatabaseSettings, KafkaSettings
-from devstack.stack import StopRequested, running_stack, stop_on_signals
+from devstack.foreground import StopRequested, stop_on_signals
+from devstack.stack import running_stack
 from devstack.webclient import SignedInClient
 from devstack.workerprocess import WorkerProcess
 

@@ -37,9 +37,10 @@ import psycopg
 import psycopg.conninfo
 import psycopg.sql
 
-from devstack.stack import _HOST, StackError, _free_ports, _Server
+from devstack.errors import StackError
+from devstack.ports import HOST, free_ports
+from devstack.supervisor import Server
 
-ENV_DATABASE_URL = "ALERT_ENGINE_DATABASE_URL"
 # The non-root user the cluster runs as when we are root (created by Debian's package).
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"
@@ -95,7 +96,7 @@ def _run_as() -> pwd.struct_passwd | None:
         ) from None
 
 
-class PostgresServer(_Server):
+class PostgresServer(Server):
     """A PostgreSQL cluster in ``<workdir>/postgres``, logging to ``postgres.log``.
 
     The data survives stop() and kill(), and a later start() serves it on the same port (fault
@@ -112,7 +113,7 @@ class PostgresServer(_Server):
     @property
     def url(self) -> str:
         """The `postgres` database: tests and tools create their own databases in it."""
-        return f"postgresql://{SUPERUSER}@{_HOST}:{self.port}/postgres"
+        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
 
     def _answers(self, timeout: float) -> bool:
         try:
@@ -150,22 +151,7 @@ class PostgresServer(_Server):
             # nothing committed; only an OS crash could).
             "--no-sync",
         ]
-        with open(self.log_path, "ab") as log_file:
-            try:
-                done = subprocess.run(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.data_dir,
-                    timeout=max(1.0, deadline - time.monotonic()),
-                    check=False,
-                    **_user_args(user),
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise self._error("initdb timed out", offset) from exc
-        if done.returncode != 0:
-            raise self._error(f"initdb failed (exit {done.returncode})", offset)
+        self._run_step("initdb", cmd, deadline, offset, cwd=self.data_dir, **_user_args(user))
 
     def start(self, timeout: float = 60.0) -> None:
         """initdb on first start, then the postmaster; waits until it answers a query."""
@@ -179,7 +165,7 @@ class PostgresServer(_Server):
         if not (self.data_dir / "PG_VERSION").is_file():
             self._initdb(user, deadline, offset)
         if self._port is None:
-            (self._port,) = _free_ports(1)
+            (self._port,) = free_ports(1)
         self._spawn(
             [
                 str(self.bin_dir / "postgres"),
@@ -188,7 +174,7 @@ class PostgresServer(_Server):
                 "-p",
                 str(self._port),
                 "-c",
-                f"listen_addresses={_HOST}",
+                f"listen_addresses={HOST}",
                 "-c",
                 "unix_socket_directories=",
                 # Written to the OS at once, not forced to disk: a killed server loses nothing

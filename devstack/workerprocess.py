@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import die_with_parent
+from devstack.ports import free_ports
+from devstack.supervisor import kill_process, spawn, stop_process
 from devstack.webclient import Credentials, SignedInClient, new_credentials, write_members_file
 
 
@@ -58,19 +57,16 @@ class WorkerProcess:
 
     def start(self, ready_timeout: float = 120.0) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log_file:
-            # Own process group: a terminal's Ctrl-C reaches only the caller, which stops the
-            # worker before Kafka and Redis, so that its last commit still reaches the broker.
-            # Should the caller die without stopping it, Linux sends it SIGTERM: its shutdown
-            # is bounded (`alert_engine.worker.shutdown`) even with the broker gone too.
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "alert_engine.cli.main", "worker", *self.options],
-                env=self.env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGTERM),
-            )
+        # Own process group: a terminal's Ctrl-C reaches only the caller, which stops the
+        # worker before Kafka and Redis, so that its last commit still reaches the broker.
+        # Should the caller die without stopping it, Linux sends it SIGTERM: its shutdown
+        # is bounded (`alert_engine.worker.shutdown`) even with the broker gone too.
+        self.process = spawn(
+            [sys.executable, "-m", "alert_engine.cli.main", "worker", *self.options],
+            self.log_path,
+            death_signal=signal.SIGTERM,
+            env=self.env,
+        )
         self.wait_ready(ready_timeout)
         return self
 
@@ -115,26 +111,13 @@ class WorkerProcess:
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after `timeout` seconds (the worker's own shutdown timeout is
         shorter: this is for a worker that cannot even exit)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self._signal_group(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout, "the worker")
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, as in a crash."""
-        if self.process is not None and self.process.poll() is None:
-            self._signal_group(signal.SIGKILL)
-            self.process.wait()
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        # The worker leads its group; it is not yet reaped, so the group id is still its own.
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
+        if self.process is not None:
+            kill_process(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
@@ -143,7 +126,6 @@ class WorkerProcess:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port, never one this process handed out before (`devstack.ports`)."""
+    (port,) = free_ports(1)
+    return port

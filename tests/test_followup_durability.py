@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from alert_engine.cases import CaseState
-from devstack.stack import RedisServer
+from devstack.redis_server import RedisServer
 from tests.engine import Engine
 from tests.factories import make_alert
 from tests.followup_factories import case, followup_engine

@@ -15,22 +15,23 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from devstack import stack
+from devstack import kafka_libs
+from devstack.errors import StackError
+from devstack.kafka import KafkaBroker
+from devstack.redis_server import RedisServer
 from devstack.stack import (
     ENV_DATABASE_URL,
     ENV_KAFKA_BOOTSTRAP,
     ENV_REDIS_URL,
     Endpoints,
-    KafkaBroker,
     LocalStack,
-    RedisServer,
-    StackError,
     endpoints_from_env,
     running_stack,
 )
@@ -85,6 +86,19 @@ def _port_of(address: str) -> int:
     return int(match.group(1))
 
 
+def _lines_of(stream: IO[str] | None) -> queue.Queue[str]:
+    """The lines of a child's pipe as they come. A reader thread, because a pipe read cannot time
+    out and a hung child must fail the test."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream or ():
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -114,7 +128,7 @@ async def _consume_one(bootstrap: str, topic: str) -> bytes | None:
 def test_kafka_version_matches_pom() -> None:
     pom = (REPO_ROOT / "deploy" / "kafka" / "pom.xml").read_text()
     match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
-    assert match and match.group(1) == stack.KAFKA_VERSION
+    assert match and match.group(1) == kafka_libs.KAFKA_VERSION
 
 
 @pytest.mark.integration
@@ -242,7 +256,7 @@ def test_libs_command_prints_cached_dir() -> None:
         check=True,
     )
     libs = Path(done.stdout.strip())
-    assert libs == stack.kafka_libs_dir()
+    assert libs == kafka_libs.kafka_libs_dir()
     assert any(libs.glob("kafka_2.13-*.jar"))
 
 
@@ -257,14 +271,7 @@ def test_up_command_prints_exports_and_stops_on_signal(tmp_path: Path, sig: sign
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stdout() -> None:
-        for line in proc.stdout or ():
-            lines.put(line)
-
-    # A reader thread, because a pipe read cannot time out and a hung start must fail the test.
-    threading.Thread(target=read_stdout, daemon=True).start()
+    lines = _lines_of(proc.stdout)
     try:
         exports: dict[str, str] = {}
         while len(exports) < 3:
@@ -337,3 +344,116 @@ def test_servers_do_not_outlive_their_caller(how: str) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# A stand-in for Maven: logs one transfer as `mvn -B` does, then waits for the test's go-ahead
+# (so the test sees the progress while the resolution still runs), then "resolves" one jar.
+_FAKE_MVN = """#!{python}
+import os, pathlib, sys, time
+out = next(a for a in sys.argv if a.startswith("-DoutputDirectory=")).split("=", 1)[1]
+url = "https://repo.maven.apache.org/maven2/org/apache/kafka/kafka_2.13/4.1.1/kafka_2.13-4.1.1.jar"
+print("[INFO] Scanning for projects...", flush=True)
+print("Downloading from central: " + url, flush=True)
+print("Downloaded from central: " + url + " (6.6 MB at 2.1 MB/s)", flush=True)
+go = pathlib.Path(os.environ["FAKE_MVN_GO"])
+deadline = time.monotonic() + 60
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
+if os.environ.get("FAKE_MVN_FAIL"):
+    print("[ERROR] Failed to execute goal: Could not resolve dependencies", flush=True)
+    sys.exit(1)
+pathlib.Path(out).mkdir(parents=True, exist_ok=True)
+(pathlib.Path(out) / "kafka_2.13-4.1.1.jar").write_bytes(b"not really a jar")
+"""
+
+
+@pytest.fixture
+def fake_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake `mvn` and `java` first on PATH and an empty jar cache; returns the file whose
+    creation lets the fake Maven finish."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mvn").write_text(_FAKE_MVN.format(python=sys.executable))
+    (bin_dir / "java").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("mvn", "java"):
+        (bin_dir / tool).chmod(0o755)
+    go = tmp_path / "go"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(kafka_libs.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    monkeypatch.setenv("FAKE_MVN_GO", str(go))
+    return go
+
+
+def _next_line(lines: queue.Queue[str], contains: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no line with {contains!r} within {timeout:.0f}s")
+        if contains in line:
+            return line
+
+
+def test_jar_resolution_reports_downloads_and_time_while_maven_runs(fake_maven: Path) -> None:
+    said: queue.Queue[str] = queue.Queue()
+    resolved: list[Path] = []
+    resolving = threading.Thread(
+        target=lambda: resolved.append(kafka_libs.ensure_kafka_libs(said.put, tick_s=0.2))
+    )
+    resolving.start()
+    try:
+        assert "resolving Kafka 4.1.1's jars" in _next_line(said, "resolving")
+        assert _next_line(said, "downloaded").strip() == "downloaded kafka_2.13-4.1.1.jar (6.6 MB)"
+        assert resolving.is_alive()
+        # Maven is silent now (a large download, say): the time so far is told instead.
+        tick = _next_line(said, "still resolving")
+        assert re.fullmatch(r"\s*still resolving: \d+s so far, 1 files downloaded", tick)
+        assert resolving.is_alive()
+    finally:
+        fake_maven.touch()
+        resolving.join(timeout=30)
+    assert resolved == [kafka_libs.kafka_libs_dir()]
+    assert (resolved[0] / "kafka_2.13-4.1.1.jar").is_file()
+    assert "ready" in _next_line(said, "ready", timeout=1)
+
+    # A complete cache: nothing to resolve, nothing said.
+    again: list[str] = []
+    assert kafka_libs.ensure_kafka_libs(again.append) == resolved[0]
+    assert again == []
+
+
+def test_failed_jar_resolution_raises_with_mavens_last_lines(
+    fake_maven: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MVN_FAIL", "1")
+    fake_maven.touch()
+    with pytest.raises(StackError) as failure:
+        kafka_libs.ensure_kafka_libs(lambda line: None)
+    assert "mvn could not resolve Kafka's jars (exit 1)" in str(failure.value)
+    assert "Could not resolve dependencies" in str(failure.value)
+    assert not any(kafka_libs.kafka_libs_dir().glob("*.jar"))
+
+
+def test_libs_command_shows_progress_before_maven_finishes(fake_maven: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "libs"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr = _lines_of(proc.stderr)
+    try:
+        assert "downloaded kafka_2.13-4.1.1.jar" in _next_line(stderr, "downloaded")
+        assert proc.poll() is None  # the line came while Maven still ran
+        fake_maven.touch()
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert Path(out.strip()) == kafka_libs.kafka_libs_dir()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -74,10 +76,14 @@ def rules_test(rule: str, event_files: tuple[Path, ...], rules_dir: Path) -> Non
     max_bytes = EngineSettings().max_event_bytes
     verdicts = try_rule(found, read_events(event_files), max_event_bytes=max_bytes)
     for verdict in verdicts:
-        label = (
-            verdict.outcome.upper() if verdict.outcome in ("match", "alert") else verdict.outcome
-        )
-        click.echo(f"{verdict.source}  {verdict.event_id or '-'}  {label:<8} {verdict.detail}")
+        fires = verdict.outcome in ("match", "alert")
+        label = f"{verdict.outcome.upper() if fires else verdict.outcome:<8}"
+        # Colour only on a terminal: click.echo drops the styles when stdout is not one.
+        if fires:
+            label = click.style(label, fg="red", bold=True)
+        elif verdict.outcome in ("miss", "rejected"):
+            label = click.style(label, fg="yellow")
+        click.echo(f"{verdict.source}  {verdict.event_id or '-'}  {label} {verdict.detail}")
     outcomes = Counter(verdict.outcome for verdict in verdicts)
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
     click.echo(f"{found.name}: {len(verdicts)} event(s): {summary or 'none'}")
@@ -117,8 +123,9 @@ def rules_schema(output: Path) -> None:
 )
 @click.option("--top", default=5, show_default=True, help="How many top keys to show per rule.")
 def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
-    """Backtest the rules in DIRECTORY on past events: alerts per rule, per day, top keys."""
-    from alert_engine.backtest import read_events
+    """Backtest the rules in DIRECTORY on past events: alerts per rule, per day, top keys, and
+    per day for all rules together."""
+    from alert_engine.backtest import REJECTION_REASONS, read_events
     from alert_engine.backtest import replay as run_replay
 
     try:
@@ -126,22 +133,64 @@ def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
     except RulesetError as exc:
         print_problems(exc)
         sys.exit(EXIT_PROBLEMS)
-    report = run_replay(
-        ruleset, read_events(event_files), max_event_bytes=EngineSettings().max_event_bytes
-    )
+    max_event_bytes = EngineSettings().max_event_bytes
+    with _reading_progress(event_files) as on_read:
+        report = run_replay(
+            ruleset, read_events(event_files, on_read=on_read), max_event_bytes=max_event_bytes
+        )
     rejected = sum(report.rejected.values())
     click.echo(
         f"{report.events} event(s) replayed against ruleset {ruleset.version}"
-        + (f"; {rejected} rejected ({dict(report.rejected)})" if rejected else "")
+        + (f"; {rejected} rejected:" if rejected else "")
     )
+    width = max((len(reason) for reason in report.rejected), default=0)
+    for reason, count in sorted(report.rejected.items(), key=lambda item: (-item[1], item[0])):
+        words = REJECTION_REASONS.get(reason, "")
+        click.echo(f"  {reason:<{width}}  {count}" + (f"  ({words})" if words else ""))
     for name, rule in report.rules.items():
         throttled = f", {rule.throttled} throttled" if rule.throttled else ""
-        click.echo(f"\n{name}: {rule.alerts} alert(s){throttled}")
-        for day, count in sorted(rule.per_day.items()):
-            click.echo(f"  {day}  {count}")
+        _echo_per_day(f"{name}:", f"{rule.alerts} alert(s){throttled}", rule.per_day)
         if rule.keys:
             keys = ", ".join(f"{key} ({count})" for key, count in rule.keys.most_common(top))
             click.echo(f"  top keys: {keys}")
+    per_day = report.per_day
+    _echo_per_day("all rules:", f"{sum(per_day.values())} alert(s)", per_day)
+
+
+def _echo_per_day(heading: str, summary: str, per_day: Counter[str]) -> None:
+    click.echo("\n" + click.style(heading, bold=True) + f" {summary}")
+    for day, count in sorted(per_day.items()):
+        click.echo(f"  {day}  {count}")
+
+
+# Input at least this large gets a progress bar (on a terminal): about 10,000 events, a few
+# seconds of reading.
+PROGRESS_MIN_BYTES = 2 * 1024 * 1024
+# The bar is redrawn at most once per this many bytes read: a redraw per line would cost more
+# than the replay.
+_PROGRESS_STEP_BYTES = 64 * 1024
+
+
+@contextlib.contextmanager
+def _reading_progress(paths: Sequence[Path]) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over the bytes of `paths` on stderr, when stderr is a terminal and the
+    files are large; yields what to tell each line's size, or None when there is no bar."""
+    total = sum(path.stat().st_size for path in paths)
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label="reading events", file=sys.stderr) as bar:
+        pending = 0
+
+        def on_read(size: int) -> None:
+            nonlocal pending
+            pending += size
+            if pending >= _PROGRESS_STEP_BYTES:
+                bar.update(pending)
+                pending = 0
+
+        yield on_read
+        bar.update(pending)
 
 
 def _defaults_next_to(rule_file: Path) -> Path | None:
