@@ -1,4 +1,5 @@
-"""`make demo`: local Kafka + Redis, a real worker process, a scripted feed, alerts as they fire."""
+"""`make demo`: local Kafka, Redis and PostgreSQL, a real worker process, a scripted feed, alerts
+as they fire, the loop closed, and the outcome history's figures (the report, the dashboard)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,9 @@ from alert_engine.cases import FINAL_ACTIONS, CaseAction, Rerating
 from alert_engine.channels.outbox import read_outbox
 from alert_engine.channels.presentation import AlertView
 from alert_engine.cli.kafka import ensure_topics
-from alert_engine.followup.outcomes import load_cases
-from alert_engine.reports import table
-from alert_engine.settings import KafkaSettings, RedisSettings
+from alert_engine.history.presentation import table
+from alert_engine.history.queries import Report, ReportQuery, ReportUnavailable, load_report
+from alert_engine.settings import DatabaseSettings, KafkaSettings
 from devstack.foreground import StopRequested, stop_on_signals
 from devstack.stack import running_stack
 from devstack.webclient import SignedInClient
@@ -58,7 +59,8 @@ FEED: list[tuple[int, str, str, str, str, str]] = [
 
 
 def run_demo(workdir: Path, *, pause: float = 1.0, keep_running: bool = False) -> int:
-    """SIGTERM or SIGINT (Ctrl-C) stops the worker, then Kafka and Redis, and returns 0."""
+    """SIGTERM or SIGINT (Ctrl-C) stops the worker, then Kafka, Redis and PostgreSQL, and
+    returns 0."""
     try:
         with stop_on_signals():
             return _run(workdir, pause, keep_running)
@@ -70,9 +72,16 @@ def _run(workdir: Path, pause: float, keep_running: bool) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     outbox = workdir / "outbox.jsonl"
-    _say("starting Kafka and Redis (first run resolves the broker's jars from Maven Central)...")
-    with running_stack(workdir / "stack") as endpoints:
-        _say(f"Kafka at {endpoints.kafka_bootstrap}, Redis at {endpoints.redis_url}")
+    _say(
+        "starting Kafka, Redis and PostgreSQL "
+        "(first run resolves the broker's jars from Maven Central)..."
+    )
+    # PostgreSQL too: the outcome figures (report, dashboard) are the history's alone.
+    with running_stack(workdir / "stack", with_postgres=True) as endpoints:
+        _say(
+            f"Kafka at {endpoints.kafka_bootstrap}, Redis at {endpoints.redis_url}, "
+            f"PostgreSQL at {_where(endpoints.database_url)}"
+        )
         env = {
             **endpoints.as_env(),
             "ALERT_ENGINE_OUTBOX_PATH": str(outbox),
@@ -134,12 +143,23 @@ def _run(workdir: Path, pause: float, keep_running: bool) -> int:
                     worker.client,
                     outbox,
                     workdir / "surveys.jsonl",
-                    RedisSettings(url=endpoints.redis_url),
+                    DatabaseSettings(url=endpoints.database_url),
                     leave_open=leave_open,
                 )
             )
+            _say(
+                f"\nThe manager's dashboard (ranges, filters, trends, CSV), signed in: "
+                f"{worker.url}/dashboard"
+                + (
+                    ""
+                    if keep_running
+                    else " (run `python -m devstack demo --keep-running` to open)"
+                )
+            )
             if keep_running:
-                _say("\nKafka, Redis and the worker keep running; press Ctrl-C to stop.")
+                _say(
+                    "\nKafka, Redis, PostgreSQL and the worker keep running; press Ctrl-C to stop."
+                )
                 while True:
                     time.sleep(3600)
             return 0 if seen == expected and answered == expected else 1
@@ -230,14 +250,16 @@ async def close_the_loop(
     client: SignedInClient,
     outbox: Path,
     surveys: Path,
-    redis: RedisSettings,
+    database: DatabaseSettings,
     *,
     leave_open: int = 0,
 ) -> int:
     """Claim and resolve each alert's case with the outbox page's buttons, signed in through
     `client` (all but the last `leave_open`, which are left for the user), answer each survey
-    as its customer would, print the outcome; returns how many follow-ups were answered."""
+    as its customer would, print the outcome from the history in `database`; returns how many
+    follow-ups were answered."""
     worker_url = client.base_url
+    since = datetime.now(UTC) - timedelta(days=1)
     delivered = [Alert.model_validate(entry["alert"]) for entry in read_outbox(outbox)]
     split = len(delivered) - leave_open
     alerts, left_open = delivered[:split], delivered[split:]
@@ -267,12 +289,17 @@ async def close_the_loop(
             answered += 1
         await asyncio.sleep(0.2)
 
-    # The worker records the answers as it consumes them from the cases topic.
-    deadline = time.monotonic() + 10
-    cases = await load_cases(redis)
-    while sum(case.answered for case in cases) < answered and time.monotonic() < deadline:
+    # The worker projects the answers into the history as it reads them from the cases topic.
+    # (A stack named by the environment may have no history database: nothing to wait for.)
+    deadline = time.monotonic() + 20
+    report = await _history(database, since)
+    while (
+        database.url is not None
+        and (report is None or report.total.answered < answered)
+        and time.monotonic() < deadline
+    ):
         await asyncio.sleep(0.2)
-        cases = await load_cases(redis)
+        report = await _history(database, since)
     # The worker shows each answer on its alert's card as it consumes the `rerated` records.
     shown: list[str] = []
     while len(shown) < answered and time.monotonic() < deadline:
@@ -281,8 +308,14 @@ async def close_the_loop(
         await asyncio.sleep(0.2)
     for line in shown:
         _say(f"  outbox page: {line}")
-    _say("\nOutcome by team (`alert-engine report`):\n")
-    _say(table(cases, "team"))
+    if database.url is None:
+        _say(
+            "\nNo outcome table: the figures need the history database, and this environment "
+            "names none (set ALERT_ENGINE_DATABASE_URL with the Kafka and Redis ones)."
+        )
+    else:
+        _say("\nOutcome by team, from the history (`alert-engine report --since 1d`):\n")
+        _say(table(report) if report is not None else "  ✘ the history did not answer in 20 s")
     for alert in left_open:
         _say(
             f"\nLeft open for you: case {alert.id} ({alert.key}, {alert.rule}). Claim it and "
@@ -290,6 +323,21 @@ async def close_the_loop(
             f"page, {worker_url}/outbox); the survey email lands in {surveys} a few seconds later."
         )
     return answered
+
+
+async def _history(database: DatabaseSettings, since: datetime) -> Report | None:
+    """The report of the alerts since `since`, or None while the history is not there yet (the
+    worker migrates its schema as it starts)."""
+    query = ReportQuery(since, datetime.now(UTC) + timedelta(minutes=1), "team")
+    try:
+        return await load_report(database, query)
+    except ReportUnavailable:
+        return None
+
+
+def _where(url: str | None) -> str:
+    """Host and port of a PostgreSQL URL: the demo prints no password."""
+    return "-" if url is None else url.rpartition("@")[2].split("/")[0]
 
 
 def _click(client: SignedInClient, alert_id: str, action: CaseAction) -> int:

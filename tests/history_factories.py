@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.cases import CaseEvent, CaseState, Rerating
 from alert_engine.events import Stream
-from alert_engine.followup.outcomes import CaseFacts
 from alert_engine.followup.schedule import Settled
 from alert_engine.followup.sends import FollowupSettled
 from alert_engine.history.records import Rows, Source, TopicNames, read
 from alert_engine.rules.spec import Severity
 from tests.factories import rating
+from tests.history_model import CaseFacts
 
 TEAMS = ("orders", "billing", "returns")
 AGENTS = ("Priya Nair", "Sam Ortiz", "Ana Lima")
@@ -189,7 +189,7 @@ class Story:
         return out
 
     def facts(self) -> CaseFacts:
-        """The case as the Redis-based outcome facts hold it (`followup.outcomes`)."""
+        """The case as the plain-Python model of the figures takes it (`tests.history_model`)."""
         return CaseFacts(
             team=self.team,
             agent=self.agent,

@@ -7,6 +7,7 @@ import time
 
 import orjson
 import pytest
+import redis as redis_client
 from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
 
@@ -105,11 +106,13 @@ def sendgrid(tmp_path):
 
 
 def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
-    stack, unique, tmp_path, slack, sendgrid
+    stack, unique, tmp_path, slack, sendgrid, database_url
 ):
     engine = with_slack(followup_engine(stack, unique, tmp_path), slack, tmp_path)
     engine.env.update(
         {
+            # The outcome history the report reads, projected by the worker.
+            "ALERT_ENGINE_DATABASE_URL": database_url,
             "ALERT_ENGINE_SENDGRID_API_KEY": "SG.test-key",
             "ALERT_ENGINE_SENDGRID_HOST": sendgrid.url,
         }
@@ -160,18 +163,26 @@ def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
         assert "Customer re-rated 5★ (was 1★)" in status_of(message)
         assert status_of(message).startswith("*Resolved, follow-up survey to be sent*")
 
-        # 6. The outcome report shows the case and its uplift.
+        # 6. The outcome report, from the history the worker projects, shows the case and its
+        # uplift.
         def report() -> str:
             result = CliRunner().invoke(main, ["report", "--by", "team"], env=engine.env)
             assert result.exit_code == 0, result.output
             return result.output
 
         engine.wait_for(lambda: "1.0→5.0" in report(), timeout=20)
-        [orders] = [line for line in report().splitlines() if line.startswith("orders")]
-        assert orders.split()[1:3] == ["1", "1"]  # one alert, claimed
-        assert "1.0→5.0" in orders.split() and "5.00x" in orders.split()
+        # A line in each part of the table: cases, then outcome.
+        cases, outcome = [
+            line.split() for line in report().splitlines() if line.startswith("orders")
+        ]
+        assert cases[1:3] == ["1", "1"]  # one alert, claimed
+        assert outcome[1:3] == ["1.0→5.0", "5.00x"]
         time.sleep(0.5)
         assert len(slack.replies(message.ts)) == 3  # replied once
+        # The outcome is the history's: the whole loop left no outcome key in Redis.
+        with redis_client.from_url(stack.redis_url) as redis:
+            keys = [key.decode() for key in redis.scan_iter(f"test-{unique}:*")]
+        assert keys and not [key for key in keys if ":outcome" in key], keys
     finally:
         worker.stop()
 

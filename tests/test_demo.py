@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from alert_engine.settings import RedisSettings
+from alert_engine.settings import DatabaseSettings
 from devstack.demo import close_the_loop
 from devstack.stack import ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL
 from tests.engine import encode_all
@@ -25,8 +25,12 @@ from tests.test_followup_schedule import read_emails
 pytestmark = pytest.mark.integration
 
 
-def test_kept_running_the_demo_leaves_the_last_case_for_the_user(stack, unique, tmp_path, capsys):
+def test_kept_running_the_demo_leaves_the_last_case_for_the_user(
+    stack, unique, tmp_path, capsys, database_url
+):
     engine = followup_engine(stack, unique, tmp_path)
+    # As the demo runs it: the worker projects the outcome history the demo's report reads.
+    engine.env["ALERT_ENGINE_DATABASE_URL"] = database_url
     worker = engine.worker().start()
     try:
         other = {"id": "c-2", "name": "Maya Chen", "email": "maya@example.com"}
@@ -35,15 +39,21 @@ def test_kept_running_the_demo_leaves_the_last_case_for_the_user(stack, unique, 
             encode_all([rating(id="r-demo-1"), rating(id="r-demo-2", customer=other)]),
         )
         engine.wait_for(lambda: len(engine.delivered()) == 2)
-        redis = RedisSettings(url=stack.redis_url, key_prefix=f"test-{unique}")
+        history = DatabaseSettings(url=database_url)  # type: ignore[arg-type]
         answered = asyncio.run(
-            close_the_loop(worker.client, engine.outbox, engine.surveys, redis, leave_open=1)
+            close_the_loop(worker.client, engine.outbox, engine.surveys, history, leave_open=1)
         )
         assert answered == 1
         [closed, left] = engine.delivered()
         [email] = read_emails(engine.surveys)
         assert email["alert_id"] == closed["id"]
-        assert f"Left open for you: case {left['id']}" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"Left open for you: case {left['id']}" in out
+        # The outcome as the history has it: both alerts, the answered one 1 -> 4 stars.
+        report = out[out.index("Outcome by team, from the history") :]
+        cases, outcome = [line.split() for line in report.splitlines() if line.startswith("all ")]
+        assert cases[1:3] == ["2", "1"]  # two alerts, one claimed
+        assert outcome[1:3] == ["1.0→4.0", "4.00x"]
 
         # The user's clicks on the page: the open case can still be claimed and resolved.
         form = {"alert_id": left["id"]}

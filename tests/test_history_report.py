@@ -1,6 +1,7 @@
 """The report's figures computed in SQL from the history, against the same figures computed from
-the seeded stories alone, and against the Redis-based outcome figures of the same cases (a
-differential test: the two paths must agree on every figure they share)."""
+the seeded stories alone, and against the plain-Python model of the figures of the same cases
+(`tests/history_model.py`; a differential test: the two paths must agree on every figure they
+share)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alert_engine.followup import outcomes
 from alert_engine.history.migrate import migrate
 from alert_engine.history.presentation import WIDTH, as_csv, as_json, table
 from alert_engine.history.queries import (
@@ -33,6 +33,7 @@ from alert_engine.history.queries import (
 from alert_engine.history.records import Rows, Source, TopicNames, read
 from alert_engine.history.welch import t_cdf, t_quantile
 from alert_engine.history.writer import write
+from tests import history_model
 from tests.history_factories import MEMBERS, START, TEAMS, Story, expected, histories, rows_of
 from tests.history_factories import story as a_story
 
@@ -95,7 +96,7 @@ def assert_matches(row: ReportRow, stories: list[Story], until: datetime) -> Non
     assert row.holdout.mean_change == approx(want.holdout_mean_change)
 
 
-def assert_cohorts_agree(mine: Cohort, theirs: outcomes.Cohort) -> None:
+def assert_cohorts_agree(mine: Cohort, theirs: history_model.Cohort) -> None:
     assert (mine.sent, mine.answered) == (theirs.sent, theirs.answered)
     for name in ("avg_initial", "avg_followup", "nps_before", "nps_after", "uplift"):
         assert getattr(mine, name) == approx(getattr(theirs, name)), name
@@ -133,10 +134,10 @@ def test_the_report_in_sql_has_the_figures_of_the_stories(
         assert_matches(row, groups[row.key], until)
     assert_matches(result.total, in_scope, until)
 
-    # The Redis-based figures of the same cases agree on everything they both have.
-    if by in outcomes.DIMENSIONS:
+    # The plain-Python model's figures of the same cases agree on everything they both have.
+    if by in history_model.DIMENSIONS:
         facts = [story.facts() for story in in_scope]
-        theirs = [*outcomes.figures(facts, by), outcomes.total(facts)]
+        theirs = [*history_model.figures(facts, by), history_model.total(facts)]
         for mine, other in zip([*result.rows, result.total], theirs, strict=True):
             assert (mine.key, mine.alerts, mine.claimed, mine.resolved) == (
                 other.key,

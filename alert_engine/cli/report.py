@@ -1,8 +1,8 @@
 """`alert-engine report`: the recovery outcome figures.
 
-From the outcome history in PostgreSQL when a database is configured (`ALERT_ENGINE_DATABASE_URL`):
-any date range, filters, grouping by any dimension or by week or month, as a table, CSV or JSON.
-Without one, from the outcome facts in Redis, as before (a table by team, agent, rule or week).
+From the outcome history in PostgreSQL (`ALERT_ENGINE_DATABASE_URL`): any date range, filters,
+grouping by any dimension or by week or month, as a table, CSV or JSON. The figures exist nowhere
+else (Redis keeps only hot state): without a database the command says what to set, and exits 3.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from alert_engine.cli.history import database_settings
 from alert_engine.cli.output import EXIT_PROBLEMS, EXIT_UNREACHABLE
 from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery
 
-# Group-bys the Redis-based report knows (`followup.outcomes.DIMENSIONS`).
-REDIS_DIMENSIONS = ("team", "agent", "rule", "week")
 DEFAULT_SINCE = "12w"
+NO_DATABASE = (
+    "error: the outcome figures need the history database: set "
+    "ALERT_ENGINE_DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DB, the workers' history "
+    "(see docs/analytics.md)"
+)
 _RELATIVE = re.compile(r"^(\d+)([dw])$")
 
 
@@ -106,8 +109,9 @@ def report(since: str | None, until: str, by: str, form: str, **filters: str | N
         raise click.BadParameter("--until must be after --since")
     database = database_settings()
     if database.url is None:
-        _redis_report(since is not None or until != "now", start, end, by, form, chosen)
-        return
+        # Not a usage error: the command is right, the infrastructure it needs is missing.
+        click.echo(NO_DATABASE, err=True)
+        sys.exit(EXIT_UNREACHABLE)
     from alert_engine.history.presentation import render
     from alert_engine.history.queries import ReportUnavailable, load_report
 
@@ -120,21 +124,3 @@ def report(since: str | None, until: str, by: str, form: str, **filters: str | N
         unreachable = isinstance(exc.__cause__, psycopg.OperationalError)
         sys.exit(EXIT_UNREACHABLE if unreachable else EXIT_PROBLEMS)
     click.echo(render(report, form), nl=form != "csv")
-
-
-def _redis_report(
-    ranged: bool, start: datetime, end: datetime, by: str, form: str, filters: dict[str, str]
-) -> None:
-    from alert_engine.followup.outcomes import load_cases
-    from alert_engine.reports import table
-    from alert_engine.settings import RedisSettings
-
-    if by not in REDIS_DIMENSIONS or form != "table" or filters:
-        raise click.UsageError(
-            "without the history database (ALERT_ENGINE_DATABASE_URL) the report is a table "
-            f"by {', '.join(REDIS_DIMENSIONS)}, without filters"
-        )
-    cases = asyncio.run(load_cases(RedisSettings()))
-    if ranged:
-        cases = [case for case in cases if start <= case.alert_at < end]
-    click.echo(table(cases, by))

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from redis.asyncio import Redis
 
+from alert_engine.alerts import Alert
 from alert_engine.storage import redis_keys
 from alert_engine.storage.due_queue import DueQueue, claim, text
 
@@ -63,6 +64,9 @@ class ScheduledSurvey(BaseModel):
     # The original event's customer, agent, team, channel, interaction and rating, as they were.
     event: dict[str, Any]
     holdout: bool = False
+    # The alert itself, for the `rerated` case record of the answer: the survey's own hot state
+    # carries it (no year-long copy elsewhere). None in a survey scheduled by a release before.
+    alert: Alert | None = None
 
     @property
     def customer(self) -> dict[str, Any]:

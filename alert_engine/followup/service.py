@@ -21,7 +21,6 @@ from alert_engine.cases import CaseAction, CaseEvent, CaseState, Rerating
 from alert_engine.channels import PermanentDeliveryError
 from alert_engine.followup import survey as pages
 from alert_engine.followup.mailer import SurveyEmail, SurveyMailer
-from alert_engine.followup.outcomes import OutcomeFacts
 from alert_engine.followup.schedule import (
     FollowupSchedule,
     ScheduledSurvey,
@@ -77,7 +76,6 @@ class FollowupService:
         self.public_url = public_url.rstrip("/")
         self.clock = clock
         self.schedule = FollowupSchedule(redis, prefix)
-        self.facts = OutcomeFacts(redis, prefix)
         self.quiet = QuietHours(settings.quiet_start, settings.quiet_end)
         self._secret: bytes | None = (
             settings.token_secret.get_secret_value().encode() if settings.token_secret else None
@@ -89,7 +87,6 @@ class FollowupService:
     # ------------------------------------------------------------------ cases and alerts
 
     async def on_case(self, case: CaseEvent) -> None:
-        await self.facts.record_case(case)
         # A note on a resolved case is no second resolution; an undo takes the survey back.
         if case.state is CaseState.RESOLVED_FOLLOWUP and case.action is not CaseAction.NOTE:
             await self._schedule(case.alert, resolved_at=case.at, holdout=False)
@@ -104,11 +101,9 @@ class FollowupService:
         return is_holdout(alert.id, self.settings.holdout_share)
 
     async def on_alert(self, alert: Alert) -> CaseEvent | None:
-        """Records the alert; a held-out one gets its survey scheduled as if resolved now, and
-        a `holdout` case record to publish (it is not delivered for action)."""
-        holdout = self.is_holdout(alert)
-        await self.facts.record_alert(alert, holdout=holdout)
-        if not holdout:
+        """A held-out alert gets its survey scheduled as if resolved now, and a `holdout` case
+        record to publish (it is not delivered for action); any other alert, nothing."""
+        if not self.is_holdout(alert):
             return None
         await self._schedule(alert, resolved_at=alert.fired_at, holdout=True)
         return CaseEvent(
@@ -144,6 +139,7 @@ class FollowupService:
             rule=alert.rule,
             event=alert.event,
             holdout=holdout,
+            alert=alert,
         )
         if await self.schedule.schedule(survey):
             log.info("follow-up for %s scheduled at %s", alert.id, due.isoformat())
@@ -176,7 +172,6 @@ class FollowupService:
         ):
             log.info("follow-up for %s suppressed: customer surveyed recently", survey.alert_id)
             await self.schedule.settle(survey.alert_id, Settled.SUPPRESSED)
-            await self.facts.record(survey.alert_id, {"followup": Settled.SUPPRESSED.value})
             await self._settled(survey, Settled.SUPPRESSED, now)
             return 0
         expires = now + timedelta(seconds=self.settings.token_ttl_seconds)
@@ -207,13 +202,9 @@ class FollowupService:
         except PermanentDeliveryError as exc:
             log.warning("follow-up survey for %s refused for good: %s", survey.alert_id, exc)
             await self.schedule.settle(survey.alert_id, Settled.REJECTED)
-            await self.facts.record(survey.alert_id, {"followup": Settled.REJECTED.value})
             await self._settled(survey, Settled.REJECTED, now)
             return 0
         await self.schedule.settle(survey.alert_id, Settled.SENT)
-        await self.facts.record(
-            survey.alert_id, {"followup": Settled.SENT.value, "followup_sent_at": now.isoformat()}
-        )
         await self._settled(survey, Settled.SENT, now)
         return 1
 
@@ -284,7 +275,7 @@ class FollowupService:
 
     async def answer(self, token: str, form: Mapping[str, str]) -> Answered | Page:
         """Takes the answer once; the caller publishes it, or calls `release` if it cannot. The
-        outcome facts learn of it from the published `rerated` case record."""
+        outcome history learns of it from the published `rerated` case record."""
         opened = await self._open(token)
         if isinstance(opened, Page):
             return opened
@@ -304,7 +295,7 @@ class FollowupService:
             state=CaseState.RERATED,
             actor="customer",
             at=now,
-            alert=await self._alert_of(opened),
+            alert=alert_of(opened),
             rerating=Rerating(
                 rating=answer.rating,
                 previous_rating=initial if isinstance(initial, int) else None,
@@ -323,26 +314,28 @@ class FollowupService:
     def unavailable(self) -> Page:
         return self._refused("unavailable", 503)
 
-    async def _alert_of(self, survey: ScheduledSurvey) -> Alert:
-        raw = await self.facts.alert_json(survey.alert_id)
-        if raw is not None:
-            return Alert.model_validate_json(raw)
-        # The alert record was not kept (facts expired): rebuild the parts the survey knows.
-        return Alert.model_validate(
-            {
-                "id": survey.alert_id,
-                "rule": survey.rule,
-                "severity": "info",
-                "route": "default",
-                "key": str(survey.event.get("id", "")),
-                "stream": "ratings",
-                "event": survey.event,
-                "values": {},
-                "event_time": survey.resolved_at,
-                "fired_at": survey.resolved_at,
-                "ruleset_version": "",
-            }
-        )
+
+def alert_of(survey: ScheduledSurvey) -> Alert:
+    """The alert the survey is about, as it travelled with the survey. A survey scheduled by a
+    release before carries only the event: the alert is rebuilt from what the survey knows (its
+    severity and route are not among that)."""
+    if survey.alert is not None:
+        return survey.alert
+    return Alert.model_validate(
+        {
+            "id": survey.alert_id,
+            "rule": survey.rule,
+            "severity": "info",
+            "route": "default",
+            "key": str(survey.event.get("id", "")),
+            "stream": "ratings",
+            "event": survey.event,
+            "values": {},
+            "event_time": survey.resolved_at,
+            "fired_at": survey.resolved_at,
+            "ruleset_version": "",
+        }
+    )
 
 
 def follow_up_rating(

@@ -1,10 +1,10 @@
 """Hash fields written once: the first value of a field stays, later writes of it are no-ops.
 
-Case records and outcome facts keep what was first seen of an alert (the alert itself, the
-first claim). That is one `HSETNX` per field plus the key's expiry (and, for outcome facts, the
-alert's entry in an index set), atomic. As a `MULTI`/`EXEC` pipeline it is a command per field
-that redis-py packs and parses one by one, which made these records most of the Redis time of a
-delivery; as one script it is one command and one reply.
+Case records keep what was first seen of an alert: where it was first posted in Slack (an
+escalation or a digest elsewhere does not move its thread). That is one `HSETNX` per field plus
+the key's expiry, atomic. As a `MULTI`/`EXEC` pipeline it is a command per field that redis-py
+packs and parses one by one, which made these records most of the Redis time of a delivery; as
+one script it is one command and one reply.
 """
 
 from __future__ import annotations
@@ -13,23 +13,19 @@ from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
-# KEYS[1] the hash, KEYS[2] an index set (optional); ARGV[1] the TTL in seconds, ARGV[2] the
-# member for the index, then field, value pairs.
+# KEYS[1] the hash; ARGV[1] the TTL in seconds, then field, value pairs.
 _WRITE_FIRST = """
-for i = 3, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
     redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-if KEYS[2] then
-    redis.call('SADD', KEYS[2], ARGV[2])
-end
 return 1
 """
 
 
 class FirstWrites:
-    """Writes hash fields that are not there yet, renews the hash's expiry and (optionally)
-    adds a member to an index set, in one atomic call."""
+    """Writes hash fields that are not there yet and renews the hash's expiry, in one atomic
+    call."""
 
     def __init__(self, redis: Redis) -> None:
         self._script = redis.register_script(_WRITE_FIRST)
@@ -40,11 +36,8 @@ class FirstWrites:
         fields: Mapping[str, str | bytes | int | float],
         *,
         ttl_seconds: int,
-        index: tuple[str, str] | None = None,
     ) -> None:
-        """`index` is (set key, member)."""
-        keys = [key] if index is None else [key, index[0]]
-        args: list[str | bytes | int | float] = [ttl_seconds, "" if index is None else index[1]]
+        args: list[str | bytes | int | float] = [ttl_seconds]
         for name, value in fields.items():
             args.extend((name, value))
-        await self._script(keys=keys, args=args)
+        await self._script(keys=[key], args=args)

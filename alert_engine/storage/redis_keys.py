@@ -1,4 +1,6 @@
-"""Every Redis key the engine writes, in one place."""
+"""Every Redis key the engine writes, in one place: hot state only (delivery ledger, cases while
+they matter, schedules, claims, sign-in). The outcome history is in PostgreSQL
+(`alert_engine.history`)."""
 
 from __future__ import annotations
 
@@ -47,16 +49,6 @@ def survey_answered(prefix: str, survey_id: str) -> str:
 def token_secret(prefix: str) -> str:
     """The survey-link signing secret, when none is configured: created once, shared."""
     return f"{prefix}:followup:token-secret"
-
-
-def outcome(prefix: str, alert_id: str) -> str:
-    """Hash: the facts of one alert's case, for the outcome figures."""
-    return f"{prefix}:outcome:{alert_id}"
-
-
-def outcome_index(prefix: str) -> str:
-    """Set of the alert ids that have outcome facts."""
-    return f"{prefix}:outcomes"
 
 
 def attempted(prefix: str, alert_id: str, destination: str) -> str:

@@ -1,10 +1,9 @@
 """The follow-up loop's agents, timer and pages on the Faust app (added by `create_app` when a
 `FollowupService` is given): case records schedule surveys, a timer sends the due ones, the survey
-pages take answers and the dashboard shows the outcome."""
+pages take answers. Without a history database, `/dashboard` says what the figures need."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -17,12 +16,11 @@ from faust.types import EventT, StreamT
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from alert_engine import reports
 from alert_engine.cases import CaseEvent
 from alert_engine.deadletters import DeadLetter
 from alert_engine.events import describe_validation_error
-from alert_engine.followup.outcomes import DIMENSIONS, CaseFacts
 from alert_engine.followup.service import Answered, FollowupService
+from alert_engine.followup.survey import templates
 from alert_engine.settings import Settings
 from alert_engine.stats import Stats
 from alert_engine.storage.outage import tick_skipped_on_outage, until_redis_answers
@@ -121,17 +119,10 @@ def add_followup(
         # The history in PostgreSQL has the dashboard (`alert_engine.dashboard`, by `add_history`).
         return
 
+    # The outcome figures are computed from the history alone: without it the page says how to
+    # set it up (200: the page works, and is what a member opening it should read).
+    page = templates.get_template("history_needed.html").render(company=settings.followup.company)
+
     @app.page("/dashboard")
     async def dashboard(web: Any, request: Any) -> Any:
-        by = request.query.get("by", "team")
-        if by not in DIMENSIONS:
-            by = "team"
-        rows = await followup.facts.all()
-        # The figures of every case: computed in a thread, the loop goes on delivering alerts.
-        html = await asyncio.to_thread(_dashboard, rows, by, settings.followup.company)
-        return web.html(html)
-
-
-def _dashboard(rows: list[dict[str, str]], by: str, company: str) -> str:
-    cases = [case for case in map(CaseFacts.parse, rows) if case is not None]
-    return reports.dashboard(cases, by, company=company)
+        return web.html(page)
