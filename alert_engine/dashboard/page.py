@@ -1,6 +1,6 @@
-"""`/dashboard` from the outcome history in PostgreSQL (registered instead of the Redis-based one
-when `ALERT_ENGINE_DATABASE_URL` is set): the form, the figures per group with the holdout's
-lift, the trend per week or month, and the same view as CSV (`&format=csv`).
+"""`/dashboard` from the outcome history in PostgreSQL (`ALERT_ENGINE_DATABASE_URL`): the form,
+the figures per group with the holdout's lift, the trend per week or month, and the same view as
+CSV (`&format=csv`).
 
 Each request opens its own connection (a page is opened now and then, not thousands of times a
 second) with the report's statement timeout; PostgreSQL unreachable is a 503 page that says so,
