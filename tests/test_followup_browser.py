@@ -8,10 +8,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import ViewportSize, sync_playwright
 
 from alert_engine.cases import CaseState
 from alert_engine.deadletters import read_headers
+from devstack.stack import Endpoints
 from tests.engine import Engine
 from tests.factories import make_alert
 from tests.followup_factories import case, followup_engine
@@ -30,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # A phone: where most customers open the email.
-PHONE = {"width": 390, "height": 844}
+PHONE = ViewportSize(width=390, height=844)
 
 
 def chromium() -> str:
@@ -40,11 +41,11 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def engine(stack, unique, tmp_path) -> Engine:
+def engine(stack: Endpoints, unique: str, tmp_path: Path) -> Engine:
     return followup_engine(stack, unique, tmp_path)
 
 
-def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):
+def test_a_customer_answers_the_emailed_survey_in_a_browser(engine: Engine) -> None:
     alert = make_alert(
         "r-browser",
         rating=1,
