@@ -160,7 +160,7 @@ def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(
             encode_all([rating(id=f"r-mail-{n}", comment=c) for n, c in enumerate(comments)]),
         )
 
-        def stats() -> dict[str, dict[str, int]]:
+        def stats() -> dict[str, Any]:
             return worker.stats()
 
         engine.wait_for(lambda: stats()["alerts_delivered"].get("leads") == len(comments))
