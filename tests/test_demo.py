@@ -16,7 +16,7 @@ import pytest
 
 from alert_engine.settings import RedisSettings
 from devstack.demo import close_the_loop
-from devstack.stack import ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL
+from devstack.stack import ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL, Endpoints
 from tests.engine import encode_all
 from tests.factories import rating
 from tests.followup_factories import followup_engine
@@ -25,7 +25,9 @@ from tests.test_followup_schedule import read_emails
 pytestmark = pytest.mark.integration
 
 
-def test_kept_running_the_demo_leaves_the_last_case_for_the_user(stack, unique, tmp_path, capsys):
+def test_kept_running_the_demo_leaves_the_last_case_for_the_user(
+    stack: Endpoints, unique: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     engine = followup_engine(stack, unique, tmp_path)
     worker = engine.worker().start()
     try:
@@ -115,8 +117,13 @@ def test_a_signalled_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.S
         start_new_session=True,
     )
     lines: queue.Queue[str] = queue.Queue()
+
     # A reader thread: a pipe read cannot time out, and a hung start must fail the test.
-    threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout or ()]).start()
+    def read() -> None:
+        for line in demo.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=read).start()
     children: dict[int, int] = {}
     try:
         deadline = time.monotonic() + 180
