@@ -2,22 +2,25 @@
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from click.testing import CliRunner
+from redis.asyncio import Redis
 
 from alert_engine.cases import CaseState
 from alert_engine.cli.main import main
 from alert_engine.followup.outcomes import load_cases
-from alert_engine.followup.service import Answered
+from alert_engine.followup.service import Answered, FollowupService
 from alert_engine.reports import dashboard
 from alert_engine.settings import RedisSettings
+from devstack.stack import Endpoints
 from tests.factories import make_alert
 from tests.followup_factories import case
 from tests.test_followup_schedule import NOW, Clock, read_emails, service
 
 
-async def answer_latest(followup, tmp_path, stars: int, nps: int) -> None:
+async def answer_latest(followup: FollowupService, tmp_path: Path, stars: int, nps: int) -> None:
     link = read_emails(tmp_path / "surveys.jsonl")[-1]["link"]
     token = urlsplit(link).path.removeprefix("/survey/")
     answered = await followup.answer(token, {"rating": str(stars), "nps": str(nps)})
@@ -26,7 +29,9 @@ async def answer_latest(followup, tmp_path, stars: int, nps: int) -> None:
     await followup.on_case(answered.case)
 
 
-async def test_the_loop_records_what_the_report_shows(redis, unique, tmp_path, stack):
+async def test_the_loop_records_what_the_report_shows(
+    redis: Redis, unique: str, tmp_path: Path, stack: Endpoints
+) -> None:
     clock = Clock(NOW)
     followup = service(redis, unique, tmp_path, clock, holdout_share=0.0)
     held_out = service(redis, unique, tmp_path, clock, holdout_share=1.0)
