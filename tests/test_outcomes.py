@@ -4,24 +4,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alert_engine.followup.outcomes import CaseFacts, figures, nps, total
+from alert_engine.followup.outcomes import CaseFacts, Figures, figures, nps, total
 
 MONDAY = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # ISO week 2026-W23
 
 
 def facts(
-    team="orders",
-    agent="Priya",
-    rule="negative-rating",
-    at=MONDAY,
-    claim_after=None,
-    resolution="",
-    followup="",
-    initial=None,
-    after=None,
-    nps_before=None,
-    nps_after=None,
-    holdout=False,
+    team: str = "orders",
+    agent: str = "Priya",
+    rule: str = "negative-rating",
+    at: datetime = MONDAY,
+    claim_after: float | None = None,
+    resolution: str = "",
+    followup: str = "",
+    initial: int | None = None,
+    after: int | None = None,
+    nps_before: int | None = None,
+    nps_after: int | None = None,
+    holdout: bool = False,
 ) -> dict[str, str]:
     stored = {"team": team, "agent": agent, "rule": rule, "alert_at": at.isoformat()}
     if claim_after is not None:
@@ -39,8 +39,13 @@ def facts(
     return stored
 
 
-def fold(rows, by):
-    return figures([CaseFacts.parse(row) for row in rows], by)
+def fold(rows: list[dict[str, str]], by: str) -> list[Figures]:
+    cases = []
+    for row in rows:
+        parsed = CaseFacts.parse(row)
+        assert parsed is not None, row
+        cases.append(parsed)
+    return figures(cases, by)
 
 
 @pytest.mark.parametrize(
@@ -53,14 +58,14 @@ def fold(rows, by):
         ([None, 3], -100.0),
     ],
 )
-def test_nps(scores, expected):
+def test_nps(scores: list[int | None], expected: float | None) -> None:
     if expected is None:
         assert nps(scores) is None
     else:
         assert nps(scores) == pytest.approx(expected)
 
 
-def test_the_figures_of_a_team():
+def test_the_figures_of_a_team() -> None:
     rows = [
         # Claimed after 60 s, resolved, surveyed, answered 4 after 1.
         facts(
@@ -104,7 +109,7 @@ def test_the_figures_of_a_team():
     assert orders.recovery_lift is None
 
 
-def test_the_holdout_separates_the_lift_caused_by_recovery():
+def test_the_holdout_separates_the_lift_caused_by_recovery() -> None:
     rows = [
         facts(followup="sent", initial=1, after=4),
         facts(followup="sent", initial=2, after=4),
@@ -128,7 +133,7 @@ def test_the_holdout_separates_the_lift_caused_by_recovery():
         ("week", ["2026-W23", "2026-W24"]),
     ],
 )
-def test_figures_are_grouped_by_team_agent_rule_or_week(by, keys):
+def test_figures_are_grouped_by_team_agent_rule_or_week(by: str, keys: list[str]) -> None:
     rows = [
         facts(team="orders", agent="Priya", rule="negative-rating", at=MONDAY),
         facts(team="orders", agent="Sam", rule="angry-comment", at=MONDAY + timedelta(days=6)),
@@ -139,7 +144,7 @@ def test_figures_are_grouped_by_team_agent_rule_or_week(by, keys):
     assert sum(row.alerts for row in grouped) == 3
 
 
-def test_a_case_without_facts_counts_nothing():
+def test_a_case_without_facts_counts_nothing() -> None:
     assert CaseFacts.parse({"followup_rating": "5"}) is None
     empty = total([])
     assert (empty.alerts, empty.median_claim_seconds, empty.recovered.response_rate) == (
@@ -149,6 +154,6 @@ def test_a_case_without_facts_counts_nothing():
     )
 
 
-def test_an_unknown_grouping_is_refused():
+def test_an_unknown_grouping_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot group by 'queue'"):
         figures([], "queue")
