@@ -63,7 +63,7 @@ test-faults: setup
 lint: setup
 	$(BIN)/ruff check alert_engine devstack tests benchmarks standins
 	$(BIN)/ruff format --check alert_engine devstack tests benchmarks standins
-	$(BIN)/mypy alert_engine devstack
+	$(BIN)/mypy alert_engine devstack tests benchmarks standins
 
 clean:
 	rm -rf $(VENV) node_modules .cache .demo .outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

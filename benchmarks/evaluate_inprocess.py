@@ -20,14 +20,13 @@ import time
 from functools import partial
 from pathlib import Path
 
-from rules_throughput import make_events, write_rules
-
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
 from alert_engine.rules.load import load_ruleset
 from alert_engine.rules.ruleset import Ruleset
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import MemoryWindowStore
+from benchmarks.rules_throughput import make_events, write_rules
 
 SHIPPED = Path(__file__).parents[1] / "rules"
 BATCH, PARTITIONS = 500, 4

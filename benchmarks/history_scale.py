@@ -177,7 +177,7 @@ async def projection_through_kafka(
         await produce_lines(bootstrap, topic, values, keys)
     projection = Projection(
         kafka,
-        DatabaseSettings(url=url, batch_size=batch_size),  # type: ignore[arg-type]
+        DatabaseSettings(url=url, batch_size=batch_size),
         group_id=f"bench-{time.time_ns()}",
     )
     task = asyncio.create_task(projection.run())

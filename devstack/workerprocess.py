@@ -99,9 +99,9 @@ class WorkerProcess:
         state: dict[str, Any] = json.loads(body)
         return state
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        """The worker's `/stats` counters."""
-        stats: dict[str, dict[str, int]] = self.client.get_json("/stats")
+    def stats(self) -> dict[str, Any]:
+        """The worker's `/stats` counters (and the ruleset's name and problems)."""
+        stats: dict[str, Any] = self.client.get_json("/stats")
         return stats
 
     @property

@@ -38,6 +38,14 @@ class Message:
     # When the request arrived (time.time()), for the load benchmark's latency.
     received_at: float = 0.0
 
+    @property
+    def alert_id(self) -> str:
+        """The alert id in the metadata, which every card the engine posts carries."""
+        if self.metadata is None:
+            raise AssertionError(f"message {self.ts} has no metadata")
+        alert: str = self.metadata["event_payload"]["alert_id"]
+        return alert
+
 
 @dataclass
 class Ephemeral:

@@ -40,7 +40,7 @@ class Engine:
         partitions: int = 2,
         replication_factor: int = 1,
         min_insync_replicas: int | None = None,
-    ):
+    ) -> None:
         """`rules_dir`: the rules the worker runs; by default only `negative-rating`."""
         if rules_dir is None:
             rules_dir = only_rules(workdir / "rules", "negative-rating")
@@ -51,6 +51,8 @@ class Engine:
             min_insync_replicas=min_insync_replicas,
         ).with_topic_suffix(unique)
         self.outbox = workdir / "outbox.jsonl"
+        # Where the survey outbox writes, for a worker pointed there (followup_engine does).
+        self.surveys = workdir / "surveys.jsonl"
         self.env = {
             **stack.as_env(),
             "ALERT_ENGINE_APP_ID": f"test-{unique}",

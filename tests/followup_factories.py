@@ -41,14 +41,13 @@ def case(
 def followup_engine(stack: Endpoints, unique: str, tmp_path: Path) -> Engine:
     """A worker environment whose surveys are due a second after resolve, at any hour."""
     engine = Engine(stack, unique, tmp_path)
-    engine.surveys = tmp_path / "surveys.jsonl"  # type: ignore[attr-defined]
     engine.env.update(
         {
             "ALERT_ENGINE_FOLLOWUP_DELAY_SECONDS": "1",
             "ALERT_ENGINE_FOLLOWUP_QUIET_START": "00:00",
             "ALERT_ENGINE_FOLLOWUP_QUIET_END": "00:00",
             "ALERT_ENGINE_FOLLOWUP_POLL_SECONDS": "0.2",
-            "ALERT_ENGINE_FOLLOWUP_OUTBOX_PATH": str(tmp_path / "surveys.jsonl"),
+            "ALERT_ENGINE_FOLLOWUP_OUTBOX_PATH": str(engine.surveys),
             "ALERT_ENGINE_FOLLOWUP_TOKEN_SECRET": "browser-test-secret",
         }
     )

@@ -4,9 +4,11 @@ import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from faust.types.agents import AgentTestWrapperT
 from pydantic import ValidationError
 
 from alert_engine.alerts import Alert
@@ -25,6 +27,7 @@ from alert_engine.settings import (
 from alert_engine.windows.hop import ReceivedBatch, WindowBatch, partition_for
 from alert_engine.windows.store import MemoryWindowStore
 from alert_engine.worker.build import build_worker
+from devstack.stack import Endpoints
 from tests.factories import encode, rating
 
 
@@ -46,7 +49,7 @@ def settings(tmp_path: Path, unique: str) -> Settings:
     )
 
 
-async def test_the_rating_agent_yields_an_alert_for_a_one_star_rating(settings):
+async def test_the_rating_agent_yields_an_alert_for_a_one_star_rating(settings: Settings) -> None:
     app = build_worker(settings)
     async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
         await agent.put(encode(rating(id="r-1", rating=1)))
@@ -57,7 +60,9 @@ async def test_the_rating_agent_yields_an_alert_for_a_one_star_rating(settings):
     assert {alert.rule for alert in alerts} == {"negative-rating"}
 
 
-async def test_the_rating_agent_dead_letters_bad_input_with_its_reason_and_bytes(settings):
+async def test_the_rating_agent_dead_letters_bad_input_with_its_reason_and_bytes(
+    settings: Settings,
+) -> None:
     app = build_worker(settings)
     async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
         await agent.put(b"{oops", key=b"k-1")
@@ -71,7 +76,9 @@ async def test_the_rating_agent_dead_letters_bad_input_with_its_reason_and_bytes
     assert second.key == "r-4"
 
 
-async def test_the_delivery_agent_writes_each_alert_to_the_outbox_once(settings, stack, unique):
+async def test_the_delivery_agent_writes_each_alert_to_the_outbox_once(
+    settings: Settings, stack: Endpoints, unique: str
+) -> None:
     settings = Settings(
         kafka=settings.kafka,
         engine=settings.engine,
@@ -88,7 +95,9 @@ async def test_the_delivery_agent_writes_each_alert_to_the_outbox_once(settings,
     assert [entry["alert"]["id"] for entry in delivered] == [alert.id]
 
 
-async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_topic(settings):
+async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_topic(
+    settings: Settings,
+) -> None:
     shipped = Path(__file__).parents[1] / "rules"
     settings = Settings(
         kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
@@ -121,7 +130,9 @@ async def test_windowed_rules_get_the_event_once_per_group_key_on_the_windows_to
     assert len(batches) == len({batch.partition for batch in batches})
 
 
-async def test_a_rating_no_windowed_rule_of_a_grouping_counts_does_not_travel_there(settings):
+async def test_a_rating_no_windowed_rule_of_a_grouping_counts_does_not_travel_there(
+    settings: Settings,
+) -> None:
     shipped = Path(__file__).parents[1] / "rules"
     settings = Settings(
         kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
@@ -154,7 +165,9 @@ async def test_a_rating_no_windowed_rule_of_a_grouping_counts_does_not_travel_th
     assert batch.partition == partition_for("agent.id", "a-7", settings.kafka.partitions)
 
 
-def test_all_window_shapes_share_one_state_table_that_faust_does_not_expire(settings):
+def test_all_window_shapes_share_one_state_table_that_faust_does_not_expire(
+    settings: Settings,
+) -> None:
     # Faust expires a windowed table's keys by the wall clock (wrong for a lagging worker) and
     # indexes each of its writes; the store expires windows by event time itself.
     shipped = Path(__file__).parents[1] / "rules"
@@ -168,7 +181,9 @@ def test_all_window_shapes_share_one_state_table_that_faust_does_not_expire(sett
     assert not windowed[0]._should_expire_keys()
 
 
-async def test_an_unreadable_windows_record_is_dead_lettered_with_its_reason(settings):
+async def test_an_unreadable_windows_record_is_dead_lettered_with_its_reason(
+    settings: Settings,
+) -> None:
     app = build_worker(settings)
     async with app.agents["evaluate-windows"].test_context(sink=[]) as agent:
         await agent.put(b'{"stream": "ratings", "events": "not a list"}', key=b"ratings")
@@ -192,13 +207,14 @@ def dead_letter_reasons(outputs: list[object]) -> list[tuple[bytes, bytes]]:
     ]
 
 
-async def put_batch(agent, values: list[bytes], **kwargs) -> list[object]:
+async def put_batch(agent: AgentTestWrapperT, values: list[bytes], **kwargs: Any) -> list[object]:
     """The values as one batch: all waiting in the agent's queue when it takes them."""
     for value in values[:-1]:
         await agent.put(value, wait=False, **kwargs)
     await agent.put(values[-1], **kwargs)
     [outputs] = agent.results.values()
-    return outputs
+    batch: list[object] = outputs
+    return batch
 
 
 @pytest.mark.parametrize(
@@ -212,8 +228,8 @@ async def put_batch(agent, values: list[bytes], **kwargs) -> list[object]:
     ],
 )
 async def test_an_event_timed_far_ahead_of_its_record_is_dead_lettered(
-    settings, stars, time, detail
-):
+    settings: Settings, stars: int, time: str, detail: str
+) -> None:
     broker_time = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
     app = build_worker(settings)
     genuine = encode(rating(id="r-1", rating=1, time=broker_time.isoformat()))
@@ -229,16 +245,18 @@ async def test_an_event_timed_far_ahead_of_its_record_is_dead_lettered(
     assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-1"]
 
 
-async def test_an_event_a_little_ahead_of_its_record_is_clock_skew_and_counts(settings):
+async def test_an_event_a_little_ahead_of_its_record_is_clock_skew_and_counts(
+    settings: Settings,
+) -> None:
     broker_time = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
     app = build_worker(settings)
     ahead = encode(rating(id="r-1", time=(broker_time + timedelta(minutes=4)).isoformat()))
     async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
         [alert] = await put_batch(agent, [ahead], timestamp=broker_time.timestamp())
-    assert alert.key == "r-1"
+    assert isinstance(alert, Alert) and alert.key == "r-1"
 
 
-async def test_an_event_before_the_earliest_time_is_dead_lettered(settings):
+async def test_an_event_before_the_earliest_time_is_dead_lettered(settings: Settings) -> None:
     app = build_worker(settings)
     old = encode(rating(id="r-1", time="1999-12-31T23:59:59Z"))
     async with app.agents["evaluate-ratings"].test_context(sink=[]) as agent:
@@ -252,7 +270,7 @@ async def test_an_event_before_the_earliest_time_is_dead_lettered(settings):
     assert [output.key for output in outputs if isinstance(output, Alert)] == ["r-2"]
 
 
-async def test_the_time_bounds_are_settings(settings):
+async def test_the_time_bounds_are_settings(settings: Settings) -> None:
     events = EventSettings(max_future_skew=3600, earliest_time="1990-01-01T00:00:00Z")
     app = build_worker(dataclasses.replace(settings, events=events))
     broker_time = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
@@ -270,14 +288,16 @@ async def test_the_time_bounds_are_settings(settings):
     assert text.endswith(b"(the limit is 60 minutes)")
 
 
-def test_the_time_bounds_are_validated():
+def test_the_time_bounds_are_validated() -> None:
     with pytest.raises(ValidationError, match="max_future_skew"):
         EventSettings(max_future_skew=-1)
     with pytest.raises(ValidationError, match="earliest_time"):
         EventSettings(earliest_time="2000-01-01T00:00:00")  # no offset
 
 
-async def test_an_event_far_ahead_moves_no_watermark_of_the_windowed_rules(settings):
+async def test_an_event_far_ahead_moves_no_watermark_of_the_windowed_rules(
+    settings: Settings,
+) -> None:
     shipped = Path(__file__).parents[1] / "rules"
     settings = Settings(
         kafka=settings.kafka, engine=settings.engine.model_copy(update={"rules_dir": shipped})
@@ -296,7 +316,7 @@ async def test_an_event_far_ahead_moves_no_watermark_of_the_windowed_rules(setti
     assert [event["id"] for event in ReceivedBatch.from_json(batch.to_json()).events] == ["r-2"]
 
 
-async def test_the_nesting_limit_is_a_setting(settings):
+async def test_the_nesting_limit_is_a_setting(settings: Settings) -> None:
     app = build_worker(dataclasses.replace(settings, events=EventSettings(max_depth=4)))
     base = encode(rating(id="r-1"))
     # The event and four arrays are five levels; three arrays, four.
@@ -328,8 +348,8 @@ condition: responses >= 100
 
 
 async def test_an_event_that_raises_while_processed_is_dead_lettered_and_its_batch_mates_alert(
-    settings,
-):
+    settings: Settings,
+) -> None:
     (settings.engine.rules_dir / "by-customer-name.yaml").write_text(BYTES_KEY_RULE)
     app = build_worker(settings)
     bad = {"id": "c-2", "name": "Bad"}

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 from click.testing import CliRunner
@@ -14,7 +15,7 @@ DAY1 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 
 
-def write_events(path: Path, events: list[dict]) -> Path:
+def write_events(path: Path, events: list[dict[str, Any]]) -> Path:
     path.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
     return path
 
@@ -24,7 +25,7 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_rules_test_shows_which_events_match_and_the_values(tmp_path):
+def test_rules_test_shows_which_events_match_and_the_values(tmp_path: Path) -> None:
     (tmp_path / "rude.yaml").write_text(
         "name: rude\nsource: ratings\ncondition: comment.lowerAscii().contains('rude')\n"
     )
@@ -46,7 +47,7 @@ def test_rules_test_shows_which_events_match_and_the_values(tmp_path):
     assert lines[-1] == "rude: 3 event(s): 1 match, 1 miss, 1 no"
 
 
-def test_rules_test_on_a_windowed_rule_shows_the_aggregates_until_it_fires(tmp_path):
+def test_rules_test_on_a_windowed_rule_shows_the_aggregates_until_it_fires(tmp_path: Path) -> None:
     events = write_events(
         tmp_path / "events.jsonl",
         [
@@ -68,7 +69,7 @@ def test_rules_test_on_a_windowed_rule_shows_the_aggregates_until_it_fires(tmp_p
     assert "ALERT" not in lines[5]  # fired once for the window
 
 
-def test_replay_counts_alerts_per_rule_per_day_with_top_keys(tmp_path):
+def test_replay_counts_alerts_per_rule_per_day_with_top_keys(tmp_path: Path) -> None:
     history = []
     for day in (DAY1, DAY2):
         for n in range(3):
@@ -98,7 +99,7 @@ def test_replay_counts_alerts_per_rule_per_day_with_top_keys(tmp_path):
     assert "c-quiet" not in repeat
 
 
-def test_replay_applies_throttles_by_event_time(tmp_path):
+def test_replay_applies_throttles_by_event_time(tmp_path: Path) -> None:
     (tmp_path / "neg.yaml").write_text(
         "name: neg\nsource: ratings\ncondition: rating <= 2\n"
         "throttle: {period: 1h, key: customer.id}\n"

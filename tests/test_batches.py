@@ -3,23 +3,28 @@ in-memory Faust channel."""
 
 import asyncio
 import contextlib
+from typing import cast
 from unittest.mock import patch
 
 import faust
 import pytest
+from faust.types import ChannelT
 
 from alert_engine.worker.batches import waiting_batches
 
 
-def channel_stream() -> tuple[faust.ChannelT, faust.Stream]:
+def channel_stream() -> tuple[ChannelT[int], faust.Stream[int]]:
     app = faust.App("batches-test", autodiscover=False)
     app.flow_control.resume()  # as a started worker does
-    channel = app.channel()
-    return channel, channel.stream()
+    channel: ChannelT[int] = app.channel()
+    # Faust types the stream as its StreamT protocol; it is a faust.Stream.
+    return channel, cast("faust.Stream[int]", channel.stream())
 
 
-async def take(stream: faust.Stream, max_size: int, batches: int, wait: float = 0.05) -> list:
-    taken = []
+async def take(
+    stream: faust.Stream[int], max_size: int, batches: int, wait: float = 0.05
+) -> list[list[object]]:
+    taken: list[list[object]] = []
     # Closed at once, as an agent's are when it stops: its request for the next event ends too.
     async with contextlib.aclosing(waiting_batches(stream, max_size, catch_up_wait=wait)) as it:
         async for batch in it:
@@ -30,7 +35,7 @@ async def take(stream: faust.Stream, max_size: int, batches: int, wait: float = 
 
 
 @pytest.mark.asyncio
-async def test_the_events_waiting_are_one_batch_up_to_its_size():
+async def test_the_events_waiting_are_one_batch_up_to_its_size() -> None:
     channel, stream = channel_stream()
     for n in range(7):
         await channel.send(value=n)
@@ -38,7 +43,7 @@ async def test_the_events_waiting_are_one_batch_up_to_its_size():
 
 
 @pytest.mark.asyncio
-async def test_a_quiet_streams_event_is_handed_over_at_once():
+async def test_a_quiet_streams_event_is_handed_over_at_once() -> None:
     channel, stream = channel_stream()
 
     async def trickle() -> None:
@@ -52,7 +57,7 @@ async def test_a_quiet_streams_event_is_handed_over_at_once():
 
 
 @pytest.mark.asyncio
-async def test_a_stream_behind_waits_for_more_but_hands_over_its_batch_after_the_wait():
+async def test_a_stream_behind_waits_for_more_but_hands_over_its_batch_after_the_wait() -> None:
     channel, stream = channel_stream()
     await channel.send(value=0)
     loop = asyncio.get_running_loop()
@@ -69,7 +74,7 @@ async def test_a_stream_behind_waits_for_more_but_hands_over_its_batch_after_the
 
 
 @pytest.mark.asyncio
-async def test_a_batch_begun_is_handed_over_when_faust_empties_the_queue_under_it():
+async def test_a_batch_begun_is_handed_over_when_faust_empties_the_queue_under_it() -> None:
     # Faust empties every stream's queue when partitions are revoked and when the worker stops
     # (`flow_control.clear()`), then waits for the events already taken to be acknowledged. An
     # agent that saw one more event waiting must not wait for it for good with the first in hand:
@@ -77,20 +82,21 @@ async def test_a_batch_begun_is_handed_over_when_faust_empties_the_queue_under_i
     channel, stream = channel_stream()
     for n in range(3):
         await channel.send(value=n)
-    queue = stream.channel.queue
+    # Faust types the stream's channel as any async iterator; it is the channel.
+    queue = cast("faust.Channel[int]", stream.channel).queue
     loop = asyncio.get_running_loop()
     looked = queue.empty
-    cleared = []
+    cleared: list[bool] = []
 
     def empty() -> bool:
-        waiting = looked()
+        waiting: bool = looked()
         if waiting is False and not cleared:
             # Seen not empty; emptied before the agent gets there, as a revocation does.
             cleared.append(True)
             loop.call_soon(queue.clear)
         return waiting
 
-    queue.empty = empty
     started = loop.time()
-    assert await asyncio.wait_for(take(stream, max_size=500, batches=1, wait=0.1), 5) == [[0]]
+    with patch.object(queue, "empty", empty):
+        assert await asyncio.wait_for(take(stream, max_size=500, batches=1, wait=0.1), 5) == [[0]]
     assert cleared and loop.time() - started < 1.0

@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from redis.asyncio import Redis
 
 from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
@@ -49,7 +50,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_routes_inherit_working_time_and_sla_and_may_turn_it_off(tmp_path):
+def test_routes_inherit_working_time_and_sla_and_may_turn_it_off(tmp_path: Path) -> None:
     routing = load_routing(write(tmp_path, ROUTES))
     friday_evening = datetime(2026, 12, 4, 18, 55, tzinfo=LONDON)
     calendar, sla = routing.working_time(make_alert(team="orders"))
@@ -80,8 +81,8 @@ def test_routes_inherit_working_time_and_sla_and_may_turn_it_off(tmp_path):
     ],
 )
 def test_a_routing_file_with_unreadable_working_time_is_refused_with_its_line(
-    tmp_path, change, line, message
-):
+    tmp_path: Path, change: tuple[str, str], line: int, message: str
+) -> None:
     with pytest.raises(RoutingError) as caught:
         load_routing(write(tmp_path, ROUTES.replace(*change, 1)))
     [problem] = caught.value.problems
@@ -89,7 +90,9 @@ def test_a_routing_file_with_unreadable_working_time_is_refused_with_its_line(
     assert message in problem.message
 
 
-async def test_an_escalation_timer_runs_in_the_routes_working_time(redis, unique, tmp_path):
+async def test_an_escalation_timer_runs_in_the_routes_working_time(
+    redis: Redis, unique: str, tmp_path: Path
+) -> None:
     routing = load_routing(write(tmp_path, ROUTES))
     escalations = Escalations(redis, f"test-{unique}")
     deliverer = Deliverer(
@@ -112,8 +115,8 @@ async def test_an_escalation_timer_runs_in_the_routes_working_time(redis, unique
 
 
 async def test_a_delivered_alert_carries_its_sla_deadlines_in_working_time_onto_the_card(
-    redis, unique, tmp_path
-):
+    redis: Redis, unique: str, tmp_path: Path
+) -> None:
     from alert_engine.channels.outbox import read_outbox
     from alert_engine.channels.presentation import AlertView
     from alert_engine.channels.slack import alert_blocks

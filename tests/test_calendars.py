@@ -4,6 +4,7 @@ across weekends, holidays and daylight-saving changes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -70,8 +71,8 @@ INTERVALS = compile_intervals(
 OFFICE = BusinessCalendar.of(INTERVALS, ["office"], ["christmas"])
 
 
-def london(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=LONDON)  # type: ignore[misc]
+def london(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=LONDON)
 
 
 ADDS = [
@@ -149,7 +150,9 @@ ADDS = [
 @pytest.mark.parametrize(
     ("case", "calendar", "start", "minutes", "due"), ADDS, ids=[a[0] for a in ADDS]
 )
-def test_working_time_added_to_a_moment(case, calendar, start, minutes, due):
+def test_working_time_added_to_a_moment(
+    case: str, calendar: BusinessCalendar, start: datetime, minutes: int, due: datetime
+) -> None:
     assert calendar.add(start, timedelta(minutes=minutes)) == due
 
 
@@ -178,11 +181,13 @@ ELAPSED = [
 @pytest.mark.parametrize(
     ("case", "calendar", "start", "end", "minutes"), ELAPSED, ids=[e[0] for e in ELAPSED]
 )
-def test_working_time_between_two_moments(case, calendar, start, end, minutes):
+def test_working_time_between_two_moments(
+    case: str, calendar: BusinessCalendar, start: datetime, end: datetime, minutes: int
+) -> None:
     assert calendar.elapsed(start, end) == timedelta(minutes=minutes)
 
 
-def test_open_and_closed_moments():
+def test_open_and_closed_moments() -> None:
     assert OFFICE.is_open(london(2026, 12, 2, 9, 0))
     assert not OFFICE.is_open(london(2026, 12, 2, 18, 0))  # end_time is not in the range
     assert not OFFICE.is_open(london(2026, 12, 25, 10, 0))  # a holiday
@@ -204,7 +209,9 @@ def test_open_and_closed_moments():
         ]
     ),
 )
-def test_the_working_time_up_to_a_due_moment_is_the_time_added(start, minutes, calendar):
+def test_the_working_time_up_to_a_due_moment_is_the_time_added(
+    start: datetime, minutes: int, calendar: BusinessCalendar
+) -> None:
     due = calendar.add(start, timedelta(minutes=minutes))
     assert calendar.elapsed(start, due) == timedelta(minutes=minutes)
     # Due no later than needed: a working duration ends in working time (or at its edge).
@@ -224,14 +231,14 @@ def test_the_working_time_up_to_a_due_moment_is_the_time_added(start, minutes, c
         ({"months": ["smarch"]}, "'smarch' is not a month"),
     ],
 )
-def test_an_interval_that_cannot_be_read_says_why(entry, message):
+def test_an_interval_that_cannot_be_read_says_why(entry: dict[str, Any], message: str) -> None:
     with pytest.raises((CalendarError, ValueError), match=message):
         compile_intervals(
             [NamedIntervalSpec.model_validate({"name": "x", "time_intervals": [entry]})]
         )
 
 
-def test_a_calendar_names_only_defined_intervals_and_a_closed_one_fails_to_add():
+def test_a_calendar_names_only_defined_intervals_and_a_closed_one_fails_to_add() -> None:
     with pytest.raises(CalendarError, match=r"unknown time interval\(s\) nope"):
         BusinessCalendar.of(INTERVALS, ["office"], ["nope"])
     never = BusinessCalendar.of(INTERVALS, ["always"], ["always"])

@@ -3,10 +3,12 @@ their time, concurrent clicks, and the Lua script held to the pure model (`lifec
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypedDict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
 from alert_engine.cases import (
     Actor,
@@ -29,7 +31,9 @@ BO = Actor(id="U0BO", name="bo", source="slack")
 T0 = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
 
-async def store_with_alerts(redis, unique: str, *keys: str, policy=None):
+async def store_with_alerts(
+    redis: Redis, unique: str, *keys: str, policy: CasePolicy | None = None
+) -> tuple[CaseStore, list[str]]:
     """A case store that was given alerts (as delivery does); their ids."""
     cases = CaseStore(redis, f"test-{unique}", policy)
     alerts = [make_alert(key) for key in keys]
@@ -38,13 +42,20 @@ async def store_with_alerts(redis, unique: str, *keys: str, policy=None):
     return cases, [alert.id for alert in alerts]
 
 
-def act(action, actor=ANA, at=T0, **fields) -> CaseRequest:
+class ResolutionFields(TypedDict, total=False):
+    reason: str
+    note: str
+
+
+def act(
+    action: CaseAction, actor: Actor = ANA, at: datetime = T0, **fields: str | None
+) -> CaseRequest:
     return CaseRequest.of(action, actor, at=at, **fields)
 
 
 async def test_a_case_is_claimed_then_resolved_with_a_reason_and_each_change_is_reported(
-    redis, unique
-):
+    redis: Redis, unique: str
+) -> None:
     cases, [al1] = await store_with_alerts(redis, unique, "r-1")
     claim = await cases.attempt(al1, act(CaseAction.CLAIM))
     assert isinstance(claim, CaseEvent)
@@ -80,7 +91,9 @@ async def test_a_case_is_claimed_then_resolved_with_a_reason_and_each_change_is_
     assert CaseEvent.from_json(resolved.to_json()) == resolved
 
 
-async def test_a_repeated_or_out_of_order_click_changes_nothing_and_says_why(redis, unique):
+async def test_a_repeated_or_out_of_order_click_changes_nothing_and_says_why(
+    redis: Redis, unique: str
+) -> None:
     cases, [al2] = await store_with_alerts(redis, unique, "r-2")
     await cases.attempt(al2, act(CaseAction.CLAIM))
     again = await cases.attempt(al2, act(CaseAction.CLAIM, BO))
@@ -96,7 +109,7 @@ async def test_a_repeated_or_out_of_order_click_changes_nothing_and_says_why(red
     assert len((await cases.get(al2)).history) == 2
 
 
-async def test_of_many_simultaneous_claims_exactly_one_wins(redis, unique):
+async def test_of_many_simultaneous_claims_exactly_one_wins(redis: Redis, unique: str) -> None:
     cases, [al3] = await store_with_alerts(redis, unique, "r-3")
     results = await asyncio.gather(
         *(
@@ -109,7 +122,9 @@ async def test_of_many_simultaneous_claims_exactly_one_wins(redis, unique):
     assert (await cases.get(al3)).claimed_by == winners[0].user_id
 
 
-async def test_before_a_claim_only_claim_reassign_and_not_actionable_are_taken(redis, unique):
+async def test_before_a_claim_only_claim_reassign_and_not_actionable_are_taken(
+    redis: Redis, unique: str
+) -> None:
     cases, [al4] = await store_with_alerts(redis, unique, "r-4")
     refused = await cases.attempt(al4, act(CaseAction.RESOLVED_NO_FOLLOWUP, reason="apology"))
     assert isinstance(refused, Refusal)
@@ -119,7 +134,9 @@ async def test_before_a_claim_only_claim_reassign_and_not_actionable_are_taken(r
     assert change.claimed_by is None and change.note == "spam"
 
 
-async def test_a_click_on_an_alert_never_delivered_changes_nothing(redis, unique):
+async def test_a_click_on_an_alert_never_delivered_changes_nothing(
+    redis: Redis, unique: str
+) -> None:
     cases, _ = await store_with_alerts(redis, unique, "r-5")
     for action in CaseAction:
         refused = await cases.attempt(
@@ -129,7 +146,7 @@ async def test_a_click_on_an_alert_never_delivered_changes_nothing(redis, unique
     assert (await cases.get("al-ffff")).state is CaseState.OPEN
 
 
-async def test_unclaim_and_reassign_move_the_case_between_people(redis, unique):
+async def test_unclaim_and_reassign_move_the_case_between_people(redis: Redis, unique: str) -> None:
     cases, [al6] = await store_with_alerts(redis, unique, "r-6")
     await cases.attempt(al6, act(CaseAction.CLAIM))
     moved = await cases.attempt(
@@ -151,7 +168,9 @@ async def test_unclaim_and_reassign_move_the_case_between_people(redis, unique):
     assert nobody.message == "Nobody has claimed this case: nothing changed."
 
 
-async def test_a_final_action_can_be_undone_for_a_while_and_then_not(redis, unique):
+async def test_a_final_action_can_be_undone_for_a_while_and_then_not(
+    redis: Redis, unique: str
+) -> None:
     policy = CasePolicy(undo_seconds=300)
     cases, [al7, al8] = await store_with_alerts(redis, unique, "r-7", "r-8", policy=policy)
     await cases.attempt(al7, act(CaseAction.CLAIM))
@@ -180,7 +199,9 @@ async def test_a_final_action_can_be_undone_for_a_while_and_then_not(redis, uniq
     assert (await cases.get(al8)).state is CaseState.NOT_ACTIONABLE
 
 
-async def test_a_closed_case_reopens_within_the_period_and_not_after(redis, unique):
+async def test_a_closed_case_reopens_within_the_period_and_not_after(
+    redis: Redis, unique: str
+) -> None:
     policy = CasePolicy(reopen_seconds=14 * 86400)
     cases, [al9, al10] = await store_with_alerts(redis, unique, "r-9", "r-10", policy=policy)
     for alert in (al9, al10):
@@ -214,8 +235,8 @@ async def test_a_closed_case_reopens_within_the_period_and_not_after(redis, uniq
     ],
 )
 async def test_a_resolution_needs_a_known_reason_and_other_needs_a_note(
-    redis, unique, request_fields, message
-):
+    redis: Redis, unique: str, request_fields: ResolutionFields, message: str
+) -> None:
     cases, [al11] = await store_with_alerts(redis, unique, "r-11")
     await cases.attempt(al11, act(CaseAction.CLAIM))
     refused = await cases.attempt(al11, act(CaseAction.RESOLVED_FOLLOWUP, **request_fields))
@@ -227,7 +248,9 @@ async def test_a_resolution_needs_a_known_reason_and_other_needs_a_note(
     assert isinstance(done, CaseEvent) and done.note == "sent flowers"
 
 
-def test_the_reasons_and_periods_are_configured_and_checked_at_load(monkeypatch):
+def test_the_reasons_and_periods_are_configured_and_checked_at_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ALERT_ENGINE_CASES_REASONS", "refund, voucher,other")
     monkeypatch.setenv("ALERT_ENGINE_CASES_REOPEN_DAYS", "7")
     policy = CasePolicy.of(CaseSettings())
@@ -245,6 +268,9 @@ PEOPLE = [ANA, BO]
 ACTIONS = st.sampled_from(
     [*CaseAction, CaseAction.CLAIM, CaseAction.RESOLVED_FOLLOWUP, CaseAction.UNDO]
 )
+# An action, who takes it, seconds after the previous step, reason, note, assignee, and whether
+# the click arrives twice.
+Step = tuple[CaseAction, Actor, int, str | None, str | None, str | None, bool]
 STEPS = st.lists(
     st.tuples(
         ACTIONS,
@@ -262,7 +288,7 @@ STEPS = st.lists(
 )
 
 
-def comparable(case: Case) -> dict:
+def comparable(case: Case) -> dict[str, Any]:
     return case.model_dump(
         include={
             "state",
@@ -290,7 +316,9 @@ def comparable(case: Case) -> dict:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(steps=STEPS)
-async def test_the_lua_script_and_the_pure_model_agree_on_every_sequence(redis, unique, steps):
+async def test_the_lua_script_and_the_pure_model_agree_on_every_sequence(
+    redis: Redis, unique: str, steps: list[Step]
+) -> None:
     policy = CasePolicy(undo_seconds=300, reopen_seconds=3 * 3600)
     alert = make_alert("r-model")
     cases = CaseStore(redis, f"test-{unique}-{id(steps)}-{len(steps)}", policy)

@@ -27,6 +27,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from alert_engine.channels.outbox import read_outbox
 from devstack.cluster import MIN_INSYNC_REPLICAS, ClusterStack, KafkaCluster
+from devstack.workerprocess import WorkerProcess
 from tests.audit import explain_missing
 from tests.engine import Engine
 from tests.factories import rating
@@ -203,8 +204,8 @@ def first_victim(kafka: KafkaCluster, topics: list[str], controller: int) -> int
 
 
 def test_a_broker_killed_restarted_then_the_controller_killed_loses_and_duplicates_nothing(
-    cluster, unique, tmp_path
-):
+    cluster: ClusterStack, unique: str, tmp_path: Path
+) -> None:
     kafka = cluster.kafka
     engine = Engine(
         cluster.endpoints,
@@ -284,7 +285,9 @@ def test_a_broker_killed_restarted_then_the_controller_killed_loses_and_duplicat
     assert worker.process is not None and worker.process.poll() is not None
 
 
-def wait_for_all(engine: Engine, worker, expected: list[str], topics: list[str]) -> None:
+def wait_for_all(
+    engine: Engine, worker: WorkerProcess, expected: list[str], topics: list[str]
+) -> None:
     def keys() -> list[str]:
         return [str(alert["key"]) for alert in engine.delivered()]
 

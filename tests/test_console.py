@@ -10,6 +10,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import pytest
@@ -66,25 +67,26 @@ def served(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         worker.stop()
 
 
-def cases(client: SignedInClient, query: str = "") -> dict:
+def cases(client: SignedInClient, query: str = "") -> dict[str, Any]:
     answer = client.request("/console/cases.json" + query)
     assert answer.status == 200, answer.text
-    return orjson.loads(answer.text)
+    listing: dict[str, Any] = orjson.loads(answer.text)
+    return listing
 
 
-def keys(served: Served, listing: dict) -> set[str]:
+def keys(served: Served, listing: dict[str, Any]) -> set[str]:
     by_id = {alert_id: key for key, alert_id in served.ids.items()}
     return {by_id[row["alert_id"]] for row in listing["rows"]}
 
 
-def test_the_console_needs_a_signed_in_member(served):
+def test_the_console_needs_a_signed_in_member(served: Served) -> None:
     anonymous = SignedInClient(served.worker.url, None)
     assert anonymous.request("/console/cases.json").status == 401
     answer = anonymous.request("/console", headers={"Accept": "text/html"})
     assert answer.status == 303 and answer.headers["Location"].startswith("/signin?next=")
 
 
-def test_the_queue_filters_as_asked_and_the_page_agrees_with_its_json(served):
+def test_the_queue_filters_as_asked_and_the_page_agrees_with_its_json(served: Served) -> None:
     ana, bo = served.client(ANA), served.client(BO)
     everything = cases(ana)
     assert keys(served, everything) == set(served.ids)
@@ -133,7 +135,9 @@ def test_the_queue_filters_as_asked_and_the_page_agrees_with_its_json(served):
         },
     )
 )
-def test_the_page_and_its_json_view_show_the_same_cases_in_the_same_order(served, query):
+def test_the_page_and_its_json_view_show_the_same_cases_in_the_same_order(
+    served: Served, query: dict[str, str]
+) -> None:
     client = served.client(ANA)
     suffix = "?" + urllib.parse.urlencode(query) if query else ""
     listing = cases(client, suffix)
@@ -144,7 +148,9 @@ def test_the_page_and_its_json_view_show_the_same_cases_in_the_same_order(served
     assert f"{listing['total']} case" in page
 
 
-def test_in_chromium_at_phone_width_the_queue_updates_while_the_member_types(served):
+def test_in_chromium_at_phone_width_the_queue_updates_while_the_member_types(
+    served: Served,
+) -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium

@@ -47,7 +47,9 @@ NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
         ("", [], None),
     ],
 )
-def test_a_case_is_assigned_only_to_a_member(name, members, expected):
+def test_a_case_is_assigned_only_to_a_member(
+    name: str, members: list[Member], expected: str | None
+) -> None:
     member = pick_member(name, members)
     assert (member.name if member else None) == expected
     if member is not None:
@@ -82,11 +84,13 @@ def test_a_case_is_assigned_only_to_a_member(name, members, expected):
         ),
     ],
 )
-def test_the_state_block_offers_the_buttons_the_state_allows_now(case, buttons):
+def test_the_state_block_offers_the_buttons_the_state_allows_now(
+    case: Case, buttons: list[str]
+) -> None:
     assert [action for action, _ in case_buttons(case, NOW, WITH_FORMS)] == buttons
 
 
-def test_the_notice_after_a_final_action_says_how_long_it_can_be_undone():
+def test_the_notice_after_a_final_action_says_how_long_it_can_be_undone() -> None:
     assert done_text(CaseAction.CLAIM, 300) == "Done: Claim."
     assert done_text(CaseAction.NOT_ACTIONABLE, 300) == (
         "Done: Not actionable. You can undo it for 5 minutes."
@@ -118,7 +122,9 @@ def stored_cases(draw: st.DrawFn) -> Case:
 
 
 @given(stored_cases(), offsets)
-def test_a_page_offers_exactly_the_actions_the_lifecycle_would_take(case, now):
+def test_a_page_offers_exactly_the_actions_the_lifecycle_would_take(
+    case: Case, now: datetime
+) -> None:
     """Differential: each action offered now is one `decide` takes, and each one it takes is
     offered (with the reason, note or assignee its form asks for)."""
     for action in CaseAction:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -96,11 +97,12 @@ def act(client: SignedInClient, served: Served, key: str, **form: str) -> tuple[
     return answer.status, answer.headers.get("Location") or answer.text
 
 
-def live(client: SignedInClient, served: Served, key: str) -> dict:
-    return client.get_json(case_path(served, key) + "/live.json")
+def live(client: SignedInClient, served: Served, key: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.get_json(case_path(served, key) + "/live.json")
+    return found
 
 
-def test_a_case_page_needs_a_signed_in_member_and_is_not_cached(served):
+def test_a_case_page_needs_a_signed_in_member_and_is_not_cached(served: Served) -> None:
     anonymous = SignedInClient(served.worker.url, None)
     path = case_path(served, "r-c-flow")
     assert anonymous.request(path + "/live.json").status == 401
@@ -115,7 +117,7 @@ def test_a_case_page_needs_a_signed_in_member_and_is_not_cached(served):
     assert served.client().request("/console/cases/not-an-id").status == 404
 
 
-def test_the_case_page_shows_the_alert_the_contact_and_the_sla(served):
+def test_the_case_page_shows_the_alert_the_contact_and_the_sla(served: Served) -> None:
     page = served.client().get(case_path(served, "r-c-flow"))
     assert "Jordan Lee rated Priya Nair 1★" in page
     assert "Nobody called me back." in page
@@ -131,7 +133,7 @@ def test_the_case_page_shows_the_alert_the_contact_and_the_sla(served):
     assert re.search(r'data-needs="resolved_followup"\s+hidden', page)
 
 
-def test_every_action_from_the_case_page_as_the_signed_in_member(served):
+def test_every_action_from_the_case_page_as_the_signed_in_member(served: Served) -> None:
     ana, bo = served.client(ANA), served.client(BO)
     key = "r-c-flow"
     assert act(ana, served, key, action="claim") == (303, case_path(served, key) + "?done=claim")
@@ -213,7 +215,7 @@ def test_every_action_from_the_case_page_as_the_signed_in_member(served):
     )
 
 
-def test_the_queue_shows_the_sla_and_filters_the_breached(served):
+def test_the_queue_shows_the_sla_and_filters_the_breached(served: Served) -> None:
     ana = served.client()
     deadline = time.monotonic() + 15
     while True:
@@ -258,7 +260,7 @@ BUTTON_COLOURS = """() => [...document.querySelectorAll("button")].filter(b => b
   })"""
 
 
-def test_in_chromium_the_whole_flow_by_a_member_at_phone_width(served):
+def test_in_chromium_the_whole_flow_by_a_member_at_phone_width(served: Served) -> None:
     from playwright.sync_api import Page, sync_playwright
 
     from tests.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium
@@ -395,7 +397,7 @@ def test_in_chromium_the_whole_flow_by_a_member_at_phone_width(served):
 
 def test_a_team_that_must_not_see_contacts_does_not_on_the_case_page(
     stack: Endpoints, tmp_path: Path
-):
+) -> None:
     engine = Engine(stack, uuid.uuid4().hex[:10], tmp_path)
     engine.env["ALERT_ENGINE_CASES_SHOW_CONTACT"] = "false"
     engine.env["ALERT_ENGINE_SIGNIN_MEMBERS_FILE"] = str(

@@ -4,6 +4,9 @@ a plain re-statement of the filter); a filter that is not one is refused, naming
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -71,7 +74,9 @@ def kept_by_hand(row: QueueRow, chosen: QueueFilter) -> bool:
 
 
 @given(st.lists(rows, max_size=160, unique_by=lambda row: row.alert_id), filters)
-def test_the_pages_hold_each_row_the_filter_keeps_once_in_order(all_rows, chosen):
+def test_the_pages_hold_each_row_the_filter_keeps_once_in_order(
+    all_rows: list[QueueRow], chosen: QueueFilter
+) -> None:
     first = select(all_rows, chosen, ME)
     shown: list[QueueRow] = list(first.rows)
     for page in range(2, first.pages + 1):
@@ -85,7 +90,7 @@ def test_the_pages_hold_each_row_the_filter_keeps_once_in_order(all_rows, chosen
     ]
     assert len(shown) == len(expected) == first.total
     assert {row.alert_id for row in shown} == expected
-    keys = {
+    keys: Callable[[QueueRow], Any] = {
         "oldest": lambda row: row.delivered_at,
         "newest": lambda row: -row.delivered_at,
         "severity": lambda row: (-SEVERITY_RANK[row.severity], row.delivered_at),
@@ -93,7 +98,7 @@ def test_the_pages_hold_each_row_the_filter_keeps_once_in_order(all_rows, chosen
     assert [keys(row) for row in shown] == sorted(keys(row) for row in shown)
 
 
-def test_a_page_past_the_last_shows_the_last():
+def test_a_page_past_the_last_shows_the_last() -> None:
     chosen = QueueFilter(page=99)
     assert select([], chosen, ME).page == 1
 
@@ -109,12 +114,14 @@ def test_a_page_past_the_last_shows_the_last():
         ({"sort": "random"}, "sort"),
     ],
 )
-def test_a_filter_that_is_not_one_is_refused_naming_its_field(query, field):
+def test_a_filter_that_is_not_one_is_refused_naming_its_field(
+    query: dict[str, str], field: str
+) -> None:
     with pytest.raises(FilterError, match=field):
         QueueFilter.from_query(query)
 
 
-def test_a_filter_reads_back_from_its_own_query():
+def test_a_filter_reads_back_from_its_own_query() -> None:
     chosen = QueueFilter(
         show="mine", team="orders", severity=Severity.HIGH, sla_breached=True, page=3
     )
@@ -134,5 +141,5 @@ def test_a_filter_reads_back_from_its_own_query():
     ("seconds", "text"),
     [(59, "0 min"), (3599, "59 min"), (3600, "1 h 00 min"), (200_000, "2 d 7 h")],
 )
-def test_an_age_reads_in_minutes_hours_or_days(seconds, text):
+def test_an_age_reads_in_minutes_hours_or_days(seconds: int, text: str) -> None:
     assert age_text(seconds) == text

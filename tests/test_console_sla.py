@@ -56,8 +56,8 @@ def case(state: CaseState = CaseState.OPEN, **fields: object) -> Case:
     ],
 )  # fmt: skip
 def test_a_case_stands_against_its_sla_as_a_team_lead_would_count_it(
-    the_case, now, claim, resolve, breached, summary
-):
+    the_case: Case, now: datetime, claim: Standing, resolve: Standing, breached: bool, summary: str
+) -> None:
     alert = make_alert("r-1", T0).model_copy(
         update={"sla": Sla(claim_by=CLAIM_BY, resolve_by=RESOLVE_BY)}
     )
@@ -68,12 +68,12 @@ def test_a_case_stands_against_its_sla_as_a_team_lead_would_count_it(
     assert status.summary() == summary
 
 
-def test_a_route_without_an_sla_shows_none_and_is_never_breached():
+def test_a_route_without_an_sla_shows_none_and_is_never_breached() -> None:
     status = sla_status(case(), make_alert("r-1", T0), T0 + timedelta(days=30))
     assert status.deadlines == () and not status.breached and status.summary() == ""
 
 
-def test_only_a_claim_deadline():
+def test_only_a_claim_deadline() -> None:
     alert = make_alert("r-1", T0).model_copy(update={"sla": Sla(claim_by=CLAIM_BY)})
     status = sla_status(case(), alert, T0)
     assert status.resolve is None and status.summary() == "Claim: 30 min left"
@@ -83,5 +83,5 @@ def test_only_a_claim_deadline():
     ("seconds", "text"),
     [(-5, "0 min"), (59, "0 min"), (3600, "1 h 00 min"), (200_000, "2 d 7 h")],
 )
-def test_a_span_reads_in_minutes_hours_or_days(seconds, text):
+def test_a_span_reads_in_minutes_hours_or_days(seconds: int, text: str) -> None:
     assert span_text(seconds) == text

@@ -5,10 +5,13 @@ the member; an unmapped Slack user acts as the Slack user, as before."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
+from devstack.stack import Endpoints
 from devstack.webclient import Credentials, SignedInClient, write_members_file
 from standins.slack import SlackStandIn
 from tests.engine import encode_all
@@ -21,13 +24,15 @@ ANA = Credentials("ana", "ana's long password", "Ana Souza")
 
 
 @pytest.fixture
-def slack():
+def slack() -> Iterator[SlackStandIn]:
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
 
 
-def test_a_mapped_slack_user_acts_as_her_member(stack, unique, tmp_path, slack):
+def test_a_mapped_slack_user_acts_as_her_member(
+    stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn
+) -> None:
     engine = slack_engine(stack, unique, tmp_path, slack, ROUTING)
     members = write_members_file(tmp_path / "members.json", [ANA])
     document = json.loads(members.read_text())
@@ -42,8 +47,8 @@ def test_a_mapped_slack_user_acts_as_her_member(stack, unique, tmp_path, slack):
         )
         wait_until(lambda: len(slack.posts()) == 2)
         first, second = slack.posts()
-        first_id = first.metadata["event_payload"]["alert_id"]
-        second_id = second.metadata["event_payload"]["alert_id"]
+        first_id = first.alert_id
+        second_id = second.alert_id
 
         assert click(worker, first, "claim", user="U0ANA") == 200
         assert status_of(first).startswith("*Claimed* by Ana Souza")
@@ -83,7 +88,9 @@ def test_a_mapped_slack_user_acts_as_her_member(stack, unique, tmp_path, slack):
         ),
     ],
 )
-def test_a_members_file_with_a_wrong_slack_user_is_refused_naming_it(tmp_path, members, problem):
+def test_a_members_file_with_a_wrong_slack_user_is_refused_naming_it(
+    tmp_path: Path, members: list[dict[str, str]], problem: str
+) -> None:
     from alert_engine.signin.members import MembersError, load_members
 
     path = tmp_path / "members.json"
@@ -92,7 +99,7 @@ def test_a_members_file_with_a_wrong_slack_user_is_refused_naming_it(tmp_path, m
         load_members(path)
 
 
-def test_members_are_found_by_their_slack_user(tmp_path):
+def test_members_are_found_by_their_slack_user(tmp_path: Path) -> None:
     from alert_engine.signin.members import Members
 
     path = tmp_path / "members.json"

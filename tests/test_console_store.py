@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from redis.asyncio import Redis
+
 from alert_engine.alerts import Sla
 from alert_engine.cases import Actor, CaseAction, CaseRequest, CaseStore
 from alert_engine.console.queue import open_rows
@@ -14,7 +16,7 @@ from tests.factories import make_alert
 ANA = Actor(id="member:ana", name="Ana Souza", source="console")
 
 
-async def test_get_many_reads_what_get_reads_in_the_order_asked(redis, unique):
+async def test_get_many_reads_what_get_reads_in_the_order_asked(redis: Redis, unique: str) -> None:
     cases = CaseStore(redis, f"test-{unique}")
     now = datetime.now(UTC)
     alerts = [make_alert(f"r-{n}") for n in range(5)]

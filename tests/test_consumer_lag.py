@@ -2,7 +2,9 @@
 partition, as Kafka's own tools report LAG."""
 
 from types import SimpleNamespace
+from typing import cast
 
+import faust
 import prometheus_client
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
@@ -12,26 +14,32 @@ from alert_engine.worker.metrics import ConsumerLag
 
 
 class FakeConsumer:
-    def __init__(self, highwaters, committed):
+    def __init__(self, highwaters: dict[TP, int | None], committed: dict[TP, int | None]) -> None:
         self.highwaters = highwaters
         self._committed_offset = committed
 
-    def assignment(self):
+    def assignment(self) -> set[TP]:
         return set(self.highwaters)
 
-    def highwater(self, tp):
+    def highwater(self, tp: TP) -> int | None:
         return self.highwaters[tp]
 
 
-def app(consumer, generation=1, read_offsets=None):
-    return SimpleNamespace(
-        consumer_generation_id=generation,
-        consumer=consumer,
-        monitor=SimpleNamespace(tp_read_offsets=read_offsets or {}),
+def app(
+    consumer: object, generation: int = 1, read_offsets: dict[TP, int] | None = None
+) -> faust.App:
+    # A stand-in for the app: ConsumerLag reads only these three.
+    return cast(
+        faust.App,
+        SimpleNamespace(
+            consumer_generation_id=generation,
+            consumer=consumer,
+            monitor=SimpleNamespace(tp_read_offsets=read_offsets or {}),
+        ),
     )
 
 
-def test_lag_is_the_end_offset_less_the_committed_offset_of_each_assigned_partition():
+def test_lag_is_the_end_offset_less_the_committed_offset_of_each_assigned_partition() -> None:
     a, b, c, d = (TP("ratings", n) for n in range(4))
     consumer = FakeConsumer(
         highwaters={a: 120, b: 50, c: None, d: 30},
@@ -48,9 +56,9 @@ def test_lag_is_the_end_offset_less_the_committed_offset_of_each_assigned_partit
     assert 'alert_engine_consumer_lag{partition="0",topic="ratings"} 20.0' in text
 
 
-def test_a_worker_not_in_the_group_yet_serves_no_lag():
+def test_a_worker_not_in_the_group_yet_serves_no_lag() -> None:
     class NotStarted:
-        def assignment(self):
+        def assignment(self) -> None:
             raise ConsumerNotStarted()
 
     assert ConsumerLag(app(FakeConsumer({TP("r", 0): 5}, {}), generation=0)).lags() == {}

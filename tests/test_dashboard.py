@@ -267,8 +267,14 @@ def form(**params: str) -> DashboardForm:
     member=st.none() | st.sampled_from(MEMBERS),
 )
 def test_the_dashboard_shows_the_figures_of_the_stories(
-    database_url, stories, by, start_day, days, team, member
-):
+    database_url: str,
+    stories: list[Story],
+    by: str,
+    start_day: int,
+    days: int,
+    team: str | None,
+    member: str | None,
+) -> None:
     first = (START + timedelta(days=start_day)).date()
     last = first + timedelta(days=days - 1)
     params = {"range": "custom", "since": f"{first}", "until": f"{last}", "by": by}
@@ -320,7 +326,7 @@ def test_the_dashboard_shows_the_figures_of_the_stories(
         assert "No alerts in this range" in html
 
 
-def test_a_seeded_quarter_by_team_answers_the_managers_question(database_url):
+def test_a_seeded_quarter_by_team_answers_the_managers_question(database_url: str) -> None:
     stories = seeded()
     asyncio.run(seed(database_url, stories))
     view, html = asyncio.run(
@@ -370,7 +376,7 @@ def test_a_seeded_quarter_by_team_answers_the_managers_question(database_url):
     assert '<option value="billing" selected>' in render(chosen, None, options, company="Acme")
 
 
-def test_past_a_year_the_trend_is_per_month(database_url):
+def test_past_a_year_the_trend_is_per_month(database_url: str) -> None:
     stories = seeded(40)
     asyncio.run(seed(database_url, stories))
     view, html = asyncio.run(
@@ -380,7 +386,7 @@ def test_past_a_year_the_trend_is_per_month(database_url):
     assert "Trend per month" in html
 
 
-def test_an_empty_range_says_what_to_do_and_no_holdout_is_named(database_url):
+def test_an_empty_range_says_what_to_do_and_no_holdout_is_named(database_url: str) -> None:
     no_holdout = [s for s in seeded(60) if not s.holdout]
     asyncio.run(seed(database_url, no_holdout))
     view, html = asyncio.run(
@@ -397,7 +403,7 @@ def test_an_empty_range_says_what_to_do_and_no_holdout_is_named(database_url):
     assert "nothing to compare the recovered customers with" in html
 
 
-def test_the_form_tells_each_bad_value():
+def test_the_form_tells_each_bad_value() -> None:
     bad = form(range="3y", by="colour", format="pdf", team="x" * 201)
     assert bad.query is None
     assert [problem.split(":")[0] for problem in bad.problems] == [
@@ -417,7 +423,7 @@ def test_the_form_tells_each_bad_value():
     assert "This view cannot be shown" in html and "&#39;colour&#39;" in html
 
 
-def test_presets_and_the_csv_link_keep_the_view():
+def test_presets_and_the_csv_link_keep_the_view() -> None:
     week = form(range="this-week")
     assert week.query is not None
     assert week.query.since == datetime(2026, 6, 1, tzinfo=UTC)  # Monday
@@ -440,7 +446,7 @@ def settings_for(url: str, timeout: float = 30.0) -> DatabaseSettings:
 NOW = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
 
 
-def test_the_page_answers_csv_and_tells_each_failure(database_url):
+def test_the_page_answers_csv_and_tells_each_failure(database_url: str) -> None:
     # No tables yet: say how to make them.
     page = asyncio.run(answer({}, settings_for(database_url), company="Acme", now=NOW))
     assert page.status == 503
@@ -477,7 +483,7 @@ def test_the_page_answers_csv_and_tells_each_failure(database_url):
     assert page.status == 400 and b"group by" in page.body
 
 
-def test_an_unreachable_database_is_a_503_that_says_so():
+def test_an_unreachable_database_is_a_503_that_says_so() -> None:
     # Nothing listens on port 1 of the loopback.
     unreachable = settings_for("postgresql://postgres@127.0.0.1:1/history")
     page = asyncio.run(answer({}, unreachable, company="Acme", now=NOW))

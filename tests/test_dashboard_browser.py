@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 from alert_engine.cli.kafka import ensure_topics
 from devstack.postgres import create_database
@@ -29,7 +29,7 @@ from tests.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium
 
 pytestmark = pytest.mark.integration
 
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP = ViewportSize(width=1280, height=900)
 QUARTER = "range=custom&since=2026-03-02&until=2026-05-10"
 SHOWN_COLUMNS = ("alerts", "claimed", "to_claim", "to_resolve", "not_actionable", "response")
 
@@ -104,7 +104,7 @@ def until_day(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC) + timedelta(days=1)
 
 
-def test_a_manager_filters_and_ranges_the_dashboard_in_chromium(served):
+def test_a_manager_filters_and_ranges_the_dashboard_in_chromium(served: Served) -> None:
     stories = served.stories
     quarter = [s for s in stories if s.fired_at < until_day("2026-05-10")]
     with sync_playwright() as playwright:
@@ -207,7 +207,7 @@ def test_a_manager_filters_and_ranges_the_dashboard_in_chromium(served):
     assert not [text for text in console if "Content Security Policy" in text], console
 
 
-def test_the_dashboard_on_a_phone_and_by_keyboard(served):
+def test_the_dashboard_on_a_phone_and_by_keyboard(served: Served) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from alert_engine.deadletters import read_headers
+from devstack.stack import Endpoints
 from tests.engine import Engine, alert_keys, encode_all
 from tests.factories import encode, rating
 
@@ -21,7 +24,9 @@ MB = 1024 * 1024
 MAX_RECORD = 1_000_000
 
 
-async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], **config):
+async def produce(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]], **config: Any
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **config)
     await producer.start()
     try:
@@ -32,8 +37,8 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, 
 
 
 def test_dead_letters_too_big_to_send_whole_go_truncated_and_the_worker_goes_on(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path, partitions=1)
     topic = engine.kafka.ratings_topic
     two_mb = b'{"pad": "' + b"x" * (2 * MB) + b'"}'
@@ -92,8 +97,8 @@ condition: average < 3.0
 
 
 def test_a_deep_event_last_in_its_batch_is_dead_lettered_and_its_batch_mates_count(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     # It made the batch's `windows` record too deep to parse: the windowed agent dropped the
     # whole record, and the five genuine ratings never counted.
     rules = tmp_path / "rules"
@@ -128,8 +133,8 @@ def test_a_deep_event_last_in_its_batch_is_dead_lettered_and_its_batch_mates_cou
 
 
 def test_an_unreadable_windows_record_is_dead_lettered_not_dropped_silently(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "agent.yaml").write_text(AGENT_RULE)
@@ -148,8 +153,8 @@ def test_an_unreadable_windows_record_is_dead_lettered_not_dropped_silently(
 
 
 def test_deadletter_list_shows_refused_events_and_replay_sends_them_back_unchanged(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     from click.testing import CliRunner
 
     from alert_engine import deadletters

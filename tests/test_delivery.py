@@ -1,9 +1,10 @@
 from functools import partial
 
 import pytest
+from redis.asyncio import Redis
 
 from alert_engine.alerts import Alert, alert_id
-from alert_engine.channels import DeliveryError, PermanentDeliveryError
+from alert_engine.channels import DeliveryError, Destination, PermanentDeliveryError
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, RetryPolicy
 from tests import factories
 
@@ -30,14 +31,14 @@ def sleeps() -> list[float]:
 
 
 def deliverer(
-    redis,
-    unique,
+    redis: Redis,
+    unique: str,
     destination: Recorder,
     sleeps: list[float],
     attempts: int = 4,
     first_delay: float = 0.5,
     uniform: float = 0.5,
-):
+) -> Deliverer:
     async def fake_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
@@ -55,7 +56,9 @@ def deliverer(
     )
 
 
-async def test_an_alert_is_delivered_once_even_when_consumed_twice(redis, unique, sleeps):
+async def test_an_alert_is_delivered_once_even_when_consumed_twice(
+    redis: Redis, unique: str, sleeps: list[float]
+) -> None:
     team = Recorder()
     first_worker = deliverer(redis, unique, team, sleeps)
     # A second worker (after a rebalance or restart) shares only Redis with the first.
@@ -68,8 +71,8 @@ async def test_an_alert_is_delivered_once_even_when_consumed_twice(redis, unique
 
 
 async def test_transient_failures_are_retried_with_backoff_honouring_retry_after(
-    redis, unique, sleeps
-):
+    redis: Redis, unique: str, sleeps: list[float]
+) -> None:
     team = Recorder(errors=[OSError("reset"), DeliveryError("429", retry_after=1.0), OSError("x")])
     # The jitter at its top (+20%): 0.1 s doubling, but never less than the Retry-After.
     worker = deliverer(redis, unique, team, sleeps, attempts=4, first_delay=0.1, uniform=1.0)
@@ -78,7 +81,7 @@ async def test_transient_failures_are_retried_with_backoff_honouring_retry_after
     assert sleeps == pytest.approx([0.12, 1.0, 0.48])
 
 
-def test_retry_delays_are_spread_by_the_jitter_within_bounds():
+def test_retry_delays_are_spread_by_the_jitter_within_bounds() -> None:
     def policy(uniform: float) -> RetryPolicy:
         return RetryPolicy(first_delay=0.5, max_delay=30.0, jitter=0.2, uniform=lambda: uniform)
 
@@ -88,7 +91,9 @@ def test_retry_delays_are_spread_by_the_jitter_within_bounds():
     assert policy(0.0).delay(1, retry_after=5.0) == 5.0
 
 
-async def test_a_delivery_that_keeps_failing_is_handed_back_not_dropped(redis, unique, sleeps):
+async def test_a_delivery_that_keeps_failing_is_handed_back_not_dropped(
+    redis: Redis, unique: str, sleeps: list[float]
+) -> None:
     team = Recorder(errors=[OSError("down")] * 3)
     alert = make_alert()
     [failure] = await deliverer(redis, unique, team, sleeps, attempts=3).deliver(alert)
@@ -99,21 +104,25 @@ async def test_a_delivery_that_keeps_failing_is_handed_back_not_dropped(redis, u
     assert team.sent == [alert.id]
 
 
-async def test_a_permanent_error_is_not_retried(redis, unique, sleeps):
+async def test_a_permanent_error_is_not_retried(
+    redis: Redis, unique: str, sleeps: list[float]
+) -> None:
     team = Recorder(errors=[PermanentDeliveryError("channel_not_found")])
     [failure] = await deliverer(redis, unique, team, sleeps).deliver(make_alert())
     assert failure.reason == "permanent: channel_not_found"
     assert sleeps == []
 
 
-async def test_an_alert_for_an_unknown_route_fails_visibly(redis, unique, sleeps):
+async def test_an_alert_for_an_unknown_route_fails_visibly(
+    redis: Redis, unique: str, sleeps: list[float]
+) -> None:
     [failure] = await deliverer(redis, unique, Recorder(), sleeps).deliver(make_alert(route="x"))
     assert failure.reason == "no destination named 'x'"
 
 
 async def test_a_throttled_rule_delivers_one_alert_per_key_and_period_across_workers(
-    redis, unique, sleeps
-):
+    redis: Redis, unique: str, sleeps: list[float]
+) -> None:
     from alert_engine.alerts import Throttle
 
     team = Recorder()
@@ -133,7 +142,9 @@ async def test_a_throttled_rule_delivers_one_alert_per_key_and_period_across_wor
     assert second_worker.stats.alerts_throttled["negative-rating"] == 1
 
 
-async def test_the_throttle_ends_after_its_period(redis, unique, sleeps):
+async def test_the_throttle_ends_after_its_period(
+    redis: Redis, unique: str, sleeps: list[float]
+) -> None:
     import asyncio
 
     from alert_engine.alerts import Throttle
@@ -167,7 +178,9 @@ class Down:
         self.sent.append(alert.id)
 
 
-def real_time_deliverer(redis, unique, *destinations, give_up_after: float = 30.0) -> Deliverer:
+def real_time_deliverer(
+    redis: Redis, unique: str, *destinations: Destination, give_up_after: float = 30.0
+) -> Deliverer:
     return Deliverer(
         {d.name: d for d in destinations},
         DeliveryLedger(redis, f"test-{unique}"),
@@ -182,8 +195,8 @@ def real_time_deliverer(redis, unique, *destinations, give_up_after: float = 30.
 
 
 async def test_a_dead_destination_neither_slows_another_nor_gets_a_send_per_alert_and_try(
-    redis, unique
-):
+    redis: Redis, unique: str
+) -> None:
     import asyncio
 
     email, slack = Down("email"), Down("slack", up_at=0.0)
@@ -210,7 +223,9 @@ async def test_a_dead_destination_neither_slows_another_nor_gets_a_send_per_aler
     assert worker.stats.destination_held["slack"] == 0
 
 
-async def test_when_a_destination_answers_again_what_waited_goes_out_oldest_first(redis, unique):
+async def test_when_a_destination_answers_again_what_waited_goes_out_oldest_first(
+    redis: Redis, unique: str
+) -> None:
     import asyncio
     from datetime import timedelta
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -39,7 +40,9 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120)
 
 
-def render(*sets: str, values: dict | None = None, tmp_path: Path | None = None) -> list[dict]:
+def render(
+    *sets: str, values: dict[str, Any] | None = None, tmp_path: Path | None = None
+) -> list[dict[str, Any]]:
     args = ["template", "ae", str(CHART), "--namespace", "alert-engine"]
     for value in sets:
         args += ["--set", value]
@@ -59,7 +62,7 @@ def refused(*sets: str) -> str:
     return result.stderr
 
 
-def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     [doc] = [
         d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
     ]
@@ -83,7 +86,7 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return selector.items() <= labels.items()
 
 
-def test_the_chart_lints_strictly():
+def test_the_chart_lints_strictly() -> None:
     result = helm("lint", "--strict", str(CHART))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -97,7 +100,7 @@ def test_the_chart_lints_strictly():
         ["postgresql.enabled=false", "secrets.databaseUrl=postgresql://ae:pw@db:5432/ae"],
     ],
 )
-def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(sets):
+def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(sets: list[str]) -> None:
     docs = render(*sets)
     for doc in docs:
         if doc["kind"] == "ServiceMonitor":  # a CRD: not in Kubernetes' own schemas
@@ -106,7 +109,7 @@ def test_every_rendered_object_is_valid_against_the_kubernetes_schemas(sets):
             kubernetes_validate.validate(doc, version, strict=True)
 
 
-def test_a_broken_object_is_refused_by_the_schema_check():
+def test_a_broken_object_is_refused_by_the_schema_check() -> None:
     # The check above can fail: a misspelt field is an error in strict mode.
     deployment = one(render(), "Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
@@ -114,7 +117,7 @@ def test_a_broken_object_is_refused_by_the_schema_check():
         kubernetes_validate.validate(deployment, KUBE_VERSIONS[-1], strict=True)
 
 
-def test_workers_are_one_consumer_group_with_probes_on_ready_and_health():
+def test_workers_are_one_consumer_group_with_probes_on_ready_and_health() -> None:
     docs = render()
     deployment = one(docs, "Deployment")
     pod = deployment["spec"]["template"]
@@ -141,16 +144,16 @@ def test_workers_are_one_consumer_group_with_probes_on_ready_and_health():
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
 
 
-def test_more_workers_than_partitions_is_refused():
+def test_more_workers_than_partitions_is_refused() -> None:
     assert "would never get a partition" in refused("worker.replicas=5", "kafka.partitions=4")
 
 
-def test_a_misspelt_value_is_refused_by_the_values_schema():
+def test_a_misspelt_value_is_refused_by_the_values_schema() -> None:
     assert "replica" in refused("worker.replica=3")
     assert "bootstrap" in refused("kafka.bootstrap=kafka")
 
 
-def test_every_configured_variable_is_a_setting_the_worker_reads():
+def test_every_configured_variable_is_a_setting_the_worker_reads() -> None:
     docs = render(*FULL, "worker.extraEnv.ALERT_ENGINE_BATCH_SIZE=200")
     config = one(docs, "ConfigMap", "ae-alert-engine-config")["data"]
     secret = one(docs, "Secret", SECRETS)["stringData"]
@@ -166,7 +169,7 @@ def test_every_configured_variable_is_a_setting_the_worker_reads():
     assert config["ALERT_ENGINE_FOLLOWUP_PUBLIC_URL"] == "https://alerts.example.com"
 
 
-def test_unset_secrets_are_left_out_so_those_destinations_use_the_outbox():
+def test_unset_secrets_are_left_out_so_those_destinations_use_the_outbox() -> None:
     # An empty ALERT_ENGINE_SLACK_BOT_TOKEN would be a token "", not "no Slack".
     assert one(render(), "Secret", SECRETS)["stringData"] == {}
     docs = render("secrets.slackBotToken=xoxb-1")
@@ -178,7 +181,7 @@ def test_unset_secrets_are_left_out_so_those_destinations_use_the_outbox():
     assert {"secretRef": {"name": "vault-synced"}} in container["envFrom"]
 
 
-def test_redis_keeps_its_data_on_a_volume_with_the_append_only_file():
+def test_redis_keeps_its_data_on_a_volume_with_the_append_only_file() -> None:
     docs = render()
     redis = one(docs, "StatefulSet", "ae-alert-engine-redis")
     [container] = redis["spec"]["template"]["spec"]["containers"]
@@ -195,7 +198,7 @@ def test_redis_keeps_its_data_on_a_volume_with_the_append_only_file():
     assert selects(service["spec"]["selector"], redis["spec"]["template"]["metadata"]["labels"])
 
 
-def test_an_external_redis_needs_its_url():
+def test_an_external_redis_needs_its_url() -> None:
     assert "redis.url is required" in refused("redis.enabled=false")
     docs = render("redis.enabled=false", "redis.url=redis://cache:6379/2")
     assert [d["metadata"]["name"] for d in docs if d["kind"] == "StatefulSet"] == [
@@ -205,7 +208,7 @@ def test_an_external_redis_needs_its_url():
     assert config["ALERT_ENGINE_REDIS_URL"] == "redis://cache:6379/2"
 
 
-def test_the_history_database_keeps_its_data_on_a_volume_and_the_workers_reach_it():
+def test_the_history_database_keeps_its_data_on_a_volume_and_the_workers_reach_it() -> None:
     docs = render()
     database = one(docs, "StatefulSet", "ae-alert-engine-postgresql")
     [container] = database["spec"]["template"]["spec"]["containers"]
@@ -227,7 +230,7 @@ def test_the_history_database_keeps_its_data_on_a_volume_and_the_workers_reach_i
     assert len(secret["stringData"]["password"]) == 32
 
 
-def test_an_external_history_database_is_a_secret_url():
+def test_an_external_history_database_is_a_secret_url() -> None:
     docs = render("postgresql.enabled=false", "secrets.databaseUrl=postgresql://ae:pw@db/ae")
     assert not [d for d in docs if d["metadata"]["name"] == "ae-alert-engine-postgresql"]
     assert (
@@ -242,7 +245,7 @@ def test_an_external_history_database_is_a_secret_url():
     assert "databaseUrl" in refused("postgresql.enabled=false", "secrets.databaseUrl=mysql://x")
 
 
-def test_the_rules_config_map_is_the_rules_directory_and_loads_as_mounted(tmp_path):
+def test_the_rules_config_map_is_the_rules_directory_and_loads_as_mounted(tmp_path: Path) -> None:
     rules = one(render(), "ConfigMap", "ae-alert-engine-rules")
     files = {p.name: p.read_text() for p in (ROOT / "rules").glob("*.yaml")}
     assert rules["data"] == files
@@ -257,7 +260,9 @@ def test_the_rules_config_map_is_the_rules_directory_and_loads_as_mounted(tmp_pa
     assert load_ruleset(tmp_path).version == load_ruleset(ROOT / "rules").version
 
 
-def test_a_routing_file_from_the_values_is_mounted_where_the_worker_reads_it(tmp_path):
+def test_a_routing_file_from_the_values_is_mounted_where_the_worker_reads_it(
+    tmp_path: Path,
+) -> None:
     example = (ROOT / "deploy" / "routing.example.yaml").read_text()
     docs = render(values={"routing": {"file": example}}, tmp_path=tmp_path)
     config = one(docs, "ConfigMap", "ae-alert-engine-config")["data"]
@@ -277,7 +282,7 @@ def test_a_routing_file_from_the_values_is_mounted_where_the_worker_reads_it(tmp
     )
 
 
-def test_the_public_and_internal_listeners_are_apart():
+def test_the_public_and_internal_listeners_are_apart() -> None:
     docs = render(*FULL)
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     public = one(docs, "Service", "ae-alert-engine-public")
@@ -308,9 +313,12 @@ def test_the_public_and_internal_listeners_are_apart():
     assert endpoint["port"] in {port["name"] for port in internal["spec"]["ports"]}
 
 
-def test_a_changed_setting_restarts_the_workers_and_a_changed_rule_does_not_need_to():
+def test_a_changed_setting_restarts_the_workers_and_a_changed_rule_does_not_need_to() -> None:
     def annotations(*sets: str) -> dict[str, str]:
-        return one(render(*sets), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        found: dict[str, str] = one(render(*sets), "Deployment")["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        return found
 
     assert (
         annotations()["checksum/config"]
@@ -326,7 +334,7 @@ def test_a_changed_setting_restarts_the_workers_and_a_changed_rule_does_not_need
     assert "subPath" not in mount
 
 
-def test_the_compose_file_is_valid_yaml_with_the_stack():
+def test_the_compose_file_is_valid_yaml_with_the_stack() -> None:
     compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
     assert set(compose["services"]) >= {"kafka", "redis", "postgres", "worker"}
     worker = compose["services"]["worker"]

@@ -13,7 +13,9 @@ def queue(redis: Redis, unique: str, payloads: bool = True) -> DueQueue:
     return DueQueue(redis, f"{unique}:due", f"{unique}:payloads" if payloads else None)
 
 
-async def test_an_item_is_taken_once_due_and_by_one_worker_until_its_lease_ends(redis, unique):
+async def test_an_item_is_taken_once_due_and_by_one_worker_until_its_lease_ends(
+    redis: Redis, unique: str
+) -> None:
     first, second = queue(redis, unique), queue(redis, unique)
     await first.add("a", 100.0, "A")
     await first.add("b", 200.0, "B")
@@ -26,7 +28,7 @@ async def test_an_item_is_taken_once_due_and_by_one_worker_until_its_lease_ends(
     assert [t.id for t in await second.take_due(210.0, lease_seconds=60, limit=10)] == ["b", "a"]
 
 
-async def test_adding_again_keeps_the_first_due_time_and_payload(redis, unique):
+async def test_adding_again_keeps_the_first_due_time_and_payload(redis: Redis, unique: str) -> None:
     due = queue(redis, unique)
     await due.add("a", 100.0, "first")
     await due.add("a", 50.0, "second")
@@ -35,7 +37,9 @@ async def test_adding_again_keeps_the_first_due_time_and_payload(redis, unique):
     assert taken.payload == "first"
 
 
-async def test_a_removed_item_is_never_taken_and_one_without_payload_is_dropped(redis, unique):
+async def test_a_removed_item_is_never_taken_and_one_without_payload_is_dropped(
+    redis: Redis, unique: str
+) -> None:
     due = queue(redis, unique)
     await due.add("a", 1.0, "A")
     await due.add("b", 1.0, "B")
@@ -46,7 +50,7 @@ async def test_a_removed_item_is_never_taken_and_one_without_payload_is_dropped(
     assert await due.pending() == 0
 
 
-async def test_a_queue_without_payloads_hands_out_ids(redis, unique):
+async def test_a_queue_without_payloads_hands_out_ids(redis: Redis, unique: str) -> None:
     due = queue(redis, unique, payloads=False)
     await due.add("group-1", 5.0)
     assert [(t.id, t.payload) for t in await due.take_due(5.0, lease_seconds=1, limit=1)] == [
@@ -54,7 +58,9 @@ async def test_a_queue_without_payloads_hands_out_ids(redis, unique):
     ]
 
 
-async def test_a_claim_is_held_by_its_first_holder_and_free_again_once_expired(redis, unique):
+async def test_a_claim_is_held_by_its_first_holder_and_free_again_once_expired(
+    redis: Redis, unique: str
+) -> None:
     key = f"{unique}:claim"
     assert await claim(redis, key, "al-1", ttl_ms=200)
     assert await claim(redis, key, "al-1", ttl_ms=200)  # the same holder asking again

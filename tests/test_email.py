@@ -1,5 +1,8 @@
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import pytest
 from python_http_client.exceptions import HTTPError
@@ -13,6 +16,7 @@ from alert_engine.channels.templates import EmailTemplates, MessageTemplate, Tem
 from alert_engine.followup import survey as survey_pages
 from alert_engine.followup.mailer import OutboxMailer, SendGridMailer, SurveyEmail, survey_mailer
 from alert_engine.rules.spec import Severity
+from devstack.stack import Endpoints
 from tests import factories
 from tests.factories import rating
 from tests.sendgrid_mock import PrismMock
@@ -22,20 +26,21 @@ make_alert = partial(factories.make_alert, severity=Severity.CRITICAL)
 
 
 @pytest.fixture(scope="module")
-def sendgrid(tmp_path_factory):
+def sendgrid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrismMock]:
     mock = PrismMock(tmp_path_factory.mktemp("prism")).start()
     yield mock
     mock.stop()
 
 
-class RecordingClient(SendGridAPIClient):
+# sendgrid ships no types, so its client is Any to mypy.
+class RecordingClient(SendGridAPIClient):  # type: ignore[misc]
     """The real client, keeping the status of every answer."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.statuses: list[int] = []
 
-    def send(self, message):
+    def send(self, message: Mail) -> Any:
         try:
             response = super().send(message)
         except HTTPError as exc:
@@ -45,7 +50,7 @@ class RecordingClient(SendGridAPIClient):
         return response
 
 
-def destination(client, **kwargs) -> EmailDestination:
+def destination(client: SendGridAPIClient, **kwargs: Any) -> EmailDestination:
     return EmailDestination(
         "leads",
         ["lead-one@example.com", "lead-two@example.com"],
@@ -56,7 +61,7 @@ def destination(client, **kwargs) -> EmailDestination:
     )
 
 
-async def test_every_email_is_accepted_by_sendgrids_contract(sendgrid):
+async def test_every_email_is_accepted_by_sendgrids_contract(sendgrid: PrismMock) -> None:
     client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
     dest = destination(client)
     alerts = [
@@ -70,7 +75,7 @@ async def test_every_email_is_accepted_by_sendgrids_contract(sendgrid):
     assert client.statuses == [202] * len(alerts)
 
 
-def test_an_email_has_text_and_html_with_customer_text_escaped():
+def test_an_email_has_text_and_html_with_customer_text_escaped() -> None:
     dest = destination(SendGridAPIClient(api_key="SG.unused"))
     mail = dest.message(make_alert(comment="<b>loud</b> & <a href='x'>link</a>")).get()
     [personalization] = mail["personalizations"]
@@ -94,7 +99,7 @@ def test_an_email_has_text_and_html_with_customer_text_escaped():
     assert personalization["custom_args"] == {"alert_id": make_alert().id}
 
 
-async def test_the_mock_rejects_what_breaks_the_contract(sendgrid):
+async def test_the_mock_rejects_what_breaks_the_contract(sendgrid: PrismMock) -> None:
     # A control: the mock does check. An email without a recipient is refused with 400.
     client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
     broken = Mail(from_email="alerts@example.com", subject="x", plain_text_content="x")
@@ -107,7 +112,7 @@ async def test_the_mock_rejects_what_breaks_the_contract(sendgrid):
     assert client.statuses == [400] and unauthenticated.statuses == [401]
 
 
-def test_a_template_cannot_reach_python_internals():
+def test_a_template_cannot_reach_python_internals() -> None:
     sneaky = MessageTemplate(
         "{{ alert.facts.__class__.__mro__[1].__subclasses__() }}", name="t", html=False
     )
@@ -118,14 +123,16 @@ def test_a_template_cannot_reach_python_internals():
         dest.message(make_alert())
 
 
-def test_a_template_syntax_error_names_file_and_line():
+def test_a_template_syntax_error_names_file_and_line() -> None:
     with pytest.raises(TemplateProblem) as raised:
         MessageTemplate("Hello\n{{ alert.title }\n", name="leads.txt.j2", html=False)
     assert str(raised.value).startswith("leads.txt.j2:2: template syntax error")
 
 
 @pytest.mark.integration
-def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(sendgrid, stack, unique, tmp_path):
+def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(
+    sendgrid: PrismMock, stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
 
     from tests.engine import Engine, encode_all
 
@@ -153,7 +160,7 @@ def test_a_worker_emails_alerts_that_sendgrids_contract_accepts(sendgrid, stack,
             encode_all([rating(id=f"r-mail-{n}", comment=c) for n, c in enumerate(comments)]),
         )
 
-        def stats():
+        def stats() -> dict[str, Any]:
             return worker.stats()
 
         engine.wait_for(lambda: stats()["alerts_delivered"].get("leads") == len(comments))
@@ -187,7 +194,7 @@ def survey_email(name: str | None, team: str, to: str = "jordan@example.com") ->
     )
 
 
-async def test_every_survey_email_is_accepted_by_sendgrids_contract(sendgrid):
+async def test_every_survey_email_is_accepted_by_sendgrids_contract(sendgrid: PrismMock) -> None:
     client = RecordingClient(api_key="SG.test-key", host=sendgrid.url)
     mailer = SendGridMailer(client)
     emails = [
@@ -201,7 +208,7 @@ async def test_every_survey_email_is_accepted_by_sendgrids_contract(sendgrid):
     assert client.statuses == [202] * len(emails)
 
 
-def test_a_survey_email_carries_text_and_html_with_the_link_and_its_ids():
+def test_a_survey_email_carries_text_and_html_with_the_link_and_its_ids() -> None:
     email = survey_email("<b>Jordan</b>", "orders")
     mail = SendGridMailer(SendGridAPIClient(api_key="SG.unused")).message(email).get()
     [personalization] = mail["personalizations"]
@@ -214,7 +221,7 @@ def test_a_survey_email_carries_text_and_html_with_the_link_and_its_ids():
     assert "<b>Jordan</b>" not in contents["text/html"]
 
 
-def test_surveys_go_through_sendgrid_only_when_an_api_key_is_configured(tmp_path):
+def test_surveys_go_through_sendgrid_only_when_an_api_key_is_configured(tmp_path: Path) -> None:
     from pydantic import SecretStr
 
     from alert_engine.settings import FollowupSettings, SendGridSettings, Settings
@@ -227,8 +234,8 @@ def test_surveys_go_through_sendgrid_only_when_an_api_key_is_configured(tmp_path
 
 
 async def test_a_survey_is_retried_while_the_account_is_refused_and_rejected_when_the_email_is(
-    sendgrid,
-):
+    sendgrid: PrismMock,
+) -> None:
     from alert_engine.channels import DeliveryError
 
     unauthenticated = RecordingClient(api_key="SG.x", host=sendgrid.url)

@@ -6,6 +6,7 @@ context. These tests generate fields and literals and compare with CEL itself.""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import cel
 from hypothesis import given, settings
@@ -32,14 +33,14 @@ leaf_values = st.one_of(
 )
 
 
-def cel_result(source: str, fields: dict) -> object:
+def cel_result(source: str, fields: dict[str, Any]) -> object:
     try:
         return cel.compile(source).execute(cel.Context(fields, {}))
     except (RuntimeError, TypeError, ValueError, LookupError):
         return EvaluationError
 
 
-def ours(source: str, fields: dict) -> object:
+def ours(source: str, fields: dict[str, Any]) -> object:
     try:
         return compile_condition(source).evaluate(Activation(fields, {}))
     except EvaluationError:
@@ -54,10 +55,16 @@ def ours(source: str, fields: dict) -> object:
     leaf_values,
     st.booleans(),
 )
-def test_field_compared_with_a_string_or_null_agrees_with_cel(path, op, literal, value, present):
+def test_field_compared_with_a_string_or_null_agrees_with_cel(
+    path: str,
+    op: str,
+    literal: str,
+    value: str | bool | float | list[int] | dict[str, str] | None,
+    present: bool,
+) -> None:
     source = f"{path} {op} {literal}"
     assert equality_condition(source) is not None
-    fields: dict = {}
+    fields: dict[str, Any] = {}
     if present:
         if path == "survey":
             fields["survey"] = value
@@ -66,7 +73,7 @@ def test_field_compared_with_a_string_or_null_agrees_with_cel(path, op, literal,
     assert ours(source, fields) == cel_result(source, fields)
 
 
-def test_a_timestamp_or_a_missing_field_is_left_to_cel():
+def test_a_timestamp_or_a_missing_field_is_left_to_cel() -> None:
     condition = equality_condition("time == 'x'")
     assert condition is not None
     assert condition.test({"time": datetime(2026, 1, 1, tzinfo=UTC)}) is None
@@ -74,6 +81,6 @@ def test_a_timestamp_or_a_missing_field_is_left_to_cel():
     assert ours("time == 'x'", {}) is EvaluationError  # CEL: no such variable
 
 
-def test_only_plain_comparisons_take_the_python_form():
+def test_only_plain_comparisons_take_the_python_form() -> None:
     for source in ["x == 'a\\'b'", "x == y", "null == 'a'", "x == 'a' && y", "size(x) == 'a'"]:
         assert equality_condition(source) is None

@@ -27,7 +27,9 @@ def evaluator(tmp_path: Path) -> Evaluator:
     return Evaluator(load_ruleset(tmp_path), max_event_bytes=65536, clock=lambda: FIXED_NOW)
 
 
-def test_a_one_star_rating_becomes_an_alert_with_the_values_that_fired_it(evaluator):
+def test_a_one_star_rating_becomes_an_alert_with_the_values_that_fired_it(
+    evaluator: Evaluator,
+) -> None:
     [alert] = evaluator.evaluate(Stream.RATINGS, encode(rating(id="r-9", rating=1)))
     assert alert.rule == "negative-rating"
     assert alert.key == "r-9"
@@ -37,11 +39,11 @@ def test_a_one_star_rating_becomes_an_alert_with_the_values_that_fired_it(evalua
     assert alert.ruleset_version == evaluator.ruleset.version
 
 
-def test_a_five_star_rating_raises_nothing(evaluator):
+def test_a_five_star_rating_raises_nothing(evaluator: Evaluator) -> None:
     assert evaluator.evaluate(Stream.RATINGS, encode(rating(rating=5))) == []
 
 
-def test_the_alert_id_is_the_same_for_the_same_rule_and_event(evaluator):
+def test_the_alert_id_is_the_same_for_the_same_rule_and_event(evaluator: Evaluator) -> None:
     raw = encode(rating(id="r-42", rating=2))
     first = evaluator.evaluate(Stream.RATINGS, raw)[0]
     again = evaluator.evaluate(Stream.RATINGS, raw)[0]
@@ -50,26 +52,26 @@ def test_the_alert_id_is_the_same_for_the_same_rule_and_event(evaluator):
     assert alert_id("other-rule", "r-42") != first.id
 
 
-def test_rules_only_see_their_own_stream(evaluator):
+def test_rules_only_see_their_own_stream(evaluator: Evaluator) -> None:
     [alert] = evaluator.evaluate(Stream.INTERACTIONS, encode(interaction(wait_seconds=95)))
     assert alert.rule == "long-wait"
     assert evaluator.evaluate(Stream.INTERACTIONS, encode(interaction(wait_seconds=5))) == []
 
 
-def test_string_functions_in_conditions(evaluator):
+def test_string_functions_in_conditions(evaluator: Evaluator) -> None:
     [alert] = evaluator.evaluate(Stream.RATINGS, encode(rating(rating=3, comment="RUDE agent")))
     assert alert.rule == "angry-comment"
     assert alert.values == {"comment": "RUDE agent", "rating": 3}
 
 
-def test_a_missing_field_means_no_match_and_is_counted_not_a_crash(evaluator):
+def test_a_missing_field_means_no_match_and_is_counted_not_a_crash(evaluator: Evaluator) -> None:
     # `comment` is optional: null for this event, and the angry-comment rule cannot read it.
     found = evaluator.evaluate(Stream.RATINGS, encode(rating(rating=3, comment=None)))
     assert found == []
     assert evaluator.stats.rule_misses["angry-comment"] == 1
 
 
-def test_rejected_events_are_counted_by_reason(evaluator):
+def test_rejected_events_are_counted_by_reason(evaluator: Evaluator) -> None:
     for raw in (b"nope", encode(rating(rating=9)), encode(rating(rating=9))):
         with pytest.raises(EventRejected):
             evaluator.evaluate(Stream.RATINGS, raw)
@@ -77,7 +79,7 @@ def test_rejected_events_are_counted_by_reason(evaluator):
     assert evaluator.stats.events_in["ratings"] == 3
 
 
-def test_sentiment_scores_comments_and_treats_a_missing_comment_as_neutral(tmp_path):
+def test_sentiment_scores_comments_and_treats_a_missing_comment_as_neutral(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
         "name: negative-comment\nsource: ratings\n"
         "condition: rating == 3 && sentiment(comment) < -0.4\n"
@@ -92,7 +94,7 @@ def test_sentiment_scores_comments_and_treats_a_missing_comment_as_neutral(tmp_p
     assert evaluator.stats.rule_misses["negative-comment"] == 0
 
 
-def test_a_throttled_rule_puts_its_throttle_key_and_period_on_the_alert(tmp_path):
+def test_a_throttled_rule_puts_its_throttle_key_and_period_on_the_alert(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
         "name: negative-rating\nsource: ratings\ncondition: rating <= 2\n"
         "throttle: {period: 1h, key: customer.id}\n"
@@ -103,7 +105,7 @@ def test_a_throttled_rule_puts_its_throttle_key_and_period_on_the_alert(tmp_path
     assert (alert.throttle.key, alert.throttle.seconds) == ("c-9", 3600.0)
 
 
-def test_namespaced_extension_functions_work_in_conditions(tmp_path):
+def test_namespaced_extension_functions_work_in_conditions(tmp_path: Path) -> None:
     (tmp_path / "wait.yaml").write_text(
         "name: odd-wait\nsource: interactions\n"
         "condition: math.abs(wait_seconds - handle_seconds) > 100.0 && "
@@ -132,7 +134,7 @@ GUARDED = [
 ]
 
 
-def test_rules_skipped_by_a_shared_guard_count_exactly_as_if_each_had_run(tmp_path):
+def test_rules_skipped_by_a_shared_guard_count_exactly_as_if_each_had_run(tmp_path: Path) -> None:
     import random
 
     from alert_engine.conditions.expressions import Activation, EvaluationError
@@ -149,7 +151,11 @@ def test_rules_skipped_by_a_shared_guard_count_exactly_as_if_each_had_run(tmp_pa
     evaluator = Evaluator(ruleset, max_event_bytes=65536)
     rng = random.Random(5)
     expected_matches = []
-    expected = {"rule_evaluations": {}, "rule_matches": {}, "rule_misses": {}}
+    expected: dict[str, dict[str, int]] = {
+        "rule_evaluations": {},
+        "rule_matches": {},
+        "rule_misses": {},
+    }
     found_matches = []
     for n in range(300):
         raw = encode(

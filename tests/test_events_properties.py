@@ -82,7 +82,9 @@ def reference_duplicate(raw: bytes) -> bool:
 
 @bounded
 @given(st.lists(st.tuples(keys, written), max_size=5), st.randoms(use_true_random=False))
-def test_duplicate_keys_are_found_exactly_when_the_standard_parser_sees_them(members, escape):
+def test_duplicate_keys_are_found_exactly_when_the_standard_parser_sees_them(
+    members: list[tuple[str, Written]], escape: random.Random
+) -> None:
     raw = write(("object", members), escape).encode()
     parsed = orjson.loads(raw)
     found = duplicate_key(raw, parsed)
@@ -119,7 +121,9 @@ def shipped_rules() -> Evaluator:
     json_values | deep_values,
     st.integers(min_value=1, max_value=5),
 )
-def test_every_event_the_edge_accepts_every_later_stage_can_encode(field, value, stars):
+def test_every_event_the_edge_accepts_every_later_stage_can_encode(
+    field: str, value: bytes, stars: int
+) -> None:
     """An accepted event is encoded in its alerts (the `alerts` topic, the outbox), in the
     `windows` record, and read back from it by the windowed agent: none of them may fail."""
     evaluator = shipped_rules()
@@ -172,7 +176,7 @@ time_texts = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(time_texts)
-def test_the_edge_reads_every_event_time_as_the_schema_does(value):
+def test_the_edge_reads_every_event_time_as_the_schema_does(value: str) -> None:
     """The edge compares times with the broker's before the event is validated: for any value
     the schema reads as a time, it must read the same instant (else an event could slip past
     the bounds)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from devstack.stack import Endpoints
 from tests.engine import RULES_DIR, Engine, encode_all
 from tests.factories import interaction, rating
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def engine(stack, tmp_path_factory) -> Iterator[Engine]:
+def engine(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = Engine(
         stack, uuid.uuid4().hex[:10], tmp_path_factory.mktemp("examples"), rules_dir=RULES_DIR
     )
@@ -61,7 +62,7 @@ def name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def test_a_one_or_two_star_rating_alerts(engine):
+def test_a_one_or_two_star_rating_alerts(engine: Engine) -> None:
     one, four = name("r"), name("r")
     engine.produce(
         engine.kafka.ratings_topic, encode_all([rating(id=four, rating=4), rating(id=one)])
@@ -71,7 +72,7 @@ def test_a_one_or_two_star_rating_alerts(engine):
     assert fired(engine, "negative-rating", four) == []
 
 
-def test_a_three_star_rating_with_a_clearly_negative_comment_alerts(engine):
+def test_a_three_star_rating_with_a_clearly_negative_comment_alerts(engine: Engine) -> None:
     angry, mild, silent = name("r"), name("r"), name("r")
     events = [
         rating(id=mild, rating=3, comment="It was fine I guess."),
@@ -85,7 +86,9 @@ def test_a_three_star_rating_with_a_clearly_negative_comment_alerts(engine):
     assert fired(engine, "negative-comment", silent) == []
 
 
-def test_an_agent_averaging_under_three_over_an_hour_with_five_responses_alerts(engine):
+def test_an_agent_averaging_under_three_over_an_hour_with_five_responses_alerts(
+    engine: Engine,
+) -> None:
     agent, steady = name("a"), name("a")
     events = (
         [
@@ -104,7 +107,7 @@ def test_an_agent_averaging_under_three_over_an_hour_with_five_responses_alerts(
     assert fired(engine, "agent-low-average", steady) == []
 
 
-def test_more_than_ten_negative_ratings_for_a_team_in_fifteen_minutes_alert(engine):
+def test_more_than_ten_negative_ratings_for_a_team_in_fifteen_minutes_alert(engine: Engine) -> None:
     team = name("team")
     # 11 negatives spread over 10 minutes, with positives in between that do not count.
     events = []
@@ -121,7 +124,9 @@ def test_more_than_ten_negative_ratings_for_a_team_in_fifteen_minutes_alert(engi
     assert alert["values"]["negatives"] == 11
 
 
-def test_a_queue_answering_under_70_percent_within_20_seconds_over_30_minutes_alerts(engine):
+def test_a_queue_answering_under_70_percent_within_20_seconds_over_30_minutes_alerts(
+    engine: Engine,
+) -> None:
     slow_queue, fine_queue = name("q"), name("q")
 
     def calls(queue: str, fast: int, slow: int) -> list[dict[str, Any]]:
@@ -145,7 +150,7 @@ def test_a_queue_answering_under_70_percent_within_20_seconds_over_30_minutes_al
     assert fired(engine, "queue-service-level", fine_queue) == []
 
 
-def test_a_channel_with_negative_nps_over_a_day_and_thirty_responses_alerts(engine):
+def test_a_channel_with_negative_nps_over_a_day_and_thirty_responses_alerts(engine: Engine) -> None:
     channel = name("ch")
     # 10 promoters, 12 detractors, 8 passives of 30 answers: NPS -6.7. Ratings without an NPS
     # answer do not count towards the 30.
@@ -164,7 +169,7 @@ def test_a_channel_with_negative_nps_over_a_day_and_thirty_responses_alerts(engi
     assert alert["values"]["score"] == pytest.approx(-20 / 3)
 
 
-def test_a_customer_rating_negatively_twice_within_seven_days_alerts(engine):
+def test_a_customer_rating_negatively_twice_within_seven_days_alerts(engine: Engine) -> None:
     twice, once = name("c"), name("c")
     events = [
         rating(id=name("r"), rating=2, customer={"id": twice}, time=seconds_ago(5 * 86400)),
@@ -178,7 +183,9 @@ def test_a_customer_rating_negatively_twice_within_seven_days_alerts(engine):
     assert fired(engine, "repeat-negative-customer", once) == []
 
 
-def test_a_low_rating_joined_with_a_hard_interaction_alerts_whichever_comes_first(engine):
+def test_a_low_rating_joined_with_a_hard_interaction_alerts_whichever_comes_first(
+    engine: Engine,
+) -> None:
     before, after, easy = name("i"), name("i"), name("i")
     engine.produce(
         engine.kafka.interactions_topic,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import LocalStack
+from devstack.stack import Endpoints, LocalStack
 from devstack.workerprocess import WorkerProcess
 from tests.engine import Engine, encode_all
 from tests.factories import rating
@@ -91,7 +91,9 @@ def run_with_fault(
     assert sorted(keys) == EXPECTED
 
 
-def test_sigkill_of_a_worker_mid_stream_loses_and_duplicates_nothing(stack, unique, tmp_path):
+def test_sigkill_of_a_worker_mid_stream_loses_and_duplicates_nothing(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     run_with_fault(
         engine,
@@ -101,7 +103,9 @@ def test_sigkill_of_a_worker_mid_stream_loses_and_duplicates_nothing(stack, uniq
     )
 
 
-def test_kafka_broker_stopped_and_restarted_mid_stream(own_stack, unique, tmp_path):
+def test_kafka_broker_stopped_and_restarted_mid_stream(
+    own_stack: LocalStack, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(own_stack.endpoints, unique, tmp_path)
 
     def restart_broker() -> None:
@@ -116,7 +120,9 @@ def test_kafka_broker_stopped_and_restarted_mid_stream(own_stack, unique, tmp_pa
     )
 
 
-def test_redis_stopped_and_restarted_mid_stream(own_stack, unique, tmp_path):
+def test_redis_stopped_and_restarted_mid_stream(
+    own_stack: LocalStack, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(own_stack.endpoints, unique, tmp_path)
 
     def restart_redis() -> None:
@@ -143,8 +149,8 @@ condition: ratings >= 10
 
 
 def test_sigkill_mid_stream_keeps_windowed_state_and_every_windowed_alert_fires_once(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     # 30 teams, ten ratings each, one windowed alert per team when its tenth rating is counted.
     # The worker is killed with every team half way: the rest counts on the state it recovers.
     rules = tmp_path / "rules"
@@ -185,7 +191,9 @@ def test_sigkill_mid_stream_keeps_windowed_state_and_every_windowed_alert_fires_
     assert set(counts.values()) == {1}
 
 
-def test_repeated_sigkills_mid_stream_count_every_window_exactly(stack, unique, tmp_path):
+def test_repeated_sigkills_mid_stream_count_every_window_exactly(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     from tests.test_windowed_pipeline import run_with_kills
 
     run_with_kills(stack, unique, tmp_path, teams=30, per_team=100, chunks=8, kills={1, 3, 5})

@@ -2,10 +2,12 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import faust
 import faust.topics
 import pytest
+from redis.asyncio import Redis
 
 from alert_engine.cases import CaseEvent, CaseState
 from alert_engine.channels.outbox import read_outbox
@@ -19,11 +21,12 @@ from alert_engine.settings import (
     Settings,
 )
 from alert_engine.worker.build import build_worker
+from devstack.stack import Endpoints
 from tests.factories import make_alert
 from tests.followup_factories import case
 
 
-def settings_for(tmp_path: Path, unique: str, redis_url: str, **followup) -> Settings:
+def settings_for(tmp_path: Path, unique: str, redis_url: str, **followup: Any) -> Settings:
     return Settings(
         kafka=KafkaSettings(bootstrap="127.0.0.1:9"),
         engine=EngineSettings(
@@ -37,8 +40,8 @@ def settings_for(tmp_path: Path, unique: str, redis_url: str, **followup) -> Set
 
 
 async def test_a_resolved_case_record_schedules_and_a_bad_one_is_dead_lettered(
-    tmp_path, unique, stack, redis
-):
+    tmp_path: Path, unique: str, stack: Endpoints, redis: Redis
+) -> None:
     settings = settings_for(tmp_path, unique, stack.redis_url)
     app = build_worker(settings)
     alert = make_alert("r-app")
@@ -56,14 +59,22 @@ async def test_a_resolved_case_record_schedules_and_a_bad_one_is_dead_lettered(
 
 @pytest.mark.parametrize(("share", "delivered"), [(0.0, True), (1.0, False)])
 async def test_a_held_out_alert_is_recorded_and_surveyed_but_not_delivered(
-    tmp_path, unique, stack, redis, share, delivered, monkeypatch
-):
+    tmp_path: Path,
+    unique: str,
+    stack: Endpoints,
+    redis: Redis,
+    share: float,
+    delivered: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = settings_for(tmp_path, unique, stack.redis_url, holdout_share=share)
     app = build_worker(settings)
     # The delivery agent publishes what it records itself (no broker here): kept for the test.
     published: list[bytes] = []
 
-    async def send(self: faust.topics.Topic, *args: object, **kwargs: object) -> asyncio.Future:
+    async def send(
+        self: faust.topics.Topic, *args: object, **kwargs: object
+    ) -> asyncio.Future[None]:
         published.append(kwargs["value"])  # type: ignore[arg-type]
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -94,7 +105,7 @@ async def test_a_held_out_alert_is_recorded_and_surveyed_but_not_delivered(
         assert scheduled is not None
 
 
-def test_the_follow_up_policy_is_checked_when_it_loads(monkeypatch):
+def test_the_follow_up_policy_is_checked_when_it_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
     monkeypatch.setenv("ALERT_ENGINE_FOLLOWUP_DEFAULT_TIMEZONE", "Mars/Olympus_Mons")

@@ -2,14 +2,16 @@
 
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from itsdangerous import URLSafeSerializer
+from redis.asyncio import Redis
 
 from alert_engine.cases import CaseState
 from alert_engine.channels import PermanentDeliveryError
-from alert_engine.followup.mailer import OutboxMailer
+from alert_engine.followup.mailer import OutboxMailer, SurveyEmail
 from alert_engine.followup.schedule import Settled
 from alert_engine.followup.service import FollowupService
 from alert_engine.settings import FollowupSettings
@@ -27,7 +29,7 @@ class Clock:
         return self.now
 
 
-def read_emails(path: Path) -> list[dict]:
+def read_emails(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
@@ -38,7 +40,9 @@ def clock() -> Clock:
     return Clock(NOW)
 
 
-def service(redis, unique, tmp_path, clock, **policy) -> FollowupService:
+def service(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock, **policy: Any
+) -> FollowupService:
     settings = FollowupSettings(
         delay_seconds=policy.pop("delay_seconds", 3600),
         quiet_start=time(21, 0),
@@ -56,7 +60,9 @@ def service(redis, unique, tmp_path, clock, **policy) -> FollowupService:
     )
 
 
-async def test_a_resolved_case_gets_one_survey_after_the_delay(redis, unique, tmp_path, clock):
+async def test_a_resolved_case_gets_one_survey_after_the_delay(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     alert = make_alert("r-1")
     resolved = case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW)
@@ -88,7 +94,9 @@ async def test_a_resolved_case_gets_one_survey_after_the_delay(redis, unique, tm
     assert await followup.schedule.settled(alert.id) is Settled.SENT
 
 
-async def test_quiet_hours_of_the_customer_move_the_send(redis, unique, tmp_path, clock):
+async def test_quiet_hours_of_the_customer_move_the_send(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     # Resolved at 12:00 UTC + 1 h = 13:00 UTC = 22:00 in Tokyo: quiet until 08:00 there.
     alert = make_alert(
@@ -100,8 +108,8 @@ async def test_quiet_hours_of_the_customer_move_the_send(redis, unique, tmp_path
 
 @pytest.mark.parametrize("state", [CaseState.REOPENED, CaseState.NOT_ACTIONABLE])
 async def test_reopening_or_not_actionable_cancels_the_survey(
-    redis, unique, tmp_path, clock, state
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock, state: CaseState
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     alert = make_alert("r-2")
     await followup.on_case(case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW))
@@ -116,8 +124,8 @@ async def test_reopening_or_not_actionable_cancels_the_survey(
 
 
 async def test_undoing_a_resolution_cancels_its_survey_and_the_figures_forget_it(
-    redis, unique, tmp_path, clock
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     from alert_engine.cases import CaseAction
 
     followup = service(redis, unique, tmp_path, clock)
@@ -143,7 +151,9 @@ async def test_undoing_a_resolution_cancels_its_survey_and_the_figures_forget_it
     assert await followup.send_due() == 0
 
 
-async def test_a_customer_surveyed_recently_gets_no_second_survey(redis, unique, tmp_path, clock):
+async def test_a_customer_surveyed_recently_gets_no_second_survey(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock, suppression_seconds=7 * 86400)
     first, second = make_alert("r-a"), make_alert("r-b")  # the same customer c-1
     await followup.on_case(case(first, CaseState.RESOLVED_FOLLOWUP, at=NOW))
@@ -154,7 +164,9 @@ async def test_a_customer_surveyed_recently_gets_no_second_survey(redis, unique,
     assert await followup.schedule.settled(second.id) is Settled.SUPPRESSED
 
 
-async def test_a_customer_without_email_is_settled_not_retried(redis, unique, tmp_path, clock):
+async def test_a_customer_without_email_is_settled_not_retried(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     alert = make_alert("r-noemail", customer={"id": "c-2", "name": "No Mail"})
     await followup.on_case(case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW))
@@ -164,7 +176,9 @@ async def test_a_customer_without_email_is_settled_not_retried(redis, unique, tm
     assert await followup.schedule.pending() == 0
 
 
-async def test_two_workers_claiming_at_once_send_each_survey_once(redis, unique, tmp_path, clock):
+async def test_two_workers_claiming_at_once_send_each_survey_once(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     first = service(redis, unique, tmp_path, clock)
     second = service(redis, unique, tmp_path, clock)
     alerts = [
@@ -186,7 +200,7 @@ class FailingOnce:
         self.inner = inner
         self.failures = 1
 
-    async def send(self, email) -> None:
+    async def send(self, email: SurveyEmail) -> None:
         if self.failures:
             self.failures -= 1
             raise OSError("mail service down")
@@ -194,8 +208,8 @@ class FailingOnce:
 
 
 async def test_a_survey_whose_send_failed_is_sent_when_its_claim_expires(
-    redis, unique, tmp_path, clock
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock, lease_seconds=30)
     followup.mailer = FailingOnce(OutboxMailer(tmp_path / "surveys.jsonl"))
     alert = make_alert("r-retry")
@@ -210,8 +224,8 @@ async def test_a_survey_whose_send_failed_is_sent_when_its_claim_expires(
 
 
 async def test_a_rules_own_policy_sets_the_delay_or_turns_the_survey_off(
-    redis, unique, tmp_path, clock
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     from alert_engine.rules.spec import FollowupPolicy
 
     followup = service(redis, unique, tmp_path, clock)
@@ -234,14 +248,14 @@ class RefusingMailer:
     def __init__(self) -> None:
         self.tried = 0
 
-    async def send(self, email) -> None:
+    async def send(self, email: SurveyEmail) -> None:
         self.tried += 1
         raise PermanentDeliveryError("sendgrid: HTTP 400: invalid to address")
 
 
 async def test_a_survey_the_email_service_refuses_for_good_is_not_retried(
-    redis, unique, tmp_path, clock
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock, lease_seconds=1)
     mailer = RefusingMailer()
     followup.mailer = mailer

@@ -1,13 +1,16 @@
 """The survey pages behind the emailed link, on the session's real Redis."""
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from redis.asyncio import Redis
 
 from alert_engine.cases import CaseState
-from alert_engine.events import Stream, decode_event
-from alert_engine.followup.service import Answered
+from alert_engine.events import Rating, Stream, decode_event
+from alert_engine.followup.service import Answered, FollowupService
 from alert_engine.followup.tokens import sign, verify
 from tests.factories import make_alert
 from tests.followup_factories import case, legacy_survey_token
@@ -19,18 +22,19 @@ def clock() -> Clock:
     return Clock(NOW)
 
 
-async def sent_survey(followup, clock, tmp_path, **event) -> str:
+async def sent_survey(followup: FollowupService, clock: Clock, tmp_path: Path, **event: Any) -> str:
     alert = make_alert("r-1", rating=1, **event)
     await followup.on_case(case(alert, CaseState.RESOLVED_FOLLOWUP, at=NOW))
     clock.now = NOW + timedelta(hours=1)
     assert await followup.send_due() == 1
     [email] = read_emails(tmp_path / "surveys.jsonl")
-    return urlsplit(email["link"]).path.removeprefix("/survey/")
+    link: str = email["link"]
+    return urlsplit(link).path.removeprefix("/survey/")
 
 
 async def test_an_answer_is_recorded_once_and_becomes_a_follow_up_rating(
-    redis, unique, tmp_path, clock
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     token = await sent_survey(followup, clock, tmp_path)
     form = await followup.survey_form(token)
@@ -42,6 +46,7 @@ async def test_an_answer_is_recorded_once_and_becomes_a_follow_up_rating(
     assert answered.page.status == 200 and "Thank you" in answered.page.html
     # A valid `ratings` event, about the same customer, agent, team and channel.
     event = decode_event(Stream.RATINGS, followup_bytes(answered.rating), max_bytes=65536)
+    assert isinstance(event, Rating) and event.customer is not None
     assert (event.rating, event.nps, event.comment) == (4, 9, "Sorted!")
     assert event.survey == "follow_up"
     assert event.alert_id == make_alert("r-1").id
@@ -64,13 +69,15 @@ async def test_an_answer_is_recorded_once_and_becomes_a_follow_up_rating(
     assert (await followup.survey_form(token)).status == 410
 
 
-def followup_bytes(record) -> bytes:
+def followup_bytes(record: dict[str, Any]) -> bytes:
     import orjson
 
     return orjson.dumps(record)
 
 
-async def test_a_released_answer_can_be_sent_again(redis, unique, tmp_path, clock):
+async def test_a_released_answer_can_be_sent_again(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     token = await sent_survey(followup, clock, tmp_path)
     answered = await followup.answer(token, {"rating": "5"})
@@ -80,8 +87,8 @@ async def test_a_released_answer_can_be_sent_again(redis, unique, tmp_path, cloc
 
 
 async def test_expired_and_forged_links_show_a_clear_page_and_record_nothing(
-    redis, unique, tmp_path, clock
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock, token_ttl_seconds=3600)
     token = await sent_survey(followup, clock, tmp_path)
     # The same link made to last a day longer, without the key to sign it.
@@ -99,7 +106,9 @@ async def test_expired_and_forged_links_show_a_clear_page_and_record_nothing(
     assert await followup.redis.keys(f"{followup.prefix}:survey:*:answered") == []
 
 
-async def test_a_link_sent_in_the_old_format_still_takes_the_answer(redis, unique, tmp_path, clock):
+async def test_a_link_sent_in_the_old_format_still_takes_the_answer(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     # Sent by the previous release, before tokens were signed by itsdangerous.
     followup = service(redis, unique, tmp_path, clock, token_ttl_seconds=3600)
     token = await sent_survey(followup, clock, tmp_path)
@@ -111,7 +120,8 @@ async def test_a_link_sent_in_the_old_format_still_takes_the_answer(redis, uniqu
     answered = await followup.answer(old_link, {"rating": "5"})
     assert isinstance(answered, Answered) and answered.survey_id == survey_id
     # One answer per survey, whichever of its links it came through.
-    assert (await followup.answer(token, {"rating": "5"})).status == 410
+    refused = await followup.answer(token, {"rating": "5"})
+    assert not isinstance(refused, Answered) and refused.status == 410
 
     clock.now += timedelta(minutes=30)
     closed = await followup.survey_form(old_link)
@@ -129,8 +139,8 @@ async def test_a_link_sent_in_the_old_format_still_takes_the_answer(redis, uniqu
     ],
 )
 async def test_an_invalid_answer_shows_the_form_again_with_the_problem(
-    redis, unique, tmp_path, clock, form, message
-):
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock, form: dict[str, str], message: str
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     token = await sent_survey(followup, clock, tmp_path)
     page = await followup.answer(token, form)
@@ -140,7 +150,9 @@ async def test_an_invalid_answer_shows_the_form_again_with_the_problem(
     assert isinstance(await followup.answer(token, {"rating": "3"}), Answered)
 
 
-async def test_customer_text_is_escaped_everywhere(redis, unique, tmp_path, clock):
+async def test_customer_text_is_escaped_everywhere(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     followup = service(redis, unique, tmp_path, clock)
     token = await sent_survey(
         followup,

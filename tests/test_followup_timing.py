@@ -49,7 +49,9 @@ def utc(text: str) -> datetime:
         ("2026-03-28T10:00+01:00", 24, NIGHT, "Europe/Berlin", "2026-03-29T11:00+02:00"),
     ],
 )
-def test_send_time(resolved, delay_h, quiet, zone, expected):
+def test_send_time(
+    resolved: str, delay_h: float, quiet: QuietHours, zone: str, expected: str
+) -> None:
     got = send_time(utc(resolved), timedelta(hours=delay_h), quiet, ZoneInfo(zone))
     assert got == utc(expected)
     assert got.tzinfo is UTC
@@ -65,7 +67,7 @@ def test_send_time(resolved, delay_h, quiet, zone, expected):
         ("2026-10-25T01:00+02:00", time(2, 30), "2026-10-25T02:30+02:00"),
     ],
 )
-def test_send_time_in_dst_gaps_and_overlaps(resolved, quiet_end, expected):
+def test_send_time_in_dst_gaps_and_overlaps(resolved: str, quiet_end: time, expected: str) -> None:
     quiet = QuietHours(time(0, 0), quiet_end)
     got = send_time(utc(resolved), timedelta(0), quiet, ZoneInfo("Europe/Berlin"))
     assert got == utc(expected)
@@ -82,11 +84,13 @@ def test_send_time_in_dst_gaps_and_overlaps(resolved, quiet_end, expected):
         ("../../etc/passwd", "America/New_York"),
     ],
 )
-def test_unknown_or_missing_zones_fall_back_to_the_default(name, expected):
+def test_unknown_or_missing_zones_fall_back_to_the_default(
+    name: str | int | None, expected: str
+) -> None:
     assert str(customer_zone(name, "America/New_York")) == expected
 
 
-def test_holdout_is_deterministic_and_close_to_the_share():
+def test_holdout_is_deterministic_and_close_to_the_share() -> None:
     ids = [f"al-{n:05d}" for n in range(4000)]
     held = [alert for alert in ids if is_holdout(alert, 0.1)]
     assert held == [alert for alert in ids if is_holdout(alert, 0.1)]

@@ -28,7 +28,7 @@ def refused(token: str, now: datetime = NOW, secret: bytes = SECRET) -> TokenPro
     return caught.value.problem
 
 
-def test_a_signed_token_verifies_until_it_expires():
+def test_a_signed_token_verifies_until_it_expires() -> None:
     token = sign(SECRET, SURVEY, EXPIRES)
     checked = verify(SECRET, token, NOW)
     assert (checked.survey_id, checked.expires_at) == (SURVEY, EXPIRES)
@@ -36,7 +36,7 @@ def test_a_signed_token_verifies_until_it_expires():
     assert refused(token, now=EXPIRES) is TokenProblem.EXPIRED
 
 
-def test_the_token_carries_only_the_survey_id_and_its_expiry():
+def test_the_token_carries_only_the_survey_id_and_its_expiry() -> None:
     token = sign(SECRET, SURVEY, EXPIRES)
     # Signed, not encrypted: anyone can read it, so it must hold nothing about the customer.
     _, payload = URLSafeSerializer(b"any key").loads_unsafe(token)
@@ -84,17 +84,17 @@ def _tampered() -> list[str]:
 
 
 @pytest.mark.parametrize("token", _tampered())
-def test_forged_or_tampered_tokens_are_refused(token):
+def test_forged_or_tampered_tokens_are_refused(token: str) -> None:
     assert refused(token) is TokenProblem.FORGED
 
 
-def test_a_token_for_one_survey_never_opens_another():
+def test_a_token_for_one_survey_never_opens_another() -> None:
     token = sign(SECRET, SURVEY, EXPIRES)
     assert verify(SECRET, token, NOW).survey_id == SURVEY
     assert sign(SECRET, OTHER_SURVEY, EXPIRES) != token
 
 
-def test_links_sent_in_the_old_format_still_work_until_their_own_expiry():
+def test_links_sent_in_the_old_format_still_work_until_their_own_expiry() -> None:
     old = legacy_survey_token(SECRET, SURVEY, EXPIRES)
     checked = verify(SECRET, old, NOW)
     assert (checked.survey_id, checked.expires_at) == (SURVEY, EXPIRES)
@@ -111,7 +111,7 @@ def test_links_sent_in_the_old_format_still_work_until_their_own_expiry():
     | st.from_regex(r"\A[A-Za-z0-9_=-]{0,120}\.[A-Za-z0-9_=.-]{0,60}\Z")
     | st.from_regex(r"\A\.[A-Za-z0-9_-]{0,120}\.[A-Za-z0-9_-]{0,60}\Z")
 )
-def test_any_text_is_either_a_valid_token_or_refused_with_a_reason(text):
+def test_any_text_is_either_a_valid_token_or_refused_with_a_reason(text: str) -> None:
     try:
         checked = verify(SECRET, text, NOW)
     except InvalidToken as exc:

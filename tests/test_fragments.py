@@ -27,7 +27,7 @@ FRAGMENTS = {"vip": "customer.tier in ['gold', 'platinum']", "low": "rating <= 2
         ("rating <= 2", "rating <= 2"),
     ],
 )
-def test_fragments_are_expanded_outside_string_literals(source, expanded):
+def test_fragments_are_expanded_outside_string_literals(source: str, expanded: str) -> None:
     assert expand(source, FRAGMENTS) == expanded
 
 
@@ -39,7 +39,7 @@ def test_fragments_are_expanded_outside_string_literals(source, expanded):
         ("$ vip", "must be followed by a fragment name"),
     ],
 )
-def test_an_unknown_or_unnamed_fragment_is_an_error(source, message):
+def test_an_unknown_or_unnamed_fragment_is_an_error(source: str, message: str) -> None:
     with pytest.raises(FragmentError, match=message):
         expand(source, FRAGMENTS)
 
@@ -58,7 +58,7 @@ fragments:
 """
 
 
-def test_rules_use_fragments_in_conditions_and_in_windowed_expressions(tmp_path):
+def test_rules_use_fragments_in_conditions_and_in_windowed_expressions(tmp_path: Path) -> None:
     rules = write_rules(
         tmp_path / "rules",
         DEFAULTS,
@@ -93,7 +93,7 @@ rules:
     assert sorted(fired(id="r-4", rating=2, customer=gold)) == ["unhappy-vip", "vip-burst"]
 
 
-def test_an_unknown_fragment_is_reported_at_the_rule_line(tmp_path):
+def test_an_unknown_fragment_is_reported_at_the_rule_line(tmp_path: Path) -> None:
     rules = write_rules(
         tmp_path / "rules",
         DEFAULTS,
@@ -107,7 +107,7 @@ def test_an_unknown_fragment_is_reported_at_the_rule_line(tmp_path):
     assert "$unhappy, $vip" in problem
 
 
-def test_a_fragment_that_does_not_compile_is_reported_in_the_defaults_file(tmp_path):
+def test_a_fragment_that_does_not_compile_is_reported_in_the_defaults_file(tmp_path: Path) -> None:
     rules = write_rules(
         tmp_path / "rules",
         "fragments:\n  vip: customer.tier in ['gold'\n  nested: $vip && rating < 3\n",

@@ -15,6 +15,7 @@ import promql_parser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.stack import Endpoints
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 
@@ -68,7 +69,9 @@ def walk(node: Any) -> Iterator[Any]:
 
 def selectors(expr: str) -> set[str]:
     return {
-        node.name for node in walk(parse(expr)) if isinstance(node, promql_parser.VectorSelector)
+        node.name
+        for node in walk(parse(expr))
+        if isinstance(node, promql_parser.VectorSelector) and node.name is not None
     }
 
 
@@ -81,7 +84,7 @@ def grouped_by(expr: str) -> Iterator[tuple[set[str], set[str]]]:
                 yield labels, selectors(node.expr.prettify())
 
 
-def test_every_query_parses_and_each_figure_asked_for_has_a_panel():
+def test_every_query_parses_and_each_figure_asked_for_has_a_panel() -> None:
     by_panel: dict[str, set[str]] = {}
     for title, expr in queries():
         by_panel.setdefault(title, set()).update(selectors(expr))
@@ -93,7 +96,7 @@ def test_every_query_parses_and_each_figure_asked_for_has_a_panel():
             assert panel["targets"] and panel["title"] and panel["description"], panel["title"]
 
 
-def test_the_metric_name_reader_sees_through_functions_and_aggregations():
+def test_the_metric_name_reader_sees_through_functions_and_aggregations() -> None:
     # A check of the reader the test below relies on: a name it missed would go unchecked.
     expr = (
         'histogram_quantile(0.99, sum by (le, destination) (rate(a_bucket{job=~"$job"}'
@@ -120,7 +123,9 @@ def scrape(url: str) -> tuple[set[str], dict[str, set[str]]]:
 
 
 @pytest.mark.integration
-def test_every_metric_the_dashboard_reads_is_served_by_a_real_worker(stack, unique, tmp_path):
+def test_every_metric_the_dashboard_reads_is_served_by_a_real_worker(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     worker = engine.worker().start()
     try:

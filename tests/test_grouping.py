@@ -1,15 +1,20 @@
 """Grouping alerts into digests: the Redis store through the Deliverer, and a real worker."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
-from alert_engine.alerts import alert_id
+from alert_engine.alerts import Alert, alert_id
+from alert_engine.channels import Digest
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
 from alert_engine.delivery.digests import Groups
+from alert_engine.routing import load_routing
+from devstack.stack import Endpoints
 from tests.engine import Engine, encode_all
 from tests.factories import rating
-from tests.test_routing import alert, load_routing, write
+from tests.test_routing import alert, write
 
 ROUTING = """\
 destinations:
@@ -28,19 +33,21 @@ class DigestRecorder:
         self.digests: list[list[str]] = []
         self.single: list[str] = []
 
-    async def send(self, sent) -> None:
+    async def send(self, sent: Alert) -> None:
         self.single.append(sent.id)
 
-    async def send_digest(self, digest) -> None:
+    async def send_digest(self, digest: Digest) -> None:
         self.digests.append([a.key for a in digest.alerts])
 
 
-def keyed(key: str, team: str):
+def keyed(key: str, team: str) -> Alert:
     made = alert(team=team)
     return made.model_copy(update={"id": alert_id("negative-rating", key), "key": key})
 
 
-async def test_alerts_of_a_group_go_out_as_one_digest_after_group_wait(redis, unique, tmp_path):
+async def test_alerts_of_a_group_go_out_as_one_digest_after_group_wait(
+    redis: Redis, unique: str, tmp_path: Path
+) -> None:
     routing = load_routing(write(tmp_path, ROUTING))
     groups = Groups(redis, f"test-{unique}")
     team = DigestRecorder()
@@ -70,7 +77,9 @@ async def test_alerts_of_a_group_go_out_as_one_digest_after_group_wait(redis, un
 
 
 @pytest.mark.integration
-def test_a_worker_sends_a_burst_for_one_team_as_one_digest(stack, unique, tmp_path):
+def test_a_worker_sends_a_burst_for_one_team_as_one_digest(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING.replace("group_wait: 10", "group_wait: 2"))

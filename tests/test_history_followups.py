@@ -4,8 +4,10 @@ has it: sent, suppressed, no email; so the history knows every send from Kafka a
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from alert_engine.cases import CaseState
 from alert_engine.followup.schedule import Settled
@@ -22,7 +24,9 @@ def clock() -> Clock:
     return Clock(NOW)
 
 
-async def test_every_settled_survey_is_told_once_with_its_outcome(redis, unique, tmp_path, clock):
+async def test_every_settled_survey_is_told_once_with_its_outcome(
+    redis: Redis, unique: str, tmp_path: Path, clock: Clock
+) -> None:
     told: list[FollowupSettled] = []
     followup = service(redis, unique, tmp_path, clock, suppression_seconds=7 * 86400)
 

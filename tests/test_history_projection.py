@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from alert_engine.history.projection import Projection, topic_names
 from alert_engine.history.rebuild import TABLES, rebuild
 from alert_engine.settings import DatabaseSettings, KafkaSettings
 from devstack.postgres import PostgresServer, create_database
+from devstack.stack import Endpoints
 from tests.factories import encode, rating
 from tests.followup_factories import case, followup_engine
 from tests.history_factories import Story, expected
@@ -126,7 +128,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0)
 
 
 def settings_for(url: str) -> DatabaseSettings:
-    return DatabaseSettings(url=url, batch_wait=0.05)  # type: ignore[arg-type]
+    return DatabaseSettings(url=url, batch_wait=0.05)
 
 
 async def start(projection: Projection) -> asyncio.Task[None]:
@@ -146,8 +148,8 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 async def test_each_fact_is_written_once_and_a_rebuild_equals_the_live_projection(
-    stack, unique, database_url, postgres_server_url
-):
+    stack: Endpoints, unique: str, database_url: str, postgres_server_url: str
+) -> None:
     kafka = KafkaSettings(bootstrap=stack.kafka_bootstrap, partitions=3).with_topic_suffix(unique)
     topics = topic_names(kafka)
     await ensure_topics(kafka, topics.all)
@@ -204,7 +206,9 @@ async def _at_least(value: int, want: int) -> bool:
     return value >= want
 
 
-async def test_a_postgresql_outage_is_waited_out_and_loses_nothing(stack, unique, tmp_path):
+async def test_a_postgresql_outage_is_waited_out_and_loses_nothing(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     server = PostgresServer(tmp_path / "pg-under-test")
     server.start()
     url = create_database(server.url, "history")
@@ -232,8 +236,8 @@ async def test_a_postgresql_outage_is_waited_out_and_loses_nothing(stack, unique
 
 
 def test_a_worker_projects_its_alerts_cases_and_surveys_and_the_cli_reports_them(
-    stack, unique, tmp_path, database_url
-):
+    stack: Endpoints, unique: str, tmp_path: Path, database_url: str
+) -> None:
     engine = followup_engine(stack, unique, tmp_path)
     engine.env["ALERT_ENGINE_DATABASE_URL"] = database_url
     worker = engine.worker().start()

@@ -116,8 +116,14 @@ def assert_cohorts_agree(mine: Cohort, theirs: history_model.Cohort) -> None:
     shuffle=st.none() | st.randoms(use_true_random=False),
 )
 def test_the_report_in_sql_has_the_figures_of_the_stories(
-    database_url, stories, by, start_day, days, team, shuffle
-):
+    database_url: str,
+    stories: list[Story],
+    by: str,
+    start_day: int,
+    days: int,
+    team: str | None,
+    shuffle: random.Random | None,
+) -> None:
     since = START + timedelta(days=start_day)
     until = since + timedelta(days=days)
     query = ReportQuery(since, until, by, {"team": team} if team else {})
@@ -161,7 +167,7 @@ def test_the_report_in_sql_has_the_figures_of_the_stories(
     assert [line["key"] for line in document["rows"]] == sorted(groups)
 
 
-def test_students_t_quantiles_match_the_tables():
+def test_students_t_quantiles_match_the_tables() -> None:
     # Two-sided 95% and 99% critical values.
     table_975 = [(1, 12.706), (2, 4.303), (3, 3.182), (5, 2.571), (10, 2.228), (30, 2.042)]
     for freedom, value in [*table_975, (1000, 1.962), (1e9, 1.960)]:
@@ -173,12 +179,15 @@ def test_students_t_quantiles_match_the_tables():
 
 @settings(max_examples=25, deadline=None)
 @given(freedom=st.floats(0.5, 60), t=st.floats(-8, 8))
-def test_the_t_distribution_for_fractional_degrees_of_freedom(freedom, t):
+def test_the_t_distribution_for_fractional_degrees_of_freedom(freedom: float, t: float) -> None:
     """Welch's degrees of freedom are fractional: the CDF against the density integrated."""
 
     def density(x: float) -> float:
         scale = math.exp(math.lgamma((freedom + 1) / 2) - math.lgamma(freedom / 2))
-        return scale / math.sqrt(freedom * math.pi) * (1 + x * x / freedom) ** (-(freedom + 1) / 2)
+        value: float = (
+            scale / math.sqrt(freedom * math.pi) * (1 + x * x / freedom) ** (-(freedom + 1) / 2)
+        )
+        return value
 
     steps = 4000
     width = t / steps
@@ -190,7 +199,7 @@ def test_the_t_distribution_for_fractional_degrees_of_freedom(freedom, t):
         assert t_quantile(t_cdf(t, freedom), freedom) == pytest.approx(t, abs=1e-6)
 
 
-def test_the_holdout_lift_interval_is_welchs():
+def test_the_holdout_lift_interval_is_welchs() -> None:
     recovered = Cohort(10, 10, 10, 1.5, 3.5, 1.0, None, None)
     held = Cohort(8, 8, 8, 1.5, 2.0, 2.0, None, None)
     lift = holdout_lift(recovered, held)
@@ -199,13 +208,13 @@ def test_the_holdout_lift_interval_is_welchs():
     a, b = 1.0 / 10, 2.0 / 8
     freedom = (a + b) ** 2 / (a**2 / 9 + b**2 / 7)
     margin = t_quantile(0.975, freedom) * (a + b) ** 0.5
-    assert (lift.low, lift.high) == (pytest.approx(1.5 - margin), pytest.approx(1.5 + margin))
+    assert lift.low == pytest.approx(1.5 - margin) and lift.high == pytest.approx(1.5 + margin)
     assert (lift.recovered_n, lift.holdout_n) == (10, 8)
     # A cohort of one answer has no variance: no interval, and the sentence says what to do.
     assert holdout_lift(recovered, Cohort(1, 1, 1, 1.0, 2.0, None, None, None)) is None
 
 
-def test_the_table_explains_the_lift_and_an_empty_range(database_url):
+def test_the_table_explains_the_lift_and_an_empty_range(database_url: str) -> None:
     # Recovered customers rose 1 -> 4 or 5, held-out ones 1 -> 2 or 3.
     stories = [a_story(n, answer_rating=4 + n % 2, claimed_by=MEMBERS[n % 3]) for n in range(6)]
     stories += [
@@ -241,7 +250,7 @@ def test_the_table_explains_the_lift_and_an_empty_range(database_url):
     assert "No alerts in this range" in table(empty)
 
 
-def test_csv_cells_a_spreadsheet_would_run_are_quoted():
+def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
     no_answers = Cohort(0, 0, 0, None, None, None, None, None)
     row = ReportRow("=HYPERLINK(1)", 1, 0, None, 0, None, 0, 1, 60.0, no_answers, no_answers)
     text = as_csv(Report(ReportQuery(START, START + timedelta(days=1)), [row], row))

@@ -49,7 +49,7 @@ async def count(conn: psycopg.AsyncConnection, table: str) -> int:
     return int(row[0])
 
 
-async def test_migrations_run_up_from_an_empty_database_once(database_url):
+async def test_migrations_run_up_from_an_empty_database_once(database_url: str) -> None:
     async with await connect(database_url) as conn:
         assert await tables(conn) == set()
         applied = await migrate(conn)
@@ -64,12 +64,14 @@ async def test_migrations_run_up_from_an_empty_database_once(database_url):
         assert {"alerts_fired_at", "alerts_team_fired_at"} <= indexes
 
 
-async def test_workers_starting_together_migrate_once(database_url):
+async def test_workers_starting_together_migrate_once(database_url: str) -> None:
     results = await asyncio.gather(*(migrate_url(database_url) for _ in range(4)))
     assert sorted(len(applied) for applied in results) == [0, 0, 0, 1]
 
 
-async def test_an_edited_migration_or_a_newer_database_stops_the_runner(database_url, monkeypatch):
+async def test_an_edited_migration_or_a_newer_database_stops_the_runner(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with await connect(database_url) as conn:
         await migrate(conn)
         original = migrations.migrations()
@@ -90,7 +92,7 @@ async def counts(conn: psycopg.AsyncConnection) -> dict[str, int]:
     return {table: await count(conn, table) for table in sorted(TABLES - skip)}
 
 
-async def test_rows_offered_again_are_written_once(database_url):
+async def test_rows_offered_again_are_written_once(database_url: str) -> None:
     stories = [a_story(1), a_story(2, holdout=True, claimed_by=None, claim_after=None)]
     rows = rows_of(stories, TOPICS)
     async with await connect(database_url) as conn:
@@ -114,7 +116,7 @@ async def test_rows_offered_again_are_written_once(database_url):
         assert await counts(conn) == first
 
 
-async def test_text_postgresql_cannot_hold_is_cleaned_not_refused(database_url):
+async def test_text_postgresql_cannot_hold_is_cleaned_not_refused(database_url: str) -> None:
     alert = make_alert(key="r-nul", team="ord\x00ers", comment="bad \x00 byte \\u0000 kept")
     rows = Rows()
     read(TOPICS, Source("alerts", 0, 0), alert.to_json(), rows)
@@ -137,7 +139,7 @@ async def test_text_postgresql_cannot_hold_is_cleaned_not_refused(database_url):
         assert await cursor.fetchall() == [("lee",)]
 
 
-def test_records_that_cannot_be_read_are_reported_with_where_they_are():
+def test_records_that_cannot_be_read_are_reported_with_where_they_are() -> None:
     rows = Rows()
     read(TOPICS, Source("cases", 2, 7), b"{not json", rows)
     read(TOPICS, Source("cases", 2, 8), b'{"alert_id": "al-x", "state": "claimed"}', rows)
@@ -153,7 +155,7 @@ def test_records_that_cannot_be_read_are_reported_with_where_they_are():
     assert "at: an ISO 8601 time is required" in rows.unreadable[1].reason
 
 
-def test_case_records_of_a_newer_release_keep_their_new_fields():
+def test_case_records_of_a_newer_release_keep_their_new_fields() -> None:
     """The case lifecycle adds reason codes, notes and assignees: they land in their columns,
     and fields no column has yet are in the record."""
     alert = make_alert()
@@ -164,11 +166,11 @@ def test_case_records_of_a_newer_release_keep_their_new_fields():
         actor="lee",
         at=alert.fired_at,
         alert=alert,
-        reason="refund",  # type: ignore[call-arg]
-        note="Refunded the delivery fee.",  # type: ignore[call-arg]
-        assignee="U9",  # type: ignore[call-arg]
-        assignee_name="kim",  # type: ignore[call-arg]
-        sla_breached=True,  # type: ignore[call-arg]
+        reason="refund",
+        note="Refunded the delivery fee.",
+        assignee="U9",
+        assignee_name="kim",
+        sla_breached=True,
     )
     rows = Rows()
     read(TOPICS, Source("cases", 0, 0), record.to_json(), rows)

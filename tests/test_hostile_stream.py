@@ -10,6 +10,7 @@ import itertools
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devstack.stack import Endpoints
 from tests.engine import Engine, only_rules
 from tests.factories import encode, rating
 
@@ -81,8 +83,8 @@ def hostile_event(draw: st.DrawFn, n: int) -> bytes:
         return b""
     if kind == "wrong_type":
         field = draw(st.sampled_from(["rating", "customer", "time", "team"]))
-        value = draw(st.sampled_from([[], {}, "x", 1e308, None]))
-        return encode({**base, "rating": 5, field: value})
+        wrong: object = draw(st.sampled_from([[], {}, "x", 1e308, None]))
+        return encode({**base, "rating": 5, field: wrong})
     if kind == "huge_comment":
         return encode({**base, "comment": "x" * draw(st.integers(300_000, 900_000))})
     if kind == "spaces":
@@ -119,8 +121,8 @@ COUNTER = itertools.count()
 
 
 def test_a_worker_under_hostile_events_delivers_every_genuine_alert_once_and_stays_up(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     rules = only_rules(
         tmp_path / "rules", "negative-rating", "team-negative-burst", "agent-low-average"
     )

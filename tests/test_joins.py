@@ -1,7 +1,9 @@
 """A rating joined with its interaction, whichever arrives first, within a bounded time."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,20 +28,26 @@ def at(minutes: float) -> str:
     return (T0 + timedelta(minutes=minutes)).isoformat()
 
 
+# What the fixture hands a test: feed one event and get the keys of the alerts it raised, and the
+# evaluator and store behind it for a test that looks closer.
+Feed = Callable[[Stream, dict[str, Any]], list[str]]
+Joined = tuple[Feed, Evaluator, MemoryWindowStore]
+
+
 @pytest.fixture
-def engine(tmp_path: Path):
+def engine(tmp_path: Path) -> Joined:
     (tmp_path / "join.yaml").write_text(RULE)
     ruleset = load_ruleset(tmp_path)
     evaluator = Evaluator(ruleset, max_event_bytes=65536)
     store = MemoryWindowStore(ruleset.windows())
 
-    def feed(stream: Stream, event: dict) -> list[str]:
+    def feed(stream: Stream, event: dict[str, Any]) -> list[str]:
         return [a.key for a in evaluator.evaluate_all(stream, encode(event), store)]
 
     return feed, evaluator, store
 
 
-def test_a_low_rating_after_its_hard_interaction_alerts(engine):
+def test_a_low_rating_after_its_hard_interaction_alerts(engine: Joined) -> None:
     feed, _, _ = engine
     assert feed(Stream.INTERACTIONS, interaction(id="i-1", hold_seconds=600, time=at(0))) == []
     assert feed(Stream.RATINGS, rating(id="r-1", rating=1, interaction_id="i-1", time=at(30))) == [
@@ -47,7 +55,7 @@ def test_a_low_rating_after_its_hard_interaction_alerts(engine):
     ]
 
 
-def test_the_interaction_may_arrive_after_the_rating(engine):
+def test_the_interaction_may_arrive_after_the_rating(engine: Joined) -> None:
     feed, evaluator, store = engine
     assert feed(Stream.RATINGS, rating(id="r-2", rating=2, interaction_id="i-2", time=at(30))) == []
     [alert] = evaluator.evaluate_all(
@@ -58,7 +66,7 @@ def test_the_interaction_may_arrive_after_the_rating(engine):
     assert alert.values["rating"] == 2
 
 
-def test_an_easy_interaction_a_good_rating_or_too_far_apart_raise_nothing(engine):
+def test_an_easy_interaction_a_good_rating_or_too_far_apart_raise_nothing(engine: Joined) -> None:
     feed, _, _ = engine
     feed(Stream.INTERACTIONS, interaction(id="i-3", hold_seconds=10, transfers=0, time=at(0)))
     assert feed(Stream.RATINGS, rating(id="r-3", rating=1, interaction_id="i-3", time=at(5))) == []
@@ -70,7 +78,7 @@ def test_an_easy_interaction_a_good_rating_or_too_far_apart_raise_nothing(engine
     )
 
 
-def test_join_rules_are_checked_at_load(tmp_path):
+def test_join_rules_are_checked_at_load(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(RULE.replace("interaction.transfers", "transfers"))
     with pytest.raises(RulesetError, match="join condition reads transfers"):
         load_ruleset(tmp_path)
@@ -79,7 +87,7 @@ def test_join_rules_are_checked_at_load(tmp_path):
         load_ruleset(tmp_path)
 
 
-def test_a_join_rule_may_call_a_function_no_other_rule_calls(tmp_path):
+def test_a_join_rule_may_call_a_function_no_other_rule_calls(tmp_path: Path) -> None:
     (tmp_path / "join.yaml").write_text(
         RULE.replace("condition: rating <= 2", "condition: sentiment(comment) < -0.3")
     )

@@ -3,7 +3,10 @@
 import io
 import logging
 import logging.config
+from collections.abc import Iterator
 from datetime import UTC
+from pathlib import Path
+from typing import Protocol
 
 import orjson
 import phonenumbers
@@ -16,14 +19,19 @@ from pydantic_settings import BaseSettings
 from alert_engine.events import EventRejected, Stream, validate_event
 from alert_engine.logs import Redactor, logging_config, secrets_of
 from alert_engine.settings import RedisSettings, Settings
+from devstack.stack import Endpoints
 from tests.engine import Engine
 from tests.factories import encode, make_alert, rating
 
 SLACK_TOKEN = "xoxb-1234567890-abcdefghijklmnop"
 
 
+class Configure(Protocol):
+    def __call__(self, log_format: str, secrets: list[str], level: str = "info") -> io.StringIO: ...
+
+
 @pytest.fixture
-def capture():
+def capture() -> Iterator[Configure]:
     """Logs through the worker's configuration into a buffer; restores logging afterwards."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -39,7 +47,7 @@ def capture():
     root.handlers[:], root.level = saved
 
 
-def test_json_lines_carry_time_level_logger_message_and_fields(capture):
+def test_json_lines_carry_time_level_logger_message_and_fields(capture: Configure) -> None:
     out = capture("json", [])
     logging.getLogger("alert_engine.delivery.deliverer").warning(
         "delivery of %s failed", "al-1", extra={"destination": "slack", "attempt": 2}
@@ -54,7 +62,9 @@ def test_json_lines_carry_time_level_logger_message_and_fields(capture):
     assert record["time"].endswith("+00:00")
 
 
-def test_customer_contacts_and_secrets_are_redacted_in_messages_fields_and_tracebacks(capture):
+def test_customer_contacts_and_secrets_are_redacted_in_messages_fields_and_tracebacks(
+    capture: Configure,
+) -> None:
     out = capture("json", ["s3cret-password", 'with"quote'])
     log = logging.getLogger("alert_engine.test")
     log.warning(
@@ -89,7 +99,7 @@ def test_customer_contacts_and_secrets_are_redacted_in_messages_fields_and_trace
     assert "ValueError: bad secret: [secret]" in second["exception"]
 
 
-def test_ids_timestamps_and_offsets_are_not_mistaken_for_phone_numbers():
+def test_ids_timestamps_and_offsets_are_not_mistaken_for_phone_numbers() -> None:
     redact = Redactor()
     line = "ratings[3]@1234567890 r-1002 at 2026-11-23T17:18:15.123+00:00 in 0.02 s"
     assert redact(line) == line
@@ -108,7 +118,7 @@ def test_ids_timestamps_and_offsets_are_not_mistaken_for_phone_numbers():
         "(555)123-4567",  # fictional, but shaped like a phone
     ],
 )
-def test_phone_numbers_in_the_forms_customers_write_them_are_redacted(written):
+def test_phone_numbers_in_the_forms_customers_write_them_are_redacted(written: str) -> None:
     redact = Redactor()
     line = (
         f'dead-lettered: customer.phone: should be a string (got {written}); {{"p": "{written}"}}'
@@ -118,13 +128,13 @@ def test_phone_numbers_in_the_forms_customers_write_them_are_redacted(written):
     )
 
 
-def test_a_decimal_with_many_digits_is_not_a_phone_number():
+def test_a_decimal_with_many_digits_is_not_a_phone_number() -> None:
     redact = Redactor()
     line = "score +7.01262417199996 at lat -33.868820171 long 151.2092955 pi 3.14159265358"
     assert redact(line) == line
 
 
-def test_the_local_part_of_an_email_whose_domain_was_cut_off_is_redacted():
+def test_the_local_part_of_an_email_whose_domain_was_cut_off_is_redacted() -> None:
     # The dead-letter detail shortens a bad value to 60 characters: the domain loses its dot.
     customer = {"id": "c-1", "name": "J", "email": "jordan.lee@examplecorp.com"}
     with pytest.raises(EventRejected) as rejected:
@@ -136,7 +146,7 @@ def test_the_local_part_of_an_email_whose_domain_was_cut_off_is_redacted():
     assert Redactor()("sent to jordan.lee@ and") == "sent to [email] and"
 
 
-def test_object_addresses_in_library_logs_are_not_email_addresses():
+def test_object_addresses_in_library_logs_are_not_email_addresses() -> None:
     line = "[QueueServiceThread@0x7f0cddd579c0 index=0]: Started."
     assert Redactor()(line) == line
 
@@ -158,6 +168,7 @@ def phone_numbers(draw: st.DrawFn) -> str:
         )
     )
     example = phonenumbers.example_number_for_type(region, kind)
+    assert example is not None, f"phonenumbers has no example of {kind} in {region}"
     national = phonenumbers.national_significant_number(example)
     # Vary the subscriber digits, keeping the area or mobile prefix that makes it valid.
     tail = draw(st.text("0123456789", min_size=4, max_size=4))
@@ -210,19 +221,19 @@ WORDS = st.text(st.characters(categories=["L"]), min_size=1, max_size=12)
 
 @given(word=WORDS, before=NOT_PHONES, phone=phone_numbers(), after=NOT_PHONES)
 def test_a_phone_in_any_form_is_redacted_and_the_numbers_beside_it_are_kept(
-    word, before, phone, after
-):
+    word: str, before: str, phone: str, after: str
+) -> None:
     line = f"{word}: {before} customer {phone}, {after}"
     assert Redactor()(line) == f"{word}: {before} customer [phone], {after}"
 
 
 @given(values=st.lists(NOT_PHONES, min_size=1, max_size=6))
-def test_floats_ids_and_timestamps_are_never_taken_for_phone_numbers(values):
+def test_floats_ids_and_timestamps_are_never_taken_for_phone_numbers(values: list[str]) -> None:
     line = " ".join(values)
     assert Redactor()(line) == line
 
 
-def test_library_debug_records_carry_no_event_or_alert(capture):
+def test_library_debug_records_carry_no_event_or_alert(capture: Configure) -> None:
     # What Faust, aiokafka and slack_sdk log at `--loglevel debug`: the records they send and
     # receive, whole (customer names and comments are neither e-mails nor phones).
     out = capture("text", [], level="debug")
@@ -245,13 +256,13 @@ def test_library_debug_records_carry_no_event_or_alert(capture):
     assert f"delivering {alert.id}" in text  # the engine's own debug lines stay
 
 
-def test_text_format_is_one_readable_line(capture):
+def test_text_format_is_one_readable_line(capture: Configure) -> None:
     out = capture("text", [])
     logging.getLogger("alert_engine.worker.app").info("started for %s", "a@b.example")
     assert out.getvalue().rstrip().endswith("INFO alert_engine.worker.app: started for [email]")
 
 
-def test_secrets_are_found_in_settings_typed_secret_str(monkeypatch):
+def test_secrets_are_found_in_settings_typed_secret_str(monkeypatch: pytest.MonkeyPatch) -> None:
     class SlackSettings(BaseSettings):
         token: SecretStr = SecretStr("xoxb-not-a-real-one")
 
@@ -262,8 +273,8 @@ def test_secrets_are_found_in_settings_typed_secret_str(monkeypatch):
 
 @pytest.mark.integration
 def test_a_json_logging_worker_writes_json_lines_without_the_customers_email(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     engine.env["ALERT_ENGINE_LOG_FORMAT"] = "json"
     worker = engine.worker().start()
@@ -286,7 +297,9 @@ def test_a_json_logging_worker_writes_json_lines_without_the_customers_email(
 
 
 @pytest.mark.integration
-def test_a_worker_at_debug_level_logs_no_customer_name_or_comment(stack, unique, tmp_path):
+def test_a_worker_at_debug_level_logs_no_customer_name_or_comment(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     worker = engine.worker(options=["--loglevel", "debug"]).start()
     try:

@@ -1,11 +1,15 @@
 """Prometheus metrics scraped from a real worker's web server after a few events."""
 
+import asyncio
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.stack import Endpoints
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 
@@ -23,7 +27,9 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def test_metrics_count_events_rules_deliveries_and_latency(stack, unique, tmp_path):
+def test_metrics_count_events_rules_deliveries_and_latency(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     worker = engine.worker().start()
     try:
@@ -76,7 +82,7 @@ def test_metrics_count_events_rules_deliveries_and_latency(stack, unique, tmp_pa
     assert stats["alerts_delivered"] == {"outbox": 1}
 
 
-def test_every_declared_counter_is_an_attribute_served_on_stats():
+def test_every_declared_counter_is_an_attribute_served_on_stats() -> None:
     from typing import get_type_hints
 
     from alert_engine.stats import COUNTERS, Stats
@@ -89,7 +95,7 @@ def test_every_declared_counter_is_an_attribute_served_on_stats():
     assert stats.as_dict()["late_events"] == {"team-burst": 2}
 
 
-def test_counters_are_read_at_scrape_time_with_their_names_and_labels():
+def test_counters_are_read_at_scrape_time_with_their_names_and_labels() -> None:
     import prometheus_client
 
     from alert_engine.stats import Stats
@@ -117,7 +123,7 @@ def test_counters_are_read_at_scrape_time_with_their_names_and_labels():
     )
 
 
-def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path):
+def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path: Path) -> None:
     import prometheus_client
 
     from alert_engine.evaluate import Evaluator
@@ -141,7 +147,7 @@ def test_evaluations_of_rules_skipped_together_are_on_metrics_and_stats(tmp_path
     assert evaluator.stats.as_dict()["rule_evaluations"] == {"low-0": 3, "low-1": 3, "low-2": 3}
 
 
-def test_faust_sensor_serves_what_fausts_own_prometheus_sensor_serves_across_a_rebalance():
+def test_faust_sensor_serves_what_fausts_own_prometheus_sensor_serves_across_a_rebalance() -> None:
     """The engine's sensor hands its per-event figures to Prometheus when scraped: every scrape
     must read what Faust's `PrometheusMonitor`, fed the same calls, shows at that moment, also
     after a rebalance removes the partitions' series and a partition comes back."""
@@ -150,7 +156,7 @@ def test_faust_sensor_serves_what_fausts_own_prometheus_sensor_serves_across_a_r
     import faust
     import prometheus_client
     from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-    from faust.types import TP
+    from faust.types import TP, StreamT
 
     from alert_engine.worker.metrics import FaustSensor
 
@@ -161,9 +167,12 @@ def test_faust_sensor_serves_what_fausts_own_prometheus_sensor_serves_across_a_r
         pass
 
     for stream in (ratings, alerts):
-        stream.task_owner = Task()
+        # A stand-in for the task: the sensor only asks whether the stream has one.
+        stream.task_owner = cast("asyncio.Task[Any]", Task())
 
-    def scrapes(sensor: PrometheusMonitor, registry: prometheus_client.CollectorRegistry):
+    def scrapes(
+        sensor: PrometheusMonitor, registry: prometheus_client.CollectorRegistry
+    ) -> list[list[str]]:
         def scrape() -> list[str]:
             return sorted(
                 line
@@ -175,10 +184,11 @@ def test_faust_sensor_serves_what_fausts_own_prometheus_sensor_serves_across_a_r
                 and "events_runtime_ms_bucket" not in line
             )
 
-        def traffic(offsets: range, streams: dict[TP, faust.Stream]) -> None:
+        def traffic(offsets: range, streams: dict[TP, StreamT[Any]]) -> None:
             for offset in offsets:
                 for tp, stream in streams.items():
-                    message = SimpleNamespace()
+                    # A stand-in for the message and the event: the sensor only counts them.
+                    message: Any = SimpleNamespace()
                     sensor.track_tp_end_offset(tp, offset + 10)
                     sensor.on_message_in(tp, offset, message)
                     state = sensor.on_stream_event_in(tp, offset, stream, message)

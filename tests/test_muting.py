@@ -1,16 +1,22 @@
 """Silences and inhibition, through the Deliverer on the real Redis."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
+from redis.asyncio import Redis
 
+from alert_engine.alerts import Alert
 from alert_engine.cli.main import main
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger
 from alert_engine.delivery.inhibition import Inhibitor
 from alert_engine.delivery.silences import SilenceStore
+from alert_engine.routing import load_routing
 from alert_engine.rules.spec import Severity
+from devstack.stack import Endpoints
 from tests.test_delivery import Recorder
-from tests.test_routing import alert, load_routing, write
+from tests.test_routing import alert, write
 
 ROUTING = """\
 destinations:
@@ -25,7 +31,9 @@ inhibit_rules:
 """
 
 
-def make_deliverer(redis, unique, tmp_path):
+def make_deliverer(
+    redis: Redis, unique: str, tmp_path: Path
+) -> tuple[Deliverer, Recorder, SilenceStore]:
     routing = load_routing(write(tmp_path, ROUTING))
     team = Recorder("team")
     prefix = f"test-{unique}"
@@ -40,14 +48,16 @@ def make_deliverer(redis, unique, tmp_path):
     return deliverer, team, silences
 
 
-def rated(key: str, rule: str = "negative-rating", **event):
+def rated(key: str, rule: str = "negative-rating", **event: Any) -> Alert:
     made = alert(**event)
     from alert_engine.alerts import alert_id
 
     return made.model_copy(update={"id": alert_id(rule, key), "key": key, "rule": rule})
 
 
-async def test_a_silenced_alert_is_not_delivered_until_the_silence_ends(redis, unique, tmp_path):
+async def test_a_silenced_alert_is_not_delivered_until_the_silence_ends(
+    redis: Redis, unique: str, tmp_path: Path
+) -> None:
     deliverer, team, silences = make_deliverer(redis, unique, tmp_path)
     silence = await silences.add(
         ["team = orders", "severity =~ high|critical"],
@@ -66,7 +76,9 @@ async def test_a_silenced_alert_is_not_delivered_until_the_silence_ends(redis, u
     assert team.sent[-1] == rated("r-4").id
 
 
-async def test_a_team_spike_mutes_that_teams_per_agent_alerts_only(redis, unique, tmp_path):
+async def test_a_team_spike_mutes_that_teams_per_agent_alerts_only(
+    redis: Redis, unique: str, tmp_path: Path
+) -> None:
     deliverer, team, _ = make_deliverer(redis, unique, tmp_path)
     before = rated("r-before", team="orders")
     spike = rated("spike", rule="team-spike", team="orders")
@@ -78,7 +90,9 @@ async def test_a_team_spike_mutes_that_teams_per_agent_alerts_only(redis, unique
     assert deliverer.stats.alerts_inhibited["inhibit_rules[0]"] == 1
 
 
-def test_silences_are_added_listed_and_expired_from_the_command_line(stack, unique):
+def test_silences_are_added_listed_and_expired_from_the_command_line(
+    stack: Endpoints, unique: str
+) -> None:
     env = {"ALERT_ENGINE_REDIS_URL": stack.redis_url, "ALERT_ENGINE_REDIS_KEY_PREFIX": unique}
     runner = CliRunner()
     added = runner.invoke(

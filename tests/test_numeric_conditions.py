@@ -59,7 +59,9 @@ values = st.one_of(
 
 @settings(max_examples=400, deadline=None)
 @given(conditions, st.fixed_dictionaries({name: values for name in NAMES}))
-def test_the_python_form_agrees_with_cel_whenever_it_is_used(source, given_values):
+def test_the_python_form_agrees_with_cel_whenever_it_is_used(
+    source: str, given_values: dict[str, object]
+) -> None:
     numeric = numeric_condition(source)
     literal_ints = [
         int(token)
@@ -97,11 +99,11 @@ def test_the_python_form_agrees_with_cel_whenever_it_is_used(source, given_value
         "",
     ],
 )
-def test_anything_beyond_comparing_numbers_is_left_to_cel(source):
+def test_anything_beyond_comparing_numbers_is_left_to_cel(source: str) -> None:
     assert numeric_condition(source) is None
 
 
-def test_plain_numbers():
+def test_plain_numbers() -> None:
     assert plain_number(3) and plain_number(-2.5) and plain_number(math.inf)
     assert not plain_number(math.nan)
     assert not plain_number(True)
@@ -124,11 +126,11 @@ def test_plain_numbers():
         ("a && b // comment", None),
     ],
 )
-def test_top_level_conjuncts(source, expected):
+def test_top_level_conjuncts(source: str, expected: list[str] | None) -> None:
     assert conjuncts(source) == expected
 
 
-def test_a_false_operand_makes_the_whole_conjunction_false_in_cel_even_beside_an_error():
+def test_a_false_operand_makes_the_whole_conjunction_false_in_cel_even_beside_an_error() -> None:
     # What skipping a rule by its guard relies on.
     context = cel.Context({"rating": 4, "comment": None}, None)
     for source in ("rating <= 2 && comment.size() > 0", "comment.size() > 0 && rating <= 2"):
@@ -154,7 +156,9 @@ path_values = st.recursive(
     st.sampled_from(["a", "a.b", "a . b", "a.b.a", "b.a"]),
     st.dictionaries(st.sampled_from("ab"), path_values),
 )
-def test_a_field_path_reads_what_cel_reads_or_leaves_it_to_cel(source, fields):
+def test_a_field_path_reads_what_cel_reads_or_leaves_it_to_cel(
+    source: str, fields: dict[str, object]
+) -> None:
     expression = compile_expression(source)
     assert expression.path is not None
     activation = Activation(fields, {})
@@ -187,7 +191,7 @@ def same_value(found: object, expected: object) -> bool:
     return found == expected
 
 
-def test_only_field_paths_are_read_directly():
+def test_only_field_paths_are_read_directly() -> None:
     assert compile_expression("agent.id").path == ("agent", "id")
     for source in ("agent.id + 'x'", "size(team)", "math.x", "agent[0]", "true", "a.b()"):
         assert compile_expression(source).path is None

@@ -5,6 +5,7 @@ import time
 
 import prometheus_client
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from alert_engine.cases import CASE_TTL_SECONDS, Actor, CaseAction, CaseRequest, CaseStore
 from alert_engine.worker.metrics import refresh_before_scrape, serve_open_cases
@@ -12,8 +13,8 @@ from tests.factories import make_alert
 
 
 async def test_a_case_counts_as_open_until_it_is_closed_and_redelivery_does_not_reopen_it(
-    redis, unique
-):
+    redis: Redis, unique: str
+) -> None:
     cases = CaseStore(redis, f"test-{unique}")
     alerts = [make_alert(f"r-{n}") for n in range(4)]
     for alert in alerts:
@@ -46,14 +47,16 @@ async def test_a_case_counts_as_open_until_it_is_closed_and_redelivery_does_not_
     assert await CaseStore(redis, f"test-{unique}").open_count() == 1
 
 
-async def test_an_open_case_whose_record_expired_no_longer_counts(redis, unique):
+async def test_an_open_case_whose_record_expired_no_longer_counts(
+    redis: Redis, unique: str
+) -> None:
     cases = CaseStore(redis, f"test-{unique}")
     await cases.remember(make_alert("r-old"))
     assert await cases.open_count() == 1
     assert await cases.open_count(now=time.time() + CASE_TTL_SECONDS + 1) == 0
 
 
-async def test_the_gauge_serves_the_count_and_keeps_the_last_one_when_counting_fails():
+async def test_the_gauge_serves_the_count_and_keeps_the_last_one_when_counting_fails() -> None:
     registry = CollectorRegistry()
     answers: list[int | Exception] = [3, ConnectionError("redis down"), 5]
 

@@ -18,7 +18,9 @@ from tests.factories import encode, rating
 from tests.test_delivery import Recorder, make_alert
 
 
-async def test_delivery_waits_for_an_unreachable_ledger_then_delivers_once(redis, unique):
+async def test_delivery_waits_for_an_unreachable_ledger_then_delivers_once(
+    redis: Redis, unique: str
+) -> None:
     unreachable = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
     ledger = DeliveryLedger(unreachable, f"test-{unique}")
     sleeps: list[float] = []
@@ -46,7 +48,7 @@ async def test_delivery_waits_for_an_unreachable_ledger_then_delivers_once(redis
     await unreachable.aclose()
 
 
-async def test_the_outbox_appends_an_alert_once_across_writers_on_one_file(tmp_path):
+async def test_the_outbox_appends_an_alert_once_across_writers_on_one_file(tmp_path: Path) -> None:
     # Two workers on one file; one was killed after writing, before its ledger record.
     path = tmp_path / "outbox.jsonl"
     first, second = OutboxDestination(path), OutboxDestination(path)
@@ -58,7 +60,7 @@ async def test_the_outbox_appends_an_alert_once_across_writers_on_one_file(tmp_p
     assert [entry["alert"]["key"] for entry in read_outbox(path)] == ["r-1", "r-2", "r-3"]
 
 
-async def test_a_reader_skips_the_line_a_writer_is_still_appending(tmp_path):
+async def test_a_reader_skips_the_line_a_writer_is_still_appending(tmp_path: Path) -> None:
     # The outbox page and the tests read while a worker appends: half a line is not an entry yet.
     path = tmp_path / "outbox.jsonl"
     await OutboxDestination(path).send(make_alert("r-1"))
@@ -97,7 +99,7 @@ def _until(what: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def _ledger_unavailable(worker) -> float:
+def _ledger_unavailable(worker: WorkerProcess) -> float:
     with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as response:
         text = response.read().decode()
     return sum(
@@ -109,8 +111,8 @@ def _ledger_unavailable(worker) -> float:
 
 @pytest.mark.integration
 def test_a_redis_outage_turns_ready_to_503_and_counts_then_delivers_when_redis_returns(
-    own_stack, unique, tmp_path
-):
+    own_stack: LocalStack, unique: str, tmp_path: Path
+) -> None:
     # The first Redis call of a delivery is the follow-up's holdout look-up: an outage there
     # went unseen (the metric at 0, /ready 200) while every alert waited.
     engine = Engine(own_stack.endpoints, unique, tmp_path)

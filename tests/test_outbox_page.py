@@ -7,11 +7,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
 
 from alert_engine.alerts import alert_id
+from devstack.stack import Endpoints
 from devstack.webclient import Credentials, SignedInClient, csrf_token, write_members_file
 from tests.engine import Engine, encode_all
 from tests.factories import make_alert, rating
@@ -20,13 +22,14 @@ pytestmark = pytest.mark.integration
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
 
 
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
+        text: str = response.read().decode()
+        return text
 
 
 def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) -> int:
@@ -35,12 +38,15 @@ def post(url: str, form: dict[str, str], headers: dict[str, str] | None = None) 
     )
     try:
         with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
-            return response.status
+            status: int = response.status
+            return status
     except urllib.error.HTTPError as exc:
         return exc.code
 
 
-def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, unique, tmp_path):
+def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     ana, bo = Credentials("ana", "ana's long password", "Ana"), Credentials("bo", "bo's pw", "Bo")
     members = write_members_file(tmp_path / "members.json", [ana, bo])
@@ -124,7 +130,9 @@ def test_the_outbox_page_shows_alerts_and_its_buttons_claim_and_resolve(stack, u
         worker.stop()
 
 
-def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(stack, unique, tmp_path):
+def test_outbox_pages_do_not_hold_up_the_loop_that_delivers(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     """With 50,000 entries in the outbox, pages asked for again and again leave the worker's
     event loop free: a ticker on that loop (`/health`, asked every 20 ms) keeps about its pace,
     and alerts raised meanwhile are delivered. Relative to the same ticker without the pages,

@@ -28,7 +28,9 @@ entries = st.lists(
     st.integers(1, 64),
     st.sampled_from([b"", b'{"destination": "half', b"\n"]),
 )
-def test_the_tail_is_the_end_of_the_whole(entries, limit, chunk, partial):
+def test_the_tail_is_the_end_of_the_whole(
+    entries: list[dict[str, object]], limit: int, chunk: int, partial: bytes
+) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "outbox.jsonl"
         path.write_bytes(b"".join(orjson.dumps(entry) + b"\n" for entry in entries) + partial)
@@ -38,11 +40,11 @@ def test_the_tail_is_the_end_of_the_whole(entries, limit, chunk, partial):
         assert tail == (read_outbox(path)[-limit:] if limit else [])
 
 
-def test_a_missing_outbox_has_no_tail(tmp_path):
+def test_a_missing_outbox_has_no_tail(tmp_path: Path) -> None:
     assert read_outbox_tail(tmp_path / "none.jsonl", 200) == []
 
 
-def test_a_line_that_is_not_json_is_passed_over(tmp_path):
+def test_a_line_that_is_not_json_is_passed_over(tmp_path: Path) -> None:
     path = tmp_path / "outbox.jsonl"
     path.write_bytes(b'{"n": 1}\nnot json\n{"n": 2}\n')
     assert read_outbox_tail(path, 200) == [{"n": 1}, {"n": 2}]

@@ -2,27 +2,30 @@
 
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alert_engine.deadletters import read_headers
+from devstack.stack import Endpoints
 from tests.engine import Engine, alert_keys, encode_all
 from tests.factories import encode, rating
 
 pytestmark = pytest.mark.integration
 
 
-def negative(alerts: list[dict]) -> list[dict]:
+def negative(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The 1-2 star filter's alerts; the shipped windowed rules may fire on these feeds too."""
     return [alert for alert in alerts if alert["rule"] == "negative-rating"]
 
 
 @pytest.fixture
-def engine(stack, unique, tmp_path) -> Engine:
+def engine(stack: Endpoints, unique: str, tmp_path: Path) -> Engine:
     return Engine(stack, unique, tmp_path)
 
 
-def test_a_one_star_rating_alerts_and_a_five_star_rating_does_not(engine):
+def test_a_one_star_rating_alerts_and_a_five_star_rating_does_not(engine: Engine) -> None:
     worker = engine.worker().start()
     try:
         engine.produce(
@@ -55,7 +58,7 @@ BAD_EVENTS = {
 }
 
 
-def test_bad_events_are_dead_lettered_and_good_ones_after_them_still_alert(engine):
+def test_bad_events_are_dead_lettered_and_good_ones_after_them_still_alert(engine: Engine) -> None:
     worker = engine.worker().start()
     try:
         missing_team = encode({k: v for k, v in rating(id="r-no-team").items() if k != "team"})
@@ -88,7 +91,7 @@ def test_bad_events_are_dead_lettered_and_good_ones_after_them_still_alert(engin
         worker.stop()
 
 
-def test_a_worker_killed_mid_stream_loses_and_duplicates_no_alert(engine):
+def test_a_worker_killed_mid_stream_loses_and_duplicates_no_alert(engine: Engine) -> None:
     events = [rating(id=f"r-{n}", rating=1 if n % 3 == 0 else 5) for n in range(300)]
     expected = sorted(event["id"] for event in events if event["rating"] == 1)
     worker = engine.worker("first").start()

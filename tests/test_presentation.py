@@ -46,7 +46,9 @@ def slow_calls(count: int) -> list[bytes]:
     ]
 
 
-def test_a_queue_alert_names_the_queue_and_window_not_the_call_that_tipped_it(tmp_path):
+def test_a_queue_alert_names_the_queue_and_window_not_the_call_that_tipped_it(
+    tmp_path: Path,
+) -> None:
     [alert] = fire(tmp_path, "queue-service-level", Stream.INTERACTIONS, slow_calls(20))
     view = AlertView.of(alert)
     assert view.title == "queue-service-level [high]: queue returns"
@@ -68,7 +70,7 @@ def test_a_queue_alert_names_the_queue_and_window_not_the_call_that_tipped_it(tm
     assert "queue returns" in text and "14:00-14:30" in text and "Agent 1" not in text
 
 
-def test_an_agent_average_alert_is_not_titled_by_one_customers_rating(tmp_path):
+def test_an_agent_average_alert_is_not_titled_by_one_customers_rating(tmp_path: Path) -> None:
     ratings = [
         encode(
             rating(
@@ -90,7 +92,7 @@ def test_an_agent_average_alert_is_not_titled_by_one_customers_rating(tmp_path):
     assert dict(view.facts())["Agent"] == "Priya Nair"
 
 
-def test_a_repeat_customer_alert_shows_that_customer(tmp_path):
+def test_a_repeat_customer_alert_shows_that_customer(tmp_path: Path) -> None:
     ratings = [
         encode(rating(id=f"r-{n}", rating=1, time=(T0 + timedelta(hours=n)).isoformat()))
         for n in range(3)
@@ -101,13 +103,13 @@ def test_a_repeat_customer_alert_shows_that_customer(tmp_path):
     assert view.customer == "Jordan Lee" and view.comment == "Nobody called me back."
 
 
-def test_the_window_is_shown_in_the_time_zone_the_rule_names(tmp_path):
+def test_the_window_is_shown_in_the_time_zone_the_rule_names(tmp_path: Path) -> None:
     [alert] = fire(tmp_path, "queue-service-level", Stream.INTERACTIONS, slow_calls(20))
     zoned = alert.model_copy(update={"labels": {"timezone": "America/New_York"}})
     assert AlertView.of(zoned).window == "2026-03-02 09:00-09:30 America/New_York"
 
 
-def test_templates_read_the_group_key_and_window(tmp_path):
+def test_templates_read_the_group_key_and_window(tmp_path: Path) -> None:
     [alert] = fire(tmp_path, "queue-service-level", Stream.INTERACTIONS, slow_calls(20))
     source = "{{ alert.key }} {{ alert.window_start }} {{ alert.window_end }}"
     rendered = MessageTemplate(source, name="test", html=False).render(AlertView.of(alert))
@@ -116,7 +118,7 @@ def test_templates_read_the_group_key_and_window(tmp_path):
     assert "Window: 2026-03-02 14:00-14:30 UTC" in default
 
 
-def test_a_rating_card_says_who_rated_whom_how_and_how_to_reach_the_customer():
+def test_a_rating_card_says_who_rated_whom_how_and_how_to_reach_the_customer() -> None:
     from tests.factories import make_alert
 
     at = datetime(2026, 7, 1, 17, 30, tzinfo=UTC)

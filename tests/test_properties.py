@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -52,7 +53,7 @@ def decode(stream: Stream, raw: bytes) -> Any:
 
 @bounded
 @given(streams, st.binary(max_size=300))
-def test_arbitrary_bytes_are_accepted_or_rejected_with_a_reason(stream, raw):
+def test_arbitrary_bytes_are_accepted_or_rejected_with_a_reason(stream: Stream, raw: bytes) -> None:
     try:
         decode(stream, raw)
     except EventRejected as rejected:
@@ -66,7 +67,9 @@ def valid_event(stream: Stream) -> dict[str, Any]:
 
 @bounded
 @given(streams, st.data())
-def test_an_event_with_any_field_set_to_any_value_never_crashes_and_round_trips(stream, data):
+def test_an_event_with_any_field_set_to_any_value_never_crashes_and_round_trips(
+    stream: Stream, data: st.DataObject
+) -> None:
     event = valid_event(stream)
     field = data.draw(st.sampled_from([*event, "customer", "extra_field"]), label="field")
     event[field] = data.draw(json_values, label="value")
@@ -87,7 +90,9 @@ def test_an_event_with_any_field_set_to_any_value_never_crashes_and_round_trips(
 
 @bounded
 @given(st.dictionaries(st.text(max_size=12), json_values, max_size=12))
-def test_arbitrary_json_objects_are_accepted_only_with_every_required_field(obj):
+def test_arbitrary_json_objects_are_accepted_only_with_every_required_field(
+    obj: dict[str, object],
+) -> None:
     try:
         decoded = decode(Stream.RATINGS, orjson.dumps(obj))
     except EventRejected as rejected:
@@ -105,8 +110,8 @@ def test_arbitrary_json_objects_are_accepted_only_with_every_required_field(obj)
     st.one_of(st.none(), st.sampled_from(["gold", "silver", ""])),
 )
 def test_evaluating_any_accepted_rating_raises_nothing_and_alerts_only_on_low_stars(
-    stars, comment, tier
-):
+    stars: int, comment: str, tier: str | None
+) -> None:
     evaluator = _evaluator()
     event = rating(rating=stars, comment=comment, time=datetime.now(UTC).isoformat())
     if tier is not None:
@@ -168,8 +173,8 @@ def load_text(tmp_path: Path, text: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(rule_mappings)
 def test_any_yaml_mapping_as_a_rule_file_loads_or_fails_with_located_problems(
-    tmp_path_factory, doc
-):
+    tmp_path_factory: pytest.TempPathFactory, doc: dict[str, object]
+) -> None:
     tmp_path = tmp_path_factory.mktemp("rules")
     try:
         load_text(tmp_path, yaml.safe_dump(doc))
@@ -184,7 +189,9 @@ def test_any_yaml_mapping_as_a_rule_file_loads_or_fails_with_located_problems(
 
 @bounded
 @given(st.text(max_size=200))
-def test_any_text_as_a_rule_file_loads_or_fails_with_located_problems(tmp_path_factory, text):
+def test_any_text_as_a_rule_file_loads_or_fails_with_located_problems(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
     tmp_path = tmp_path_factory.mktemp("rules")
     try:
         load_text(tmp_path, text)
@@ -197,7 +204,9 @@ def test_any_text_as_a_rule_file_loads_or_fails_with_located_problems(tmp_path_f
     values=st.lists(st.integers(min_value=0, max_value=10), max_size=30),
     split=st.integers(min_value=0, max_value=30),
 )
-def test_two_batches_merged_count_as_one_batch(function, values, split):
+def test_two_batches_merged_count_as_one_batch(
+    function: str, values: list[int], split: int
+) -> None:
     """The input agent counts a batch per window and the windowed agent merges it in: for every
     aggregate, counting in two batches gives what counting everything in one does."""
     kind = KINDS[function]

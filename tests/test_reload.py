@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,8 @@ from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
 from alert_engine.rules.load import load_ruleset
 from alert_engine.rules.reload import RulesReloader
+from devstack.stack import Endpoints
+from devstack.workerprocess import WorkerProcess
 from tests.engine import Engine, encode_all
 from tests.factories import encode, rating
 
@@ -44,7 +47,7 @@ def settle(reloader: RulesReloader) -> bool:
     return reloader.check() or started
 
 
-def test_a_changed_rule_set_is_swapped_in_and_a_broken_one_refused(tmp_path):
+def test_a_changed_rule_set_is_swapped_in_and_a_broken_one_refused(tmp_path: Path) -> None:
     rule = tmp_path / "neg.yaml"
     rule.write_text(ONE_STAR)
     evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
@@ -64,7 +67,9 @@ def test_a_changed_rule_set_is_swapped_in_and_a_broken_one_refused(tmp_path):
     assert reloader.problems and "neg.yaml:3:12: condition does not compile" in reloader.problems[0]
 
 
-def test_a_rule_file_that_overflows_the_parser_is_a_problem_and_the_rules_stay(tmp_path):
+def test_a_rule_file_that_overflows_the_parser_is_a_problem_and_the_rules_stay(
+    tmp_path: Path,
+) -> None:
     rule = tmp_path / "neg.yaml"
     rule.write_text(ONE_STAR)
     evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
@@ -89,7 +94,7 @@ def many_rules(count: int) -> str:
     )
 
 
-def test_the_event_loop_keeps_running_while_a_slow_rule_file_loads(tmp_path):
+def test_the_event_loop_keeps_running_while_a_slow_rule_file_loads(tmp_path: Path) -> None:
     rule = tmp_path / "neg.yaml"
     rule.write_text(ONE_STAR)
     evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
@@ -132,7 +137,9 @@ def test_the_event_loop_keeps_running_while_a_slow_rule_file_loads(tmp_path):
     assert evaluator.ruleset.get("r499") is not None
 
 
-def test_a_symlink_loop_or_a_dangling_link_is_reported_and_edits_still_load(tmp_path, caplog):
+def test_a_symlink_loop_or_a_dangling_link_is_reported_and_edits_still_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     rule = tmp_path / "neg.yaml"
     rule.write_text(ONE_STAR)
     evaluator = Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
@@ -163,12 +170,14 @@ def test_a_symlink_loop_or_a_dangling_link_is_reported_and_edits_still_load(tmp_
     assert reloader.problems == []
 
 
-def stats(worker) -> dict:
+def stats(worker: WorkerProcess) -> dict[str, Any]:
     return worker.stats()
 
 
 @pytest.mark.integration
-def test_a_running_worker_reloads_changed_rules(stack, unique, tmp_path):
+def test_a_running_worker_reloads_changed_rules(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     rule = rules / "neg.yaml"
@@ -213,7 +222,9 @@ def test_a_running_worker_reloads_changed_rules(stack, unique, tmp_path):
 
 
 @pytest.mark.integration
-def test_a_running_worker_refuses_hostile_rule_files_and_keeps_reloading(stack, unique, tmp_path):
+def test_a_running_worker_refuses_hostile_rule_files_and_keeps_reloading(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     from tests.test_yamlsource import billion_laughs
 
     rules = tmp_path / "rules"

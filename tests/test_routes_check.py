@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from alert_engine.cli.main import main
 from alert_engine.routing import RoutingError, load_routing
@@ -36,11 +36,13 @@ route:
 """
 
 
-def check(path: Path, *options: str):
+def check(path: Path, *options: str) -> Result:
     return CliRunner().invoke(main, ["routes", "check", "--file", str(path), *options])
 
 
-def test_routes_check_warns_where_the_file_looks_written_for_alertmanagers_meaning(tmp_path):
+def test_routes_check_warns_where_the_file_looks_written_for_alertmanagers_meaning(
+    tmp_path: Path,
+) -> None:
     path = write(tmp_path, WRITTEN_FOR_ALERTMANAGER)
     result = check(path)
     assert result.exit_code == 0, result.output
@@ -67,11 +69,11 @@ def test_routes_check_warns_where_the_file_looks_written_for_alertmanagers_meani
     assert result.output.splitlines()[-1] == f"{path}: OK, 2 destination(s), 8 warning(s)"
 
 
-def test_routes_check_strict_fails_on_warnings(tmp_path):
+def test_routes_check_strict_fails_on_warnings(tmp_path: Path) -> None:
     assert check(write(tmp_path, WRITTEN_FOR_ALERTMANAGER), "--strict").exit_code == 1
 
 
-def test_the_example_file_has_no_warnings():
+def test_the_example_file_has_no_warnings() -> None:
     result = check(EXAMPLE, "--strict")
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output
@@ -89,7 +91,9 @@ route:
 """
 
 
-def test_group_by_the_wildcard_delivers_each_alert_on_its_own_as_in_alertmanager(tmp_path):
+def test_group_by_the_wildcard_delivers_each_alert_on_its_own_as_in_alertmanager(
+    tmp_path: Path,
+) -> None:
     # Before, `...` was read as a field no alert has: all of the route's alerts in one group.
     routing = load_routing(write(tmp_path, ROUTES % "['...']"))
     [found] = routing.match(alert(team="orders"))
@@ -97,7 +101,7 @@ def test_group_by_the_wildcard_delivers_each_alert_on_its_own_as_in_alertmanager
     assert found.grouping is None
 
 
-def test_group_by_takes_field_names_and_the_wildcard_alone(tmp_path):
+def test_group_by_takes_field_names_and_the_wildcard_alone(tmp_path: Path) -> None:
     for group_by, message in (
         ("['...', team]", "`...` stands alone"),
         ("['team name']", "'team name' is not a field name"),
@@ -110,7 +114,7 @@ def test_group_by_takes_field_names_and_the_wildcard_alone(tmp_path):
         assert str(problem).startswith(f"{path}:8:") and message in str(problem), problem
 
 
-def test_alertmanagers_route_keys_are_pointed_to_the_engines(tmp_path):
+def test_alertmanagers_route_keys_are_pointed_to_the_engines(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "destinations: {outbox: {type: outbox}}\n"

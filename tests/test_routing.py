@@ -6,7 +6,7 @@ import pytest
 
 from alert_engine.alerts import Alert, alert_id
 from alert_engine.events import Stream
-from alert_engine.routing import RoutingError, load_routing
+from alert_engine.routing import Routing, RoutingError, load_routing
 from alert_engine.rules.spec import Severity
 from tests.factories import rating
 
@@ -43,7 +43,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def alert(severity: Severity = Severity.HIGH, labels: dict[str, str] | None = None, **event: Any):
+def alert(
+    severity: Severity = Severity.HIGH, labels: dict[str, str] | None = None, **event: Any
+) -> Alert:
     now = datetime.now(UTC)
     return Alert(
         id=alert_id("negative-rating", "r-1"),
@@ -62,34 +64,34 @@ def alert(severity: Severity = Severity.HIGH, labels: dict[str, str] | None = No
 
 
 @pytest.fixture
-def routing(tmp_path):
+def routing(tmp_path: Path) -> Routing:
     return load_routing(write(tmp_path, ROUTES))
 
 
-def test_an_alert_takes_the_deepest_matching_route(routing):
+def test_an_alert_takes_the_deepest_matching_route(routing: Routing) -> None:
     [found] = routing.match(alert(team="orders", channel="chat"))
     assert found.path == ("root", "orders", "orders-critical")
     assert routing.destinations_for(alert(team="orders", channel="chat")) == ["critical-slack"]
 
 
-def test_a_route_whose_children_do_not_match_ends_there(routing):
+def test_a_route_whose_children_do_not_match_ends_there(routing: Routing) -> None:
     low = alert(severity=Severity.LOW, team="orders")
     assert routing.destinations_for(low) == ["orders-slack"]
     by_email = alert(team="orders", channel="email")
     assert routing.destinations_for(by_email) == ["orders-slack"]
 
 
-def test_continue_lets_an_alert_take_the_next_matching_sibling_too(routing):
+def test_continue_lets_an_alert_take_the_next_matching_sibling_too(routing: Routing) -> None:
     gold = alert(team="orders", customer={"id": "c-1", "tier": "gold"})
     assert [m.path[-1] for m in routing.match(gold)] == ["vip", "orders-critical"]
     assert routing.destinations_for(gold) == ["vip-email", "critical-slack"]
 
 
-def test_unmatched_alerts_take_the_default_route(routing):
+def test_unmatched_alerts_take_the_default_route(routing: Routing) -> None:
     assert routing.destinations_for(alert(team="returns")) == ["outbox"]
 
 
-def test_regex_matchers_on_labels_match_the_whole_value(routing):
+def test_regex_matchers_on_labels_match_the_whole_value(routing: Routing) -> None:
     assert routing.destinations_for(alert(team="billing")) == ["billing-slack"]
     assert routing.destinations_for(alert(team="billing", labels={"product": "legacy-x"})) == [
         "outbox"
@@ -100,7 +102,7 @@ def test_regex_matchers_on_labels_match_the_whole_value(routing):
     ]
 
 
-def test_every_problem_in_a_routing_file_is_reported_with_its_line(tmp_path):
+def test_every_problem_in_a_routing_file_is_reported_with_its_line(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """\
@@ -125,7 +127,7 @@ route:
     assert any(m.startswith(f"{path}:11:") and "unknown key" in m for m in messages), messages
 
 
-def test_matchers_and_destination_names_are_checked_after_the_schema(tmp_path):
+def test_matchers_and_destination_names_are_checked_after_the_schema(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """\
@@ -149,7 +151,7 @@ route:
 EXAMPLE = Path(__file__).parents[1] / "deploy" / "routing.example.yaml"
 
 
-def test_routes_test_shows_the_path_and_destinations_an_alert_takes():
+def test_routes_test_shows_the_path_and_destinations_an_alert_takes() -> None:
     from click.testing import CliRunner
 
     from alert_engine.cli.main import main
@@ -170,7 +172,7 @@ def test_routes_test_shows_the_path_and_destinations_an_alert_takes():
     assert low.output.splitlines() == ["root", "  outbox: local outbox"]
 
 
-def test_routes_check_rejects_a_broken_file_with_its_line(tmp_path):
+def test_routes_check_rejects_a_broken_file_with_its_line(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from alert_engine.cli.main import main
@@ -181,7 +183,9 @@ def test_routes_check_rejects_a_broken_file_with_its_line(tmp_path):
     assert f"{path}:3:" in result.output and "unknown destination 'slack'" in result.output
 
 
-def test_email_templates_are_compiled_at_load_and_errors_name_the_template_line(tmp_path):
+def test_email_templates_are_compiled_at_load_and_errors_name_the_template_line(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "leads.txt.j2").write_text("Alert\n{{ alert.title }\n")
     (tmp_path / "leads.html.j2").write_text("<p>{{ alert.comment }}</p>\n")
     body = """\
@@ -205,7 +209,7 @@ route:
     assert templates.html.render(view) == "<p>&lt;i&gt;x&lt;/i&gt;</p>"
 
 
-def test_a_slack_template_with_a_syntax_error_is_reported_at_its_line(tmp_path):
+def test_a_slack_template_with_a_syntax_error_is_reported_at_its_line(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """\

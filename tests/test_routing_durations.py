@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -43,7 +44,9 @@ LONGEST = timedelta(microseconds=(2**63 - 1) // 1000)
         ("090s", timedelta(seconds=90)),
     ],
 )
-def test_go_style_durations_parse_as_model_duration_parses_them(text, expected):
+def test_go_style_durations_parse_as_model_duration_parses_them(
+    text: str, expected: timedelta
+) -> None:
     assert parse_duration(text) == expected
 
 
@@ -62,12 +65,12 @@ def test_go_style_durations_parse_as_model_duration_parses_them(text, expected):
         ("99999999999999999999s", "not a valid duration string"),
     ],
 )
-def test_what_model_duration_refuses_is_refused(text, message):
+def test_what_model_duration_refuses_is_refused(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_duration(text)
 
 
-def test_durations_print_as_model_duration_prints_them():
+def test_durations_print_as_model_duration_prints_them() -> None:
     assert format_duration(timedelta(0)) == "0s"
     assert format_duration(timedelta(hours=1, minutes=30)) == "1h30m"
     assert format_duration(timedelta(days=90)) == "90d"  # weeks and years only when exact
@@ -78,14 +81,14 @@ def test_durations_print_as_model_duration_prints_them():
 
 @bounded
 @given(st.integers(min_value=0, max_value=LONGEST // MS))
-def test_a_duration_printed_parses_back_to_itself(milliseconds):
+def test_a_duration_printed_parses_back_to_itself(milliseconds: int) -> None:
     duration = milliseconds * MS
     assert parse_duration(format_duration(duration)) == duration
 
 
 @bounded
 @given(st.dictionaries(st.sampled_from(list(UNITS)), st.integers(0, 10**6), min_size=1))
-def test_units_in_order_add_up_and_print_to_the_same_duration(parts):
+def test_units_in_order_add_up_and_print_to_the_same_duration(parts: dict[str, int]) -> None:
     text = "".join(f"{parts[unit]}{unit}" for unit in UNITS if unit in parts)
     expected = sum((count * UNITS[unit] for unit, count in parts.items()), timedelta(0))
     if expected > LONGEST:
@@ -98,7 +101,7 @@ def test_units_in_order_add_up_and_print_to_the_same_duration(parts):
 
 @bounded
 @given(st.text(st.sampled_from("0123456789ywdhms. -"), max_size=12) | st.text(max_size=12))
-def test_any_text_is_a_duration_or_a_value_error(text):
+def test_any_text_is_a_duration_or_a_value_error(text: str) -> None:
     try:
         duration = parse_duration(text)
     except ValueError as exc:
@@ -124,7 +127,7 @@ inhibit_rules:
 """
 
 
-def test_the_routing_file_takes_go_style_durations(tmp_path):
+def test_the_routing_file_takes_go_style_durations(tmp_path: Path) -> None:
     routing = load_routing(write(tmp_path, ROUTES % ("45s", "1h30m", "4h", "1d")))
     [route] = routing.root.children
     assert route.grouping is not None
@@ -134,7 +137,7 @@ def test_the_routing_file_takes_go_style_durations(tmp_path):
     assert routing.inhibit_rules[0].active_for == timedelta(days=1)
 
 
-def test_seconds_and_iso_8601_still_read_as_before(tmp_path):
+def test_seconds_and_iso_8601_still_read_as_before(tmp_path: Path) -> None:
     routing = load_routing(write(tmp_path, ROUTES % ("30", "PT5M", "'600'", "1800")))
     [route] = routing.root.children
     assert route.grouping is not None
@@ -146,7 +149,7 @@ def test_seconds_and_iso_8601_still_read_as_before(tmp_path):
     assert routing.inhibit_rules[0].active_for == timedelta(minutes=30)
 
 
-def test_a_bad_duration_is_reported_at_its_line_with_model_durations_reason(tmp_path):
+def test_a_bad_duration_is_reported_at_its_line_with_model_durations_reason(tmp_path: Path) -> None:
     path = write(tmp_path, ROUTES % ("30m1h", "0s", "0", "1h 30m"))
     with pytest.raises(RoutingError) as raised:
         load_routing(path)
@@ -158,7 +161,7 @@ def test_a_bad_duration_is_reported_at_its_line_with_model_durations_reason(tmp_
     assert any(m.startswith(f"{path}:13:") and "unknown unit" in m for m in messages), messages
 
 
-def test_repeat_interval_is_inherited_and_defaults_to_alertmanagers_4h(tmp_path):
+def test_repeat_interval_is_inherited_and_defaults_to_alertmanagers_4h(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """\
@@ -178,7 +181,7 @@ route:
     assert default.root.repeat_interval == timedelta(hours=4)
 
 
-def test_routes_test_shows_a_routes_grouping_in_go_style_durations(tmp_path):
+def test_routes_test_shows_a_routes_grouping_in_go_style_durations(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from alert_engine.cli.main import main

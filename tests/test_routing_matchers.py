@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,11 +20,11 @@ from tests.test_routing import alert
 bounded = settings(max_examples=300, deadline=None)
 
 
-def matches(text: str, **event: object) -> bool:
+def matches(text: str, **event: Any) -> bool:
     return Matcher.parse(text).matches(alert(**event))
 
 
-def test_a_regex_with_inline_flags_matches_as_in_alertmanager():
+def test_a_regex_with_inline_flags_matches_as_in_alertmanager() -> None:
     # Refused before: "global flags not at the start of the expression".
     assert matches("team =~ (?i)ORDERS", team="Orders")
     # A flag in the middle applies from there to the end of its group, as in Go.
@@ -36,7 +38,7 @@ def test_a_regex_with_inline_flags_matches_as_in_alertmanager():
     assert matches("comment =~ (?s)a.b", comment="a\nb")
 
 
-def test_regexes_are_go_re2_not_python_re():
+def test_regexes_are_go_re2_not_python_re() -> None:
     # Go's \d and \w are ASCII; Python's match Arabic-Indic digits too.
     assert not matches(r"agent.id =~ \d+", agent={"id": "\u0661\u0662"})
     assert matches(r"agent.id =~ \d+", agent={"id": "12"})
@@ -48,7 +50,7 @@ def test_regexes_are_go_re2_not_python_re():
             Matcher.parse(f"team =~ {regex}")
 
 
-def test_a_regex_is_anchored_by_the_text_alertmanager_compiles():
+def test_a_regex_is_anchored_by_the_text_alertmanager_compiles() -> None:
     # Alertmanager compiles "^(?:" + value + ")$": a value that closes the group anchors only
     # its first branch at the start and its last at the end.
     assert matches("team =~ a)|(b", team="apples")
@@ -57,7 +59,7 @@ def test_a_regex_is_anchored_by_the_text_alertmanager_compiles():
     assert not matches("team =~ order", team="orders")
 
 
-def test_matcher_values_unescape_as_in_alertmanager():
+def test_matcher_values_unescape_as_in_alertmanager() -> None:
     assert Matcher.parse(r'comment = "she said \"hi\""').value == 'she said "hi"'
     assert Matcher.parse(r'path = "a\\b"').value == "a\\b"
     assert Matcher.parse(r'comment = "two\nlines"').value == "two\nlines"
@@ -75,12 +77,12 @@ def test_matcher_values_unescape_as_in_alertmanager():
 @pytest.mark.parametrize(
     "text", ['team = "orders', 'team = or"ders', 'team = "a"b"', 'team = orders"', r'team = "a\"']
 )
-def test_an_unescaped_double_quote_is_refused(text):
+def test_an_unescaped_double_quote_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="unescaped double quote"):
         Matcher.parse(text)
 
 
-def test_an_invalid_regex_leaves_nothing_on_stderr_but_the_problem(tmp_path):
+def test_an_invalid_regex_leaves_nothing_on_stderr_but_the_problem(tmp_path: Path) -> None:
     # RE2 logs parse errors to stderr through absl unless told not to.
     path = tmp_path / "routing.yaml"
     path.write_text(
@@ -115,21 +117,21 @@ def _compiles(value: str) -> bool:
 
 @bounded
 @given(field_names, st.sampled_from([Op.EQ, Op.NE]), values)
-def test_a_matcher_printed_parses_back_to_itself(name, op, value):
+def test_a_matcher_printed_parses_back_to_itself(name: str, op: Op, value: str) -> None:
     matcher = Matcher(name, op, value)
     assert Matcher.parse(str(matcher)) == matcher
 
 
 @bounded
 @given(field_names, st.sampled_from([Op.RE, Op.NRE]), values.filter(_compiles))
-def test_a_regex_matcher_printed_parses_back_to_itself(name, op, value):
+def test_a_regex_matcher_printed_parses_back_to_itself(name: str, op: Op, value: str) -> None:
     matcher = Matcher.parse(str(Matcher(name, op, value)))
     assert (matcher.field, matcher.op, matcher.value) == (name, op, value)
 
 
 @bounded
 @given(st.text(max_size=30))
-def test_any_text_parses_or_is_refused_with_a_value_error(text):
+def test_any_text_parses_or_is_refused_with_a_value_error(text: str) -> None:
     try:
         Matcher.parse(text)
     except ValueError as exc:
@@ -197,7 +199,9 @@ subjects = st.text(st.sampled_from("aAbB0\n.*_é"), max_size=6)
 
 @bounded
 @given(regexes, st.lists(subjects, min_size=1, max_size=8))
-def test_regexes_with_flags_match_what_pythons_re_matches_with_the_anchored_form(regex, texts):
+def test_regexes_with_flags_match_what_pythons_re_matches_with_the_anchored_form(
+    regex: Node, texts: list[str]
+) -> None:
     matcher = Matcher.parse(f"team =~ {regex.go}")
     python = re.compile(regex.python, re.ASCII)
     for text in texts:
@@ -205,7 +209,7 @@ def test_regexes_with_flags_match_what_pythons_re_matches_with_the_anchored_form
         assert matcher.matches(alert(team=text)) is expected, (regex, text)
 
 
-def test_one_line_may_hold_several_matchers_as_in_alertmanagers_config():
+def test_one_line_may_hold_several_matchers_as_in_alertmanagers_config() -> None:
     from alert_engine.routing.matchers import parse_matchers
 
     assert parse_matchers('{team="orders", severity=~"high|critical",}') == [
@@ -226,7 +230,7 @@ def test_one_line_may_hold_several_matchers_as_in_alertmanagers_config():
         parse_matchers("team = a,,severity = b")
 
 
-def test_a_route_with_several_matchers_on_one_line_needs_them_all(tmp_path):
+def test_a_route_with_several_matchers_on_one_line_needs_them_all(tmp_path: Path) -> None:
     from alert_engine.routing import load_routing
     from alert_engine.rules.spec import Severity
     from tests.test_routing import write
@@ -246,7 +250,9 @@ def test_a_route_with_several_matchers_on_one_line_needs_them_all(tmp_path):
 
 @bounded
 @given(st.lists(st.tuples(field_names, st.sampled_from([Op.EQ, Op.NE]), values), max_size=4))
-def test_matchers_printed_on_one_line_parse_back_to_the_same_list(parts):
+def test_matchers_printed_on_one_line_parse_back_to_the_same_list(
+    parts: list[tuple[str, Op, str]],
+) -> None:
     from alert_engine.routing.matchers import parse_matchers
 
     matchers = [Matcher(name, op, value) for name, op, value in parts]

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,18 +21,18 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-def problems_of(directory: Path, **kwargs) -> list[str]:
+def problems_of(directory: Path, **kwargs: Any) -> list[str]:
     with pytest.raises(RulesetError) as caught:
         load_ruleset(directory, **kwargs)
     return [str(problem) for problem in caught.value.problems]
 
 
-def test_the_shipped_rules_load():
+def test_the_shipped_rules_load() -> None:
     ruleset = load_ruleset(Path(__file__).parents[1] / "rules")
     assert ruleset.get("negative-rating") is not None
 
 
-def test_a_rule_file_loads_into_a_versioned_ruleset(tmp_path):
+def test_a_rule_file_loads_into_a_versioned_ruleset(tmp_path: Path) -> None:
     write(tmp_path, "neg.yaml", GOOD)
     ruleset = load_ruleset(tmp_path)
     rule = ruleset.get("negative-rating")
@@ -45,7 +46,7 @@ def test_a_rule_file_loads_into_a_versioned_ruleset(tmp_path):
     assert load_ruleset(tmp_path).version != ruleset.version
 
 
-def test_several_rules_in_one_file(tmp_path):
+def test_several_rules_in_one_file(tmp_path: Path) -> None:
     write(
         tmp_path,
         "many.yml",
@@ -55,7 +56,7 @@ def test_several_rules_in_one_file(tmp_path):
     assert [rule.name for rule in load_ruleset(tmp_path).rules] == ["long-wait", "negative-rating"]
 
 
-def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
+def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path: Path) -> None:
     file = write(tmp_path, "neg.yaml", GOOD + "  \nseverty: low\n")
     assert problems_of(tmp_path) == [
         f"{file}:6:1: unknown key 'severty' (did you mean 'severity'? allowed: name, "
@@ -64,19 +65,19 @@ def test_an_unknown_key_is_reported_with_its_line_and_column(tmp_path):
     ]
 
 
-def test_a_condition_that_does_not_compile_points_at_the_condition(tmp_path):
+def test_a_condition_that_does_not_compile_points_at_the_condition(tmp_path: Path) -> None:
     file = write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "rating <= "))
     [problem] = problems_of(tmp_path)
     assert problem.startswith(f"{file}:3:12: condition does not compile: syntax error at 1:10")
 
 
-def test_a_condition_reading_an_unknown_field_is_rejected(tmp_path):
+def test_a_condition_reading_an_unknown_field_is_rejected(tmp_path: Path) -> None:
     write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "ratng <= 2"))
     [problem] = problems_of(tmp_path)
     assert "unknown field(s) ratng of stream ratings" in problem
 
 
-def test_comprehension_variables_are_not_mistaken_for_fields(tmp_path):
+def test_comprehension_variables_are_not_mistaken_for_fields(tmp_path: Path) -> None:
     write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "'[1, 2].exists(x, x == rating)'"))
     assert load_ruleset(tmp_path).get("negative-rating") is not None
 
@@ -96,14 +97,16 @@ def test_comprehension_variables_are_not_mistaken_for_fields(tmp_path):
         (GOOD + "name: again\n", "5:1: invalid YAML: duplicate key 'name'"),
     ],
 )
-def test_bad_rule_files_are_rejected_with_file_line_and_message(tmp_path, text, expected):
+def test_bad_rule_files_are_rejected_with_file_line_and_message(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     file = write(tmp_path, "bad.yaml", text)
     [problem] = problems_of(tmp_path)
     assert problem.startswith(str(file))
     assert expected in problem
 
 
-def test_every_problem_in_every_file_is_reported_at_once(tmp_path):
+def test_every_problem_in_every_file_is_reported_at_once(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", GOOD.replace("high", "urgent"))
     write(tmp_path, "b.yaml", GOOD.replace("rating <= 2", "rating <"))
     write(tmp_path, "c.yaml", GOOD)
@@ -113,18 +116,18 @@ def test_every_problem_in_every_file_is_reported_at_once(tmp_path):
     assert "b.yaml:3" in problems[1]
 
 
-def test_duplicate_rule_names_are_rejected(tmp_path):
+def test_duplicate_rule_names_are_rejected(tmp_path: Path) -> None:
     first = write(tmp_path, "a.yaml", GOOD)
     write(tmp_path, "b.yaml", GOOD)
     [problem] = problems_of(tmp_path)
     assert f"duplicate rule name 'negative-rating' (first defined at {first}:1:1)" in problem
 
 
-def test_a_missing_rules_directory_is_a_problem_not_a_crash(tmp_path):
+def test_a_missing_rules_directory_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     assert "rules directory not found" in problems_of(tmp_path / "nope")[0]
 
 
-def test_a_rule_may_carry_its_follow_up_policy(tmp_path):
+def test_a_rule_may_carry_its_follow_up_policy(tmp_path: Path) -> None:
     from datetime import timedelta
 
     write(tmp_path, "neg.yaml", GOOD + "followup:\n  delay: PT2H\n")
@@ -137,7 +140,7 @@ def test_a_rule_may_carry_its_follow_up_policy(tmp_path):
     assert other.spec.followup.enabled is False
 
 
-def test_a_typo_in_a_follow_up_policy_is_reported_with_its_line(tmp_path):
+def test_a_typo_in_a_follow_up_policy_is_reported_with_its_line(tmp_path: Path) -> None:
     write(tmp_path, "neg.yaml", GOOD + "followup:\n  delai: 3600\n")
     write(tmp_path, "b.yaml", GOOD.replace("negative-rating", "b") + "followup:\n  delay: -5\n")
     [bad_delay, typo] = problems_of(tmp_path)
@@ -147,7 +150,7 @@ def test_a_typo_in_a_follow_up_policy_is_reported_with_its_line(tmp_path):
     assert "followup.delay" in bad_delay
 
 
-def test_the_committed_json_schema_is_up_to_date():
+def test_the_committed_json_schema_is_up_to_date() -> None:
     import json
 
     from alert_engine.rules.spec import rule_file_schema
@@ -156,7 +159,7 @@ def test_the_committed_json_schema_is_up_to_date():
     assert committed == rule_file_schema(), "run `alert-engine rules schema` and commit it"
 
 
-def test_the_shipped_rules_validate_against_the_json_schema_structure():
+def test_the_shipped_rules_validate_against_the_json_schema_structure() -> None:
     from alert_engine.rules.spec import rule_file_schema
 
     # The schema names every key a rule may have, with the rule's own required keys.
@@ -166,7 +169,7 @@ def test_the_shipped_rules_validate_against_the_json_schema_structure():
     assert "window" in rule["properties"] and "aggregates" in rule["properties"]
 
 
-def test_defaults_apply_to_every_rule_and_a_rule_overrides_them(tmp_path):
+def test_defaults_apply_to_every_rule_and_a_rule_overrides_them(tmp_path: Path) -> None:
     write(
         tmp_path,
         "_defaults.yaml",
@@ -201,7 +204,7 @@ def test_defaults_apply_to_every_rule_and_a_rule_overrides_them(tmp_path):
     assert len(ruleset.rules) == 3  # the defaults file is not a rule
 
 
-def test_a_bad_defaults_file_is_reported_with_its_own_line(tmp_path):
+def test_a_bad_defaults_file_is_reported_with_its_own_line(tmp_path: Path) -> None:
     defaults = write(tmp_path, "_defaults.yaml", "severity: high\nsevertiy: low\ngrace: 0s\n")
     write(tmp_path, "neg.yaml", GOOD)
     problems = sorted(problems_of(tmp_path))
@@ -209,14 +212,16 @@ def test_a_bad_defaults_file_is_reported_with_its_own_line(tmp_path):
     assert problems[1] == f"{defaults}:3:8: grace: a duration must be greater than zero"
 
 
-def test_an_invalid_regular_expression_is_an_error_at_load_not_at_run_time(tmp_path):
+def test_an_invalid_regular_expression_is_an_error_at_load_not_at_run_time(tmp_path: Path) -> None:
     file = write(tmp_path, "neg.yaml", GOOD.replace("rating <= 2", "comment.matches('(refund')"))
     [problem] = problems_of(tmp_path)
     assert problem.startswith(f"{file}:3:12: condition does not compile: invalid regular")
     assert problem.endswith("missing ): (refund")
 
 
-def test_a_rule_file_beyond_the_limits_is_a_problem_naming_the_setting(tmp_path, monkeypatch):
+def test_a_rule_file_beyond_the_limits_is_a_problem_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from alert_engine.settings import EngineSettings
     from tests.test_yamlsource import billion_laughs
 
@@ -242,8 +247,8 @@ def test_a_rule_file_beyond_the_limits_is_a_problem_naming_the_setting(tmp_path,
     [("30m", 1800), ("1h30m", 5400), ("900", 900), ("PT15M", 900), ("2d", 172800), (45, 45)],
 )
 def test_escalate_after_and_followup_delay_take_durations_as_written_elsewhere(
-    tmp_path, written, seconds
-):
+    tmp_path: Path, written: str | int, seconds: int
+) -> None:
     write(
         tmp_path,
         "neg.yaml",
@@ -256,7 +261,7 @@ def test_escalate_after_and_followup_delay_take_durations_as_written_elsewhere(
     assert rule.spec.followup.delay.total_seconds() == seconds
 
 
-def test_a_duration_that_is_not_one_says_how_to_write_it(tmp_path):
+def test_a_duration_that_is_not_one_says_how_to_write_it(tmp_path: Path) -> None:
     write(tmp_path, "neg.yaml", GOOD + "escalate_after: 30 minutes\n")
     [problem] = problems_of(tmp_path)
     assert "neg.yaml:5:" in problem

@@ -3,9 +3,12 @@ stops (SIGTERM) or dies (SIGKILL): every expected alert exactly once."""
 
 import time
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devstack.stack import Endpoints
 from devstack.workerprocess import WorkerProcess
 from tests.audit import explain_missing
 from tests.engine import Engine, encode_all
@@ -14,7 +17,7 @@ from tests.factories import rating
 pytestmark = pytest.mark.integration
 
 
-def negative_every_fifth(start: int, count: int) -> list[dict]:
+def negative_every_fifth(start: int, count: int) -> list[dict[str, Any]]:
     return [rating(id=f"r-{n}", rating=1 if n % 5 == 0 else 4) for n in range(start, start + count)]
 
 
@@ -60,13 +63,13 @@ def wait_for_all(
     return time.monotonic() - started
 
 
-def alert_ids(batches: list[list[dict]]) -> list[str]:
+def alert_ids(batches: list[list[dict[str, Any]]]) -> list[str]:
     return sorted(e["id"] for batch in batches for e in batch if e["rating"] == 1)
 
 
 def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_duplicate(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path, partitions=4)
     batches = [negative_every_fifth(n * 200, 200) for n in range(4)]
     expected = alert_ids(batches)
@@ -109,8 +112,8 @@ def test_two_workers_share_partitions_and_take_over_each_others_without_loss_or_
 
 
 def test_a_worker_beyond_the_partition_count_is_a_ready_standby_that_takes_over(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     # One partition per topic, two workers: one consumes everything, the other has nothing to do.
     engine = Engine(stack, unique, tmp_path, partitions=1)
     first = engine.worker("first")

@@ -7,12 +7,15 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from devstack.stack import Endpoints
 from tests.engine import encode_all
 from tests.factories import rating
 from tests.followup_factories import followup_engine
@@ -26,7 +29,7 @@ ALERTS = 3
 
 
 @pytest.fixture
-def sendgrid(tmp_path) -> Iterator[RecordingProxy]:
+def sendgrid(tmp_path: Path) -> Iterator[RecordingProxy]:
     mock = PrismMock(tmp_path).start()
     proxy = RecordingProxy(mock.url).start()
     yield proxy
@@ -34,7 +37,7 @@ def sendgrid(tmp_path) -> Iterator[RecordingProxy]:
     mock.stop()
 
 
-def wait_until(what, timeout: float) -> None:
+def wait_until(what: Callable[[], object], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not what():
         if time.monotonic() > deadline:
@@ -55,7 +58,7 @@ def resolve_with_followup(url: str, alert_id: str) -> int:
     return max(claimed, slack_click(url, alert_id, "resolved_followup", {"values": reason}))
 
 
-def slack_click(url: str, alert_id: str, action: str, state: dict) -> int:
+def slack_click(url: str, alert_id: str, action: str, state: dict[str, Any]) -> int:
     body = urllib.parse.urlencode(
         {
             "payload": orjson.dumps(
@@ -71,20 +74,19 @@ def slack_click(url: str, alert_id: str, action: str, state: dict) -> int:
         }
     ).encode()
     timestamp = str(int(time.time()))
-    headers = {
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": SignatureVerifier(SIGNING_SECRET).generate_signature(
-            timestamp=timestamp, body=body
-        ),
-    }
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body)
+    # slack_sdk answers None only when it is given no timestamp or no body.
+    assert signature is not None
+    headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature}
     request = urllib.request.Request(url + "/slack/interactions", data=body, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status
+        status: int = response.status
+        return status
 
 
 def test_after_a_sendgrid_outage_every_alert_and_survey_email_is_sent_exactly_once(
-    stack, unique, tmp_path, sendgrid
-):
+    stack: Endpoints, unique: str, tmp_path: Path, sendgrid: RecordingProxy
+) -> None:
     engine = followup_engine(stack, unique, tmp_path)
     routing = tmp_path / "routing.yaml"
     routing.write_text(

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -172,7 +173,9 @@ def survey_token(served: Served) -> str:
 
 
 @pytest.mark.parametrize("path", INTERNAL_PAGES)
-def test_an_anonymous_browser_is_sent_to_sign_in_and_a_script_gets_401(served, path):
+def test_an_anonymous_browser_is_sent_to_sign_in_and_a_script_gets_401(
+    served: Served, path: str
+) -> None:
     status, headers, body = fetch(served, path, headers=HTML)
     assert status == 303, (path, body)
     assert headers["location"] == "/signin?" + urllib.parse.urlencode({"next": path})
@@ -186,7 +189,7 @@ def test_an_anonymous_browser_is_sent_to_sign_in_and_a_script_gets_401(served, p
     )
 
 
-def test_an_anonymous_or_forged_post_changes_nothing(served):
+def test_an_anonymous_or_forged_post_changes_nothing(served: Served) -> None:
     alert_id = served.alert_ids[0]
     fields = form({"alert_id": alert_id, "action": "claim", "csrf": "x"})
     for cookie in (None, "alert_engine_session=forged.value.here"):
@@ -199,7 +202,7 @@ def test_an_anonymous_or_forged_post_changes_nothing(served):
     assert case_field(served, alert_id, "claimed_by") is None
 
 
-def test_slack_clicks_survey_links_and_probes_need_no_sign_in(served):
+def test_slack_clicks_survey_links_and_probes_need_no_sign_in(served: Served) -> None:
     alert_id = served.alert_ids[1]
     assert slack_click(served, alert_id, "claim") == 200
     assert case_field(served, alert_id, "state") == "claimed"
@@ -211,7 +214,7 @@ def test_slack_clicks_survey_links_and_probes_need_no_sign_in(served):
         assert fetch(served, path)[0] == 200, path
 
 
-def test_metrics_need_the_bearer_token(served):
+def test_metrics_need_the_bearer_token(served: Served) -> None:
     status, headers, _ = fetch(served, "/metrics")
     assert status == 401 and headers["www-authenticate"].startswith("Bearer")
     assert fetch(served, "/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401
@@ -227,7 +230,9 @@ def test_metrics_need_the_bearer_token(served):
 # ---------------------------------------------------------------- the proxy
 
 
-def test_a_trusted_proxys_headers_sign_in_and_the_same_from_another_peer_do_not(served):
+def test_a_trusted_proxys_headers_sign_in_and_the_same_from_another_peer_do_not(
+    served: Served,
+) -> None:
     status, _, page = fetch(served, "/outbox", headers={**HTML, **PROXY})
     assert status == 200 and 'Signed in as <b class="member">carol</b>' in page
     assert 'action="/signout"' not in page  # signing out is the proxy's
@@ -241,7 +246,7 @@ def test_a_trusted_proxys_headers_sign_in_and_the_same_from_another_peer_do_not(
         assert fetch(served, "/stats", headers=headers, source=UNTRUSTED_SOURCE)[0] == 401
 
 
-def test_a_proxy_member_acts_under_their_name_with_the_sessions_csrf_token(served):
+def test_a_proxy_member_acts_under_their_name_with_the_sessions_csrf_token(served: Served) -> None:
     alert_id = served.alert_ids[2]
     _, headers, page = fetch(served, "/outbox", headers={**HTML, **PROXY})
     cookie = headers["set-cookie"].split(";", 1)[0]
@@ -263,7 +268,7 @@ def test_a_proxy_member_acts_under_their_name_with_the_sessions_csrf_token(serve
 # ---------------------------------------------------------------- the login
 
 
-def test_a_member_signs_in_acts_as_themself_and_signs_out(served):
+def test_a_member_signs_in_acts_as_themself_and_signs_out(served: Served) -> None:
     client = served.client(None)
     page = client.request("/signin?next=/dashboard").text
     assert 'autocomplete="current-password"' in page and 'value="/dashboard"' in page
@@ -306,7 +311,7 @@ def test_a_member_signs_in_acts_as_themself_and_signs_out(served):
     assert fetch(served, "/stats", headers={"Cookie": f"alert_engine_session={copied}"})[0] == 401
 
 
-def test_a_script_may_send_the_csrf_token_as_a_header(served):
+def test_a_script_may_send_the_csrf_token_as_a_header(served: Served) -> None:
     client = served.client(BO)
     token = csrf_token(client.get("/outbox"))
     fields = {"alert_id": served.alert_ids[5], "action": "claim"}
@@ -316,7 +321,7 @@ def test_a_script_may_send_the_csrf_token_as_a_header(served):
     assert case_field(served, served.alert_ids[5], "claimed_by") == "member:bo"
 
 
-def test_a_sign_in_with_a_next_elsewhere_lands_home(served):
+def test_a_sign_in_with_a_next_elsewhere_lands_home(served: Served) -> None:
     client = served.client(None)
     token = csrf_token(client.request("/signin").text)
     answer = client.request(
@@ -326,7 +331,7 @@ def test_a_sign_in_with_a_next_elsewhere_lands_home(served):
     assert answer.status == 303 and answer.headers["Location"] == "/outbox"
 
 
-def test_a_login_form_without_its_token_or_from_another_site_is_refused(served):
+def test_a_login_form_without_its_token_or_from_another_site_is_refused(served: Served) -> None:
     client = served.client(None)
     token = csrf_token(client.request("/signin").text)
     answer = client.request("/signin", {"name": "ana", "password": ANA.password})
@@ -343,14 +348,16 @@ def test_a_login_form_without_its_token_or_from_another_site_is_refused(served):
     assert member.request("/stats").status == 200
 
 
-def test_failed_sign_ins_are_limited_per_address_and_per_member(served):
+def test_failed_sign_ins_are_limited_per_address_and_per_member(served: Served) -> None:
     # Per address: from 127.0.0.2, five wrong passwords for names that are no member; then even
     # Bo's right password is refused for the window.
     status, headers, page = fetch(served, "/signin", source=UNTRUSTED_SOURCE)
     cookie = headers["set-cookie"].split(";", 1)[0]
     token = csrf_token(page)
 
-    def attempt(name: str, password: str, source: str | None = UNTRUSTED_SOURCE, **extra: str):
+    def attempt(
+        name: str, password: str, source: str | None = UNTRUSTED_SOURCE, **extra: str
+    ) -> tuple[int, dict[str, str], str]:
         body = form({"csrf": token, "name": name, "password": password})
         return fetch(
             served,
@@ -386,8 +393,8 @@ def test_failed_sign_ins_are_limited_per_address_and_per_member(served):
 
 
 def test_without_sign_in_configured_the_demo_member_signs_in_once_with_the_logged_link(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = Engine(stack, unique, tmp_path)
     worker = WorkerProcess(engine.env, tmp_path / "demo.log", sign_in=False).start()
     try:
@@ -443,7 +450,7 @@ def logged_link(worker: WorkerProcess) -> str:
 # ---------------------------------------------------------------- in a browser
 
 
-def test_a_member_signs_in_and_claims_on_the_outbox_page_in_chromium(served):
+def test_a_member_signs_in_and_claims_on_the_outbox_page_in_chromium(served: Served) -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium

@@ -16,7 +16,7 @@ SIGNIN = [
 ]
 
 
-def test_the_members_secret_is_mounted_where_the_worker_reads_it():
+def test_the_members_secret_is_mounted_where_the_worker_reads_it() -> None:
     docs = render(*FULL, *SIGNIN)
     for doc in docs:
         if doc["kind"] != "ServiceMonitor":
@@ -36,7 +36,7 @@ def test_the_members_secret_is_mounted_where_the_worker_reads_it():
     assert f"{mount['mountPath']}/{item['path']}" == members_file
 
 
-def test_the_metrics_token_is_a_secret_the_service_monitor_sends():
+def test_the_metrics_token_is_a_secret_the_service_monitor_sends() -> None:
     docs = render(*FULL, *SIGNIN)
     secret = one(docs, "Secret", SECRETS)
     assert secret["stringData"]["ALERT_ENGINE_METRICS_TOKEN"] == "scrape-me"
@@ -63,7 +63,7 @@ def test_the_metrics_token_is_a_secret_the_service_monitor_sends():
     }
 
 
-def test_without_sign_in_values_nothing_is_mounted_and_a_misspelt_one_is_refused():
+def test_without_sign_in_values_nothing_is_mounted_and_a_misspelt_one_is_refused() -> None:
     docs = render()
     config = one(docs, "ConfigMap", "ae-alert-engine-config")["data"]
     assert "ALERT_ENGINE_SIGNIN_MEMBERS_FILE" not in config

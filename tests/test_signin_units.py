@@ -8,12 +8,14 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from alert_engine.cli.main import main
 from alert_engine.settings import SigninSettings
@@ -32,7 +34,7 @@ HASH = hash_password("correct horse battery")
 # ---------------------------------------------------------------- passwords
 
 
-def test_a_password_verifies_against_its_hash_only():
+def test_a_password_verifies_against_its_hash_only() -> None:
     assert is_password_hash(HASH) and HASH.startswith("$argon2id$")
     assert verify_password(HASH, "correct horse battery")
     assert not verify_password(HASH, "correct horse battery ")
@@ -44,7 +46,7 @@ def test_a_password_verifies_against_its_hash_only():
 # ---------------------------------------------------------------- the members file
 
 
-def test_the_members_file_is_read_as_yaml_or_json(tmp_path):
+def test_the_members_file_is_read_as_yaml_or_json(tmp_path: Path) -> None:
     yaml_file = tmp_path / "members.yaml"
     yaml_file.write_text(
         f"members:\n  - name: Ana\n    display_name: Ana Souza\n    password_hash: '{HASH}'\n"
@@ -70,7 +72,9 @@ def test_the_members_file_is_read_as_yaml_or_json(tmp_path):
         ("- ana\n", "file"),
     ],
 )
-def test_a_members_file_with_a_problem_is_refused_saying_where(tmp_path, text, problem):
+def test_a_members_file_with_a_problem_is_refused_saying_where(
+    tmp_path: Path, text: str, problem: str
+) -> None:
     path = tmp_path / "members.yaml"
     path.write_text(text)
     with pytest.raises(MembersError, match=problem) as raised:
@@ -80,12 +84,14 @@ def test_a_members_file_with_a_problem_is_refused_saying_where(tmp_path, text, p
     assert HASH not in str(raised.value)
 
 
-def test_a_missing_members_file_is_refused():
+def test_a_missing_members_file_is_refused() -> None:
     with pytest.raises(MembersError, match="cannot read"):
-        load_members(members.Path("/nonexistent/members.yaml"))
+        load_members(Path("/nonexistent/members.yaml"))
 
 
-def test_a_changed_members_file_is_read_again_and_a_broken_change_keeps_the_old(tmp_path):
+def test_a_changed_members_file_is_read_again_and_a_broken_change_keeps_the_old(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "members.json"
     path.write_text(json.dumps({"members": [{"name": "ana", "password_hash": HASH}]}))
     now = [0.0]
@@ -107,7 +113,9 @@ def test_a_changed_members_file_is_read_again_and_a_broken_change_keeps_the_old(
 # ---------------------------------------------------------------- sessions and CSRF
 
 
-def test_a_session_cookie_reads_back_and_a_forged_or_old_one_does_not(monkeypatch):
+def test_a_session_cookie_reads_back_and_a_forged_or_old_one_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cookies = SessionCookies(b"secret-one", max_age_seconds=3600)
     session = Session.signed_in("ana")
     value = cookies.dumps(session)
@@ -124,12 +132,12 @@ def test_a_session_cookie_reads_back_and_a_forged_or_old_one_does_not(monkeypatc
     assert attributes["max_age"] == 3600
 
 
-def test_each_sign_in_gets_a_new_session_id():
+def test_each_sign_in_gets_a_new_session_id() -> None:
     assert Session.signed_in("ana").session_id != Session.signed_in("ana").session_id
     assert Session.anonymous().member is None
 
 
-def test_a_csrf_token_is_good_for_its_session_only():
+def test_a_csrf_token_is_good_for_its_session_only() -> None:
     token = csrf.csrf_token(b"secret", "session-1")
     assert csrf.is_valid(b"secret", "session-1", token)
     assert not csrf.is_valid(b"secret", "session-2", token)
@@ -142,7 +150,7 @@ def test_a_csrf_token_is_good_for_its_session_only():
 HEADERS = {"X-Forwarded-User": "ana", "X-Forwarded-Email": "ana@example.com"}
 
 
-def test_proxy_headers_count_only_from_a_trusted_peer():
+def test_proxy_headers_count_only_from_a_trusted_peer() -> None:
     proxies = TrustedProxies(
         SigninSettings(trusted_proxies="10.0.0.0/8, 192.168.1.7").trusted_proxies
     )
@@ -157,7 +165,7 @@ def test_proxy_headers_count_only_from_a_trusted_peer():
     assert not TrustedProxies(()).trusts("127.0.0.1")
 
 
-def test_the_client_address_behind_a_trusted_proxy_is_the_last_untrusted_hop():
+def test_the_client_address_behind_a_trusted_proxy_is_the_last_untrusted_hop() -> None:
     proxies = TrustedProxies(SigninSettings(trusted_proxies="10.0.0.0/8").trusted_proxies)
     forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.9, 10.0.0.2"}
     assert proxies.client_address("10.0.0.1", forwarded) == "203.0.113.9"
@@ -166,12 +174,12 @@ def test_the_client_address_behind_a_trusted_proxy_is_the_last_untrusted_hop():
 
 
 @pytest.mark.parametrize("value", ["10.0.0.0/33", "proxy.internal", "10.0.0.1:80"])
-def test_a_trusted_proxy_that_is_not_an_address_is_refused_at_load_time(value):
+def test_a_trusted_proxy_that_is_not_an_address_is_refused_at_load_time(value: str) -> None:
     with pytest.raises(ValidationError, match="trusted_proxies"):
         SigninSettings(trusted_proxies=value)
 
 
-def test_sign_in_is_configured_by_a_members_file_or_proxies():
+def test_sign_in_is_configured_by_a_members_file_or_proxies() -> None:
     assert not SigninSettings().configured
     assert SigninSettings(members_file="m.yaml").configured
     assert SigninSettings(trusted_proxies="127.0.0.1").configured
@@ -181,7 +189,7 @@ def test_sign_in_is_configured_by_a_members_file_or_proxies():
 
 
 @given(st.text(max_size=40))
-def test_a_sign_in_leads_only_to_a_path_of_this_site(value):
+def test_a_sign_in_leads_only_to_a_path_of_this_site(value: str) -> None:
     target = safe_next(value)
     assert target in (HOME, value)
     assert target.startswith("/") and not target.startswith(("//", "/\\"))
@@ -191,11 +199,11 @@ def test_a_sign_in_leads_only_to_a_path_of_this_site(value):
 @pytest.mark.parametrize(
     "value", ["//evil.example", "/\\evil.example", "https://evil.example", "/x\r\nSet-Cookie: a"]
 )
-def test_a_next_to_another_site_leads_home(value):
+def test_a_next_to_another_site_leads_home(value: str) -> None:
     assert safe_next(value) == HOME
 
 
-def test_only_slack_surveys_and_probes_are_public():
+def test_only_slack_surveys_and_probes_are_public() -> None:
     assert all(map(is_public, ["/health", "/ready", "/metrics", "/slack/interactions"]))
     assert is_public("/survey/abc")
     for path in ("/outbox", "/outbox/act", "/dashboard", "/stats", "/console", "/", "/table/"):
@@ -205,7 +213,7 @@ def test_only_slack_surveys_and_probes_are_public():
 # ---------------------------------------------------------------- metrics token
 
 
-def test_the_metrics_token_is_a_bearer_token():
+def test_the_metrics_token_is_a_bearer_token() -> None:
     assert bearer_token_matches("Bearer s3cret-token", "s3cret-token")
     assert bearer_token_matches("bearer s3cret-token", "s3cret-token")
     for header in (None, "", "s3cret-token", "Basic s3cret-token", "Bearer s3cret", "Bearer é"):
@@ -215,7 +223,7 @@ def test_the_metrics_token_is_a_bearer_token():
 # ---------------------------------------------------------------- the command
 
 
-def test_members_hash_prints_a_hash_the_worker_takes(tmp_path):
+def test_members_hash_prints_a_hash_the_worker_takes(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["members", "hash", "--stdin"], input="a long enough pass\n")
     assert result.exit_code == 0, result.output
@@ -229,7 +237,7 @@ def test_members_hash_prints_a_hash_the_worker_takes(tmp_path):
     assert short.exit_code != 0 and "at least 12" in short.output
 
 
-def test_members_hash_asks_twice_without_echo():
+def test_members_hash_asks_twice_without_echo() -> None:
     result = CliRunner().invoke(
         main, ["members", "hash"], input="a long enough pass\na long enough pass\n"
     )
@@ -238,7 +246,7 @@ def test_members_hash_asks_twice_without_echo():
     assert verify_password(result.output.strip().splitlines()[-1], "a long enough pass")
 
 
-def test_members_check_reports_a_broken_file(tmp_path):
+def test_members_check_reports_a_broken_file(tmp_path: Path) -> None:
     path = tmp_path / "members.yaml"
     path.write_text("members:\n  - name: ana\n    password_hash: nope\n")
     result = CliRunner().invoke(main, ["members", "check", str(path)])
@@ -248,7 +256,9 @@ def test_members_check_reports_a_broken_file(tmp_path):
 # ---------------------------------------------------------------- password checks at once
 
 
-async def test_a_burst_of_sign_ins_checks_at_most_two_passwords_at_once(tmp_path, monkeypatch):
+async def test_a_burst_of_sign_ins_checks_at_most_two_passwords_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
     import threading
 
@@ -272,7 +282,10 @@ async def test_a_burst_of_sign_ins_checks_at_most_two_passwords_at_once(tmp_path
     monkeypatch.setattr(
         gate_module, "verify_unknown", lambda password: slow_check("", "") and False
     )
-    gate = Gate(SigninSettings(members_file=path), redis=None, prefix="p", base_url="http://x")
+    # No Redis: a password check never reaches it.
+    gate = Gate(
+        SigninSettings(members_file=path), redis=cast(Redis, None), prefix="p", base_url="http://x"
+    )
     results = await asyncio.gather(
         *(gate.check_password("ana" if n % 2 else "nobody", "guess") for n in range(12)),
         gate.check_password("ANA", "correct horse battery"),
@@ -282,7 +295,9 @@ async def test_a_burst_of_sign_ins_checks_at_most_two_passwords_at_once(tmp_path
     assert results[-1].name == "ana"
 
 
-def test_a_worker_with_a_broken_members_file_does_not_start(tmp_path, monkeypatch):
+def test_a_worker_with_a_broken_members_file_does_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "members.yaml"
     path.write_text("members:\n  - name: ana\n    password_hash: plain\n")
     monkeypatch.setenv("ALERT_ENGINE_SIGNIN_MEMBERS_FILE", str(path))
@@ -304,7 +319,9 @@ def test_a_worker_with_a_broken_members_file_does_not_start(tmp_path, monkeypatc
         ),
     ],
 )
-def test_the_demo_link_names_where_an_operator_reaches_the_pages(web, url):
+def test_the_demo_link_names_where_an_operator_reaches_the_pages(
+    web: dict[str, Any], url: str
+) -> None:
     from alert_engine.settings import FollowupSettings, Settings, WebSettings
     from alert_engine.worker.build import pages_url
 

@@ -1,10 +1,14 @@
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
+from alert_engine.channels.email import EmailDestination
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackDestination, make_client
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, RetryPolicy
@@ -13,19 +17,19 @@ from tests.factories import make_alert
 
 
 @pytest.fixture
-def slack():
+def slack() -> Iterator[SlackStandIn]:
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
 
 
-def destination(slack: SlackStandIn, channel: str = "C0RECOVERY", **links) -> SlackDestination:
+def destination(slack: SlackStandIn, channel: str = "C0RECOVERY", **links: str) -> SlackDestination:
     return SlackDestination(
         "recovery", channel, make_client(TOKEN, slack.base_url), LinkTemplates(**links)
     )
 
 
-def deliverer(redis, unique, dest, attempts=6):
+def deliverer(redis: Redis, unique: str, dest: SlackDestination, attempts: int = 6) -> Deliverer:
     async def no_sleep(seconds: float) -> None:
         pass
 
@@ -38,11 +42,11 @@ def deliverer(redis, unique, dest, attempts=6):
     )
 
 
-def texts(blocks) -> list[str]:
+def texts(blocks: object) -> list[str]:
     """Every text Slack would render from the blocks, with its type."""
-    found = []
+    found: list[str] = []
 
-    def walk(node):
+    def walk(node: object) -> None:
         if isinstance(node, dict):
             if node.get("type") in ("plain_text", "mrkdwn") and "text" in node:
                 found.append(f"{node['type']}:{node['text']}")
@@ -56,7 +60,9 @@ def texts(blocks) -> list[str]:
     return found
 
 
-async def test_an_alert_shows_everything_needed_to_act(slack, redis, unique):
+async def test_an_alert_shows_everything_needed_to_act(
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     dest = destination(
         slack,
         customer="https://crm.example.com/customers/{customer_id}",
@@ -144,7 +150,9 @@ def opens_nothing(text: str, n: int) -> bool:
         "bell\x07 and\x1b[31m escape\u202e reversed",
     ],
 )
-async def test_hostile_comments_render_as_plain_text(slack, redis, unique, comment):
+async def test_hostile_comments_render_as_plain_text(
+    slack: SlackStandIn, redis: Redis, unique: str, comment: str
+) -> None:
     alert = make_alert(comment=comment, customer={"id": "c-1", "name": "<!here> *Eve*"})
     assert await deliverer(redis, unique, destination(slack)).deliver(alert, only="recovery") == []
     [message] = slack.posts()
@@ -182,7 +190,9 @@ async def test_hostile_comments_render_as_plain_text(slack, redis, unique, comme
         assert any("*bold* _it_ ~strike~ `code`" in t for t in customer_texts)
 
 
-async def test_rate_limits_and_server_errors_are_retried_until_slack_recovers(slack, redis, unique):
+async def test_rate_limits_and_server_errors_are_retried_until_slack_recovers(
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     slack.fail_next(2, 429, retry_after=1)
     slack.fail_next(5, 500)
     dest = destination(slack)
@@ -190,15 +200,15 @@ async def test_rate_limits_and_server_errors_are_retried_until_slack_recovers(sl
     d = deliverer(redis, unique, dest, attempts=8)
     for alert in alerts:
         assert await d.deliver(alert, only="recovery") == []
-    assert sorted(m.metadata["event_payload"]["alert_id"] for m in slack.posts()) == sorted(
-        a.id for a in alerts
-    )
+    assert sorted(m.alert_id for m in slack.posts()) == sorted(a.id for a in alerts)
     # Every injected failure was met, and still each alert was posted exactly once.
     assert slack.failures == []
     assert len(slack.posts()) == 3
 
 
-async def test_an_alert_posted_before_a_crash_is_found_not_posted_again(slack, redis, unique):
+async def test_an_alert_posted_before_a_crash_is_found_not_posted_again(
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     dest = destination(slack)
     alert = make_alert()
     ledger = DeliveryLedger(redis, f"test-{unique}")
@@ -211,7 +221,9 @@ async def test_an_alert_posted_before_a_crash_is_found_not_posted_again(slack, r
     assert await ledger.is_delivered(alert.id, dest.name)
 
 
-async def test_an_unknown_channel_fails_for_good_without_retrying(slack, redis, unique):
+async def test_an_unknown_channel_fails_for_good_without_retrying(
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     dest = destination(slack, channel="C0NOWHERE")
     [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
     assert failure.reason == "permanent: slack: channel_not_found"
@@ -219,8 +231,8 @@ async def test_an_unknown_channel_fails_for_good_without_retrying(slack, redis, 
 
 
 async def test_an_ops_template_adds_a_plain_text_line_and_cannot_reach_internals(
-    slack, redis, unique
-):
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     from alert_engine.channels.templates import MessageTemplate
 
     line = MessageTemplate(
@@ -248,14 +260,18 @@ async def test_an_ops_template_adds_a_plain_text_line_and_cannot_reach_internals
     assert len(slack.posts()) == 1
 
 
-async def test_a_revoked_token_fails_for_good(slack, redis, unique):
+async def test_a_revoked_token_fails_for_good(
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     dest = SlackDestination("recovery", "C0RECOVERY", make_client("xoxb-revoked", slack.base_url))
     [failure] = await deliverer(redis, unique, dest).deliver(make_alert(), only="recovery")
     assert failure.reason == "permanent: slack: invalid_auth"
     assert slack.posts() == []
 
 
-async def test_one_retry_layer_decides_how_often_an_alert_is_posted(slack, redis, unique):
+async def test_one_retry_layer_decides_how_often_an_alert_is_posted(
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     # Slack fails every post: the delivery layer's attempts are all the posts there are
     # (slack_sdk's own handlers retried each attempt twice more: 3 x the attempts).
     slack.fail_next(100, 500)
@@ -268,8 +284,8 @@ async def test_one_retry_layer_decides_how_often_an_alert_is_posted(slack, redis
 
 @pytest.mark.parametrize("status, error", [(200, "missing_scope"), (405, "method_not_allowed")])
 async def test_a_failing_look_up_never_keeps_an_alert_from_being_posted(
-    slack, redis, unique, status, error
-):
+    slack: SlackStandIn, redis: Redis, unique: str, status: int, error: str
+) -> None:
     # A token without `channels:history` (or a proxy refusing the method): the look-up for an
     # earlier post fails every time, and the alert is still posted, once.
     slack.failing_methods["conversations.history"] = (status, error)
@@ -283,7 +299,9 @@ async def test_a_failing_look_up_never_keeps_an_alert_from_being_posted(
     assert d.stats.lookups_failed["recovery"] == 1
 
 
-async def test_after_a_rate_limit_the_alert_is_posted_again_without_a_look_up(slack, redis, unique):
+async def test_after_a_rate_limit_the_alert_is_posted_again_without_a_look_up(
+    slack: SlackStandIn, redis: Redis, unique: str
+) -> None:
     # Slack refuses a rate-limited call unread: nothing to look for.
     slack.fail_next(1, 429, retry_after=1)
     assert (
@@ -295,8 +313,8 @@ async def test_after_a_rate_limit_the_alert_is_posted_again_without_a_look_up(sl
 
 
 def test_a_team_that_must_not_see_contact_details_gets_cards_and_emails_without_them(
-    tmp_path, monkeypatch
-):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from alert_engine.settings import Settings
     from alert_engine.worker.build import build_destinations, configured_routing
 
@@ -322,8 +340,10 @@ def test_a_team_that_must_not_see_contact_details_gets_cards_and_emails_without_
         monkeypatch.setenv("ALERT_ENGINE_CASES_SHOW_CONTACT", show)
         settings = Settings()
         destinations = build_destinations(configured_routing(settings), settings)
-        card = json.dumps([b.to_dict() for b in destinations["recovery"].message(alert)["blocks"]])
-        mail = json.dumps(destinations["leads"].message(alert).get())
+        card_to, mail_to = destinations["recovery"], destinations["leads"]
+        assert isinstance(card_to, SlackDestination) and isinstance(mail_to, EmailDestination)
+        card = json.dumps([b.to_dict() for b in card_to.message(alert)["blocks"]])
+        mail = json.dumps(mail_to.message(alert).get())
         for shown in (card, mail):
             assert ("jordan@example.com" in shown) is seen
             assert ("+1 555 0100" in shown) is seen
@@ -335,7 +355,7 @@ MARKUP_TEXT = st.text(st.sampled_from(list("*_~`<>&!@a1 \n")), max_size=30) | st
 
 @settings(max_examples=300)
 @given(MARKUP_TEXT)
-def test_data_in_mrkdwn_can_open_no_markup_and_loses_nothing(text):
+def test_data_in_mrkdwn_can_open_no_markup_and_loses_nothing(text: str) -> None:
     from alert_engine.channels.slack_text import ZERO_WIDTH_SPACE, mrkdwn_text
 
     shown = mrkdwn_text(text)

@@ -3,11 +3,14 @@ actions, unclaim and reassign, notes from a modal, "other" with its note, undo i
 not after, each change in the thread, on the card and on the `cases` topic."""
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
-from standins.slack import SlackStandIn
+from devstack.stack import Endpoints
+from standins.slack import Message, SlackStandIn
 from tests.engine import encode_all
 from tests.factories import rating
 from tests.test_slack_worker import (
@@ -27,21 +30,23 @@ UNDO_SECONDS = 3
 
 
 @pytest.fixture
-def slack():
+def slack() -> Iterator[SlackStandIn]:
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
 
 
-def alert_id(message) -> str:
-    return message.metadata["event_payload"]["alert_id"]
+def alert_id(message: Message) -> str:
+    return message.alert_id
 
 
-def thread(slack, message) -> list[str]:
+def thread(slack: SlackStandIn, message: Message) -> list[str]:
     return [reply.text for reply in slack.replies(message.ts)]
 
 
-def test_every_transition_from_slack_with_confirm_notes_and_undo(stack, unique, tmp_path, slack):
+def test_every_transition_from_slack_with_confirm_notes_and_undo(
+    stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn
+) -> None:
     engine = slack_engine(stack, unique, tmp_path, slack, ROUTING)
     engine.env["ALERT_ENGINE_CASES_UNDO_SECONDS"] = str(UNDO_SECONDS)
     worker = engine.worker().start()
@@ -121,10 +126,10 @@ def test_every_transition_from_slack_with_confirm_notes_and_undo(stack, unique, 
 
         # Every change on the `cases` topic, in order for each case; refusals nowhere.
         records = [orjson.loads(r.value) for r in engine.consume(engine.kafka.cases_topic, 9)]
-        actions: dict[str, list[str]] = {}
+        by_case: dict[str, list[str]] = {}
         for record in records:
-            actions.setdefault(record["alert_id"], []).append(record["action"])
-        assert actions == {
+            by_case.setdefault(record["alert_id"], []).append(record["action"])
+        assert by_case == {
             alert_id(first): ["claim", "reassign", "unclaim", "note", "not_actionable", "undo"],
             alert_id(second): ["claim", "resolved_no_followup", "reopen"],
         }
@@ -135,8 +140,8 @@ def test_every_transition_from_slack_with_confirm_notes_and_undo(stack, unique, 
 
 
 def test_a_change_on_the_outbox_page_shows_on_the_slack_card_and_thread_too(
-    stack, unique, tmp_path, slack
-):
+    stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn
+) -> None:
     engine = slack_engine(stack, unique, tmp_path, slack, SLACK_AND_DESK)
     worker = engine.worker().start()
     try:

@@ -2,9 +2,11 @@
 click read back, and a digest's other cases left alone when one changes."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
+from slack_sdk.models.blocks import ActionsBlock, InteractiveElement
 
 from alert_engine.cases import Case, CaseAction, CasePolicy, CaseState, HistoryEntry
 from alert_engine.channels.slack_cases import (
@@ -21,8 +23,15 @@ NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 POLICY = CasePolicy(reasons=("refund", "call_back", "other"))
 
 
-def ids(case: Case, now=NOW) -> list[str]:
-    return [element.action_id for element in controls(case, POLICY, now).elements]
+def interactive(block: ActionsBlock) -> list[InteractiveElement]:
+    """The block's elements, every one a control Slack sends back with its action id."""
+    elements = [e for e in block.elements if isinstance(e, InteractiveElement)]
+    assert len(elements) == len(block.elements)
+    return elements
+
+
+def ids(case: Case, now: datetime = NOW) -> list[str | None]:
+    return [element.action_id for element in interactive(controls(case, POLICY, now))]
 
 
 @pytest.mark.parametrize(
@@ -46,11 +55,11 @@ def ids(case: Case, now=NOW) -> list[str]:
         (CaseState.NOT_ACTIONABLE, ["reopen", "note"]),
     ],
 )
-def test_the_controls_follow_the_state(state, expected):
+def test_the_controls_follow_the_state(state: CaseState, expected: list[str]) -> None:
     assert ids(Case(alert_id="al-1", state=state, assignee="U0ANA")) == expected
 
 
-def test_undo_is_offered_while_it_can_be_and_final_actions_ask_first():
+def test_undo_is_offered_while_it_can_be_and_final_actions_ask_first() -> None:
     closed = Case(
         alert_id="al-1",
         state=CaseState.RESOLVED_NO_FOLLOWUP,
@@ -61,7 +70,7 @@ def test_undo_is_offered_while_it_can_be_and_final_actions_ask_first():
     assert ids(closed) == ["reopen", "undo", "note"]
     assert ids(closed, NOW + timedelta(minutes=6)) == ["reopen", "note"]
     claimed = controls(Case(alert_id="al-1", state=CaseState.CLAIMED, assignee="U0ANA"), POLICY)
-    by_id = {element.action_id: element.to_dict() for element in claimed.elements}
+    by_id = {element.action_id: element.to_dict() for element in interactive(claimed)}
     for final in ("resolved_followup", "resolved_no_followup", "not_actionable"):
         assert by_id[final]["confirm"]["deny"]["text"] == "Cancel"
     assert "confirm" not in by_id["unclaim"]
@@ -71,7 +80,7 @@ def test_undo_is_offered_while_it_can_be_and_final_actions_ask_first():
     assert by_id["reassign"]["initial_user"] == "U0ANA"
 
 
-def test_the_status_line_says_who_why_and_how_old_with_names_escaped():
+def test_the_status_line_says_who_why_and_how_old_with_names_escaped() -> None:
     entry = HistoryEntry(
         action=CaseAction.RESOLVED_FOLLOWUP,
         previous_state=CaseState.CLAIMED,
@@ -98,7 +107,7 @@ def test_the_status_line_says_who_why_and_how_old_with_names_escaped():
     )
 
 
-def test_a_change_replaces_only_its_own_cases_blocks_in_a_digest():
+def test_a_change_replaces_only_its_own_cases_blocks_in_a_digest() -> None:
     one, two = Case(alert_id="al-1"), Case(alert_id="al-2")
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": "2 alerts"}},
@@ -113,7 +122,7 @@ def test_a_change_replaces_only_its_own_cases_blocks_in_a_digest():
     assert len(updated) == len(blocks)
 
 
-def click_payload(**action):
+def click_payload(**action: str) -> dict[str, Any]:
     return {
         "type": "block_actions",
         "user": {"id": "U0ANA", "username": "ana"},
@@ -129,7 +138,7 @@ def click_payload(**action):
     }
 
 
-def test_a_click_is_read_with_the_reason_picked_and_other_asks_for_a_note():
+def test_a_click_is_read_with_the_reason_picked_and_other_asks_for_a_note() -> None:
     click = read_click(click_payload(action_id="resolved_followup", value="al-1"))
     assert (click.action, click.reason, click.actor.name) == (
         CaseAction.RESOLVED_FOLLOWUP,

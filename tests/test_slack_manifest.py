@@ -46,19 +46,19 @@ def called_methods() -> dict[str, list[str]]:
     return found
 
 
-def test_the_scan_finds_the_calls_it_is_meant_to():
+def test_the_scan_finds_the_calls_it_is_meant_to() -> None:
     # A control: the scan sees the engine's calls (it could pass by finding none).
     assert {"chat_postMessage", "chat_update", "chat_postEphemeral", "views_open"} <= set(
         called_methods()
     )
 
 
-def test_every_web_api_call_has_its_scopes_written_down():
+def test_every_web_api_call_has_its_scopes_written_down() -> None:
     unknown = {name: where for name, where in called_methods().items() if name not in SCOPES}
     assert unknown == {}, f"add these methods' scopes to SCOPES: {unknown}"
 
 
-def test_the_manifest_asks_for_exactly_the_scopes_the_calls_need():
+def test_the_manifest_asks_for_exactly_the_scopes_the_calls_need() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     needed = set().union(*(SCOPES[name] for name in called_methods()))
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(needed)
@@ -67,7 +67,7 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_calls_need():
     assert "user" not in manifest["oauth_config"]["scopes"]
 
 
-def test_the_manifest_sends_clicks_to_the_interactivity_endpoint():
+def test_the_manifest_sends_clicks_to_the_interactivity_endpoint() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     interactivity = manifest["settings"]["interactivity"]
     assert interactivity["is_enabled"] is True

@@ -5,6 +5,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal, overload
 
 import orjson
 import pytest
@@ -12,7 +15,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from alert_engine.alerts import alert_id
 from alert_engine.delivery.failed import read_failed
-from standins.slack import TOKEN, SlackStandIn
+from devstack.stack import Endpoints
+from devstack.workerprocess import WorkerProcess
+from standins.slack import TOKEN, Message, SlackStandIn
 from tests.engine import RULES_DIR, Engine, encode_all
 from tests.factories import rating
 
@@ -28,18 +33,25 @@ route:
 
 
 @pytest.fixture
-def slack():
+def slack() -> Iterator[SlackStandIn]:
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
 
 
 @pytest.fixture
-def engine(stack, unique, tmp_path, slack) -> Engine:
+def engine(stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn) -> Engine:
     return slack_engine(stack, unique, tmp_path, slack, ROUTING)
 
 
-def slack_engine(stack, unique, tmp_path, slack, routing_text, rules_dir=None) -> Engine:
+def slack_engine(
+    stack: Endpoints,
+    unique: str,
+    tmp_path: Path,
+    slack: SlackStandIn,
+    routing_text: str,
+    rules_dir: Path | None = None,
+) -> Engine:
     engine = Engine(stack, unique, tmp_path, rules_dir)
     routing = tmp_path / "routing.yaml"
     routing.write_text(routing_text)
@@ -54,7 +66,7 @@ def slack_engine(stack, unique, tmp_path, slack, routing_text, rules_dir=None) -
     return engine
 
 
-def wait_until(what, timeout: float = 30.0) -> None:
+def wait_until(what: Callable[[], object], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not what():
         if time.monotonic() > deadline:
@@ -63,27 +75,27 @@ def wait_until(what, timeout: float = 30.0) -> None:
 
 
 def click(
-    worker,
-    message,
+    worker: WorkerProcess,
+    message: Message,
     action: str,
     *,
-    secret=SIGNING_SECRET,
+    secret: str | None = SIGNING_SECRET,
     age: float = 0,
-    user="U0ANA",
+    user: str = "U0ANA",
     reason: str | None = None,
     selected_user: str | None = None,
     trigger_id: str | None = None,
     alert: str | None = None,
-):
+) -> int:
     """A click on the card as Slack sends it: the control, the reason picked on the card (its
     `state`), a user picked, a trigger id for a modal."""
-    alert = alert or message.metadata["event_payload"]["alert_id"]
-    element = {"action_id": action, "block_id": f"actions:{alert}"}
+    alert = alert or message.alert_id
+    element: dict[str, Any] = {"action_id": action, "block_id": f"actions:{alert}"}
     if selected_user is not None:
         element["selected_user"] = selected_user
     else:
         element["value"] = alert
-    payload = {
+    payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user, "name": user.lower()},
         "channel": {"id": message.channel},
@@ -103,7 +115,9 @@ def click(
     return interact(worker, payload, secret=secret, age=age)
 
 
-def submit_note(worker, view: dict, note: str, *, user="U0ANA"):
+def submit_note(
+    worker: WorkerProcess, view: dict[str, Any], note: str, *, user: str = "U0ANA"
+) -> tuple[int, bytes]:
     """The note modal sent back, as Slack sends a `view_submission`: status, answer body."""
     payload = {
         "type": "view_submission",
@@ -116,15 +130,41 @@ def submit_note(worker, view: dict, note: str, *, user="U0ANA"):
     return interact(worker, payload, answer=True)
 
 
-def interact(worker, payload, *, secret=SIGNING_SECRET, age: float = 0, answer: bool = False):
+@overload
+def interact(
+    worker: WorkerProcess,
+    payload: dict[str, Any],
+    *,
+    secret: str | None = ...,
+    age: float = ...,
+    answer: Literal[False] = ...,
+) -> int: ...
+@overload
+def interact(
+    worker: WorkerProcess,
+    payload: dict[str, Any],
+    *,
+    secret: str | None = ...,
+    age: float = ...,
+    answer: Literal[True],
+) -> tuple[int, bytes]: ...
+def interact(
+    worker: WorkerProcess,
+    payload: dict[str, Any],
+    *,
+    secret: str | None = SIGNING_SECRET,
+    age: float = 0,
+    answer: bool = False,
+) -> int | tuple[int, bytes]:
     body = urllib.parse.urlencode({"payload": orjson.dumps(payload).decode()}).encode()
     timestamp = str(int(time.time() - age))
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if secret is not None:
         headers["X-Slack-Request-Timestamp"] = timestamp
-        headers["X-Slack-Signature"] = SignatureVerifier(secret).generate_signature(
-            timestamp=timestamp, body=body
-        )
+        signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+        # slack_sdk answers None only when it is given no timestamp or no body.
+        assert signature is not None
+        headers["X-Slack-Signature"] = signature
     request = urllib.request.Request(worker.url + "/slack/interactions", data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -133,17 +173,20 @@ def interact(worker, payload, *, secret=SIGNING_SECRET, age: float = 0, answer: 
         return (exc.code, exc.read()) if answer else exc.code
 
 
-def status_of(message) -> str:
+def status_of(message: Message) -> str:
     [status] = [b for b in message.blocks if b.get("block_id", "").startswith("status:")]
-    return status["elements"][0]["text"]
+    text: str = status["elements"][0]["text"]
+    return text
 
 
-def controls_of(message) -> list[str]:
+def controls_of(message: Message) -> list[str]:
     [actions] = [b for b in message.blocks if b["type"] == "actions"]
     return [e["action_id"] for e in actions["elements"]]
 
 
-def test_clicks_claim_and_resolve_an_alert_and_forged_ones_are_rejected(engine, slack):
+def test_clicks_claim_and_resolve_an_alert_and_forged_ones_are_rejected(
+    engine: Engine, slack: SlackStandIn
+) -> None:
     worker = engine.worker().start()
     try:
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-click")]))
@@ -199,12 +242,14 @@ def test_clicks_claim_and_resolve_an_alert_and_forged_ones_are_rejected(engine, 
         assert [r["actor"] for r in records] == ["u0ana", "u0bo"]
         # Each record carries the alert it is about, as delivered.
         assert {r["alert"]["key"] for r in records} == {"r-click"}
-        assert records[1]["alert_id"] == message.metadata["event_payload"]["alert_id"]
+        assert records[1]["alert_id"] == message.alert_id
     finally:
         worker.stop()
 
 
-def test_a_worker_killed_between_posting_and_recording_does_not_post_twice(engine, slack):
+def test_a_worker_killed_between_posting_and_recording_does_not_post_twice(
+    engine: Engine, slack: SlackStandIn
+) -> None:
     worker = engine.worker("first")
     # The worker dies right after Slack stored the message, before it hears back.
     slack.after_post = lambda message: worker.kill()
@@ -222,15 +267,15 @@ def test_a_worker_killed_between_posting_and_recording_does_not_post_twice(engin
         engine.produce(engine.kafka.ratings_topic, encode_all([rating(id="r-after")]))
         wait_until(lambda: len(slack.posts()) == 2)
         time.sleep(1.0)
-        ids = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        ids = [m.alert_id for m in slack.posts()]
         assert len(ids) == len(set(ids)) == 2
     finally:
         restarted.stop()
 
 
 def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_posted_once(
-    engine, slack
-):
+    engine: Engine, slack: SlackStandIn
+) -> None:
     worker = engine.worker().start()
     try:
         slack.fail_next(3, 429, retry_after=1)
@@ -240,7 +285,7 @@ def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_post
         wait_until(lambda: len(slack.posts()) == len(ids), timeout=90)
         time.sleep(1.0)
         assert slack.failures == []
-        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        posted = [m.alert_id for m in slack.posts()]
         assert len(posted) == len(set(posted)) == len(ids)
     finally:
         worker.stop()
@@ -248,8 +293,8 @@ def test_slack_rate_limiting_and_failing_for_a_while_still_gets_every_alert_post
 
 @pytest.mark.slow
 def test_slack_rate_limiting_then_failing_for_30_seconds_every_alert_posted_once_after(
-    engine, slack
-):
+    engine: Engine, slack: SlackStandIn
+) -> None:
     # 15 s of 429 with Retry-After, then 15 s of 500, while 1,000 ratings (100 negative) arrive.
     worker = engine.worker().start()
     try:
@@ -261,7 +306,7 @@ def test_slack_rate_limiting_then_failing_for_30_seconds_every_alert_posted_once
         expected = {alert_id("negative-rating", f"r-{n}") for n in range(0, 1000, 10)}
         wait_until(lambda: len(slack.posts()) >= len(expected), timeout=180)
         time.sleep(2.0)  # anything posted twice would land by now
-        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        posted = [m.alert_id for m in slack.posts()]
         print(
             f"\nFAULT slack-outage-30s: events=1000 expected={len(expected)} "
             f"posted={len(posted)} duplicates={len(posted) - len(set(posted))} "
@@ -273,7 +318,9 @@ def test_slack_rate_limiting_then_failing_for_30_seconds_every_alert_posted_once
         worker.stop()
 
 
-def test_a_burst_of_alerts_is_posted_at_once_over_connections_kept_open(engine, slack):
+def test_a_burst_of_alerts_is_posted_at_once_over_connections_kept_open(
+    engine: Engine, slack: SlackStandIn
+) -> None:
     slack.answer_after = 0.5  # a slow Slack: one post after the other would take 5 s a burst
     worker = engine.worker().start()
     try:
@@ -286,7 +333,7 @@ def test_a_burst_of_alerts_is_posted_at_once_over_connections_kept_open(engine, 
             expected = len(ids)
             wait_until(lambda: len(slack.posts()) == expected, timeout=60)  # noqa: B023
         assert slack.most_in_flight > 1
-        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        posted = [m.alert_id for m in slack.posts()]
         assert len(posted) == len(set(posted)) == len(ids)
         # The second burst went over the first one's connections: none opened per call.
         assert len(slack.connections) <= 10
@@ -294,7 +341,9 @@ def test_a_burst_of_alerts_is_posted_at_once_over_connections_kept_open(engine, 
         worker.stop()
 
 
-def test_failed_deliveries_are_listed_and_replayed_once_the_cause_is_fixed(engine, slack, tmp_path):
+def test_failed_deliveries_are_listed_and_replayed_once_the_cause_is_fixed(
+    engine: Engine, slack: SlackStandIn, tmp_path: Path
+) -> None:
     from click.testing import CliRunner
 
     from alert_engine.cli.main import main
@@ -335,8 +384,8 @@ route:
 
 
 def test_an_unclaimed_alert_escalates_even_across_a_restart_and_a_claimed_one_does_not(
-    stack, unique, tmp_path, slack
-):
+    stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn
+) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     rule = (RULES_DIR / "negative-rating.yaml").read_text()
@@ -347,7 +396,7 @@ def test_an_unclaimed_alert_escalates_even_across_a_restart_and_a_claimed_one_do
         engine.kafka.ratings_topic, encode_all([rating(id="r-claimed"), rating(id="r-ignored")])
     )
     wait_until(lambda: len(slack.posts("C0RECOVERY")) == 2)
-    by_id = {m.metadata["event_payload"]["alert_id"]: m for m in slack.posts("C0RECOVERY")}
+    by_id = {m.alert_id: m for m in slack.posts("C0RECOVERY")}
     claimed = by_id[alert_id("negative-rating", "r-claimed")]
     assert click(first, claimed, "claim") == 200
     first.kill()  # the escalation timer lives in Redis, not in the worker
@@ -357,6 +406,7 @@ def test_an_unclaimed_alert_escalates_even_across_a_restart_and_a_claimed_one_do
         wait_until(lambda: len(slack.posts("C0ESCALATE")) == 1, timeout=30)
         time.sleep(2.0)
         [escalation] = slack.posts("C0ESCALATE")
+        assert escalation.metadata is not None
         assert escalation.metadata["event_payload"] == {
             "alert_id": alert_id("negative-rating", "r-ignored"),
             "escalated": True,
@@ -377,8 +427,8 @@ route:
 
 
 def test_an_alert_that_keeps_failing_holds_up_no_other_and_is_dead_lettered_after_its_attempts(
-    stack, unique, tmp_path, slack
-):
+    stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn
+) -> None:
     engine = slack_engine(stack, unique, tmp_path, slack, SLACK_AND_DESK)
     # Retried for about 15 s (1 s doubling to 4 s, 6 attempts) before it is given up on.
     engine.env.update(
@@ -412,7 +462,7 @@ def test_an_alert_that_keeps_failing_holds_up_no_other_and_is_dead_lettered_afte
         # One post per attempt: no retry layer under the delivery's.
         assert slack.refused_posts[poisoned] == 6
         time.sleep(1.0)
-        posted = [m.metadata["event_payload"]["alert_id"] for m in slack.posts()]
+        posted = [m.alert_id for m in slack.posts()]
         assert sorted(posted) == sorted(alert_id("negative-rating", i) for i in others)
         desk = [a["id"] for a in engine.delivered()]
         assert sorted(desk) == sorted([poisoned, *(alert_id("negative-rating", i) for i in others)])
@@ -420,7 +470,9 @@ def test_an_alert_that_keeps_failing_holds_up_no_other_and_is_dead_lettered_afte
         worker.stop()
 
 
-def test_after_an_outage_every_alert_is_posted_once_oldest_first_soon_after_it_ends(engine, slack):
+def test_after_an_outage_every_alert_is_posted_once_oldest_first_soon_after_it_ends(
+    engine: Engine, slack: SlackStandIn
+) -> None:
     # The issue's outage: 20 s of 429 (Retry-After: 5), then 10 s of 500, while alerts arrive.
     # Each alert used to wait out its own backoff (up to 30 s) after Slack was back.
     worker = engine.worker().start()
@@ -435,7 +487,7 @@ def test_after_an_outage_every_alert_is_posted_once_oldest_first_soon_after_it_e
         time.sleep(2.0)  # anything posted twice would land by now
         order = {alert_id("negative-rating", i): n for n, i in enumerate(ids)}
         posts = slack.posts()
-        posted = [m.metadata["event_payload"]["alert_id"] for m in posts]
+        posted = [m.alert_id for m in posts]
         assert sorted(posted) == sorted(order), "lost or posted twice"
         assert slack.outage_answers.get(429, 0) > 0 and slack.outage_answers.get(500, 0) > 0
         late = max(m.received_at for m in posts) - outage_end

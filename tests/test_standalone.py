@@ -18,7 +18,7 @@ def tracked_files() -> list[Path]:
     return [ROOT / name for name in listed.decode().split("\0") if name]
 
 
-def test_no_tracked_file_reads_a_path_outside_the_repository():
+def test_no_tracked_file_reads_a_path_outside_the_repository() -> None:
     this = Path(__file__).resolve()
     offenders = []
     for path in tracked_files():
@@ -34,13 +34,13 @@ def test_no_tracked_file_reads_a_path_outside_the_repository():
     assert offenders == []
 
 
-def test_the_check_finds_a_path_outside_the_repository():
+def test_the_check_finds_a_path_outside_the_repository() -> None:
     assert OUTSIDE.search('SPEC = ROOT.parent / "shared" / "specs" / "x.json"')
     assert OUTSIDE.search("cat ../shared/specs/sendgrid-v3.json")
     assert not OUTSIDE.search("Silences live in Redis, shared by all workers.")
 
 
-def test_sendgrids_contract_ships_with_its_licence():
+def test_sendgrids_contract_ships_with_its_licence() -> None:
     contract = ROOT / "standins" / "sendgrid"
     assert "/mail/send" in (contract / "sendgrid-v3-mail-send.json").read_text()
     assert (

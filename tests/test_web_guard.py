@@ -101,7 +101,7 @@ def outbox_token(served: Served) -> str:
 # ---------------------------------------------------------------- Faust's own views
 
 
-def test_faust_views_are_not_served_and_show_no_table_entry(served):
+def test_faust_views_are_not_served_and_show_no_table_entry(served: Served) -> None:
     key = urllib.parse.quote("join:interaction\x00i-leak-1", safe="")
     for path in ("/table/", "/table/window-state/", f"/table/window-state/{key}/", "/router/"):
         status, _, body = fetch(served, path)
@@ -111,7 +111,7 @@ def test_faust_views_are_not_served_and_show_no_table_entry(served):
         assert fetch(served, path)[0] == 404, path
 
 
-def test_the_engine_pages_still_answer(served):
+def test_the_engine_pages_still_answer(served: Served) -> None:
     for path in ("/health", "/ready", "/stats", "/metrics", "/outbox", "/dashboard"):
         assert fetch(served, path)[0] == 200, path
     assert "Leak Me rated Priya Nair 1★" in fetch(served, "/outbox")[2]
@@ -123,7 +123,7 @@ PAGES = ("/outbox", "/dashboard", "/survey/not-a-token", "/health", "/stats", "/
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_every_page_sends_the_security_headers(served, path):
+def test_every_page_sends_the_security_headers(served: Served, path: str) -> None:
     _, headers, _ = fetch(served, path)
     policy = {
         directive.split()[0]: directive.split()[1:]
@@ -140,7 +140,9 @@ def test_every_page_sends_the_security_headers(served, path):
     assert headers["referrer-policy"] == "same-origin"
 
 
-def test_the_outbox_page_runs_no_script_and_the_policy_allows_only_the_consoles(served):
+def test_the_outbox_page_runs_no_script_and_the_policy_allows_only_the_consoles(
+    served: Served,
+) -> None:
     """Who acts is the signed-in member: the outbox page needs no script (it had one to copy an
     "acting as" name into its forms); the policy allows the console's, by their hashes."""
     import base64
@@ -169,7 +171,7 @@ def test_the_outbox_page_runs_no_script_and_the_policy_allows_only_the_consoles(
 # ---------------------------------------------------------------- Host (DNS rebinding)
 
 
-def test_a_rebound_host_cannot_read_or_act_on_the_outbox(served):
+def test_a_rebound_host_cannot_read_or_act_on_the_outbox(served: Served) -> None:
     port = served.worker.web_port
     evil = f"evil.example:{port}"
     [alert] = served.engine.delivered()
@@ -216,7 +218,7 @@ def test_a_rebound_host_cannot_read_or_act_on_the_outbox(served):
     assert "(claimed by Devstack)" in fetch(served, "/outbox")[2]
 
 
-def test_the_outbox_buttons_work_in_a_browser_under_the_policy(served):
+def test_the_outbox_buttons_work_in_a_browser_under_the_policy(served: Served) -> None:
     """In Chromium, with the policy in force: signed in, the click claims the case as the
     member, and the browser reports no violation."""
     from playwright.sync_api import sync_playwright

@@ -59,7 +59,7 @@ bounded = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 # Text a form or header can carry (no lone surrogates, which cannot be encoded at all).
-texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+texts = st.text(st.characters(blacklist_categories=["Cs"]), max_size=60)
 # What an HTTP header can carry at all: printable ASCII.
 header_texts = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
 # Markup with a tag no page uses, so its raw appearance in a page can only be an injection.
@@ -208,7 +208,9 @@ def interactions(draw: st.DrawFn, alert_ids: list[str]) -> tuple[bytes, dict[str
 
 @bounded
 @given(st.data())
-def test_only_a_genuine_slack_click_changes_a_case_and_nothing_gets_5xx(served, data):
+def test_only_a_genuine_slack_click_changes_a_case_and_nothing_gets_5xx(
+    served: Served, data: st.DataObject
+) -> None:
     body, headers, authentic, genuine = data.draw(interactions(served.alert_ids), label="request")
     before = {alert_id: case_fields(served, alert_id) for alert_id in served.alert_ids}
     status, _ = request(served.worker.url + "/slack/interactions", data=body, headers=headers)
@@ -240,7 +242,7 @@ def test_only_a_genuine_slack_click_changes_a_case_and_nothing_gets_5xx(served, 
             assert after[other] == before[other]
 
 
-def test_a_genuine_click_is_taken_and_the_same_click_unsigned_is_not(served):
+def test_a_genuine_click_is_taken_and_the_same_click_unsigned_is_not(served: Served) -> None:
     """The property above could pass by refusing everything: a fixed example that must change."""
     # An alert of its own: the property's random genuine clicks may have moved every other case.
     engine = served.engine
@@ -341,7 +343,9 @@ form_values = st.dictionaries(
 
 @bounded
 @given(st.data(), form_values, markup)
-def test_only_a_valid_link_with_one_to_five_stars_records_an_answer(served, data, form, name):
+def test_only_a_valid_link_with_one_to_five_stars_records_an_answer(
+    served: Served, data: st.DataObject, form: dict[str, str], name: str
+) -> None:
     survey_id, valid = new_survey(served, name)
     token, token_is_valid = data.draw(tokens(survey_id, valid), label="token")
 
@@ -375,7 +379,7 @@ def test_only_a_valid_link_with_one_to_five_stars_records_an_answer(served, data
 _expected_answers: list[bool] = []
 
 
-def test_exactly_the_recorded_answers_became_follow_up_ratings(served):
+def test_exactly_the_recorded_answers_became_follow_up_ratings(served: Served) -> None:
     """Runs after the property: each recorded answer published one `ratings` event, and no
     refused request published any."""
     expected = sum(_expected_answers)
@@ -386,7 +390,7 @@ def test_exactly_the_recorded_answers_became_follow_up_ratings(served):
     assert all(r["survey"] == "follow_up" for r in follow_ups)
 
 
-def test_the_requests_the_property_found_answering_500_are_refused_cleanly(served):
+def test_the_requests_the_property_found_answering_500_are_refused_cleanly(served: Served) -> None:
     """Found by the property above: a non-UTF-8 body (the verifier raised decoding it, signed or
     not) and a signed click whose `user` or `message` is not an object."""
     url = served.worker.url + "/slack/interactions"
@@ -443,7 +447,7 @@ def session_cookie(served: Served) -> bytes:
 FORM = {"Content-Type": b"application/x-www-form-urlencoded"}
 
 
-def test_the_requests_found_answering_500_are_refused_cleanly(served):
+def test_the_requests_found_answering_500_are_refused_cleanly(served: Served) -> None:
     """Found from outside: a timestamp `int()` reads but the verifier then fails on ("²" is a
     digit to `str.isdigit`; 5,000 digits exceed `int()`'s limit), a signature that is not ASCII
     (`compare_digest` raises), and form bodies that are not UTF-8."""
@@ -497,7 +501,7 @@ header_bytes = st.binary(max_size=40).map(
     lambda raw: raw.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x00", b"")
 )
 header_text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=40
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n\x00"), max_size=40
 )
 # What `int()` or `str.isdigit` take for a number, and the verifier then cannot.
 timestamps = st.one_of(
@@ -524,7 +528,9 @@ bodies = st.one_of(
 
 @bounded
 @given(st.data(), st.sampled_from(["slack", "outbox", "survey"]), bodies)
-def test_no_request_gets_a_5xx_and_only_a_real_form_acts(served, data, endpoint, body):
+def test_no_request_gets_a_5xx_and_only_a_real_form_acts(
+    served: Served, data: st.DataObject, endpoint: str, body: bytes
+) -> None:
     """Whatever bytes the body and the headers hold, on each page that takes a POST: never a
     5xx, and nothing changes without a real form token or signature."""
     alert_id = served.alert_ids[1]
@@ -559,7 +565,7 @@ def test_no_request_gets_a_5xx_and_only_a_real_form_acts(served, data, endpoint,
 # ---------------------------------------------------------------- replayed Slack clicks
 
 
-def test_a_replayed_click_changes_nothing_and_says_so(served):
+def test_a_replayed_click_changes_nothing_and_says_so(served: Served) -> None:
     """A signed click sent again within its five minutes (by anyone who saw it) is answered but
     not taken, even when the case is back in a state the click's action could leave: as a
     reopened case would be."""

@@ -29,11 +29,13 @@ from alert_engine.worker.webguard import checks_host, content_security_policy, h
         (None, None),
     ],
 )
-def test_a_host_header_names_one_host(header, name):
+def test_a_host_header_names_one_host(header: str | None, name: str | None) -> None:
     assert host_name(header) == name
 
 
-def test_the_allowed_hosts_come_from_a_comma_separated_setting(monkeypatch):
+def test_the_allowed_hosts_come_from_a_comma_separated_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ALERT_ENGINE_WEB_ALLOWED_HOSTS", " Alerts.Example , [::1],10.0.0.7,")
     settings = WebSettings()
     assert settings.allowed_hosts == ("alerts.example", "::1", "10.0.0.7")
@@ -45,18 +47,18 @@ def test_the_allowed_hosts_come_from_a_comma_separated_setting(monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["alerts.example:8443", "http://alerts.example", "a b", "-x"])
-def test_an_allowed_host_that_is_not_a_name_is_refused_at_load_time(value):
+def test_an_allowed_host_that_is_not_a_name_is_refused_at_load_time(value: str) -> None:
     with pytest.raises(ValidationError, match="allowed_hosts"):
         WebSettings(allowed_hosts=value)
 
 
-def test_probes_and_signed_requests_answer_under_any_host():
+def test_probes_and_signed_requests_answer_under_any_host() -> None:
     assert not any(map(checks_host, ["/health", "/ready", "/metrics", "/slack/interactions"]))
     assert not checks_host("/survey/abc")
     assert all(map(checks_host, ["/outbox", "/outbox/act", "/dashboard", "/stats", "/table/"]))
 
 
-def test_the_policy_lists_each_inline_script_by_hash():
+def test_the_policy_lists_each_inline_script_by_hash() -> None:
     assert "script-src" not in content_security_policy()
     policy = content_security_policy(["alert(1)"])
     # sha256("alert(1)"), base64: the hash browsers compute for <script>alert(1)</script>.
@@ -73,5 +75,5 @@ def test_the_policy_lists_each_inline_script_by_hash():
         (b"&".join([b"x=1"] * 51), None),
     ],
 )
-def test_a_form_is_url_encoded_utf8_or_none(body, form):
+def test_a_form_is_url_encoded_utf8_or_none(body: bytes, form: dict[str, str] | None) -> None:
     assert parse_form(body) == form

@@ -37,7 +37,7 @@ def table_store(partitions: int = 2) -> tuple[TableWindowStore, RecordingTable, 
     return TableWindowStore(table, windows, partitions), table, windows
 
 
-def test_a_batch_writes_each_group_key_once_whatever_the_windows_it_touched():
+def test_a_batch_writes_each_group_key_once_whatever_the_windows_it_touched() -> None:
     store, table, windows = table_store()
     hourly = windows["1h-every-5m"]
     for second in range(10):
@@ -58,7 +58,7 @@ def test_a_batch_writes_each_group_key_once_whatever_the_windows_it_touched():
     assert store.flush() == 0  # an untouched batch writes nothing
 
 
-def test_windows_expire_by_event_time_not_by_the_wall_clock():
+def test_windows_expire_by_event_time_not_by_the_wall_clock() -> None:
     store, table, windows = table_store(partitions=1)
     # A backlog from 2020: the wall clock is years ahead, the windows are still live.
     start = 1_577_836_800.0
@@ -81,19 +81,24 @@ def test_windows_expire_by_event_time_not_by_the_wall_clock():
     assert table.changelog[-1] == ("team\x00orders", None)
 
 
-def test_a_partition_expires_only_its_own_windows():
+def test_a_partition_expires_only_its_own_windows() -> None:
     store, table, _ = table_store(partitions=4)
     keys = [f"agent.id\x00a-{n}" for n in range(40)]
     for key in keys:
         store.set("1m", key, (0.0, 59.9), {"n": 1})
     store.flush()
-    mine = [key for key in keys if partition_for(*key.split("\x00"), 4) == 1]
+
+    def partition_of(key: str) -> int:
+        grouping, value = key.split("\x00")
+        return partition_for(grouping, value, 4)
+
+    mine = [key for key in keys if partition_of(key) == 1]
     assert store.expire(1, 10_000.0) == len(mine)
     store.flush()
     assert sorted(table) == sorted(set(keys) - set(mine))
 
 
-def test_windows_read_back_from_the_changelog_expire_too():
+def test_windows_read_back_from_the_changelog_expire_too() -> None:
     store, table, _ = table_store(partitions=1)
     # As after a restart: Faust's recovery filled the table, this store wrote nothing.
     dict.__setitem__(table, "team\x00orders", {"1m": {window_name((0.0, 59.9)): {"n": 2}}})
@@ -104,7 +109,7 @@ def test_windows_read_back_from_the_changelog_expire_too():
     assert list(table) == ["team\x00sales"]
 
 
-def test_expiry_is_spread_over_calls_not_one_burst():
+def test_expiry_is_spread_over_calls_not_one_burst() -> None:
     store, table, _ = table_store(partitions=1)
     for n in range(2500):
         store.set("1m", f"customer.id\x00c-{n}", (0.0, 59.9), {"n": 1})
@@ -117,17 +122,18 @@ def test_expiry_is_spread_over_calls_not_one_burst():
     assert table == {}
 
 
-def test_a_reload_adds_window_shapes_to_the_running_store():
+def test_a_reload_adds_window_shapes_to_the_running_store() -> None:
     store, _, _ = table_store(partitions=1)
     day = WindowSpec(size=86400, grace=60).faust_window(60)
     store.add_windows({"1d": day})
     store.set("1d", "channel\x00chat", (0.0, 86399.9), {"n": 1})
     store.flush()
     assert store.window("1d") is day
+    assert day.expires is not None
     assert store.expire(0, 86400 + day.expires + 1) == 1
 
 
-def test_the_changelog_gets_an_entry_as_it_was_written_not_as_it_is_sent():
+def test_the_changelog_gets_an_entry_as_it_was_written_not_as_it_is_sent() -> None:
     # The windowed agent changes an entry in place for its next batch; the producer encodes a
     # changelog message when it gets to it. What it encodes must be the entry as written.
     from unittest.mock import patch

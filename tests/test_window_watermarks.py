@@ -146,7 +146,7 @@ rules:
 """
 
 
-def test_one_batch_spanning_several_windows_raises_every_windows_alert():
+def test_one_batch_spanning_several_windows_raises_every_windows_alert() -> None:
     # 360 ratings of one team over 6 minutes in one batch (a catch-up): each minute holds 60.
     directory = rules_dir(PER_MINUTE % 60)
     consumed = [(0, team_rating(n, n)) for n in range(360)]
@@ -156,7 +156,7 @@ def test_one_batch_spanning_several_windows_raises_every_windows_alert():
     ]
 
 
-def test_a_slow_partition_is_not_judged_by_a_fast_one():
+def test_a_slow_partition_is_not_judged_by_a_fast_one() -> None:
     # Ten minutes of one team's ratings produced while the worker was down: 2 per second to
     # partition 0, 1 per second to partition 1. The worker then reads both, record by record,
     # so partition 1's event time runs ahead of partition 0's.
@@ -172,7 +172,7 @@ def test_a_slow_partition_is_not_judged_by_a_fast_one():
     assert len(alerts) == 10
 
 
-def test_an_idle_source_stops_holding_the_watermark_back():
+def test_an_idle_source_stops_holding_the_watermark_back() -> None:
     now = [0.0]
     mark = Watermark(idle_seconds=30, clock=lambda: now[0])
     mark.advance(0, 100.0)
@@ -184,7 +184,7 @@ def test_an_idle_source_stops_holding_the_watermark_back():
     assert mark.advance(0, 200.0) == 200.0  # it moved again: it holds the watermark again
 
 
-def test_a_partition_that_sent_nothing_yet_holds_the_watermark_back_until_idle():
+def test_a_partition_that_sent_nothing_yet_holds_the_watermark_back_until_idle() -> None:
     now = [0.0]
     mark = Watermark.over(range(2), idle_seconds=30, clock=lambda: now[0])
     assert mark.advance(0, 500.0) == float("-inf")  # partition 1 may have older events
@@ -279,7 +279,7 @@ def test_live_windows_equal_event_by_event_under_any_batching_partitioning_and_r
     )
 
 
-def test_a_restarted_worker_judges_lateness_by_the_watermark_it_left():
+def test_a_restarted_worker_judges_lateness_by_the_watermark_it_left() -> None:
     # The worker read an hour of the team's ratings, then stopped; the store (the changelog)
     # outlives it. After the restart a rating from the first minute arrives: it is late, as it
     # would have been before the restart, and must not count into a window long closed.
@@ -313,7 +313,7 @@ def test_a_restarted_worker_judges_lateness_by_the_watermark_it_left():
     assert sum(restarted.stats.late_events.values()) == 3
 
 
-def test_the_watermark_travels_with_the_window_state_in_the_table():
+def test_the_watermark_travels_with_the_window_state_in_the_table() -> None:
     from alert_engine.windows.store import TableWindowStore, marks_key
     from tests.test_window_store import RecordingTable
 

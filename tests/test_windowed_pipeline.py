@@ -2,9 +2,11 @@
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from devstack.stack import Endpoints
 from tests.engine import Engine, encode_all
 from tests.factories import rating
 
@@ -23,7 +25,9 @@ condition: average < 3.0
 """
 
 
-def test_window_state_and_the_fired_mark_survive_a_worker_restart(stack, unique, tmp_path):
+def test_window_state_and_the_fired_mark_survive_a_worker_restart(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "agent.yaml").write_text(RULE)
@@ -89,7 +93,9 @@ condition: ratings >= 180
 """
 
 
-async def _produce_to_partitions(bootstrap: str, topic: str, sends: list[tuple[int, bytes]]):
+async def _produce_to_partitions(
+    bootstrap: str, topic: str, sends: list[tuple[int, bytes]]
+) -> None:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
@@ -102,8 +108,8 @@ async def _produce_to_partitions(bootstrap: str, topic: str, sends: list[tuple[i
 
 
 def test_a_worker_catching_up_on_uneven_partitions_raises_every_windows_alert(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     # Both reproductions of a worker catching up after being down, through the real broker:
     # ten minutes of one team's ratings, 2 per second to partition 0 and 1 per second to
     # partition 1 (keyed production is uneven), and of another team's, 1.5 per second to both.
@@ -181,7 +187,14 @@ rules:
 
 
 def run_with_kills(
-    stack, unique, tmp_path, *, teams: int, per_team: int, chunks: int, kills: set[int]
+    stack: Endpoints,
+    unique: str,
+    tmp_path: Path,
+    *,
+    teams: int,
+    per_team: int,
+    chunks: int,
+    kills: set[int],
 ) -> dict[str, object]:
     """`per_team` ratings of each team in one hour window, produced in `chunks` while a worker
     counts them; after each chunk numbered in `kills` the worker is SIGKILLed (as soon as it
@@ -243,5 +256,7 @@ def run_with_kills(
     return {"events": len(events)}
 
 
-def test_a_sigkilled_worker_counts_every_window_exactly(stack, unique, tmp_path):
+def test_a_sigkilled_worker_counts_every_window_exactly(
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     run_with_kills(stack, unique, tmp_path, teams=12, per_team=40, chunks=4, kills={1})

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,7 +13,7 @@ from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
 from alert_engine.rules.load import RulesetError, load_ruleset
 from alert_engine.windows.definitions import WindowSpec, parse_duration, window_ranges
-from alert_engine.windows.store import MemoryWindowStore, state_key
+from alert_engine.windows.store import MemoryWindowStore, WindowStore, state_key
 from tests.factories import encode, interaction, rating
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -37,7 +38,9 @@ def load(tmp_path: Path, **files: str) -> tuple[Evaluator, MemoryWindowStore]:
     return Evaluator(ruleset, max_event_bytes=65536), MemoryWindowStore(ruleset.windows())
 
 
-def feed(evaluator, store, stream, events):
+def feed(
+    evaluator: Evaluator, store: WindowStore, stream: Stream, events: list[dict[str, Any]]
+) -> list[Alert]:
     return [
         alert for event in events for alert in evaluator.evaluate_all(stream, encode(event), store)
     ]
@@ -47,7 +50,7 @@ def at(minutes: float) -> str:
     return (T0 + timedelta(minutes=minutes)).isoformat()
 
 
-def test_a_windowed_rule_fires_once_when_its_condition_first_holds(tmp_path):
+def test_a_windowed_rule_fires_once_when_its_condition_first_holds(tmp_path: Path) -> None:
     evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
     scores = [2, 3, 1, 4, 2, 1, 1]  # after 5: avg 2.4 -> fires; later events in the window do not
     events = [
@@ -65,7 +68,7 @@ def test_a_windowed_rule_fires_once_when_its_condition_first_holds(tmp_path):
     assert alert.id == alert_id("agent-low-average", f"a-1@{int(T0.timestamp())}")
 
 
-def test_groups_are_kept_apart_and_min_sample_is_respected(tmp_path):
+def test_groups_are_kept_apart_and_min_sample_is_respected(tmp_path: Path) -> None:
     evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
     events = [
         rating(id=f"r-{n}", rating=1, agent={"id": f"a-{n % 2}"}, time=at(n)) for n in range(9)
@@ -75,7 +78,7 @@ def test_groups_are_kept_apart_and_min_sample_is_respected(tmp_path):
     assert alert.key == "a-0"
 
 
-def test_the_next_window_can_fire_again(tmp_path):
+def test_the_next_window_can_fire_again(tmp_path: Path) -> None:
     evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
     events = [rating(id=f"r-{n}", rating=1, time=at(n * 5)) for n in range(24)]  # two hours
     alerts = feed(evaluator, store, Stream.RATINGS, events)
@@ -97,7 +100,9 @@ condition: negatives > 3
 """
 
 
-def test_hopping_windows_alert_once_per_event_even_when_several_windows_hold(tmp_path):
+def test_hopping_windows_alert_once_per_event_even_when_several_windows_hold(
+    tmp_path: Path,
+) -> None:
     evaluator, store = load(tmp_path, rule=TEAM_NEGATIVES)
     events = [rating(id=f"r-{n}", rating=1, time=at(1 + n * 0.5)) for n in range(6)]
     events.insert(2, rating(id="r-good", rating=5, time=at(1.5)))  # filtered out by `where`
@@ -109,7 +114,7 @@ def test_hopping_windows_alert_once_per_event_even_when_several_windows_hold(tmp
     assert alerts[0].values["negatives"] == 4
 
 
-def test_late_events_count_within_grace_and_are_dropped_after_it(tmp_path):
+def test_late_events_count_within_grace_and_are_dropped_after_it(tmp_path: Path) -> None:
     evaluator, store = load(tmp_path, rule=TEAM_NEGATIVES.replace("step: 5m, ", ""))
     events = [rating(id=f"r-{n}", rating=1, time=at(n)) for n in range(3)]  # window 12:00-12:15
     events.append(rating(id="r-next", rating=1, time=at(16)))  # next window; 12:00 has 1 min grace
@@ -141,7 +146,7 @@ condition: calls >= 4
 """
 
 
-def test_every_aggregate_is_computed(tmp_path):
+def test_every_aggregate_is_computed(tmp_path: Path) -> None:
     evaluator, store = load(tmp_path, rule=EVERY_AGGREGATE)
     waits = [5.0, 30.0, 20.0, 45.0]
     events = [
@@ -162,7 +167,7 @@ def test_every_aggregate_is_computed(tmp_path):
     }
 
 
-def test_nps_ignores_ratings_without_an_nps_answer(tmp_path):
+def test_nps_ignores_ratings_without_an_nps_answer(tmp_path: Path) -> None:
     rule = """\
 name: channel-nps
 source: ratings
@@ -181,7 +186,7 @@ condition: answers >= 5 && score < 0.0
     assert alert.values["score"] == pytest.approx(-20.0)
 
 
-def test_an_event_without_the_grouping_field_is_a_counted_miss(tmp_path):
+def test_an_event_without_the_grouping_field_is_a_counted_miss(tmp_path: Path) -> None:
     rule = AGENT_AVERAGE.replace("agent.id", "customer.tier")
     evaluator, store = load(tmp_path, rule=rule)
     assert feed(evaluator, store, Stream.RATINGS, [rating(rating=1)]) == []  # no tier
@@ -198,7 +203,7 @@ def test_an_event_without_the_grouping_field_is_a_counted_miss(tmp_path):
         (90, 90.0),
     ],
 )
-def test_durations(text, expected):
+def test_durations(text: str | int, expected: float) -> None:
     assert parse_duration(text) == expected
 
 
@@ -217,7 +222,9 @@ def test_durations(text, expected):
         (("agent.id", "agent.idd"), None),  # nested keys of an object are not checked at load
     ],
 )
-def test_bad_windowed_rules_are_rejected_at_load(tmp_path, change, expected):
+def test_bad_windowed_rules_are_rejected_at_load(
+    tmp_path: Path, change: tuple[str, str], expected: str | None
+) -> None:
     (tmp_path / "bad.yaml").write_text(AGENT_AVERAGE.replace(*change))
     if expected is None:
         load_ruleset(tmp_path)
@@ -228,7 +235,7 @@ def test_bad_windowed_rules_are_rejected_at_load(tmp_path, change, expected):
     assert expected in problem
 
 
-def test_where_and_min_sample_belong_to_windowed_rules_only(tmp_path):
+def test_where_and_min_sample_belong_to_windowed_rules_only(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(
         "name: x\nsource: ratings\ncondition: rating <= 2\nmin_sample: 3\n"
     )
@@ -255,7 +262,7 @@ def load_rules(tmp_path: Path, *rules: str) -> Evaluator:
     return Evaluator(load_ruleset(tmp_path), max_event_bytes=65536)
 
 
-def test_rules_sharing_window_state_fire_exactly_as_each_rule_alone(tmp_path):
+def test_rules_sharing_window_state_fire_exactly_as_each_rule_alone(tmp_path: Path) -> None:
     import random
 
     rules = [
@@ -300,7 +307,9 @@ def same(alert: Alert) -> dict[str, object]:
     return alert.model_dump(exclude={"fired_at", "ruleset_version"})
 
 
-def test_a_rule_added_by_a_reload_counts_from_then_and_one_taken_out_keeps_its_count(tmp_path):
+def test_a_rule_added_by_a_reload_counts_from_then_and_one_taken_out_keeps_its_count(
+    tmp_path: Path,
+) -> None:
     ten, five = counting_rule("ten", 10), counting_rule("five", 5)
     evaluator = load_rules(tmp_path, ten, five)
     store = MemoryWindowStore(evaluator.ruleset.windows())
@@ -323,7 +332,7 @@ def test_a_rule_added_by_a_reload_counts_from_then_and_one_taken_out_keeps_its_c
     assert next_alerts(1) == [("three", 3)]
 
 
-def test_window_state_written_as_one_state_per_rule_is_read_on(tmp_path):
+def test_window_state_written_as_one_state_per_rule_is_read_on(tmp_path: Path) -> None:
     evaluator, store = load(tmp_path, rule=AGENT_AVERAGE)
     [rule] = evaluator.ruleset.rules
     first = rating(id="r-5", rating=1, agent={"id": "a-1"}, time=at(30))
@@ -346,7 +355,9 @@ def test_window_state_written_as_one_state_per_rule_is_read_on(tmp_path):
     step_number=st.integers(min_value=0, max_value=30_000_000),
     milliseconds=st.lists(st.integers(min_value=0, max_value=86_400_000), min_size=2),
 )
-def test_every_moment_of_one_step_falls_in_the_same_windows(size_steps, step_number, milliseconds):
+def test_every_moment_of_one_step_falls_in_the_same_windows(
+    size_steps: tuple[int, int], step_number: int, milliseconds: list[int]
+) -> None:
     # The evaluator keeps an event's windows, by `time // step`, for the next events.
     size, step = size_steps
     window = WindowSpec(size=size, step=step).faust_window(0.0)
@@ -364,7 +375,7 @@ def test_every_moment_of_one_step_falls_in_the_same_windows(size_steps, step_num
     # Up to 2033: beyond 2**31 seconds Faust's compiled maths overflows (the bug replaced here).
     st.one_of(st.floats(0, 2e9, allow_nan=False), st.integers(0, 2_000_000_000).map(float)),
 )
-def test_window_ranges_are_fausts_own(step, windows, timestamp):
+def test_window_ranges_are_fausts_own(step: int, windows: int, timestamp: float) -> None:
     from faust.windows import HoppingWindow
 
     window = HoppingWindow(step * windows, step, expires=60)
@@ -372,7 +383,7 @@ def test_window_ranges_are_fausts_own(step, windows, timestamp):
     assert window_ranges(window, timestamp) == expected
 
 
-def test_an_event_dated_in_year_9999_falls_in_as_many_windows_as_any_other():
+def test_an_event_dated_in_year_9999_falls_in_as_many_windows_as_any_other() -> None:
     # Faust's compiled range maths overflowed a C int here and built billions of windows.
     window = WindowSpec(size=3600, step=300).faust_window(60)
     year_9999 = datetime(9999, 12, 31, 12, tzinfo=UTC).timestamp()

@@ -99,7 +99,7 @@ def assert_exact(pipeline: LivePipeline) -> None:
         assert alert.values["stars"] == sum(1 + n % 5 for n in range(PER_TEAM))
 
 
-def test_records_replayed_after_a_kill_count_once():
+def test_records_replayed_after_a_kill_count_once() -> None:
     # Half the events counted and committed; the rest counted and written, not committed; then
     # SIGKILL: both agents consume again from their commits, the input agent sends its batches
     # again (new records), the windowed agent applies the old records again.
@@ -115,7 +115,7 @@ def test_records_replayed_after_a_kill_count_once():
 
 
 @pytest.mark.parametrize("kept", range(0, 12))
-def test_a_kill_between_any_two_changelog_messages_counts_exactly(kept):
+def test_a_kill_between_any_two_changelog_messages_counts_exactly(kept: int) -> None:
     # The batch's flush was cut after `kept` messages (state entries, applied records, marks).
     pipeline = LivePipeline(rules_dir(), consumed())
     pipeline.send(25)
@@ -129,7 +129,7 @@ def test_a_kill_between_any_two_changelog_messages_counts_exactly(kept):
     assert_exact(pipeline)
 
 
-def test_a_kill_mid_batch_before_the_flush_counts_exactly():
+def test_a_kill_mid_batch_before_the_flush_counts_exactly() -> None:
     pipeline = LivePipeline(rules_dir(), consumed())
     pipeline.send(40)
     pipeline.apply(100)
@@ -142,7 +142,7 @@ def test_a_kill_mid_batch_before_the_flush_counts_exactly():
     assert_exact(pipeline)
 
 
-def test_the_same_event_twice_counts_once_in_every_window():
+def test_the_same_event_twice_counts_once_in_every_window() -> None:
     # Each team's ratings, and each produced again: in the same batch, in a later batch, and
     # to another input partition.
     directory = rules_dir()
@@ -171,7 +171,7 @@ def test_the_same_event_twice_counts_once_in_every_window():
     assert {alert.values["ratings"] for alert in alerts} == {PER_TEAM}
 
 
-def test_state_written_in_the_old_shape_reads_on():
+def test_state_written_in_the_old_shape_reads_on() -> None:
     # A changelog entry as versions before typed state records wrote it: every key a window
     # shape, each cohort `{"n", "a", "m", "f"}`; eleven ratings of `orders` counted.
     directory = rules_dir()
@@ -228,7 +228,7 @@ def _in_partition_order(events: list[tuple[int, bytes]]) -> list[tuple[int, byte
     return interleaved
 
 
-def test_a_replayed_record_is_judged_against_the_watermark_it_was_first_judged_against():
+def test_a_replayed_record_is_judged_against_the_watermark_it_was_first_judged_against() -> None:
     # A minute of a team's ratings, then a minute five minutes later: the second record moves
     # the watermark past the first minute's window. Should the team's state be replayed onto
     # one that lacks the first record (its entry not in the changelog, what the batch applied

@@ -25,7 +25,7 @@ from alert_engine.windows.store import MemoryWindowStore
 from tests.factories import encode, rating
 
 
-def test_an_event_travels_once_per_partition_whatever_its_group_keys():
+def test_an_event_travels_once_per_partition_whatever_its_group_keys() -> None:
     raw = encode(rating(id="r-1"))
     groups = [("team", f"team-{n}") for n in range(40)]
     hop = HopBuilder(Stream.RATINGS, partitions=3)
@@ -40,7 +40,7 @@ def test_an_event_travels_once_per_partition_whatever_its_group_keys():
             assert partition_for(item.grouping, item.key, 3) == batch.partition
 
 
-def test_the_windowed_agent_reads_back_every_group_key_and_event():
+def test_the_windowed_agent_reads_back_every_group_key_and_event() -> None:
     events = [encode(rating(id=f"r-{n}", rating=n % 5 + 1)) for n in range(20)]
     hop = HopBuilder(Stream.RATINGS, partitions=4)
     for n, raw in enumerate(events):
@@ -59,7 +59,7 @@ def test_the_windowed_agent_reads_back_every_group_key_and_event():
     assert sorted(seen) == sorted(expected)
 
 
-def test_a_batch_record_stays_under_the_size_limit():
+def test_a_batch_record_stays_under_the_size_limit() -> None:
     comment = "x" * 30_000
     events = [encode(rating(id=f"r-{n}", comment=comment)) for n in range(30)]
     hop = HopBuilder(Stream.RATINGS, partitions=1)
@@ -76,7 +76,7 @@ def test_a_batch_record_stays_under_the_size_limit():
     assert ids == [f"r-{n}" for n in range(30)]
 
 
-def test_a_batch_record_of_partial_states_stays_under_the_size_limit():
+def test_a_batch_record_of_partial_states_stays_under_the_size_limit() -> None:
     evaluator = shipped_rules_evaluator()
     hop = HopBuilder(Stream.RATINGS, partitions=1, fold=partial(evaluator.fold, Stream.RATINGS))
     for n in range(100):
@@ -95,7 +95,7 @@ def test_a_batch_record_of_partial_states_stays_under_the_size_limit():
     assert sum(counted) == 100
 
 
-def test_every_worker_puts_a_group_key_on_the_same_partition():
+def test_every_worker_puts_a_group_key_on_the_same_partition() -> None:
     # Python's own str hash differs between processes; the partition must not.
     keys = [("agent.id", f"a-{n}") for n in range(50)]
     here = [partition_for(grouping, key, 12) for grouping, key in keys]
@@ -130,7 +130,7 @@ def test_every_worker_puts_a_group_key_on_the_same_partition():
         b'{"stream": "ratings", "items": [], "events": [{}], "groups": [["team", "t"]]}',
     ],
 )
-def test_a_foreign_record_on_the_windows_topic_is_refused(raw):
+def test_a_foreign_record_on_the_windows_topic_is_refused(raw: bytes) -> None:
     with pytest.raises(ValueError, match="not a window batch"):
         ReceivedBatch.from_json(raw)
 
@@ -187,7 +187,9 @@ def same(alert: Alert) -> dict[str, object]:
         (False, 5),  # events with their inputs, counted one by one by the windowed agent
     ],
 )
-def test_live_windowed_alerts_equal_the_replays_at_the_same_granularity(counted, size):
+def test_live_windowed_alerts_equal_the_replays_at_the_same_granularity(
+    counted: bool, size: int
+) -> None:
     rng = random.Random(11)
     raws = [
         encode(
@@ -221,7 +223,7 @@ def test_live_windowed_alerts_equal_the_replays_at_the_same_granularity(counted,
         live = hop_through(sender, receiver, store, raws, counted=counted, size=size)
     # Batches come out per partition, not in event order: compare per rule and key, in order.
     order = {alert.id: n for n, alert in enumerate(expected)}
-    assert sorted((same(a) for a in live), key=lambda a: order.get(a["id"], -1)) == [
+    assert sorted((same(a) for a in live), key=lambda a: order.get(str(a["id"]), -1)) == [
         same(a) for a in expected
     ]
     # The windowed side counted the shipped values and validated only events that fired.
@@ -229,7 +231,7 @@ def test_live_windowed_alerts_equal_the_replays_at_the_same_granularity(counted,
     assert 0 < validations.call_count <= len(fired)
 
 
-def test_an_event_goes_to_a_grouping_only_if_one_of_its_rules_counts_it():
+def test_an_event_goes_to_a_grouping_only_if_one_of_its_rules_counts_it() -> None:
     evaluator = shipped_rules_evaluator()
     five_stars = encode(rating(id="r-5", rating=5, nps=None, interaction_id=None))
     outcome = evaluator.process(Stream.RATINGS, five_stars)
@@ -248,7 +250,7 @@ def test_an_event_goes_to_a_grouping_only_if_one_of_its_rules_counts_it():
     ]
 
 
-def test_a_batch_of_one_group_key_is_counted_in_one_step():
+def test_a_batch_of_one_group_key_is_counted_in_one_step() -> None:
     """team-negative-burst: more than 10 ratings <= 2 for a team in 15 minutes."""
     raws = [
         encode(
@@ -290,7 +292,7 @@ def test_a_batch_of_one_group_key_is_counted_in_one_step():
     assert receiver.stats.windowed_in["ratings"] > len(raws)
 
 
-def test_partial_states_of_rules_reloaded_meanwhile(tmp_path):
+def test_partial_states_of_rules_reloaded_meanwhile(tmp_path: Path) -> None:
     rule = (
         "name: NAME\nsource: ratings\ngroup_by: team\nwindow: {size: 1h}\n"
         "aggregates: {responses: count(), average: avg(ARG)}\nmin_sample: 3\n"
@@ -321,7 +323,9 @@ def test_partial_states_of_rules_reloaded_meanwhile(tmp_path):
     assert [(a.rule, a.values["responses"], a.values["average"]) for a in alerts] == [("b", 4, 5.0)]
 
 
-def test_a_partial_state_that_is_not_its_rules_is_not_counted(caplog):
+def test_a_partial_state_that_is_not_its_rules_is_not_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     evaluator = shipped_rules_evaluator()
     store = MemoryWindowStore(evaluator.ruleset.windows())
     hop = HopBuilder(
@@ -341,7 +345,9 @@ def test_a_partial_state_that_is_not_its_rules_is_not_counted(caplog):
     assert "unreadable window state" in caplog.text
 
 
-def test_a_batch_of_an_older_ruleset_version_is_counted_by_the_current_rules(tmp_path):
+def test_a_batch_of_an_older_ruleset_version_is_counted_by_the_current_rules(
+    tmp_path: Path,
+) -> None:
     average = (
         "name: low-average\nsource: ratings\ngroup_by: team\nwindow: {size: 1h}\n"
         "aggregates: {responses: count(), average: avg(ARG)}\nmin_sample: 3\n"
@@ -366,7 +372,7 @@ def test_a_batch_of_an_older_ruleset_version_is_counted_by_the_current_rules(tmp
     assert receiver.stats.windowed_in["ratings"] == 4
 
 
-def test_a_record_written_before_values_were_shipped_is_still_counted(tmp_path):
+def test_a_record_written_before_values_were_shipped_is_still_counted(tmp_path: Path) -> None:
     evaluator = shipped_rules_evaluator()
     store = MemoryWindowStore(evaluator.ruleset.windows())
     events = [
@@ -403,7 +409,9 @@ def test_a_record_written_before_values_were_shipped_is_still_counted(tmp_path):
         ([datetime(2026, 1, 1, tzinfo=UTC)], False),
     ],
 )
-def test_only_values_that_come_back_from_json_unchanged_are_shipped(values, shipped):
+def test_only_values_that_come_back_from_json_unchanged_are_shipped(
+    values: list[object], shipped: bool
+) -> None:
     hop = HopBuilder(Stream.RATINGS, partitions=1, version="v")
     hop.add(encode(rating()), [("team", "orders", (None, values))], 1.0, 1.0)
     [batch] = hop.batches()
@@ -411,7 +419,7 @@ def test_only_values_that_come_back_from_json_unchanged_are_shipped(values, ship
     assert item.inputs == ((None, values) if shipped else None)
 
 
-def test_a_pane_counts_in_every_window_of_the_rules_in_force_that_holds_it(tmp_path):
+def test_a_pane_counts_in_every_window_of_the_rules_in_force_that_holds_it(tmp_path: Path) -> None:
     rule = (
         "name: NAME\nsource: ratings\ngroup_by: team\nwindow: WINDOW\n"
         "aggregates: {negatives: count()}\ncondition: negatives >= 3\n"
@@ -446,7 +454,7 @@ def test_a_pane_counts_in_every_window_of_the_rules_in_force_that_holds_it(tmp_p
     ]
 
 
-def test_an_event_late_for_one_window_of_a_pane_still_counts_in_the_others(tmp_path):
+def test_an_event_late_for_one_window_of_a_pane_still_counts_in_the_others(tmp_path: Path) -> None:
     """A minute and an hour share one pane count; an event late for its minute (the stream's
     time moved on half an hour earlier in the same batch) is counted in its hour only, and
     noted late for the minute. The windowed agent cannot tell: it judges a record by the time

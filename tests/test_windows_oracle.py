@@ -127,8 +127,12 @@ RELOADED = """\
 """
 
 
+# The records as read (input partition, value), and the events in time order, once each.
+Streamed = tuple[list[tuple[int, bytes]], list[bytes]]
+
+
 @st.composite
-def streams(draw: st.DrawFn, max_events: int) -> tuple[list[tuple[int, bytes]], list[bytes]]:
+def streams(draw: st.DrawFn, max_events: int) -> Streamed:
     """Ratings over up to ~10 minutes on 1-4 input partitions, each partition in time order,
     read in an arbitrary interleaving; some produced twice (to the same partition right after,
     or to another partition at the same place in time). Also the events in time order, once."""
@@ -197,7 +201,9 @@ def runs(draw: st.DrawFn) -> Run:
     )
 
 
-def live(directory: Path, reloaded: Path, consumed: list[tuple[int, bytes]], run: Run):
+def live(
+    directory: Path, reloaded: Path, consumed: list[tuple[int, bytes]], run: Run
+) -> LivePipeline:
     pipeline = LivePipeline(directory, consumed)
     turn = 0
     while not pipeline.done:
@@ -443,7 +449,9 @@ def check(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(rule_draws(), min_size=1, max_size=3), streams(60), runs())
-def test_the_live_path_equals_event_by_event(draws, streamed, run):
+def test_the_live_path_equals_event_by_event(
+    draws: list[RuleDraw], streamed: Streamed, run: Run
+) -> None:
     check(draws, streamed, run)
 
 
@@ -451,5 +459,7 @@ def test_the_live_path_equals_event_by_event(draws, streamed, run):
 @pytest.mark.timeout(1800)
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(rule_draws(), min_size=1, max_size=4), streams(200), runs())
-def test_the_live_path_equals_event_by_event_long(draws, streamed, run):
+def test_the_live_path_equals_event_by_event_long(
+    draws: list[RuleDraw], streamed: Streamed, run: Run
+) -> None:
     check(draws, streamed, run)

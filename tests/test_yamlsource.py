@@ -22,7 +22,9 @@ def billion_laughs(levels: int) -> str:
 
 
 @pytest.mark.parametrize("levels", [5, 9])
-def test_a_billion_laughs_file_is_refused_at_the_alias_that_crosses_the_limit(tmp_path, levels):
+def test_a_billion_laughs_file_is_refused_at_the_alias_that_crosses_the_limit(
+    tmp_path: Path, levels: int
+) -> None:
     # The 9-level file is 372 bytes and stands for 10**9 nodes: loading it took 24 s and 1.9 GB
     # at 10**7 expansions, with the worker's loop stalled throughout.
     file = tmp_path / "laughs.yaml"
@@ -37,7 +39,7 @@ def test_a_billion_laughs_file_is_refused_at_the_alias_that_crosses_the_limit(tm
     assert caught.value.limit == "max_nodes"
 
 
-def test_an_alias_inside_the_node_it_names_is_refused(tmp_path):
+def test_an_alias_inside_the_node_it_names_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "loop.yaml"
     file.write_text("name: x\nlabels: &l {a: *l}\n")
     with pytest.raises(YamlError) as caught:
@@ -47,7 +49,7 @@ def test_an_alias_inside_the_node_it_names_is_refused(tmp_path):
     )
 
 
-def test_ordinary_aliases_and_merge_keys_still_load(tmp_path):
+def test_ordinary_aliases_and_merge_keys_still_load(tmp_path: Path) -> None:
     file = tmp_path / "rules.yaml"
     file.write_text(
         "common: &common {team: care, tier: gold}\n"
@@ -60,7 +62,7 @@ def test_ordinary_aliases_and_merge_keys_still_load(tmp_path):
     assert data["rules"][1]["labels"] == {"team": "care", "tier": "silver"}
 
 
-def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path):
+def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path: Path) -> None:
     file = tmp_path / "big.yaml"
     file.write_text("name: x\ndescription: '" + "x" * (1024 * 1024) + "'\n")
     with pytest.raises(YamlError) as caught:
@@ -71,7 +73,7 @@ def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path):
     assert load_yaml(file, limits=YamlLimits(max_bytes=2 * 1024 * 1024)).data["name"] == "x"
 
 
-def test_a_document_written_out_beyond_the_node_limit_is_refused(tmp_path):
+def test_a_document_written_out_beyond_the_node_limit_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "many.yaml"
     file.write_text("items: [" + ", ".join(["1"] * 200) + "]\n")
     with pytest.raises(YamlError) as caught:
@@ -107,8 +109,8 @@ def expanded_nodes(value: Any) -> int:
 @settings(max_examples=200, deadline=None)
 @given(document=shared_documents(), max_nodes=st.integers(1, 400))
 def test_a_document_loads_as_pyyaml_reads_it_exactly_when_it_is_within_the_limit(
-    document, max_nodes
-):
+    document: Any, max_nodes: int
+) -> None:
     text = yaml.safe_dump(document)
     size = expanded_nodes(document)
     try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar, cast
 
 import faust
@@ -37,7 +37,7 @@ async def waiting_batches(
     max_size: int,
     catch_up_wait: float,
     admit: Callable[[EventT[T]], Awaitable[bool]] | None = None,
-) -> AsyncIterator[list[EventT[T]]]:
+) -> AsyncGenerator[list[EventT[T]], None]:
     """The stream's events in batches, each acknowledged once the agent asks for the next one
     (its outputs are published by then): a worker that dies while on a batch has it again on
     restart. `admit`: False for an event to pass over unprocessed and unacknowledged (see
