@@ -74,6 +74,9 @@ def format_duration(duration: timedelta) -> str:
     return "".join(parts)
 
 
+_HINT = "(write durations as 30s, 5m, 1h30m, 1d, 1w)"
+
+
 def _read(value: Any) -> Any:
     if isinstance(value, str) and _SECONDS.match(value):
         return timedelta(seconds=float(value))
@@ -81,7 +84,7 @@ def _read(value: Any) -> Any:
         try:
             return parse_duration(value)
         except ValueError as exc:
-            raise ValueError(f"{exc} (write durations as 30s, 5m, 1h30m, 1d, 1w)") from None
+            raise ValueError(f"{exc} {_HINT}") from None
     return value
 
 
@@ -118,8 +121,17 @@ _DURATION = TypeAdapter(Duration)
 
 def read_duration(text: str) -> timedelta:
     """A duration as a person writes it (see the module's docstring); `ValueError` otherwise."""
+    return duration_of(text.strip())
+
+
+def duration_of(value: object) -> timedelta:
+    """`read_duration` for any value a file may hold (text, a number of seconds, a timedelta);
+    `ValueError` with the one message otherwise."""
+    if isinstance(value, bool):
+        # pydantic reads true as one second.
+        raise ValueError(f"not a valid duration: {value!r} {_HINT}")
     try:
-        return _DURATION.validate_python(text.strip())
+        return _DURATION.validate_python(value)
     except ValidationError as exc:
         message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
         raise ValueError(message) from None

@@ -181,6 +181,14 @@ class EngineSettings(BaseSettings):
     # windows-topic record per partition and batch) while catching up, no wait when keeping up.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     batch_wait: float = Field(default=0.05, gt=0, le=1.0)
+    # A worker that keeps up gets a few events at a time, and each batch has costs of its own
+    # (a windows record per partition, changelog messages, produce requests): a batch begun
+    # waits up to `batch_linger` seconds for more events even when nothing more is known to be
+    # waiting (as Kafka's `linger.ms`), the windowed agent up to `windows_batch_linger` (its
+    # alerts are about minutes to days of events). 0 hands a batch over at once. Never longer
+    # than `batch_wait`.
+    batch_linger: float = Field(default=0.02, ge=0, le=1.0)
+    windows_batch_linger: float = Field(default=0.05, ge=0, le=1.0)
     # Sends in flight at once per destination: each mostly waits on Redis and Slack, so a burst
     # is delivered in about the time of one instead of one after the other.
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)

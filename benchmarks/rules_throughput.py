@@ -224,7 +224,8 @@ def scenario(
         **{
             f"ALERT_ENGINE_KAFKA_{name.upper()}": str(value)
             for name, value in kafka.model_dump().items()
-            if name != "bootstrap"
+            # An unset setting (None) is left to the worker's default: "None" is no number.
+            if name != "bootstrap" and value is not None
         },
     }
     log = work / f"worker-{unique}.log"

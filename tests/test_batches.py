@@ -22,11 +22,16 @@ def channel_stream() -> tuple[ChannelT[int], faust.Stream[int]]:
 
 
 async def take(
-    stream: faust.Stream[int], max_size: int, batches: int, wait: float = 0.05
+    stream: faust.Stream[int],
+    max_size: int,
+    batches: int,
+    wait: float = 0.05,
+    linger: float = 0.0,
 ) -> list[list[object]]:
     taken: list[list[object]] = []
     # Closed at once, as an agent's are when it stops: its request for the next event ends too.
-    async with contextlib.aclosing(waiting_batches(stream, max_size, catch_up_wait=wait)) as it:
+    batched = waiting_batches(stream, max_size, catch_up_wait=wait, linger=linger)
+    async with contextlib.aclosing(batched) as it:
         async for batch in it:
             taken.append([event.value for event in batch])
             if len(taken) == batches:
@@ -54,6 +59,38 @@ async def test_a_quiet_streams_event_is_handed_over_at_once() -> None:
     producer = asyncio.create_task(trickle())
     assert await take(stream, max_size=500, batches=3) == [[0], [1], [2]]
     await producer
+
+
+@pytest.mark.asyncio
+async def test_with_a_linger_the_events_of_a_trickle_arriving_within_it_are_one_batch() -> None:
+    # A worker that keeps up sees a few events at a time: with a linger, those arriving within
+    # it share a batch (and its windows records and changelog messages), as Kafka's linger.ms.
+    channel, stream = channel_stream()
+
+    async def trickle() -> None:
+        for n in range(6):
+            await channel.send(value=n)
+            await asyncio.sleep(0.01 if n != 2 else 0.5)
+
+    producer = asyncio.create_task(trickle())
+    batches = await take(stream, max_size=500, batches=2, wait=1.0, linger=0.2)
+    assert batches == [[0, 1, 2], [3, 4, 5]]
+    await producer
+
+
+@pytest.mark.asyncio
+async def test_a_lingering_batch_is_handed_over_after_the_linger_and_never_after_the_wait() -> None:
+    channel, stream = channel_stream()
+    loop = asyncio.get_running_loop()
+    await channel.send(value=0)
+    started = loop.time()
+    assert await take(stream, max_size=500, batches=1, wait=1.0, linger=0.1) == [[0]]
+    assert 0.1 <= loop.time() - started < 1.0
+    # A linger longer than the wait while behind is cut to it.
+    await channel.send(value=1)
+    started = loop.time()
+    assert await take(stream, max_size=500, batches=1, wait=0.1, linger=30) == [[1]]
+    assert loop.time() - started < 5
 
 
 @pytest.mark.asyncio

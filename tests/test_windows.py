@@ -1,5 +1,6 @@
 """Windowed rules through the Evaluator with an in-memory store: the code the live agent runs."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from alert_engine.alerts import Alert, alert_id
 from alert_engine.evaluate import Evaluator
 from alert_engine.events import Stream
 from alert_engine.rules.load import RulesetError, load_ruleset
-from alert_engine.windows.definitions import WindowSpec, parse_duration, window_ranges
+from alert_engine.windows.definitions import WindowSpec, window_ranges, window_seconds
 from alert_engine.windows.store import MemoryWindowStore, WindowStore, state_key
 from tests.factories import encode, interaction, rating
 
@@ -201,17 +202,41 @@ def test_an_event_without_the_grouping_field_is_a_counted_miss(tmp_path: Path) -
         ("7d", 604800.0),
         ("30s", 30.0),
         (90, 90.0),
+        ("1h30m", 5400.0),  # as everywhere else a duration is written (`alert_engine.durations`)
+        ("PT15M", 900.0),
+        ("2w", 1209600.0),
+        ("90", 90.0),
     ],
 )
 def test_durations(text: str | int, expected: float) -> None:
-    assert parse_duration(text) == expected
+    assert window_seconds(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0s", "a duration must be greater than zero"),
+        ("91d", "a duration may be at most 90 days"),
+        ("1.5m", "write durations as 30s, 5m, 1h30m, 1d, 1w"),
+        (True, "write durations as 30s, 5m, 1h30m, 1d, 1w"),
+    ],
+)
+def test_window_durations_out_of_bounds_are_refused(text: object, expected: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        window_seconds(text)
+
+
+def test_a_windows_shape_keeps_its_name_whatever_the_spelling() -> None:
+    # The shape names the stored state: `90m` and `1h30m` are one shape, named as before.
+    assert WindowSpec(size="1h30m", step="15m").shape == WindowSpec(size="90m", step=900).shape
+    assert WindowSpec(size="1h30m", step="15m").shape == "90m-every-15m"
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
         (("{size: 1h}", "{size: 0m}"), "4:16: window.size: a duration must be greater than zero"),
-        (("{size: 1h}", "{size: -5m}"), "expected a duration such as 15m"),
+        (("{size: 1h}", "{size: -5m}"), "not a valid duration string: '-5m'"),
         (("{size: 1h}", "{size: 1h, step: 2h}"), "step must not be larger than size"),
         (("{size: 1h}", "{size: 1h, stp: 5m}"), "unknown key 'window.stp' (did you mean 'step'?"),
         (("avg(rating)", "median(rating)"), "7:12: aggregate 'average': unknown aggregate"),

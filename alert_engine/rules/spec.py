@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alert_engine.durations import NonNegativeDuration, PositiveDuration
 from alert_engine.events import Stream
-from alert_engine.windows.definitions import Duration, WindowSpec
+from alert_engine.windows.definitions import WindowDuration, WindowSpec
 
 
 class Severity(StrEnum):
@@ -50,7 +50,7 @@ class ThrottleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    period: Duration
+    period: WindowDuration
     key: Source | None = None
 
 
@@ -61,7 +61,7 @@ class JoinSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    within: Duration
+    within: WindowDuration
     condition: Source
 
 
@@ -146,7 +146,7 @@ class RuleDefaults(BaseModel):
     enabled: bool | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     throttle: ThrottleSpec | None = None
-    grace: Duration | None = None
+    grace: WindowDuration | None = None
     min_sample: int | None = Field(default=None, ge=1, le=1_000_000)
     # Named CEL snippets a rule's expressions use as `$name` (see `alert_engine.rules.fragments`).
     fragments: dict[FragmentName, Source] = Field(default_factory=dict)

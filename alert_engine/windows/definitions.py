@@ -1,14 +1,14 @@
-"""Durations and window shapes for windowed rules.
+"""Window shapes for windowed rules.
 
 A window is tumbling (`size` only) or hopping (`size` and a smaller `step`). Event time comes from
 the event's `time`; an event may arrive up to `grace` after its window ended and still count.
-Window ranges are computed by Faust's own window classes, so the live tables and a replay place
-an event in exactly the same windows.
+Window ranges are computed here in plain Python numbers (`window_ranges`), as Faust's window
+classes place them, so the live tables and a replay place an event in exactly the same windows.
+Durations are read as everywhere else (`alert_engine.durations`), then held to a window's bounds.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated
 
@@ -22,27 +22,17 @@ from pydantic import (
     model_validator,
 )
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+from alert_engine.durations import duration_of
+
 # Beyond this, window state and the "already fired" marks would outlive any sensible question.
 MAX_DURATION_SECONDS = 90 * 86400
 
 
-def parse_duration(value: object) -> float:
-    """`15m`, `1h`, `7d`, `30s`, `2w` (or a number of seconds) -> seconds; zero is refused."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, bool):
-        raise ValueError("expected a duration such as 15m, 1h or 7d")
-    elif isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"expected a duration such as 15m, 1h or 7d, got {value!r}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise ValueError("expected a duration such as 15m, 1h or 7d")
+def window_seconds(value: object) -> float:
+    """A window's size, step or grace as a person writes it (`30s`, `15m`, `1h30m`, `7d`, `2w`,
+    ISO 8601, seconds: `alert_engine.durations`) -> seconds, greater than zero and at most
+    `MAX_DURATION_SECONDS`."""
+    seconds = (value if isinstance(value, timedelta) else duration_of(value)).total_seconds()
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
     if seconds > MAX_DURATION_SECONDS:
@@ -50,25 +40,29 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
+def window_duration_name(seconds: float) -> str:
+    """How a window's duration is written back (a rule's JSON, a window shape's name): the
+    largest unit it is a whole number of. Not `durations.format_duration` (`90m` would become
+    `1h30m`): rule state ids hash a rule's JSON and the state is stored by shape name, so a
+    changed spelling would leave every running window's state behind."""
     for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
 
 
-# Seconds, written as `15m` in YAML and in the JSON Schema.
-Duration = Annotated[
+# Seconds, written as `15m` in YAML and in the JSON Schema (that of `durations.Duration`).
+WindowDuration = Annotated[
     float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    BeforeValidator(window_seconds),
+    PlainSerializer(window_duration_name, return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"},
+                {"type": "string", "minLength": 1},
                 {"type": "number", "exclusiveMinimum": 0},
             ],
-            "description": "a duration: 30s, 15m, 1h, 7d, 2w (or seconds)",
+            "description": "a duration: 30s, 15m, 1h30m, 1d, 1w, seconds, or ISO 8601 (PT15M)",
         }
     ),
 ]
@@ -79,9 +73,9 @@ class WindowSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    size: Duration
-    step: Duration | None = None
-    grace: Duration = 60.0
+    size: WindowDuration
+    step: WindowDuration | None = None
+    grace: WindowDuration = 60.0
 
     @model_validator(mode="after")
     def _step_fits(self) -> WindowSpec:
@@ -107,8 +101,10 @@ class WindowSpec(BaseModel):
     @property
     def shape(self) -> str:
         """A name for windows of this size and step: one Faust table holds all of them."""
-        name = f"{format_duration(self.size)}"
-        return name if self.kind == "tumbling" else f"{name}-every-{format_duration(self.hop)}"
+        name = window_duration_name(self.size)
+        if self.kind == "tumbling":
+            return name
+        return f"{name}-every-{window_duration_name(self.hop)}"
 
     def faust_window(self, grace: float) -> HoppingWindow:
         # Faust drops a window's keys once its end is `expires` behind the clock; the window must

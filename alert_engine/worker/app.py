@@ -197,6 +197,7 @@ def create_app(
             engine.batch_size,
             engine.batch_wait,
             contiguity().admit,
+            linger=engine.batch_linger,
         ):
             outputs: Outputs = []
             hop = HopBuilder(
@@ -252,6 +253,7 @@ def create_app(
             engine.batch_size,
             engine.batch_wait,
             contiguity().admit,
+            linger=engine.windows_batch_linger,
         ):
             alerts: list[Alert] = []
             letters: Outputs = []

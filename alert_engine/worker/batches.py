@@ -6,8 +6,11 @@ into the buffer in that time: about 150 of 500 events in the throughput benchmar
 batch has costs of its own (a `windows` record per partition, a partial state per group key,
 a changelog message per key). Here an agent waits for its first event, takes every event
 already waiting, and, while Kafka holds more of the partition than the consumer has handed over
-(a backlog), waits up to `catch_up_wait` for the batch to fill. A stream that keeps up gets its
-events at once, one at a time when it is quiet.
+(a backlog), waits up to `catch_up_wait` for the batch to fill. A stream that keeps up gets a
+few events at a time, and every batch costs the same whatever it holds: with a `linger` (as Kafka's
+`linger.ms`), a batch begun also waits that long for more events when none is known to be
+waiting, so a worker keeping up at 1,000 events/s hands over a batch every `linger`, not one per
+fetch. Without a linger a quiet stream's event is handed over at once.
 
 A batch begun is always handed over within `catch_up_wait`: the next event is asked of the stream
 in a task, and a batch waits for that task with a deadline (a task still waiting is kept for
@@ -37,11 +40,14 @@ async def waiting_batches(
     max_size: int,
     catch_up_wait: float,
     admit: Callable[[EventT[T]], Awaitable[bool]] | None = None,
+    linger: float = 0.0,
 ) -> AsyncGenerator[list[EventT[T]], None]:
     """The stream's events in batches, each acknowledged once the agent asks for the next one
     (its outputs are published by then): a worker that dies while on a batch has it again on
     restart. `admit`: False for an event to pass over unprocessed and unacknowledged (see
-    `worker.contiguity`)."""
+    `worker.contiguity`). `linger`: how long a batch begun waits for more events when none is
+    known to be waiting (at most `catch_up_wait`)."""
+    linger = min(linger, catch_up_wait)
     # Faust acks each event as the next is taken; these are acked per batch, below.
     stream.enable_acks = False
     # An agent's stream reads a topic, a channel: the queue the consumer fills.
@@ -71,13 +77,17 @@ async def waiting_batches(
             if admit is not None and not await admit(first):
                 continue
             batch = [first]
-            fill_until = loop.time() + catch_up_wait
-            while len(batch) < max_size and (
-                not queue.empty() or _behind(consumer, batch[-1].message)
-            ):
-                # More is waiting (in the stream's queue, or still in Kafka): take it, but
-                # never wait past the deadline, whatever happens to the stream's queue.
-                remaining = fill_until - loop.time()
+            begun = loop.time()
+            fill_until = begun + catch_up_wait
+            linger_until = begun + linger
+            while len(batch) < max_size:
+                if not queue.empty() or _behind(consumer, batch[-1].message):
+                    # More is waiting (in the stream's queue, or still in Kafka): take it, but
+                    # never wait past the deadline, whatever happens to the stream's queue.
+                    remaining = fill_until - loop.time()
+                else:
+                    # Nothing known to be waiting: what arrives within the linger joins.
+                    remaining = linger_until - loop.time()
                 if remaining <= 0:
                     break
                 upcoming = asyncio.ensure_future(anext(events))
