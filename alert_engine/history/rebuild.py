@@ -29,6 +29,7 @@ TABLES = (
     "followup_sends",
     "followup_answers",
     "case_facts",
+    "daily_rollups",
 )
 
 
