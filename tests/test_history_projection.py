@@ -99,7 +99,10 @@ async def dump(
 
 
 async def counts(url: str) -> dict[str, int]:
-    return {table: len(rows) for table, rows in (await dump(url)).items()}
+    # The roll-ups are compared whole (live against rebuilt), not counted.
+    return {
+        table: len(rows) for table, rows in (await dump(url)).items() if table != "daily_rollups"
+    }
 
 
 def expected_counts(stories: list[Story]) -> dict[str, int]:

@@ -138,7 +138,8 @@ async def _seed(conn: psycopg.AsyncConnection[Any], cases: list[Fact]) -> None:
             ],
         )
         await cursor.executemany(
-            f"INSERT INTO case_facts (alert_id, {', '.join(ORDER)}, fired_at, initial_rating, initial_nps, holdout, claimed_at, state, state_at,"
+            f"INSERT INTO case_facts (alert_id, {', '.join(ORDER)}, fired_at, initial_rating,"
+            " initial_nps, holdout, claimed_at, state, state_at,"
             " reason, sent, followup_rating, followup_nps)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [

@@ -45,6 +45,9 @@ CREATE TABLE daily_rollups (
     open_counts              integer[] NOT NULL,
     PRIMARY KEY (dimension, value, day)
 );
+-- A view of one dimension's every value over a range of days; the refresh of a day.
+CREATE INDEX daily_rollups_dimension_day ON daily_rollups (dimension, day);
+CREATE INDEX daily_rollups_day ON daily_rollups (day);
 
 -- The roll-ups are `case_facts` summed: emptying it (a rebuild, a test) empties them too.
 CREATE FUNCTION daily_rollups_follow_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
