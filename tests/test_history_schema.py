@@ -28,6 +28,7 @@ TABLES = {
     "followup_answers",
     "schema_migrations",
     "case_facts",
+    "daily_rollups",
 }
 
 
@@ -56,8 +57,8 @@ async def test_migrations_run_up_from_an_empty_database_once(database_url: str) 
         assert [m.version for m in applied] == [m.version for m in migrations.migrations()]
         assert await tables(conn) == TABLES
         assert await migrate(conn) == []
-        cursor = await conn.execute("SELECT version, name FROM schema_migrations")
-        assert await cursor.fetchall() == [(1, "history")]
+        cursor = await conn.execute("SELECT version, name FROM schema_migrations ORDER BY 1")
+        assert await cursor.fetchall() == [(1, "history"), (2, "daily_rollups")]
         # The indexes the report's range and filters use.
         cursor = await conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'alerts'")
         indexes = {row[0] for row in await cursor.fetchall()}
@@ -66,7 +67,7 @@ async def test_migrations_run_up_from_an_empty_database_once(database_url: str) 
 
 async def test_workers_starting_together_migrate_once(database_url: str) -> None:
     results = await asyncio.gather(*(migrate_url(database_url) for _ in range(4)))
-    assert sorted(len(applied) for applied in results) == [0, 0, 0, 1]
+    assert sorted(len(applied) for applied in results) == [0, 0, 0, len(migrations.migrations())]
 
 
 async def test_an_edited_migration_or_a_newer_database_stops_the_runner(
@@ -75,7 +76,7 @@ async def test_an_edited_migration_or_a_newer_database_stops_the_runner(
     async with await connect(database_url) as conn:
         await migrate(conn)
         original = migrations.migrations()
-        edited = [replace(original[0], sql=original[0].sql + "\n-- edited\n")]
+        edited = [replace(original[0], sql=original[0].sql + "\n-- edited\n"), *original[1:]]
         monkeypatch.setattr(migrations, "migrations", lambda: edited)
         with pytest.raises(MigrationError, match="changed after it was applied"):
             await migrate(conn)
@@ -88,7 +89,7 @@ async def test_an_edited_migration_or_a_newer_database_stops_the_runner(
 
 
 async def counts(conn: psycopg.AsyncConnection) -> dict[str, int]:
-    skip = {"schema_migrations", "case_facts"}
+    skip = {"schema_migrations", "case_facts", "daily_rollups"}
     return {table: await count(conn, table) for table in sorted(TABLES - skip)}
 
 
@@ -186,3 +187,29 @@ def test_case_records_of_a_newer_release_keep_their_new_fields() -> None:
     value = record.to_json().replace(b'"resolved_no_followup"', b'"escalated_to_legal"', 1)
     read(TOPICS, Source("cases", 0, 1), value, rows)
     assert [t.state for t in rows.transitions] == ["escalated_to_legal"]
+
+
+async def test_an_upgraded_database_gets_the_rollups_of_its_history(database_url, monkeypatch):
+    original = migrations.migrations()
+    async with await connect(database_url) as conn:
+        # A release before the roll-ups wrote some history...
+        monkeypatch.setattr(migrations, "migrations", lambda: original[:1])
+        await migrate(conn)
+        stories = [a_story(1), a_story(30, claimed_by=None, claim_after=None, resolution=None)]
+        monkeypatch.setattr("alert_engine.history.rollups.refresh", lambda conn, ids: _nothing())
+        await write(conn, rows_of(stories, TOPICS))
+        monkeypatch.undo()
+        # ...then this one migrates: the roll-ups hold what was there.
+        assert [m.version for m in await migrate(conn)] == [2]
+        cursor = await conn.execute(
+            "SELECT day, alerts, claimed, still_open FROM daily_rollups"
+            " WHERE dimension = 'all' ORDER BY day"
+        )
+        assert await cursor.fetchall() == [
+            (story.fired_at.date(), 1, 1 if story.claimed_by else 0, 0 if story.resolution else 1)
+            for story in stories
+        ]
+
+
+async def _nothing() -> None:
+    return None

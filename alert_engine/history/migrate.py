@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import psycopg
+
+from alert_engine.history import rollups
 
 # pg_advisory_lock's key: "alert_engine history" folded into a bigint.
 _LOCK_KEY = int.from_bytes(hashlib.blake2b(b"alert_engine history", digest_size=7).digest(), "big")
@@ -52,6 +55,12 @@ def migrations() -> list[Migration]:
         raise MigrationError(f"migration versions must run 1, 2, 3... without gaps: {versions}")
     return found
 
+
+# Tables derived from others, filled in the migration's transaction from what is there already
+# (a database of an older release upgraded keeps its history).
+_FILLS: dict[int, Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]] = {
+    2: rollups.rebuild,
+}
 
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -93,6 +102,9 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[Migration]:
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql.encode())
+                fill = _FILLS.get(migration.version)
+                if fill is not None:
+                    await fill(conn)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, migration.checksum),

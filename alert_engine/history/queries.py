@@ -274,6 +274,19 @@ EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, 0, None, _NO_ANSWERS, _NO_ANSWE
 
 
 async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:
+    """The figures of `query`: from the daily roll-ups where the view allows (`planner`), else
+    from `case_facts`."""
+    # The planner builds on this module's types: imported here, not at the top.
+    from alert_engine.history import planner
+
+    chosen = planner.plan(query)
+    if chosen is not None:
+        return await planner.report(conn, query, chosen)
+    return await exact_report(conn, query)
+
+
+async def exact_report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:
+    """The figures of `query` from `case_facts` alone (medians exact)."""
     params: dict[str, Any] = {"since": query.since, "until": query.until}
     params.update({f"filter_{name}": value for name, value in query.filters.items()})
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:

@@ -105,7 +105,14 @@ def sla_sql(query: ReportQuery, period: str) -> sql.Composed:
 async def sla_shares(
     conn: psycopg.AsyncConnection[Any], query: ReportQuery, period: str
 ) -> dict[str, SlaShare]:
-    """Per week (`2026-W10`) or month (`2026-03`) of the alerts in `query`."""
+    """Per week (`2026-W10`) or month (`2026-03`) of the alerts in `query` (from the daily
+    roll-ups when the view allows, `planner`)."""
+    # The planner builds on this module's types: imported here, not at the top.
+    from alert_engine.history import planner
+
+    rolled = await planner.sla_shares(conn, query, period)
+    if rolled is not None:
+        return rolled
     async with conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(sla_sql(query, period), params(query))
         rows = await cursor.fetchall()
@@ -151,14 +158,21 @@ def options_sql() -> sql.Composed:
 async def filter_options(
     conn: psycopg.AsyncConnection[Any], since: Any, until: Any
 ) -> Mapping[str, list[str]]:
-    """The values each filter takes among the alerts fired in [since, until), sorted."""
-    async with conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(options_sql(), {"since": since, "until": until})
-        rows = await cursor.fetchall()
-    found: dict[str, list[str]] = {name: [] for name in FILTERS}
-    for row in rows:
-        if row["value"] is not None:
-            found[str(row["filter"])].append(str(row["value"]))
+    """The values each filter takes among the alerts fired in [since, until), sorted (over a long
+    range, of the whole days it touches, from the daily roll-ups)."""
+    from alert_engine.history import planner
+
+    rolled = await planner.filter_options(conn, since, until, MAX_OPTIONS)
+    if rolled is not None:
+        found = rolled
+    else:
+        async with conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(options_sql(), {"since": since, "until": until})
+            rows = await cursor.fetchall()
+        found = {name: [] for name in FILTERS}
+        for row in rows:
+            if row["value"] is not None:
+                found[str(row["filter"])].append(str(row["value"]))
     # A case nobody owns is "-" in the figures: offered too.
     found["member"].append("-")
     return {name: sorted(set(values)) for name, values in found.items()}

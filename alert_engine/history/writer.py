@@ -1,7 +1,8 @@
 """Rows into the history tables: one transaction per batch, every insert `ON CONFLICT DO NOTHING`
 (a row already there, by its ids or by its source position, is a replay: nothing is written).
 
-The same transaction folds the touched alerts' `case_facts` again (`facts`). A batch that
+The same transaction folds the touched alerts' `case_facts` again (`facts`), then the daily
+roll-ups of the days they fired on (`rollups`). A batch that
 PostgreSQL refuses for its content (not for being unreachable) is written row by row, so that one
 bad row costs only itself: it is logged with its source position and counted, and the rest of the
 batch lands.
@@ -17,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from alert_engine.history import facts
+from alert_engine.history import facts, rollups
 from alert_engine.history.records import (
     AlertRow,
     AnswerRow,
@@ -107,6 +108,7 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
                     async with conn.cursor() as cursor:
                         await cursor.executemany(statement, [_params(row) for row in batch])
             await facts.refresh(conn, touched)
+            await rollups.refresh(conn, touched)
         return Written(len(rows), 0)
     except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
         if isinstance(exc, psycopg.errors.UndefinedTable):
@@ -122,6 +124,7 @@ async def write(conn: psycopg.AsyncConnection[Any], rows: Rows) -> Written:
                     await facts.lock(conn, [row.alert_id])
                     await conn.execute(statement, _params(row))
                     await facts.refresh(conn, [row.alert_id])
+                    await rollups.refresh(conn, [row.alert_id])
             except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
                 if isinstance(exc, psycopg.errors.UndefinedTable):
                     raise
