@@ -170,7 +170,9 @@ def _middles(values: list[float]) -> tuple[float, float] | None:
     return (ordered[(len(ordered) - 1) // 2], ordered[len(ordered) // 2]) if ordered else None
 
 
-def _assert_median(got: float | None, exact: float | None, values: list[float], slack: float):
+def _assert_median(
+    got: float | None, exact: float | None, values: list[float], slack: float
+) -> None:
     middles = _middles(values)
     if middles is None:
         assert got is None and exact is None
@@ -246,11 +248,13 @@ async def _both(url: str, cases: list[Fact], query: ReportQuery) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(cases=fact_lists(), query=queries())
-def test_the_rollups_give_the_figures_of_the_cases(database_url, cases, query):
+def test_the_rollups_give_the_figures_of_the_cases(
+    database_url: str, cases: list[Fact], query: ReportQuery
+) -> None:
     asyncio.run(_both(database_url, cases, query))
 
 
-def test_short_or_two_dimension_views_stay_on_the_cases():
+def test_short_or_two_dimension_views_stay_on_the_cases() -> None:
     until = BASE + timedelta(days=200)
     assert planner.plan(ReportQuery(BASE, BASE + timedelta(days=30), "team")) is None
     assert planner.plan(ReportQuery(BASE, until, "member", {"team": "x"})) is None
@@ -305,5 +309,7 @@ async def _written_in_any_order(url: str, stories: list[Any], shuffle: random.Ra
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(stories=histories(max_size=25), shuffle=st.randoms(use_true_random=False))
-def test_the_writer_keeps_the_rollups_of_a_rebuild(database_url, stories, shuffle):
+def test_the_writer_keeps_the_rollups_of_a_rebuild(
+    database_url: str, stories: list[Any], shuffle: random.Random
+) -> None:
     asyncio.run(_written_in_any_order(database_url, stories, shuffle))

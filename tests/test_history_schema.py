@@ -189,7 +189,9 @@ def test_case_records_of_a_newer_release_keep_their_new_fields() -> None:
     assert [t.state for t in rows.transitions] == ["escalated_to_legal"]
 
 
-async def test_an_upgraded_database_gets_the_rollups_of_its_history(database_url, monkeypatch):
+async def test_an_upgraded_database_gets_the_rollups_of_its_history(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = migrations.migrations()
     async with await connect(database_url) as conn:
         # A release before the roll-ups wrote some history...
