@@ -4,6 +4,8 @@ alert's Slack thread, the outbox page and the outcome report."""
 
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
 
 from alert_engine.cli.main import main
+from devstack.stack import Endpoints
 from standins.slack import TOKEN, SlackStandIn
 from tests.engine import Engine, encode_all
 from tests.factories import rating
@@ -33,13 +36,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def slack():
+def slack() -> Iterator[SlackStandIn]:
     standin = SlackStandIn().start()
     yield standin
     standin.stop()
 
 
-def with_slack(engine: Engine, slack: SlackStandIn, tmp_path) -> Engine:
+def with_slack(engine: Engine, slack: SlackStandIn, tmp_path: Path) -> Engine:
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING)
     engine.env.update(
@@ -53,7 +56,9 @@ def with_slack(engine: Engine, slack: SlackStandIn, tmp_path) -> Engine:
     return engine
 
 
-def test_resolved_send_follow_up_in_slack_schedules_the_survey(stack, unique, tmp_path, slack):
+def test_resolved_send_follow_up_in_slack_schedules_the_survey(
+    stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn
+) -> None:
     engine = with_slack(followup_engine(stack, unique, tmp_path), slack, tmp_path)
     worker = engine.worker().start()
     try:
@@ -64,15 +69,15 @@ def test_resolved_send_follow_up_in_slack_schedules_the_survey(stack, unique, tm
         assert click(worker, message, "resolved_followup", reason="apology") == 200
         engine.wait_for(lambda: len(read_emails(engine.surveys)) == 1)
         [email] = read_emails(engine.surveys)
-        assert email["alert_id"] == message.metadata["event_payload"]["alert_id"]
+        assert email["alert_id"] == message.alert_id
         assert email["to"] == "jordan@example.com"
     finally:
         worker.stop()
 
 
 def test_resolved_send_follow_up_on_the_outbox_page_schedules_the_survey_and_shows_the_answer(
-    stack, unique, tmp_path
-):
+    stack: Endpoints, unique: str, tmp_path: Path
+) -> None:
     engine = followup_engine(stack, unique, tmp_path)
     worker = engine.worker().start()
     try:
@@ -97,7 +102,7 @@ def test_resolved_send_follow_up_on_the_outbox_page_schedules_the_survey_and_sho
 
 
 @pytest.fixture
-def sendgrid(tmp_path):
+def sendgrid(tmp_path: Path) -> Iterator[RecordingProxy]:
     mock = PrismMock(tmp_path).start()
     proxy = RecordingProxy(mock.url).start()
     yield proxy
@@ -106,8 +111,13 @@ def sendgrid(tmp_path):
 
 
 def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
-    stack, unique, tmp_path, slack, sendgrid, database_url
-):
+    stack: Endpoints,
+    unique: str,
+    tmp_path: Path,
+    slack: SlackStandIn,
+    sendgrid: RecordingProxy,
+    database_url: str,
+) -> None:
     engine = with_slack(followup_engine(stack, unique, tmp_path), slack, tmp_path)
     engine.env.update(
         {
@@ -188,8 +198,8 @@ def test_a_one_star_rating_is_recovered_to_five_stars_end_to_end(
 
 
 def test_a_follow_up_answer_still_unhappy_reopens_the_case_with_the_comment_in_the_thread(
-    stack, unique, tmp_path, slack
-):
+    stack: Endpoints, unique: str, tmp_path: Path, slack: SlackStandIn
+) -> None:
     engine = with_slack(followup_engine(stack, unique, tmp_path), slack, tmp_path)
     worker = engine.worker().start()
     try:

@@ -16,7 +16,7 @@ import pytest
 
 from alert_engine.settings import DatabaseSettings
 from devstack.demo import close_the_loop
-from devstack.stack import ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL
+from devstack.stack import ENV_KAFKA_BOOTSTRAP, ENV_REDIS_URL, Endpoints
 from tests.engine import encode_all
 from tests.factories import rating
 from tests.followup_factories import followup_engine
@@ -26,8 +26,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_kept_running_the_demo_leaves_the_last_case_for_the_user(
-    stack, unique, tmp_path, capsys, database_url
-):
+    stack: Endpoints,
+    unique: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
+) -> None:
     engine = followup_engine(stack, unique, tmp_path)
     # As the demo runs it: the worker projects the outcome history the demo's report reads.
     engine.env["ALERT_ENGINE_DATABASE_URL"] = database_url
@@ -39,7 +43,7 @@ def test_kept_running_the_demo_leaves_the_last_case_for_the_user(
             encode_all([rating(id="r-demo-1"), rating(id="r-demo-2", customer=other)]),
         )
         engine.wait_for(lambda: len(engine.delivered()) == 2)
-        history = DatabaseSettings(url=database_url)  # type: ignore[arg-type]
+        history = DatabaseSettings(url=database_url)
         answered = asyncio.run(
             close_the_loop(worker.client, engine.outbox, engine.surveys, history, leave_open=1)
         )
@@ -126,7 +130,12 @@ def test_a_signalled_demo_leaves_no_process_behind(tmp_path: Path, sig: signal.S
     )
     lines: queue.Queue[str] = queue.Queue()
     # A reader thread: a pipe read cannot time out, and a hung start must fail the test.
-    threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout or ()]).start()
+
+    def read() -> None:
+        for line in demo.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=read).start()
     children: dict[int, int] = {}
     try:
         deadline = time.monotonic() + 180

@@ -1,9 +1,13 @@
 """Hash fields written once (case records), on a real Redis."""
 
+from redis.asyncio import Redis
+
 from alert_engine.storage.first_write import FirstWrites
 
 
-async def test_the_first_value_of_a_field_stays_and_the_expiry_is_renewed(redis, unique):
+async def test_the_first_value_of_a_field_stays_and_the_expiry_is_renewed(
+    redis: Redis, unique: str
+) -> None:
     writes = FirstWrites(redis)
     key = f"test-{unique}:case"
     await writes.write(key, {"slack_message": "C1 1.2", "claimed_at": "t1"}, ttl_seconds=60)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import ViewportSize, sync_playwright
 
 from alert_engine.cases import CaseState
 from alert_engine.deadletters import read_headers
+from devstack.stack import Endpoints
 from devstack.webclient import SignedInClient
 from tests.engine import Engine
 from tests.factories import make_alert
@@ -31,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # A phone: where most customers open the email.
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def chromium() -> str:
@@ -41,11 +42,11 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def engine(stack, unique, tmp_path) -> Engine:
+def engine(stack: Endpoints, unique: str, tmp_path: Path) -> Engine:
     return followup_engine(stack, unique, tmp_path)
 
 
-def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):
+def test_a_customer_answers_the_emailed_survey_in_a_browser(engine: Engine) -> None:
     alert = make_alert(
         "r-browser",
         rating=1,
@@ -113,10 +114,11 @@ def test_a_customer_answers_the_emailed_survey_in_a_browser(engine):
 
         # No history database on this worker: the dashboard says what its figures need (the
         # figures themselves: tests/test_dashboard_browser.py), to signed-in members only.
-        page = worker.client.get("/dashboard?by=agent")
-        assert "Recovery outcomes need the history database" in page
-        assert "ALERT_ENGINE_DATABASE_URL" in page and "alert-engine history rebuild" in page
-        assert "Priya Nair" not in page
+        dashboard = worker.client.get("/dashboard?by=agent")
+        assert "Recovery outcomes need the history database" in dashboard
+        assert "ALERT_ENGINE_DATABASE_URL" in dashboard
+        assert "alert-engine history rebuild" in dashboard
+        assert "Priya Nair" not in dashboard
         anonymous = SignedInClient(worker.url, None).request("/dashboard")
         assert anonymous.status == 401 and "history database" not in anonymous.text
     finally:

@@ -3,12 +3,14 @@
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from alert_engine.cases import CaseState
 from devstack.redis_server import RedisServer
+from devstack.stack import Endpoints
 from tests.engine import Engine
 from tests.factories import make_alert
 from tests.followup_factories import case, followup_engine
@@ -18,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_killed_redis_restarted_from_its_append_only_file_loses_and_repeats_nothing(
-    tmp_path, unique
-):
+    tmp_path: Path, unique: str
+) -> None:
     server = RedisServer(tmp_path / "redis-under-test")  # append-only, as deployed
     server.start()
     clock = Clock(NOW)
@@ -61,11 +63,13 @@ def test_a_killed_redis_restarted_from_its_append_only_file_loses_and_repeats_no
 
 
 @pytest.fixture
-def engine(stack, unique, tmp_path) -> Engine:
+def engine(stack: Endpoints, unique: str, tmp_path: Path) -> Engine:
     return followup_engine(stack, unique, tmp_path)
 
 
-def test_a_worker_killed_before_the_survey_is_due_leaves_it_to_the_next_worker(engine):
+def test_a_worker_killed_before_the_survey_is_due_leaves_it_to_the_next_worker(
+    engine: Engine,
+) -> None:
     engine.env["ALERT_ENGINE_FOLLOWUP_DELAY_SECONDS"] = "4"
     first = engine.worker("first").start()
     alert = make_alert("r-restart", customer={"id": "c-5", "email": "c5@x.test"})
@@ -90,7 +94,9 @@ def test_a_worker_killed_before_the_survey_is_due_leaves_it_to_the_next_worker(e
         second.stop()
 
 
-def test_a_worker_rides_out_a_redis_restart_and_sends_the_survey_once(engine, tmp_path):
+def test_a_worker_rides_out_a_redis_restart_and_sends_the_survey_once(
+    engine: Engine, tmp_path: Path
+) -> None:
     server = RedisServer(tmp_path / "own-redis")
     server.start()
     engine.env["ALERT_ENGINE_REDIS_URL"] = server.url

@@ -3,9 +3,11 @@ done with. The outcome is the history's (PostgreSQL); nothing per alert stays fo
 survey carries its alert itself, so the answer's `rerated` record has the alert as delivered."""
 
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+from redis.asyncio import Redis
 
 from alert_engine.cases import CaseAction, CaseEvent, CaseState
 from alert_engine.followup.schedule import ScheduledSurvey
@@ -25,7 +27,9 @@ from tests.test_followup_schedule import NOW, Clock, read_emails, service
 SCHEDULE_KEYS = ("followup:due", "followup:payloads")
 
 
-async def answer_latest(followup: FollowupService, tmp_path, stars: int, nps: int) -> Answered:
+async def answer_latest(
+    followup: FollowupService, tmp_path: Path, stars: int, nps: int
+) -> Answered:
     link = read_emails(tmp_path / "surveys.jsonl")[-1]["link"]
     token = urlsplit(link).path.removeprefix("/survey/")
     answered = await followup.answer(token, {"rating": str(stars), "nps": str(nps)})
@@ -35,7 +39,9 @@ async def answer_latest(followup: FollowupService, tmp_path, stars: int, nps: in
     return answered
 
 
-async def test_the_loop_leaves_only_expiring_hot_state_in_redis(redis, unique, tmp_path):
+async def test_the_loop_leaves_only_expiring_hot_state_in_redis(
+    redis: Redis, unique: str, tmp_path: Path
+) -> None:
     clock = Clock(NOW)
     followup = service(redis, unique, tmp_path, clock, holdout_share=0.0)
     held_out = service(redis, unique, tmp_path, clock, holdout_share=1.0)
@@ -72,7 +78,10 @@ async def test_the_loop_leaves_only_expiring_hot_state_in_redis(redis, unique, t
     assert (await answer_latest(held_out, tmp_path, stars=2, nps=5)).case.alert == second
 
     prefix = f"test-{unique}:"
-    keys = sorted(key.decode().removeprefix(prefix) for key in await redis.keys(prefix + "*"))
+    keys = sorted(
+        (key.decode() if isinstance(key, bytes) else key).removeprefix(prefix)
+        for key in await redis.keys(prefix + "*")
+    )
     assert keys, "the loop wrote nothing: the test would prove nothing"
     assert not [key for key in keys if key.startswith("outcome")], keys
     # Everything left is a marker, a claim or a link that expires on its own.
@@ -84,8 +93,8 @@ async def test_the_loop_leaves_only_expiring_hot_state_in_redis(redis, unique, t
 
 
 async def test_a_survey_scheduled_by_the_release_before_still_takes_its_answer(
-    redis, unique, tmp_path
-):
+    redis: Redis, unique: str, tmp_path: Path
+) -> None:
     """Scheduled before the survey carried its alert (and the alert was kept in a year-long
     hash, no longer read): the answer's record rebuilds the alert from the survey's event."""
     clock = Clock(NOW)
@@ -118,7 +127,9 @@ async def test_a_survey_scheduled_by_the_release_before_still_takes_its_answer(
     assert answered.case.rerating is not None and answered.case.rerating.previous_rating == 2
 
 
-async def test_an_undone_resolution_is_not_counted_resolved_in_the_history(database_url):
+async def test_an_undone_resolution_is_not_counted_resolved_in_the_history(
+    database_url: str,
+) -> None:
     """Once kept in the Redis outcome facts, now the history's: the case counts as claimed, not
     resolved, once its resolution is taken back."""
     alert = make_alert("r-undo", fired_at=NOW)

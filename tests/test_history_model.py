@@ -5,24 +5,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.history_model import CaseFacts, figures, nps, total
+from tests.history_model import CaseFacts, Figures, figures, nps, total
 
 MONDAY = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)  # ISO week 2026-W23
 
 
 def facts(
-    team="orders",
-    agent="Priya",
-    rule="negative-rating",
-    at=MONDAY,
-    claim_after=None,
-    resolution="",
-    followup="",
-    initial=None,
-    after=None,
-    nps_before=None,
-    nps_after=None,
-    holdout=False,
+    team: str = "orders",
+    agent: str = "Priya",
+    rule: str = "negative-rating",
+    at: datetime = MONDAY,
+    claim_after: float | None = None,
+    resolution: str = "",
+    followup: str = "",
+    initial: int | None = None,
+    after: int | None = None,
+    nps_before: int | None = None,
+    nps_after: int | None = None,
+    holdout: bool = False,
 ) -> CaseFacts:
     return CaseFacts(
         team=team,
@@ -40,7 +40,7 @@ def facts(
     )
 
 
-def fold(cases, by):
+def fold(cases: list[CaseFacts], by: str) -> list[Figures]:
     return figures(cases, by)
 
 
@@ -54,14 +54,14 @@ def fold(cases, by):
         ([None, 3], -100.0),
     ],
 )
-def test_nps(scores, expected):
+def test_nps(scores: list[int | None], expected: float | None) -> None:
     if expected is None:
         assert nps(scores) is None
     else:
         assert nps(scores) == pytest.approx(expected)
 
 
-def test_the_figures_of_a_team():
+def test_the_figures_of_a_team() -> None:
     rows = [
         # Claimed after 60 s, resolved, surveyed, answered 4 after 1.
         facts(
@@ -105,7 +105,7 @@ def test_the_figures_of_a_team():
     assert orders.recovery_lift is None
 
 
-def test_the_holdout_separates_the_lift_caused_by_recovery():
+def test_the_holdout_separates_the_lift_caused_by_recovery() -> None:
     rows = [
         facts(followup="sent", initial=1, after=4),
         facts(followup="sent", initial=2, after=4),
@@ -129,7 +129,7 @@ def test_the_holdout_separates_the_lift_caused_by_recovery():
         ("week", ["2026-W23", "2026-W24"]),
     ],
 )
-def test_figures_are_grouped_by_team_agent_rule_or_week(by, keys):
+def test_figures_are_grouped_by_team_agent_rule_or_week(by: str, keys: list[str]) -> None:
     rows = [
         facts(team="orders", agent="Priya", rule="negative-rating", at=MONDAY),
         facts(team="orders", agent="Sam", rule="angry-comment", at=MONDAY + timedelta(days=6)),
@@ -140,7 +140,7 @@ def test_figures_are_grouped_by_team_agent_rule_or_week(by, keys):
     assert sum(row.alerts for row in grouped) == 3
 
 
-def test_no_cases_count_nothing():
+def test_no_cases_count_nothing() -> None:
     empty = total([])
     assert (empty.alerts, empty.median_claim_seconds, empty.recovered.response_rate) == (
         0,
@@ -149,6 +149,6 @@ def test_no_cases_count_nothing():
     )
 
 
-def test_an_unknown_grouping_is_refused():
+def test_an_unknown_grouping_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot group by 'queue'"):
         figures([], "queue")

@@ -28,16 +28,18 @@ NOW = datetime(2026, 12, 3, 10, 30, tzinfo=UTC)  # a Thursday
         ("now", True, NOW),
     ],
 )
-def test_dates_a_manager_types(text, end, expected):
+def test_dates_a_manager_types(text: str, end: bool, expected: datetime) -> None:
     assert parse_time(text, now=NOW, end=end) == expected
 
 
-def test_a_date_it_cannot_read_says_what_it_takes():
+def test_a_date_it_cannot_read_says_what_it_takes() -> None:
     with pytest.raises(click.BadParameter, match="7d / 4w / 52w"):
         parse_time("last tuesday", now=NOW)
 
 
-def test_without_the_history_database_the_report_says_what_to_set(monkeypatch):
+def test_without_the_history_database_the_report_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("ALERT_ENGINE_DATABASE_URL", raising=False)
     # Whatever was asked: the figures are the history's alone, and none is set.
     for args in ([], ["--by", "week"], ["--format", "csv"], ["--team", "orders"]):
@@ -51,7 +53,7 @@ def test_without_the_history_database_the_report_says_what_to_set(monkeypatch):
     assert "--until must be after --since" in result.output
 
 
-def test_an_unreachable_history_database_is_a_clear_error(monkeypatch):
+def test_an_unreachable_history_database_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # A port nothing listens on (the discard port, refused on loopback).
     monkeypatch.setenv("ALERT_ENGINE_DATABASE_URL", "postgresql://u@127.0.0.1:9/db")
     result = CliRunner().invoke(main, ["report"])
@@ -63,14 +65,18 @@ def test_an_unreachable_history_database_is_a_clear_error(monkeypatch):
         assert "cannot reach the history database" in result.output
 
 
-def test_a_database_url_that_is_not_postgresql_is_refused_at_load(monkeypatch):
+def test_a_database_url_that_is_not_postgresql_is_refused_at_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("ALERT_ENGINE_DATABASE_URL", "mysql://u@db/x")
     result = CliRunner().invoke(main, ["report"])
     assert result.exit_code == 2
     assert "ALERT_ENGINE_DATABASE_URL: Value error, expected a postgresql:// URL" in result.output
 
 
-def test_a_history_database_without_tables_says_what_to_run(database_url, monkeypatch):
+def test_a_history_database_without_tables_says_what_to_run(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ALERT_ENGINE_DATABASE_URL", database_url)
     result = CliRunner().invoke(main, ["report"])
     assert result.exit_code == 1
