@@ -3,9 +3,10 @@ filtered, one row per value of a dimension and a total.
 
 Each alert's case is one row of `case_facts`, folded from its records (first claim, latest change
 of state, owner, first answer) whenever one of them is written, so the figures follow from the
-log whatever order it was projected in. The figures are those of `alert_engine.followup.outcomes`
-(same definitions; a differential test holds them together), and more: time to resolve, not
-actionable, and the holdout's causal lift with its confidence interval (`HoldoutLift`).
+log whatever order it was projected in. A pure model of the same definitions in the tests
+(`tests/history_model.py`) holds them to their meaning; beyond it: time to resolve, not
+actionable, and the holdout's causal lift with its confidence interval (`HoldoutLift`). Views of a
+quarter or more read the daily roll-ups instead (`planner`, `rollups`).
 """
 
 from __future__ import annotations
