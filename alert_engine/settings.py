@@ -15,10 +15,22 @@ from typing import Annotated, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, Field, SecretStr, ValidationInfo, field_validator
+from pydantic.functional_validators import BeforeValidator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from alert_engine.events import MAX_DEPTH
 from alert_engine.rules.yamlsource import YamlLimits
+
+
+def _comma_separated(value: object) -> object:
+    """`a, b,,c` from the environment as `("a", "b", "c")`; a list or tuple as it is."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+# A list setting, comma-separated in the environment (`NoDecode`: not read as JSON).
+CommaSeparated: TypeAlias = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
 
 
 class KafkaSettings(BaseSettings):
@@ -107,14 +119,7 @@ class WebSettings(BaseSettings):
     # Names (without a port) browsers may reach the operators' pages by, besides localhost and
     # `host`; comma-separated in the environment. A page asked for under any other Host is
     # refused: a DNS-rebinding site cannot read or act through a visitor's browser.
-    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
-
-    @field_validator("allowed_hosts", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(name for name in (part.strip() for part in value.split(",")) if name)
-        return value
+    allowed_hosts: CommaSeparated = ()
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -312,7 +317,7 @@ class SigninSettings(BaseSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:
-        parts = value.split(",") if isinstance(value, str) else value
+        parts = _comma_separated(value)
         if not isinstance(parts, list | tuple):
             return value
         networks = []
@@ -428,7 +433,8 @@ class DatabaseSettings(BaseSettings):
         return self.url is not None
 
 
-CaseReasons: TypeAlias = Annotated[tuple[str, ...], NoDecode]
+# The reason codes a resolution records unless `ALERT_ENGINE_CASES_REASONS` says otherwise.
+DEFAULT_REASONS = ("refund", "replacement", "apology", "call_back", "policy_explained", "other")
 REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -439,14 +445,7 @@ class CaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALERT_ENGINE_CASES_", frozen=True)
 
     # Comma-separated codes (`call_back` reads "Call back"); `other` needs a note.
-    reasons: CaseReasons = (
-        "refund",
-        "replacement",
-        "apology",
-        "call_back",
-        "policy_explained",
-        "other",
-    )
+    reasons: CommaSeparated = DEFAULT_REASONS
     # A resolution or "not actionable" can be undone for this long.
     undo_seconds: float = Field(default=300.0, ge=0, le=24 * 3600)
     # A closed case can be reopened for this many days after it closed.
@@ -459,13 +458,6 @@ class CaseSettings(BaseSettings):
     unhappy_if_not_better: bool = False
     # The customer's email and phone on the card (off for teams that must not see them).
     show_contact: bool = True
-
-    @field_validator("reasons", mode="before")
-    @classmethod
-    def _reason_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("reasons")
     @classmethod

@@ -35,9 +35,8 @@ from alert_engine.cases.records import (
     Rerating,
     reason_label,
 )
-from alert_engine.settings import CaseSettings
+from alert_engine.settings import DEFAULT_REASONS, CaseSettings
 
-DEFAULT_REASONS = ("refund", "replacement", "apology", "call_back", "policy_explained", "other")
 # The reason code that needs a note saying what was done.
 OTHER = "other"
 
