@@ -37,6 +37,21 @@ from alert_engine.cases.records import (
 )
 from alert_engine.settings import DEFAULT_REASONS, CaseSettings
 
+__all__ = [
+    "DEFAULT_REASONS",
+    "OTHER",
+    "TRANSITIONS",
+    "CasePolicy",
+    "CaseRequest",
+    "Refusal",
+    "RefusalReason",
+    "Transition",
+    "allowed_actions",
+    "check_request",
+    "decide",
+    "duration_text",
+]
+
 # The reason code that needs a note saying what was done.
 OTHER = "other"
 

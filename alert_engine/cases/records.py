@@ -19,6 +19,24 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alert_engine.alerts import Alert
 
+__all__ = [
+    "ACTION_LABELS",
+    "CASE_TTL_SECONDS",
+    "CLOSED",
+    "FINAL_ACTIONS",
+    "LABELS",
+    "NOTE_MAX_CHARS",
+    "RESOLUTIONS",
+    "Actor",
+    "Case",
+    "CaseAction",
+    "CaseEvent",
+    "CaseState",
+    "HistoryEntry",
+    "Rerating",
+    "reason_label",
+]
+
 CASE_TTL_SECONDS = 90 * 24 * 3600
 NOTE_MAX_CHARS = 2000
 

@@ -42,6 +42,8 @@ from alert_engine.cases.records import (
 from alert_engine.storage import redis_keys
 from alert_engine.storage.first_write import FirstWrites
 
+__all__ = ["CaseStore"]
+
 _CLOSED_LUA = "{" + ", ".join(f"['{state.value}'] = true" for state in sorted(CLOSED)) + "}"
 _FINAL_LUA = "{" + ", ".join(f"['{action.value}'] = true" for action in sorted(FINAL_ACTIONS)) + "}"
 
