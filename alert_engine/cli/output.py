@@ -11,7 +11,8 @@ Colour only when the stream is a terminal (click drops the styles otherwise).
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -41,6 +42,19 @@ def print_problems(exc: ProblemsError, outcome: str = "the rules were not loaded
     for problem in ordered:
         click.echo(click.style(f"{problem.location}:", bold=True) + f" {problem.message}", err=True)
     click.secho(f"{len(exc.problems)} problem(s); {outcome}", fg="red", err=True)
+
+
+def exit_with_problems(
+    exc: ProblemsError, outcome: str = "the rules were not loaded", code: int = EXIT_PROBLEMS
+) -> NoReturn:
+    print_problems(exc, outcome)
+    sys.exit(code)
+
+
+def exit_with(message: str, code: int = EXIT_PROBLEMS) -> NoReturn:
+    """`message` on stderr, and the command ends with `code`."""
+    click.echo(message, err=True)
+    sys.exit(code)
 
 
 def redacted_url(url: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from alert_engine.cli.output import EXIT_PROBLEMS, print_problems
+from alert_engine.cli.output import EXIT_PROBLEMS, exit_with_problems
 from alert_engine.problems import ProblemsError
 from alert_engine.settings import EngineSettings
 
@@ -39,8 +39,7 @@ def routes_check(file: Path | None, strict: bool) -> None:
     try:
         routing = load_routing(path)
     except ProblemsError as exc:
-        print_problems(exc, "the routing was not loaded")
-        sys.exit(EXIT_PROBLEMS)
+        exit_with_problems(exc, "the routing was not loaded")
     for warning in routing.warnings:
         click.echo(f"{warning.location}: warning: {warning.message}", err=True)
     warned = f", {len(routing.warnings)} warning(s)" if routing.warnings else ""
@@ -65,8 +64,7 @@ def routes_test(file: Path | None, event_json: str | None, fields: tuple[str, ..
         routing = load_routing(_routing_file(file))
         alert = example_alert(event_json, fields)
     except ProblemsError as exc:
-        print_problems(exc, "the routing was not loaded")
-        sys.exit(EXIT_PROBLEMS)
+        exit_with_problems(exc, "the routing was not loaded")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(describe(routing.match(alert), routing.destinations))

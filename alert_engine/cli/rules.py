@@ -7,12 +7,34 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from alert_engine.cli.output import EXIT_PROBLEMS, print_problems
+from alert_engine.cli.output import exit_with, exit_with_problems
 from alert_engine.rules.load import RulesetError, load_rule_files, load_ruleset
+from alert_engine.rules.ruleset import Ruleset
 from alert_engine.settings import EngineSettings
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _events_option(help: str) -> Callable[[_Command], _Command]:
+    return click.option(
+        "--events",
+        "event_files",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        multiple=True,
+        required=True,
+        help=help,
+    )
+
+
+def _ruleset(directory: Path) -> Ruleset:
+    try:
+        return load_ruleset(directory, limits=EngineSettings().rule_file_limits)
+    except RulesetError as exc:
+        exit_with_problems(exc)
 
 
 @click.group()
@@ -30,49 +52,34 @@ def rules_check(directory: Path) -> None:
     skipped = snapshot(directory).unreadable if directory.is_dir() else ()
     for entry in skipped:
         click.echo(entry, err=True)
-    try:
-        ruleset = load_ruleset(directory, limits=EngineSettings().rule_file_limits)
-    except RulesetError as exc:
-        print_problems(exc)
-        sys.exit(EXIT_PROBLEMS)
+    ruleset = _ruleset(directory)
     if skipped:
-        click.echo(f"{len(skipped)} rule file(s) cannot be read and would be skipped", err=True)
-        sys.exit(EXIT_PROBLEMS)
+        exit_with(f"{len(skipped)} rule file(s) cannot be read and would be skipped")
     click.echo(f"{len(ruleset.rules)} rule(s) OK, ruleset version {ruleset.version}")
 
 
 @rules.command("test")
 @click.argument("rule")
-@click.option(
-    "--events",
-    "event_files",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    multiple=True,
-    required=True,
-    help="JSON lines of events (repeatable).",
-)
+@_events_option("JSON lines of events (repeatable).")
 @click.option("--rules", "rules_dir", type=click.Path(path_type=Path), default=Path("rules"))
 def rules_test(rule: str, event_files: tuple[Path, ...], rules_dir: Path) -> None:
     """Run RULE (a rule name in --rules, or a rule file) on events: what matches, and why."""
     from alert_engine.backtest import read_events, try_rule
 
-    try:
-        if Path(rule).is_file():
+    if Path(rule).is_file():
+        try:
             ruleset = load_rule_files(
                 [Path(rule)],
                 defaults_file=_defaults_next_to(Path(rule)),
                 limits=EngineSettings().rule_file_limits,
             )
-            [found] = ruleset.rules[:1] or [None]
-        else:
-            ruleset = load_ruleset(rules_dir, limits=EngineSettings().rule_file_limits)
-            found = ruleset.get(rule)
-    except RulesetError as exc:
-        print_problems(exc)
-        sys.exit(EXIT_PROBLEMS)
+        except RulesetError as exc:
+            exit_with_problems(exc)
+        [found] = ruleset.rules[:1] or [None]
+    else:
+        found = _ruleset(rules_dir).get(rule)
     if found is None:
-        click.echo(f"no rule named {rule!r} in {rules_dir}", err=True)
-        sys.exit(EXIT_PROBLEMS)
+        exit_with(f"no rule named {rule!r} in {rules_dir}")
     max_bytes = EngineSettings().max_event_bytes
     verdicts = try_rule(found, read_events(event_files), max_event_bytes=max_bytes)
     for verdict in verdicts:
@@ -113,14 +120,7 @@ def rules_schema(output: Path) -> None:
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path), default=Path("rules"))
-@click.option(
-    "--events",
-    "event_files",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    multiple=True,
-    required=True,
-    help="JSON lines of past events, ratings and interactions (repeatable).",
-)
+@_events_option("JSON lines of past events, ratings and interactions (repeatable).")
 @click.option("--top", default=5, show_default=True, help="How many top keys to show per rule.")
 def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
     """Backtest the rules in DIRECTORY on past events: alerts per rule, per day, top keys, and
@@ -128,11 +128,7 @@ def replay(directory: Path, event_files: tuple[Path, ...], top: int) -> None:
     from alert_engine.backtest import REJECTION_REASONS, read_events
     from alert_engine.backtest import replay as run_replay
 
-    try:
-        ruleset = load_ruleset(directory, limits=EngineSettings().rule_file_limits)
-    except RulesetError as exc:
-        print_problems(exc)
-        sys.exit(EXIT_PROBLEMS)
+    ruleset = _ruleset(directory)
     max_event_bytes = EngineSettings().max_event_bytes
     with _reading_progress(event_files) as on_read:
         report = run_replay(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sys
 from pathlib import Path
 from typing import BinaryIO
 
 import click
 
-from alert_engine.cli.output import EXIT_USAGE, print_problems
+from alert_engine.cli.output import EXIT_USAGE, exit_with, exit_with_problems
 from alert_engine.events import Stream
 from alert_engine.rules.load import RulesetError
 from alert_engine.settings import EngineSettings, KafkaSettings, Settings
@@ -36,14 +35,11 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     try:
         app = build_worker(settings)
     except RoutingError as exc:
-        print_problems(exc, "the routing was not loaded")
-        sys.exit(EXIT_USAGE)
+        exit_with_problems(exc, "the routing was not loaded", EXIT_USAGE)
     except RulesetError as exc:
-        print_problems(exc)
-        sys.exit(EXIT_USAGE)
+        exit_with_problems(exc, code=EXIT_USAGE)
     except MembersError as exc:
-        click.echo(f"{exc}; the worker did not start", err=True)
-        sys.exit(EXIT_USAGE)
+        exit_with(f"{exc}; the worker did not start", EXIT_USAGE)
     # Before Faust subscribes: a broker that auto-creates topics would give them its own default
     # partition count, and the partition count bounds how many workers can share the load.
     asyncio.run(ensure_topics(settings.kafka, extra=changelog_topics(app)))

@@ -16,6 +16,7 @@ from jinja2 import Environment
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
 from alert_engine.signin.demo import LINK_PATH
 from alert_engine.signin.gate import SIGNIN_PATH, SIGNOUT_PATH, Gate, Visitor, visitor_of
+from alert_engine.signin.members import Member
 from alert_engine.worker.webguard import read_form
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,7 @@ def register_signin_views(app: faust.App, gate: Gate) -> None:
                 )
             await gate.limiter.succeeded(name)
             log.info("member %s signed in", member.name)
-            response = _see_other(next_path)
-            await gate.start_session(response, member)
-            return response
+            return await _session_started(gate, member, next_path)
 
     @app.page(LINK_PATH)
     class SigninLink(View):
@@ -125,9 +124,7 @@ def register_signin_views(app: faust.App, gate: Gate) -> None:
                     ),
                 )
             log.info("member %s signed in with a one-time link", member.name)
-            response = _see_other(HOME)
-            await gate.start_session(response, member)
-            return response
+            return await _session_started(gate, member, HOME)
 
     @app.page(SIGNOUT_PATH)
     class Signout(View):
@@ -142,6 +139,13 @@ def register_signin_views(app: faust.App, gate: Gate) -> None:
 
 def _see_other(location: str) -> Any:
     return web.Response(status=303, headers={"Location": location})
+
+
+async def _session_started(gate: Gate, member: Member, location: str) -> Any:
+    """On to `location`, signed in: the redirect carries the new session's cookie."""
+    response = _see_other(location)
+    await gate.start_session(response, member)
+    return response
 
 
 SIGNIN_PAGE = """<!doctype html>
