@@ -53,6 +53,7 @@ from alert_engine.console.actions import (
     history_lines,
     member_actor,
 )
+from alert_engine.console.polling import POLLING_SCRIPT
 from alert_engine.console.sla import SlaStatus, sla_status, span_text
 from alert_engine.console.style import STYLE
 from alert_engine.signin.csrf import FIELD as CSRF_FIELD
@@ -71,35 +72,25 @@ SOURCE = "console"
 # Polls the state block's JSON and puts it in place when it changed; shows and hides the forms
 # by what the state allows. The block is the server's own template (escaped by Jinja); the
 # forms, and what the member is typing into them, stay as they are.
-CASE_SCRIPT = """
+CASE_SCRIPT = (
+    POLLING_SCRIPT
+    + """
 const live = document.getElementById("live");
-const updated = document.getElementById("updated");
 function showForms(allowed) {
   for (const form of document.querySelectorAll("form[data-needs]")) {
     form.hidden = !allowed.includes(form.dataset.needs);
   }
 }
-async function refresh() {
-  try {
-    const response = await fetch(live.dataset.json, {headers: {Accept: "application/json"}});
-    if (!response.ok) {
-      updated.textContent = "not updated: HTTP " + response.status;
-      return;
-    }
-    const data = await response.json();
-    if (data.version !== live.dataset.version) {
-      const fresh = new DOMParser().parseFromString(data.html, "text/html").body;
-      live.replaceChildren(...fresh.childNodes);
-      live.dataset.version = data.version;
-    }
-    showForms(data.allowed);
-    updated.textContent = "updated " + new Date().toLocaleTimeString();
-  } catch (error) {
-    updated.textContent = "not updated: " + error;
+poll(live, (data) => {
+  if (data.version !== live.dataset.version) {
+    const fresh = new DOMParser().parseFromString(data.html, "text/html").body;
+    live.replaceChildren(...fresh.childNodes);
+    live.dataset.version = data.version;
   }
-}
-setInterval(refresh, Number(live.dataset.pollSeconds) * 1000);
+  showForms(data.allowed);
+});
 """
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from jinja2 import Environment
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.console.actions import ALERT_ID, TeamMembers, WebActions
 from alert_engine.console.case_page import CASE_SCRIPT, CASES_PATH, register_case_page
+from alert_engine.console.polling import POLLING_SCRIPT
 from alert_engine.console.queue import (
     FilterError,
     QueueFilter,
@@ -52,59 +53,49 @@ COLUMNS = (
 )
 
 # Polls the JSON view and rebuilds the table's body with text nodes (never markup from data).
-CONSOLE_SCRIPT = """
+CONSOLE_SCRIPT = (
+    POLLING_SCRIPT
+    + """
 const table = document.getElementById("queue");
 const count = document.getElementById("count");
-const updated = document.getElementById("updated");
 const columns = JSON.parse(table.dataset.columns);
-async function refresh() {
-  try {
-    const response = await fetch(table.dataset.json, {headers: {Accept: "application/json"}});
-    if (!response.ok) {
-      updated.textContent = "not updated: HTTP " + response.status;
-      return;
-    }
-    const data = await response.json();
-    const body = document.createElement("tbody");
-    for (const row of data.rows) {
-      const line = document.createElement("tr");
-      line.dataset.alertId = row.alert_id;
-      for (const [name, label] of columns) {
-        const cell = document.createElement("td");
-        cell.dataset.label = label;
-        const text = row[name] === null ? "" : String(row[name]);
-        if (name === "customer") {
-          const link = document.createElement("a");
-          link.href = table.dataset.cases + "/" + encodeURIComponent(row.alert_id);
-          link.textContent = text || row.alert_id;
-          cell.appendChild(link);
-        } else {
-          cell.textContent = text;
-        }
-        if (name === "sla" && row.sla_breached) cell.className = "breached";
-        line.appendChild(cell);
-      }
-      body.appendChild(line);
-    }
-    if (!data.rows.length) {
-      const line = document.createElement("tr");
+poll(table, (data) => {
+  const body = document.createElement("tbody");
+  for (const row of data.rows) {
+    const line = document.createElement("tr");
+    line.dataset.alertId = row.alert_id;
+    for (const [name, label] of columns) {
       const cell = document.createElement("td");
-      cell.colSpan = columns.length;
-      cell.textContent = "No case matches.";
+      cell.dataset.label = label;
+      const text = row[name] === null ? "" : String(row[name]);
+      if (name === "customer") {
+        const link = document.createElement("a");
+        link.href = table.dataset.cases + "/" + encodeURIComponent(row.alert_id);
+        link.textContent = text || row.alert_id;
+        cell.appendChild(link);
+      } else {
+        cell.textContent = text;
+      }
+      if (name === "sla" && row.sla_breached) cell.className = "breached";
       line.appendChild(cell);
-      body.appendChild(line);
     }
-    table.tBodies[0].replaceWith(body);
-    const text = data.total + " case" + (data.total === 1 ? "" : "s") +
-      " · page " + data.page + " of " + data.pages;
-    if (count.textContent !== text) count.textContent = text;
-    updated.textContent = "updated " + new Date().toLocaleTimeString();
-  } catch (error) {
-    updated.textContent = "not updated: " + error;
+    body.appendChild(line);
   }
-}
-setInterval(refresh, Number(table.dataset.pollSeconds) * 1000);
+  if (!data.rows.length) {
+    const line = document.createElement("tr");
+    const cell = document.createElement("td");
+    cell.colSpan = columns.length;
+    cell.textContent = "No case matches.";
+    line.appendChild(cell);
+    body.appendChild(line);
+  }
+  table.tBodies[0].replaceWith(body);
+  const text = data.total + " case" + (data.total === 1 ? "" : "s") +
+    " · page " + data.page + " of " + data.pages;
+  if (count.textContent !== text) count.textContent = text;
+});
 """
+)
 CONSOLE_SCRIPTS = (CONSOLE_SCRIPT, CASE_SCRIPT)
 
 
