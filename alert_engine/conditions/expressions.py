@@ -84,14 +84,20 @@ class Activation:
 
 
 @dataclass(frozen=True)
-class Condition:
+class _Compiled:
+    """What a condition and an expression share: the CEL program, the variables it reads and the
+    functions it calls, and the same program as a Python function if it only compares numbers
+    (`rating <= 2`; see `NumericCondition`), None otherwise."""
+
     source: str
     program: Any = field(repr=False, compare=False)
     variables: tuple[str, ...]
     functions: tuple[str, ...]
-    # The same condition as a Python function, if it only compares numbers (see
-    # `NumericCondition`); None otherwise.
     numeric: NumericCondition | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Condition(_Compiled):
     # Top-level `&&` operands that only compare numbers (`rating <= 2` in
     # `rating <= 2 && comment.contains('wait')`): when one is false, so is the condition (CEL's
     # `&&` is false if either side is, whatever the other side gives, even an error).
@@ -106,6 +112,8 @@ class Condition:
             decided = equality.test(activation.fields)
             if decided is not None:
                 return decided
+        # The fast path inline, here and in `Expression.value`: a shared method would cost a call
+        # per rule per event.
         numeric = self.numeric
         if numeric is not None:
             fields = activation.fields
@@ -131,15 +139,9 @@ class Condition:
 
 
 @dataclass(frozen=True)
-class Expression:
+class Expression(_Compiled):
     """A CEL expression giving any value: a grouping key (`agent.id`), an aggregate's argument."""
 
-    source: str
-    program: Any = field(repr=False, compare=False)
-    variables: tuple[str, ...]
-    functions: tuple[str, ...]
-    # The Python form, if the expression only compares numbers (`rating <= 2`).
-    numeric: NumericCondition | None = field(default=None, repr=False, compare=False)
     # The field names, if the expression is a field path (`agent.id`, `team`).
     path: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 

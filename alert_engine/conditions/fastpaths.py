@@ -143,18 +143,18 @@ class _NumericParser:
         return token
 
     def expression(self) -> Test:
-        parts = [self.conjunction()]
-        while self.peek() == "||":
-            self.take()
-            parts.append(self.conjunction())
-        return _any(parts)
+        return _any(self.joined("||", self.conjunction))
 
     def conjunction(self) -> Test:
-        parts = [self.term()]
-        while self.peek() == "&&":
+        return _all(self.joined("&&", self.term))
+
+    def joined(self, symbol: str, part: Callable[[], Test]) -> list[Test]:
+        """`part (symbol part)*`: the operands of one level of precedence."""
+        parts = [part()]
+        while self.peek() == symbol:
             self.take()
-            parts.append(self.term())
-        return _all(parts)
+            parts.append(part())
+        return parts
 
     def term(self) -> Test:
         if self.peek() == "!":
