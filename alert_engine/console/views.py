@@ -17,9 +17,8 @@ from aiohttp import web
 from faust.web import View
 from jinja2 import Environment
 
-from alert_engine.channels.presentation import LinkTemplates
-from alert_engine.console.actions import ALERT_ID, TeamMembers, WebActions
-from alert_engine.console.case_page import CASE_SCRIPT, CASES_PATH, register_case_page
+from alert_engine.console.actions import ALERT_ID, WebActions
+from alert_engine.console.case_page import CASE_SCRIPT, CASES_PATH
 from alert_engine.console.polling import POLLING_SCRIPT
 from alert_engine.console.queue import (
     FilterError,
@@ -99,19 +98,11 @@ poll(table, (data) => {
 CONSOLE_SCRIPTS = (CONSOLE_SCRIPT, CASE_SCRIPT)
 
 
-def register_console(
-    app: faust.App,
-    actions: WebActions,
-    *,
-    team_members: TeamMembers,
-    links: LinkTemplates,
-    show_contact: bool = True,
-) -> None:
+def register_console(app: faust.App, actions: WebActions) -> None:
+    """The queue (`/console`) and the way from an alert id to its case; the case pages it links
+    to are `register_case_page`'s."""
     page = Environment(autoescape=True).from_string(CONSOLE_PAGE)
     cases = actions.cases
-    register_case_page(
-        app, actions, team_members=team_members, links=links, show_contact=show_contact
-    )
 
     @app.page(GO_PATH)
     class GoToCase(View):

@@ -20,6 +20,7 @@ from alert_engine.channels.outbox import OutboxDestination
 from alert_engine.channels.presentation import LinkTemplates
 from alert_engine.channels.slack import SlackCaseUpdates, SlackDestination, make_client
 from alert_engine.console.actions import WebActions, team_of
+from alert_engine.console.case_page import register_case_page
 from alert_engine.console.views import CONSOLE_SCRIPTS, register_console
 from alert_engine.deadletters import DeadLetter
 from alert_engine.delivery.deliverer import Deliverer, DeliveryLedger, Failure, RetryPolicy
@@ -227,9 +228,11 @@ def build_worker(settings: Settings) -> faust.App:
         slack_member=members.by_slack_user if members is not None else None,
     )
     register_signin_views(app, gate)
-    register_console(
+    web_actions = WebActions(cases, publish_case, show_in_slack)
+    register_console(app, web_actions)
+    register_case_page(
         app,
-        WebActions(cases, publish_case, show_in_slack),
+        web_actions,
         team_members=lambda: team_of(gate),
         links=link_templates(settings),
         show_contact=settings.cases.show_contact,
