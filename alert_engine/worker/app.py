@@ -159,46 +159,40 @@ def create_app(
     windows_partitions = topics[kafka.windows_topic].partitions or kafka.partitions
     edge = Edge(settings.events, stats)
 
-    def dead_letter(event: EventT[bytes], rejected: EventRejected) -> DeadLetter:
-        message = event.message
-        log.warning(
-            "dead-lettered %s[%s]@%s: %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            rejected,
+    # An agent's events in batches (`EngineSettings.batch_size`, the waits), with a `Contiguity`
+    # of its own.
+    def batches(events: StreamT[bytes], linger: float) -> AsyncIterator[list[EventT[bytes]]]:
+        return waiting_batches(
+            cast(faust.Stream[bytes], events),
+            engine.batch_size,
+            engine.batch_wait,
+            contiguity().admit,
+            linger=linger,
         )
+
+    def dead_letter(
+        event: EventT[bytes], rejected: EventRejected, fault: Exception | None = None
+    ) -> DeadLetter:
+        message = event.message
+        where = (message.topic, message.partition, message.offset)
+        if fault is None:
+            log.warning("dead-lettered %s[%s]@%s: %s", *where, rejected)
+        else:
+            # The engine's fault, not the event's: an error, with its traceback.
+            log.error("dead-lettered %s[%s]@%s: %s", *where, rejected.reason, exc_info=fault)
         return DeadLetter.of(
             event, kafka.deadletter_topic, reason=rejected.reason, detail=rejected.detail
         )
 
     def processing_error(event: EventT[bytes], exc: Exception) -> DeadLetter:
-        message = event.message
-        log.error(
-            "dead-lettered %s[%s]@%s: processing_error",
-            message.topic,
-            message.partition,
-            message.offset,
-            exc_info=exc,
-        )
         stats.events_rejected[PROCESSING_ERROR] += 1
-        return DeadLetter.of(
-            event,
-            kafka.deadletter_topic,
-            reason=PROCESSING_ERROR,
-            detail=f"{type(exc).__name__}: {exc}",
-        )
+        detail = f"{type(exc).__name__}: {exc}"
+        return dead_letter(event, EventRejected(PROCESSING_ERROR, detail), fault=exc)
 
     async def evaluate(stream: Stream, events: StreamT[bytes]) -> AsyncIterator[Outputs]:
         # In batches: the windowed rules' share of a whole batch travels as one record per
         # windows partition. Faust acks a batch's events only after its outputs are published.
-        async for batch in waiting_batches(
-            cast(faust.Stream[bytes], events),
-            engine.batch_size,
-            engine.batch_wait,
-            contiguity().admit,
-            linger=engine.batch_linger,
-        ):
+        async for batch in batches(events, engine.batch_linger):
             outputs: Outputs = []
             hop = HopBuilder(
                 stream,
@@ -248,13 +242,7 @@ def create_app(
         # Runs on the partitions of the records' group keys, where their window state lives.
         # In batches of records: the state a batch changed is written once, one changelog
         # message per group key, when the batch is done.
-        async for batch in waiting_batches(
-            cast(faust.Stream[bytes], records),
-            engine.batch_size,
-            engine.batch_wait,
-            contiguity().admit,
-            linger=engine.windows_batch_linger,
-        ):
+        async for batch in batches(records, engine.windows_batch_linger):
             alerts: list[Alert] = []
             letters: Outputs = []
             partitions: set[int] = set()
