@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -90,10 +90,10 @@ def rules_in(document: LocatedDocument, defaults: RuleDefaults) -> tuple[list[Ru
             problems.extend(_validation_problems(document, path, exc))
             continue
         condition_location = document.locate((*path, "condition"))
-        try:
-            condition = compile_condition(spec.condition)
-        except ExpressionError as exc:
-            problems.append(Problem(condition_location, f"condition does not compile: {exc}"))
+        condition = _compiled(
+            compile_condition, spec.condition, condition_location, "condition", problems
+        )
+        if condition is None:
             continue
         windowed, windowed_problems = _compile_windowed(document, path, spec)
         if windowed_problems:
@@ -102,10 +102,10 @@ def rules_in(document: LocatedDocument, defaults: RuleDefaults) -> tuple[list[Ru
         join_condition = None
         if spec.join is not None:
             where = document.locate((*path, "join", "condition"))
-            try:
-                join_condition = compile_condition(spec.join.condition)
-            except ExpressionError as exc:
-                problems.append(Problem(where, f"join condition does not compile: {exc}"))
+            join_condition = _compiled(
+                compile_condition, spec.join.condition, where, "join condition", problems
+            )
+            if join_condition is None:
                 continue
             unknown = _unknown_names(join_condition, {"interaction"})
             if unknown:
@@ -120,10 +120,10 @@ def rules_in(document: LocatedDocument, defaults: RuleDefaults) -> tuple[list[Ru
         throttle_key = None
         if spec.throttle is not None and spec.throttle.key is not None:
             where = document.locate((*path, "throttle", "key"))
-            try:
-                throttle_key = compile_expression(spec.throttle.key)
-            except ExpressionError as exc:
-                problems.append(Problem(where, f"throttle key does not compile: {exc}"))
+            throttle_key = _compiled(
+                compile_expression, spec.throttle.key, where, "throttle key", problems
+            )
+            if throttle_key is None:
                 continue
             problem = _field_problem(spec.source, throttle_key, "throttle key", where)
             if problem is not None:
@@ -160,6 +160,24 @@ def rules_in(document: LocatedDocument, defaults: RuleDefaults) -> tuple[list[Ru
     return rules, problems
 
 
+_Program = TypeVar("_Program", bound=Condition | Expression)
+
+
+def _compiled(
+    compile: Callable[[str], _Program],
+    source: str,
+    where: Location,
+    what: str,
+    problems: list[Problem],
+) -> _Program | None:
+    """`source` compiled; None, and the problem added to `problems`, if it does not compile."""
+    try:
+        return compile(source)
+    except ExpressionError as exc:
+        problems.append(Problem(where, f"{what} does not compile: {exc}"))
+        return None
+
+
 def _compile_windowed(
     document: LocatedDocument, path: PathKey, spec: RuleSpec
 ) -> tuple[Windowed | None, list[Problem]]:
@@ -169,10 +187,11 @@ def _compile_windowed(
 
     def expression(key: PathKey, source: str, what: str, *, condition: bool) -> Any:
         where = document.locate((*path, *key))
-        try:
-            compiled = compile_condition(source) if condition else compile_expression(source)
-        except ExpressionError as exc:
-            problems.append(Problem(where, f"{what} does not compile: {exc}"))
+        compile: Callable[[str], Condition | Expression] = (
+            compile_condition if condition else compile_expression
+        )
+        compiled = _compiled(compile, source, where, what, problems)
+        if compiled is None:
             return None
         problem = _field_problem(spec.source, compiled, what, where)
         if problem is not None:
