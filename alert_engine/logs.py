@@ -18,6 +18,7 @@ import phonenumbers
 from pydantic import BaseModel, SecretStr
 
 from alert_engine.settings import LogFormat, Settings
+from alert_engine.spans import merged
 
 # A local part and `@` is enough: a detail cut short ("got 'jordan.lee@exam...'") must not leave
 # the name in the line because its domain has no dot any more. `Name@0x7f0c...` is an object's
@@ -93,7 +94,7 @@ class Redactor:
             ):
                 if _as_written(found, region) and not _is_decimal(text, found):
                     spans.append((found.start, found.end))
-        for start, end in reversed(_merged(spans)):
+        for start, end in reversed(merged(spans)):
             text = text[:start] + "[phone]" + text[end:]
         return text
 
@@ -135,16 +136,6 @@ def _as_written(found: phonenumbers.PhoneNumberMatch, region: str) -> bool:
 
 def _digits(text: str) -> str:
     return "".join(char for char in text if char.isdigit())
-
-
-def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _spellings(secret: str) -> set[str]:

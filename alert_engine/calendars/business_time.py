@@ -10,26 +10,17 @@ the wall shows them: a working day of 00:00-24:00 on the day clocks go forward i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from alert_engine.calendars.intervals import CalendarError, TimeInterval
+from alert_engine.spans import merged
 
 # How far ahead `add` looks for working time before it calls the calendar closed for good.
 HORIZON = timedelta(days=400)
 # Working time is looked for a week at a time.
 _CHUNK = timedelta(days=7)
-
-
-def _merged(pairs: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    merged: list[tuple[datetime, datetime]] = []
-    for a, b in sorted(pairs):
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return merged
 
 
 def _minus(
@@ -77,8 +68,8 @@ class BusinessCalendar:
 
     def segments(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """The working time in [start, end), as ordered, disjoint [a, b) pairs."""
-        opened = _merged(pair for item in self.open for pair in item.segments(start, end))
-        closed = _merged(pair for item in self.closed for pair in item.segments(start, end))
+        opened = merged(pair for item in self.open for pair in item.segments(start, end))
+        closed = merged(pair for item in self.closed for pair in item.segments(start, end))
         return _minus(opened, closed)
 
     def is_open(self, moment: datetime) -> bool:
