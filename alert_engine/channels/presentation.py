@@ -14,6 +14,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alert_engine.alerts import Alert, AlertWindow
+from alert_engine.delivery.escalation import is_escalated
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ def _fill(template: str | None, alert: Alert) -> str | None:
         return None
     # Ids come from events: quoted, so none can change the URL's shape.
     return template.format(**{name: quote(value or "", safe="") for name, value in ids.items()})
+
+
+def _title(alert: Alert, title: str) -> str:
+    if is_escalated(alert):
+        title = f"Escalated, nobody claimed it: {title}"
+    return clean_text(title, 150)
 
 
 def _get(event: dict[str, Any], path: str) -> str | None:
@@ -124,11 +131,9 @@ class AlertView:
         title = f"{alert.rule} [{alert.severity.value}]"
         if isinstance(rating, int):
             title = headline(customer, agent, rating)
-        if alert.labels.get("escalated") == "true":
-            title = f"Escalated, nobody claimed it: {title}"
         return cls(
             alert_id=alert.id,
-            title=clean_text(title, 150),
+            title=_title(alert, title),
             severity=alert.severity.value,
             rule=alert.rule,
             stars=stars,
@@ -169,15 +174,13 @@ class AlertView:
             customer = _get(event, "customer.name") or _get(event, "customer.id")
         agent = _get(event, "agent.name") if field.startswith("agent") else None
         title = f"{alert.rule} [{alert.severity.value}]: {group}"
-        if alert.labels.get("escalated") == "true":
-            title = f"Escalated, nobody claimed it: {title}"
         aggregates = ", ".join(
             f"{name}={_number(value)}" for name, value in sorted(window.aggregates.items())
         )
         comment = event.get("comment") if about_customer else None
         return cls(
             alert_id=alert.id,
-            title=clean_text(title, 150),
+            title=_title(alert, title),
             severity=alert.severity.value,
             rule=alert.rule,
             stars=None,
