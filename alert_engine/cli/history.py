@@ -9,6 +9,7 @@ import click
 import psycopg
 from pydantic import ValidationError
 
+from alert_engine.cli.output import EXIT_PROBLEMS, EXIT_USAGE, exit_with
 from alert_engine.settings import DatabaseSettings, KafkaSettings
 
 
@@ -20,7 +21,7 @@ def database_settings() -> DatabaseSettings:
         for error in exc.errors(include_url=False):
             name = "ALERT_ENGINE_DATABASE_" + "_".join(map(str, error["loc"])).upper()
             click.echo(f"error: {name}: {error['msg']}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
 
 
 def reachable_url() -> str:
@@ -28,15 +29,13 @@ def reachable_url() -> str:
     the worker waits out an outage, a command run by hand says so at once)."""
     database = database_settings()
     if database.url is None:
-        click.echo("error: set ALERT_ENGINE_DATABASE_URL to the history's PostgreSQL", err=True)
-        sys.exit(2)
+        exit_with("error: set ALERT_ENGINE_DATABASE_URL to the history's PostgreSQL", EXIT_USAGE)
     url = database.url.get_secret_value()
     try:
         with psycopg.connect(url, connect_timeout=10):
             pass
     except psycopg.OperationalError as exc:
-        click.echo(f"error: cannot reach the history database: {exc}".rstrip(), err=True)
-        sys.exit(1)
+        exit_with(f"error: cannot reach the history database: {exc}".rstrip(), EXIT_PROBLEMS)
     return url
 
 
@@ -53,8 +52,7 @@ def history_migrate() -> None:
     try:
         applied = asyncio.run(migrate_url(reachable_url()))
     except MigrationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        exit_with(f"error: {exc}", EXIT_PROBLEMS)
     for migration in applied:
         click.echo(f"applied {migration.version:04d}_{migration.name}")
     click.echo(f"{len(applied)} migration(s) applied; the schema is up to date")
@@ -82,8 +80,7 @@ def history_rebuild(batch_size: int) -> None:
     try:
         rebuilt = asyncio.run(run())
     except MigrationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        exit_with(f"error: {exc}", EXIT_PROBLEMS)
     click.echo(
         f"rebuilt the history from {rebuilt.records} record(s) of {kafka.alerts_topic}, "
         f"{kafka.cases_topic} and {kafka.followups_topic}"

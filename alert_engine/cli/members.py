@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from alert_engine.cli.output import EXIT_USAGE, exit_with
+
 MIN_PASSWORD_LENGTH = 12
 
 
@@ -44,8 +46,7 @@ def check_command(file: Path) -> None:
     try:
         found = load_members(file)
     except MembersError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        exit_with(str(exc), EXIT_USAGE)
     without = sorted(m.name for m in found.values() if m.password_hash is None)
     click.echo(
         f"{file}: {len(found)} member(s)"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
-from alert_engine.cli.output import EXIT_PROBLEMS
+from alert_engine.cli.output import exit_with
 from alert_engine.durations import read_duration
 
 
@@ -101,6 +100,5 @@ def silence_expire(silence_id: str) -> None:
             await store.redis.aclose()
 
     if not asyncio.run(expire()):
-        click.echo(f"no silence {silence_id}", err=True)
-        sys.exit(EXIT_PROBLEMS)
+        exit_with(f"no silence {silence_id}")
     click.echo(f"{silence_id} ended")
