@@ -9,7 +9,7 @@ import click
 import psycopg
 from pydantic import ValidationError
 
-from alert_engine.cli.output import EXIT_PROBLEMS, EXIT_USAGE, exit_with
+from alert_engine.cli.output import EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_USAGE, exit_with
 from alert_engine.settings import DatabaseSettings, KafkaSettings
 
 
@@ -29,13 +29,15 @@ def reachable_url() -> str:
     the worker waits out an outage, a command run by hand says so at once)."""
     database = database_settings()
     if database.url is None:
-        exit_with("error: set ALERT_ENGINE_DATABASE_URL to the history's PostgreSQL", EXIT_USAGE)
+        # As `report` without it: what the command needs is missing, as for an unreachable one.
+        exit_with(
+            "error: set ALERT_ENGINE_DATABASE_URL to the history's PostgreSQL", EXIT_UNREACHABLE
+        )
     url = database.url.get_secret_value()
-    try:
-        with psycopg.connect(url, connect_timeout=10):
-            pass
-    except psycopg.OperationalError as exc:
-        exit_with(f"error: cannot reach the history database: {exc}".rstrip(), EXIT_PROBLEMS)
+    # An unreachable one raises OperationalError, which the command group turns into the one
+    # line and exit code 3 every command gives for what it cannot reach.
+    with psycopg.connect(url, connect_timeout=10):
+        pass
     return url
 
 

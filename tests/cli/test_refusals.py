@@ -1,5 +1,6 @@
 """What a command says when it refuses: one line on stderr naming what is wrong, and the exit
-code documented for it (1 problems found, 2 usage or settings), never a traceback."""
+code documented for it (1 problems found, 2 usage or settings, 3 something it needs is
+unreachable or not configured), never a traceback."""
 
 from pathlib import Path
 
@@ -49,6 +50,19 @@ def test_the_history_commands_without_a_database_say_which_setting_is_missing(
     command: list[str],
 ) -> None:
     assert refusal(command, env={"ALERT_ENGINE_DATABASE_URL": ""}) == (
-        2,
+        3,
         "error: set ALERT_ENGINE_DATABASE_URL to the history's PostgreSQL\n",
     )
+
+
+@pytest.mark.parametrize("command", [["history", "migrate"], ["history", "rebuild"]])
+def test_the_history_commands_with_the_database_down_say_so_and_exit_3(
+    command: list[str],
+) -> None:
+    from devstack.ports import free_ports
+
+    url = f"postgresql://alert@127.0.0.1:{free_ports(1)[0]}/history"
+    code, stderr = refusal(command, env={"ALERT_ENGINE_DATABASE_URL": url})
+    assert code == 3
+    assert stderr.startswith(f"cannot reach PostgreSQL at {url} (")
+    assert stderr.endswith("; set ALERT_ENGINE_DATABASE_URL\n") and stderr.count("\n") == 1
