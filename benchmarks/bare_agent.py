@@ -6,7 +6,6 @@ engine's worker.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ import faust
 from faust.types import StreamT
 
 from alert_engine.events import EventRejected, Stream, decode_event
+from alert_engine.worker.collector import tune_collector
 
 app = faust.App(
     os.environ["BENCH_APP_ID"],
@@ -55,6 +55,5 @@ async def ready(web: Any, request: Any) -> Any:
 if __name__ == "__main__":
     runner = faust.Worker(app, loglevel="WARNING")
     runner.spinner = None  # as `alert-engine worker` does: no DEBUG root logger for a spinner
-    gc.freeze()  # and the same garbage collector thresholds
-    gc.set_threshold(50_000, 20, 100)
+    tune_collector()  # and the same garbage collector settings
     runner.execute_from_commandline()

@@ -1,7 +1,7 @@
 """Rule evaluation alone, in one process, without Kafka: the ceiling the worker cannot beat.
 
     .venv/bin/python benchmarks/evaluate_inprocess.py [--events 3000] [--rules 10,100,1000]
-                                                      [--repeat 1]
+                                                      [--repeat 1] [--default-gc]
 
 Runs the same generated rule sets and events as rules_throughput.py (`shipped` in `--rules`: the
 rules of `rules/` instead) three ways: through `Evaluator.evaluate_all` with an in-memory window
@@ -10,6 +10,8 @@ keys, the first agent's share); and through both live agents' code without Kafka
 500 events over 4 windows partitions (`process`, the hop's records encoded and decoded, and
 `Evaluator.windowed_batch`). With `--repeat N` each figure is the best of N runs, each with a
 fresh evaluator and store: on a shared machine the best run is the one least slowed by others.
+It runs with the worker's garbage collector settings (`alert_engine.worker.collector`); with
+`--default-gc`, Python's own (the hot path's many small containers make those cost 10-30%).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from alert_engine.rules.load import load_ruleset
 from alert_engine.rules.ruleset import Ruleset
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch
 from alert_engine.windows.store import MemoryWindowStore
+from alert_engine.worker.collector import tune_collector
 from benchmarks.rules_throughput import make_events, write_rules
 
 SHIPPED = Path(__file__).parents[1] / "rules"
@@ -37,7 +40,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--rules", default="10,100,1000")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="Python's own collector thresholds, not the worker's (tune_collector)",
+    )
     args = parser.parse_args()
+    if not args.default_gc:
+        # As `alert-engine worker` runs: the figures are the worker's code, collector included.
+        tune_collector()
     events = make_events(args.events)
     print(f"{'rules':>8}{'all rules, events/s':>22}{'filters + group keys':>22}{'both agents':>14}")
     for size in args.rules.split(","):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,6 +12,7 @@ from alert_engine.cli.output import EXIT_USAGE, exit_with, exit_with_problems
 from alert_engine.events import Stream
 from alert_engine.rules.load import RulesetError
 from alert_engine.settings import EngineSettings, KafkaSettings, Settings
+from alert_engine.worker.collector import tune_collector
 
 
 @click.command()
@@ -53,12 +53,7 @@ def worker(rules_dir: Path | None, loglevel: str) -> None:
     # above, so every debug call of Faust and aiokafka builds a log record: a few percent of a
     # busy worker's time, for a spinner nobody watches in production.
     runner.spinner = None
-    # The hot path makes many small lists and dicts (window states, batch records): with Python's
-    # default thresholds the cyclic collector runs every 700 of them and rescans the app's
-    # long-lived objects, 10-15% of the windowed rules' time (`benchmarks/evaluate_inprocess.py`).
-    # What exists now lives as long as the worker; most garbage is freed by reference counting.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    tune_collector()
     runner.execute_from_commandline()
 
 
