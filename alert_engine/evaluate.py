@@ -3,13 +3,13 @@
 Pure and synchronous, so the live agents, `alert-engine rules test` and the replay backtest all run
 exactly this code. Filters decide on one event (`matches`). For windowed rules `regroup` names
 the group keys an event belongs to, each with what the rules of that grouping count of it; the
-rest of their way, counting into windows and firing, is `windows.evaluation` (joins:
-`windows.joins`), whose methods `Evaluator` has.
+rest of their way, counting into windows and firing, is the evaluator's windowed half
+(`windows`, a `windows.evaluation.WindowedRules`; joins: `windows.joins`), which builds its
+alerts with `_alert`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from faust.windows import HoppingWindow
 
 from alert_engine.alerts import Alert, AlertWindow, Throttle, alert_id, jsonable
 from alert_engine.conditions.expressions import CEL_ERRORS, Activation, EvaluationError, Expression
@@ -33,16 +32,11 @@ from alert_engine.events import (
 )
 from alert_engine.rules.ruleset import Rule, Ruleset
 from alert_engine.stats import Stats
-from alert_engine.windows.counting import Validated
-from alert_engine.windows.definitions import WindowRange
-from alert_engine.windows.duplicates import dedupe_spans, duplicates
-from alert_engine.windows.evaluation import WindowedEvaluation
-from alert_engine.windows.families import Family, PaneGroup, families_of, pane_groups_of
-from alert_engine.windows.hop import Regroup
-from alert_engine.windows.joins import JOIN_GROUPING, JoinEvaluation
-from alert_engine.windows.receiving import unnamed_offset
+from alert_engine.windows.evaluation import WindowedRules
+from alert_engine.windows.hop import ReceivedBatch, Regroup
+from alert_engine.windows.joins import JOIN_GROUPING
 from alert_engine.windows.store import WindowStore
-from alert_engine.windows.watermarks import DEFAULT_IDLE_SECONDS, Watermark
+from alert_engine.windows.watermarks import DEFAULT_IDLE_SECONDS, Watermarks
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +62,9 @@ class Outcome(NamedTuple):
     event_id: str = ""
 
 
-class Evaluator(WindowedEvaluation, JoinEvaluation):
+class Evaluator:
     """Every rule of a ruleset over the events of both streams: filters here, windowed rules
-    (`WindowedEvaluation`) and joins (`JoinEvaluation`) in `windows/`."""
+    and joins in `windows` (a `WindowedRules`)."""
 
     def __init__(
         self,
@@ -89,22 +83,23 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
         # to `rule_evaluations`: `Stats.settle` adds them before the counters are read.
         self._owed: Counter[tuple[Stream, int]] = Counter()
         self.stats.on_settle(self._settle)
-        self.ruleset = ruleset
-        # The watermark per (stream, partition) over the sources of its events (the input
-        # partitions; a replay's own partition): windows that ended more than their grace
-        # before it take no more events.
-        self.idle_seconds = idle_seconds
-        # The input topics' partitions: the sources of the windows partitions' events, each
-        # holding their watermark back until it sent something or went idle (none: a replay).
-        self.input_partitions = input_partitions
-        self.watermarks: dict[tuple[Stream, int], Watermark] = {}
+        self.windows = WindowedRules(
+            ruleset,
+            stats=self.stats,
+            clock=clock,
+            activation=self.activation,
+            build_alert=self._alert,
+            # The watermark per (stream, windows partition) over the sources of its events: the
+            # input topics' partitions, each holding it back until it sent something or went
+            # idle (none: a replay, whose source is the partition itself).
+            watermarks=Watermarks(idle_seconds, input_partitions),
+        )
+        self._take(ruleset)
         # The latest event time per (stream, input partition) that `process` saw.
         self.latest: dict[tuple[Stream, int], float] = {}
-        # Window ranges by (window, step number of the event time): the same for every event
-        # of one step (steps are whole seconds), so recent events share them.
-        self._ranges: dict[tuple[HoppingWindow, float], list[WindowRange]] = {}
-        # When each pane of a pane group stops taking events, by (group id, pane number).
-        self._pane_closes: dict[tuple[str, float], float] = {}
+        # The input agent's `fold` (`windows.folding`): the folder's own method, not a call
+        # through this object, as it runs once per event and grouping.
+        self.fold = self.windows.folder.fold
 
     @property
     def ruleset(self) -> Ruleset:
@@ -112,44 +107,36 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
 
     @ruleset.setter
     def ruleset(self, ruleset: Ruleset) -> None:
-        # Swapped by a reload between two events: the filter groups and the windowed rules'
-        # families go with it.
+        # Swapped by a reload between two events: the filter groups and the windowed half go
+        # with it.
         self._settle()
-        self._pane_closes = {}  # a group id names the same counting, not the same windows
+        self.windows.ruleset = ruleset
+        self._take(ruleset)
+
+    def _take(self, ruleset: Ruleset) -> None:
         self._guarded = {stream: guard_groups(rules) for stream, rules in ruleset.by_stream.items()}
-        windows = ruleset.windows()
-        self._families = {
-            stream: {grouping: families_of(rules, windows) for grouping, rules in groupings.items()}
-            for stream, groupings in ruleset.windowed.items()
-        }
-        self._panes = {
-            stream: {grouping: pane_groups_of(families) for grouping, families in groupings.items()}
-            for stream, groupings in self._families.items()
-        }
-        self._dedupe_spans = dedupe_spans(self._families)
-        # What a partial state on the windows topic names: a family, or a pane group.
-        self._counted_ids: dict[Stream, dict[str, dict[str, Family | PaneGroup]]] = {
-            stream: {
-                grouping: {
-                    **{family.id: family for family in families},
-                    **{group.id: group for group in self._panes[stream][grouping]},
-                }
-                for grouping, families in groupings.items()
-            }
-            for stream, groupings in self._families.items()
-        }
-        # Names the ruleset and the layout of the inputs `regroup` computes for it: a windows
-        # record is counted from its inputs only if they were computed for the same layout (not
-        # by another ruleset, nor by another version of this code grouping rules otherwise).
-        layout = orjson.dumps(
-            [
-                [stream.value, grouping, [family.folds for family in families]]
-                for stream, groupings in self._families.items()
-                for grouping, families in groupings.items()
-            ]
-        )
-        self.inputs_version = f"{ruleset.version}-{hashlib.sha256(layout).hexdigest()[:12]}"
         self._ruleset = ruleset
+
+    @property
+    def inputs_version(self) -> str:
+        """What the inputs of the input agent's records are computed for (`windows.layout`)."""
+        return self.windows.layout.inputs_version
+
+    def windowed_batch(
+        self, batch: ReceivedBatch, store: WindowStore, *, partition: int, offset: int | None = None
+    ) -> list[Alert]:
+        """The windowed agent's step: a record of the windows topic at `offset` of `partition`
+        applied to the window state once (`windows.receiving`)."""
+        return self.windows.receiver.apply(batch, store, partition=partition, offset=offset)
+
+    def watermark(self, partition: int) -> float:
+        """The latest watermark of any stream on `partition` (`Watermarks.latest`)."""
+        return self.windows.watermarks.latest(partition)
+
+    def forget_watermarks(self) -> None:
+        """Partitions moved (a rebalance): each windows partition's watermark is read again
+        from the store, where its last owner left it."""
+        self.windows.watermarks.forget()
 
     def _settle(self) -> None:
         if not self._owed:
@@ -234,17 +221,19 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
         with what they count (`inputs`); an event no rule of a grouping counts (its `where` is
         false for all) does not go there."""
         found = []
-        families = self._families[stream]
+        windows = self.windows
+        families = windows.layout.families[stream]
+        folder = windows.folder
         for grouping, expression in self._ruleset.groupings[stream].items():
             key = group_key(expression, activation)
             if key is None:
                 for rule in self._ruleset.windowed[stream][grouping]:
                     self.stats.rule_misses[rule.name] += 1
                 continue
-            inputs = self.inputs(families[grouping], activation)
+            inputs = folder.inputs(families[grouping], activation)
             if inputs is not None:
                 found.append(Regroup(stream, grouping, key, inputs))
-        join_key = self._join_key(stream, activation)
+        join_key = windows.joins.key(stream, activation)
         if join_key is not None:
             found.append(Regroup(stream, JOIN_GROUPING, join_key[:MAX_KEY_LENGTH]))
         return found
@@ -286,40 +275,17 @@ class Evaluator(WindowedEvaluation, JoinEvaluation):
         event = self.decode(stream, raw)
         activation = self.activation(stream, event)
         alerts = self.alerts(stream, event, activation)
-        timestamp = event.time.timestamp()
-        # Every event moves the watermark, also one that no windowed rule counts (live, its
-        # time travels with the next event that goes to a windows partition).
-        watermark = self._advance(stream, partition, timestamp, source)
-        found: Validated = (event, activation)
-        # Each event a record of its own: an event sent twice counts once, as live.
-        offset = unnamed_offset()
-        counts = True
-        for group in self.regroup(stream, activation):
-            if group.grouping == JOIN_GROUPING:
-                alerts.extend(
-                    self.windowed(group, event, store, partition=partition, activation=activation)
-                )
-                continue
-            if counts and group.inputs is not None:
-                if duplicates(store, partition, offset, (event.id,)):
-                    counts = False
-                else:
-                    until = timestamp + self._dedupe_spans.get(stream, 0.0)
-                    store.note_record(partition, offset, watermark, {event.id: until})
-            if not counts:
-                continue
-            # What the windowed agent does with a group the input agent shipped.
-            alerts.extend(
-                self.count_in_windows(
-                    group,
-                    group.inputs,
-                    timestamp,
-                    store,
-                    partition=partition,
-                    event=lambda: found,
-                    watermark=watermark,
-                )
+        alerts.extend(
+            self.windows.count_alone(
+                stream,
+                event,
+                activation,
+                self.regroup(stream, activation),
+                store,
+                partition=partition,
+                source=source,
             )
+        )
         return alerts
 
     def _alert(

@@ -4,6 +4,7 @@
 - `aggregations`: the named aggregates (`count()`, `avg(rating)`, ...), compiled once at load and
   updated incrementally, one step per event.
 - `families`: rules that share one state per window, pane groups, the cohorts a reload leaves.
+- `layout`: a ruleset's families and pane groups per stream and grouping, built once per ruleset.
 - `counting`: a batch's partial states, the buckets a batch touches, which fired windows alert.
 - `folding`: a batch's events counted into partial states (the input agent's share).
 - `hop`: the `windows` topic's records, and which partition a group key lives on.
@@ -16,5 +17,6 @@
   replay.
 - `inspection`: what a rule has counted, for `rules test`.
 - `joins`: a rating and its interaction.
-- `evaluation`: the windowed half of `Evaluator`, put together from the above.
+- `evaluation`: `WindowedRules`, the windowed half of `Evaluator`, put together from the above;
+  of the filter side it takes an event's activation and the building of an alert, as callables.
 """

@@ -2,137 +2,149 @@
 
 Windowed rules take steps, because a window's state must live on the partition of its group key:
 `Evaluator.regroup` names the group keys an event belongs to, each with what the rules of that
-grouping count of it (`inputs`); `fold` (`windows.folding`) counts a batch of events into
+grouping count of it (`Folder.inputs`); `fold` (`windows.folding`) counts a batch of events into
 partial states per group key, rule family and window (live, in the input agent; they travel to
 the windows topic, see `windows.hop`); the windowed agent applies each record once
-(`windows.receiving`), and `merge` (`windows.firing`) adds the partial states to the key's
-windows in a `WindowStore` and fires a rule the first time its condition holds in a window
-after a batch. It needs the validated event only to build an alert. A replay counts each event
-as a batch of its own (`count_in_windows`): its rules fire on the very event. Lateness is
-judged against `windows.watermarks`.
+(`windowed_batch`, `windows.receiving`), and `Firing.merge` (`windows.firing`) adds the partial
+states to the key's windows in a `WindowStore` and fires a rule the first time its condition
+holds in a window after a batch. It needs the validated event only to build an alert. A replay
+counts each event as a record of its own (`count_alone`): its rules fire on the very event.
+Lateness is judged against `windows.watermarks`.
+
+`WindowedRules` is the windowed half of `Evaluator`: it holds the state that outlives a reload
+(the watermarks, the folder's caches) and rebuilds the rest from each ruleset (`Layout`); of the
+filter side it takes plain callables, an event's activation and the building of an alert.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
 
 from alert_engine.alerts import Alert
 from alert_engine.conditions.expressions import Activation
 from alert_engine.events import Event, Stream
-from alert_engine.windows.counting import Partials, Validated, family_values
-from alert_engine.windows.families import Family
-from alert_engine.windows.firing import Firing
-from alert_engine.windows.folding import Folding
-from alert_engine.windows.hop import Inputs, Regroup
-from alert_engine.windows.joins import JOIN_GROUPING
-from alert_engine.windows.receiving import Receiving
+from alert_engine.rules.ruleset import Ruleset
+from alert_engine.stats import Stats
+from alert_engine.windows.counting import Validated
+from alert_engine.windows.duplicates import duplicates
+from alert_engine.windows.firing import BuildAlert, Firing
+from alert_engine.windows.folding import Folder
+from alert_engine.windows.hop import Regroup
+from alert_engine.windows.joins import JOIN_GROUPING, Joins
+from alert_engine.windows.layout import Layout
+from alert_engine.windows.receiving import Receiver, unnamed_offset
 from alert_engine.windows.store import WindowStore
-from alert_engine.windows.watermarks import WatermarkTracking
+from alert_engine.windows.watermarks import Watermarks
 
 # `Stream.value` goes through an enum descriptor; this is a dict lookup.
 _STREAM_NAMES = {stream: stream.value for stream in Stream}
 
 
-class WindowedEvaluation(Folding, Firing, Receiving, WatermarkTracking):
-    """The windowed half of `Evaluator`: its families and pane groups per stream and grouping,
-    the watermarks per stream and windows partition, and the caches of window ranges."""
+class WindowedRules:
+    """The windowed rules and joins of a ruleset (swapped by a reload, `ruleset`), over the
+    events of both streams: their layout, the watermarks per stream and windows partition, and
+    the caches of window ranges."""
 
-    def inputs(self, families: tuple[Family, ...], activation: Activation) -> Inputs | None:
-        """What each rule family counts of the event: its aggregates' argument values, or None
-        when its `where` is false or a value cannot be computed (a miss for its rules); None
-        when no family counts the event."""
-        memo = activation.memo
-        found: list[list[Any] | None] = []
-        counted = False
-        for family in families:
-            # Families of other groupings often read the same `where` and arguments: their
-            # values are kept for the event under one key.
-            values = memo.get(family.inputs)
-            if values is None:
-                values = memo[family.inputs] = family_values(family, activation)
-            if values.__class__ is list:
-                counted = True
-                found.append(values)
-                continue
-            if values is not False:  # an EvaluationError
-                misses = self.stats.rule_misses
-                for rule in family.rules:
-                    misses[rule.name] += 1
-            found.append(None)
-        return tuple(found) if counted else None
-
-    def windowed(
+    def __init__(
         self,
-        group: Regroup,
-        event: Event,
-        store: WindowStore,
+        ruleset: Ruleset,
         *,
-        partition: int = 0,
-        activation: Activation | None = None,
-        source: int | None = None,
-        watermark: float | None = None,
-    ) -> list[Alert]:
-        """Add the event to the windows of its group key; alerts of rules that now hold. The
-        group's `inputs` are computed from the event when it has none. `source` is the input
-        partition the event came from (default: `partition` itself, as in a replay); lateness
-        is judged against `watermark`, or the partition's after the event."""
-        stream = group.stream
-        activation = activation or self.activation(stream, event)
-        timestamp = event.time.timestamp()
-        if group.grouping == JOIN_GROUPING:
-            self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
-            if watermark is None:
-                self._advance(stream, partition, timestamp, source)
-            return self._join(group, event, store, activation)
-        inputs = group.inputs
-        if inputs is None:
-            inputs = self.inputs(self._families[stream].get(group.grouping, ()), activation)
-        found: Validated = (event, activation)
-        return self.count_in_windows(
-            group,
-            inputs,
-            timestamp,
-            store,
-            partition=partition,
-            event=lambda: found,
-            source=source,
-            watermark=watermark,
+        stats: Stats,
+        clock: Callable[[], datetime],
+        activation: Callable[[Stream, Event], Activation],
+        build_alert: BuildAlert,
+        watermarks: Watermarks,
+    ) -> None:
+        self.stats = stats
+        self._clock = clock
+        self._activation = activation
+        self._build_alert = build_alert
+        self.watermarks = watermarks
+        layout = Layout.of(ruleset)
+        self.folder = Folder(layout, stats)
+        self._take(layout)
+
+    @property
+    def ruleset(self) -> Ruleset:
+        return self.layout.ruleset
+
+    @ruleset.setter
+    def ruleset(self, ruleset: Ruleset) -> None:
+        # Swapped by a reload between two events: the families, the firing and the joins go
+        # with it; the watermarks and the window ranges stay.
+        layout = Layout.of(ruleset)
+        self.folder.reload(layout)
+        self._take(layout)
+
+    def _take(self, layout: Layout) -> None:
+        self.layout = layout
+        ruleset = layout.ruleset
+        self.firing = Firing(ruleset, self.folder, self.stats, self._clock, self._build_alert)
+        self.joins = Joins(ruleset, self.stats, self._clock, self._activation, self._build_alert)
+        self.receiver = Receiver(
+            layout,
+            self.folder,
+            self.firing,
+            self.joins,
+            self.watermarks,
+            self.stats,
+            self._activation,
         )
 
-    def count_in_windows(
+    def count_alone(
         self,
-        group: Regroup,
-        inputs: Inputs | None,
-        timestamp: float,
+        stream: Stream,
+        event: Event,
+        activation: Activation,
+        groups: list[Regroup],
         store: WindowStore,
         *,
         partition: int,
-        event: Callable[[], Validated],
         source: int | None = None,
-        watermark: float | None = None,
     ) -> list[Alert]:
-        """Count one event at `timestamp` with `inputs` (one per rule family of the group's
-        grouping, `Evaluator.inputs`) in the windows of its group key; alerts of rules that now
-        hold. `event` gives the validated event, asked for only to build an alert. The same two
-        steps as live, for a batch of one: `fold`, then `merge`; lateness judged against
-        `watermark`, or the partition's after this event."""
-        stream = group.stream
-        self.stats.windowed_in[_STREAM_NAMES[stream]] += 1
-        if watermark is None:
-            watermark = self._advance(stream, partition, timestamp, source)
-        if inputs is None:
-            return []
-        partials: Partials = {}
-        self.fold(stream, group.grouping, inputs, timestamp, watermark, partials, None)
-        if not partials:
-            return []
-        return self.merge(
-            stream,
-            group.grouping,
-            group.key,
-            self._in_windows(partials.values()),
-            store,
-            watermark,
-            lambda _: event(),
-        )
+        """The event counted in the windows of its `groups` (`Evaluator.regroup`) as a record
+        of its own on `partition`, as the windowed agent counts one: for replays and rule tests,
+        whose rules fire on the very event. `source`: the input partition the event came from,
+        for a watermark over several (as live); by default the partition's own."""
+        timestamp = event.time.timestamp()
+        # Every event moves the watermark, also one that no windowed rule counts (live, its
+        # time travels with the next event that goes to a windows partition).
+        watermark = self.watermarks.advance(stream, partition, timestamp, source)
+        found: Validated = (event, activation)
+        # Each event a record of its own: an event sent twice counts once, as live.
+        offset = unnamed_offset()
+        counts = True
+        alerts: list[Alert] = []
+        name = _STREAM_NAMES[stream]
+        windowed_in = self.stats.windowed_in
+        for group in groups:
+            if group.grouping == JOIN_GROUPING:
+                windowed_in[name] += 1
+                # A join's step moves the partition's own source as well (as it always has).
+                self.watermarks.advance(stream, partition, timestamp)
+                alerts.extend(self.joins.join(group, event, store, activation))
+                continue
+            if counts and group.inputs is not None:
+                if duplicates(store, partition, offset, (event.id,)):
+                    counts = False
+                else:
+                    until = timestamp + self.layout.dedupe_spans.get(stream, 0.0)
+                    store.note_record(partition, offset, watermark, {event.id: until})
+            if not counts:
+                continue
+            windowed_in[name] += 1
+            if group.inputs is not None:
+                alerts.extend(
+                    self.firing.count(
+                        stream,
+                        group.grouping,
+                        group.key,
+                        group.inputs,
+                        timestamp,
+                        store,
+                        watermark,
+                        lambda: found,
+                    )
+                )
+        return alerts

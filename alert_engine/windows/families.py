@@ -191,7 +191,7 @@ class PaneGroup:
 
     id: str
     families: tuple[Family, ...]
-    # Where the group's values are in an event's inputs (`Evaluator.inputs`).
+    # Where the group's values are in an event's inputs (`Folder.inputs`).
     first: int
     pane: float
     rules: tuple[Rule, ...]

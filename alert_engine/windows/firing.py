@@ -3,12 +3,13 @@ per window and batch, and the alerts of the windows that now hold.
 
 A rule fires once per key and window, the first time its condition holds with at least its
 `min_sample` events. Every window that fires raises its alert (`raised_alerts`: hopping windows
-that hold at once raise one, for the oldest).
+that hold at once raise one, for the oldest), built by the filter side (`BuildAlert`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -17,22 +18,83 @@ from alert_engine.alerts import Alert, AlertWindow, jsonable
 from alert_engine.conditions.expressions import CEL_ERRORS, Activation
 from alert_engine.conditions.fastpaths import EXACT_INT
 from alert_engine.events import Event, Stream
-from alert_engine.rules.ruleset import Rule
+from alert_engine.rules.ruleset import Rule, Ruleset
+from alert_engine.stats import Stats
 from alert_engine.windows.counting import (
     Fired,
     KeyBuckets,
+    Partials,
     Validated,
     WindowPartial,
     raised_alerts,
 )
 from alert_engine.windows.definitions import WindowRange
 from alert_engine.windows.families import Family, cohorts_of
-from alert_engine.windows.parts import WindowedParts
+from alert_engine.windows.folding import Folder
+from alert_engine.windows.hop import Inputs
 from alert_engine.windows.state import CohortState
 from alert_engine.windows.store import WindowStore, state_key
 
+# How the filter side builds an alert (`Evaluator._alert`), from: the rule, the stream, the key,
+# the event's fields, the values shown, the event, when it fired, the event's activation, what
+# the alert id is made of instead of the key (None: the key), and the window.
+BuildAlert = Callable[
+    [
+        Rule,
+        Stream,
+        str,
+        dict[str, Any],
+        dict[str, object],
+        Event,
+        datetime,
+        Activation,
+        str | None,
+        AlertWindow | None,
+    ],
+    Alert,
+]
 
-class Firing(WindowedParts):
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """Fires the windowed rules of one ruleset (replaced by a reload) on the partial states
+    `folder` counted; misses, late events and matches go to `stats`."""
+
+    ruleset: Ruleset
+    folder: Folder
+    stats: Stats
+    clock: Callable[[], datetime]
+    build_alert: BuildAlert
+
+    def count(
+        self,
+        stream: Stream,
+        grouping: str,
+        key: str,
+        inputs: Inputs,
+        timestamp: float,
+        store: WindowStore,
+        watermark: float,
+        event: Callable[[], Validated],
+    ) -> list[Alert]:
+        """One event at `timestamp` with `inputs` counted in the windows of group `key` as a
+        batch of its own, the same two steps as live: `fold`, then `merge`; lateness judged
+        against `watermark`. `event` gives the validated event, asked for only to build an
+        alert."""
+        partials: Partials = {}
+        self.folder.fold(stream, grouping, inputs, timestamp, watermark, partials, None)
+        if not partials:
+            return []
+        return self.merge(
+            stream,
+            grouping,
+            key,
+            self.folder.in_windows(partials.values()),
+            store,
+            watermark,
+            lambda _: event(),
+        )
+
     def merge(
         self,
         stream: Stream,
@@ -43,9 +105,9 @@ class Firing(WindowedParts):
         watermark: float,
         event_of: Callable[[Any], Validated],
     ) -> list[Alert]:
-        """Add the `partials` of group `key` (see `fold`) to its windows in `store`; alerts of
-        rules whose condition now holds in them (see `raised_alerts`), built from the event a
-        partial counted last (`event_of` its reference). A window that ended more than its
+        """Add the `partials` of group `key` (see `Folder.fold`) to its windows in `store`;
+        alerts of rules whose condition now holds in them (see `raised_alerts`), built from the
+        event a partial counted last (`event_of` its reference). A window that ended more than its
         grace before `watermark` takes no more events."""
         buckets = KeyBuckets(store, state_key(grouping, key))
         fired: Fired = {}
@@ -67,7 +129,7 @@ class Firing(WindowedParts):
                     current[i] = merge(current[i], states[i])
                 state.count += count
                 if state.count >= family.min_sample:
-                    self._check(family, stream, key, window, state, None, event, fired)
+                    self._check(family, key, window, state, None, event, fired)
                 continue
             for cohort_key, state, members in cohorts_of(family, bucket):
                 current = state.aggregates
@@ -76,13 +138,13 @@ class Firing(WindowedParts):
                 state.count += count
                 bucket[cohort_key] = state  # a new state, or one moved by `cohorts_of`
                 if state.count >= family.min_sample:
-                    self._check(family, stream, key, window, state, members, event, fired)
+                    self._check(family, key, window, state, members, event, fired)
         buckets.write_back()
         if not fired:
             return []
         return [
             alert
-            for rule in self._ruleset.windowed[stream][grouping]
+            for rule in self.ruleset.windowed[stream][grouping]
             if rule.name in fired
             for alert in raised_alerts(fired[rule.name])
         ]
@@ -90,7 +152,6 @@ class Firing(WindowedParts):
     def _check(
         self,
         family: Family,
-        stream: Stream,
         key: str,
         window: WindowRange,
         state: CohortState,
@@ -138,7 +199,7 @@ class Firing(WindowedParts):
                     if context is None:
                         # One context for all the family's conditions: they read the same
                         # aggregates.
-                        context = Activation(variables, self._ruleset.window_functions).context
+                        context = Activation(variables, self.ruleset.window_functions).context
                     # `Condition.evaluate` inlined.
                     try:
                         holds = rule.condition.program.execute(context)
@@ -157,48 +218,46 @@ class Firing(WindowedParts):
                         aggregate.name: aggregate.result(value)
                         for aggregate, value in zip(family.aggregates, current, strict=True)
                     }
+                    about = window_about(rule, key, window, results, count)
                     fired.setdefault(rule.name, []).append(
-                        (
-                            window,
-                            self._window_alert(rule, stream, key, window, results, count, *found),
-                        )
+                        (window, self._window_alert(rule, window, about, found))
                     )
 
     def _window_alert(
-        self,
-        rule: Rule,
-        stream: Stream,
-        key: str,
-        window: tuple[float, float],
-        results: dict[str, Any],
-        sample: int,
-        event: Event,
-        activation: Activation,
+        self, rule: Rule, window: WindowRange, about: AlertWindow, found: tuple[Event, Activation]
     ) -> Alert:
-        assert rule.windowed is not None and rule.spec.group_by is not None
+        """The alert of `rule` for the `window` it fired in (`about`), showing `found`."""
         self.stats.rule_matches[rule.name] += 1
-        start = datetime.fromtimestamp(window[0], UTC)
-        end = datetime.fromtimestamp(window[0] + rule.windowed.window.size, UTC)
-        values = {**results, "window_start": start, "window_end": end}
-        about = AlertWindow(
-            group_by=rule.spec.group_by,
-            key=key,
-            start=start,
-            end=end,
-            condition=rule.spec.condition,
-            aggregates={name: jsonable(value) for name, value in results.items()},
-            sample=sample,
-            min_sample=rule.windowed.min_sample,
-        )
-        return self._alert(
+        event, activation = found
+        # The aggregates' results and the window's bounds, as the alert's values hold them.
+        values = {**about.aggregates, "window_start": about.start, "window_end": about.end}
+        return self.build_alert(
             rule,
-            stream,
-            key,
+            rule.spec.source,
+            about.key,
             event.model_dump(mode="json"),
             values,
             event,
             self.clock(),
             activation,
-            id_key=f"{key}@{int(window[0])}",
-            window=about,
+            f"{about.key}@{int(window[0])}",
+            about,
         )
+
+
+def window_about(
+    rule: Rule, key: str, window: WindowRange, results: dict[str, Any], sample: int
+) -> AlertWindow:
+    """What an alert of `rule` for group `key` says of the window it fired in: the window's
+    bounds, the condition, the aggregates' `results` and the `sample` of events counted."""
+    assert rule.windowed is not None and rule.spec.group_by is not None
+    return AlertWindow(
+        group_by=rule.spec.group_by,
+        key=key,
+        start=datetime.fromtimestamp(window[0], UTC),
+        end=datetime.fromtimestamp(window[0] + rule.windowed.window.size, UTC),
+        condition=rule.spec.condition,
+        aggregates={name: jsonable(value) for name, value in results.items()},
+        sample=sample,
+        min_sample=rule.windowed.min_sample,
+    )

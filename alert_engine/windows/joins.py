@@ -6,15 +6,19 @@ where each waits for its partner in the window state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from alert_engine.alerts import Alert
 from alert_engine.conditions.expressions import Activation, EvaluationError
 from alert_engine.events import Event, Rating, Stream
-from alert_engine.rules.ruleset import Rule
+from alert_engine.rules.ruleset import Rule, Ruleset
+from alert_engine.stats import Stats
 from alert_engine.windows.definitions import window_ranges
+from alert_engine.windows.firing import BuildAlert
 from alert_engine.windows.hop import Regroup
-from alert_engine.windows.parts import EvaluatorParts
 from alert_engine.windows.store import WindowStore, state_key
 
 # The grouping of ratings and interactions re-keyed by interaction id for join rules.
@@ -23,10 +27,18 @@ JOIN_GROUPING = "join:interaction"
 MAX_JOIN_WAITING = 100
 
 
-class JoinEvaluation(EvaluatorParts):
-    """The join rules of `Evaluator`."""
+@dataclass(frozen=True, slots=True)
+class Joins:
+    """The join rules of one ruleset (replaced by a reload); the filter side gives an event's
+    activation and builds the alerts."""
 
-    def _join_key(self, stream: Stream, activation: Activation) -> str | None:
+    ruleset: Ruleset
+    stats: Stats
+    clock: Callable[[], datetime]
+    activation: Callable[[Stream, Event], Activation]
+    build_alert: BuildAlert
+
+    def key(self, stream: Stream, activation: Activation) -> str | None:
         """The interaction id, if a join rule may need this event: every interaction, and the
         ratings that meet some join rule's own condition."""
         if not self.ruleset.joins:
@@ -48,7 +60,7 @@ class JoinEvaluation(EvaluatorParts):
                 self.stats.rule_misses[rule.name] += 1
         return found
 
-    def _join(
+    def join(
         self, group: Regroup, event: Event, store: WindowStore, activation: Activation
     ) -> list[Alert]:
         """Keep the event for its partner (up to the longest `within` of the join rules) and
@@ -114,7 +126,7 @@ class JoinEvaluation(EvaluatorParts):
         event = Rating.model_validate(rating["event"])
         activation = self.activation(Stream.RATINGS, event)
         values = {**rule.condition.values(activation), "interaction": interaction["event"]}
-        return self._alert(
+        return self.build_alert(
             rule,
             Stream.RATINGS,
             event.id,
@@ -123,4 +135,6 @@ class JoinEvaluation(EvaluatorParts):
             event,
             self.clock(),
             activation,
+            None,
+            None,
         )

@@ -21,19 +21,25 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from alert_engine.alerts import Alert
-from alert_engine.events import EventRejected, Stream, validate_event
+from alert_engine.conditions.expressions import Activation
+from alert_engine.events import Event, EventRejected, Stream, validate_event
 from alert_engine.stats import Stats
 from alert_engine.windows.counting import Partial, Partials, Validated, inputs_fit
 from alert_engine.windows.duplicates import duplicates
 from alert_engine.windows.families import Family, PaneGroup
+from alert_engine.windows.firing import Firing
+from alert_engine.windows.folding import Folder
 from alert_engine.windows.hop import ReceivedBatch, Regroup, ShippedGroup
-from alert_engine.windows.joins import JOIN_GROUPING
-from alert_engine.windows.parts import WindowedParts
+from alert_engine.windows.joins import JOIN_GROUPING, Joins
+from alert_engine.windows.layout import Layout
 from alert_engine.windows.store import StateKey, WindowStore, state_key
+from alert_engine.windows.watermarks import Watermarks
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,20 @@ def unnamed_offset() -> int:
     return next(_UNNAMED_OFFSETS)
 
 
-class Receiving(WindowedParts):
-    def windowed_batch(
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """Applies records of the windows topic for the rules of one `Layout` (replaced by a
+    reload), with the windowed half's folder, firing, joins and watermarks."""
+
+    layout: Layout
+    folder: Folder
+    firing: Firing
+    joins: Joins
+    watermarks: Watermarks
+    stats: Stats
+    activation: Callable[[Stream, Event], Activation]
+
+    def apply(
         self,
         batch: ReceivedBatch,
         store: WindowStore,
@@ -56,27 +74,28 @@ class Receiving(WindowedParts):
         offset: int | None = None,
     ) -> list[Alert]:
         """A record of the windows topic at `offset` of `partition`: the partial states of its
-        group keys (`fold`) merged into their windows, and each item's event counted in its
+        group keys (`Folder.fold`) merged into their windows, and each item's event counted in its
         group's windows, each group key's state once (see the module).
 
         A partial is merged into the family of the rules in force with the same id (same
         grouping, window, `where` and aggregates); one of a family no longer loaded (a reload
         in between) is left out. Items are counted from their inputs if computed for this
-        `inputs_version`, else evaluated from the event, as `evaluate_all` does (joins, values
+        `inputs_version`, else evaluated from the event, as a replay does (joins, values
         that do not travel as JSON, records of earlier versions). An event is validated only
         if a rule fires on it."""
         stream = batch.stream
         if offset is None:
             offset = unnamed_offset()
-        if (stream, partition) not in self.watermarks:
+        layout, firing, watermarks = self.layout, self.firing, self.watermarks
+        if not watermarks.known(stream, partition):
             # Started, or took the partition over: the watermark its last owner persisted.
-            self._watermark(stream, partition).restore(store.marks(stream.value, partition))
+            watermarks.of(stream, partition).restore(store.marks(stream.value, partition))
         judged = store.judged(partition, offset)
         # Lateness is judged against this partition's watermark over all the sources of its
         # events, before this record (the sender judged against its own input partition's).
-        watermark = self._watermark(stream, partition).value() if judged is None else judged
+        watermark = watermarks.of(stream, partition).value() if judged is None else judged
         store.note_record(partition, offset, watermark, {})
-        span = self._dedupe_spans.get(stream, 0.0)
+        span = layout.dedupe_spans.get(stream, 0.0)
         validated: dict[int, Validated] = {}
 
         def event_of(index: int) -> Validated:
@@ -88,7 +107,7 @@ class Receiving(WindowedParts):
         # The group keys this record changed, and the event ids it counted (until when seen).
         applied: set[StateKey] = set()
         counted: dict[str, float] = {}
-        by_id = self._counted_ids[stream]
+        by_id = layout.counted_ids[stream]
         windowed_in = self.stats.windowed_in
         for group in batch.groups:
             windowed_in[stream.value] += group.events
@@ -112,20 +131,19 @@ class Receiving(WindowedParts):
                 partials = self._without(stream, group, twice, batch.version, partials)
             if partials:
                 alerts.extend(
-                    self.merge(
+                    firing.merge(
                         stream,
                         group.grouping,
                         group.key,
-                        self._in_windows(partials),
+                        self.folder.in_windows(partials),
                         store,
                         watermark,
                         event_of,
                     )
                 )
 
-        shipped_inputs = batch.version == self.inputs_version
-        families_of = self._families[stream]
-        origins = batch.origins
+        shipped_inputs = batch.version == layout.inputs_version
+        families_of = layout.families[stream]
         # An event twice in one record (items of one group key): counted once.
         here: set[tuple[str, str, str]] = set()
         for item in batch.items:
@@ -146,48 +164,46 @@ class Receiving(WindowedParts):
                 continue
             applied.add(skey)
             inputs = item.inputs
-            source = origins[index] if origins else -1
-            regroup = Regroup(stream, item.grouping, item.key)
             if (
                 shipped_inputs
                 and inputs is not None
                 and inputs_fit(families_of.get(item.grouping), inputs)
             ):
+                timestamp = batch.times[index]
+            else:
+                found = event_of(index)
+                if found is None:
+                    continue
+                event, activation = found
+                if item.grouping == JOIN_GROUPING:
+                    windowed_in[stream.value] += 1
+                    regroup = Regroup(stream, item.grouping, item.key)
+                    alerts.extend(self.joins.join(regroup, event, store, activation))
+                    continue
+                # Counted from the event: its values computed here, as a replay does.
+                inputs = self.folder.inputs(families_of.get(item.grouping, ()), activation)
+                timestamp = event.time.timestamp()
+            windowed_in[stream.value] += 1
+            if inputs is not None:
                 alerts.extend(
-                    self.count_in_windows(
-                        regroup,
+                    firing.count(
+                        stream,
+                        item.grouping,
+                        item.key,
                         inputs,
-                        batch.times[index],
+                        timestamp,
                         store,
-                        partition=partition,
-                        event=partial(event_of, index),
-                        source=source,
-                        watermark=watermark,
+                        watermark,
+                        partial(event_of, index),
                     )
                 )
-                continue
-            found = event_of(index)
-            if found is None:
-                continue
-            event, activation = found
-            alerts.extend(
-                self.windowed(
-                    regroup,
-                    event,
-                    store,
-                    partition=partition,
-                    activation=activation,
-                    source=source,
-                    watermark=watermark,
-                )
-            )
 
         for skey in applied:
             store.set_applied(skey, partition, offset)
         store.note_record(partition, offset, watermark, counted)
         for source, mark in batch.sources:
-            self._advance(stream, partition, mark, source)
-        store.set_marks(stream.value, partition, self._watermark(stream, partition).snapshot())
+            watermarks.advance(stream, partition, mark, source)
+        store.set_marks(stream.value, partition, watermarks.of(stream, partition).snapshot())
         return alerts
 
     def _shipped(
@@ -218,23 +234,21 @@ class Receiving(WindowedParts):
         values the record carries per event. The shipped states, duplicates and all, when the
         values were computed for another layout of the rules (a reload changed the windowed
         rules between the two agents, and an event came twice across it)."""
-        families = self._families[stream].get(group.grouping)
-        same_layout = version.rsplit("-", 1)[-1] == self.inputs_version.rsplit("-", 1)[-1]
+        layout = self.layout
+        families = layout.families[stream].get(group.grouping)
+        same_layout = version.rsplit("-", 1)[-1] == layout.inputs_version.rsplit("-", 1)[-1]
         if not same_layout:
             return shipped
         into: Partials = {}
         # The sender counted these already (late events, misses): not counted again.
-        stats, self.stats = self.stats, Stats()
-        try:
-            for event_id, time, mark, values in group.counted:
-                if event_id in twice:
-                    continue
-                inputs = _inputs(values)
-                if inputs is None or not inputs_fit(families, inputs):
-                    return shipped
-                self.fold(stream, group.grouping, inputs, float(time), float(mark), into, None)
-        finally:
-            self.stats = stats
+        folder = self.folder.counting_into(Stats())
+        for event_id, time, mark, values in group.counted:
+            if event_id in twice:
+                continue
+            inputs = _inputs(values)
+            if inputs is None or not inputs_fit(families, inputs):
+                return shipped
+            folder.fold(stream, group.grouping, inputs, float(time), float(mark), into, None)
         # The event shown by an alert: the one the shipped state counted last (the same id,
         # if it was a duplicate).
         refs = {(counted_id, start): index for counted_id, start, _, _, _, index in group.partials}

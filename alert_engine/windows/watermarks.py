@@ -30,8 +30,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from alert_engine.windows.parts import WindowedParts
-
 if TYPE_CHECKING:
     from alert_engine.events import Stream
 
@@ -115,36 +113,46 @@ class Watermark:
         return min(active)
 
 
-class WatermarkTracking(WindowedParts):
-    """The evaluator's watermarks: one per stream and windows partition, over the input
-    partitions its events come from (a replay: its own partition)."""
+class Watermarks:
+    """The watermarks of one evaluator: one per stream and windows partition, over the input
+    partitions its events come from (`input_partitions`; none: a replay, whose source is the
+    partition itself)."""
 
-    def forget_watermarks(self) -> None:
+    def __init__(self, idle_seconds: float = DEFAULT_IDLE_SECONDS, input_partitions: int = 0):
+        self.idle_seconds = idle_seconds
+        self.input_partitions = input_partitions
+        self.by_partition: dict[tuple[Stream, int], Watermark] = {}
+
+    def forget(self) -> None:
         """Partitions moved (a rebalance): each windows partition's watermark is read again
         from the store, where its last owner left it."""
-        self.watermarks.clear()
+        self.by_partition.clear()
 
-    def _watermark(self, stream: Stream, partition: int) -> Watermark:
-        found = self.watermarks.get((stream, partition))
+    def known(self, stream: Stream, partition: int) -> bool:
+        """Whether this partition's watermark is in memory (not yet: read it from the store)."""
+        return (stream, partition) in self.by_partition
+
+    def of(self, stream: Stream, partition: int) -> Watermark:
+        found = self.by_partition.get((stream, partition))
         if found is None:
-            found = self.watermarks[(stream, partition)] = Watermark.over(
+            found = self.by_partition[(stream, partition)] = Watermark.over(
                 range(self.input_partitions), self.idle_seconds
             )
         return found
 
-    def _advance(
+    def advance(
         self, stream: Stream, partition: int, timestamp: float, source: int | None = None
     ) -> float:
         """The partition's watermark after its source `source` (an input partition; default
         the partition itself) showed an event at `timestamp`."""
-        return self._watermark(stream, partition).advance(
+        return self.of(stream, partition).advance(
             partition if source is None else source, timestamp
         )
 
-    def watermark(self, partition: int) -> float:
+    def latest(self, partition: int) -> float:
         """The latest watermark of any stream on `partition`: windows there whose end is this
         far behind are done (the store drops them)."""
         return max(
-            (mark.value() for (_, at), mark in self.watermarks.items() if at == partition),
+            (mark.value() for (_, at), mark in self.by_partition.items() if at == partition),
             default=-math.inf,
         )
