@@ -4,7 +4,7 @@ histograms, computed there), merged in SQL; medians from the merged histograms.
 
 A view can use the roll-ups when its filters and grouping name at most one dimension (by week or
 month with no filter or one; by a dimension with no filter or only a filter on it); anything else
-names two dimensions, is filtered, hence small, and stays on `case_facts` (`queries.report_sql`).
+names two dimensions, is filtered, hence small, and stays on `case_facts` (`queries.exact_report`).
 Ranges under `MIN_DAYS` whole days stay there too: they are fast already, and their medians exact.
 """
 
@@ -20,15 +20,15 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from alert_engine.history import rollups
-from alert_engine.history.queries import (
+from alert_engine.history.definitions import (
     EMPTY,
     FILTERS,
     Cohort,
     Report,
     ReportQuery,
     ReportRow,
+    SlaShare,
 )
-from alert_engine.history.trends import SlaShare
 
 # Whole days a range needs before the roll-ups answer it (past a quarter).
 MIN_DAYS = 92

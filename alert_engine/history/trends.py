@@ -4,38 +4,37 @@ cases claimed within their SLA per week or month, and the values each filter can
 The per-period figures themselves are the report's, grouped by week or month (`queries.report`);
 only what the report has no column for is here. The SQL is built as `queries` builds it: values as
 placeholders, names as identifiers, and an alert's dimensions named as the folded cases
-(`queries._CASES`) name them, so that a filter means the same thing on every figure; a filter by
+(`definitions.CASES`) name them, so that a filter means the same thing on every figure; a filter by
 the recovery member, who is folded from a case's whole log, uses those folded cases.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from alert_engine.history.queries import _CASES, FILTERS, ReportQuery
+from alert_engine.history import planner
+from alert_engine.history.definitions import CASES, FILTERS, ReportQuery, SlaShare
 
 # Values offered per filter, at most (the most frequent first); a filter is also typed freely.
 MAX_OPTIONS = 200
 PERIODS = ("week", "month")
 
-
-@dataclass(frozen=True)
-class SlaShare:
-    """Cases whose alert carried a claim-by time (its route has an SLA), and those of them
-    claimed by then."""
-
-    with_sla: int
-    claimed_in_time: int
-
-    @property
-    def share(self) -> float | None:
-        return self.claimed_in_time / self.with_sla if self.with_sla else None
+# `SlaShare` is `definitions`'; named here too, where the dashboard looks for it.
+__all__ = [
+    "MAX_OPTIONS",
+    "PERIODS",
+    "SlaShare",
+    "filter_options",
+    "options_sql",
+    "params",
+    "sla_shares",
+    "sla_sql",
+]
 
 
 def _where(query: ReportQuery) -> sql.Composable:
@@ -52,7 +51,7 @@ def params(query: ReportQuery) -> dict[str, Any]:
     return values
 
 
-# An alert's dimensions as the folded cases name them (`queries._CASES`): a blank one is "-".
+# An alert's dimensions as the folded cases name them (`definitions.CASES`): a blank one is "-".
 _DIMENSION = {
     "team": "COALESCE(NULLIF(a.team, ''), '-')",
     "agent": "COALESCE(NULLIF(a.agent, ''), '-')",
@@ -80,7 +79,7 @@ def sla_sql(query: ReportQuery, period: str) -> sql.Composed:
             "SELECT period, count(claim_by) AS with_sla,"
             " count(*) FILTER (WHERE claimed_at <= claim_by) AS claimed_in_time "
             "FROM timed GROUP BY period ORDER BY period"
-        ).format(cases=sql.SQL(_CASES), period=sql.Identifier(period), where=_where(query))
+        ).format(cases=sql.SQL(CASES), period=sql.Identifier(period), where=_where(query))
     # Otherwise only the alerts with an SLA, and their first claim: far less to read.
     filters = [
         sql.SQL("{} = {}").format(sql.SQL(_DIMENSION[name]), sql.Placeholder(f"filter_{name}"))
@@ -107,9 +106,6 @@ async def sla_shares(
 ) -> dict[str, SlaShare]:
     """Per week (`2026-W10`) or month (`2026-03`) of the alerts in `query` (from the daily
     roll-ups when the view allows, `planner`)."""
-    # The planner builds on this module's types: imported here, not at the top.
-    from alert_engine.history import planner
-
     rolled = await planner.sla_shares(conn, query, period)
     if rolled is not None:
         return rolled
@@ -160,8 +156,6 @@ async def filter_options(
 ) -> Mapping[str, list[str]]:
     """The values each filter takes among the alerts fired in [since, until), sorted (over a long
     range, of the whole days it touches, from the daily roll-ups)."""
-    from alert_engine.history import planner
-
     rolled = await planner.filter_options(conn, since, until, MAX_OPTIONS)
     if rolled is not None:
         found = rolled
