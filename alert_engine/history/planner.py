@@ -247,21 +247,35 @@ def params(query: ReportQuery, chosen: Plan) -> dict[str, Any]:
     }
 
 
+def sla_sql(query: ReportQuery, chosen: Plan) -> sql.Composed:
+    """Per group, the cases with a claim-by time and those claimed by then: the two SLA figures
+    alone (only they are read from the roll-up rows)."""
+    return sql.SQL(
+        "WITH {sources}, parts AS (SELECT key, with_sla, claimed_in_time FROM days UNION ALL"
+        " SELECT key, (claim_by IS NOT NULL)::int, COALESCE(claimed_at <= claim_by, false)::int"
+        " FROM edges) "
+        "SELECT key::text AS key, sum(with_sla)::bigint AS with_sla,"
+        " sum(claimed_in_time)::bigint AS claimed_in_time FROM parts GROUP BY key ORDER BY key"
+    ).format(sources=_sources(query, chosen, "with_sla, claimed_in_time"))
+
+
 async def sla_shares(
-    conn: psycopg.AsyncConnection[Any], query: ReportQuery, period: str, min_days: int = MIN_DAYS
+    conn: psycopg.AsyncConnection[Any], query: ReportQuery, period: str, min_days: int = 1
 ) -> dict[str, SlaShare] | None:
-    """`trends.sla_shares` from the roll-ups, or None when the view is not theirs."""
+    """`trends.sla_shares` from the roll-ups, or None when the view is not theirs. They are
+    counts, exact from the roll-ups, so any view of a whole day or more reads them (`min_days`:
+    for the tests, which hold the roll-ups to the cases on short ranges)."""
     per_period = ReportQuery(query.since, query.until, period, query.filters)
     chosen = plan(per_period, min_days)
     if chosen is None:
         return None
     async with conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(figures_sql(per_period, chosen), params(per_period, chosen))
+        await cursor.execute(sla_sql(per_period, chosen), params(per_period, chosen))
         rows = await cursor.fetchall()
     return {
         str(row["key"]): SlaShare(int(row["with_sla"]), int(row["claimed_in_time"]))
         for row in rows
-        if not row["is_total"] and row["with_sla"]
+        if row["with_sla"]
     }
 
 
@@ -278,12 +292,11 @@ SELECT dimension, value FROM (
 
 async def filter_options(
     conn: psycopg.AsyncConnection[Any], since: datetime, until: datetime, most: int
-) -> dict[str, list[str]] | None:
-    """The values of each dimension on the days [since, until) touches (the most frequent
-    `most`), or None when the range is under `MIN_DAYS` whole days. A recovery member is offered
-    when they own a case of those days (`trends.filter_options` also offers who only acted)."""
-    if plan(ReportQuery(since, until, "month")) is None:
-        return None
+) -> dict[str, list[str]]:
+    """The values of each dimension on the UTC days [since, until) touches (the most frequent
+    `most`), from their roll-up rows, whatever the range: a short one reads a few thousand rows
+    where the cases would be every alert of it. A recovery member is offered when they own a
+    case of those days (as the member filter means: the case's owner)."""
     last = until.astimezone(UTC) - timedelta(microseconds=1)
     first_day, last_day = since.astimezone(UTC).date(), last.date()
     async with conn.cursor(row_factory=dict_row) as cursor:
