@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from alert_engine.history.welch import welch_interval
 
@@ -124,8 +125,10 @@ class ReportRow:
             return None
         return self.recovered.uplift / self.holdout.uplift
 
-    @property
+    @cached_property
     def holdout_lift(self) -> HoldoutLift | None:
+        # Computed once per row: the t quantile's bisection is costly, and a page asks for it
+        # several times per group (4 weeks by agent: 800 quantiles, 0.8 s of the page).
         return holdout_lift(self.recovered, self.holdout)
 
 
