@@ -2,10 +2,10 @@
 cases claimed within their SLA per week or month, and the values each filter can take in a range.
 
 The per-period figures themselves are the report's, grouped by week or month (`queries.report`);
-only what the report has no column for is here. Both come from the daily roll-ups (`planner`):
-they are counts, exact there for any range. Views the roll-ups cannot answer (two filters, less
-than a whole day) read the folded cases (`definitions.CASES`), where a filter means what it means
-on every figure (the recovery member: the case's owner, folded from its whole log).
+only what the report has no column for is here. Both come from the daily roll-ups (`planner`),
+counts and distinct values, exact there for any range. Views the roll-ups cannot answer (two
+filters, less than a whole day) read the folded cases (`definitions.CASES`), where a filter means
+what it means on every figure (the recovery member: the case's owner, folded from its log).
 """
 
 from __future__ import annotations
