@@ -193,15 +193,31 @@ async def projection_through_kafka(
     task = asyncio.create_task(projection.run())
     await projection.started.wait()
     started = time.monotonic()
+    # The process's memory as the projection catches up: flat, or growing with the records?
+    memory = [rss_mb()]
     while projection.stats.records < produced:
         if task.done():
             task.result()
         await asyncio.sleep(0.05)
+        memory.append(rss_mb())
     elapsed = time.monotonic() - started
+    tenth = max(1, len(memory) // 10)
+    print(
+        "RSS while catching up (MB, each tenth of the way): "
+        + " ".join(f"{max(memory[i : i + tenth]):.0f}" for i in range(0, len(memory), tenth))
+    )
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     return produced / elapsed
+
+
+def rss_mb() -> float:
+    """This process's resident memory (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -4,8 +4,8 @@ histograms, computed there), merged in SQL; medians from the merged histograms.
 
 A view can use the roll-ups when its filters and grouping name at most one dimension (by week or
 month with no filter or one; by a dimension with no filter or only a filter on it); anything else
-names two dimensions, is filtered, hence small, and stays on `case_facts` (`queries.report_sql`).
-Ranges under `MIN_DAYS` whole days stay there too: they are fast already, and their medians exact.
+names two dimensions, is filtered, hence small, and stays on `case_facts` (`queries.exact_report`).
+Ranges under `MIN_DAYS` whole days stay there too: fast enough so, and their medians exact.
 """
 
 from __future__ import annotations
@@ -20,18 +20,20 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from alert_engine.history import rollups
-from alert_engine.history.queries import (
+from alert_engine.history.definitions import (
     EMPTY,
     FILTERS,
     Cohort,
     Report,
     ReportQuery,
     ReportRow,
+    SlaShare,
 )
-from alert_engine.history.trends import SlaShare
 
-# Whole days a range needs before the roll-ups answer it (past a quarter).
-MIN_DAYS = 92
+# Whole days a range needs before the roll-ups answer it: the dashboard's 12-week view has 83 (its
+# first day is partial). Reading 12 weeks of cases twice (groups, trend) for exact medians took
+# ~700 ms of a page; from the roll-ups the medians are within their 5% bucket.
+MIN_DAYS = 83
 _PERIOD_FORMAT = {"week": 'IYYY-"W"IW', "month": "YYYY-MM"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -135,9 +137,9 @@ _HISTOGRAM_COLUMNS = (
 
 
 def medians_sql(query: ReportQuery, chosen: Plan) -> sql.Composed:
-    """Per group and for the total, per histogram (claim, resolve, open hour), the bucket rows
-    that hold the two middle ranks (percentile_cont's), with how many cases they hold and how
-    many lie at or below them."""
+    """Per group and for the total, per histogram (claim, resolve, open hour), the merged
+    histogram: its buckets in order and how many cases each holds. Walking them for the middle
+    ranks is `medians`' (in Python: ranking every bucket in SQL took as long as merging them)."""
     hours = "(r.day - DATE '1970-01-01') * 24"
     parts = [
         f"SELECT key, {rollups.CLAIM} AS measure, u.b::bigint AS bucket, u.n AS n"
@@ -158,13 +160,9 @@ def medians_sql(query: ReportQuery, chosen: Plan) -> sql.Composed:
         "histogram AS (SELECT key, GROUPING(key) = 1 AS is_total, measure, bucket, sum(n)::int AS n"
         # Byte order for the keys here: only the grouping needs them ordered, and it is faster.
         ' FROM (SELECT key COLLATE "C" AS key, measure, bucket, n FROM merged) m'
-        " GROUP BY GROUPING SETS ((key, measure, bucket), (measure, bucket))), "
-        "ranked AS (SELECT *, sum(n) OVER (PARTITION BY is_total, key, measure ORDER BY bucket)"
-        " AS upto, sum(n) OVER (PARTITION BY is_total, key, measure) AS total FROM histogram) "
-        "SELECT key::text AS key, is_total, measure, bucket, n, upto, total FROM ranked"
-        # The ranks (total - 1) / 2 and total / 2 (integers: rounded down).
-        " WHERE (upto - n <= (total - 1) / 2 AND (total - 1) / 2 < upto)"
-        " OR (upto - n <= total / 2 AND total / 2 < upto)"
+        " GROUP BY GROUPING SETS ((key, measure, bucket), (measure, bucket))) "
+        "SELECT key::text AS key, is_total, measure, array_agg(bucket ORDER BY bucket) AS buckets,"
+        " array_agg(n ORDER BY bucket) AS counts FROM histogram GROUP BY is_total, key, measure"
     ).format(
         sources=_sources(query, chosen, _HISTOGRAM_COLUMNS),
         parts=sql.SQL(" UNION ALL ").join(map(sql.SQL, parts)),
@@ -183,17 +181,27 @@ def _value(measure: int, bucket: int, share: float, until: datetime) -> float:
 def medians(
     rows: Sequence[Mapping[str, Any]], until: datetime
 ) -> dict[tuple[str | None, int], float]:
-    """(group key or None for the total, measure) -> median, from `medians_sql`'s rows."""
-    found: dict[tuple[str | None, int], list[float]] = {}
+    """(group key or None for the total, measure) -> median, from `medians_sql`'s histograms:
+    the two middle ranks (percentile_cont's, (total - 1) // 2 and total // 2) found in their
+    buckets, each told by its place in its bucket, their mean."""
+    found: dict[tuple[str | None, int], float] = {}
     for row in rows:
-        total, upto, n = int(row["total"]), int(row["upto"]), int(row["n"])
+        measure, counts = int(row["measure"]), [int(n) for n in row["counts"]]
+        total = sum(counts)
+        if not total:
+            continue
+        values, below = [], 0
+        middles = sorted({(total - 1) // 2, total // 2})
+        for bucket, n in zip(row["buckets"], counts, strict=True):
+            while middles and middles[0] < below + n:
+                share = (middles.pop(0) - below + 0.5) / n
+                values.append(_value(measure, int(bucket), share, until))
+            if not middles:
+                break
+            below += n
         key = None if row["is_total"] else str(row["key"])
-        values = found.setdefault((key, int(row["measure"])), [])
-        for rank in sorted({(total - 1) // 2, total // 2}):
-            if upto - n <= rank < upto:
-                share = (rank - (upto - n) + 0.5) / n
-                values.append(_value(int(row["measure"]), int(row["bucket"]), share, until))
-    return {where: sum(values) / len(values) for where, values in found.items() if values}
+        found[(key, measure)] = sum(values) / len(values)
+    return found
 
 
 def _cohort(row: Mapping[str, Any], prefix: str) -> Cohort:
@@ -247,21 +255,35 @@ def params(query: ReportQuery, chosen: Plan) -> dict[str, Any]:
     }
 
 
+def sla_sql(query: ReportQuery, chosen: Plan) -> sql.Composed:
+    """Per group, the cases with a claim-by time and those claimed by then: the two SLA figures
+    alone (only they are read from the roll-up rows)."""
+    return sql.SQL(
+        "WITH {sources}, parts AS (SELECT key, with_sla, claimed_in_time FROM days UNION ALL"
+        " SELECT key, (claim_by IS NOT NULL)::int, COALESCE(claimed_at <= claim_by, false)::int"
+        " FROM edges) "
+        "SELECT key::text AS key, sum(with_sla)::bigint AS with_sla,"
+        " sum(claimed_in_time)::bigint AS claimed_in_time FROM parts GROUP BY key ORDER BY key"
+    ).format(sources=_sources(query, chosen, "with_sla, claimed_in_time"))
+
+
 async def sla_shares(
-    conn: psycopg.AsyncConnection[Any], query: ReportQuery, period: str, min_days: int = MIN_DAYS
+    conn: psycopg.AsyncConnection[Any], query: ReportQuery, period: str, min_days: int = 1
 ) -> dict[str, SlaShare] | None:
-    """`trends.sla_shares` from the roll-ups, or None when the view is not theirs."""
+    """`trends.sla_shares` from the roll-ups, or None when the view is not theirs. They are
+    counts, exact from the roll-ups, so any view of a whole day or more reads them (`min_days`:
+    for the tests, which hold the roll-ups to the cases on short ranges)."""
     per_period = ReportQuery(query.since, query.until, period, query.filters)
     chosen = plan(per_period, min_days)
     if chosen is None:
         return None
     async with conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(figures_sql(per_period, chosen), params(per_period, chosen))
+        await cursor.execute(sla_sql(per_period, chosen), params(per_period, chosen))
         rows = await cursor.fetchall()
     return {
         str(row["key"]): SlaShare(int(row["with_sla"]), int(row["claimed_in_time"]))
         for row in rows
-        if not row["is_total"] and row["with_sla"]
+        if row["with_sla"]
     }
 
 
@@ -278,12 +300,11 @@ SELECT dimension, value FROM (
 
 async def filter_options(
     conn: psycopg.AsyncConnection[Any], since: datetime, until: datetime, most: int
-) -> dict[str, list[str]] | None:
-    """The values of each dimension on the days [since, until) touches (the most frequent
-    `most`), or None when the range is under `MIN_DAYS` whole days. A recovery member is offered
-    when they own a case of those days (`trends.filter_options` also offers who only acted)."""
-    if plan(ReportQuery(since, until, "month")) is None:
-        return None
+) -> dict[str, list[str]]:
+    """The values of each dimension on the UTC days [since, until) touches (the most frequent
+    `most`), from their roll-up rows, whatever the range: a short one reads a few thousand rows
+    where the cases would be every alert of it. A recovery member is offered when they own a
+    case of those days (as the member filter means: the case's owner)."""
     last = until.astimezone(UTC) - timedelta(microseconds=1)
     first_day, last_day = since.astimezone(UTC).date(), last.date()
     async with conn.cursor(row_factory=dict_row) as cursor:
@@ -298,6 +319,8 @@ async def filter_options(
 async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery, chosen: Plan) -> Report:
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute("SELECT set_config('jit', 'off', true)")
+        # A year by agent merges about a million bucket counts: in memory, not spilled to disk.
+        await cursor.execute("SELECT set_config('work_mem', '64MB', true)")
         await cursor.execute(figures_sql(query, chosen), params(query, chosen))
         fetched = await cursor.fetchall()
         await cursor.execute(medians_sql(query, chosen), params(query, chosen))

@@ -12,170 +12,51 @@ quarter or more read the daily roll-ups instead (`planner`, `rollups`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from alert_engine.history.welch import welch_interval
+from alert_engine.history import planner
+from alert_engine.history.definitions import (
+    CASES,
+    CONFIDENCE,
+    DIMENSIONS,
+    EMPTY,
+    FILTERS,
+    OPEN,
+    RESOLVED,
+    Cohort,
+    HoldoutLift,
+    Report,
+    ReportQuery,
+    ReportRow,
+    holdout_lift,
+)
 from alert_engine.problems import AlertEngineError
 from alert_engine.settings import DatabaseSettings
 
-# What rows group by; the first seven also filter.
-FILTERS = ("team", "agent", "rule", "route", "severity", "channel", "member", "reason")
-DIMENSIONS = (*FILTERS, "week", "month")
-RESOLVED = ("resolved_followup", "resolved_no_followup")
-# Cases not closed (held-out cases are never open: they are not delivered for action).
-OPEN = ("open", "claimed", "reopened")
-CONFIDENCE = 0.95
-
-
-@dataclass(frozen=True)
-class ReportQuery:
-    """Alerts fired in [since, until), those matching every filter, grouped by `by`."""
-
-    since: datetime
-    until: datetime
-    by: str = "team"
-    filters: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.by not in DIMENSIONS:
-            raise ValueError(f"cannot group by {self.by!r} (one of: {', '.join(DIMENSIONS)})")
-        unknown = sorted(set(self.filters) - set(FILTERS))
-        if unknown:
-            raise ValueError(f"cannot filter by {unknown} (only by: {', '.join(FILTERS)})")
-        if self.since.tzinfo is None or self.until.tzinfo is None:
-            raise ValueError("since and until need a time zone")
-        if self.until <= self.since:
-            raise ValueError("until must be after since")
-
-
-@dataclass(frozen=True)
-class HoldoutLift:
-    """How much more recovered customers' ratings rose than held-out customers' (in stars, mean
-    follow-up minus initial rating): the rise that is the recovery's own, beyond what a second
-    rating gives anyway. Holdout cases are chosen at random, so the difference is causal."""
-
-    stars: float
-    low: float
-    high: float
-    recovered_n: int
-    holdout_n: int
-
-
-@dataclass(frozen=True)
-class Cohort:
-    """Follow-up figures of recovered cases, or of cases held out of recovery."""
-
-    sent: int
-    answered: int
-    # Answered cases whose alert had an initial rating: the rating figures are theirs.
-    paired: int
-    avg_initial: float | None
-    avg_followup: float | None
-    # Sample variance of (follow-up - initial) over the paired cases (None below two).
-    change_variance: float | None
-    nps_before: float | None
-    nps_after: float | None
-
-    @property
-    def response_rate(self) -> float | None:
-        return self.answered / self.sent if self.sent else None
-
-    @property
-    def uplift(self) -> float | None:
-        if self.avg_initial is None or self.avg_followup is None or not self.avg_initial:
-            return None
-        return self.avg_followup / self.avg_initial
-
-    @property
-    def mean_change(self) -> float | None:
-        if self.avg_initial is None or self.avg_followup is None:
-            return None
-        return self.avg_followup - self.avg_initial
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    key: str
-    alerts: int
-    claimed: int
-    median_claim_seconds: float | None
-    resolved: int
-    median_resolve_seconds: float | None
-    not_actionable: int
-    # Cases still open (or claimed, or reopened) now, of the alerts in range, and the median of
-    # their ages at the end of the range (the backlog and how long it has waited).
-    still_open: int
-    median_open_age_seconds: float | None
-    recovered: Cohort
-    holdout: Cohort
-
-    @property
-    def sent(self) -> int:
-        return self.recovered.sent + self.holdout.sent
-
-    @property
-    def answered(self) -> int:
-        return self.recovered.answered + self.holdout.answered
-
-    @property
-    def response_rate(self) -> float | None:
-        return self.answered / self.sent if self.sent else None
-
-    @property
-    def recovery_lift(self) -> float | None:
-        """Recovered uplift over holdout uplift (as `outcomes.Figures.recovery_lift`)."""
-        if self.recovered.uplift is None or not self.holdout.uplift:
-            return None
-        return self.recovered.uplift / self.holdout.uplift
-
-    @property
-    def holdout_lift(self) -> HoldoutLift | None:
-        return holdout_lift(self.recovered, self.holdout)
-
-
-@dataclass(frozen=True)
-class Report:
-    query: ReportQuery
-    rows: list[ReportRow]
-    total: ReportRow
-
-
-def holdout_lift(recovered: Cohort, holdout: Cohort) -> HoldoutLift | None:
-    """Welch's interval for the difference of the two cohorts' mean rating change; None unless
-    each cohort has two paired answers."""
-    if (
-        recovered.mean_change is None
-        or holdout.mean_change is None
-        or recovered.change_variance is None
-        or holdout.change_variance is None
-    ):
-        return None
-    stars = recovered.mean_change - holdout.mean_change
-    low, high = welch_interval(
-        stars,
-        (recovered.change_variance, recovered.paired),
-        (holdout.change_variance, holdout.paired),
-        CONFIDENCE,
-    )
-    return HoldoutLift(stars, low, high, recovered.paired, holdout.paired)
-
-
-# One row per alert in the range (`facts` folds each alert's case from the log).
-_CASES = """
-SELECT alert_id, fired_at, rule, severity, route, team, agent, channel, member, initial_rating,
-       initial_nps, holdout, claimed_at, state, state_at, COALESCE(reason, '-') AS reason, sent,
-       followup_rating, followup_nps,
-       to_char(fired_at AT TIME ZONE 'UTC', 'IYYY-"W"IW') AS week,
-       to_char(fired_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month
-FROM case_facts
-WHERE fired_at >= %(since)s AND fired_at < %(until)s
-"""
+# The shared definitions are `definitions`'; named here too, where the report's callers look.
+__all__ = [
+    "CONFIDENCE",
+    "DIMENSIONS",
+    "EMPTY",
+    "FILTERS",
+    "OPEN",
+    "RESOLVED",
+    "Cohort",
+    "HoldoutLift",
+    "Report",
+    "ReportQuery",
+    "ReportRow",
+    "ReportUnavailable",
+    "exact_report",
+    "holdout_lift",
+    "load_report",
+    "report",
+    "report_sql",
+]
 
 
 def _cohort_columns(prefix: str, holdout: bool) -> str:
@@ -226,7 +107,7 @@ def report_sql(query: ReportQuery) -> sql.Composed:
         "SELECT {key}::text AS key, GROUPING({key}) = 1 AS is_total, {figures} "
         "FROM cases{where} GROUP BY GROUPING SETS (({key}), ()) ORDER BY is_total, key"
     ).format(
-        cases=sql.SQL(_CASES),
+        cases=sql.SQL(CASES),
         key=sql.Identifier(query.by),
         figures=sql.SQL(_FIGURES),
         where=where,
@@ -270,16 +151,9 @@ def _row(row: Mapping[str, Any]) -> ReportRow:
     )
 
 
-_NO_ANSWERS = Cohort(0, 0, 0, None, None, None, None, None)
-EMPTY = ReportRow("all", 0, 0, None, 0, None, 0, 0, None, _NO_ANSWERS, _NO_ANSWERS)
-
-
 async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:
     """The figures of `query`: from the daily roll-ups where the view allows (`planner`), else
     from `case_facts`."""
-    # The planner builds on this module's types: imported here, not at the top.
-    from alert_engine.history import planner
-
     chosen = planner.plan(query)
     if chosen is not None:
         return await planner.report(conn, query, chosen)

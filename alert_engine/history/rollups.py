@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from alert_engine.history.queries import FILTERS, OPEN, RESOLVED
+from alert_engine.history.definitions import FILTERS, OPEN, RESOLVED
 
 RATIO = 1.05
 _LOG_RATIO = math.log(RATIO)
@@ -96,9 +96,9 @@ CONTRIBUTIONS: tuple[tuple[str, str], ...] = (
 FIGURES = tuple(name for name, _ in CONTRIBUTIONS)
 
 
-# The dimensions' values as `queries._CASES` names them.
+# The dimensions' values as `definitions.CASES` names them.
 def dimension_sql(name: str, table: str) -> str:
-    """Dimension `name` of a row of `case_facts` called `table`, as `queries._CASES` names it."""
+    """Dimension `name` of a row of `case_facts` called `table`, as `definitions.CASES` names it."""
     return f"COALESCE({table}.reason, '-')" if name == "reason" else f"{table}.{name}"
 
 

@@ -28,23 +28,37 @@ def welch_interval(
 
 def t_quantile(p: float, freedom: float) -> float:
     """Student's t quantile for any (also fractional) degrees of freedom: the exact CDF
-    inverted by bisection (Welch's degrees of freedom are rarely whole numbers)."""
+    inverted by Newton's method on its density, kept inside a bracket that bisection narrows
+    whenever a step would leave it (a page computes one per group: bisection alone took ~1 ms
+    each, most of a page of 200 groups)."""
     if not 0 < p < 1 or freedom <= 0:
         raise ValueError("p must be in (0, 1) and the degrees of freedom positive")
     if p < 0.5:
         return -t_quantile(1 - p, freedom)
     low, high = 0.0, 1.0
     while t_cdf(high, freedom) < p:
-        high *= 2
+        low, high = high, high * 2
+    scale = math.exp(
+        math.lgamma((freedom + 1) / 2)
+        - math.lgamma(freedom / 2)
+        - 0.5 * math.log(freedom * math.pi)
+    )
+    t = (low + high) / 2
     for _ in range(200):
-        middle = (low + high) / 2
-        if t_cdf(middle, freedom) < p:
-            low = middle
+        error = t_cdf(t, freedom) - p
+        if error < 0:
+            low = t
         else:
-            high = middle
-        if high - low < 1e-12 * max(1.0, high):
-            break
-    return (low + high) / 2
+            high = t
+        density = scale * (1 + t * t / freedom) ** (-(freedom + 1) / 2)
+        step = error / density if density > 0 else math.inf
+        following = t - step
+        if not low < following < high:
+            following = (low + high) / 2
+        if abs(following - t) < 1e-12 * max(1.0, t) or high - low < 1e-12 * max(1.0, high):
+            return following
+        t = following
+    return t
 
 
 def t_cdf(t: float, freedom: float) -> float:

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from alert_engine.dashboard.form import DashboardForm, parse
 from alert_engine.dashboard.page import answer, load, render
 from alert_engine.dashboard.view import DashboardView
+from alert_engine.history import rollups
 from alert_engine.history.migrate import migrate
 from alert_engine.history.presentation import as_csv, duration
 from alert_engine.history.queries import DIMENSIONS
@@ -117,6 +118,9 @@ async def seed(url: str, stories: Sequence[Story]) -> None:
             "WHERE alert_id = ANY(%s)",
             (SLA_SECONDS, timed),
         )
+        # The roll-ups are derived from the alerts as written: refreshed for the SLAs added.
+        async with conn.transaction():
+            await rollups.refresh(conn, timed)
 
 
 async def view_of(url: str, form: DashboardForm) -> tuple[DashboardView, str]:

@@ -1,8 +1,9 @@
 """The daily roll-ups against `case_facts`: over generated cases and random views, the report from
 the roll-ups (whole days) and `case_facts` (the partial days) equals the report from `case_facts`
 alone: every count exactly, means, variances and NPS to float rounding, medians within their
-bucket (claim, resolve) or hour (the open cases' age). And the writer keeps the roll-ups equal to
-a rebuild whatever order the records arrive in, replayed or not."""
+bucket (claim, resolve) or hour (the open cases' age); the dashboard's SLA shares and filter values
+from the roll-ups are those of the cases. And the writer keeps the roll-ups equal to a rebuild
+whatever order the records arrive in, replayed or not."""
 
 from __future__ import annotations
 
@@ -222,6 +223,7 @@ async def _both(url: str, cases: list[Fact], query: ReportQuery) -> None:
         got = await planner.report(conn, query, chosen)
         exact = await exact_report(conn, query)
         rolled = await planner.sla_shares(conn, query, "week", min_days=1)
+        options = await planner.filter_options(conn, query.since, query.until, most=len(cases) + 1)
     in_range = [
         c
         for c in cases
@@ -240,6 +242,12 @@ async def _both(url: str, cases: list[Fact], query: ReportQuery) -> None:
             in_time = case.claimed_at is not None and case.claimed_at <= case.claim_by
             timed[case.key("week")] = SlaShare(week.with_sla + 1, week.claimed_in_time + in_time)
     assert rolled == timed
+    # The filters' values: those of the cases of the UTC days the range touches.
+    last_day = (query.until - timedelta(microseconds=1)).date()
+    touched = [c for c in cases if query.since.date() <= c.fired_at.date() <= last_day]
+    assert {name: sorted(values) for name, values in options.items()} == {
+        name: sorted({c.dims[name] for c in touched}) for name in FILTERS
+    }
 
 
 @settings(
@@ -257,6 +265,10 @@ def test_the_rollups_give_the_figures_of_the_cases(
 def test_short_or_two_dimension_views_stay_on_the_cases() -> None:
     until = BASE + timedelta(days=200)
     assert planner.plan(ReportQuery(BASE, BASE + timedelta(days=30), "team")) is None
+    # The dashboard's 12 weeks (a partial first day, 83 whole ones) read the roll-ups.
+    now = BASE + timedelta(days=100, hours=9)
+    assert planner.plan(ReportQuery(now - timedelta(weeks=12), now, "team")) is not None
+    assert planner.plan(ReportQuery(now - timedelta(weeks=4), now, "team")) is None
     assert planner.plan(ReportQuery(BASE, until, "member", {"team": "x"})) is None
     assert planner.plan(ReportQuery(BASE, until, "team", {"team": "x"})) is not None
     assert planner.plan(ReportQuery(BASE, until, "week", {"agent": "x"})) is not None
