@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from alert_engine.history.backlog import Backlog
 from alert_engine.history.presentation import duration, meaning
 from alert_engine.history.queries import HoldoutLift, Report, ReportRow
 from alert_engine.history.trends import SlaShare
@@ -98,6 +99,9 @@ class TrendRow:
     sla: str
     to_claim: str
     to_resolve: str
+    # Cases open at the period's end, and their median age then.
+    backlog: str
+    backlog_age: str
     not_actionable: str
     response: str
     rating: str
@@ -141,6 +145,10 @@ class DashboardView:
     has_holdout: bool
     trend: Sequence[TrendRow]
     has_sla: bool
+    # What the trend is made of, unrounded (its CSV).
+    trend_report: Report
+    slas: Mapping[str, SlaShare]
+    backlogs: Mapping[str, Backlog]
 
     @property
     def empty(self) -> bool:
@@ -157,12 +165,15 @@ def _bar(value: float | None, highest: float, text: str) -> Bar:
     return Bar(text, round(100.0 * value / highest, 1))
 
 
-def trend_rows(trend: Report, slas: Mapping[str, SlaShare]) -> list[TrendRow]:
+def trend_rows(
+    trend: Report, slas: Mapping[str, SlaShare], backlogs: Mapping[str, Backlog]
+) -> list[TrendRow]:
     most = max((row.alerts for row in trend.rows), default=0)
     top_uplift = max((row.recovered.uplift or 0.0 for row in trend.rows), default=0.0)
     out = []
     for row in trend.rows:
         sla = slas.get(row.key, SlaShare(0, 0))
+        backlog = backlogs.get(row.key, Backlog(0, None))
         out.append(
             TrendRow(
                 period=row.key,
@@ -174,6 +185,8 @@ def trend_rows(trend: Report, slas: Mapping[str, SlaShare]) -> list[TrendRow]:
                 ),
                 to_claim=duration(row.median_claim_seconds),
                 to_resolve=duration(row.median_resolve_seconds),
+                backlog=str(backlog.open),
+                backlog_age=duration(backlog.median_age_seconds),
                 not_actionable=share(row.not_actionable, row.alerts),
                 response=share(row.answered, row.sent),
                 rating=pair(row.recovered.avg_initial, row.recovered.avg_followup),
@@ -184,7 +197,12 @@ def trend_rows(trend: Report, slas: Mapping[str, SlaShare]) -> list[TrendRow]:
     return out
 
 
-def build(report: Report, trend: Report, slas: Mapping[str, SlaShare]) -> DashboardView:
+def build(
+    report: Report,
+    trend: Report,
+    slas: Mapping[str, SlaShare],
+    backlogs: Mapping[str, Backlog],
+) -> DashboardView:
     total = report.total
     holdout = has_holdout(total)
     columns = [column for column in COLUMNS if holdout or not column.holdout]
@@ -205,6 +223,9 @@ def build(report: Report, trend: Report, slas: Mapping[str, SlaShare]) -> Dashbo
         rows=rows,
         headline=headline,
         has_holdout=holdout,
-        trend=trend_rows(trend, slas),
+        trend=trend_rows(trend, slas, backlogs),
         has_sla=any(share.with_sla for share in slas.values()),
+        trend_report=trend,
+        slas=slas,
+        backlogs=backlogs,
     )

@@ -12,7 +12,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 from hypothesis import HealthCheck, given, settings
@@ -224,6 +224,26 @@ def nps_text(stories: Sequence[Story]) -> str:
     return f"{before:.0f} → {after:.0f}"
 
 
+def week_end(week: str, until: datetime) -> datetime:
+    """When a trend week's backlog is counted: the next Monday 00:00 UTC, or the range's end."""
+    year, number = week.split("-W")
+    monday = date.fromisocalendar(int(year), int(number), 1)
+    return min(datetime.combine(monday + timedelta(days=7), time(), UTC), until)
+
+
+def backlog_texts(stories: Sequence[Story], at: datetime) -> tuple[str, str]:
+    """The cases of `stories` open at `at` (fired before, not held out, not closed by then for
+    good) and their median age then, as the trend shows them."""
+    ages = [
+        (at - s.fired_at).total_seconds()
+        for s in stories
+        if s.fired_at < at
+        and not s.holdout
+        and (s.final_state is None or (s.resolved_at is not None and s.resolved_at > at))
+    ]
+    return str(len(ages)), duration(statistics.median(ages) if ages else None)
+
+
 def grouped(stories: Sequence[Story], by: str) -> dict[str, list[Story]]:
     groups: dict[str, list[Story]] = defaultdict(list)
     for story in stories:
@@ -312,6 +332,10 @@ def test_the_dashboard_shows_the_figures_of_the_stories(
         assert point.sla == sla_text(weeks[point.period])
         assert point.to_claim == shown(weeks[point.period]).to_claim
         assert point.nps == nps_text(weeks[point.period])
+        # The backlog at the week's end: every case of the range fired by then, not only its own.
+        assert (point.backlog, point.backlog_age) == backlog_texts(
+            in_scope, week_end(point.period, until)
+        )
 
     # The CSV download is this view: the same groups and figures, unrounded.
     lines = list(csv.DictReader(io.StringIO(as_csv(view.report))))
@@ -471,6 +495,27 @@ def test_the_page_answers_csv_and_tells_each_failure(database_url: str) -> None:
         *(len(by_agent[key]) for key in sorted(by_agent)),
         len(in_scope),
     ]
+
+    # The trend's CSV: a row per week, unrounded, with the backlog at each week's end.
+    page = asyncio.run(
+        answer(
+            {**params, "format": "trend-csv"}, settings_for(database_url), company="Acme", now=NOW
+        )
+    )
+    assert page.status == 200
+    assert page.headers["Content-Disposition"] == (
+        'attachment; filename="alert-engine-outcomes-per-week-20260302-20260511.csv"'
+    )
+    weeks = grouped(in_scope, "week")
+    until = datetime(2026, 5, 11, tzinfo=UTC)
+    lines = list(csv.DictReader(io.StringIO(page.body.decode())))
+    assert [line["week"] for line in lines] == sorted(weeks)
+    for line in lines:
+        assert int(line["alerts"]) == len(weeks[line["week"]])
+        count, age = backlog_texts(in_scope, week_end(line["week"], until))
+        assert line["open_at_end"] == count
+        seconds = line["open_at_end_median_age_seconds"]
+        assert duration(float(seconds) if seconds else None) == age
 
     # A view slower than the statement timeout: cancelled, and the page says what to do.
     page = asyncio.run(answer(params, settings_for(database_url, 0.001), company="Acme", now=NOW))

@@ -58,7 +58,12 @@ async def test_migrations_run_up_from_an_empty_database_once(database_url: str) 
         assert await tables(conn) == TABLES
         assert await migrate(conn) == []
         cursor = await conn.execute("SELECT version, name FROM schema_migrations ORDER BY 1")
-        assert await cursor.fetchall() == [(1, "history"), (2, "daily_rollups")]
+        assert await cursor.fetchall() == [
+            (1, "history"),
+            (2, "daily_rollups"),
+            (3, "reserved"),
+            (4, "backlog"),
+        ]
         # The indexes the report's range and filters use.
         cursor = await conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'alerts'")
         indexes = {row[0] for row in await cursor.fetchall()}
@@ -202,13 +207,20 @@ async def test_an_upgraded_database_gets_the_rollups_of_its_history(
         await write(conn, rows_of(stories, TOPICS))
         monkeypatch.undo()
         # ...then this one migrates: the roll-ups hold what was there.
-        assert [m.version for m in await migrate(conn)] == [2]
+        assert [m.version for m in await migrate(conn)] == [2, 3, 4]
         cursor = await conn.execute(
-            "SELECT day, alerts, claimed, still_open FROM daily_rollups"
+            "SELECT day, alerts, claimed, still_open, cardinality(backlog_keys) FROM daily_rollups"
             " WHERE dimension = 'all' ORDER BY day"
         )
+        # (Each case is in the backlog's histogram: open now, or closed on a known day.)
         assert await cursor.fetchall() == [
-            (story.fired_at.date(), 1, 1 if story.claimed_by else 0, 0 if story.resolution else 1)
+            (
+                story.fired_at.date(),
+                1,
+                1 if story.claimed_by else 0,
+                0 if story.resolution else 1,
+                1,
+            )
             for story in stories
         ]
 
