@@ -25,6 +25,7 @@ from alert_engine.dashboard.view import DashboardView, build
 from alert_engine.history.backlog import backlog
 from alert_engine.history.presentation import as_csv
 from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery, report
+from alert_engine.history.reasons import closed_reasons
 from alert_engine.history.trends import filter_options, sla_shares
 from alert_engine.settings import DatabaseSettings
 
@@ -45,6 +46,7 @@ FILTER_LABELS = {
     "severity": "Severity",
     "channel": "Channel",
     "member": "Recovery member",
+    "reason": "Reason code",
 }
 
 
@@ -76,8 +78,9 @@ async def load(
     )
     slas = await sla_shares(conn, query, form.period)
     backlogs = await backlog(conn, query, form.period)
+    reasons = await closed_reasons(conn, query, form.period)
     options = await filter_options(conn, query.since, query.until)
-    return build(figures, trend, slas, backlogs), options
+    return build(figures, trend, slas, backlogs, reasons), options
 
 
 def render(

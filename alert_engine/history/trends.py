@@ -70,8 +70,9 @@ _PERIOD = {
 def sla_sql(query: ReportQuery, period: str) -> sql.Composed:
     if period not in PERIODS:
         raise ValueError(f"no trend per {period!r} (one of: {', '.join(PERIODS)})")
-    if "member" in query.filters:
-        # Who owns a case is folded from its whole log: the report's folded cases.
+    if {"member", "reason"} & set(query.filters):
+        # Who owns a case, and the reason code it was closed with, are folded from its whole
+        # log: the report's folded cases.
         return sql.SQL(
             "WITH cases AS ({cases}), timed AS ("
             " SELECT c.{period} AS period, c.claimed_at,"
