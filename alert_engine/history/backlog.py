@@ -6,11 +6,14 @@ closed (resolved, not actionable) after it. What the log says now decides: a cas
 reopened counts as open from its alert on. Short views read `case_facts` (medians exact); views
 the roll-ups answer (`planner.plan`) count the whole days from `daily_rollups.backlog_*`
 (`rollups.BACKLOG_KEY`: ages to the hour) and the partial days at the range's edges from
-`case_facts`.
+`case_facts`, and sweeps the period ends in Python (each case added once and taken away once;
+the medians from a Fenwick tree of cases per hour): per end in SQL, every open case was counted
+once per end, 52 times in a year.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -108,66 +111,148 @@ def exact_sql(query: ReportQuery) -> sql.Composed:
 
 
 def rolled_sql(query: ReportQuery) -> sql.Composed:
-    """Per period end, the rows of the hour histogram of the open cases' fired times that hold
-    the two middle ranks (as `planner.medians_sql`), with the period's count (`total`)."""
+    """The cases of the view as `Entry` rows: the roll-up rows of the whole days (`day`, their
+    backlog histogram), the partial days' cases (`fired_at`, `closed_at`), and the whole days'
+    cases closed between the range's end and the next midnight (`late`): the roll-ups count
+    them closed at the range's end, and they were open."""
     value_filter = sql.SQL(" AND r.value = %(value)s") if query.filters else sql.SQL("")
-    hour = "floor(extract(epoch FROM c.fired_at) / 3600)::bigint"
     return sql.SQL(
-        "WITH ends AS (SELECT * FROM unnest(%(keys)s::text[], %(ats)s::timestamptz[],"
-        " %(days)s::date[]) AS e(key, at, day)), "
-        "hours AS ("
-        # The whole days: open now (key < 0), or closed on a day at or after the end's midnight.
-        " SELECT e.key, (r.day - DATE '1970-01-01')::bigint * 24"
-        " + CASE WHEN u.k < 0 THEN -1 - u.k ELSE u.k %% 24 END AS hour, u.n"
-        " FROM daily_rollups r CROSS JOIN LATERAL unnest(r.backlog_keys, r.backlog_counts)"
-        " AS u(k, n) JOIN ends e ON r.day < e.day AND (u.k < 0 OR r.day + u.k / 24 >= e.day)"
+        "SELECT 'day' AS kind, r.day, r.backlog_keys AS keys, r.backlog_counts AS counts,"
+        " NULL::timestamptz AS fired_at, NULL::timestamptz AS closed_at FROM daily_rollups r"
         " WHERE r.dimension = %(dimension)s AND r.day >= %(first_day)s"
-        " AND r.day < %(end_day)s{value_filter}"
-        # The partial days at the edges, case by case.
-        " UNION ALL SELECT e.key, {hour}, 1 FROM case_facts c JOIN ends e ON c.fired_at < e.at"
+        " AND r.day < %(end_day)s{value_filter} AND cardinality(r.backlog_keys) > 0"
+        " UNION ALL SELECT 'edge', NULL, NULL, NULL, c.fired_at,"
+        " CASE WHEN c.state IN {closed} THEN c.state_at END FROM case_facts c"
         " WHERE ((c.fired_at >= %(since)s AND c.fired_at < %(first_full)s)"
         " OR (c.fired_at >= %(end_full)s AND c.fired_at < %(until)s))"
-        " AND NOT c.holdout AND {open_at}{filters}"
-        # An end within a day (the range's): the whole days' cases closed between it and the
-        # next midnight were counted closed above; those closed after it were open.
-        " UNION ALL SELECT e.key, {hour}, 1 FROM ends e JOIN case_facts c"
-        " ON c.state_at > e.at AND c.state_at <= (e.day::timestamp AT TIME ZONE 'UTC')"
-        " WHERE c.fired_at >= %(first_full)s AND c.fired_at < %(end_full)s AND c.fired_at < e.at"
-        " AND NOT c.holdout AND c.state IN {closed}{filters}), "
-        "summed AS (SELECT key, hour, sum(n)::bigint AS n FROM hours GROUP BY key, hour), "
-        "ranked AS (SELECT *, sum(n) OVER (PARTITION BY key ORDER BY hour) AS upto,"
-        " sum(n) OVER (PARTITION BY key) AS total FROM summed) "
-        "SELECT key, hour, n, upto, total FROM ranked"
-        " WHERE (upto - n <= (total - 1) / 2 AND (total - 1) / 2 < upto)"
-        " OR (upto - n <= total / 2 AND total / 2 < upto)"
+        " AND NOT c.holdout AND (c.state IS NULL OR c.state IN {open} OR c.state IN {closed})"
+        "{filters}"
+        " UNION ALL SELECT 'late', NULL, NULL, NULL, c.fired_at, c.state_at FROM case_facts c"
+        " WHERE c.state_at > %(until)s AND c.state_at <= %(next_midnight)s"
+        " AND c.fired_at >= %(first_full)s AND c.fired_at < %(end_full)s"
+        " AND NOT c.holdout AND c.state IN {closed}{filters}"
     ).format(
         value_filter=value_filter,
-        hour=sql.SQL(hour),
-        open_at=sql.SQL(_OPEN_AT),
         closed=sql.SQL(repr(rollups.CLOSED)),
+        open=sql.SQL(repr(OPEN)),
         filters=_filters(query),
     )
 
 
-def rolled_medians(
-    rows: Sequence[Mapping[str, Any]], ends: Sequence[PeriodEnd]
-) -> dict[str, Backlog]:
-    """`rolled_sql`'s rows as each period's backlog: the middle ranks' ages, each case taken to
-    have fired evenly spread through its hour."""
-    at = {end.key: end.at for end in ends}
-    ages: dict[str, list[float]] = {}
-    totals: dict[str, int] = {}
+@dataclass(frozen=True)
+class Entry:
+    """Cases that fired in one UTC hour (hours since 1970) and are in the backlog at the ends
+    `first` to `last` (indexes into the period ends)."""
+
+    hour: int
+    count: int
+    first: int
+    last: int
+
+
+def _hour(moment: datetime) -> int:
+    return int((moment - _EPOCH).total_seconds() // 3600)
+
+
+def entries(rows: Sequence[Mapping[str, Any]], ends: Sequence[PeriodEnd]) -> list[Entry]:
+    """`rolled_sql`'s rows as the ends each of their cases was open at."""
+    days = [end.day for end in ends]
+    ats = [end.at for end in ends]
+    final = len(ends) - 1
+    found = []
     for row in rows:
-        key, total, upto, n = str(row["key"]), int(row["total"]), int(row["upto"]), int(row["n"])
-        totals[key] = total
-        for rank in sorted({(total - 1) // 2, total // 2}):
-            if upto - n <= rank < upto:
-                fired = _EPOCH + timedelta(hours=int(row["hour"]) + (rank - (upto - n) + 0.5) / n)
-                ages.setdefault(key, []).append(max(0.0, (at[key] - fired).total_seconds()))
-    return {
-        key: Backlog(total, sum(ages[key]) / len(ages[key]) if ages.get(key) else None)
-        for key, total in totals.items()
-    }
+        if row["kind"] == "day":
+            day: date = row["day"]
+            base = (day - _EPOCH.date()).days * 24
+            # Fired on `day`: in the backlog of ends after that day ...
+            first = bisect.bisect_right(days, day)
+            for key, count in zip(row["keys"], row["counts"], strict=True):
+                if key < 0:
+                    found.append(Entry(base - 1 - key, count, first, final))
+                else:
+                    # ... up to the last end at or before the midnight it was closed after.
+                    closed_day = day + timedelta(days=key // 24)
+                    last = bisect.bisect_right(days, closed_day) - 1
+                    found.append(Entry(base + key % 24, count, first, last))
+        elif row["kind"] == "edge":
+            fired, closed = row["fired_at"], row["closed_at"]
+            first = bisect.bisect_right(ats, fired)
+            last = final if closed is None else bisect.bisect_left(ats, closed) - 1
+            found.append(Entry(_hour(fired), 1, first, last))
+        else:
+            found.append(Entry(_hour(row["fired_at"]), 1, final, final))
+    return [entry for entry in found if entry.first <= entry.last]
+
+
+class _Counts:
+    """Cases per hour, added and taken away, with the hour holding any rank found in log time
+    (a Fenwick tree)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low
+        self.size = high - low + 1
+        self.tree = [0] * (self.size + 1)
+        self.total = 0
+
+    def add(self, hour: int, count: int) -> None:
+        self.total += count
+        index = hour - self.low + 1
+        while index <= self.size:
+            self.tree[index] += count
+            index += index & -index
+
+    def at_rank(self, rank: int) -> tuple[int, int, int]:
+        """The hour of the case of 0-based `rank`, how many cases lie before that hour, and how
+        many are in it."""
+        index, before, step = 0, 0, 1 << self.size.bit_length()
+        while step:
+            following = index + step
+            if following <= self.size and before + self.tree[following] <= rank:
+                index = following
+                before += self.tree[following]
+            step >>= 1
+        # `index` hours hold `before` cases, at most `rank`: the case is in the next hour.
+        hour = index + self.low
+        return hour, before, self.count(hour)
+
+    def count(self, hour: int) -> int:
+        return self._upto(hour) - self._upto(hour - 1)
+
+    def _upto(self, hour: int) -> int:
+        index, found = min(hour - self.low + 1, self.size), 0
+        while index > 0:
+            found += self.tree[index]
+            index -= index & -index
+        return found
+
+
+def sweep(found: Sequence[Entry], ends: Sequence[PeriodEnd]) -> dict[str, Backlog]:
+    """Each end's backlog: its cases' count, and their median age, each case taken to have fired
+    evenly spread through its hour (as `planner.medians`)."""
+    if not found:
+        return {}
+    counts = _Counts(min(e.hour for e in found), max(e.hour for e in found))
+    starting: dict[int, list[Entry]] = {}
+    for entry in found:
+        starting.setdefault(entry.first, []).append(entry)
+    leaving: dict[int, list[Entry]] = {}
+    for entry in found:
+        leaving.setdefault(entry.last + 1, []).append(entry)
+    out = {}
+    for index, end in enumerate(ends):
+        for entry in leaving.get(index, ()):
+            counts.add(entry.hour, -entry.count)
+        for entry in starting.get(index, ()):
+            counts.add(entry.hour, entry.count)
+        if counts.total <= 0:
+            continue
+        ages = []
+        for rank in sorted({(counts.total - 1) // 2, counts.total // 2}):
+            hour, before, here = counts.at_rank(rank)
+            fired = _EPOCH + timedelta(hours=hour + (rank - before + 0.5) / here)
+            ages.append(max(0.0, (end.at - fired).total_seconds()))
+        out[end.key] = Backlog(counts.total, sum(ages) / len(ages))
+    return out
 
 
 async def backlog(
@@ -203,5 +288,7 @@ async def backlog(
                 )
                 for row in await cursor.fetchall()
             }
-        await cursor.execute(rolled_sql(query), params | planner.params(per_period, chosen))
-        return rolled_medians(await cursor.fetchall(), ends)
+        params |= planner.params(per_period, chosen)
+        params["next_midnight"] = datetime.combine(ends[-1].day, time(), UTC)
+        await cursor.execute(rolled_sql(query), params)
+        return sweep(entries(await cursor.fetchall(), ends), ends)
