@@ -234,16 +234,21 @@ def week_end(week: str, until: datetime) -> datetime:
     return min(datetime.combine(monday + timedelta(days=7), time(), UTC), until)
 
 
-def backlog_texts(stories: Sequence[Story], at: datetime) -> tuple[str, str]:
-    """The cases of `stories` open at `at` (fired before, not held out, not closed by then for
-    good) and their median age then, as the trend shows them."""
-    ages = [
+def backlog_ages(stories: Sequence[Story], at: datetime) -> list[float]:
+    """The ages at `at` of the cases of `stories` open then (fired before, not held out, not
+    closed by then for good)."""
+    return [
         (at - s.fired_at).total_seconds()
         for s in stories
         if s.fired_at < at
         and not s.holdout
         and (s.final_state is None or (s.resolved_at is not None and s.resolved_at > at))
     ]
+
+
+def backlog_texts(stories: Sequence[Story], at: datetime) -> tuple[str, str]:
+    """The backlog at `at` as the trend shows it: how many, and their median age."""
+    ages = backlog_ages(stories, at)
     return str(len(ages)), duration(statistics.median(ages) if ages else None)
 
 
