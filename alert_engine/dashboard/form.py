@@ -26,7 +26,8 @@ PRESETS = (
 )
 DEFAULT_RANGE = "12w"
 DEFAULT_BY = "team"
-FORMATS = ("html", "csv")
+# `csv`: the groups and the total; `trend-csv`: the trend, a row per week or month.
+FORMATS = ("html", "csv", "trend-csv")
 # Past about a year, one trend row per week is too many to read: one per month.
 WEEKLY_UP_TO = timedelta(weeks=53)
 MAX_FILTER_LENGTH = 200

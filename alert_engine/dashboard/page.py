@@ -1,6 +1,6 @@
 """`/dashboard` from the outcome history in PostgreSQL (`ALERT_ENGINE_DATABASE_URL`): the form,
 the figures per group with the holdout's lift, the trend per week or month, and the same view as
-CSV (`&format=csv`).
+CSV (`&format=csv`; the trend: `&format=trend-csv`).
 
 Each request opens its own connection (a page is opened now and then, not thousands of times a
 second) with the report's statement timeout; PostgreSQL unreachable is a 503 page that says so,
@@ -19,10 +19,13 @@ import faust
 import psycopg
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from alert_engine.dashboard.export import trend_csv
 from alert_engine.dashboard.form import PRESETS, DashboardForm, parse
 from alert_engine.dashboard.view import DashboardView, build
+from alert_engine.history.backlog import backlog
 from alert_engine.history.presentation import as_csv
 from alert_engine.history.queries import DIMENSIONS, FILTERS, ReportQuery, report
+from alert_engine.history.reasons import closed_reasons
 from alert_engine.history.trends import filter_options, sla_shares
 from alert_engine.settings import DatabaseSettings
 
@@ -43,6 +46,7 @@ FILTER_LABELS = {
     "severity": "Severity",
     "channel": "Channel",
     "member": "Recovery member",
+    "reason": "Reason code",
 }
 
 
@@ -73,8 +77,10 @@ async def load(
         else await report(conn, ReportQuery(query.since, query.until, form.period, query.filters))
     )
     slas = await sla_shares(conn, query, form.period)
+    backlogs = await backlog(conn, query, form.period)
+    reasons = await closed_reasons(conn, query, form.period)
     options = await filter_options(conn, query.since, query.until)
-    return build(figures, trend, slas), options
+    return build(figures, trend, slas, backlogs, reasons), options
 
 
 def render(
@@ -101,7 +107,8 @@ def render(
 def csv_name(form: DashboardForm) -> str:
     assert form.query is not None
     since, until = form.query.since, form.query.until
-    return f"alert-engine-outcomes-by-{form.by}-{since:%Y%m%d}-{until:%Y%m%d}.csv"
+    by = f"per-{form.period}" if form.format == "trend-csv" else f"by-{form.by}"
+    return f"alert-engine-outcomes-{by}-{since:%Y%m%d}-{until:%Y%m%d}.csv"
 
 
 @dataclass(frozen=True)
@@ -146,10 +153,11 @@ async def answer(
         )
     if problem is not None:
         return _html(503, render(form, None, {}, company=company, unavailable=problem))
-    if form.format == "csv":
+    if form.format in ("csv", "trend-csv"):
+        body = as_csv(view.report) if form.format == "csv" else trend_csv(view, form.period)
         return PageAnswer(
             200,
-            as_csv(view.report).encode(),
+            body.encode(),
             {
                 "Content-Type": "text/csv; charset=utf-8",
                 "Content-Disposition": f'attachment; filename="{csv_name(form)}"',

@@ -8,11 +8,14 @@ when the range has held-out cases, and then the legend says what they are.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from alert_engine.history.backlog import Backlog
 from alert_engine.history.presentation import duration, meaning
 from alert_engine.history.queries import HoldoutLift, Report, ReportRow
+from alert_engine.history.reasons import NO_CODE, top_codes
 from alert_engine.history.trends import SlaShare
 
 
@@ -98,6 +101,11 @@ class TrendRow:
     sla: str
     to_claim: str
     to_resolve: str
+    # Cases open at the period's end, and their median age then.
+    backlog: str
+    backlog_age: str
+    # The period's closed cases by reason code: the view's top codes, then the rest.
+    reasons: str
     not_actionable: str
     response: str
     rating: str
@@ -141,10 +149,21 @@ class DashboardView:
     has_holdout: bool
     trend: Sequence[TrendRow]
     has_sla: bool
+    # What the trend is made of, unrounded (its CSV).
+    trend_report: Report
+    slas: Mapping[str, SlaShare]
+    backlogs: Mapping[str, Backlog]
+    reasons: Mapping[str, Counter[str]]
+    # The reason codes the trend names (the rest are "other").
+    top_reasons: Sequence[str]
 
     @property
     def empty(self) -> bool:
         return self.report.total.alerts == 0
+
+    @property
+    def top_reason_labels(self) -> list[str]:
+        return [code_label(code) for code in self.top_reasons]
 
 
 def has_holdout(row: ReportRow) -> bool:
@@ -157,12 +176,40 @@ def _bar(value: float | None, highest: float, text: str) -> Bar:
     return Bar(text, round(100.0 * value / highest, 1))
 
 
-def trend_rows(trend: Report, slas: Mapping[str, SlaShare]) -> list[TrendRow]:
+# Reason codes named in the trend, at most (the rest are "other": a cell stays short at 52 rows).
+TOP_REASONS = 3
+
+
+def code_label(code: str) -> str:
+    return "no code" if code == NO_CODE else code
+
+
+def reasons_text(counts: Counter[str], top: Sequence[str]) -> str:
+    """`refund 40%, apology 30%, other 30% of 10`: the top codes in the view's order (each period
+    alike, to read down the column), then the rest."""
+    closed = counts.total()
+    if not closed:
+        return "-"
+    parts = [f"{code_label(code)} {share(counts[code], closed)}" for code in top if counts[code]]
+    rest = closed - sum(counts[code] for code in top)
+    if rest:
+        parts.append(f"other {share(rest, closed)}")
+    return f"{', '.join(parts)} of {closed}"
+
+
+def trend_rows(
+    trend: Report,
+    slas: Mapping[str, SlaShare],
+    backlogs: Mapping[str, Backlog],
+    reasons: Mapping[str, Counter[str]],
+    top: Sequence[str],
+) -> list[TrendRow]:
     most = max((row.alerts for row in trend.rows), default=0)
     top_uplift = max((row.recovered.uplift or 0.0 for row in trend.rows), default=0.0)
     out = []
     for row in trend.rows:
         sla = slas.get(row.key, SlaShare(0, 0))
+        backlog = backlogs.get(row.key, Backlog(0, None))
         out.append(
             TrendRow(
                 period=row.key,
@@ -174,6 +221,9 @@ def trend_rows(trend: Report, slas: Mapping[str, SlaShare]) -> list[TrendRow]:
                 ),
                 to_claim=duration(row.median_claim_seconds),
                 to_resolve=duration(row.median_resolve_seconds),
+                backlog=str(backlog.open),
+                backlog_age=duration(backlog.median_age_seconds),
+                reasons=reasons_text(reasons.get(row.key, Counter()), top),
                 not_actionable=share(row.not_actionable, row.alerts),
                 response=share(row.answered, row.sent),
                 rating=pair(row.recovered.avg_initial, row.recovered.avg_followup),
@@ -184,7 +234,13 @@ def trend_rows(trend: Report, slas: Mapping[str, SlaShare]) -> list[TrendRow]:
     return out
 
 
-def build(report: Report, trend: Report, slas: Mapping[str, SlaShare]) -> DashboardView:
+def build(
+    report: Report,
+    trend: Report,
+    slas: Mapping[str, SlaShare],
+    backlogs: Mapping[str, Backlog],
+    reasons: Mapping[str, Counter[str]],
+) -> DashboardView:
     total = report.total
     holdout = has_holdout(total)
     columns = [column for column in COLUMNS if holdout or not column.holdout]
@@ -192,6 +248,7 @@ def build(report: Report, trend: Report, slas: Mapping[str, SlaShare]) -> Dashbo
         Row(row.key, [(column, column.cell(row)) for column in columns], total=row is total)
         for row in [*report.rows, total]
     ]
+    top = top_codes(reasons, TOP_REASONS)
     headline = Headline(
         lift=total.holdout_lift,
         sentence=meaning(total),
@@ -205,6 +262,11 @@ def build(report: Report, trend: Report, slas: Mapping[str, SlaShare]) -> Dashbo
         rows=rows,
         headline=headline,
         has_holdout=holdout,
-        trend=trend_rows(trend, slas),
+        trend=trend_rows(trend, slas, backlogs, reasons, top),
         has_sla=any(share.with_sla for share in slas.values()),
+        trend_report=trend,
+        slas=slas,
+        backlogs=backlogs,
+        reasons=reasons,
+        top_reasons=top,
     )

@@ -57,9 +57,11 @@ def migrations() -> list[Migration]:
 
 
 # Tables derived from others, filled in the migration's transaction from what is there already
-# (a database of an older release upgraded keeps its history).
+# (a database of an older release upgraded keeps its history). Only the last pending migration
+# with a fill runs it: the code fills the newest shape, which an earlier migration lacks.
 _FILLS: dict[int, Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]] = {
     2: rollups.rebuild,
+    4: rollups.rebuild,
 }
 
 _CREATE_TABLE = """
@@ -90,6 +92,10 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[Migration]:
                 f"the database has migrations {ahead} that this release does not know: "
                 "it was migrated by a newer release"
             )
+        pending_fills = [
+            m.version for m in known if m.version not in applied and m.version in _FILLS
+        ]
+        last_fill = max(pending_fills, default=None)
         done = []
         for migration in known:
             if migration.version in applied:
@@ -102,9 +108,8 @@ async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[Migration]:
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql.encode())
-                fill = _FILLS.get(migration.version)
-                if fill is not None:
-                    await fill(conn)
+                if migration.version == last_fill:
+                    await _FILLS[migration.version](conn)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, migration.checksum),

@@ -209,7 +209,8 @@ def flat(row: ReportRow) -> dict[str, Any]:
     }
 
 
-def _cell(value: Any) -> str:
+def spreadsheet_cell(value: Any) -> str:
+    """A CSV cell: empty for no value, and text a spreadsheet would run as a formula quoted."""
     if value is None:
         return ""
     text = str(value)
@@ -233,7 +234,7 @@ def as_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([report.query.by if name == "key" else name for name in rows[0]])
     for row in rows:
-        writer.writerow([_cell(value) for value in row.values()])
+        writer.writerow([spreadsheet_cell(value) for value in row.values()])
     return out.getvalue()
 
 

@@ -49,6 +49,19 @@ CLAIM_SECONDS = "extract(epoch FROM claimed_at - fired_at)::float8"
 RESOLVE_SECONDS = "extract(epoch FROM state_at - fired_at)::float8"
 IS_RESOLVED = f"state IN {RESOLVED!r}"
 IS_OPEN = f"NOT holdout AND (state IS NULL OR state IN {OPEN!r})"
+# Closed for good as far as the log says now (a later reopening makes a case open again).
+CLOSED = (*RESOLVED, "not_actionable")
+IS_CLOSED = f"state IN {CLOSED!r}"
+# The day a closed case stopped being open: closed at a midnight exactly, it was not open then.
+CLOSED_DAY = "((state_at - interval '1 microsecond') AT TIME ZONE 'UTC')::date"
+# A case of the backlog (not held out, open now or closed): -1 - its fired hour (0-23) while open
+# now; else its fired hour + 24 * the days from its fired day to its `CLOSED_DAY` (at least 0).
+BACKLOG_KEY = (
+    f"(CASE WHEN {IS_OPEN} THEN -1 - extract(hour FROM fired_at AT TIME ZONE 'UTC')::int"
+    f" ELSE extract(hour FROM fired_at AT TIME ZONE 'UTC')::int"
+    f" + 24 * GREATEST(0, {CLOSED_DAY} - (fired_at AT TIME ZONE 'UTC')::date) END)"
+)
+IN_BACKLOG = f"NOT holdout AND (state IS NULL OR state IN {OPEN!r} OR {IS_CLOSED})"
 
 
 def _cohort(prefix: str, holdout: bool) -> list[tuple[str, str]]:
@@ -110,6 +123,7 @@ _HISTOGRAMS = (
     ("claim", f"{bucket_sql(CLAIM_SECONDS)}", "claimed_at IS NOT NULL"),
     ("resolve", f"{bucket_sql(RESOLVE_SECONDS)}", IS_RESOLVED),
     ("open", "extract(hour FROM fired_at AT TIME ZONE 'UTC')::int", IS_OPEN),
+    ("backlog", BACKLOG_KEY, IN_BACKLOG),
 )
 _KEY = ("dimension", "value", "day")
 
@@ -148,7 +162,8 @@ WITH facts AS (
     SELECT dimension, value, day, {sums} FROM unpivoted GROUP BY 1, 2, 3
 ){histograms}
 INSERT INTO daily_rollups ({", ".join(_KEY)}, {columns}, claim_buckets, claim_counts,
-                           resolve_buckets, resolve_counts, open_hours, open_counts)
+                           resolve_buckets, resolve_counts, open_hours, open_counts,
+                           backlog_keys, backlog_counts)
 SELECT {", ".join(_KEY)}, {columns}, {arrays}
 FROM figures {joins}
 """

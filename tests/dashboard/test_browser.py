@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import os
+import statistics
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +20,21 @@ import pytest
 from playwright.sync_api import Page, ViewportSize, sync_playwright
 
 from alert_engine.cli.kafka import ensure_topics
+from alert_engine.history.presentation import duration
 from devstack.postgres import create_database
 from devstack.stack import Endpoints
 from devstack.workerprocess import WorkerProcess
-from tests.dashboard.test_dashboard import grouped, lift_interval, seed, seeded, shown
+from tests.dashboard.test_dashboard import (
+    backlog_ages,
+    grouped,
+    lift_interval,
+    reasons_text,
+    seed,
+    seeded,
+    shown,
+    top_reasons,
+    week_end,
+)
 from tests.engine import Engine
 from tests.history_factories import MEMBERS, TEAMS, Story
 from tests.system.test_followup_browser import CHROMIUM_ARGS, PHONE, chromium
@@ -169,9 +181,40 @@ def test_a_manager_filters_and_ranges_the_dashboard_in_chromium(served: Served) 
             weeks = grouped(every_billing, "week")
             trend = page.locator("#trend tbody tr")
             assert trend.evaluate_all("rows => rows.map(r => r.dataset.key)") == sorted(weeks)
+            top = top_reasons(every_billing)
+            now = datetime.now(UTC)
             for week, group in weeks.items():
                 cell = page.locator(f'#trend tr[data-key="{week}"] td[data-column="alerts"]')
                 assert cell.inner_text().strip() == str(len(group))
+                # The backlog at the week's end and the closed cases' reason codes, as text.
+                texts = {
+                    name: page.locator(
+                        f'#trend tr[data-key="{week}"] td[data-column="{name}"]'
+                    ).inner_text()
+                    for name in ("backlog", "backlog_age", "reasons")
+                }
+                ages = backlog_ages(every_billing, week_end(week, now))
+                assert texts["backlog"] == str(len(ages))
+                assert texts["reasons"] == reasons_text(group, top)
+                # 52 weeks are read from the daily roll-ups: the median age to the hour.
+                middle = statistics.median(ages) if ages else None
+                assert texts["backlog_age"] in (
+                    {"-"}
+                    if middle is None
+                    else {duration(middle + shift) for shift in range(-3600, 3601, 30)}
+                )
+            # Every trend column in view at 1,280 px at 52 weeks, nothing scrolling sideways.
+            screenshot(page, "dashboard-trend-52w")
+            for header in page.locator("#trend th").all():
+                box = header.bounding_box()
+                assert box is not None and box["x"] + box["width"] <= DESKTOP["width"], (
+                    header.inner_text()
+                )
+            assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+            assert page.evaluate(
+                "(() => { const t = document.getElementById('trend');"
+                " return t.scrollWidth <= t.parentElement.clientWidth; })()"
+            )
 
             # The CSV is the view: the same groups, the same figures.
             link = page.get_by_role("link", name="Download CSV")
@@ -223,6 +266,15 @@ def test_the_dashboard_on_a_phone_and_by_keyboard(served: Served) -> None:
                 "cell => getComputedStyle(cell, '::before').content"
             )
             assert label == '"Alerts"'
+            # The trend's rows are cards too, the backlog and the reason codes labelled.
+            week = page.locator("#trend tbody tr").first
+            box = week.bounding_box()
+            assert box is not None and box["width"] <= PHONE["width"]
+            for name, text in (("backlog", "Open at end"), ("reasons", "Closed: reason codes")):
+                cell = week.locator(f'td[data-column="{name}"]')
+                assert cell.evaluate("c => getComputedStyle(c, '::before').content") == f'"{text}"'
+                cell_box = cell.bounding_box()
+                assert cell_box is not None and cell_box["x"] + cell_box["width"] <= PHONE["width"]
 
             # Every control in order with Tab (a date field's day, month and year are stops
             # of their own), and the form sent with Enter.

@@ -9,10 +9,10 @@ import csv
 import io
 import random
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from alert_engine.dashboard.form import DashboardForm, parse
 from alert_engine.dashboard.page import answer, load, render
 from alert_engine.dashboard.view import DashboardView
+from alert_engine.dashboard.view import reasons_text as reasons_cell
 from alert_engine.history import rollups
 from alert_engine.history.migrate import migrate
 from alert_engine.history.presentation import as_csv, duration
@@ -44,6 +45,8 @@ from tests.history_factories import (
 )
 
 TOPICS = TopicNames("alerts", "cases", "followups")
+# The reason codes the stories close with (`Story.reason`), and "-" for none.
+REASONS = ("refund", "apology", "call_back", "-")
 # Alerts whose route has an SLA: to be claimed within half an hour.
 SLA_SECONDS = 1800.0
 
@@ -228,6 +231,49 @@ def nps_text(stories: Sequence[Story]) -> str:
     return f"{before:.0f} → {after:.0f}"
 
 
+def week_end(week: str, until: datetime) -> datetime:
+    """When a trend week's backlog is counted: the next Monday 00:00 UTC, or the range's end."""
+    year, number = week.split("-W")
+    monday = date.fromisocalendar(int(year), int(number), 1)
+    return min(datetime.combine(monday + timedelta(days=7), time(), UTC), until)
+
+
+def backlog_ages(stories: Sequence[Story], at: datetime) -> list[float]:
+    """The ages at `at` of the cases of `stories` open then (fired before, not held out, not
+    closed by then for good)."""
+    return [
+        (at - s.fired_at).total_seconds()
+        for s in stories
+        if s.fired_at < at
+        and not s.holdout
+        and (s.final_state is None or (s.resolved_at is not None and s.resolved_at > at))
+    ]
+
+
+def backlog_texts(stories: Sequence[Story], at: datetime) -> tuple[str, str]:
+    """The backlog at `at` as the trend shows it: how many, and their median age."""
+    ages = backlog_ages(stories, at)
+    return str(len(ages)), duration(statistics.median(ages) if ages else None)
+
+
+def reasons_text(stories: Sequence[Story], top: Sequence[str]) -> str:
+    """The period's closed cases by reason code as the trend shows them: the view's top codes in
+    its order, then the others, as shares of the closed cases."""
+    closed = [s.reason for s in stories if s.final_state is not None]
+    if not closed:
+        return "-"
+    parts = [f"{code} {share(closed.count(code), len(closed))}" for code in top if code in closed]
+    others = sum(code not in top for code in closed)
+    if others:
+        parts.append(f"other {share(others, len(closed))}")
+    return f"{', '.join(parts)} of {len(closed)}"
+
+
+def top_reasons(stories: Sequence[Story], most: int = 3) -> list[str]:
+    codes = [s.reason for s in stories if s.final_state is not None]
+    return sorted(set(codes), key=lambda code: (-codes.count(code), code))[:most]
+
+
 def grouped(stories: Sequence[Story], by: str) -> dict[str, list[Story]]:
     groups: dict[str, list[Story]] = defaultdict(list)
     for story in stories:
@@ -269,6 +315,7 @@ def form(**params: str) -> DashboardForm:
     days=st.integers(1, 80),
     team=st.none() | st.sampled_from(TEAMS),
     member=st.none() | st.sampled_from(MEMBERS),
+    reason=st.none() | st.sampled_from(REASONS),
 )
 def test_the_dashboard_shows_the_figures_of_the_stories(
     database_url: str,
@@ -278,11 +325,13 @@ def test_the_dashboard_shows_the_figures_of_the_stories(
     days: int,
     team: str | None,
     member: str | None,
+    reason: str | None,
 ) -> None:
     first = (START + timedelta(days=start_day)).date()
     last = first + timedelta(days=days - 1)
     params = {"range": "custom", "since": f"{first}", "until": f"{last}", "by": by}
     params |= ({"team": team} if team else {}) | ({"member": member} if member else {})
+    params |= {"reason": reason} if reason else {}
     chosen = form(**params)
     assert chosen.query is not None and not chosen.problems
     asyncio.run(seed(database_url, stories))
@@ -296,6 +345,7 @@ def test_the_dashboard_shows_the_figures_of_the_stories(
         if since <= s.fired_at < until
         and (team is None or s.team == team)
         and (member is None or s.member == member)
+        and (reason is None or s.key("reason") == reason)
     ]
     groups = grouped(in_scope, by)
     shown_cells = cells(view)
@@ -311,11 +361,17 @@ def test_the_dashboard_shows_the_figures_of_the_stories(
     # The trend: one row per week, with the share claimed within the SLA.
     weeks = grouped(in_scope, "week")
     assert [point.period for point in view.trend] == sorted(weeks)
+    top = top_reasons(in_scope)
     for point in view.trend:
+        assert point.reasons == reasons_text(weeks[point.period], top)
         assert point.alerts.text == str(len(weeks[point.period]))
         assert point.sla == sla_text(weeks[point.period])
         assert point.to_claim == shown(weeks[point.period]).to_claim
         assert point.nps == nps_text(weeks[point.period])
+        # The backlog at the week's end: every case of the range fired by then, not only its own.
+        assert (point.backlog, point.backlog_age) == backlog_texts(
+            in_scope, week_end(point.period, until)
+        )
 
     # The CSV download is this view: the same groups and figures, unrounded.
     lines = list(csv.DictReader(io.StringIO(as_csv(view.report))))
@@ -368,6 +424,9 @@ def test_a_seeded_quarter_by_team_answers_the_managers_question(database_url: st
         '</dt><dd id="headline-leader">', " "
     )
     assert "Trend per week" in text and "Claimed within SLA" in text
+    assert "Open at end" in text and "Closed: reason codes" in text
+    # The reason codes: a filter of the form, labelled, offering the codes of the range.
+    assert "<label>Reason code" in html and '<option value="reason"' in html
 
     # Each filter offers the values of the range, and the form keeps the chosen one.
     chosen = form(range="custom", since="2026-03-02", until="2026-03-08", team="billing")
@@ -377,6 +436,7 @@ def test_a_seeded_quarter_by_team_answers_the_managers_question(database_url: st
         assert options[name] == sorted({s.key(name) for s in week}), name
     assert options["rule"] == ["negative-rating"] and options["route"] == ["default"]
     assert {s.member for s in week} <= set(options["member"])
+    assert options["reason"] == sorted({s.key("reason") for s in week})
     assert '<option value="billing" selected>' in render(chosen, None, options, company="Acme")
 
 
@@ -476,6 +536,32 @@ def test_the_page_answers_csv_and_tells_each_failure(database_url: str) -> None:
         len(in_scope),
     ]
 
+    # The trend's CSV: a row per week, unrounded, with the backlog at each week's end.
+    page = asyncio.run(
+        answer(
+            {**params, "format": "trend-csv"}, settings_for(database_url), company="Acme", now=NOW
+        )
+    )
+    assert page.status == 200
+    assert page.headers["Content-Disposition"] == (
+        'attachment; filename="alert-engine-outcomes-per-week-20260302-20260511.csv"'
+    )
+    weeks = grouped(in_scope, "week")
+    until = datetime(2026, 5, 11, tzinfo=UTC)
+    lines = list(csv.DictReader(io.StringIO(page.body.decode())))
+    assert [line["week"] for line in lines] == sorted(weeks)
+    for line in lines:
+        assert int(line["alerts"]) == len(weeks[line["week"]])
+        count, age = backlog_texts(in_scope, week_end(line["week"], until))
+        assert line["open_at_end"] == count
+        seconds = line["open_at_end_median_age_seconds"]
+        assert duration(float(seconds) if seconds else None) == age
+        closed = [s.reason for s in weeks[line["week"]] if s.final_state is not None]
+        assert int(line["closed"]) == len(closed)
+        assert {code: int(line[f"closed_{code}"]) for code in top_reasons(in_scope, 10)} == {
+            code: closed.count(code) for code in top_reasons(in_scope, 10)
+        }
+
     # A view slower than the statement timeout: cancelled, and the page says what to do.
     page = asyncio.run(answer(params, settings_for(database_url, 0.001), company="Acme", now=NOW))
     assert page.status == 503
@@ -493,3 +579,12 @@ def test_an_unreachable_database_is_a_503_that_says_so() -> None:
     page = asyncio.run(answer({}, unreachable, company="Acme", now=NOW))
     assert page.status == 503
     assert b"does not answer; alerts are still delivered" in page.body
+
+
+def test_the_trend_names_the_top_reason_codes_and_counts_the_rest_as_other() -> None:
+    top = ["refund", "-", "apology"]
+    counts = Counter({"refund": 5, "-": 2, "apology": 1, "call_back": 1, "wrong_team": 1})
+    # In the view's order, each period alike, so that a column reads down; shares of the closed.
+    assert reasons_cell(counts, top) == "refund 50%, no code 20%, apology 10%, other 20% of 10"
+    assert reasons_cell(Counter({"apology": 1}), top) == "apology 100% of 1"
+    assert reasons_cell(Counter(), top) == "-"

@@ -62,6 +62,7 @@ async def test_migrations_run_up_from_an_empty_database_once(database_url: str) 
             (1, "history"),
             (2, "daily_rollups"),
             (3, "rollup_values_index"),
+            (4, "backlog"),
         ]
         # The indexes the report's range and filters use, and the dashboard's filter values.
         cursor = await conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'alerts'")
@@ -213,11 +214,18 @@ async def test_an_upgraded_database_gets_the_rollups_of_its_history(
         # ...then this one migrates: the roll-ups hold what was there.
         assert [m.version for m in await migrate(conn)] == [m.version for m in original[1:]]
         cursor = await conn.execute(
-            "SELECT day, alerts, claimed, still_open FROM daily_rollups"
+            "SELECT day, alerts, claimed, still_open, cardinality(backlog_keys) FROM daily_rollups"
             " WHERE dimension = 'all' ORDER BY day"
         )
+        # (Each case is in the backlog's histogram: open now, or closed on a known day.)
         assert await cursor.fetchall() == [
-            (story.fired_at.date(), 1, 1 if story.claimed_by else 0, 0 if story.resolution else 1)
+            (
+                story.fired_at.date(),
+                1,
+                1 if story.claimed_by else 0,
+                0 if story.resolution else 1,
+                1,
+            )
             for story in stories
         ]
 
