@@ -254,7 +254,11 @@ def _run(
     # stand-in's arrival time).
     produced_at: dict[str, float] = {}
 
+    # Events handed to the producer so far: the generator, on a loaded machine, falls behind too.
+    produced = [0]
+
     def timed_event(n: int) -> bytes:
+        produced[0] = n + 1
         value = event(n)
         if n % NEGATIVE_EVERY == 0:
             produced_at[alert_id(TIMED_RULE, f"r-{n}")] = time.time()
@@ -305,6 +309,8 @@ def _run(
                         "worker_cpu": round((now[0] - last[0]) / (at - last[2]), 2),
                         "broker_cpu": round((now[1] - last[1]) / (at - last[2]), 2),
                         "behind": int((at - start) * rate) - taken_in,
+                        # Produced and not yet taken in: what the worker had waiting.
+                        "waiting": produced[0] - taken_in,
                         "load": os.getloadavg()[0],
                     }
                 )
