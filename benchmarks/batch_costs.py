@@ -1,16 +1,18 @@
 """What one batch costs, by batch size: both agents' code on the load benchmark's ratings.
 
     .venv/bin/python -m benchmarks.batch_costs [--events 6000] [--sizes 1,5,20,100,500]
+        [--write-every 2800]
 
 Runs the shipped rules (`rules/`) on `benchmarks.load`'s ratings (500 agents, 1 in 20 negative)
 through the input agent's evaluation and hop (`Evaluator.process`, `HopBuilder`) and the windowed
 agent's (`ReceivedBatch`, `Evaluator.windowed_batch`, `TableWindowStore` over a dict, flushed per
-batch as the worker flushes it), in batches of each size over 4 windows partitions, and counts
-per event what reaches Kafka: `windows` records and their bytes, and `window-state` changelog
-messages (one per group key, watermark and applied-records entry a batch changed) and their
-bytes. A worker that keeps up at 1,000 events/s takes a batch per fetch or linger (a few to a few
-tens of events); one catching up takes 500. The CPU figures are the process's, noisy on a
-shared machine; the counts are exact.
+batch, or with `--write-every N` once N events have been applied since the last flush, as the
+worker writes once per commit interval: 2,800 events at 1,000/s), in batches of each size over 4
+windows partitions, and counts per event what reaches Kafka: `windows` records and their bytes,
+and `window-state` changelog messages (one per group key, watermark and applied-records entry a
+write changed) and their bytes. A worker that keeps up at 1,000 events/s takes a batch per fetch
+or linger (a few to a few tens of events); one catching up takes 500. The CPU figures are the
+process's, noisy on a shared machine; the counts are exact.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ SHIPPED = Path(__file__).parents[1] / "rules"
 PARTITIONS = 4
 
 
-def costs(events: list[bytes], size: int) -> dict[str, float]:
+def costs(events: list[bytes], size: int, write_every: int = 1) -> dict[str, float]:
     ruleset = load_ruleset(SHIPPED)
     evaluator = Evaluator(ruleset, max_event_bytes=65536)
     table: dict[str, Any] = {}
@@ -42,6 +44,7 @@ def costs(events: list[bytes], size: int) -> dict[str, float]:
     offsets: dict[int, int] = {}
     records = record_bytes = writes = write_bytes = 0
     input_cpu = windowed_cpu = 0.0
+    unwritten = 0
     for first in range(0, len(events), size):
         started = time.process_time()
         hop = HopBuilder(
@@ -73,6 +76,11 @@ def costs(events: list[bytes], size: int) -> dict[str, float]:
             )
         for partition in {partition for partition, _ in sent}:
             store.expire(partition, evaluator.watermark(partition))
+        unwritten += size
+        if unwritten < write_every and first + size < len(events):
+            windowed_cpu += time.process_time() - evaluated
+            continue
+        unwritten = 0
         # What `flush` writes: each changed entry, one changelog message, encoded as Faust does.
         changed = [entry for entry in store._dirty.values() if entry is not None]
         writes += len(changed)
@@ -94,6 +102,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--sizes", default="1,5,20,100,500")
+    parser.add_argument(
+        "--write-every", type=int, default=1, help="events applied per state write (1: per batch)"
+    )
     args = parser.parse_args()
     events = [event(n) for n in range(args.events)]
     print(
@@ -101,7 +112,7 @@ def main() -> None:
         f"{'input µs/ev':>13}{'windowed µs/ev':>16}"
     )
     for size in (int(each) for each in args.sizes.split(",")):
-        found = costs(events, size)
+        found = costs(events, size, args.write_every)
         print(
             f"{size:>6}{found['records']:>12.3f}{found['record_bytes']:>7.0f}"
             f"{found['writes']:>14.3f}{found['write_bytes']:>7.0f}"

@@ -113,6 +113,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pids_running(needle: str) -> list[int]:
+    """Processes whose command line holds `needle` (the broker started for this run's directory)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
 def events_in(worker: WorkerProcess) -> int:
     return int(sum(worker.stats()["events_in"].values()))
 
@@ -158,12 +171,29 @@ async def fired_times(bootstrap: str, topic: str, partitions: int) -> dict[str, 
     return found
 
 
-def run(rate: int, duration: float, backlog: int, partitions: int, workdir: Path) -> dict[str, Any]:
+def run(
+    rate: int,
+    duration: float,
+    backlog: int,
+    partitions: int,
+    workdir: Path,
+    with_timeline: bool = False,
+) -> dict[str, Any]:
     unique = uuid.uuid4().hex[:8]
     slack = SlackStandIn().start()
     try:
         with running_stack(workdir / "stack") as endpoints:
-            return _run(endpoints, slack, unique, rate, duration, backlog, partitions, workdir)
+            return _run(
+                endpoints,
+                slack,
+                unique,
+                rate,
+                duration,
+                backlog,
+                partitions,
+                workdir,
+                with_timeline,
+            )
     finally:
         slack.stop()
 
@@ -177,6 +207,7 @@ def _run(
     backlog: int,
     partitions: int,
     workdir: Path,
+    with_timeline: bool,
 ) -> dict[str, Any]:
     kafka = KafkaSettings(
         bootstrap=endpoints.kafka_bootstrap, partitions=partitions
@@ -223,7 +254,11 @@ def _run(
     # stand-in's arrival time).
     produced_at: dict[str, float] = {}
 
+    # Events handed to the producer so far: the generator, on a loaded machine, falls behind too.
+    produced = [0]
+
     def timed_event(n: int) -> bytes:
+        produced[0] = n + 1
         value = event(n)
         if n % NEGATIVE_EVERY == 0:
             produced_at[alert_id(TIMED_RULE, f"r-{n}")] = time.time()
@@ -241,6 +276,10 @@ def _run(
     assert worker.process is not None
     memory: list[tuple[float, float]] = []
     behind: list[tuple[float, int]] = []
+    # Per half second: the CPU the worker and the broker used in it (a stall shows which one
+    # was busy, or neither: a wait), and the events the worker had taken in by then.
+    timeline: list[dict[str, float]] = []
+    broker = [pid for pid in pids_running(str(workdir / "stack")) if pid != worker.process.pid]
     try:
         produce = produce_at_rate(kafka.bootstrap, kafka.ratings_topic, rate, duration, timed_event)
 
@@ -255,12 +294,37 @@ def _run(
                 behind.append((elapsed, int(elapsed * rate) - taken_in))
                 await asyncio.sleep(5)
 
+        async def sample_cpu() -> None:
+            assert worker.process is not None
+            start = time.monotonic()
+            last = (cpu_seconds(worker.process.pid), sum(map(cpu_seconds, broker)), start)
+            while True:
+                await asyncio.sleep(0.5)
+                now = (cpu_seconds(worker.process.pid), sum(map(cpu_seconds, broker)))
+                at = time.monotonic()
+                taken_in = await asyncio.to_thread(events_in, worker)
+                timeline.append(
+                    {
+                        "t": round(at - start, 2),
+                        "worker_cpu": round((now[0] - last[0]) / (at - last[2]), 2),
+                        "broker_cpu": round((now[1] - last[1]) / (at - last[2]), 2),
+                        "behind": int((at - start) * rate) - taken_in,
+                        # Produced and not yet taken in: what the worker had waiting.
+                        "waiting": produced[0] - taken_in,
+                        "load": os.getloadavg()[0],
+                    }
+                )
+                last = (*now, at)
+
         async def both() -> int:
-            sampler = asyncio.create_task(sample_memory())
+            samplers = [asyncio.create_task(sample_memory())]
+            if with_timeline:
+                samplers.append(asyncio.create_task(sample_cpu()))
             try:
                 return await produce
             finally:
-                sampler.cancel()
+                for sampler in samplers:
+                    sampler.cancel()
 
         cpu_before, wall_before = cpu_seconds(worker.process.pid), time.monotonic()
         sent = asyncio.run(both())
@@ -293,8 +357,10 @@ def _run(
     # (a lag that grows slice after slice is a worker slower than the feed).
     first = min(produced_at.values(), default=0.0)
     slices: dict[int, list[float]] = {}
+    seconds: dict[int, list[float]] = {}
     for i, at in timed:
         slices.setdefault(int((produced_at[i] - first) // 10), []).append(at - produced_at[i])
+        seconds.setdefault(int(produced_at[i] - first), []).append(at - produced_at[i])
     return {
         "mode": "sustained",
         "rate": rate,
@@ -318,6 +384,17 @@ def _run(
         "load_average_1m_at_end": os.getloadavg()[0],
         "worker_rss_mb": [(round(t), round(mb, 1)) for t, mb in memory],
         "events_not_yet_taken_in": [(round(t), n) for t, n in behind],
+        **(
+            {
+                "timeline": timeline,
+                # The slowest alert of each second of production: when a stall began.
+                "max_latency_ms_by_1s_of_production": [
+                    round(max(values) * 1000) for _, values in sorted(seconds.items())
+                ],
+            }
+            if with_timeline
+            else {}
+        ),
     }
 
 
@@ -342,13 +419,23 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=0, help="drain N events instead")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--keep", type=Path, help="keep the worker's log and files here")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="also sample the worker's and the broker's CPU every 0.5 s, and report the slowest "
+        "alert of each second (to find a stall)",
+    )
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(args.rate, args.duration, args.backlog, args.partitions, args.keep)
+        result = run(
+            args.rate, args.duration, args.backlog, args.partitions, args.keep, args.timeline
+        )
     else:
         with tempfile.TemporaryDirectory(prefix="alert-engine-bench-") as tmp:
-            result = run(args.rate, args.duration, args.backlog, args.partitions, Path(tmp))
+            result = run(
+                args.rate, args.duration, args.backlog, args.partitions, Path(tmp), args.timeline
+            )
     result["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )

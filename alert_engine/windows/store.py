@@ -196,12 +196,13 @@ class WindowStateTable(faust.Table):  # type: ignore[type-arg]
 
 
 class TableWindowStore:
-    """All windows of one group key in one entry of one Faust table, written once per batch.
+    """All windows of one group key in one entry of one Faust table, written once per flush.
 
-        An entry is a `KeyState` under the state key (grouping and key). The windowed agent takes a
-        batch of records; `set` changes the entry in memory and `flush`, when the batch is done,
-        writes each changed entry to the table: one changelog message per group key and batch, to
-        the partition of the group key (`WindowStateTable`), which the hop made the windows
+        An entry is a `KeyState` under the state key (grouping and key). The windowed agent takes
+        batches of records; `set` changes the entry in memory and `flush` (once per commit
+        interval, `worker.batches.DeferredAcks`) writes each entry changed since the last one to
+        the table: one changelog message per group key and flush, to the partition of the group
+        key (`WindowStateTable`), which the hop made the windows
         partition the key's records come from. The entry carries the offset of the last record
         applied to it, in the same message: a replay after a crash skips what it already holds.
 
@@ -223,7 +224,7 @@ class TableWindowStore:
         # The shapes with their `expires`; a reload adds shapes (`add_windows`).
         self.windows = dict(windows)
         self.partitions = partitions
-        # Entries changed by the current batch, written by `flush` (None: deleted).
+        # Entries changed since the last `flush`, written by it (None: deleted).
         self._dirty: dict[StateKey, Any] = {}
         # Per partition and shape, the windows still held, soonest end first.
         self._ends: dict[tuple[int, str], list[tuple[float, StateKey, str]]] = defaultdict(list)
@@ -303,9 +304,11 @@ class TableWindowStore:
                 records.until = until
 
     def flush(self) -> int:
-        """Write the entries the batch changed (delete those left empty); the number written.
+        """Write the entries changed since the last flush (delete those left empty); the number
+        written. The records applied since may be acknowledged once this returns: the messages
+        are with Faust's producer, which it flushes before it commits.
 
-        What the batch applied of each partition's records goes first and the watermarks last,
+        What the batches applied of each partition's records goes first and the watermarks last,
         each partition's to its own changelog partition, in order: a worker that restarts with
         a watermark this batch moved also has the watermark each of its records was judged
         against (and judges a replayed one alike), and one that has a group key's state of this

@@ -6,12 +6,14 @@ it produces (alerts, dead letters, window batches; maybe none), and one sink pub
 Faust awaits the sink before taking the next record or batch, acks a batch's records only after
 that, and flushes the producer before committing offsets, so an input is never committed before
 its outputs are durable in Kafka. The windowed agent sends its alerts itself, and waits for Kafka
-to have them before it writes the window state that says they fired.
+to have them before it writes the window state that says they fired; it writes that state once
+per commit interval, and acks its records only then (`worker.batches.DeferredAcks`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
@@ -36,7 +38,7 @@ from alert_engine.stats import Stats
 from alert_engine.storage.outage import until_redis_answers
 from alert_engine.windows.hop import HopBuilder, ReceivedBatch, WindowBatch
 from alert_engine.windows.store import TableWindowStore, WindowStateTable
-from alert_engine.worker.batches import waiting_batches
+from alert_engine.worker.batches import DeferredAcks, waiting_batches
 from alert_engine.worker.contiguity import Contiguity
 from alert_engine.worker.metrics import serve_metrics
 from alert_engine.worker.outputs import Outputs
@@ -161,13 +163,16 @@ def create_app(
 
     # An agent's events in batches (`EngineSettings.batch_size`, the waits), with a `Contiguity`
     # of its own.
-    def batches(events: StreamT[bytes], linger: float) -> AsyncIterator[list[EventT[bytes]]]:
+    def batches(
+        events: StreamT[bytes], linger: float, ack: bool = True
+    ) -> AsyncIterator[list[EventT[bytes]]]:
         return waiting_batches(
             cast(faust.Stream[bytes], events),
             engine.batch_size,
             engine.batch_wait,
             contiguity().admit,
             linger=linger,
+            ack=ack,
         )
 
     def dead_letter(
@@ -240,43 +245,61 @@ def create_app(
     @app.agent(topics[kafka.windows_topic], name="evaluate-windows", sink=[publish])
     async def evaluate_windows(records: StreamT[bytes]) -> AsyncIterator[Outputs]:
         # Runs on the partitions of the records' group keys, where their window state lives.
-        # In batches of records: the state a batch changed is written once, one changelog
-        # message per group key, when the batch is done.
-        async for batch in batches(records, engine.windows_batch_linger):
-            alerts: list[Alert] = []
-            letters: Outputs = []
-            partitions: set[int] = set()
-            for record in batch:
-                try:
-                    received = ReceivedBatch.from_json(record.value)
-                except ValueError as exc:
-                    # Written by an input agent: only a foreign producer could get here. Kept,
-                    # never dropped silently: it may hold events some windows should count.
-                    stats.events_rejected[UNREADABLE] += 1
-                    letters.append(dead_letter(record, EventRejected(UNREADABLE, str(exc))))
-                    continue
-                partition = record.message.partition
-                partitions.add(partition)
-                # With its offset: a record replayed after a crash counts once (the state of
-                # each group key says which records it holds).
-                alerts.extend(
-                    evaluator.windowed_batch(
-                        received, store, partition=partition, offset=record.message.offset
-                    )
+        # In batches of records; the state the batches changed is written once per commit
+        # interval, one changelog message per group key however many batches changed it, and
+        # the records are acknowledged (so committed) only once it is written.
+        stream = cast(faust.Stream[bytes], records)
+        acks = DeferredAcks(stream, store.flush, float(app.conf.broker_commit_interval))
+        writer = asyncio.create_task(acks.run())
+        try:
+            async for batch in batches(stream, engine.windows_batch_linger, ack=False):
+                async with acks.lock:
+                    letters = await apply_windows(batch)
+                yield letters
+                # Its dead letters are published by now.
+                acks.done(batch)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def apply_windows(batch: list[EventT[bytes]]) -> Outputs:
+        """A batch of `windows` records applied to the window state, its alerts in Kafka; its
+        dead letters."""
+        alerts: list[Alert] = []
+        letters: Outputs = []
+        partitions: set[int] = set()
+        for record in batch:
+            try:
+                received = ReceivedBatch.from_json(record.value)
+            except ValueError as exc:
+                # Written by an input agent: only a foreign producer could get here. Kept,
+                # never dropped silently: it may hold events some windows should count.
+                stats.events_rejected[UNREADABLE] += 1
+                letters.append(dead_letter(record, EventRejected(UNREADABLE, str(exc))))
+                continue
+            partition = record.message.partition
+            partitions.add(partition)
+            # With its offset: a record replayed after a crash counts once (the state of
+            # each group key says which records it holds).
+            alerts.extend(
+                evaluator.windowed_batch(
+                    received, store, partition=partition, offset=record.message.offset
                 )
-            for partition in partitions:
-                # Windows whose end is `expires` behind this partition's watermark are done.
-                store.expire(partition, evaluator.watermark(partition))
-            # The alerts are in Kafka before the state that marks their rules fired: killed in
-            # between, the worker fires them again when it replays the records (the same ids,
-            # delivered once); the other way round it would lose them. One wait per batch.
-            sent = [
-                await topics[kafka.alerts_topic].send(key=alert.id.encode(), value=alert.to_json())
-                for alert in alerts
-            ]
-            await asyncio.gather(*sent)
-            store.flush()
-            yield letters
+            )
+        for partition in partitions:
+            # Windows whose end is `expires` behind this partition's watermark are done.
+            store.expire(partition, evaluator.watermark(partition))
+        # The alerts are in Kafka before the state that marks their rules fired is written:
+        # killed in between, the worker fires them again when it replays the records (the
+        # same ids, delivered once); the other way round it would lose them. One wait per
+        # batch.
+        sent = [
+            await topics[kafka.alerts_topic].send(key=alert.id.encode(), value=alert.to_json())
+            for alert in alerts
+        ]
+        await asyncio.gather(*sent)
+        return letters
 
     async def deliver(alert: Alert, raw: bytes) -> Outputs:
         if followup is not None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import faust
 from faust.types import ChannelT, EventT, Message
@@ -41,12 +41,14 @@ async def waiting_batches(
     catch_up_wait: float,
     admit: Callable[[EventT[T]], Awaitable[bool]] | None = None,
     linger: float = 0.0,
+    ack: bool = True,
 ) -> AsyncGenerator[list[EventT[T]], None]:
     """The stream's events in batches, each acknowledged once the agent asks for the next one
     (its outputs are published by then): a worker that dies while on a batch has it again on
     restart. `admit`: False for an event to pass over unprocessed and unacknowledged (see
     `worker.contiguity`). `linger`: how long a batch begun waits for more events when none is
-    known to be waiting (at most `catch_up_wait`)."""
+    known to be waiting (at most `catch_up_wait`). `ack`: False when the agent acknowledges
+    the events itself (`DeferredAcks`)."""
     linger = min(linger, catch_up_wait)
     # Faust acks each event as the next is taken; these are acked per batch, below.
     stream.enable_acks = False
@@ -103,13 +105,61 @@ async def waiting_batches(
                 if admit is None or await admit(event):
                     batch.append(event)
             yield batch
-            for event in batch:
-                await stream.ack(event)
+            if ack:
+                for event in batch:
+                    await stream.ack(event)
     finally:
         if upcoming is not None:
             upcoming.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await upcoming
+
+
+class DeferredAcks(Generic[T]):
+    """Batches whose outputs are written later, acknowledged once they are: the windowed agent
+    writes the window state its batches changed once per `interval` (each group key's entry
+    once, however many batches changed it) instead of once per batch, and a record may be
+    committed only once the state holding its counts is on its way to the changelog (Faust
+    flushes the producer before it commits).
+
+    The agent holds `lock` while it applies a batch and sends its alerts; `write`, run with
+    the lock, writes the state and acknowledges every batch handed to `done` before. A timer
+    (`run`) writes every `interval`, so Faust's wait for every record taken to be
+    acknowledged (a rebalance, a stop) ends within it, before Faust drops a revoked partition's
+    entries."""
+
+    def __init__(
+        self,
+        stream: faust.Stream[T],
+        write: Callable[[], object],
+        interval: float,
+    ) -> None:
+        self.stream = stream
+        self._write = write
+        self.interval = interval
+        self.lock = asyncio.Lock()
+        self._done: list[EventT[T]] = []
+        self._written_at = asyncio.get_running_loop().time()
+
+    def done(self, batch: list[EventT[T]]) -> None:
+        """The batch is applied and its outputs published: acknowledged at the next write."""
+        self._done.extend(batch)
+
+    async def write(self) -> None:
+        """Write the state (the caller holds `lock`), then acknowledge what it holds."""
+        self._write()
+        self._written_at = asyncio.get_running_loop().time()
+        done, self._done = self._done, []
+        for event in done:
+            await self.stream.ack(event)
+
+    async def run(self) -> None:
+        """Write whatever waits every `interval`, until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.0, self._written_at + self.interval - loop.time()))
+            async with self.lock:
+                await self.write()
 
 
 def _behind(consumer: faust.types.ConsumerT, message: Message) -> bool:

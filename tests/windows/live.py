@@ -4,8 +4,10 @@ The input agent takes consumed events in batches, evaluates them and ships each 
 the windows partitions (`HopBuilder`); the records land on an in-memory `windows` topic with
 offsets. The windowed agent takes records in batches, applies each with its offset
 (`windowed_batch`), sends the alerts (kept here; delivery keeps the first of an id), and writes
-the batch's state to a `TableWindowStore` over a table whose changelog keeps what Faust's JSON
-codec would write. Offsets are committed when a test says so.
+the state to a `TableWindowStore` over a table whose changelog keeps what Faust's JSON codec
+would write: after every `flush_every`-th batch (the worker writes once per commit interval,
+`DeferredAcks`), and acknowledges the records then, so a commit covers only records whose state
+was written. Offsets are committed when a test says so.
 
 - `stop()`: a graceful stop (SIGTERM): everything committed, in-memory parts lost.
 - `kill(kept)`: SIGKILL: only `kept` of the last batch's changelog messages reached Kafka (all
@@ -70,6 +72,8 @@ class LivePipeline:
     consumed: Sequence[tuple[int, bytes]]
     input_partitions: int = 4
     windows_partitions: int = 3
+    # The windowed agent writes its state (and acknowledges the records) every this many batches.
+    flush_every: int = 1
     stream: Stream = Stream.RATINGS
     # What survives a crash: the changelog, the windows topic, the committed offsets.
     changelog: list[tuple[str, Any]] = field(default_factory=list)
@@ -82,6 +86,8 @@ class LivePipeline:
 
     # The positions in `consumed` of each batch the input agent took, re-sent ones included.
     batches: list[range] = field(default_factory=list)
+    # The windowed agent's batches since it last wrote its state.
+    unwritten: int = 0
 
     def __post_init__(self) -> None:
         self.sender_rules = self.receiver_rules = self.directory
@@ -105,6 +111,9 @@ class LivePipeline:
         )
         self.input_position = self.input_committed
         self.windows_position = dict(self.windows_committed)
+        # What the windowed agent has acknowledged: the records whose state it wrote.
+        self.windows_acked = dict(self.windows_committed)
+        self.unwritten = 0
 
     def reload(self, directory: Path, *, sender: bool = True, receiver: bool = True) -> None:
         """The rules reloaded in one agent or both (a reload between the two: one of them)."""
@@ -149,7 +158,7 @@ class LivePipeline:
 
     def apply(self, size: int) -> list[tuple[str, Any]]:
         """The windowed agent's next batch: up to `size` records of each partition; the
-        changelog messages its flush wrote."""
+        changelog messages it wrote (none when it is not its turn to write)."""
         touched = set()
         alerts: list[Alert] = []
         for partition, records in self.topic.items():
@@ -166,13 +175,23 @@ class LivePipeline:
         for partition in touched:
             self.store.expire(partition, self.receiver.watermark(partition))
         self.sent.extend(alerts)  # in Kafka before the state is written
+        self.unwritten += 1
+        if self.unwritten < self.flush_every:
+            return []
+        return self.write()
+
+    def write(self) -> list[tuple[str, Any]]:
+        """The windowed agent writes its state and acknowledges the records it holds; the
+        changelog messages written."""
         before = len(self.changelog)
         self.store.flush()
+        self.windows_acked = dict(self.windows_position)
+        self.unwritten = 0
         return self.changelog[before:]
 
     def commit(self) -> None:
         self.input_committed = self.input_position
-        self.windows_committed = dict(self.windows_position)
+        self.windows_committed = dict(self.windows_acked)
 
     def finish(self) -> None:
         """Done: the late events of the running agents counted in."""
@@ -183,7 +202,9 @@ class LivePipeline:
         self.late += sum(self.receiver.stats.late_events.values())
 
     def stop(self) -> None:
-        """SIGTERM: committed, then started again."""
+        """SIGTERM: Faust waits for every record taken to be acknowledged (the state is
+        written), commits, and the worker starts again."""
+        self.write()
         self.commit()
         self._count_late()
         self._start()
@@ -206,6 +227,7 @@ class LivePipeline:
             self.send(sizes[turn % len(sizes)])
             self.apply(records)
             turn += 1
+        self.write()
         self._count_late()
 
     def alerts(self) -> list[Alert]:

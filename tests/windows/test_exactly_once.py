@@ -142,6 +142,28 @@ def test_a_kill_mid_batch_before_the_flush_counts_exactly() -> None:
     assert_exact(pipeline)
 
 
+@pytest.mark.parametrize("kept", [None, 0, 3])
+def test_a_commit_between_state_writes_covers_only_the_records_written(kept: int | None) -> None:
+    # The worker writes its state once per commit interval, not per batch: batches applied
+    # since the last write are in memory only, their records not acknowledged. A commit then
+    # covers none of them; SIGKILL after a later write (cut after `kept` of its messages) and
+    # a batch not written: the restarted worker applies every record not committed again.
+    pipeline = LivePipeline(rules_dir(), consumed(), flush_every=3)
+    for _ in range(2):
+        pipeline.send(10)
+        assert pipeline.apply(2) == []  # applied, not written yet
+    pipeline.commit()
+    assert pipeline.windows_committed == dict.fromkeys(pipeline.topic, 0)
+    pipeline.send(10)
+    written = pipeline.apply(2)
+    assert written, "the third batch writes the state"
+    pipeline.send(10)
+    assert pipeline.apply(2) == []
+    pipeline.kill(written, kept=kept)
+    pipeline.run([7])
+    assert_exact(pipeline)
+
+
 def test_the_same_event_twice_counts_once_in_every_window() -> None:
     # Each team's ratings, and each produced again: in the same batch, in a later batch, and
     # to another input partition.

@@ -185,6 +185,8 @@ class Run:
     kills: dict[int, int]
     reload_sender: int | None
     reload_receiver: int | None
+    # The windowed agent writes its state every this many batches (once per commit interval).
+    flush_every: int = 1
 
 
 @st.composite
@@ -198,30 +200,36 @@ def runs(draw: st.DrawFn) -> Run:
         draw(st.dictionaries(st.integers(0, 20), st.integers(0, 12), max_size=2)),
         reload_at,
         None if reload_at is None else reload_at + draw(st.integers(-3, 3)),
+        draw(st.integers(1, 4)),
     )
 
 
 def live(
     directory: Path, reloaded: Path, consumed: list[tuple[int, bytes]], run: Run
 ) -> LivePipeline:
-    pipeline = LivePipeline(directory, consumed)
+    pipeline = LivePipeline(directory, consumed, flush_every=run.flush_every)
     turn = 0
+    # The changelog messages of the last write not yet covered by a commit: a kill may cut them.
+    flushed: list[tuple[str, Any]] = []
     while not pipeline.done:
         pipeline.send(run.input_sizes[turn % len(run.input_sizes)])
-        flushed = pipeline.apply(run.records)
+        flushed = pipeline.apply(run.records) or flushed
         if turn in run.commits:
             # Faust flushes the producer before it commits: the batch's state is in Kafka.
             pipeline.commit()
             flushed = []
         if turn in run.kills:
             pipeline.kill(flushed, kept=run.kills[turn])
+            flushed = []
         elif turn in run.stops:
             pipeline.stop()
+            flushed = []
         if turn == run.reload_sender:
             pipeline.reload(reloaded, receiver=False)
         if turn == run.reload_receiver:
             pipeline.reload(reloaded, sender=False)
         turn += 1
+    pipeline.write()
     pipeline.finish()
     return pipeline
 

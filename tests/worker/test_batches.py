@@ -8,9 +8,9 @@ from unittest.mock import patch
 
 import faust
 import pytest
-from faust.types import ChannelT
+from faust.types import ChannelT, EventT
 
-from alert_engine.worker.batches import waiting_batches
+from alert_engine.worker.batches import DeferredAcks, waiting_batches
 
 
 def channel_stream() -> tuple[ChannelT[int], faust.Stream[int]]:
@@ -137,3 +137,47 @@ async def test_a_batch_begun_is_handed_over_when_faust_empties_the_queue_under_i
     with patch.object(queue, "empty", empty):
         assert await asyncio.wait_for(take(stream, max_size=500, batches=1, wait=0.1), 5) == [[0]]
     assert cleared and loop.time() - started < 1.0
+
+
+class Recorded:
+    """What the windowed agent's stream sees of `DeferredAcks`: acks, after the state writes."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self._acked: dict[object, asyncio.Event] = {}
+
+    async def ack(self, event: object) -> bool:
+        self.log.append(f"ack {event}")
+        self.acked(event).set()
+        return True
+
+    def acked(self, event: object) -> asyncio.Event:
+        return self._acked.setdefault(event, asyncio.Event())
+
+    def write(self) -> None:
+        self.log.append("write")
+
+
+@pytest.mark.asyncio
+async def test_deferred_batches_are_acknowledged_only_after_the_state_is_written() -> None:
+    recorded = Recorded()
+    acks = DeferredAcks(cast("faust.Stream[int]", recorded), recorded.write, interval=0.05)
+    writer = asyncio.create_task(acks.run())
+    try:
+        async with acks.lock:
+            acks.done(cast("list[EventT[int]]", ["e1", "e2"]))
+            acks.done(cast("list[EventT[int]]", ["e3"]))
+            # Held by the agent (a batch applied, its alerts not yet in Kafka): no write.
+            await asyncio.sleep(0.15)
+            assert recorded.log == []
+        await asyncio.wait_for(recorded.acked("e3").wait(), 5.0)
+        # One write for both batches, then their acks; nothing is acked before it.
+        assert recorded.log == ["write", "ack e1", "ack e2", "ack e3"]
+        acks.done(cast("list[EventT[int]]", ["e4"]))
+        # No batch comes after it: the timer writes and acks it within the interval.
+        await asyncio.wait_for(recorded.acked("e4").wait(), 5.0)
+        assert recorded.log[recorded.log.index("ack e4") - 1] == "write"
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
