@@ -47,7 +47,7 @@ class Regroup(NamedTuple):
     stream: Stream
     grouping: str
     key: str
-    # What the grouping's rule families count of the event (see `WindowedEvaluation.inputs`);
+    # What the grouping's rule families count of the event (see `windows.folding.Folder.inputs`);
     # None when not computed (a join, or a batch of another ruleset version).
     inputs: Inputs | None = None
 
