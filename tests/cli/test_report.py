@@ -61,8 +61,9 @@ def test_an_unreachable_history_database_is_a_clear_error(monkeypatch: pytest.Mo
     assert "cannot reach the history database" in result.output
     for command in ("migrate", "rebuild"):
         result = CliRunner().invoke(main, ["history", command])
-        assert result.exit_code == 1
-        assert "cannot reach the history database" in result.output
+        assert result.exit_code == 3
+        assert "cannot reach PostgreSQL at postgresql://u@127.0.0.1:9/db (" in result.output
+        assert "; set ALERT_ENGINE_DATABASE_URL" in result.output
 
 
 def test_a_database_url_that_is_not_postgresql_is_refused_at_load(

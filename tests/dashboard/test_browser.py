@@ -75,6 +75,9 @@ def sign_in(page: Page, served: Served, path: str) -> None:
     assert "/signin?next=" in page.url
     credentials = served.worker.credentials
     assert credentials is not None
+    # The name field has the focus once the page is shown (autofocus); on a loaded machine that
+    # can come after the load event, and keys typed before it are lost.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'name'")
     page.keyboard.type(credentials.name)
     page.keyboard.press("Tab")
     page.keyboard.type(credentials.password)
