@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from alert_engine.history import rollups
+from alert_engine.history import planner, rollups
 from alert_engine.history.queries import OPEN, ReportQuery
 
 PERIODS = ("week", "month")
@@ -89,15 +89,6 @@ _OPEN_AT = (
 )
 
 
-def _filters(query: ReportQuery) -> sql.Composable:
-    return sql.SQL("").join(
-        sql.SQL(" AND {} = {}").format(
-            sql.SQL(rollups.dimension_sql(name, "c")), sql.Placeholder(f"filter_{name}")
-        )
-        for name in sorted(query.filters)
-    )
-
-
 def exact_sql(query: ReportQuery) -> sql.Composed:
     """Per period end, the open cases and their median age, from `case_facts`."""
     return sql.SQL(
@@ -107,7 +98,7 @@ def exact_sql(query: ReportQuery) -> sql.Composed:
         " FROM case_facts c JOIN ends e ON c.fired_at < e.at"
         " WHERE c.fired_at >= %(since)s AND c.fired_at < %(until)s AND NOT c.holdout"
         " AND {open_at}{filters} GROUP BY e.key"
-    ).format(open_at=sql.SQL(_OPEN_AT), filters=_filters(query))
+    ).format(open_at=sql.SQL(_OPEN_AT), filters=planner.case_filters(query))
 
 
 def rolled_sql(query: ReportQuery) -> sql.Composed:
@@ -115,7 +106,6 @@ def rolled_sql(query: ReportQuery) -> sql.Composed:
     backlog histogram), the partial days' cases (`fired_at`, `closed_at`), and the whole days'
     cases closed between the range's end and the next midnight (`late`): the roll-ups count
     them closed at the range's end, and they were open."""
-    value_filter = sql.SQL(" AND r.value = %(value)s") if query.filters else sql.SQL("")
     return sql.SQL(
         "SELECT 'day' AS kind, r.day, r.backlog_keys AS keys, r.backlog_counts AS counts,"
         " NULL::timestamptz AS fired_at, NULL::timestamptz AS closed_at FROM daily_rollups r"
@@ -123,8 +113,7 @@ def rolled_sql(query: ReportQuery) -> sql.Composed:
         " AND r.day < %(end_day)s{value_filter} AND cardinality(r.backlog_keys) > 0"
         " UNION ALL SELECT 'edge', NULL, NULL, NULL, c.fired_at,"
         " CASE WHEN c.state IN {closed} THEN c.state_at END FROM case_facts c"
-        " WHERE ((c.fired_at >= %(since)s AND c.fired_at < %(first_full)s)"
-        " OR (c.fired_at >= %(end_full)s AND c.fired_at < %(until)s))"
+        " WHERE {edge_days}"
         " AND NOT c.holdout AND (c.state IS NULL OR c.state IN {open} OR c.state IN {closed})"
         "{filters}"
         " UNION ALL SELECT 'late', NULL, NULL, NULL, c.fired_at, c.state_at FROM case_facts c"
@@ -132,10 +121,11 @@ def rolled_sql(query: ReportQuery) -> sql.Composed:
         " AND c.fired_at >= %(first_full)s AND c.fired_at < %(end_full)s"
         " AND NOT c.holdout AND c.state IN {closed}{filters}"
     ).format(
-        value_filter=value_filter,
+        value_filter=planner.value_filter(bool(query.filters)),
+        edge_days=sql.SQL(planner.EDGE_DAYS),
         closed=sql.SQL(repr(rollups.CLOSED)),
         open=sql.SQL(repr(OPEN)),
-        filters=_filters(query),
+        filters=planner.case_filters(query),
     )
 
 
@@ -260,22 +250,16 @@ async def backlog(
 ) -> dict[str, Backlog]:
     """Per week or month of `query`'s range, the cases of its alerts (filtered as it says) open at
     the period's end; periods without any are left out."""
-    # The planner builds on the report's types: imported here, as `trends` does.
-    from alert_engine.history import planner
-
     ends = period_ends(query.since, query.until, period)
     if not ends:
         return {}
     per_period = ReportQuery(query.since, query.until, period, query.filters)
     chosen = planner.plan(per_period, planner.MIN_DAYS if min_days is None else min_days)
-    params: dict[str, Any] = {
-        "since": query.since,
-        "until": query.until,
+    params = query.params() | {
         "keys": [end.key for end in ends],
         "ats": [end.at for end in ends],
         "days": [end.day for end in ends],
     }
-    params.update({f"filter_{name}": value for name, value in query.filters.items()})
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute("SELECT set_config('jit', 'off', true)")
         await cursor.execute("SELECT set_config('work_mem', '64MB', true)")

@@ -9,14 +9,13 @@ it.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
+
+from alert_engine.storage.outage import Reachability, Service, until_answered
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +24,19 @@ T = TypeVar("T")
 # Errors of reaching PostgreSQL (a refused connection, a server shut down or restarted under us,
 # a connection found closed), as opposed to errors about what was sent.
 OUTAGE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
-FIRST_DELAY = 0.1
 MAX_DELAY = 5.0
 
 
-@dataclass
-class DatabaseReachability:
-    errors: Counter[str] = field(default_factory=Counter)
-    # Batches waiting for PostgreSQL now.
-    waiting: int = 0
-
-    @property
-    def reachable(self) -> bool:
-        return self.waiting == 0
-
-
-# One per process, like `REDIS`.
-DATABASE = DatabaseReachability()
+# One per process, like `REDIS`; its `waiting` counts the batches waiting for PostgreSQL now.
+DATABASE = Reachability()
+_POSTGRESQL = Service(
+    "PostgreSQL",
+    OUTAGE_ERRORS,
+    DATABASE,
+    MAX_DELAY,
+    log,
+    describe=lambda exc: str(exc).strip() or type(exc).__name__,
+)
 
 
 class Database:
@@ -71,30 +66,13 @@ class Database:
     ) -> T:
         """`call(connection)`, tried again over a new connection while PostgreSQL is
         unreachable; counted in `DATABASE` meanwhile. Any other error is raised."""
-        waiting = False
-        try:
-            for attempt in itertools.count(1):
-                try:
-                    return await call(await self.connection())
-                except OUTAGE_ERRORS as exc:
-                    DATABASE.errors[type(exc).__name__] += 1
-                    if not waiting:
-                        waiting = True
-                        DATABASE.waiting += 1
-                    await self._drop_connection()
-                    delay = min(MAX_DELAY, FIRST_DELAY * 2.0 ** min(attempt - 1, 16))
-                    log.warning(
-                        "PostgreSQL unreachable for %s (attempt %d), retrying in %.1fs: %s",
-                        what,
-                        attempt,
-                        delay,
-                        str(exc).strip() or type(exc).__name__,
-                    )
-                    await self._sleep(delay)
-        finally:
-            if waiting:
-                DATABASE.waiting -= 1
-        raise AssertionError("unreachable: the loop only ends by returning")
+
+        async def attempt() -> T:
+            return await call(await self.connection())
+
+        return await until_answered(
+            _POSTGRESQL, attempt, what=what, on_outage=self._drop_connection, sleep=self._sleep
+        )
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

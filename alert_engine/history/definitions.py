@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from alert_engine.history.welch import welch_interval
 
@@ -43,6 +44,13 @@ class ReportQuery:
             raise ValueError("since and until need a time zone")
         if self.until <= self.since:
             raise ValueError("until must be after since")
+
+    def params(self) -> dict[str, Any]:
+        """The range and the filters' values, as every view's SQL names them: `since`, `until`,
+        `filter_<name>`."""
+        found: dict[str, Any] = {"since": self.since, "until": self.until}
+        found.update({f"filter_{name}": value for name, value in self.filters.items()})
+        return found
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,30 @@ def _keys(query: ReportQuery) -> tuple[sql.Composable, sql.Composable]:
     return sql.SQL("r.value"), sql.SQL(rollups.dimension_sql(query.by, "c"))
 
 
+# The cases of the partial days at a range's edges (`params`' bounds), from `case_facts` (`c`):
+# the roll-ups hold the whole days between.
+EDGE_DAYS = (
+    "((c.fired_at >= %(since)s AND c.fired_at < %(first_full)s)"
+    " OR (c.fired_at >= %(end_full)s AND c.fired_at < %(until)s))"
+)
+
+
+def value_filter(filtered: bool) -> sql.Composable:
+    """The roll-up rows' (`r`) condition on the plan's value, for a filtered view."""
+    return sql.SQL(" AND r.value = %(value)s") if filtered else sql.SQL("")
+
+
+def case_filters(query: ReportQuery) -> sql.Composable:
+    """`query`'s filters on the cases of `case_facts` (`c`), each ` AND`-ed, their values named
+    as `ReportQuery.params` names them."""
+    return sql.SQL("").join(
+        sql.SQL(" AND {} = {}").format(
+            sql.SQL(rollups.dimension_sql(name, "c")), sql.Placeholder(f"filter_{name}")
+        )
+        for name in sorted(query.filters)
+    )
+
+
 def _sources(query: ReportQuery, chosen: Plan, columns: str) -> sql.Composed:
     """`edges`: the cases of the partial days (with their key and claim-by time); `days`: the
     roll-up rows of the whole days (their key and `columns`: only those, as the rows are
@@ -93,13 +117,11 @@ def _sources(query: ReportQuery, chosen: Plan, columns: str) -> sql.Composed:
         if chosen.value is not None
         else sql.SQL("")
     )
-    value_filter = sql.SQL(" AND r.value = %(value)s") if chosen.value is not None else sql.SQL("")
     return sql.SQL(
         "edges AS (SELECT {edge_key} AS key, c.*,"
         " (a.record -> 'sla' ->> 'claim_by')::timestamptz AS claim_by"
         " FROM case_facts c JOIN alerts a ON a.alert_id = c.alert_id"
-        " WHERE ((c.fired_at >= %(since)s AND c.fired_at < %(first_full)s)"
-        " OR (c.fired_at >= %(end_full)s AND c.fired_at < %(until)s)){edge_filter}), "
+        " WHERE {edge_days}{edge_filter}), "
         "days AS (SELECT {roll_key} AS key, {columns} FROM daily_rollups r"
         " WHERE r.dimension = %(dimension)s AND r.day >= %(first_day)s"
         " AND r.day < %(end_day)s{value_filter})"
@@ -107,8 +129,9 @@ def _sources(query: ReportQuery, chosen: Plan, columns: str) -> sql.Composed:
         edge_key=edge_key,
         roll_key=roll_key,
         columns=sql.SQL(columns),
+        edge_days=sql.SQL(EDGE_DAYS),
         edge_filter=edge_filter,
-        value_filter=value_filter,
+        value_filter=value_filter(chosen.value is not None),
     )
 
 

@@ -162,14 +162,12 @@ async def report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Repo
 
 async def exact_report(conn: psycopg.AsyncConnection[Any], query: ReportQuery) -> Report:
     """The figures of `query` from `case_facts` alone (medians exact)."""
-    params: dict[str, Any] = {"since": query.since, "until": query.until}
-    params.update({f"filter_{name}": value for name, value in query.filters.items()})
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
         # JIT compiling the aggregates takes seconds, far longer than running them; and a year
         # of alerts sorted for the medians fits in memory with more than the default 4 MB.
         await cursor.execute("SELECT set_config('jit', 'off', true)")
         await cursor.execute("SELECT set_config('work_mem', '64MB', true)")
-        await cursor.execute(report_sql(query), params)
+        await cursor.execute(report_sql(query), query.params())
         fetched = await cursor.fetchall()
     groups = [_row(row) for row in fetched if not row["is_total"]]
     total = next((_row(row) for row in fetched if row["is_total"]), EMPTY)

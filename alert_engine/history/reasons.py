@@ -17,42 +17,32 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from alert_engine.history import rollups
+from alert_engine.history import planner, rollups
 from alert_engine.history.queries import ReportQuery
 
 NO_CODE = "-"
 _FORMAT = {"week": 'IYYY-"W"IW', "month": "YYYY-MM"}
 
 
-def _filters(query: ReportQuery) -> sql.Composable:
-    return sql.SQL("").join(
-        sql.SQL(" AND {} = {}").format(
-            sql.SQL(rollups.dimension_sql(name, "c")), sql.Placeholder(f"filter_{name}")
-        )
-        for name in sorted(query.filters)
-    )
-
-
 def _edge_sql(query: ReportQuery, where: str, period: str) -> sql.Composed:
     return sql.SQL(
         "SELECT to_char(c.fired_at AT TIME ZONE 'UTC', {fmt}) AS period, {reason} AS reason,"
-        " count(*) AS closed FROM case_facts c WHERE ({where}) AND c.{closed}{filters}"
+        " count(*) AS closed FROM case_facts c WHERE {where} AND c.{closed}{filters}"
         " GROUP BY 1, 2"
     ).format(
         fmt=sql.Literal(_FORMAT[period]),
         reason=sql.SQL(rollups.dimension_sql("reason", "c")),
         where=sql.SQL(where),
         closed=sql.SQL(rollups.IS_CLOSED),
-        filters=_filters(query),
+        filters=planner.case_filters(query),
     )
 
 
 def exact_sql(query: ReportQuery, period: str) -> sql.Composed:
-    return _edge_sql(query, "c.fired_at >= %(since)s AND c.fired_at < %(until)s", period)
+    return _edge_sql(query, "(c.fired_at >= %(since)s AND c.fired_at < %(until)s)", period)
 
 
 def rolled_sql(query: ReportQuery, period: str) -> sql.Composed:
-    value_filter = sql.SQL(" AND r.value = %(value)s") if query.filters else sql.SQL("")
     return sql.SQL(
         "SELECT to_char(r.day, {fmt}) AS period, r.value AS reason,"
         " sum(r.resolved + r.not_actionable) AS closed FROM daily_rollups r"
@@ -61,13 +51,8 @@ def rolled_sql(query: ReportQuery, period: str) -> sql.Composed:
         " UNION ALL {edges}"
     ).format(
         fmt=sql.Literal(_FORMAT[period]),
-        value_filter=value_filter,
-        edges=_edge_sql(
-            query,
-            "(c.fired_at >= %(since)s AND c.fired_at < %(first_full)s)"
-            " OR (c.fired_at >= %(end_full)s AND c.fired_at < %(until)s)",
-            period,
-        ),
+        value_filter=planner.value_filter(bool(query.filters)),
+        edges=_edge_sql(query, planner.EDGE_DAYS, period),
     )
 
 
@@ -76,15 +61,12 @@ async def closed_reasons(
 ) -> dict[str, Counter[str]]:
     """Per week (`2026-W10`) or month (`2026-03`) of `query`'s alerts, how many of their cases
     were closed with each reason code (`NO_CODE` for none); periods without any are left out."""
-    from alert_engine.history import planner
-
     if period not in _FORMAT:
         raise ValueError(f"no reason codes per {period!r} (one of: {', '.join(_FORMAT)})")
     # The roll-ups' `reason` rows answer when the reason is the only dimension named.
     per_reason = ReportQuery(query.since, query.until, "reason", query.filters)
     chosen = planner.plan(per_reason, planner.MIN_DAYS if min_days is None else min_days)
-    params: dict[str, Any] = {"since": query.since, "until": query.until}
-    params.update({f"filter_{name}": value for name, value in query.filters.items()})
+    params = query.params()
     statement = exact_sql(query, period)
     if chosen is not None:
         statement = rolled_sql(query, period)

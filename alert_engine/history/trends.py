@@ -30,7 +30,6 @@ __all__ = [
     "PERIODS",
     "SlaShare",
     "filter_options",
-    "params",
     "sla_shares",
     "sla_sql",
 ]
@@ -42,12 +41,6 @@ def _where(query: ReportQuery) -> sql.Composable:
         for name in sorted(query.filters)
     ]
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(filters) if filters else sql.SQL("")
-
-
-def params(query: ReportQuery) -> dict[str, Any]:
-    values: dict[str, Any] = {"since": query.since, "until": query.until}
-    values.update({f"filter_{name}": value for name, value in query.filters.items()})
-    return values
 
 
 def sla_sql(query: ReportQuery, period: str) -> sql.Composed:
@@ -75,7 +68,7 @@ async def sla_shares(
     if rolled is not None:
         return rolled
     async with conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(sla_sql(query, period), params(query))
+        await cursor.execute(sla_sql(query, period), query.params())
         rows = await cursor.fetchall()
     return {
         str(row["period"]): SlaShare(int(row["with_sla"]), int(row["claimed_in_time"]))

@@ -1,4 +1,5 @@
-"""Riding out a Redis outage: one way for the whole engine.
+"""Riding out a Redis outage: one way for the whole engine (and the same loop for PostgreSQL's,
+`history.database`).
 
 Work in hand (a record consumed from Kafka, a delivery under way) waits for Redis rather than
 guessing or being skipped: taking an error for "not delivered" would send twice, and letting it
@@ -38,13 +39,23 @@ MAX_DELAY = 2.0
 
 
 @dataclass
-class RedisReachability:
-    """The worker's view of Redis, from every call that waits on it and every skipped tick."""
+class Reachability:
+    """The worker's view of one service, from every call that waits on it."""
 
-    # Attempts that found Redis unreachable, by error type, since the process started.
+    # Attempts that found the service unreachable, by error type, since the process started.
     errors: Counter[str] = field(default_factory=Counter)
-    # Calls waiting for Redis to answer now.
+    # Calls waiting for it to answer now.
     waiting: int = 0
+
+    @property
+    def reachable(self) -> bool:
+        return self.waiting == 0
+
+
+@dataclass
+class RedisReachability(Reachability):
+    """Redis's view, in which a skipped timer tick counts too."""
+
     # Timers whose last tick found Redis unreachable (until one of their ticks gets through).
     skipping: set[str] = field(default_factory=set)
 
@@ -53,46 +64,77 @@ class RedisReachability:
         return self.waiting == 0 and not self.skipping
 
 
+@dataclass(frozen=True)
+class Service:
+    """A service whose outages are ridden out: its name in the log lines, the errors of reaching
+    it (as opposed to errors about what was sent), where its waits are counted, the longest
+    pause between attempts, the logger of its waits (the caller's module's, as the lines always
+    named), and how an error reads there."""
+
+    name: str
+    outage_errors: tuple[type[BaseException], ...]
+    reachability: Reachability
+    max_delay: float
+    log: logging.Logger
+    describe: Callable[[BaseException], str] = str
+
+
+async def until_answered(
+    service: Service,
+    call: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    on_outage: Callable[[], Awaitable[None]] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """`call()`, tried again (backing off from `FIRST_DELAY` to every `service.max_delay` s)
+    while the service is unreachable, after `on_outage()` (say, dropping a broken connection);
+    counted in `service.reachability` meanwhile. Any other error is raised."""
+    reachability = service.reachability
+    waiting = False
+    try:
+        for attempt in itertools.count(1):
+            try:
+                return await call()
+            except service.outage_errors as exc:
+                reachability.errors[type(exc).__name__] += 1
+                if not waiting:
+                    waiting = True
+                    reachability.waiting += 1
+                if on_outage is not None:
+                    await on_outage()
+                delay = min(service.max_delay, FIRST_DELAY * 2.0 ** min(attempt - 1, 16))
+                service.log.warning(
+                    "%s unreachable for %s (attempt %d), retrying in %.1fs: %s",
+                    service.name,
+                    what,
+                    attempt,
+                    delay,
+                    service.describe(exc),
+                )
+                await sleep(delay)
+    finally:
+        # Answered, or cancelled (the worker stopping): no longer waiting either way.
+        if waiting:
+            reachability.waiting -= 1
+    raise AssertionError("unreachable: the loop only ends by returning")
+
+
 # One per process, like the event loop it describes: what waits on Redis is spread over agents,
 # timers and pages that share nothing else.
 REDIS = RedisReachability()
+_REDIS = Service("Redis", OUTAGE_ERRORS, REDIS, MAX_DELAY, log)
 
 
 async def until_redis_answers(
     call: Callable[[], Awaitable[T]],
     *,
     what: str,
-    on_outage: Callable[[BaseException], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
     """`call()`, tried again (backing off to every `MAX_DELAY` s) while Redis is unreachable;
     counted in `REDIS` meanwhile."""
-    waiting = False
-    try:
-        for attempt in itertools.count(1):
-            try:
-                return await call()
-            except OUTAGE_ERRORS as exc:
-                REDIS.errors[type(exc).__name__] += 1
-                if not waiting:
-                    waiting = True
-                    REDIS.waiting += 1
-                if on_outage is not None:
-                    on_outage(exc)
-                delay = min(MAX_DELAY, FIRST_DELAY * 2.0 ** min(attempt - 1, 16))
-                log.warning(
-                    "Redis unreachable for %s (attempt %d), retrying in %.1fs: %s",
-                    what,
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await sleep(delay)
-    finally:
-        # Answered, or cancelled (the worker stopping): no longer waiting either way.
-        if waiting:
-            REDIS.waiting -= 1
-    raise AssertionError("unreachable: the loop only ends by returning")
+    return await until_answered(_REDIS, call, what=what, sleep=sleep)
 
 
 @contextmanager
